@@ -1,0 +1,19 @@
+#pragma once
+#include <cstdint>
+
+#include "weight_view.h"
+
+namespace ringscan::kernels {
+// Depthwise causal 1-D convolution over time (Mamba's conv1d):
+//   out[t, c] = bias[c] + sum_{j=0..K-1} weight[c, j] * xx[t - (K-1) + j, c]
+// where xx is x preceded by `history` ([K-1, channels], the rows before x: the
+// halo from the previous segment, or the decode state); history == nullptr
+// means zeros. x has leading dimension ld_x; out is [rows, channels]
+// contiguous. weight is [channels, K] (HF's [C, 1, K] squeezed); bias may be
+// empty. apply_silu applies silu to the result (Mamba always does).
+#define RINGSCAN_CAUSAL_CONV1D_SIG                                                  \
+  (const float* x, int64_t ld_x, int64_t rows, int64_t channels, const float* history, \
+   const WeightView& weight, const WeightView& bias, bool apply_silu, float* out)
+namespace ref { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
+namespace cpu { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
+}  // namespace ringscan::kernels

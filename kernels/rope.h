@@ -1,0 +1,17 @@
+#pragma once
+#include <cstdint>
+
+namespace ringscan::kernels {
+// Rotary position embedding, in place, GPT-NeoX "rotate_half" convention on
+// the first rotary_dim channels of each head (the rest pass through):
+//   inv_freq[i] = theta^(-2i/rotary_dim), i < rotary_dim/2, angle = pos * inv_freq[i]
+//   x1 = x[i], x2 = x[i + rotary_dim/2]
+//   x[i] = x1*cos - x2*sin;  x[i + rotary_dim/2] = x2*cos + x1*sin
+// x is [rows, heads, head_dim] with row leading dimension ld_x; row r has
+// position pos0 + r (a block of consecutive positions).
+#define RINGSCAN_ROPE_SIG                                                      \
+  (float* x, int64_t ld_x, int64_t rows, int64_t heads, int64_t head_dim,       \
+   int64_t rotary_dim, int64_t pos0, float theta)
+namespace ref { void rope RINGSCAN_ROPE_SIG; }
+namespace cpu { void rope RINGSCAN_ROPE_SIG; }
+}  // namespace ringscan::kernels
