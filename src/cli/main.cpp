@@ -1,0 +1,51 @@
+// `ringscan <command> [options]`: dispatches to the registered subcommands.
+#include <boost/program_options/errors.hpp>
+#include <cstring>
+#include <iostream>
+
+#include "cli/command.h"
+#include "util/error.h"
+
+namespace ringscan::cli {
+std::map<std::string, Command>& command_registry() {
+  static std::map<std::string, Command> registry;
+  return registry;
+}
+}  // namespace ringscan::cli
+
+namespace {
+void usage(std::ostream& os) {
+  os << "usage: ringscan <command> [options]   (ringscan <command> --help for its options)\n\ncommands:\n";
+  for (const auto& [name, cmd] : ringscan::cli::command_registry())
+    os << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << cmd.summary << "\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto& registry = ringscan::cli::command_registry();
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string name = argv[1];
+  auto it = registry.find(name);
+  if (it == registry.end()) {
+    std::cerr << "ringscan: error: unknown command \"" << name << "\"\n";
+    usage(std::cerr);
+    return 2;
+  }
+  std::string prog = "ringscan " + name;
+  argv[1] = prog.data();
+  try {
+    return it->second.run(argc - 1, argv + 1);
+  } catch (const ringscan::Error& e) {
+    std::cerr << "ringscan: error: " << e.what() << "\n";
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "ringscan " << name << ": error: " << e.what() << " (see ringscan " << name << " --help)\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "ringscan: error: out of memory (see `ringscan info` for the memory a run needs)\n";
+  } catch (const std::exception& e) {
+    std::cerr << "ringscan: error: internal error: " << e.what() << "\n";
+  }
+  return 1;
+}

@@ -1,0 +1,108 @@
+#include "util/json_util.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+// Quotes bare Infinity / -Infinity / NaN tokens that appear outside strings.
+std::string quote_nonfinite(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') { in_string = true; out += c; continue; }
+    for (const char* tok : {"-Infinity", "Infinity", "NaN"}) {
+      size_t n = std::char_traits<char>::length(tok);
+      if (text.compare(i, n, tok) == 0) {
+        out += '"';
+        out += tok;
+        out += '"';
+        i += n - 1;
+        c = 0;
+        break;
+      }
+    }
+    if (c) out += c;
+  }
+  return out;
+}
+}  // namespace
+
+Json parse_json_relaxed(const std::string& text, const std::string& source) {
+  try {
+    return Json::parse(quote_nonfinite(text));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(source + " is not valid JSON (" + e.what() + ")");
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + path + " for reading");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot open " + tmp + " for writing");
+    out << text;
+    if (!out.flush()) throw Error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot rename " + tmp + " to " + path);
+}
+
+Json read_json_file(const std::string& path) { return parse_json_relaxed(read_text_file(path), path); }
+
+// Non-finite numbers are stored as the strings "Infinity"/"-Infinity"/"NaN" in
+// Json values; write them back bare, as Python's json does, so that HF reads them.
+void write_json_file(const std::string& path, const Json& j) {
+  std::string text = j.dump(2);
+  for (const char* tok : {"Infinity", "-Infinity", "NaN"}) {
+    std::string quoted = std::string("\"") + tok + "\"";
+    for (size_t pos = 0; (pos = text.find(quoted, pos)) != std::string::npos;) {
+      // Only values, never keys.
+      size_t prev = text.find_last_not_of(" \n", pos == 0 ? 0 : pos - 1);
+      size_t next = text.find_first_not_of(" \n", pos + quoted.size());
+      bool is_key = next != std::string::npos && text[next] == ':';
+      if (!is_key && prev != std::string::npos && (text[prev] == ':' || text[prev] == '[' || text[prev] == ',')) {
+        text.replace(pos, quoted.size(), tok);
+        pos += std::strlen(tok);
+      } else {
+        pos += quoted.size();
+      }
+    }
+  }
+  write_text_file(path, text + "\n");
+}
+
+double json_number(const Json& v, const std::string& what) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (s == "Infinity") return std::numeric_limits<double>::infinity();
+    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
+    if (s == "NaN") return std::numeric_limits<double>::quiet_NaN();
+  }
+  throw Error(what + " should be a number, got " + v.dump());
+}
+
+}  // namespace ringscan
