@@ -96,6 +96,8 @@ void write_json_file(const std::string& path, const Json& j) {
 
 double json_number(const Json& v, const std::string& what) {
   if (v.is_number()) return v.get<double>();
+  // transformers 5 writes non-finite floats as {"__float__": "Infinity"}.
+  if (v.is_object() && v.size() == 1 && v.contains("__float__")) return json_number(v["__float__"], what);
   if (v.is_string()) {
     const auto& s = v.get_ref<const std::string&>();
     if (s == "Infinity") return std::numeric_limits<double>::infinity();

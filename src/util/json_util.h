@@ -17,7 +17,8 @@ Json parse_json_relaxed(const std::string& text, const std::string& source);
 // Reads and parses a file; errors name the file.
 Json read_json_file(const std::string& path);
 
-// A number, or one of the strings "Infinity", "-Infinity", "NaN".
+// A number, one of the strings "Infinity", "-Infinity", "NaN", or
+// transformers 5's {"__float__": "Infinity"}.
 double json_number(const Json& v, const std::string& what);
 
 // Writes JSON to a file (pretty, newline-terminated), replacing it atomically.
