@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "kernels/blas_runtime.h"
 #include "util/error.h"
 
 namespace ringscan::cli {
@@ -22,6 +23,7 @@ void usage(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ringscan::reexec_with_fast_blas_if_needed(argv);
   auto& registry = ringscan::cli::command_registry();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? std::cerr : std::cout);
