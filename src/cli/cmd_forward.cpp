@@ -1,16 +1,18 @@
 // ringscan forward: run the model over given token ids and print, per position,
 // the log-prob of the next id and the top-k next ids; optionally all logits.
+// Under mpirun -np P the sequence runs sequence-parallel over P ranks (or a
+// group of --sp N) and rank 0 prints the same lines a single rank would.
 #include <algorithm>
 #include <boost/program_options.hpp>
-#include <cstdio>
 #include <iostream>
 #include <numeric>
-#include <sstream>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/mpi_context.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
+#include "runtime/sequence_parallel.h"
 #include "util/error.h"
 #include "util/json_util.h"
 #include "util/npy.h"
@@ -22,7 +24,6 @@ namespace ringscan::cli {
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& source) {
   std::vector<int32_t> ids;
   std::string tok;
-  std::istringstream in(text);
   auto flush = [&]() {
     if (tok.empty()) return;
     size_t used = 0;
@@ -48,65 +49,153 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& sourc
 
 namespace {
 
+struct ForwardOptions {
+  std::string model_dir, ids_arg, ids_file, logits_out, layout = "zigzag";
+  int top_k = 5;
+  int sp = 0;
+};
+
+// Per-position output of a block of rows: one JSON line each, plus the raw logits.
+struct RowBlock {
+  std::string lines;
+  std::vector<float> logits;
+};
+
+RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64_t n, const std::vector<int32_t>& ids,
+                    int top_k, bool keep_logits) {
+  const int64_t V = model.config().vocab_size, L = ids.size();
+  RowBlock out;
+  std::vector<float> logits(n * V), lp(n * V);
+  model.logits(hidden, n, logits.data());
+  kernels::cpu::log_softmax(logits.data(), n, V, lp.data());
+  std::vector<int32_t> order(V);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t pos = pos0 + i;
+    const float* row = lp.data() + i * V;
+    Json line = {{"pos", pos}, {"id", ids[pos]}};
+    if (pos + 1 < L) line["next_id"] = ids[pos + 1], line["logprob_next"] = row[ids[pos + 1]];
+    else line["next_id"] = nullptr, line["logprob_next"] = nullptr;
+    if (top_k > 0) {
+      const int kk = static_cast<int>(std::min<int64_t>(top_k, V));
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + kk, order.end(),
+                        [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+      Json top = Json::array();
+      for (int j = 0; j < kk; ++j) top.push_back({order[j], row[order[j]]});
+      line["top_k"] = top;
+    }
+    out.lines += line.dump() + "\n";
+  }
+  if (keep_logits) out.logits = std::move(logits);
+  return out;
+}
+
+// Rows per output block: bounds the [rows, vocab] logits buffer to ~64 MiB.
+int64_t rows_per_block(int64_t vocab) { return std::max<int64_t>(1, (64 << 20) / (vocab * 4)); }
+
 int run_forward(int argc, char** argv) {
   po::options_description opts("ringscan forward: run the model over token ids, one JSON line per position");
-  std::string model_dir, ids_arg, ids_file, logits_out;
-  int top_k = 5;
+  ForwardOptions o;
   opts.add_options()("help,h", "this help")
-      ("model", po::value(&model_dir)->required(), "model folder (config.json, safetensors)")
-      ("ids", po::value(&ids_arg), "token ids, comma separated: 1,2,3")
-      ("ids-file", po::value(&ids_file), "file of token ids (whitespace or comma separated)")
-      ("logits-out", po::value(&logits_out), "write all logits as float32 .npy [L, vocab]")
-      ("top-k", po::value(&top_k)->default_value(5), "top next ids to print per position (0: none)");
+      ("model", po::value(&o.model_dir)->required(), "model folder (config.json, safetensors)")
+      ("ids", po::value(&o.ids_arg), "token ids, comma separated: 1,2,3")
+      ("ids-file", po::value(&o.ids_file), "file of token ids (whitespace or comma separated)")
+      ("logits-out", po::value(&o.logits_out), "write all logits as float32 .npy [L, vocab]")
+      ("top-k", po::value(&o.top_k)->default_value(5), "top next ids to print per position (0: none)")
+      ("sp", po::value(&o.sp)->default_value(0), "ranks the sequence is split over (default: all ranks)")
+      ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous");
+
+  start_mpi(&argc, &argv);
+  auto world = comm::MpiCommunicator::create();
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
+  std::vector<int32_t> ids;
+  std::unique_ptr<Model> model;
+  LayoutKind layout_kind{};
+  check_collectively(*world, [&]() {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    if (vm.count("help")) return;
+    po::notify(vm);
+    if (vm.count("ids") == vm.count("ids-file")) throw Error("give exactly one of --ids and --ids-file");
+    if (o.top_k < 0) throw Error("--top-k must be >= 0");
+    if (o.sp < 0 || o.sp > world->size())
+      throw Error("--sp " + std::to_string(o.sp) + " is not between 1 and the " + std::to_string(world->size()) + " ranks");
+    layout_kind = parse_layout(o.layout);
+    ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
+    model = Model::load(o.model_dir, world->rank() != 0);
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] >= model->config().vocab_size)
+        throw Error("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                    " is outside the vocabulary of " + o.model_dir + " (0.." +
+                    std::to_string(model->config().vocab_size - 1) + ")");
+  });
   if (vm.count("help")) {
-    std::cout << opts << "\n";
+    if (world->rank() == 0) std::cout << opts << "\n";
     return 0;
   }
-  po::notify(vm);
-  if (vm.count("ids") == vm.count("ids-file")) throw Error("give exactly one of --ids and --ids-file");
-  if (top_k < 0) throw Error("--top-k must be >= 0");
-  std::vector<int32_t> ids = vm.count("ids") ? parse_ids(ids_arg, "--ids") : parse_ids(read_text_file(ids_file), ids_file);
 
-  auto model = Model::load(model_dir);
   const ModelConfig& c = model->config();
-  const int64_t L = static_cast<int64_t>(ids.size()), D = c.hidden_size, V = c.vocab_size;
-  std::vector<float> hidden(L * D);
-  InferenceState st = model->new_state();
-  model->forward(ids.data(), L, st, hidden.data());
+  const int64_t L = ids.size(), D = c.hidden_size, V = c.vocab_size;
+  const int64_t block = rows_per_block(V);
+  const bool want_logits = !o.logits_out.empty();
+  const int sp = o.sp ? o.sp : world->size();
 
-  std::unique_ptr<NpyWriter> npy;
-  if (!logits_out.empty()) npy = std::make_unique<NpyWriter>(logits_out, std::vector<int64_t>{L, V});
-  // Logits in row blocks: [L, vocab] for a long input and a 131072 vocab would not fit.
-  const int64_t rows = std::max<int64_t>(1, (64 << 20) / (V * 4));
-  std::vector<float> logits, logp;
-  std::vector<int32_t> order(V);
-  for (int64_t r0 = 0; r0 < L; r0 += rows) {
-    int64_t nr = std::min(rows, L - r0);
-    logits.resize(nr * V);
-    logp.resize(nr * V);
-    model->logits(hidden.data() + r0 * D, nr, logits.data());
-    if (npy) npy->append(logits.data(), nr * V);
-    kernels::cpu::log_softmax(logits.data(), nr, V, logp.data());
-    for (int64_t i = 0; i < nr; ++i) {
-      int64_t pos = r0 + i;
-      const float* lp = logp.data() + i * V;
-      Json line = {{"pos", pos}, {"id", ids[pos]}};
-      if (pos + 1 < L) line["next_id"] = ids[pos + 1], line["logprob_next"] = lp[ids[pos + 1]];
-      else line["next_id"] = nullptr, line["logprob_next"] = nullptr;
-      if (top_k > 0) {
-        int k = static_cast<int>(std::min<int64_t>(top_k, V));
-        std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-          return lp[a] > lp[b] || (lp[a] == lp[b] && a < b);
-        });
-        Json top = Json::array();
-        for (int j = 0; j < k; ++j) top.push_back({order[j], lp[order[j]]});
-        line["top_k"] = top;
-      }
-      std::cout << line.dump() << "\n";
+  if (sp == 1) {  // one rank (the first) runs it alone: exact blocks through the cache
+    if (world->rank() != 0) return 0;
+    std::vector<float> hidden(L * D);
+    InferenceState st = model->new_state();
+    model->forward(ids.data(), L, st, hidden.data());
+    std::unique_ptr<NpyWriter> npy;
+    if (want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
+    for (int64_t r0 = 0; r0 < L; r0 += block) {
+      RowBlock b = score_rows(*model, hidden.data() + r0 * D, r0, std::min(block, L - r0), ids, o.top_k, want_logits);
+      std::cout << b.lines;
+      if (npy) npy->append(b.logits.data(), b.logits.size());
     }
+    if (npy) npy->close();
+    return 0;
+  }
+
+  // Sequence parallel over the first `sp` ranks; the rest have nothing to do.
+  auto group = world->split(world->rank() < sp ? 0 : -1, world->rank());
+  if (!group) return 0;
+  SequenceParallelForward runner(*model, *group, make_layout(L, sp, layout_kind));
+  std::vector<Piece> pieces = runner.run([&](const Segment& s) {
+    return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end());
+  });
+
+  // Rank 0 prints in sequence order: its own segments, and the others' as they arrive.
+  std::unique_ptr<NpyWriter> npy;
+  if (group->rank() == 0 && want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
+  const auto& segments = runner.layout().segments;
+  size_t next_piece = 0;
+  for (const Segment& s : segments) {
+    const bool mine = s.owner == group->rank();
+    if (!mine && group->rank() != 0) continue;
+    for (int64_t r0 = 0; r0 < s.len; r0 += block) {
+      const int64_t nr = std::min(block, s.len - r0);
+      RowBlock b;
+      if (mine) b = score_rows(*model, pieces[next_piece].hidden.data() + r0 * D, s.begin + r0, nr, ids, o.top_k, want_logits);
+      if (group->rank() != 0) {
+        std::uint64_t n = b.lines.size();
+        group->send(&n, 1, 0);
+        group->send(b.lines.data(), n, 0);
+        if (want_logits) group->send(b.logits.data(), b.logits.size(), 0);
+        continue;
+      }
+      if (!mine) {
+        std::uint64_t n = 0;
+        group->recv(&n, 1, s.owner);
+        b.lines.resize(n);
+        group->recv(b.lines.data(), n, s.owner);
+        if (want_logits) {
+          b.logits.resize(nr * V);
+          group->recv(b.logits.data(), b.logits.size(), s.owner);
+        }
+      }
+      std::cout << b.lines;
+      if (npy) npy->append(b.logits.data(), b.logits.size());
+    }
+    if (mine) ++next_piece;
   }
   if (npy) npy->close();
   return 0;
@@ -114,6 +203,7 @@ int run_forward(int argc, char** argv) {
 
 }  // namespace
 
-RINGSCAN_COMMAND("forward", "run the model over token ids; per-position log-probs, top-k, logits", run_forward);
+RINGSCAN_COMMAND("forward", "run the model over token ids; per-position log-probs, top-k, logits (mpirun: sequence parallel)",
+                 run_forward);
 
 }  // namespace ringscan::cli

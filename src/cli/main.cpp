@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/mpi_context.h"
 #include "kernels/blas_runtime.h"
 #include "util/error.h"
 
@@ -38,16 +39,26 @@ int main(int argc, char** argv) {
   }
   std::string prog = "ringscan " + name;
   argv[1] = prog.data();
+  int status = 1;
   try {
-    return it->second.run(argc - 1, argv + 1);
+    status = it->second.run(argc - 1, argv + 1);
+    ringscan::cli::stop_mpi();
+    return status;
+  } catch (const ringscan::cli::CollectiveError& e) {
+    std::cerr << "ringscan: error: " << e.what() << "\n";
+  } catch (const ringscan::cli::ReportedElsewhere&) {
   } catch (const ringscan::Error& e) {
+    // One rank failed on its own: stop the others rather than leave them waiting.
+    if (ringscan::cli::mpi_world_size() > 1) ringscan::comm::abort_all(e.what());
     std::cerr << "ringscan: error: " << e.what() << "\n";
   } catch (const boost::program_options::error& e) {
     std::cerr << "ringscan " << name << ": error: " << e.what() << " (see ringscan " << name << " --help)\n";
   } catch (const std::bad_alloc&) {
     std::cerr << "ringscan: error: out of memory (see `ringscan info` for the memory a run needs)\n";
   } catch (const std::exception& e) {
+    if (ringscan::cli::mpi_world_size() > 1) ringscan::comm::abort_all(std::string("internal error: ") + e.what());
     std::cerr << "ringscan: error: internal error: " << e.what() << "\n";
   }
+  ringscan::cli::stop_mpi();
   return 1;
 }

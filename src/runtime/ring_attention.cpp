@@ -1,0 +1,92 @@
+// Ring attention (DESIGN.md §4): every rank keeps the queries of its pieces
+// and passes its K/V block around the ring; in P-1 steps each rank sees every
+// block, computing on the one it holds while the next is in flight. Partial
+// results merge through the online softmax (running max, sum, accumulator in
+// fp32). Blocks entirely in the future of a query piece are skipped, which is
+// what makes the zigzag layout balanced.
+#include <cmath>
+
+#include "kernels/attention.h"
+#include "kernels/rmsnorm.h"
+#include "runtime/sequence_parallel.h"
+
+namespace ringscan {
+
+namespace k = kernels::cpu;
+
+void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pieces) {
+  const ModelConfig& c = model_.config();
+  const AttentionWeights& w = model_.weights().layers[layer].attn;
+  const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, Hq = c.num_heads;
+  const int P = comm_.size(), me = comm_.rank();
+  const size_t np = pieces.size();
+
+  // Local q, k, v per piece (RoPE at the piece's own positions); this rank's
+  // K/V block packs [k rows of every piece ; v rows of every piece].
+  const int64_t my_rows = layout_.tokens_of(me);
+  std::vector<float> block(2 * my_rows * kvd);
+  std::vector<int64_t> row0(np);  // first row of piece i within this rank's rows
+  int64_t r = 0;
+  for (size_t i = 0; i < np; ++i) {
+    row0[i] = r;
+    const int64_t n = pieces[i].seg.len;
+    if (n) {
+      const int64_t D = c.hidden_size;
+      std::vector<float> x(n * D);
+      k::rmsnorm(pieces[i].hidden.data(), n, D, model_.weights().layers[layer].norm, c.norm_eps, x.data());
+      attention_qkv(c, w, x.data(), n, pieces[i].seg.begin, ws_[i]);
+      std::copy(ws_[i].k.begin(), ws_[i].k.begin() + n * kvd, block.begin() + r * kvd);
+      std::copy(ws_[i].v.begin(), ws_[i].v.begin() + n * kvd, block.begin() + (my_rows + r) * kvd);
+    }
+    r += n;
+  }
+
+  kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
+  std::vector<float> acc(my_rows * qd), m(my_rows * Hq), l(my_rows * Hq);
+  k::attention_init(shape, my_rows, acc.data(), m.data(), l.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+
+  std::vector<float> cur = std::move(block), next;
+  int src = me;  // rank whose block `cur` is
+  for (int step = 0; step < P; ++step) {
+    comm::Request inflight;
+    const int from = (src - 1 + P) % P;  // the block arriving next
+    if (step + 1 < P) {
+      next.resize(2 * layout_.tokens_of(from) * kvd);
+      auto _ = comm_.counter_scope(traffic_label(layer, "ring"));
+      inflight = comm_.isendrecv(cur.data(), cur.size(), (me + 1) % P, next.data(), next.size(), (me - 1 + P) % P);
+    }
+    // Fold every (query piece, key piece of src) pair that is not wholly in the future.
+    const int64_t src_rows = layout_.tokens_of(src);
+    int64_t kr = 0;
+    for (int ks : layout_.segments_of(src)) {
+      const Segment& kseg = layout_.segments[ks];
+      for (size_t i = 0; i < np; ++i) {
+        const Segment& q = pieces[i].seg;
+        if (q.len == 0 || kseg.len == 0 || kseg.begin > q.end() - 1) continue;
+        k::attention_block(shape, ws_[i].q.data(), qd, q.len, q.begin, cur.data() + kr * kvd, kvd,
+                           cur.data() + (src_rows + kr) * kvd, kvd, kseg.len, kseg.begin, scale, /*causal=*/true,
+                           acc.data() + row0[i] * qd, m.data() + row0[i] * Hq, l.data() + row0[i] * Hq);
+      }
+      kr += kseg.len;
+    }
+    if (step + 1 < P) {
+      auto _ = comm_.counter_scope(traffic_label(layer, "ring"));
+      inflight.wait();
+      cur.swap(next);
+      src = from;
+    }
+  }
+
+  for (size_t i = 0; i < np; ++i) {
+    const int64_t n = pieces[i].seg.len;
+    if (n == 0) continue;
+    float* y = Workspace::sized(ws_[i].y, n * qd);
+    k::attention_finalize(shape, n, acc.data() + row0[i] * qd, l.data() + row0[i] * Hq, y, qd);
+    std::vector<float> out(n * c.hidden_size);
+    attention_out(c, w, n, ws_[i], out.data());
+    for (size_t j = 0; j < out.size(); ++j) pieces[i].hidden[j] += out[j];
+  }
+}
+
+}  // namespace ringscan

@@ -1,0 +1,166 @@
+#include "runtime/sequence_parallel.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/rmsnorm.h"
+#include "kernels/ssd_scan.h"
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace k = kernels::cpu;
+
+std::string traffic_label(int layer, const char* kind) { return "layer" + std::to_string(layer) + "." + kind; }
+
+SequenceParallelForward::SequenceParallelForward(Model& model, comm::Communicator& comm, SequenceLayout layout)
+    : model_(model), comm_(comm), layout_(std::move(layout)) {
+  if (layout_.ranks != comm.size())
+    throw Error("sequence layout for " + std::to_string(layout_.ranks) + " ranks used on a communicator of " +
+                std::to_string(comm.size()));
+}
+
+std::vector<Piece> SequenceParallelForward::run(
+    const std::function<std::vector<int32_t>(const Segment&)>& ids_of_segment, const PieceObserver& observer) {
+  const ModelConfig& c = model_.config();
+  const int64_t D = c.hidden_size;
+  std::vector<Piece> pieces;
+  for (int s : layout_.segments_of(comm_.rank())) {
+    Piece p;
+    p.segment = s;
+    p.seg = layout_.segments[s];
+    p.ids = ids_of_segment(p.seg);
+    if (static_cast<int64_t>(p.ids.size()) != p.seg.len)
+      throw Error("segment " + std::to_string(s) + " should have " + std::to_string(p.seg.len) + " ids, got " +
+                  std::to_string(p.ids.size()));
+    p.hidden.resize(p.seg.len * D);
+    model_.embed(p.ids.data(), p.seg.len, p.hidden.data());
+    pieces.push_back(std::move(p));
+  }
+  ws_.resize(pieces.size());
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    switch (c.layers[i]) {
+      case LayerKind::Mamba: mamba_layer(static_cast<int>(i), pieces); break;
+      case LayerKind::Attention: attention_layer(static_cast<int>(i), pieces); break;
+      case LayerKind::Mlp: mlp_layer(static_cast<int>(i), pieces); break;
+    }
+    if (observer)
+      for (const auto& p : pieces) observer(static_cast<int>(i), p);
+  }
+  for (auto& p : pieces) k::rmsnorm(p.hidden.data(), p.seg.len, D, model_.weights().norm_f, c.norm_eps, p.hidden.data());
+  return pieces;
+}
+
+namespace {
+std::vector<float> rms_normed(const Model& m, int layer, const Piece& p) {
+  const int64_t D = m.config().hidden_size;
+  std::vector<float> out(p.seg.len * D);
+  k::rmsnorm(p.hidden.data(), p.seg.len, D, m.weights().layers[layer].norm, m.config().norm_eps, out.data());
+  return out;
+}
+
+void add_into(std::vector<float>& h, const std::vector<float>& x) {
+  for (size_t i = 0; i < h.size(); ++i) h[i] += x[i];
+}
+}  // namespace
+
+void SequenceParallelForward::mlp_layer(int layer, std::vector<Piece>& pieces) {
+  const ModelConfig& c = model_.config();
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    auto& p = pieces[i];
+    if (p.seg.len == 0) continue;
+    std::vector<float> x = rms_normed(model_, layer, p), out(x.size());
+    mlp_mixer(c, model_.weights().layers[layer].mlp, x.data(), p.seg.len, ws_[i], out.data());
+    add_into(p.hidden, out);
+  }
+}
+
+// Mamba-2 over segments (DESIGN.md §4): conv halo, local scan from zero,
+// exclusive scan of segment states, correction by the incoming state.
+void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces) {
+  const ModelConfig& c = model_.config();
+  const MambaWeights& w = model_.weights().layers[layer].mamba;
+  const int64_t H = c.mamba_heads, di = c.d_inner(), cd = c.conv_dim(), GN = c.n_groups * c.ssm_state;
+  const size_t state_elems = static_cast<size_t>(c.mamba_head_dim * c.ssm_state);
+  const size_t np = pieces.size();
+
+  std::vector<const float*> proj(np);
+  for (size_t i = 0; i < np; ++i) {
+    std::vector<float> x = rms_normed(model_, layer, pieces[i]);
+    proj[i] = pieces[i].seg.len ? mamba_in_proj(c, w, x.data(), pieces[i].seg.len, ws_[i]) : nullptr;
+  }
+  std::vector<const float*> xbc(np);
+  for (size_t i = 0; i < np; ++i) xbc[i] = proj[i] ? proj[i] + di : nullptr;
+  std::vector<int> mine;
+  for (const auto& p : pieces) mine.push_back(p.segment);
+  auto halo = exchange_conv_halo(comm_, layout_, mine, xbc, c.in_proj_dim(), cd, c.conv_kernel - 1,
+                                 traffic_label(layer, "halo"));
+
+  std::vector<float> A(H);
+  for (int64_t h = 0; h < H; ++h) A[h] = -std::exp(w.A_log.at(h));
+  // Local scans from a zero state: outputs y^0, final state S, total decay a.
+  std::vector<std::vector<float>> S(np, std::vector<float>(H * state_elems, 0.f)), decay(np, std::vector<float>(H, 1.f));
+  for (size_t i = 0; i < np; ++i) {
+    const int64_t n = pieces[i].seg.len;
+    if (n == 0) continue;
+    mamba_scan(c, w, proj[i], n, halo[i].data(), nullptr, ws_[i], S[i].data());
+    for (int64_t h = 0; h < H; ++h) {
+      double sum = 0;
+      for (int64_t t = 0; t < n; ++t) sum += ws_[i].dt[t * H + h];
+      decay[i][h] = static_cast<float>(std::exp(A[h] * sum));
+    }
+  }
+
+  // Incoming states, run by run (zigzag: up the ranks, then down, carrying on).
+  std::vector<std::vector<float>> incoming(np, std::vector<float>(H * state_elems, 0.f));
+  std::vector<float> carry_a, carry_S;
+  for (const auto& run : layout_.scan_runs()) {
+    std::vector<int> order;
+    for (int s : run) order.push_back(layout_.segments[s].owner);
+    int mine_idx = -1;
+    for (size_t i = 0; i < np; ++i)
+      for (int s : run)
+        if (pieces[i].segment == s) mine_idx = static_cast<int>(i);
+    comm::StateScanArgs a;
+    a.n_heads = static_cast<int>(H);
+    a.state_elems = state_elems;
+    std::vector<float> idle_decay(H, 1.f), idle_state(H * state_elems, 0.f), idle_out(H * state_elems);
+    a.decay = mine_idx >= 0 ? decay[mine_idx].data() : idle_decay.data();
+    a.state = mine_idx >= 0 ? S[mine_idx].data() : idle_state.data();
+    a.prefix_state = mine_idx >= 0 ? incoming[mine_idx].data() : idle_out.data();
+    if (!carry_a.empty() && mine_idx >= 0 && pieces[mine_idx].segment == run.front()) {
+      a.carry_decay = carry_a.data();
+      a.carry_state = carry_S.data();
+    }
+    {
+      auto _ = comm_.counter_scope(traffic_label(layer, "state"));
+      comm_.exclusive_state_scan(order, a);
+    }
+    // The next run continues from this run's last segment, which its owner
+    // (also the owner of the next run's first segment) completes locally.
+    carry_a.clear();
+    carry_S.clear();
+    for (size_t i = 0; i < np; ++i) {
+      if (pieces[i].segment != run.back()) continue;
+      // (a, a*H + S) is the inclusive result: the true state after the run.
+      carry_a.assign(H, 1.f);  // the absolute state needs no further decay bookkeeping
+      carry_S = S[i];
+      for (int64_t h = 0; h < H; ++h)
+        for (size_t e = 0; e < state_elems; ++e) carry_S[h * state_elems + e] += decay[i][h] * incoming[i][h * state_elems + e];
+    }
+  }
+
+  for (size_t i = 0; i < np; ++i) {
+    auto& p = pieces[i];
+    const int64_t n = p.seg.len;
+    if (n == 0) continue;
+    kernels::SsdShape s{n, H, c.mamba_head_dim, c.n_groups, c.ssm_state, c.chunk_size};
+    const float* C = ws_[i].conv.data() + di + GN;
+    k::ssd_state_correction(s, ws_[i].dt.data(), A.data(), C, cd, incoming[i].data(), ws_[i].y.data(), di, nullptr);
+    std::vector<float> out(n * c.hidden_size);
+    mamba_out(c, w, proj[i], n, ws_[i], out.data());
+    add_into(p.hidden, out);
+  }
+}
+
+}  // namespace ringscan

@@ -1,0 +1,63 @@
+// Sequence-parallel forward of one sequence over the ranks of a communicator
+// (DESIGN.md §4). Each rank holds only its segments' activations; between
+// layers only conv halos (Mamba), segment states (Mamba state scan) and K/V
+// blocks (ring attention) cross between ranks.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/model.h"
+#include "runtime/layout.h"
+
+namespace ringscan {
+
+// One of this rank's segments and its residual stream.
+struct Piece {
+  int segment = 0;  // index into layout.segments
+  Segment seg;
+  std::vector<int32_t> ids;
+  std::vector<float> hidden;  // [seg.len, hidden_size]
+};
+
+// Called after each layer with one of this rank's pieces (tests compare
+// layers against a single-rank run with it).
+using PieceObserver = std::function<void(int layer, const Piece& piece)>;
+
+class SequenceParallelForward {
+ public:
+  SequenceParallelForward(Model& model, comm::Communicator& comm, SequenceLayout layout);
+
+  // ids_of_segment(i) gives the ids of segment i for each of this rank's segments
+  // (a rank never needs the others' tokens). Returns this rank's pieces with the
+  // final hidden states (after norm_f).
+  std::vector<Piece> run(const std::function<std::vector<int32_t>(const Segment&)>& ids_of_segment,
+                         const PieceObserver& observer = nullptr);
+
+  const SequenceLayout& layout() const { return layout_; }
+
+ private:
+  void mamba_layer(int layer, std::vector<Piece>& pieces);
+  void attention_layer(int layer, std::vector<Piece>& pieces);
+  void mlp_layer(int layer, std::vector<Piece>& pieces);
+
+  Model& model_;
+  comm::Communicator& comm_;
+  SequenceLayout layout_;
+  std::vector<Workspace> ws_;  // one per piece: a layer's phases keep their buffers until the exchange is done
+};
+
+// Receives, for each of this rank's pieces, the K-1 pre-conv rows that precede
+// it in the sequence (zeros before position 0), from `rows` (each piece's
+// pre-conv xBC rows, leading dimension ld). Handles pieces shorter than K-1 by
+// forwarding along the chain of segments.
+std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout,
+                                                   const std::vector<int>& my_segments,
+                                                   const std::vector<const float*>& rows, int64_t ld,
+                                                   int64_t channels, int64_t halo_rows, const std::string& label);
+
+// Traffic label of one layer's exchanges, e.g. "layer3.ring"; kind is
+// "halo", "state" or "ring" (tests check each against its formula).
+std::string traffic_label(int layer, const char* kind);
+
+}  // namespace ringscan
