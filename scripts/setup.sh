@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev
   libpcre2-dev
   libopenblas-openmp-dev
-  libgtest-dev googletest
+  libgtest-dev googletest libbenchmark-dev
   python3 python3-venv python3-pip
 )
 

@@ -1,0 +1,170 @@
+// Block-wise GQA attention with the online softmax. Work is split into tasks of
+// (KV head, tile of query rows); a task packs the query rows of all heads
+// sharing that KV head into one matrix, so each key/value tile is read once per
+// group: scores are one sgemm, probabilities times V another.
+#include "attention.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace ringscan::kernels::cpu {
+namespace {
+
+// exp(x) for x in [-87, 0] (here always score - running max), accurate to about
+// 2 ulp, written so that the compiler vectorises it (std::exp does not
+// vectorise without -ffast-math). Cephes' range reduction and polynomial.
+inline float exp_nonpositive(float x) {
+  x = x < -87.0f ? -87.0f : x;  // exp(-87) ~ 1.6e-38: below that a weight is noise; NaN stays
+  // n = round(x / ln2) by the 1.5 * 2^23 trick (n lands in t's low mantissa
+  // bits); std::floor and std::max would keep GCC from vectorising this.
+  const float t = x * 1.44269504088896341f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  int32_t t_bits;
+  std::memcpy(&t_bits, &t, 4);
+  const int32_t bits = (t_bits - 0x4B400000 + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return e * scale;
+}
+
+// Tile sizes, from bench/kernels (40/8 heads x 128, one thread): packed rows
+// 128 -> 512 took a 512 x 4096 block from 690 to 385 ms, as OpenBLAS packs each
+// K/V tile once per task; key tiles of 256..1024 made little difference.
+constexpr int64_t kPackedRows = 512;  // query rows x group heads per task (at most)
+constexpr int64_t kKeyTile = 512;     // keys per score tile: 512 x 512 fp32 = 1 MB
+
+}  // namespace
+
+void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l) {
+  const int64_t rows = lq * s.q_heads;
+  std::fill(m, m + rows, -INFINITY);
+  std::fill(l, l + rows, 0.f);
+  std::fill(acc, acc + rows * s.head_dim, 0.f);
+}
+
+void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq,
+                     int64_t q_pos0, const float* k, int64_t ld_k, const float* v, int64_t ld_v,
+                     int64_t lk, int64_t k_pos0, float scale, bool causal, float* acc, float* m,
+                     float* l) {
+  if (s.kv_heads <= 0 || s.q_heads % s.kv_heads != 0)
+    throw std::invalid_argument("attention_block: q_heads must be a multiple of kv_heads");
+  if (lq <= 0 || lk <= 0) return;
+  const int64_t D = s.head_dim, H = s.q_heads, G = H / s.kv_heads;
+  // Query rows per task: as many as kPackedRows allows, but enough tiles that
+  // every thread has a task.
+  const int64_t min_tiles = (omp_get_max_threads() + s.kv_heads - 1) / s.kv_heads;
+  const int64_t T = std::clamp<int64_t>((lq + min_tiles - 1) / min_tiles, 1,
+                                        std::max<int64_t>(1, kPackedRows / G));
+  const int64_t n_tiles = (lq + T - 1) / T;
+  // Keys visible to query row i form a prefix of the block: [0, visible(i)).
+  auto visible = [&](int64_t i) -> int64_t {
+    return causal ? std::clamp<int64_t>(q_pos0 + i - k_pos0 + 1, 0, lk) : lk;
+  };
+
+#pragma omp parallel if (lq * lk * H * D > (int64_t{1} << 16))
+  {
+    std::vector<float> qp(static_cast<size_t>(T * G * D));         // packed queries
+    std::vector<float> sc(static_cast<size_t>(T * G * kKeyTile));  // scores, then weights
+    std::vector<float> pv(static_cast<size_t>(T * G * D));         // weights x V
+    std::vector<float> rescale(static_cast<size_t>(T * G));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < s.kv_heads * n_tiles; ++task) {
+      const int64_t g = task % s.kv_heads, i0 = (task / s.kv_heads) * T;
+      const int64_t nt = std::min(T, lq - i0), M = nt * G;
+      const int64_t keys = visible(i0 + nt - 1);  // the tile's last row sees the most
+      if (keys == 0) continue;
+      // Packed row r = i * G + hh is query row i0 + i of head g * G + hh.
+      for (int64_t i = 0; i < nt; ++i)
+        std::memcpy(&qp[i * G * D], q + (i0 + i) * ld_q + g * G * D, G * D * sizeof(float));
+
+      for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
+        const int64_t nk = std::min(kKeyTile, keys - j0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, qp.data(), D,
+                    k + j0 * ld_k + g * D, ld_k, 0.f, sc.data(), nk);
+        for (int64_t r = 0; r < M; ++r) {
+          const int64_t i = r / G, state = (i0 + i) * H + g * G + r % G;
+          float* p = &sc[r * nk];
+          const int64_t nv = std::clamp<int64_t>(visible(i0 + i) - j0, 0, nk);
+          if (nv == 0) {  // nothing visible here: weights 0, state unchanged
+            std::fill(p, p + nk, 0.f);
+            rescale[r] = 1.f;
+            continue;
+          }
+          float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+          for (int64_t j = 0; j < nv; ++j) mx = mx > p[j] ? mx : p[j];
+          const float m_old = m[state], m_new = std::max(m_old, mx);
+          float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < nv; ++j) {
+            p[j] = exp_nonpositive(p[j] - m_new);
+            sum += p[j];
+          }
+          std::fill(p + nv, p + nk, 0.f);
+          const float corr = std::exp(m_old - m_new);  // 0 when m_old == -inf
+          rescale[r] = corr;
+          l[state] = l[state] * corr + sum;
+          m[state] = m_new;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.f, sc.data(), nk,
+                    v + j0 * ld_v + g * D, ld_v, 0.f, pv.data(), D);
+        for (int64_t r = 0; r < M; ++r) {
+          float* a = acc + ((i0 + r / G) * H + g * G + r % G) * D;
+          const float c = rescale[r];
+          const float* o = &pv[r * D];
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) a[d] = a[d] * c + o[d];
+        }
+      }
+    }
+  }
+}
+
+void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, const float* m2,
+                     const float* l2, float* acc, float* m, float* l) {
+  const int64_t rows = lq * s.q_heads, D = s.head_dim;
+#pragma omp parallel for schedule(static) if (rows * D > (int64_t{1} << 16))
+  for (int64_t r = 0; r < rows; ++r) {
+    const float m_new = std::max(m[r], m2[r]);
+    if (m_new == -INFINITY) continue;  // neither side has seen a key
+    const float w1 = std::exp(m[r] - m_new), w2 = std::exp(m2[r] - m_new);
+    l[r] = l[r] * w1 + l2[r] * w2;
+    m[r] = m_new;
+    float* a = acc + r * D;
+    const float* b = acc2 + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) a[d] = a[d] * w1 + b[d] * w2;
+  }
+}
+
+void attention_finalize(const AttentionShape& s, int64_t lq, const float* acc, const float* l,
+                        float* out, int64_t ld_out) {
+  const int64_t H = s.q_heads, D = s.head_dim;
+#pragma omp parallel for schedule(static) if (lq * H * D > (int64_t{1} << 16))
+  for (int64_t i = 0; i < lq; ++i) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float lr = l[i * H + h];
+      const float inv = lr > 0.f ? 1.f / lr : 0.f;  // no visible key: zeros
+      const float* a = acc + (i * H + h) * D;
+      float* o = out + i * ld_out + h * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] = a[d] * inv;
+    }
+  }
+}
+
+}  // namespace ringscan::kernels::cpu

@@ -1,0 +1,314 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "attention.h"
+#include "kernel_test_util.h"
+
+namespace ringscan::kernels {
+namespace {
+
+// Tolerances. Scores are dot products of head_dim <= 128 fp32 products of
+// inputs in [-2, 2], scaled by 1/sqrt(head_dim): the fast version's fp32
+// rounding in a score is typically sqrt(128) * 2^-24 * |q k| * scale ~ 1e-6
+// (the worst case is ~10x that); a weight exp(s - m) inherits it as a relative
+// error (plus ~2 ulp of the vectorised exp), and an output is a weighted mean
+// of values in [-1, 1], so outputs agree to ~1e-6 (observed: < 1e-6). We allow
+// 1e-5. A key attended that should be masked, one key too few, or a wrong GQA
+// head moves outputs by 1e-3 to 1e-1.
+constexpr double kOutAtol = 1e-5;
+constexpr double kMaxAtol = 1e-5;  // the running max is a score
+constexpr double kSumRtol = 2e-5;  // l (compared at the same max): a sum of weights
+
+struct Inputs {
+  AttentionShape s;
+  int64_t lq, lk, ld_q, ld_k, ld_v;
+  std::vector<float> q, k, v;
+};
+
+Inputs make_inputs(AttentionShape s, int64_t lq, int64_t lk, int64_t pad, uint64_t seed) {
+  Inputs in{s,
+            lq,
+            lk,
+            s.q_heads * s.head_dim + pad,
+            s.kv_heads * s.head_dim + 2 * pad,
+            s.kv_heads * s.head_dim + 3 * pad,
+            {},
+            {},
+            {}};
+  in.q = test::random_floats(lq * in.ld_q, seed, -2.f, 2.f);
+  in.k = test::random_floats(lk * in.ld_k, seed + 1, -2.f, 2.f);
+  in.v = test::random_floats(lk * in.ld_v, seed + 2, -1.f, 1.f);
+  return in;
+}
+
+struct State {
+  std::vector<float> acc, m, l;
+  State(const AttentionShape& s, int64_t lq)
+      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {}
+};
+
+// The normalised outputs of a state, [lq, q_heads * head_dim].
+std::vector<float> finalize(const AttentionShape& s, int64_t lq, const State& st) {
+  std::vector<float> out(lq * s.q_heads * s.head_dim);
+  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), out.data(), s.q_heads * s.head_dim);
+  return out;
+}
+
+// Naive causal attention in double over all keys at once: the definition,
+// written independently of the online softmax. Rows with no visible key give 0.
+std::vector<float> naive_attention(const Inputs& in, int64_t q_pos0, int64_t k_pos0, float scale,
+                                   bool causal) {
+  const AttentionShape& s = in.s;
+  const int64_t D = s.head_dim, G = s.q_heads / s.kv_heads;
+  std::vector<float> out(in.lq * s.q_heads * D, 0.f);
+  for (int64_t i = 0; i < in.lq; ++i)
+    for (int64_t h = 0; h < s.q_heads; ++h) {
+      std::vector<double> w(in.lk, 0.0);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < in.lk; ++j) {
+        if (causal && k_pos0 + j > q_pos0 + i) continue;
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d)
+          dot += double(in.q[i * in.ld_q + h * D + d]) * in.k[j * in.ld_k + (h / G) * D + d];
+        w[j] = dot * scale;
+        mx = std::max(mx, w[j]);
+      }
+      if (mx == -INFINITY) continue;
+      double sum = 0;
+      for (int64_t j = 0; j < in.lk; ++j) {
+        const bool seen = !causal || k_pos0 + j <= q_pos0 + i;
+        w[j] = seen ? std::exp(w[j] - mx) : 0.0;
+        sum += w[j];
+      }
+      for (int64_t d = 0; d < D; ++d) {
+        double o = 0;
+        for (int64_t j = 0; j < in.lk; ++j) o += w[j] * in.v[j * in.ld_v + (h / G) * D + d];
+        out[(i * s.q_heads + h) * D + d] = static_cast<float>(o / sum);
+      }
+    }
+  return out;
+}
+
+// Folds keys [j0, j1) of `in` (positions k_pos0 + j0 ...) into st.
+template <class BlockFn>
+void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j1, int64_t k_pos0,
+          float scale, bool causal, State& st) {
+  block(in.s, in.q.data(), in.ld_q, in.lq, q_pos0, in.k.data() + j0 * in.ld_k, in.ld_k,
+        in.v.data() + j0 * in.ld_v, in.ld_v, j1 - j0, k_pos0 + j0, scale, causal, st.acc.data(),
+        st.m.data(), st.l.data());
+}
+
+// Compares two states: max, then the sum at the same max, then the outputs.
+void expect_states_close(const AttentionShape& s, int64_t lq, const State& got,
+                         const State& expect) {
+  for (size_t r = 0; r < got.m.size(); ++r) {
+    if (expect.m[r] == -INFINITY) {
+      ASSERT_EQ(got.m[r], -INFINITY) << "row " << r;
+      ASSERT_EQ(got.l[r], 0.f) << "row " << r;
+      continue;
+    }
+    ASSERT_NEAR(got.m[r], expect.m[r], kMaxAtol) << "row " << r;
+    const double l_at_expect_max = got.l[r] * std::exp(double(got.m[r]) - expect.m[r]);
+    ASSERT_NEAR(l_at_expect_max, expect.l[r], kSumRtol * expect.l[r]) << "row " << r;
+  }
+  EXPECT_TRUE(test::all_close(finalize(s, lq, got), finalize(s, lq, expect), kOutAtol, 0));
+}
+
+struct Case {
+  AttentionShape s;
+  int64_t lq, lk, pad, q_pos0, k_pos0;
+  bool causal;
+};
+
+// One block folded into a state that already holds an earlier block (so the
+// rescaling of an existing state is exercised), fast vs reference.
+TEST(Attention, CpuBlockMatchesReference) {
+  const Case cases[] = {
+      {{1, 1, 1}, 1, 1, 0, 0, 0, true},
+      {{4, 2, 16}, 7, 9, 3, 20, 18, true},  // diagonal block: some keys in the future
+      {{4, 2, 16}, 7, 9, 0, 20, 18, false},
+      {{5, 1, 8}, 60, 33, 1, 100, 90, true},     // 5 heads per KV head
+      {{8, 1, 16}, 150, 40, 1, 300, 280, true},  // 8 per KV head: 3 row tiles of <= 64 rows
+      {{3, 3, 7}, 13, 600, 2, 700, 200, true},   // more keys than one key tile
+      {{40, 8, 128}, 1, 700, 0, 699, 0, true},   // decode: one query, all keys visible
+      {{40, 8, 128}, 70, 70, 5, 1000, 1000, true},
+      {{6, 2, 32}, 20, 30, 0, 0, 100, true},   // every key in the future: nothing changes
+      {{6, 2, 32}, 20, 30, 0, 90, 100, true},  // the first rows see nothing, later rows some
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message()
+                 << "heads " << c.s.q_heads << "/" << c.s.kv_heads << " dim " << c.s.head_dim
+                 << " lq " << c.lq << " lk " << c.lk << " q_pos0 " << c.q_pos0 << " k_pos0 "
+                 << c.k_pos0 << " causal " << c.causal);
+    const float scale = 1.f / std::sqrt(float(c.s.head_dim));
+    const Inputs prev = make_inputs(c.s, c.lq, 5, c.pad, 1);  // an earlier block of 5 keys
+    const Inputs in = make_inputs(c.s, c.lq, c.lk, c.pad, 4);
+    State expect(c.s, c.lq), got(c.s, c.lq);
+    ref::attention_init(c.s, c.lq, expect.acc.data(), expect.m.data(), expect.l.data());
+    cpu::attention_init(c.s, c.lq, got.acc.data(), got.m.data(), got.l.data());
+    // The earlier block uses the same queries (prev.q) so the state belongs to them.
+    Inputs prev_q = prev;
+    prev_q.q = in.q;
+    prev_q.ld_q = in.ld_q;
+    fold(ref::attention_block, prev_q, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
+    fold(ref::attention_block, prev_q, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
+    fold(ref::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
+    fold(cpu::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
+    expect_states_close(c.s, c.lq, got, expect);
+  }
+}
+
+// Rows that see no key at all keep m = -inf, l = 0, finalize to zeros, and
+// merging such a state in either direction is harmless (no NaN).
+TEST(Attention, FullyMaskedRowsAndMerges) {
+  const AttentionShape s{4, 2, 8};
+  const int64_t lq = 3, lk = 4;
+  const Inputs in = make_inputs(s, lq, lk, 0, 7);
+  const float scale = 0.35f;
+  for (int backend = 0; backend < 2; ++backend) {
+    auto block = backend ? cpu::attention_block : ref::attention_block;
+    auto merge = backend ? cpu::attention_merge : ref::attention_merge;
+    auto finalize_fn = backend ? cpu::attention_finalize : ref::attention_finalize;
+    State empty(s, lq), seen(s, lq), a(s, lq);
+    cpu::attention_init(s, lq, empty.acc.data(), empty.m.data(), empty.l.data());
+    // Keys at positions 10.., queries at 0..2: all masked.
+    fold(block, in, 0, 0, lk, 10, scale, true, empty);
+    for (size_t r = 0; r < empty.m.size(); ++r) {
+      EXPECT_EQ(empty.m[r], -INFINITY);
+      EXPECT_EQ(empty.l[r], 0.f);
+    }
+    std::vector<float> out(lq * s.q_heads * s.head_dim, NAN);
+    finalize_fn(s, lq, empty.acc.data(), empty.l.data(), out.data(), s.q_heads * s.head_dim);
+    for (float o : out) EXPECT_EQ(o, 0.f);
+
+    ref::attention_init(s, lq, seen.acc.data(), seen.m.data(), seen.l.data());
+    fold(block, in, 10, 0, lk, 0, scale, true, seen);  // all visible
+    a = seen;
+    merge(s, lq, empty.acc.data(), empty.m.data(), empty.l.data(), a.acc.data(), a.m.data(),
+          a.l.data());  // -inf on the incoming side
+    EXPECT_TRUE(test::all_close(a.acc, seen.acc, 0, 0));
+    EXPECT_TRUE(test::all_close(a.l, seen.l, 0, 0));
+    a = empty;
+    merge(s, lq, seen.acc.data(), seen.m.data(), seen.l.data(), a.acc.data(), a.m.data(),
+          a.l.data());  // -inf on the receiving side
+    EXPECT_TRUE(test::all_close(a.acc, seen.acc, 0, 0));
+    EXPECT_TRUE(test::all_close(a.l, seen.l, 0, 0));
+    EXPECT_TRUE(test::all_close(a.m, seen.m, 0, 0));
+    a = empty;
+    merge(s, lq, empty.acc.data(), empty.m.data(), empty.l.data(), a.acc.data(), a.m.data(),
+          a.l.data());  // both empty
+    for (size_t r = 0; r < a.m.size(); ++r) {
+      EXPECT_EQ(a.m[r], -INFINITY);
+      EXPECT_EQ(a.l[r], 0.f);
+    }
+    for (float x : a.acc) EXPECT_EQ(x, 0.f);
+  }
+}
+
+// The property ring attention relies on: causal attention over all keys equals
+// (a) the keys folded in several blocks, in any block sizes, and (b) partial
+// states over disjoint key ranges computed independently and merged in any
+// order; and the reference's one-block result equals naive softmax attention.
+TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
+  const AttentionShape s{6, 2, 32};
+  const int64_t L = 150;
+  const float scale = 1.f / std::sqrt(32.f);
+  const Inputs in = make_inputs(s, L, L, 3, 11);
+  const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
+
+  State whole(s, L);
+  ref::attention_init(s, L, whole.acc.data(), whole.m.data(), whole.l.data());
+  fold(ref::attention_block, in, 0, 0, L, 0, scale, true, whole);
+  EXPECT_TRUE(test::all_close(finalize(s, L, whole), naive, 1e-6, 0)) << "reference, one block";
+
+  const std::vector<std::vector<int64_t>> splits = {
+      {0, 1, 150}, {0, 37, 74, 111, 150}, {0, 64, 65, 149, 150}};
+  for (int backend = 0; backend < 2; ++backend) {
+    auto block = backend ? cpu::attention_block : ref::attention_block;
+    auto merge = backend ? cpu::attention_merge : ref::attention_merge;
+    for (const auto& cut : splits) {
+      SCOPED_TRACE(testing::Message()
+                   << (backend ? "cpu" : "ref") << ", " << cut.size() - 1 << " key blocks");
+      // (a) sequential blocks into one state.
+      State seq(s, L);
+      ref::attention_init(s, L, seq.acc.data(), seq.m.data(), seq.l.data());
+      for (size_t b = 0; b + 1 < cut.size(); ++b)
+        fold(block, in, 0, cut[b], cut[b + 1], 0, scale, true, seq);
+      EXPECT_TRUE(test::all_close(finalize(s, L, seq), naive, kOutAtol, 0)) << "sequential";
+
+      // (b) one partial per key range, merged last-to-first (as a ring delivers
+      // blocks in rank order, not position order).
+      State merged(s, L);
+      ref::attention_init(s, L, merged.acc.data(), merged.m.data(), merged.l.data());
+      for (size_t b = cut.size() - 1; b-- > 0;) {
+        State part(s, L);
+        ref::attention_init(s, L, part.acc.data(), part.m.data(), part.l.data());
+        fold(block, in, 0, cut[b], cut[b + 1], 0, scale, true, part);
+        merge(s, L, part.acc.data(), part.m.data(), part.l.data(), merged.acc.data(),
+              merged.m.data(), merged.l.data());
+      }
+      EXPECT_TRUE(test::all_close(finalize(s, L, merged), naive, kOutAtol, 0)) << "merged";
+    }
+  }
+}
+
+// Ring attention as a rank sees it: its query segment at positions [50, 100)
+// meets key segments [0, 50), [50, 100), [100, 150) (the last wholly in its
+// future); the merged result equals rows 50..99 of whole-sequence attention.
+// Decode: one query at the last position over three KV shards.
+TEST(Attention, QuerySegmentsAndDecodeShards) {
+  const AttentionShape s{8, 4, 16};
+  const int64_t L = 150;
+  const float scale = 0.25f;
+  const Inputs in = make_inputs(s, L, L, 0, 21);
+  const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
+  const int64_t W = s.q_heads * s.head_dim;
+
+  Inputs seg = in;  // queries 50..99 only
+  seg.lq = 50;
+  seg.q.assign(in.q.begin() + 50 * in.ld_q, in.q.begin() + 100 * in.ld_q);
+  State st(s, 50);
+  cpu::attention_init(s, 50, st.acc.data(), st.m.data(), st.l.data());
+  for (int64_t k0 : {100, 0, 50}) {
+    State part(s, 50);
+    cpu::attention_init(s, 50, part.acc.data(), part.m.data(), part.l.data());
+    fold(cpu::attention_block, seg, 50, k0, k0 + 50, 0, scale, true, part);
+    cpu::attention_merge(s, 50, part.acc.data(), part.m.data(), part.l.data(), st.acc.data(),
+                         st.m.data(), st.l.data());
+  }
+  std::vector<float> out(50 * W);
+  cpu::attention_finalize(s, 50, st.acc.data(), st.l.data(), out.data(), W);
+  EXPECT_TRUE(test::all_close(out.data(), W, naive.data() + 50 * W, W, 50, W, kOutAtol, 0));
+
+  Inputs last = in;  // decode: the query at position 149
+  last.lq = 1;
+  last.q.assign(in.q.begin() + 149 * in.ld_q, in.q.begin() + 150 * in.ld_q);
+  State dec(s, 1);
+  cpu::attention_init(s, 1, dec.acc.data(), dec.m.data(), dec.l.data());
+  for (int64_t k0 : {0, 60, 120}) {
+    State part(s, 1);
+    cpu::attention_init(s, 1, part.acc.data(), part.m.data(), part.l.data());
+    fold(cpu::attention_block, last, 149, k0, std::min<int64_t>(k0 + 60, L), 0, scale, true, part);
+    cpu::attention_merge(s, 1, part.acc.data(), part.m.data(), part.l.data(), dec.acc.data(),
+                         dec.m.data(), dec.l.data());
+  }
+  // Finalize into a strided output: padding must stay untouched.
+  std::vector<float> out1(W + 9, -7.f);
+  cpu::attention_finalize(s, 1, dec.acc.data(), dec.l.data(), out1.data(), W + 9);
+  EXPECT_TRUE(test::all_close(out1.data(), W, naive.data() + 149 * W, W, 1, W, kOutAtol, 0));
+  EXPECT_TRUE(test::padding_untouched(out1.data(), W + 9, 1, W, -7.f));
+}
+
+TEST(Attention, CpuRejectsHeadsNotAMultipleOfKvHeads) {
+  const AttentionShape s{5, 2, 4};
+  std::vector<float> q(20), k(8), v(8), acc(20), m(5), l(5);
+  EXPECT_THROW(cpu::attention_block(s, q.data(), 20, 1, 0, k.data(), 8, v.data(), 8, 1, 0, 1.f,
+                                    true, acc.data(), m.data(), l.data()),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ringscan::kernels

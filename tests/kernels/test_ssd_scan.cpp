@@ -1,0 +1,422 @@
+// Mamba-2 SSD scan: the chunked fp32 CPU kernel against the token-by-token
+// double-precision reference, plus the identities sequence parallelism relies
+// on (state correction, splitting a sequence and carrying the state).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_test_util.h"
+#include "ssd_scan.h"
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+namespace ringscan::kernels {
+namespace {
+
+using test::all_close;
+
+// Tolerance of the fp32 chunked kernel against the double reference, as
+// atol = kTol * max|expected| plus rtol = kTol. The kernel sums the same terms
+// in a different order and in fp32 (GEMMs over up to `chunk` tokens and `state`
+// entries, exponentials of fp32 differences, states carried from chunk to
+// chunk), so each output carries a few fp32 roundings (eps 6e-8) of the terms
+// that make it up, and terms can cancel: an output near zero can only be judged
+// against the scale of the outputs, not its own size. Measured worst errors are
+// below 5e-7 of the scale, the model-sized head (sums over 256 tokens and 128
+// state entries) included; 1e-5 leaves 20x room for other BLAS builds and still
+// fails on a wrong term (an error of the order of the scale) or on decays off
+// by 1e-4 (checked by breaking the kernel's exp on purpose).
+constexpr double kTol = 1e-5;
+
+enum class DtRange { Realistic, Harsh };
+
+// Inputs laid out as the mixer passes them: column slices of wider rows. The
+// padding columns hold NaN so that reading them would poison the output.
+struct SsdInputs {
+  SsdShape s;
+  int64_t ld_x, ld_b, ld_c, ld_y;
+  std::vector<float> x, dt, A, B, C, init;
+};
+
+float softplus(float v) { return v > 20.f ? v : std::log1p(std::exp(v)); }
+
+SsdInputs make_inputs(const SsdShape& s, int64_t pad, DtRange range, uint64_t seed) {
+  SsdInputs in;
+  in.s = s;
+  in.ld_x = s.heads * s.head_dim + pad;
+  in.ld_b = s.groups * s.state + pad;
+  in.ld_c = s.groups * s.state + 2 * pad;
+  in.ld_y = s.heads * s.head_dim + pad;
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto fill = [&](std::vector<float>& v, int64_t rows, int64_t width, int64_t ld) {
+    v.assign(static_cast<size_t>(rows * ld), nan);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < width; ++c) v[r * ld + c] = normal(gen);
+  };
+  fill(in.x, s.len, s.heads * s.head_dim, in.ld_x);
+  fill(in.B, s.len, s.groups * s.state, in.ld_b);
+  fill(in.C, s.len, s.groups * s.state, in.ld_c);
+  // dt = softplus(raw) as in the mixer. Realistic: raw spans the softplus
+  // preimage of [0.001, 0.1] (Mamba-2's dt initialisation range). Harsh: dt up
+  // to 5, so dt*A reaches -80 per token and a chunk's cumulative sum goes to
+  // thousands below zero: exp of a cumulative sum itself would overflow.
+  const float raw_lo = range == DtRange::Realistic ? std::log(std::expm1(0.001f)) : -2.f;
+  const float raw_hi = range == DtRange::Realistic ? std::log(std::expm1(0.1f)) : 5.f;
+  std::uniform_real_distribution<float> raw(raw_lo, raw_hi);
+  in.dt.resize(static_cast<size_t>(s.len * s.heads));
+  for (auto& d : in.dt) d = softplus(raw(gen));
+  std::uniform_real_distribution<float> log_a(0.f, std::log(16.f));
+  in.A.resize(static_cast<size_t>(s.heads));
+  for (auto& a : in.A) a = -std::exp(log_a(gen));
+  in.init.resize(static_cast<size_t>(s.heads * s.head_dim * s.state));
+  for (auto& v : in.init) v = normal(gen);
+  return in;
+}
+
+struct SsdOutputs {
+  std::vector<float> y, final_state;
+};
+
+using ScanFn = void (*) RINGSCAN_SSD_SCAN_SIG;
+using CorrectionFn = void (*) RINGSCAN_SSD_STATE_CORRECTION_SIG;
+
+// y's padding is filled with a sentinel that must survive the call.
+constexpr float kYSentinel = -12345.f;
+
+SsdOutputs run_scan(ScanFn scan, const SsdInputs& in, bool with_init, bool with_final = true) {
+  SsdOutputs out;
+  out.y.assign(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel);
+  if (with_final)
+    out.final_state.assign(in.init.size(), std::numeric_limits<float>::quiet_NaN());
+  scan(in.s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
+       in.C.data(), in.ld_c, with_init ? in.init.data() : nullptr, out.y.data(), in.ld_y,
+       with_final ? out.final_state.data() : nullptr);
+  return out;
+}
+
+::testing::AssertionResult padding_untouched(const SsdInputs& in, const std::vector<float>& y) {
+  const int64_t width = in.s.heads * in.s.head_dim;
+  for (int64_t t = 0; t < in.s.len; ++t)
+    for (int64_t c = width; c < in.ld_y; ++c)
+      if (y[t * in.ld_y + c] != kYSentinel)
+        return ::testing::AssertionFailure() << "y padding written at row " << t << " col " << c;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult close_y(const SsdInputs& in, const std::vector<float>& actual,
+                                   const std::vector<float>& expected) {
+  const int64_t width = in.s.heads * in.s.head_dim;
+  double scale = 0;
+  for (int64_t t = 0; t < in.s.len; ++t)
+    for (int64_t c = 0; c < width; ++c)
+      scale = std::max(scale, static_cast<double>(std::fabs(expected[t * in.ld_y + c])));
+  return all_close(actual.data(), in.ld_y, expected.data(), in.ld_y, in.s.len, width,
+                   kTol * scale, kTol);
+}
+
+::testing::AssertionResult close_state(const std::vector<float>& actual,
+                                       const std::vector<float>& expected) {
+  return all_close(actual, expected, kTol * test::max_abs(expected), kTol);
+}
+
+::testing::AssertionResult all_finite(const SsdInputs& in, const SsdOutputs& out) {
+  const int64_t width = in.s.heads * in.s.head_dim;
+  for (int64_t t = 0; t < in.s.len; ++t)
+    for (int64_t c = 0; c < width; ++c)
+      if (!std::isfinite(out.y[t * in.ld_y + c]))
+        return ::testing::AssertionFailure() << "y[" << t << ", " << c << "] is not finite";
+  for (size_t i = 0; i < out.final_state.size(); ++i)
+    if (!std::isfinite(out.final_state[i]))
+      return ::testing::AssertionFailure() << "final_state[" << i << "] is not finite";
+  return ::testing::AssertionSuccess();
+}
+
+std::string describe(const SsdShape& s, bool with_init) {
+  std::ostringstream os;
+  os << "len " << s.len << " heads " << s.heads << " head_dim " << s.head_dim << " groups "
+     << s.groups << " state " << s.state << " chunk " << s.chunk << " init " << with_init;
+  return os.str();
+}
+
+void expect_fast_matches_reference(const SsdShape& s, bool with_init, DtRange range,
+                                   uint64_t seed) {
+  SCOPED_TRACE(describe(s, with_init));
+  const SsdInputs in = make_inputs(s, 3, range, seed);
+  const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init);
+  const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init);
+  EXPECT_TRUE(all_finite(in, want));
+  EXPECT_TRUE(all_finite(in, got));
+  EXPECT_TRUE(close_y(in, got.y, want.y));
+  EXPECT_TRUE(close_state(got.final_state, want.final_state));
+  EXPECT_TRUE(padding_untouched(in, got.y));
+  EXPECT_TRUE(padding_untouched(in, want.y));
+}
+
+// (heads, head_dim, groups, state): one head; several heads sharing one group;
+// one head per group; several groups of several heads (with odd sizes).
+const SsdShape kHeadLayouts[] = {
+    {0, 1, 4, 1, 8, 0}, {0, 4, 6, 1, 5, 0}, {0, 3, 4, 3, 7, 0}, {0, 6, 5, 2, 9, 0}};
+
+TEST(SsdScan, ReferenceMatchesClosedFormForTwoTokens) {
+  // Two tokens written out by hand, so the reference itself (and the
+  // repeat-interleave head -> group mapping) is checked independently:
+  //   y0 = dt0 x0 (B0.C0),  y1 = exp(dt1 A) dt0 x0 (B0.C1) + dt1 x1 (B1.C1)
+  // plus init: y_t += exp(A sum_{s<=t} dt_s) H C_t.
+  const SsdShape s{2, 4, 3, 2, 5, 8};
+  const SsdInputs in = make_inputs(s, 0, DtRange::Realistic, 11);
+  for (bool with_init : {false, true}) {
+    const SsdOutputs got = run_scan(ref::ssd_scan, in, with_init);
+    for (int64_t h = 0; h < s.heads; ++h) {
+      const int64_t g = h / 2;  // heads 0,1 -> group 0; heads 2,3 -> group 1
+      auto dot = [&](int64_t tb, int64_t tc) {
+        double acc = 0;
+        for (int64_t n = 0; n < s.state; ++n)
+          acc += double(in.B[tb * in.ld_b + g * s.state + n]) * in.C[tc * in.ld_c + g * s.state + n];
+        return acc;
+      };
+      const double dt0 = in.dt[0 * s.heads + h], dt1 = in.dt[1 * s.heads + h], a = in.A[h];
+      for (int64_t p = 0; p < s.head_dim; ++p) {
+        const double x0 = in.x[0 * in.ld_x + h * s.head_dim + p];
+        const double x1 = in.x[1 * in.ld_x + h * s.head_dim + p];
+        double y0 = dt0 * x0 * dot(0, 0);
+        double y1 = std::exp(dt1 * a) * dt0 * x0 * dot(0, 1) + dt1 * x1 * dot(1, 1);
+        if (with_init) {
+          double hc0 = 0, hc1 = 0;
+          for (int64_t n = 0; n < s.state; ++n) {
+            const double hv = in.init[(h * s.head_dim + p) * s.state + n];
+            hc0 += hv * in.C[0 * in.ld_c + g * s.state + n];
+            hc1 += hv * in.C[1 * in.ld_c + g * s.state + n];
+          }
+          y0 += std::exp(a * dt0) * hc0;
+          y1 += std::exp(a * (dt0 + dt1)) * hc1;
+        }
+        // Only the reference's final float rounding separates it from this.
+        EXPECT_NEAR(got.y[0 * in.ld_y + h * s.head_dim + p], y0, 1e-6 * (1 + std::fabs(y0)));
+        EXPECT_NEAR(got.y[1 * in.ld_y + h * s.head_dim + p], y1, 1e-6 * (1 + std::fabs(y1)));
+      }
+    }
+  }
+}
+
+TEST(SsdScan, FastMatchesReferenceOverShapes) {
+  // Chunks above 64 span several of the kernel's row blocks (and 100 ends in a
+  // partial one); 256 is the model's chunk.
+  uint64_t seed = 100;
+  for (const SsdShape& layout : kHeadLayouts)
+    for (int64_t chunk : {1, 3, 8, 16, 64, 100, 256})
+      for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
+        if (len < 1) continue;  // chunk 1: len 0 is its own test
+        for (bool with_init : {false, true}) {
+          SsdShape s = layout;
+          s.len = len;
+          s.chunk = chunk;
+          expect_fast_matches_reference(s, with_init, DtRange::Realistic, ++seed);
+        }
+      }
+}
+
+TEST(SsdScan, FastMatchesReferenceOnLongSequence) {
+  for (bool with_init : {false, true}) {
+    expect_fast_matches_reference({1000, 6, 8, 2, 16, 64}, with_init, DtRange::Realistic, 7);
+    // A chunk longer than the sequence, and one not dividing it.
+    expect_fast_matches_reference({1000, 2, 8, 1, 16, 1024}, with_init, DtRange::Realistic, 8);
+    expect_fast_matches_reference({1000, 2, 8, 2, 16, 100}, with_init, DtRange::Realistic, 9);
+  }
+}
+
+TEST(SsdScan, FastMatchesReferenceForModelSizedHeads) {
+  // Nemotron 3 Nano 4B's head (head_dim 80, state 128, chunk 256), fewer heads:
+  // the longest fp32 sums the kernel makes.
+  for (bool with_init : {false, true})
+    expect_fast_matches_reference({700, 4, 80, 2, 128, 256}, with_init, DtRange::Realistic, 3);
+}
+
+TEST(SsdScan, StrongDecayStaysFiniteAndAccurate) {
+  // dt*A down to -80 per token: cumulative sums reach thousands below zero in
+  // one chunk. Only causal differences may be exponentiated.
+  for (bool with_init : {false, true})
+    for (int64_t chunk : {8, 64, 256}) {
+      expect_fast_matches_reference({600, 4, 8, 2, 16, chunk}, with_init, DtRange::Harsh, 21);
+      expect_fast_matches_reference({chunk + 3, 3, 5, 1, 7, chunk}, with_init, DtRange::Harsh, 22);
+    }
+}
+
+TEST(SsdScan, ZeroOrPositiveDecayRate) {
+  // A is negative in every model, but the kernel must not depend on it for
+  // correctness: A = 0 (no decay) and A > 0 (slow growth) take the path that
+  // exponentiates every causal difference directly.
+  for (float a : {0.f, 0.05f}) {
+    SsdInputs in = make_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
+    in.A[1] = a;
+    in.A[2] = a;
+    for (bool with_init : {false, true}) {
+      SCOPED_TRACE("A = " + std::to_string(a) + (with_init ? " with init" : ""));
+      const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init);
+      const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init);
+      EXPECT_TRUE(close_y(in, got.y, want.y));
+      EXPECT_TRUE(close_state(got.final_state, want.final_state));
+    }
+  }
+}
+
+#if defined(__SSE__)
+TEST(SsdScan, LeavesTheCallersFloatingPointModeAlone) {
+  // The fast kernels flush denormals inside their threads; the calling thread
+  // must get its own mode back.
+  const SsdInputs in = make_inputs({70, 4, 6, 2, 8, 16}, 0, DtRange::Harsh, 13);
+  // Compare the control bits (FTZ, DAZ, rounding, exception masks), not the
+  // sticky status flags (bits 0-5) that any arithmetic may raise.
+  constexpr unsigned kControl = ~0x3Fu;
+  const unsigned original = _mm_getcsr();
+  _mm_setcsr(original & ~0x8040u);  // a caller that keeps denormals (FTZ, DAZ off)
+  const unsigned before = _mm_getcsr() & kControl;
+  SsdOutputs out = run_scan(cpu::ssd_scan, in, true);
+  cpu::ssd_state_correction(in.s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                            in.init.data(), out.y.data(), in.ld_y, out.final_state.data());
+  EXPECT_EQ(_mm_getcsr() & kControl, before);
+  _mm_setcsr(original);
+}
+#endif
+
+TEST(SsdScan, WithoutFinalState) {
+  const SsdInputs in = make_inputs({77, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 5);
+  for (bool with_init : {false, true}) {
+    const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init, false);
+    const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init, false);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    // The same outputs as when the final state is asked for.
+    EXPECT_EQ(got.y, run_scan(cpu::ssd_scan, in, with_init, true).y);
+  }
+}
+
+TEST(SsdScan, EmptySequenceOnlyPassesTheStateThrough) {
+  const SsdInputs in = make_inputs({0, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 6);
+  for (ScanFn scan : {ScanFn(ref::ssd_scan), ScanFn(cpu::ssd_scan)}) {
+    EXPECT_EQ(run_scan(scan, in, true).final_state, in.init);
+    EXPECT_EQ(run_scan(scan, in, false).final_state, std::vector<float>(in.init.size(), 0.f));
+  }
+}
+
+// Pointers to the inputs from token t0 on.
+struct Slice {
+  const SsdInputs& in;
+  int64_t t0;
+  const float* x() const { return in.x.data() + t0 * in.ld_x; }
+  const float* dt() const { return in.dt.data() + t0 * in.s.heads; }
+  const float* B() const { return in.B.data() + t0 * in.ld_b; }
+  const float* C() const { return in.C.data() + t0 * in.ld_c; }
+};
+
+TEST(SsdScan, SplitSequenceWithCarriedStateEqualsWhole) {
+  const SsdShape s{203, 6, 8, 2, 16, 16};
+  const SsdInputs in = make_inputs(s, 2, DtRange::Realistic, 31);
+  for (ScanFn scan : {ScanFn(ref::ssd_scan), ScanFn(cpu::ssd_scan)})
+    for (int64_t cut : {1, 16, 50, 202}) {
+      SCOPED_TRACE("cut at " + std::to_string(cut));
+      const SsdOutputs whole = run_scan(scan, in, true);
+      std::vector<float> y(whole.y.size(), kYSentinel), mid(in.init.size()), fin(in.init.size());
+      SsdShape first = s, second = s;
+      first.len = cut;
+      second.len = s.len - cut;
+      scan(first, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
+           in.C.data(), in.ld_c, in.init.data(), y.data(), in.ld_y, mid.data());
+      const Slice rest{in, cut};
+      scan(second, rest.x(), in.ld_x, rest.dt(), in.A.data(), rest.B(), in.ld_b, rest.C(),
+           in.ld_c, mid.data(), y.data() + cut * in.ld_y, in.ld_y, fin.data());
+      EXPECT_TRUE(close_y(in, y, whole.y));
+      EXPECT_TRUE(close_state(fin, whole.final_state));
+    }
+}
+
+TEST(SsdStateCorrection, ZeroStateScanPlusCorrectionEqualsScanFromState) {
+  // ssd_scan(init = H) == ssd_scan(init = 0) followed by ssd_state_correction(H),
+  // for the outputs and the final state, in either implementation.
+  struct Impl {
+    ScanFn scan;
+    CorrectionFn correct;
+  };
+  for (Impl impl : {Impl{ref::ssd_scan, ref::ssd_state_correction},
+                    Impl{cpu::ssd_scan, cpu::ssd_state_correction}})
+    for (const SsdShape& layout : kHeadLayouts)
+      for (int64_t len : {1, 15, 16, 17, 130})
+        for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
+          SsdShape s = layout;
+          s.len = len;
+          s.chunk = 16;
+          SCOPED_TRACE(describe(s, true));
+          const SsdInputs in = make_inputs(s, 2, range, 40 + len);
+          const SsdOutputs want = run_scan(impl.scan, in, true);
+          SsdOutputs got = run_scan(impl.scan, in, false);
+          impl.correct(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
+                       got.y.data(), in.ld_y, got.final_state.data());
+          EXPECT_TRUE(close_y(in, got.y, want.y));
+          EXPECT_TRUE(close_state(got.final_state, want.final_state));
+          EXPECT_TRUE(padding_untouched(in, got.y));
+        }
+}
+
+TEST(SsdStateCorrection, FastMatchesReference) {
+  for (const SsdShape& layout : kHeadLayouts)
+    for (int64_t chunk : {1, 7, 64})
+      for (int64_t len : {0, 1, 63, 200}) {
+        SsdShape s = layout;
+        s.len = len;
+        s.chunk = chunk;
+        SCOPED_TRACE(describe(s, true));
+        const SsdInputs in = make_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
+        // Start from arbitrary outputs and state: the correction adds to them.
+        SsdOutputs base = run_scan(ref::ssd_scan, in, false);
+        SsdOutputs want = base, got = base;
+        ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                                  in.init.data(), want.y.data(), in.ld_y,
+                                  want.final_state.data());
+        cpu::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                                  in.init.data(), got.y.data(), in.ld_y, got.final_state.data());
+        EXPECT_TRUE(close_y(in, got.y, want.y));
+        EXPECT_TRUE(close_state(got.final_state, want.final_state));
+        EXPECT_TRUE(padding_untouched(in, got.y));
+        // Without a final state only y changes.
+        SsdOutputs y_only = base;
+        cpu::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                                  in.init.data(), y_only.y.data(), in.ld_y, nullptr);
+        EXPECT_EQ(y_only.y, got.y);
+      }
+}
+
+TEST(SsdStateCorrection, SequenceParallelProtocolEqualsSingleScan) {
+  // DESIGN.md §4 on one process: cut the sequence into segments, scan each from
+  // a zero state, then walk the segments in order: correct segment k with the
+  // true incoming state H_k; its corrected final state is H_{k+1}.
+  const SsdShape s{300, 6, 8, 3, 16, 32};
+  const SsdInputs in = make_inputs(s, 2, DtRange::Realistic, 77);
+  const SsdOutputs whole = run_scan(ref::ssd_scan, in, true);
+  const int64_t cuts[] = {0, 45, 46, 190, 300};  // includes a one-token segment
+  std::vector<float> y(whole.y.size(), kYSentinel);
+  std::vector<float> H = in.init, local_final(in.init.size());
+  for (int k = 0; k + 1 < 5; ++k) {
+    SsdShape seg = s;
+    seg.len = cuts[k + 1] - cuts[k];
+    const Slice part{in, cuts[k]};
+    float* y_seg = y.data() + cuts[k] * in.ld_y;
+    cpu::ssd_scan(seg, part.x(), in.ld_x, part.dt(), in.A.data(), part.B(), in.ld_b, part.C(),
+                  in.ld_c, nullptr, y_seg, in.ld_y, local_final.data());
+    cpu::ssd_state_correction(seg, part.dt(), in.A.data(), part.C(), in.ld_c, H.data(), y_seg,
+                              in.ld_y, local_final.data());
+    H = local_final;
+  }
+  EXPECT_TRUE(close_y(in, y, whole.y));
+  EXPECT_TRUE(close_state(H, whole.final_state));
+}
+
+}  // namespace
+}  // namespace ringscan::kernels
