@@ -8,7 +8,9 @@ namespace ringscan::kernels {
 //   x1 = x[i], x2 = x[i + rotary_dim/2]
 //   x[i] = x1*cos - x2*sin;  x[i + rotary_dim/2] = x2*cos + x1*sin
 // x is [rows, heads, head_dim] with row leading dimension ld_x; row r has
-// position pos0 + r (a block of consecutive positions).
+// position pos0 + r (a block of consecutive positions). Angles are computed in
+// double; HF computes pos * inv_freq in fp32, which differs by up to pos * 2^-24
+// radians (invisible at the fixtures' lengths, more accurate at long ones).
 #define RINGSCAN_ROPE_SIG                                                      \
   (float* x, int64_t ld_x, int64_t rows, int64_t heads, int64_t head_dim,       \
    int64_t rotary_dim, int64_t pos0, float theta)
