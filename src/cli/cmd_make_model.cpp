@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
+#include "tokenizer/demo_tokenizer.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -41,6 +42,11 @@ int run_make_model(int argc, char** argv) {
   else if (dtype == "f32") o.dtype = DType::F32;
   else throw Error("--dtype must be bf16, f16 or f32, got \"" + dtype + "\"");
   write_random_checkpoint(c, out, o);
+  // The demo preset is a complete checkpoint: its vocabulary is the demo tokenizer's.
+  if (vm.count("preset") && preset == "demo") {
+    write_text_file(out + "/tokenizer.json", std::string(demo_tokenizer_json()));
+    write_text_file(out + "/tokenizer_config.json", std::string(demo_tokenizer_config_json()));
+  }
   std::cerr << "ringscan: wrote " << (vm.count("preset") ? preset : config_file) << " model ("
             << parameter_count(c) << " parameters, " << dtype << ") to " << out << "\n";
   return 0;

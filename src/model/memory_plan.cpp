@@ -18,7 +18,8 @@ MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t toke
   ranks = std::max(ranks, 1);
   p.tokens_per_rank = (tokens + ranks - 1) / ranks;
   const uint64_t T = static_cast<uint64_t>(p.tokens_per_rank);
-  const uint64_t B = static_cast<uint64_t>(std::min<int64_t>(block_tokens, p.tokens_per_rank));
+  // One rank prefills in blocks; a sequence-parallel segment is processed whole.
+  const uint64_t B = ranks > 1 ? T : static_cast<uint64_t>(std::min<int64_t>(block_tokens, p.tokens_per_rank));
   p.weight_bytes = weight_bytes;
   p.residual_bytes = T * c.hidden_size * 4;
   p.kv_cache_bytes = T * kv_bytes_per_token(c);

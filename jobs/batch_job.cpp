@@ -1,0 +1,328 @@
+#include "jobs/batch_job.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <set>
+
+#include "cli/mpi_context.h"
+#include "io/discovery.h"
+#include "io/result_store.h"
+#include "io/text_reader.h"
+#include "jobs/document_tokens.h"
+#include "jobs/progress.h"
+#include "runtime/scheduler.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace po = boost::program_options;
+
+namespace ringscan {
+
+namespace {
+
+struct JobOptions {
+  std::vector<std::string> inputs, include, exclude;
+  std::string model_dir, out, mode = "file", layout = "zigzag";
+  bool no_gitignore = false, overwrite = false, quiet = false;
+  int sp = 0;
+  int64_t max_tokens = 0;
+  double memory_gib = 0;
+  double progress_interval = 10;
+};
+
+std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+// What makes two runs' results the same: a rerun with a different identity
+// must not resume into (or silently overwrite) an existing output.
+Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok) {
+  return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
+              {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
+              {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens}};
+}
+
+// Per-document result rows from the computed values.
+io::DocumentResult make_result(int64_t index, const io::Document& doc, const DocumentTokens& t,
+                               const DocumentValues& v, const JobSpec& spec) {
+  io::DocumentResult r;
+  r.index = static_cast<uint64_t>(index);
+  r.path = doc.name;
+  r.status = io::doc_status::kOk;
+  r.truncated = t.truncated;
+  r.token_ids = t.ids;
+  if (spec.want.logprobs) {
+    r.logprob = v.logprob;
+    double nll = 0;
+    int64_t scored = 0;
+    for (size_t i = 1; i < v.logprob.size(); ++i) nll -= v.logprob[i], ++scored;
+    r.n_scored = static_cast<uint64_t>(scored);
+    r.nll_sum = nll;
+    r.nll_mean = scored ? nll / scored : std::numeric_limits<double>::quiet_NaN();
+    r.perplexity = scored ? std::exp(r.nll_mean) : std::numeric_limits<double>::quiet_NaN();
+    if (doc.codebase)
+      for (const auto& f : t.files) {
+        io::FileResult fr;
+        fr.path = f.path;
+        fr.token_begin = static_cast<uint64_t>(f.begin);
+        fr.token_end = static_cast<uint64_t>(f.end);
+        // A file's first token is scored in the context of everything before it.
+        double fn = 0;
+        int64_t fs = 0;
+        for (int64_t i = std::max<int64_t>(f.begin, 1); i < f.end; ++i) fn -= v.logprob[i], ++fs;
+        fr.nll_sum = fn;
+        fr.n_scored = static_cast<uint64_t>(fs);
+        fr.perplexity = fs ? std::exp(fn / fs) : std::numeric_limits<double>::quiet_NaN();
+        r.files.push_back(fr);
+      }
+  } else {
+    r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
+    if (doc.codebase)
+      for (const auto& f : t.files) {
+        io::FileResult fr;
+        fr.path = f.path;
+        fr.token_begin = static_cast<uint64_t>(f.begin);
+        fr.token_end = static_cast<uint64_t>(f.end);
+        fr.nll_sum = fr.perplexity = std::numeric_limits<double>::quiet_NaN();
+        r.files.push_back(fr);
+      }
+  }
+  r.embedding_mean = v.embedding_mean;
+  r.embedding_last = v.embedding_last;
+  r.skipped_files = t.skipped;
+  return r;
+}
+
+// A document that was not computed: skipped (error = the skip reason) or failed
+// (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
+io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
+                                std::vector<int32_t> ids = {}) {
+  io::DocumentResult r;
+  r.index = static_cast<uint64_t>(index);
+  r.path = doc.name;
+  r.status = status;
+  r.error = error;
+  r.token_ids = std::move(ids);
+  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
+  return r;
+}
+
+}  // namespace
+
+int run_batch_job(const JobSpec& spec, int argc, char** argv) {
+  JobOptions o;
+  po::options_description opts(spec.summary);
+  opts.add_options()("help,h", "this help")
+      ("model", po::value(&o.model_dir)->required(), "model folder (config.json, safetensors, tokenizer.json)")
+      ("input", po::value(&o.inputs)->required()->composing(), "files, directories, or @list.txt (repeatable)")
+      ("out", po::value(&o.out)->required(), "output HDF5 file")
+      ("mode", po::value(&o.mode)->default_value("file"), "file: a document per file; codebase: a document per input directory")
+      ("include", po::value(&o.include)->composing(), "glob of files to keep inside directories (repeatable)")
+      ("exclude", po::value(&o.exclude)->composing(), "glob of files or folders to skip (repeatable)")
+      ("no-gitignore", po::bool_switch(&o.no_gitignore), "do not honour .gitignore files")
+      ("max-tokens", po::value(&o.max_tokens)->default_value(0), "truncate documents to this many tokens (0: no limit)")
+      ("sp", po::value(&o.sp)->default_value(0), "ranks per sequence-parallel group for long documents (0: sized from length)")
+      ("layout", po::value(&o.layout)->default_value("zigzag"), "sequence-parallel layout: zigzag or contiguous")
+      ("memory-per-rank", po::value(&o.memory_gib)->default_value(0), "GiB a rank may use (0: this node's memory / ranks on it x 0.7)")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output from a different model or options")
+      ("quiet", po::bool_switch(&o.quiet), "no progress output")
+      ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal");
+
+  cli::start_mpi(&argc, &argv);
+  auto world = comm::MpiCommunicator::create();
+  const int P = world->size(), me = world->rank();
+  po::variables_map vm;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+  io::Discovery found;
+  LayoutKind layout_kind{};
+  cli::check_collectively(*world, [&]() {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    if (vm.count("help")) return;
+    po::notify(vm);
+    layout_kind = parse_layout(o.layout);
+    if (o.sp < 0 || o.sp > P) throw Error("--sp " + std::to_string(o.sp) + " is not between 0 and the " + std::to_string(P) + " ranks");
+    if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+    if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
+    model = Model::load(o.model_dir, me != 0);
+    tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
+    if (tok->vocab_size() > model->config().vocab_size)
+      throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
+                  " ids but the model's vocab_size is " + std::to_string(model->config().vocab_size));
+    io::DiscoveryOptions d;
+    d.inputs = o.inputs;
+    d.include = o.include;
+    d.exclude = o.exclude;
+    d.mode = io::parse_document_mode(o.mode);
+    d.use_gitignore = !o.no_gitignore;
+    found = io::discover(d);
+  });
+  if (vm.count("help")) {
+    if (me == 0) std::cout << opts << "\n";
+    return 0;
+  }
+  const ModelConfig& c = model->config();
+  const auto& docs = found.documents;
+  const int64_t n_docs = static_cast<int64_t>(docs.size());
+
+  std::unique_ptr<io::ResultStore> store;
+  std::vector<std::string> names;
+  for (const auto& d : docs) names.push_back(d.name);
+  cli::check_collectively(*world, [&]() {
+    store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok), o.overwrite, names, MPI_COMM_WORLD);
+  });
+  if (me == 0 && !o.quiet) {
+    std::cerr << "ringscan " << spec.name << ": " << store->summary() << "\n";
+    if (!store->already_complete())
+      for (const auto& s : found.skipped) std::cerr << io::skip_warning(s) << "\n";
+  }
+  if (store->already_complete()) return 0;
+
+  // Reading and tokenizing: documents spread over ranks by size.
+  std::vector<int64_t> todo;
+  std::vector<uint64_t> sizes;
+  for (int64_t d = 0; d < n_docs; ++d) {
+    if (store->is_completed(static_cast<uint64_t>(d))) continue;
+    todo.push_back(d);
+    uint64_t b = 0;
+    for (const auto& f : docs[d].files) b += f.bytes;
+    sizes.push_back(b);
+  }
+  const std::vector<int> reader = balance_by_size(sizes, P);
+  std::vector<int> holder(n_docs, -1);
+  for (size_t i = 0; i < todo.size(); ++i) holder[todo[i]] = reader[i];
+
+  std::map<int64_t, DocumentTokens> mine;  // documents this rank read
+  std::vector<int64_t> counts(n_docs, -1);  // tokens per document; -1: not to run
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (reader[i] != me) continue;
+    const int64_t d = todo[i];
+    io::LoadedDocument loaded = io::load_document(docs[d]);
+    if (!o.quiet)
+      for (const auto& s : loaded.skipped) std::cerr << io::skip_warning(s) << "\n";
+    if (!loaded.ok()) {
+      io::DocumentResult r = not_computed(d, docs[d], io::doc_status::kSkipped, loaded.skip_reason);
+      r.skipped_files = loaded.skipped;
+      r.extra["detail"] = loaded.skip_detail;
+      store->add(r);
+      continue;
+    }
+    DocumentTokens t = tokenize_document(*tok, loaded, o.max_tokens);
+    t.skipped = std::move(loaded.skipped);
+    counts[d] = static_cast<int64_t>(t.ids.size());
+    mine.emplace(d, std::move(t));
+  }
+  world->all_reduce(counts.data(), counts.size(), comm::ReduceOp::max);
+
+  // Scheduling from the memory plan.
+  ScheduleInput si;
+  si.tokens = counts;
+  si.tokenized_on = holder;
+  si.ranks = P;
+  si.forced_sp = o.sp;
+  const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30))
+                                           : default_memory_per_rank(std::max(1, P));
+  si.budget_tokens = token_budget(c, model->checkpoint().total_bytes(), memory, &si.per_token_bytes);
+  const std::vector<DocPlan> plan = schedule_documents(si);
+
+  int64_t total_tokens = 0, total_docs = 0;
+  for (int64_t d = 0; d < n_docs; ++d)
+    if (counts[d] >= 0) total_tokens += counts[d], ++total_docs;
+  Progress progress(spec.name, total_docs, total_tokens, me == 0 && !o.quiet, o.progress_interval);
+  int64_t docs_done = 0, tokens_done = 0;
+
+  // Long documents first, sequence parallel: every rank walks them in the same order.
+  for (int64_t d = 0; d < n_docs; ++d) {
+    if (counts[d] < 0 || plan[d].route != DocRoute::SequenceParallel) continue;
+    const int g = plan[d].group_size, h = holder[d];
+    const int64_t n = counts[d];
+    auto group = world->split(me < g ? 0 : -1, me);
+    SequenceLayout layout = make_layout(n, g, layout_kind);
+    // The holder sends each segment (and the next segment's first id) to its owner.
+    std::vector<comm::Request> sends;
+    std::vector<std::vector<int32_t>> outgoing;
+    if (me == h) {
+      const auto& ids = mine.at(d).ids;
+      for (const auto& s : layout.segments) {
+        if (s.owner == me) continue;
+        outgoing.emplace_back(ids.begin() + s.begin, ids.begin() + std::min(n, s.end() + 1));
+        sends.push_back(world->isend(outgoing.back().data(), outgoing.back().size(), s.owner));
+      }
+    }
+    DocumentValues values;
+    if (group) {
+      values = compute_document_sp(*model, *group, layout, [&](const Segment& s) {
+        const int64_t len = std::min(n, s.end() + 1) - s.begin;
+        if (me == h) {
+          const auto& ids = mine.at(d).ids;
+          return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.begin + len);
+        }
+        std::vector<int32_t> ids(len);
+        world->recv(ids.data(), ids.size(), h);
+        return ids;
+      }, spec.want);
+    }
+    comm::wait_all(sends);
+    // Group rank 0 (world rank 0) has the values; the holder writes the row.
+    const int64_t n_lp = spec.want.logprobs ? n : 0, n_emb = spec.want.embeddings ? c.hidden_size : 0;
+    if (me == 0 && h != 0) {
+      world->send(values.logprob.data(), n_lp, h);
+      world->send(values.embedding_mean.data(), n_emb, h);
+      world->send(values.embedding_last.data(), n_emb, h);
+    } else if (me == h && h != 0) {
+      values.logprob.resize(n_lp);
+      values.embedding_mean.resize(n_emb);
+      values.embedding_last.resize(n_emb);
+      world->recv(values.logprob.data(), n_lp, 0);
+      world->recv(values.embedding_mean.data(), n_emb, 0);
+      world->recv(values.embedding_last.data(), n_emb, 0);
+    }
+    if (me == h) {
+      store->add(make_result(d, docs[d], mine.at(d), values, spec));
+      store->flush();
+      mine.erase(d);
+    }
+    ++docs_done;
+    tokens_done += n;
+    progress.update(docs_done, tokens_done);
+  }
+
+  // The rest, data parallel: each rank runs the documents it read.
+  for (auto& [d, t] : mine) {
+    if (plan[d].route == DocRoute::TooLong) {
+      if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";
+      store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
+    } else {
+      DocumentValues v = compute_document(*model, t.ids, spec.want);
+      store->add(make_result(d, docs[d], t, v, spec));
+    }
+    store->flush();
+    if (me == 0) {
+      ++docs_done;
+      tokens_done += counts[d];
+      progress.update(docs_done, tokens_done);
+    }
+  }
+
+  Json attributes = {{"job", spec.name},
+                     {"command_line", command_line(argc, argv)},
+                     {"ranks", P},
+                     {"device", "cpu"},
+                     {"layout", o.layout},
+                     {"model_dir", o.model_dir},
+                     {"model_config", c.raw.dump()},
+                     {"tokenizer_hash", tok->hash()},
+                     {"ringscan_version", RINGSCAN_VERSION}};
+  cli::check_collectively(*world, [&]() { store->finalize(attributes, found.skipped); });
+  progress.finish(total_docs, total_tokens);
+  return 0;
+}
+
+}  // namespace ringscan

@@ -1,0 +1,35 @@
+// What the batch jobs compute from a document's final hidden states, on one
+// rank (data parallel) or over a group (sequence parallel).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/model.h"
+#include "runtime/layout.h"
+
+namespace ringscan {
+
+struct WantedOutputs {
+  bool logprobs = false;    // score: log p(token t | tokens < t)
+  bool embeddings = false;  // embed: mean and last final hidden state
+};
+
+struct DocumentValues {
+  // logprob[t] = log p(ids[t] | ids[<t]) for t >= 1; logprob[0] is NaN (nothing predicts the first token).
+  std::vector<float> logprob;
+  std::vector<float> embedding_mean, embedding_last;  // [hidden] (after norm_f)
+};
+
+// The whole document on this rank, prefilled in memory-bounded blocks.
+DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
+
+// Sequence parallel over `group` (every rank of it calls this). `segment_ids`
+// returns the ids of a segment plus, when it is not the last, the first id of
+// the next one (the target of the segment's last position). Values are
+// complete on group rank 0 only; other ranks return empty values.
+DocumentValues compute_document_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
+                                   const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                                   const WantedOutputs& want);
+
+}  // namespace ringscan

@@ -1,0 +1,161 @@
+#include "io/part_file.h"
+
+#include "io/fs_util.h"
+#include "util/error.h"
+
+namespace ringscan::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "part files are written in host byte order; the format documents little-endian");
+
+namespace {
+
+constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '1'};
+constexpr size_t kHeaderBytes = 32;
+constexpr size_t kEntryBytes = 32;
+
+}  // namespace
+
+void ByteReader::truncated() const {
+  throw Error(source_ + " is damaged: a record ends early (expected more bytes at offset " + std::to_string(pos_) + ")");
+}
+
+std::string encode_result(const DocumentResult& r) {
+  ByteWriter w;
+  w.u64(r.index);
+  w.str(r.path);
+  w.str(r.status);
+  w.str(r.error);
+  w.u8(r.truncated ? 1 : 0);
+  w.vec(r.token_ids);
+  w.vec(r.logprob);
+  w.u64(r.n_scored);
+  w.f64(r.nll_sum);
+  w.f64(r.nll_mean);
+  w.f64(r.perplexity);
+  w.u64(r.files.size());
+  for (const FileResult& f : r.files) {
+    w.str(f.path);
+    w.u64(f.token_begin);
+    w.u64(f.token_end);
+    w.f64(f.nll_sum);
+    w.u64(f.n_scored);
+    w.f64(f.perplexity);
+  }
+  w.vec(r.embedding_mean);
+  w.vec(r.embedding_last);
+  w.u64(r.skipped_files.size());
+  for (const SkippedFile& s : r.skipped_files) {
+    w.str(s.path);
+    w.str(s.reason);
+    w.str(s.detail);
+  }
+  w.str(r.extra.dump());
+  return std::move(w.bytes());
+}
+
+DocumentResult decode_result(std::string_view bytes, const std::string& source) {
+  ByteReader in(bytes, source);
+  DocumentResult r;
+  r.index = in.u64();
+  r.path = in.str();
+  r.status = in.str();
+  r.error = in.str();
+  r.truncated = in.u8() != 0;
+  r.token_ids = in.vec<int32_t>();
+  r.logprob = in.vec<float>();
+  r.n_scored = in.u64();
+  r.nll_sum = in.f64();
+  r.nll_mean = in.f64();
+  r.perplexity = in.f64();
+  const uint64_t n_files = in.u64();
+  for (uint64_t i = 0; i < n_files; ++i) {
+    FileResult f;
+    f.path = in.str();
+    f.token_begin = in.u64();
+    f.token_end = in.u64();
+    f.nll_sum = in.f64();
+    f.n_scored = in.u64();
+    f.perplexity = in.f64();
+    r.files.push_back(std::move(f));
+  }
+  r.embedding_mean = in.vec<float>();
+  r.embedding_last = in.vec<float>();
+  const uint64_t n_skipped = in.u64();
+  for (uint64_t i = 0; i < n_skipped; ++i) {
+    SkippedFile s;
+    s.path = in.str();
+    s.reason = in.str();
+    s.detail = in.str();
+    r.skipped_files.push_back(std::move(s));
+  }
+  r.extra = parse_json_relaxed(in.str(), source);
+  if (!in.done()) throw Error(source + " is damaged: a record has trailing bytes");
+  return r;
+}
+
+std::string encode_part(const std::vector<DocumentResult>& results) {
+  std::vector<std::string> records;
+  records.reserve(results.size());
+  for (const DocumentResult& r : results) records.push_back(encode_result(r));
+  ByteWriter index;
+  uint64_t offset = kHeaderBytes + kEntryBytes * records.size();
+  uint64_t payload = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    index.u64(results[i].index);
+    index.u64(offset);
+    index.u64(records[i].size());
+    index.u64(fnv1a64(records[i]));
+    offset += records[i].size();
+    payload += records[i].size();
+  }
+  ByteWriter out;
+  out.raw(kMagic, sizeof kMagic);
+  out.u64(records.size());
+  out.u64(payload);
+  out.u64(fnv1a64(index.bytes()));
+  out.raw(index.bytes().data(), index.bytes().size());
+  for (const std::string& rec : records) out.raw(rec.data(), rec.size());
+  return std::move(out.bytes());
+}
+
+std::vector<PartEntry> read_part_index(const std::string& path) {
+  const uint64_t size = file_size(path);
+  if (size < kHeaderBytes) throw Error("part file " + path + " is damaged: shorter than its 32-byte header");
+  const std::string header = read_file_range(path, 0, kHeaderBytes);
+  if (header.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0)
+    throw Error("part file " + path + " is damaged: it does not start with RSPART01");
+  ByteReader h(std::string_view(header).substr(sizeof kMagic), path);
+  const uint64_t n = h.u64(), payload = h.u64(), index_sum = h.u64();
+  if (n > (size - kHeaderBytes) / kEntryBytes || size != kHeaderBytes + n * kEntryBytes + payload)
+    throw Error("part file " + path + " is damaged: its size " + std::to_string(size) +
+                " does not match its header (" + std::to_string(n) + " records, " + std::to_string(payload) +
+                " payload bytes)");
+  const std::string index = read_file_range(path, kHeaderBytes, n * kEntryBytes);
+  if (fnv1a64(index) != index_sum) throw Error("part file " + path + " is damaged: its index checksum does not match");
+  ByteReader in(index, path);
+  std::vector<PartEntry> entries(n);
+  for (PartEntry& e : entries) {
+    e.document = in.u64();
+    e.offset = in.u64();
+    e.length = in.u64();
+    e.checksum = in.u64();
+    if (e.offset < kHeaderBytes + n * kEntryBytes || e.offset + e.length > size)
+      throw Error("part file " + path + " is damaged: a record lies outside the file");
+  }
+  return entries;
+}
+
+DocumentResult read_part_record(const std::string& path, const PartEntry& e) {
+  const std::string bytes = read_file_range(path, e.offset, e.length);
+  if (fnv1a64(bytes) != e.checksum)
+    throw Error("part file " + path + " is damaged: the record of document " + std::to_string(e.document) +
+                " fails its checksum");
+  DocumentResult r = decode_result(bytes, "part file " + path);
+  if (r.index != e.document)
+    throw Error("part file " + path + " is damaged: its index names document " + std::to_string(e.document) +
+                " but the record holds document " + std::to_string(r.index));
+  return r;
+}
+
+}  // namespace ringscan::io

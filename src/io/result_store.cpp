@@ -1,0 +1,529 @@
+#include "io/result_store.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+
+#include "io/final_file.h"
+#include "io/fs_util.h"
+#include "io/part_file.h"
+#include "io/utf8_check.h"
+#include "util/error.h"
+
+namespace ringscan::io {
+
+namespace {
+
+constexpr const char* kRunFile = "run.json";
+constexpr const char* kRunFormat = "ringscan result parts";
+constexpr int kRunFormatVersion = 1;
+
+void check_mpi(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) throw Error(std::string("result store: ") + what + " failed");
+}
+
+void bcast_bytes(std::string& s, int root, MPI_Comm comm) {
+  uint64_t n = s.size();
+  check_mpi(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm), "MPI_Bcast");
+  s.resize(n);
+  // Chunks: MPI counts are int.
+  for (uint64_t off = 0; off < n; off += uint64_t(INT_MAX)) {
+    const int len = int(std::min<uint64_t>(n - off, uint64_t(INT_MAX)));
+    check_mpi(MPI_Bcast(s.data() + off, len, MPI_CHAR, root, comm), "MPI_Bcast");
+  }
+}
+
+// Runs fn on every rank (fn must not call collectives). If it throws on any rank, every
+// rank throws Error with the message of the lowest failing rank.
+void agree(MPI_Comm comm, const std::function<void()>& fn) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string message;
+  int mine = INT_MAX;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    message = e.what();
+    mine = rank;
+  }
+  int lowest = INT_MAX;
+  check_mpi(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  if (lowest == INT_MAX) return;
+  bcast_bytes(message, lowest, comm);
+  throw Error(message);
+}
+
+// Why two identities differ, for the error sentence.
+std::string identity_difference(const Json& ours, const Json& theirs) {
+  if (!theirs.is_object()) return "its run identity is not a JSON object";
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : ours.items())
+    if (!theirs.contains(k) || theirs.at(k) != v) keys.push_back(k);
+  for (const auto& [k, v] : theirs.items())
+    if (!ours.contains(k)) keys.push_back(k);
+  if (keys.empty()) return "";
+  std::string s = "run identity differs in ";
+  for (size_t i = 0; i < keys.size() && i < 5; ++i) s += (i ? ", '" : "'") + keys[i] + "'";
+  if (keys.size() > 5) s += " and " + std::to_string(keys.size() - 5) + " more";
+  return s;
+}
+
+std::string run_difference(const Json& identity, const std::string& hash, uint64_t n, const Json& their_identity,
+                           const std::string& their_hash, uint64_t their_n) {
+  std::string d = identity_difference(identity, their_identity);
+  if (!d.empty()) return "a different model or options: " + d;
+  if (their_n != n)
+    return "a different document list: " + std::to_string(their_n) + " documents instead of " + std::to_string(n);
+  if (their_hash != hash) return "a different document list (same count, other names or order)";
+  return "";
+}
+
+// Removes a parts folder: part files first, run.json last, so that a crash in between
+// leaves a folder that is still recognised as this run's (or as empty).
+void remove_parts_dir(const std::string& dir) {
+  if (!path_exists(dir)) return;
+  if (!is_directory(dir)) throw Error(dir + " exists and is not a folder; remove it or choose another output path");
+  for (const std::string& n : list_dir(dir)) {
+    if (n == kRunFile) continue;
+    remove_file(dir + "/" + n);
+    crash_point("parts_file_removed");
+  }
+  remove_flat_dir(dir);
+}
+
+struct PartName {
+  int attempt = -1;
+  int rank = -1;
+  uint64_t seq = 0;
+};
+
+// "part-a0003-r00001-000012.bin"
+bool parse_part_name(const std::string& n, PartName& p) {
+  int a = 0, r = 0;
+  unsigned long long s = 0;
+  int consumed = 0;
+  if (std::sscanf(n.c_str(), "part-a%d-r%d-%llu.bin%n", &a, &r, &s, &consumed) != 3) return false;
+  if (size_t(consumed) != n.size()) return false;
+  p = {a, r, s};
+  return true;
+}
+
+std::string part_name(int attempt, int rank, uint64_t seq) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "part-a%04d-r%05d-%06llu.bin", attempt, rank, static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+void require_utf8(const std::string& s, const std::string& what, uint64_t doc) {
+  if (!is_valid_utf8(s))
+    throw Error("result of document " + std::to_string(doc) + ": " + what + " is not valid UTF-8");
+}
+
+// Where each document's record is: parts folder listing, on the rank that scans it.
+struct PartIndex {
+  std::vector<std::string> files;                  // part file names
+  std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
+};
+
+PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt) {
+  PartIndex idx;
+  idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
+  if (max_attempt) *max_attempt = -1;
+  for (const std::string& n : list_dir(dir)) {
+    PartName p;
+    if (!parse_part_name(n, p)) continue;
+    if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
+    const uint32_t file = uint32_t(idx.files.size());
+    idx.files.push_back(n);
+    for (const PartEntry& e : read_part_index(dir + "/" + n)) {
+      if (e.document >= n_documents)
+        throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
+                    " but the run has " + std::to_string(n_documents) + " documents");
+      auto& slot = idx.at[e.document];
+      if (slot.first != UINT32_MAX)
+        throw Error("the parts folder " + dir + " is damaged: document " + std::to_string(e.document) +
+                    " is in two part files, " + idx.files[slot.first] + " and " + n);
+      slot = {file, e};
+    }
+  }
+  return idx;
+}
+
+}  // namespace
+
+std::string documents_hash(const std::vector<std::string>& names) {
+  uint64_t h = fnv1a64("ringscan documents");
+  for (const std::string& n : names) {
+    h = fnv1a64(n, h);
+    h = fnv1a64(std::string_view("\0", 1), h);
+  }
+  return "fnv1a64:" + hex64(h);
+}
+
+std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, const Json& identity, bool overwrite,
+                                               const std::vector<std::string>& document_names, MPI_Comm comm) {
+  std::unique_ptr<ResultStore> store(new ResultStore());
+  ResultStore& s = *store;
+  s.comm_ = comm;
+  MPI_Comm_rank(comm, &s.rank_);
+  MPI_Comm_size(comm, &s.size_);
+  s.out_ = out_path;
+  s.identity_ = identity;
+  s.names_ = document_names;
+  s.documents_hash_ = documents_hash(s.names_);
+  const uint64_t n = s.names_.size();
+  const std::string parts = s.parts_dir();
+  const std::string run_file = parts + "/" + kRunFile;
+  const std::string final_tmp = s.out_ + ".tmp";
+
+  std::string state;  // rank 0 -> all: "complete" / "fresh" / "resume"
+  s.done_.assign(n, 0);
+  agree(comm, [&] {
+    if (s.out_.empty()) throw Error("no output path given; expected --out FILE.h5");
+    if (!identity.is_object()) throw Error("result store: the run identity must be a JSON object");
+    for (uint64_t i = 0; i < n; ++i) require_utf8(s.names_[i], "the document name", i);
+    if (s.rank_ != 0) return;
+    const std::string folder = parent_dir(s.out_);
+    if (!is_directory(folder))
+      throw Error("the folder " + folder + " of output " + s.out_ + " does not exist; create it first");
+    if (is_directory(s.out_)) throw Error("output " + s.out_ + " is a folder; expected the path of an .h5 file");
+
+    if (path_exists(s.out_)) {
+      std::string why;
+      try {
+        FinalIdentity id = read_final_identity(s.out_);
+        why = run_difference(s.identity_, s.documents_hash_, n, id.run_identity, id.documents_hash, id.n_documents);
+      } catch (const Error& e) {
+        why = std::string("it is not a ringscan result file this run can use (") + e.what() + ")";
+      }
+      if (why.empty()) {
+        // A crash between renaming the final file and removing the parts leaves them stale.
+        remove_parts_dir(parts);
+        remove_file(final_tmp);
+        state = "complete";
+        return;
+      }
+      if (!overwrite)
+        throw Error("output " + s.out_ + " already exists with " + why +
+                    "; rerun with --overwrite to replace it, or choose another output path");
+      remove_file(s.out_);
+    }
+
+    if (path_exists(parts)) {
+      if (!is_directory(parts)) throw Error(parts + " exists and is not a folder; remove it or choose another output path");
+      std::string why;
+      if (path_exists(run_file)) {
+        Json run = read_json_file(run_file);
+        if (!run.is_object() || run.value("format", "") != kRunFormat || run.value("version", 0) != kRunFormatVersion) {
+          why = "a run file " + run_file + " of another format";
+        } else {
+          why = run_difference(s.identity_, s.documents_hash_, n, run.value("identity", Json()),
+                               run.value("documents_hash", ""), run.value("n_documents", uint64_t(0)));
+        }
+      } else {
+        bool has_parts = false;
+        for (const std::string& name : list_dir(parts)) {
+          PartName p;
+          has_parts |= parse_part_name(name, p);
+        }
+        // Without run.json no part was ever written (run.json comes first): nothing to keep.
+        why = has_parts ? "part files but no " + std::string(kRunFile) : "";
+        if (!has_parts) remove_parts_dir(parts);
+      }
+      if (!why.empty()) {
+        if (!overwrite)
+          throw Error("the unfinished results in " + parts + " are of " + why +
+                      "; rerun with --overwrite to discard them, or choose another output path");
+        remove_parts_dir(parts);
+      }
+    }
+
+    state = "resume";
+    if (!path_exists(parts)) {
+      if (mkdir(parts.c_str(), 0755) != 0)
+        throw Error("cannot create " + parts + " next to output " + s.out_ + ": " + std::strerror(errno) +
+                    "; expected a writable output folder");
+      Json run = {{"format", kRunFormat},
+                  {"version", kRunFormatVersion},
+                  {"identity", s.identity_},
+                  {"documents_hash", s.documents_hash_},
+                  {"n_documents", n}};
+      write_file_atomic(run_file, run.dump(2) + "\n");
+      fsync_dir(folder);
+      state = "fresh";
+    }
+    // Leftovers of writes a crash interrupted: never complete, never needed.
+    for (const std::string& name : list_dir(parts))
+      if (ends_with(name, ".tmp")) remove_file(parts + "/" + name);
+    remove_file(final_tmp);
+
+    int max_attempt = -1;
+    PartIndex idx;
+    try {
+      idx = scan_parts(parts, n, &max_attempt);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + "; delete " + parts + " to start this run again");
+    }
+    for (uint64_t i = 0; i < n; ++i) s.done_[i] = idx.at[i].first != UINT32_MAX;
+    s.attempt_ = max_attempt + 1;
+  });
+
+  bcast_bytes(state, 0, comm);
+  check_mpi(MPI_Bcast(&s.attempt_, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  std::string done(reinterpret_cast<const char*>(s.done_.data()), s.done_.size());
+  bcast_bytes(done, 0, comm);
+  std::memcpy(s.done_.data(), done.data(), done.size());
+
+  if (state == "complete") {
+    s.complete_ = true;
+    s.done_.assign(n, 1);
+    s.summary_ = s.out_ + " is already complete for this model, options and documents; nothing to do";
+  } else if (state == "fresh") {
+    s.summary_ = "writing results of " + std::to_string(n) + " documents to " + s.out_ + " (progress in " + parts + ")";
+  } else {
+    s.summary_ = "resuming " + s.out_ + ": " + std::to_string(s.n_completed()) + " of " + std::to_string(n) +
+                 " documents already done (from " + parts + ")";
+  }
+  return store;
+}
+
+std::set<uint64_t> ResultStore::completed() const {
+  std::set<uint64_t> out;
+  for (uint64_t i = 0; i < done_.size(); ++i)
+    if (done_[i]) out.insert(out.end(), i);
+  return out;
+}
+
+uint64_t ResultStore::n_completed() const {
+  uint64_t k = 0;
+  for (uint8_t d : done_) k += d;
+  return k;
+}
+
+void ResultStore::add(DocumentResult r) {
+  const uint64_t n = names_.size();
+  const std::string doc = "result of document " + std::to_string(r.index);
+  if (complete_) throw Error(doc + ": " + out_ + " is already complete; nothing may be added");
+  if (r.index >= n) throw Error(doc + ": the run has only " + std::to_string(n) + " documents");
+  if (done_[r.index]) throw Error(doc + " (" + names_[r.index] + ") was already added or completed in an earlier attempt");
+  if (r.path.empty()) r.path = names_[r.index];
+  if (r.path != names_[r.index])
+    throw Error(doc + " names " + r.path + " but the document list has " + names_[r.index] + " at that index");
+  if (r.status == doc_status::kOk) {
+    if (!r.error.empty()) throw Error(doc + " has status ok and an error text; expected an empty error");
+  } else if (r.status == doc_status::kSkipped || r.status == doc_status::kFailed) {
+    if (r.error.empty()) throw Error(doc + " has status " + r.status + " but no reason; expected the reason in error");
+  } else {
+    throw Error(doc + " has status '" + r.status + "'; expected ok, skipped or failed");
+  }
+  const uint64_t nt = r.token_ids.size();
+  if (!r.logprob.empty() && r.logprob.size() != nt)
+    throw Error(doc + " has " + std::to_string(r.logprob.size()) + " log-probs for " + std::to_string(nt) +
+                " tokens; expected none or one per token");
+  if (r.n_scored > nt) throw Error(doc + " has n_scored " + std::to_string(r.n_scored) + " > " + std::to_string(nt) + " tokens");
+  for (const FileResult& f : r.files) {
+    if (f.token_begin > f.token_end || f.token_end > nt)
+      throw Error(doc + ": file " + f.path + " has token range [" + std::to_string(f.token_begin) + ", " +
+                  std::to_string(f.token_end) + ") outside the document's " + std::to_string(nt) + " tokens");
+    require_utf8(f.path, "a file path", r.index);
+  }
+  auto check_dim = [&](const std::vector<float>& v, uint64_t& dim, const char* which) {
+    if (v.empty()) return;
+    if (dim == 0) dim = v.size();
+    if (v.size() != dim)
+      throw Error(doc + " has a " + which + " embedding of dimension " + std::to_string(v.size()) +
+                  " but earlier documents have " + std::to_string(dim));
+  };
+  check_dim(r.embedding_mean, dim_mean_, "mean");
+  check_dim(r.embedding_last, dim_last_, "last");
+  require_utf8(r.path, "the path", r.index);
+  require_utf8(r.error, "the error text", r.index);
+  for (const SkippedFile& sk : r.skipped_files) {
+    require_utf8(sk.path, "a skipped file's path", r.index);
+    require_utf8(sk.reason + sk.detail, "a skipped file's reason", r.index);
+  }
+  try {
+    (void)r.extra.dump();  // throws on invalid UTF-8 inside
+  } catch (const std::exception&) {
+    throw Error(doc + ": extra holds a string that is not valid UTF-8");
+  }
+  done_[r.index] = 1;
+  buffer_.push_back(std::move(r));
+}
+
+void ResultStore::flush() {
+  if (buffer_.empty()) return;
+  write_file_atomic(parts_dir() + "/" + part_name(attempt_, rank_, next_part_), encode_part(buffer_));
+  ++next_part_;
+  buffer_.clear();
+}
+
+void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile>& discovery_skipped) {
+  if (complete_) return;
+  const uint64_t n = names_.size();
+  const std::string parts = parts_dir();
+  const std::string final_tmp = out_ + ".tmp";
+
+  agree(comm_, [&] {
+    if (!attributes.is_object()) throw Error("result store: the output attributes must be a JSON object");
+    for (const char* reserved : kReservedAttributes)
+      if (attributes.contains(reserved))
+        throw Error(std::string("output attribute '") + reserved + "' is written by the result store itself");
+    for (const SkippedFile& sk : discovery_skipped)
+      if (!is_valid_utf8(sk.path) || !is_valid_utf8(sk.reason) || !is_valid_utf8(sk.detail))
+        throw Error("skipped file record " + utf8_sanitize(sk.path) + " is not valid UTF-8");
+    flush();
+  });
+
+  // Where every record is (rank 0 scans, everybody learns).
+  std::string table;
+  agree(comm_, [&] {
+    if (rank_ != 0) return;
+    PartIndex idx = scan_parts(parts, n, nullptr);
+    std::vector<uint64_t> missing;
+    for (uint64_t i = 0; i < n; ++i)
+      if (idx.at[i].first == UINT32_MAX) missing.push_back(i);
+    if (!missing.empty())
+      throw Error("cannot finish " + out_ + ": " + std::to_string(missing.size()) + " of " + std::to_string(n) +
+                  " documents have no result (first: document " + std::to_string(missing[0]) + ", " +
+                  names_[missing[0]] + ")");
+    ByteWriter w;
+    w.u64(idx.files.size());
+    for (const std::string& f : idx.files) w.str(f);
+    for (const auto& [file, e] : idx.at) {
+      w.u64(file);
+      w.u64(e.offset);
+      w.u64(e.length);
+      w.u64(e.checksum);
+    }
+    table = std::move(w.bytes());
+  });
+  bcast_bytes(table, 0, comm_);
+
+  // This rank's documents: a contiguous range, so that its rows are contiguous.
+  const uint64_t first = n * uint64_t(rank_) / uint64_t(size_);
+  const uint64_t last = n * uint64_t(rank_ + 1) / uint64_t(size_);
+  std::vector<DocumentResult> docs;
+  uint64_t dims[2] = {0, 0};
+  agree(comm_, [&] {
+    ByteReader in(table, "the parts table");
+    std::vector<std::string> files(in.u64());
+    for (std::string& f : files) f = in.str();
+    std::vector<std::pair<uint64_t, PartEntry>> at(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      at[i].first = in.u64();
+      at[i].second = PartEntry{i, in.u64(), in.u64(), in.u64()};
+    }
+    for (uint64_t i = first; i < last; ++i) {
+      docs.push_back(read_part_record(parts + "/" + files[at[i].first], at[i].second));
+      const DocumentResult& d = docs.back();
+      if (!d.embedding_mean.empty()) dims[0] = std::max<uint64_t>(dims[0], d.embedding_mean.size());
+      if (!d.embedding_last.empty()) dims[1] = std::max<uint64_t>(dims[1], d.embedding_last.size());
+    }
+  });
+  uint64_t dim[2] = {0, 0};
+  check_mpi(MPI_Allreduce(dims, dim, 2, MPI_UINT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+  agree(comm_, [&] {
+    for (const DocumentResult& d : docs) {
+      if (!d.embedding_mean.empty() && d.embedding_mean.size() != dim[0])
+        throw Error("document " + std::to_string(d.index) + " has a mean embedding of dimension " +
+                    std::to_string(d.embedding_mean.size()) + " but others have " + std::to_string(dim[0]));
+      if (!d.embedding_last.empty() && d.embedding_last.size() != dim[1])
+        throw Error("document " + std::to_string(d.index) + " has a last embedding of dimension " +
+                    std::to_string(d.embedding_last.size()) + " but others have " + std::to_string(dim[1]));
+    }
+  });
+
+  // Strings go to rank 0, which writes them with serial HDF5 (parallel HDF5 1.10 cannot
+  // write variable-length data).
+  ByteWriter mine;
+  for (const DocumentResult& d : docs) {
+    mine.str(d.path);
+    mine.str(d.status);
+    mine.str(d.error);
+    mine.str(d.extra.dump());
+    mine.u64(d.files.size());
+    for (const FileResult& f : d.files) mine.str(f.path);
+    mine.u64(d.skipped_files.size());
+    for (const SkippedFile& sk : d.skipped_files) {
+      mine.str(sk.path);
+      mine.str(sk.reason);
+      mine.str(sk.detail);
+    }
+  }
+  agree(comm_, [&] {
+    if (mine.bytes().size() > size_t(INT_MAX))
+      throw Error("the paths and messages of documents " + std::to_string(first) + ".." + std::to_string(last) +
+                  " exceed 2 GiB; use more ranks");
+  });
+  const int my_bytes = int(mine.bytes().size());
+  std::vector<int> counts(size_), displs(size_);
+  check_mpi(MPI_Gather(&my_bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm_), "MPI_Gather");
+  std::string all;
+  agree(comm_, [&] {
+    if (rank_ != 0) return;
+    uint64_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      displs[r] = int(total);
+      total += uint64_t(counts[r]);
+    }
+    if (total > uint64_t(INT_MAX)) throw Error("the paths and messages of all documents exceed 2 GiB");
+    all.resize(total);
+  });
+  check_mpi(MPI_Gatherv(mine.bytes().data(), my_bytes, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, 0,
+                        comm_),
+            "MPI_Gatherv");
+
+  agree(comm_, [&] { write_final_numeric(final_tmp, n, first, docs, dim[0], dim[1], comm_); });
+  crash_point("final_numeric_written");
+
+  agree(comm_, [&] {
+    if (rank_ != 0) return;
+    FinalStrings st;
+    for (const SkippedFile& sk : discovery_skipped) {
+      st.skipped_document.push_back(-1);
+      st.skipped_path.push_back(sk.path);
+      st.skipped_reason.push_back(sk.reason);
+      st.skipped_detail.push_back(sk.detail);
+    }
+    ByteReader in(all, "the gathered strings");
+    for (uint64_t i = 0; i < n; ++i) {
+      st.doc_path.push_back(in.str());
+      st.doc_status.push_back(in.str());
+      st.doc_error.push_back(in.str());
+      st.doc_extra.push_back(in.str());
+      for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
+      for (uint64_t k = in.u64(); k > 0; --k) {
+        st.skipped_document.push_back(int64_t(i));
+        st.skipped_path.push_back(in.str());
+        st.skipped_reason.push_back(in.str());
+        st.skipped_detail.push_back(in.str());
+      }
+    }
+    write_final_strings(final_tmp, st, identity_, documents_hash_, n, attributes);
+    crash_point("final_strings_written");
+    fsync_file(final_tmp);
+    if (std::rename(final_tmp.c_str(), out_.c_str()) != 0)
+      throw Error("cannot rename " + final_tmp + " to " + out_ + ": " + std::strerror(errno));
+    crash_point("final_renamed");
+    fsync_dir(parent_dir(out_));
+    // Only now: until the final file is in place, the parts are the results.
+    remove_parts_dir(parts);
+    fsync_dir(parent_dir(out_));
+  });
+  complete_ = true;
+  summary_ = "wrote " + out_ + " (" + std::to_string(n) + " documents)";
+}
+
+}  // namespace ringscan::io

@@ -1,0 +1,49 @@
+// Which rank(s) run each document (DESIGN.md §3): documents within one rank's
+// token budget run data-parallel on the rank that tokenized them (files were
+// spread over ranks by size, so the load is balanced and no tokens move);
+// longer ones run sequence-parallel over the smallest group of ranks whose
+// budgets hold them (or --sp N); one that would not fit even across every rank
+// fails with a message saying what it would need, and the rest still run.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace ringscan {
+
+enum class DocRoute { DataParallel, SequenceParallel, TooLong };
+
+struct DocPlan {
+  DocRoute route = DocRoute::DataParallel;
+  int rank = 0;        // DataParallel: the rank that runs it
+  int group_size = 1;  // SequenceParallel: ranks 0..group_size-1 run it
+  std::string error;   // TooLong: why
+};
+
+struct ScheduleInput {
+  std::vector<int64_t> tokens;        // per document
+  std::vector<int> tokenized_on;      // per document: the rank holding its tokens
+  int ranks = 1;
+  int64_t budget_tokens = 0;          // max tokens one rank may hold
+  int forced_sp = 0;                  // --sp N: group size for every long document (0: from length)
+  uint64_t per_token_bytes = 0;       // for the message of a document that cannot fit
+};
+
+std::vector<DocPlan> schedule_documents(const ScheduleInput& in);
+
+// Tokens one rank can hold in `memory_bytes` besides the weights, from the
+// memory plan's per-token and fixed costs (sequence-parallel runner: whole
+// segments in flight).
+int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memory_bytes, uint64_t* per_token_bytes);
+
+// Memory one rank may use by default: physical memory shared by the ranks on
+// this node, less a safety margin.
+uint64_t default_memory_per_rank(int ranks_on_node);
+
+// Longest-processing-time assignment of items (e.g. file sizes) to ranks:
+// deterministic, every rank computes the same answer.
+std::vector<int> balance_by_size(const std::vector<uint64_t>& sizes, int ranks);
+
+}  // namespace ringscan

@@ -1,0 +1,20 @@
+// Deterministic results for result-store tests: document i always gets the same result,
+// covering every kind of row (ok / skipped / failed, truncated, no log-probs, codebase
+// files, skipped files inside a document, embeddings present or not, UTF-8 names).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/document_result.h"
+
+namespace ringscan::io::test {
+
+std::vector<std::string> fixture_names(uint64_t n);
+DocumentResult fixture_result(uint64_t i);
+std::vector<SkippedFile> fixture_discovery_skips();
+Json fixture_identity();
+Json fixture_attributes();
+inline constexpr uint64_t kFixtureDim = 5;  // embedding dimension
+
+}  // namespace ringscan::io::test

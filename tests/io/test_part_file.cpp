@@ -1,0 +1,93 @@
+// Part files: every field survives encode/decode bit for bit; damage is detected.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "io/fs_util.h"
+#include "io/part_file.h"
+#include "io_test_util.h"
+#include "store_fixture.h"
+#include "util/error.h"
+
+namespace ringscan::io {
+namespace {
+
+void expect_same(const DocumentResult& a, const DocumentResult& b) {
+  EXPECT_EQ(a.index, b.index);
+  EXPECT_EQ(a.path, b.path);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.error, b.error);
+  EXPECT_EQ(a.truncated, b.truncated);
+  EXPECT_EQ(a.token_ids, b.token_ids);
+  ASSERT_EQ(a.logprob.size(), b.logprob.size());
+  EXPECT_EQ(0, std::memcmp(a.logprob.data(), b.logprob.data(), a.logprob.size() * sizeof(float)));  // NaN too
+  EXPECT_EQ(a.n_scored, b.n_scored);
+  EXPECT_EQ(0, std::memcmp(&a.nll_sum, &b.nll_sum, sizeof(double)));
+  EXPECT_EQ(0, std::memcmp(&a.nll_mean, &b.nll_mean, sizeof(double)));
+  EXPECT_EQ(0, std::memcmp(&a.perplexity, &b.perplexity, sizeof(double)));
+  ASSERT_EQ(a.files.size(), b.files.size());
+  for (size_t k = 0; k < a.files.size(); ++k) {
+    EXPECT_EQ(a.files[k].path, b.files[k].path);
+    EXPECT_EQ(a.files[k].token_begin, b.files[k].token_begin);
+    EXPECT_EQ(a.files[k].token_end, b.files[k].token_end);
+    EXPECT_EQ(a.files[k].n_scored, b.files[k].n_scored);
+    EXPECT_EQ(0, std::memcmp(&a.files[k].nll_sum, &b.files[k].nll_sum, sizeof(double)));
+    EXPECT_EQ(0, std::memcmp(&a.files[k].perplexity, &b.files[k].perplexity, sizeof(double)));
+  }
+  EXPECT_EQ(a.embedding_mean, b.embedding_mean);
+  EXPECT_EQ(a.embedding_last, b.embedding_last);
+  ASSERT_EQ(a.skipped_files.size(), b.skipped_files.size());
+  for (size_t k = 0; k < a.skipped_files.size(); ++k) {
+    EXPECT_EQ(a.skipped_files[k].path, b.skipped_files[k].path);
+    EXPECT_EQ(a.skipped_files[k].reason, b.skipped_files[k].reason);
+    EXPECT_EQ(a.skipped_files[k].detail, b.skipped_files[k].detail);
+  }
+  EXPECT_EQ(a.extra, b.extra);
+}
+
+TEST(PartFile, EveryFieldRoundTrips) {
+  test::TempDir t;
+  std::vector<DocumentResult> in;
+  for (uint64_t i = 0; i < 13; ++i) in.push_back(test::fixture_result(i));
+  const std::string path = t / "part.bin";
+  write_file_atomic(path, encode_part(in));
+  EXPECT_FALSE(path_exists(path + ".tmp"));
+  const std::vector<PartEntry> idx = read_part_index(path);
+  ASSERT_EQ(idx.size(), in.size());
+  for (size_t k = 0; k < in.size(); ++k) {
+    EXPECT_EQ(idx[k].document, in[k].index);
+    SCOPED_TRACE("document " + std::to_string(k));
+    expect_same(in[k], read_part_record(path, idx[k]));
+  }
+}
+
+TEST(PartFile, DamageIsDetected) {
+  test::TempDir t;
+  const std::string good = encode_part({test::fixture_result(1), test::fixture_result(2)});
+  const std::string path = t / "p.bin";
+  auto expect_damaged = [&](const std::string& bytes, const std::string& what) {
+    test::write_file(path, bytes);
+    try {
+      for (const PartEntry& e : read_part_index(path)) read_part_record(path, e);
+      ADD_FAILURE() << "damage not detected: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is damaged"), std::string::npos) << e.what();
+    }
+  };
+  expect_damaged(good.substr(0, good.size() - 1), "truncated");
+  expect_damaged(good.substr(0, 20), "shorter than the header");
+  std::string flipped = good;
+  flipped[good.size() - 10] ^= 0x01;
+  expect_damaged(flipped, "a flipped record byte");
+  flipped = good;
+  flipped[40] ^= 0x01;
+  expect_damaged(flipped, "a flipped index byte");
+  flipped = good;
+  flipped[0] = 'X';
+  expect_damaged(flipped, "wrong magic");
+  EXPECT_THROW(decode_result(std::string_view(good).substr(32 + 64, 10), "slice"), Error);
+}
+
+}  // namespace
+}  // namespace ringscan::io
