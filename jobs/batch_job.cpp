@@ -285,7 +285,10 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       world->recv(values.embedding_last.data(), n_emb, 0);
     }
     if (me == h) {
-      store->add(make_result(d, docs[d], mine.at(d), values, spec));
+      io::DocumentResult r = make_result(d, docs[d], mine.at(d), values, spec);
+      r.extra["route"] = "sequence_parallel";
+      r.extra["ranks"] = g;
+      store->add(r);
       store->flush();
       mine.erase(d);
     }
@@ -301,7 +304,10 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
     } else {
       DocumentValues v = compute_document(*model, t.ids, spec.want);
-      store->add(make_result(d, docs[d], t, v, spec));
+      io::DocumentResult r = make_result(d, docs[d], t, v, spec);
+      r.extra["route"] = "data_parallel";
+      r.extra["ranks"] = 1;
+      store->add(r);
     }
     store->flush();
     if (me == 0) {
