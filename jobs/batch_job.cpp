@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <set>
+#include <tuple>
 
 #include "cli/mpi_context.h"
 #include "io/discovery.h"
@@ -49,51 +51,49 @@ Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c
               {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens}};
 }
 
+// -sum of logprob[t] for t in [begin, end), skipping t = 0 (nothing predicts
+// the first token): the NLL and the count of scored tokens of a range.
+std::pair<double, uint64_t> nll_over(const std::vector<float>& logprob, int64_t begin, int64_t end) {
+  double nll = 0;
+  uint64_t n = 0;
+  for (int64_t i = std::max<int64_t>(begin, 1); i < end; ++i) nll -= logprob[i], ++n;
+  return {nll, n};
+}
+
+double perplexity_of(double nll, uint64_t n) {
+  return n ? std::exp(nll / static_cast<double>(n)) : std::numeric_limits<double>::quiet_NaN();
+}
+
 // Per-document result rows from the computed values.
 io::DocumentResult make_result(int64_t index, const io::Document& doc, const DocumentTokens& t,
                                const DocumentValues& v, const JobSpec& spec) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   io::DocumentResult r;
   r.index = static_cast<uint64_t>(index);
   r.path = doc.name;
   r.status = io::doc_status::kOk;
   r.truncated = t.truncated;
   r.token_ids = t.ids;
+  r.nll_sum = r.nll_mean = r.perplexity = nan;
   if (spec.want.logprobs) {
     r.logprob = v.logprob;
-    double nll = 0;
-    int64_t scored = 0;
-    for (size_t i = 1; i < v.logprob.size(); ++i) nll -= v.logprob[i], ++scored;
-    r.n_scored = static_cast<uint64_t>(scored);
-    r.nll_sum = nll;
-    r.nll_mean = scored ? nll / scored : std::numeric_limits<double>::quiet_NaN();
-    r.perplexity = scored ? std::exp(r.nll_mean) : std::numeric_limits<double>::quiet_NaN();
-    if (doc.codebase)
-      for (const auto& f : t.files) {
-        io::FileResult fr;
-        fr.path = f.path;
-        fr.token_begin = static_cast<uint64_t>(f.begin);
-        fr.token_end = static_cast<uint64_t>(f.end);
-        // A file's first token is scored in the context of everything before it.
-        double fn = 0;
-        int64_t fs = 0;
-        for (int64_t i = std::max<int64_t>(f.begin, 1); i < f.end; ++i) fn -= v.logprob[i], ++fs;
-        fr.nll_sum = fn;
-        fr.n_scored = static_cast<uint64_t>(fs);
-        fr.perplexity = fs ? std::exp(fn / fs) : std::numeric_limits<double>::quiet_NaN();
-        r.files.push_back(fr);
-      }
-  } else {
-    r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
-    if (doc.codebase)
-      for (const auto& f : t.files) {
-        io::FileResult fr;
-        fr.path = f.path;
-        fr.token_begin = static_cast<uint64_t>(f.begin);
-        fr.token_end = static_cast<uint64_t>(f.end);
-        fr.nll_sum = fr.perplexity = std::numeric_limits<double>::quiet_NaN();
-        r.files.push_back(fr);
-      }
+    std::tie(r.nll_sum, r.n_scored) = nll_over(v.logprob, 0, static_cast<int64_t>(v.logprob.size()));
+    r.nll_mean = r.n_scored ? r.nll_sum / static_cast<double>(r.n_scored) : nan;
+    r.perplexity = perplexity_of(r.nll_sum, r.n_scored);
   }
+  if (doc.codebase)
+    for (const auto& f : t.files) {
+      io::FileResult fr;
+      fr.path = f.path;
+      fr.token_begin = static_cast<uint64_t>(f.begin);
+      fr.token_end = static_cast<uint64_t>(f.end);
+      fr.nll_sum = fr.perplexity = nan;
+      if (spec.want.logprobs) {  // a file's first token is scored in the context of everything before it
+        std::tie(fr.nll_sum, fr.n_scored) = nll_over(v.logprob, f.begin, f.end);
+        fr.perplexity = perplexity_of(fr.nll_sum, fr.n_scored);
+      }
+      r.files.push_back(fr);
+    }
   r.embedding_mean = v.embedding_mean;
   r.embedding_last = v.embedding_last;
   r.skipped_files = t.skipped;
@@ -326,6 +326,12 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
                      {"model_config", c.raw.dump()},
                      {"tokenizer_hash", tok->hash()},
                      {"ringscan_version", RINGSCAN_VERSION}};
+  // Which Slurm job wrote the file (recorded only: not part of the run identity, so a
+  // resubmitted job, which gets a new id, still resumes).
+  for (const auto& [key, var] : {std::pair{"slurm_job_id", "SLURM_JOB_ID"},
+                                 std::pair{"slurm_array_task_id", "SLURM_ARRAY_TASK_ID"},
+                                 std::pair{"slurm_nodelist", "SLURM_JOB_NODELIST"}})
+    if (const char* v = std::getenv(var)) attributes[key] = v;
   cli::check_collectively(*world, [&]() { store->finalize(attributes, found.skipped); });
   progress.finish(total_docs, total_tokens);
   return 0;

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+
+#include "cpu/vec_exp.h"
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -16,30 +18,6 @@
 namespace ringscan::kernels::cpu {
 namespace {
 
-// exp(x) for x in [-87, 0] (here always score - running max), accurate to about
-// 2 ulp, written so that the compiler vectorises it (std::exp does not
-// vectorise without -ffast-math). Cephes' range reduction and polynomial.
-inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;  // exp(-87) ~ 1.6e-38: below that a weight is noise; NaN stays
-  // n = round(x / ln2) by the 1.5 * 2^23 trick (n lands in t's low mantissa
-  // bits); std::floor and std::max would keep GCC from vectorising this.
-  const float t = x * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2 in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  int32_t t_bits;
-  std::memcpy(&t_bits, &t, 4);
-  const int32_t bits = (t_bits - 0x4B400000 + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return e * scale;
-}
 
 // Tile sizes, from bench/kernels (40/8 heads x 128, one thread): packed rows
 // 128 -> 512 took a 512 x 4096 block from 690 to 385 ms, as OpenBLAS packs each
@@ -111,7 +89,7 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
           float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < nv; ++j) {
-            p[j] = exp_nonpositive(p[j] - m_new);
+            p[j] = exp_vec(p[j] - m_new);
             sum += p[j];
           }
           std::fill(p + nv, p + nk, 0.f);

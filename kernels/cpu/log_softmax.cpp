@@ -2,34 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+
+#include "cpu/vec_exp.h"
 #include <cstring>
 
 namespace ringscan::kernels::cpu {
 namespace {
 
-// exp(x) for x in [-87, 0] (logit - row max), about 2 ulp, vectorisable
-// (std::exp is not without -ffast-math). Cephes' reduction and polynomial.
-inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;  // exp(-87) ~ 1.6e-38: below that a weight is noise; NaN stays
-  // n = round(x / ln2) by the 1.5 * 2^23 trick (n lands in t's low mantissa
-  // bits); std::floor and std::max would keep GCC from vectorising this.
-  const float t = x * 1.44269504088896341f + 12582912.0f;
-  const float n = t - 12582912.0f;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2 in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  int32_t t_bits;
-  std::memcpy(&t_bits, &t, 4);
-  const int32_t bits = (t_bits - 0x4B400000 + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return e * scale;
-}
 
 }  // namespace
 
@@ -49,7 +28,7 @@ void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) {
       const int64_t e = std::min<int64_t>(vocab, b + 1024);
       float part = 0.f;
 #pragma omp simd reduction(+ : part)
-      for (int64_t i = b; i < e; ++i) part += exp_nonpositive(x[i] - mx);
+      for (int64_t i = b; i < e; ++i) part += exp_vec(x[i] - mx);
       sum += part;
     }
     // (x - max) - log(sum) rather than x - (max + log(sum)): no rounding of a

@@ -27,12 +27,7 @@ int run_info(int argc, char** argv) {
       ("ranks", po::value(&ranks)->default_value(1), "ranks the document is split over (sequence parallel)")
       ("block-tokens", po::value(&block)->default_value(2048), "tokens per prefill block");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, opts, vm)) return 0;
   if (tokens < 1 || ranks < 1 || block < 1) throw Error("--tokens, --ranks and --block-tokens must be positive");
   ModelConfig c = load_model_config(model_dir);
   Checkpoint ckpt = Checkpoint::open(model_dir);

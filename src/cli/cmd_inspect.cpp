@@ -38,12 +38,7 @@ int run_inspect(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, opts, vm, &pos)) return 0;
   if (sort != "path" && sort != "tokens" && sort != "perplexity" && sort != "status")
     throw Error("--sort must be path, tokens, perplexity or status, got \"" + sort + "\"");
 

@@ -27,12 +27,7 @@ int run_make_model(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(0), "random seed (same seed, same bytes)")
       ("dtype", po::value(&dtype)->default_value("bf16"), "weight dtype: bf16, f16 or f32");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, opts, vm)) return 0;
   if (vm.count("preset") == vm.count("config")) throw Error("give exactly one of --preset and --config");
   ModelConfig c = vm.count("preset") ? preset_config(preset) : parse_model_config(read_json_file(config_file), config_file);
   RandomCheckpointOptions o;

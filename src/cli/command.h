@@ -5,6 +5,7 @@
 // after the subcommand name (argv[0] is "ringscan <name>"). It returns the exit
 // status; it may throw ringscan::Error for a clear one-sentence failure.
 #pragma once
+#include <boost/program_options.hpp>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,6 +26,13 @@ struct CommandRegistrar {
     command_registry()[name] = Command{summary, std::move(fn)};
   }
 };
+
+// Parses a command's options (and positionals, if given) into vm. Returns false
+// when --help was asked for: the help has been printed and the command returns 0.
+// Otherwise checks required options (po::notify).
+bool parse_options(int argc, char** argv, const boost::program_options::options_description& opts,
+                   boost::program_options::variables_map& vm,
+                   const boost::program_options::positional_options_description* positional = nullptr);
 
 }  // namespace ringscan::cli
 
