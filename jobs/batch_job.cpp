@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -199,6 +201,11 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   std::vector<int> holder(n_docs, -1);
   for (size_t i = 0; i < todo.size(); ++i) holder[todo[i]] = reader[i];
 
+  // Where the time goes, per rank (bench/score reports the shares).
+  using clock = std::chrono::steady_clock;
+  auto seconds_since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+  double t_tokenize = 0, t_compute = 0, t_write = 0;
+  auto t0 = clock::now();
   std::map<int64_t, DocumentTokens> mine;  // documents this rank read
   std::vector<int64_t> counts(n_docs, -1);  // tokens per document; -1: not to run
   for (size_t i = 0; i < todo.size(); ++i) {
@@ -219,7 +226,16 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     counts[d] = static_cast<int64_t>(t.ids.size());
     mine.emplace(d, std::move(t));
   }
+  t_tokenize = seconds_since(t0);
   world->all_reduce(counts.data(), counts.size(), comm::ReduceOp::max);
+  t0 = clock::now();
+  double comm_wait = 0;  // seconds blocked in sequence-parallel communication
+  double t_flush = 0;    // writing part files (inside the compute phase's time)
+  auto flush = [&]() {
+    auto tf = clock::now();
+    store->flush();
+    t_flush += seconds_since(tf);
+  };
 
   // Scheduling from the memory plan.
   ScheduleInput si;
@@ -258,6 +274,9 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     }
     DocumentValues values;
     if (group) {
+      auto count_wait = [&]() {
+        for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
+      };
       values = compute_document_sp(*model, *group, layout, [&](const Segment& s) {
         const int64_t len = std::min(n, s.end() + 1) - s.begin;
         if (me == h) {
@@ -268,6 +287,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
         world->recv(ids.data(), ids.size(), h);
         return ids;
       }, spec.want);
+      count_wait();
     }
     comm::wait_all(sends);
     // Group rank 0 (world rank 0) has the values; the holder writes the row.
@@ -289,7 +309,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       r.extra["route"] = "sequence_parallel";
       r.extra["ranks"] = g;
       store->add(r);
-      store->flush();
+      flush();
       mine.erase(d);
     }
     ++docs_done;
@@ -297,26 +317,54 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     progress.update(docs_done, tokens_done);
   }
 
-  // The rest, data parallel: each rank runs the documents it read.
-  for (auto& [d, t] : mine) {
-    if (plan[d].route == DocRoute::TooLong) {
-      if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";
-      store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
-    } else {
-      DocumentValues v = compute_document(*model, t.ids, spec.want);
-      io::DocumentResult r = make_result(d, docs[d], t, v, spec);
-      r.extra["route"] = "data_parallel";
-      r.extra["ranks"] = 1;
-      store->add(r);
-    }
-    store->flush();
+  // The rest, data parallel: each rank runs the documents it read. Short ones
+  // go in packed batches of up to one prefill block of tokens (their per-token
+  // GEMMs batched); longer ones alone, prefilled block by block.
+  const int64_t batch_tokens = model->block_tokens();
+  std::vector<int64_t> batch;
+  int64_t batch_rows = 0;
+  auto store_values = [&](int64_t d, const DocumentValues& v) {
+    io::DocumentResult r = make_result(d, docs[d], mine.at(d), v, spec);
+    r.extra["route"] = "data_parallel";
+    r.extra["ranks"] = 1;
+    store->add(r);
+  };
+  auto finished = [&](int64_t d) {
+    flush();
     if (me == 0) {
       ++docs_done;
       tokens_done += counts[d];
       progress.update(docs_done, tokens_done);
     }
+  };
+  auto run_batch = [&]() {
+    if (batch.empty()) return;
+    std::vector<std::vector<int32_t>> seqs;
+    for (int64_t d : batch) seqs.push_back(mine.at(d).ids);
+    std::vector<DocumentValues> values = compute_documents_packed(*model, seqs, spec.want);
+    for (size_t i = 0; i < batch.size(); ++i) store_values(batch[i], values[i]);
+    for (int64_t d : batch) finished(d);
+    batch.clear();
+    batch_rows = 0;
+  };
+  for (auto& [d, t] : mine) {
+    if (plan[d].route == DocRoute::TooLong) {
+      if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";
+      store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
+      finished(d);
+    } else if (counts[d] > batch_tokens / 2) {
+      store_values(d, compute_document(*model, t.ids, spec.want));
+      finished(d);
+    } else {
+      if (batch_rows + counts[d] > batch_tokens) run_batch();
+      batch.push_back(d);
+      batch_rows += counts[d];
+    }
   }
+  run_batch();
 
+  t_compute = seconds_since(t0) - t_flush;
+  t0 = clock::now();
   Json attributes = {{"job", spec.name},
                      {"command_line", command_line(argc, argv)},
                      {"ranks", P},
@@ -333,7 +381,16 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
                                  std::pair{"slurm_nodelist", "SLURM_JOB_NODELIST"}})
     if (const char* v = std::getenv(var)) attributes[key] = v;
   cli::check_collectively(*world, [&]() { store->finalize(attributes, found.skipped); });
+  t_write = seconds_since(t0) + t_flush;
   progress.finish(total_docs, total_tokens);
+  // Slowest rank's seconds per phase: reading+tokenizing, computing (of which
+  // blocked in communication), assembling the HDF5 file.
+  float timing[4] = {static_cast<float>(t_tokenize), static_cast<float>(t_compute), static_cast<float>(comm_wait),
+                     static_cast<float>(t_write)};
+  world->all_reduce(timing, 4, comm::ReduceOp::max);
+  if (me == 0 && !o.quiet)
+    std::fprintf(stderr, "ringscan %s: time (slowest rank): read+tokenize %.2fs, compute %.2fs (communication %.2fs), write %.2fs\n",
+                 spec.name.c_str(), timing[0], timing[1], timing[2], timing[3]);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/log_softmax.h"
+#include "model/packed_forward.h"
 #include "runtime/sequence_parallel.h"
 
 namespace ringscan {
@@ -33,25 +34,47 @@ void add_rows(const float* hidden, int64_t n, int64_t D, std::vector<double>& su
 
 }  // namespace
 
-DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want) {
+// The values of one document from its final hidden states [n, hidden].
+DocumentValues values_from_hidden(const Model& model, const std::vector<int32_t>& ids, const float* hidden,
+                                  const WantedOutputs& want) {
   const int64_t n = ids.size(), D = model.config().hidden_size;
   DocumentValues v;
   if (n == 0) return v;
-  std::vector<float> hidden(n * D);
-  InferenceState st = model.new_state();
-  model.forward(ids.data(), n, st, hidden.data());
   if (want.logprobs) {
     v.logprob.assign(n, std::numeric_limits<float>::quiet_NaN());
-    target_logprobs(model, hidden.data(), n - 1, ids.data() + 1, v.logprob.data() + 1);
+    target_logprobs(model, hidden, n - 1, ids.data() + 1, v.logprob.data() + 1);
   }
   if (want.embeddings) {
     std::vector<double> sum(D, 0.0);
-    add_rows(hidden.data(), n, D, sum);
+    add_rows(hidden, n, D, sum);
     v.embedding_mean.resize(D);
     for (int64_t d = 0; d < D; ++d) v.embedding_mean[d] = static_cast<float>(sum[d] / n);
-    v.embedding_last.assign(hidden.end() - D, hidden.end());
+    v.embedding_last.assign(hidden + (n - 1) * D, hidden + n * D);
   }
   return v;
+}
+
+DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want) {
+  std::vector<float> hidden(ids.size() * model.config().hidden_size);
+  InferenceState st = model.new_state();
+  model.forward(ids.data(), static_cast<int64_t>(ids.size()), st, hidden.data());
+  return values_from_hidden(model, ids, hidden.data(), want);
+}
+
+std::vector<DocumentValues> compute_documents_packed(const Model& model, const std::vector<std::vector<int32_t>>& docs,
+                                                     const WantedOutputs& want) {
+  const int64_t D = model.config().hidden_size;
+  int64_t total = 0;
+  for (const auto& d : docs) total += static_cast<int64_t>(d.size());
+  std::vector<float> hidden(total * D);
+  forward_packed(model, docs, hidden.data());
+  std::vector<DocumentValues> out;
+  int64_t row = 0;
+  for (const auto& d : docs) {
+    out.push_back(values_from_hidden(model, d, hidden.data() + row * D, want));
+    row += static_cast<int64_t>(d.size());
+  }
+  return out;
 }
 
 DocumentValues compute_document_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,

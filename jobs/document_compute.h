@@ -24,6 +24,11 @@ struct DocumentValues {
 // The whole document on this rank, prefilled in memory-bounded blocks.
 DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
 
+// Several short documents on this rank at once (model/packed_forward.h): the
+// same values as compute_document of each, with the per-token GEMMs batched.
+std::vector<DocumentValues> compute_documents_packed(const Model& model, const std::vector<std::vector<int32_t>>& docs,
+                                                     const WantedOutputs& want);
+
 // Sequence parallel over `group` (every rank of it calls this). `segment_ids`
 // returns the ids of a segment plus, when it is not the last, the first id of
 // the next one (the target of the segment's last position). Values are

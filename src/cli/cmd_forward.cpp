@@ -2,8 +2,12 @@
 // the log-prob of the next id and the top-k next ids; optionally all logits.
 // Under mpirun -np P the sequence runs sequence-parallel over P ranks (or a
 // group of --sp N) and rank 0 prints the same lines a single rank would.
+// --generate N then continues the ids greedily from the state the forward
+// left (sequence-parallel: KV cache sharded over the group) and prints one
+// more line, {"generated": [ids...]}.
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <iostream>
 #include <numeric>
 #include <vector>
@@ -12,6 +16,7 @@
 #include "cli/mpi_context.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
+#include "runtime/decode.h"
 #include "runtime/sequence_parallel.h"
 #include "util/error.h"
 #include "util/json_util.h"
@@ -53,7 +58,45 @@ struct ForwardOptions {
   std::string model_dir, ids_arg, ids_file, logits_out, layout = "zigzag";
   int top_k = 5;
   int sp = 0;
+  int64_t generate = 0;
+  bool stop_at_eos = false;
 };
+
+// eos_token_id (an id or a list) from generation_config.json, else config.json.
+std::vector<int32_t> eos_ids(const std::string& model_dir) {
+  for (const char* name : {"generation_config.json", "config.json"}) {
+    const std::string path = model_dir + "/" + name;
+    if (!std::filesystem::exists(path)) continue;
+    Json j = read_json_file(path);
+    if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) continue;
+    const Json& e = j["eos_token_id"];
+    std::vector<int32_t> ids;
+    if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+    else if (e.is_array())
+      for (const auto& x : e) {
+        if (!x.is_number_integer()) throw Error(path + ": eos_token_id must be an id or a list of ids");
+        ids.push_back(x.get<int32_t>());
+      }
+    else throw Error(path + ": eos_token_id must be an id or a list of ids");
+    if (!ids.empty()) return ids;
+  }
+  throw Error("--stop-at-eos: neither generation_config.json nor config.json in " + model_dir + " gives eos_token_id");
+}
+
+GenerationRequest greedy_request(const ForwardOptions& o, const std::vector<int32_t>& ids,
+                                 const std::vector<int32_t>& stop) {
+  GenerationRequest r;
+  r.prompt = ids;
+  r.max_new_tokens = o.generate;
+  r.stop_ids = stop;
+  return r;  // default sampling: greedy
+}
+
+void print_generated(const std::vector<int32_t>& tokens) {
+  Json line = Json::object();
+  line["generated"] = tokens;
+  std::cout << line.dump() << "\n";
+}
 
 // Per-position output of a block of rows: one JSON line each, plus the raw logits.
 struct RowBlock {
@@ -103,7 +146,10 @@ int run_forward(int argc, char** argv) {
       ("logits-out", po::value(&o.logits_out), "write all logits as float32 .npy [L, vocab]")
       ("top-k", po::value(&o.top_k)->default_value(5), "top next ids to print per position (0: none)")
       ("sp", po::value(&o.sp)->default_value(0), "ranks the sequence is split over (default: all ranks)")
-      ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous");
+      ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous")
+      ("generate", po::value(&o.generate)->default_value(0),
+       "then generate N ids greedily and print {\"generated\": [...]} (mpirun: KV cache stays sharded)")
+      ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model");
 
   start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
@@ -111,6 +157,7 @@ int run_forward(int argc, char** argv) {
   std::vector<int32_t> ids;
   std::unique_ptr<Model> model;
   LayoutKind layout_kind{};
+  std::vector<int32_t> stop_ids;
   check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
@@ -120,6 +167,9 @@ int run_forward(int argc, char** argv) {
     if (o.sp < 0 || o.sp > world->size())
       throw Error("--sp " + std::to_string(o.sp) + " is not between 1 and the " + std::to_string(world->size()) + " ranks");
     layout_kind = parse_layout(o.layout);
+    if (o.generate < 0) throw Error("--generate must be >= 0");
+    if (o.stop_at_eos && o.generate == 0) throw Error("--stop-at-eos needs --generate N");
+    if (o.stop_at_eos) stop_ids = eos_ids(o.model_dir);
     ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
     model = Model::load(o.model_dir, world->rank() != 0);
     for (size_t i = 0; i < ids.size(); ++i)
@@ -152,6 +202,12 @@ int run_forward(int argc, char** argv) {
       if (npy) npy->append(b.logits.data(), b.logits.size());
     }
     if (npy) npy->close();
+    if (o.generate > 0) {
+      Decoder d(*model, 1);
+      d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(st),
+                         std::vector<float>(hidden.end() - D, hidden.end()));
+      print_generated(d.run().at(0).tokens);
+    }
     return 0;
   }
 
@@ -159,6 +215,7 @@ int run_forward(int argc, char** argv) {
   auto group = world->split(world->rank() < sp ? 0 : -1, world->rank());
   if (!group) return 0;
   SequenceParallelForward runner(*model, *group, make_layout(L, sp, layout_kind));
+  runner.set_keep_decode_state(o.generate > 0);
   std::vector<Piece> pieces = runner.run([&](const Segment& s) {
     return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end());
   });
@@ -198,6 +255,13 @@ int run_forward(int argc, char** argv) {
     if (mine) ++next_piece;
   }
   if (npy) npy->close();
+  if (o.generate > 0) {
+    pieces.clear();  // decode needs only the kept state
+    ShardedDecoder d(*model, *group, layout_kind, 1);
+    d.submit_prefilled(greedy_request(o, ids, stop_ids), runner.take_decode_state());
+    auto results = d.run();  // collective; every rank gets the tokens
+    if (group->rank() == 0) print_generated(results.at(0).tokens);
+  }
   return 0;
 }
 

@@ -46,6 +46,25 @@ class Model {
   // Mamba and attention continue from `cache`.
   void layer_forward(int i, float* h, int64_t n, int64_t pos0, LayerCache& cache);
 
+  // Attention of one decode step (see decode_step): q [n, heads*head_dim] and
+  // k, v [n, kv_heads*head_dim] of the n new tokens (rotated when RoPE is on),
+  // contiguous; writes y [n, heads*head_dim], each token's attention over all
+  // keys before it and its own. Sharded decode (runtime/decode.h) supplies one.
+  using DecodeAttention =
+      std::function<void(int layer, int64_t n, const float* q, const float* k, const float* v, float* y)>;
+
+  // One new token for each of n sequences at once (batched decode, in
+  // decode_step.cpp): ids[i] continues *states[i] at its position, updating
+  // it; hidden_out [n, hidden_size] receives the final hidden states (after
+  // norm_f). Norms, projections and MLPs run on the n rows as one matrix; the
+  // conv (from each sequence's history), the SSM step (kernels/ssd_step.h, on
+  // each sequence's state in place) and attention run on each sequence's own
+  // state. Without `attend`, sequence i attends over its own KV cache in
+  // states[i] (appending the new K/V). Equals forward() of each sequence
+  // alone, token by token, to fp32 round-off.
+  void decode_step(const int32_t* ids, int64_t n, InferenceState* const* states, float* hidden_out,
+                   const DecodeAttention& attend = nullptr);
+
   int64_t block_tokens() const { return block_tokens_; }
   void set_block_tokens(int64_t n) { block_tokens_ = n; }
 

@@ -41,6 +41,13 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
     r += n;
   }
 
+  if (keep_decode_) {  // this rank's shard of the KV cache for decoding
+    LayerCache& kv = decode_.state.layers[layer];
+    kv.k.assign(block.begin(), block.begin() + my_rows * kvd);
+    kv.v.assign(block.begin() + my_rows * kvd, block.end());
+    kv.kv_rows = my_rows;
+  }
+
   kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   std::vector<float> acc(my_rows * qd), m(my_rows * Hq), l(my_rows * Hq);
   k::attention_init(shape, my_rows, acc.data(), m.data(), l.data());

@@ -38,6 +38,13 @@ std::vector<Piece> SequenceParallelForward::run(
     pieces.push_back(std::move(p));
   }
   ws_.resize(pieces.size());
+  if (keep_decode_) {
+    decode_ = SequenceParallelDecodeState{};
+    decode_.driver = layout_.segments.back().owner;
+    decode_.length = layout_.length;
+    decode_.state = model_.new_state();
+    decode_.state.position = layout_.length;
+  }
   for (size_t i = 0; i < c.layers.size(); ++i) {
     switch (c.layers[i]) {
       case LayerKind::Mamba: mamba_layer(static_cast<int>(i), pieces); break;
@@ -48,7 +55,35 @@ std::vector<Piece> SequenceParallelForward::run(
       for (const auto& p : pieces) observer(static_cast<int>(i), p);
   }
   for (auto& p : pieces) k::rmsnorm(p.hidden.data(), p.seg.len, D, model_.weights().norm_f, c.norm_eps, p.hidden.data());
+  if (keep_decode_) hand_last_hidden_to_driver(pieces);
   return pieces;
+}
+
+// The last position's hidden row goes to the driver, which draws the first new
+// token from it (they differ when the last segments are empty, L < 2P).
+void SequenceParallelForward::hand_last_hidden_to_driver(const std::vector<Piece>& pieces) {
+  const int64_t D = model_.config().hidden_size, L = layout_.length;
+  if (L == 0) return;
+  int holder = -1;
+  for (const auto& s : layout_.segments)
+    if (s.len > 0 && s.end() == L) holder = s.owner;
+  const int me = comm_.rank(), driver = decode_.driver;
+  if (me != holder && me != driver) return;
+  std::vector<float> row(D);
+  if (me == holder)
+    for (const auto& p : pieces)
+      if (p.seg.len > 0 && p.seg.end() == L) std::copy(p.hidden.end() - D, p.hidden.end(), row.begin());
+  if (holder != driver) {
+    auto _ = comm_.counter_scope("decode.handoff");
+    if (me == holder) comm_.send(row.data(), row.size(), driver);
+    else comm_.recv(row.data(), row.size(), holder);
+  }
+  if (me == driver) decode_.last_hidden = std::move(row);
+}
+
+SequenceParallelDecodeState SequenceParallelForward::take_decode_state() {
+  if (!keep_decode_) throw Error("take_decode_state: call set_keep_decode_state(true) before run()");
+  return std::move(decode_);
 }
 
 namespace {
@@ -95,6 +130,14 @@ void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces)
   for (const auto& p : pieces) mine.push_back(p.segment);
   auto halo = exchange_conv_halo(comm_, layout_, mine, xbc, c.in_proj_dim(), cd, c.conv_kernel - 1,
                                  traffic_label(layer, "halo"));
+  const int last_segment = static_cast<int>(layout_.segments.size()) - 1;
+  if (keep_decode_)  // the driver: last K-1 rows of [halo of the last segment ; its rows]
+    for (size_t i = 0; i < np; ++i)
+      if (pieces[i].segment == last_segment) {
+        std::vector<float>& hist = decode_.state.layers[layer].conv_history;
+        hist = halo[i];
+        mamba_next_history(c, proj[i], pieces[i].seg.len, hist);
+      }
 
   std::vector<float> A(H);
   for (int64_t h = 0; h < H; ++h) A[h] = -std::exp(w.A_log.at(h));
@@ -149,6 +192,10 @@ void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces)
         for (size_t e = 0; e < state_elems; ++e) carry_S[h * state_elems + e] += decay[i][h] * incoming[i][h * state_elems + e];
     }
   }
+  // After the last run, carry_S on the driver is the state after the whole sequence.
+  if (keep_decode_)
+    for (size_t i = 0; i < np; ++i)
+      if (pieces[i].segment == last_segment) decode_.state.layers[layer].ssm_state = carry_S;
 
   for (size_t i = 0; i < np; ++i) {
     auto& p = pieces[i];

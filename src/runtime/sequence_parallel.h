@@ -20,6 +20,24 @@ struct Piece {
   std::vector<float> hidden;  // [seg.len, hidden_size]
 };
 
+// What decoding a sequence further needs after its sequence-parallel prefill
+// (DESIGN.md §4, decode), as this rank holds it:
+//  - every rank: per attention layer, its shard of the KV cache: the K rows
+//    (rotated when RoPE is on) and V rows of its own segments, in `state`'s
+//    LayerCache k / v / kv_rows. Decode attends a new query to all of them,
+//    so their positions are not kept (kv_pos0 is meaningless here).
+//  - the driver (the owner of the last segment, where the state scan ends):
+//    per Mamba layer the true conv history (the last conv_kernel-1 pre-conv
+//    rows of the sequence, zeros before position 0) and SSM state after the
+//    whole sequence; and the final hidden state (after norm_f) of the last
+//    position, from which the first new token is drawn.
+struct SequenceParallelDecodeState {
+  int driver = 0;
+  int64_t length = 0;
+  InferenceState state;            // state.position = length
+  std::vector<float> last_hidden;  // [hidden_size], on the driver only
+};
+
 // Called after each layer with one of this rank's pieces (tests compare
 // layers against a single-rank run with it).
 using PieceObserver = std::function<void(int layer, const Piece& piece)>;
@@ -36,15 +54,24 @@ class SequenceParallelForward {
 
   const SequenceLayout& layout() const { return layout_; }
 
+  // Before run(): also keep what decoding needs (off by default: it costs a
+  // copy of this rank's K/V rows and a hidden row sent to the driver).
+  void set_keep_decode_state(bool keep) { keep_decode_ = keep; }
+  // After run() with keep on: this rank's part, moved out.
+  SequenceParallelDecodeState take_decode_state();
+
  private:
   void mamba_layer(int layer, std::vector<Piece>& pieces);
   void attention_layer(int layer, std::vector<Piece>& pieces);
   void mlp_layer(int layer, std::vector<Piece>& pieces);
+  void hand_last_hidden_to_driver(const std::vector<Piece>& pieces);
 
   Model& model_;
   comm::Communicator& comm_;
   SequenceLayout layout_;
   std::vector<Workspace> ws_;  // one per piece: a layer's phases keep their buffers until the exchange is done
+  bool keep_decode_ = false;
+  SequenceParallelDecodeState decode_;
 };
 
 // Receives, for each of this rank's pieces, the K-1 pre-conv rows that precede

@@ -1,0 +1,61 @@
+#pragma once
+#include <array>
+#include <cstdint>
+
+namespace ringscan::kernels {
+// Next-token choice from one row of logits per sequence, with HF generate's
+// warpers in HF's order: temperature, top-k, top-p, then a draw.
+//   temperature <= 0: greedy, the argmax (lowest id on ties); nothing else applies.
+//   z = logit / temperature; w = exp(z - max z) in double.
+//   top_k > 0: keep the ids whose logit is >= the k-th largest (HF keeps every
+//     id tied with the k-th, so ties can keep more than k).
+//   top_p < 1: order what is left by (w descending, id ascending); keep the
+//     ids whose *exclusive* cumulative probability (sum of the ids before it,
+//     over the sum of all left) is < top_p: the smallest prefix reaching
+//     top_p, at least one id (HF's TopPLogitsWarper, min_tokens_to_keep 1).
+//   draw: u in [0, 1) from sampling_uniform(seed, stream, step); walking the
+//     kept ids in ascending id order, the first whose cumulative w exceeds
+//     u * (sum of kept w) (the last kept id if round-off leaves none).
+// The draw depends only on (seed, stream, step) and the row: a document's
+// tokens do not depend on what else is in the batch, or on how many ranks
+// computed its logits. Use the document's id as stream, its new-token index
+// as step.
+struct SamplingParams {
+  float temperature = 0.f;  // <= 0: greedy
+  int32_t top_k = 0;        // <= 0: no limit
+  float top_p = 1.f;        // >= 1: no limit
+  uint64_t seed = 0;
+};
+
+// Philox4x32-10 (Salmon et al., SC'11: the counter-based generator of
+// Random123, cuRAND and JAX): a bijection of the 128-bit counter keyed by 64
+// bits, statistically independent outputs for distinct counters.
+inline std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = uint64_t{0xD2511F53u} * ctr[0], p1 = uint64_t{0xCD9E8D57u} * ctr[2];
+    ctr = {static_cast<uint32_t>(p1 >> 32) ^ ctr[1] ^ key[0], static_cast<uint32_t>(p1),
+           static_cast<uint32_t>(p0 >> 32) ^ ctr[3] ^ key[1], static_cast<uint32_t>(p0)};
+    key[0] += 0x9E3779B9u;
+    key[1] += 0xBB67AE85u;
+  }
+  return ctr;
+}
+
+// u in [0, 1) with 53 random bits: Philox keyed by seed, counter (stream, step).
+inline double sampling_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
+  const auto r = philox4x32_10({static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
+                                static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)},
+                               {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
+  const uint64_t bits = ((uint64_t{r[0]} << 32) | r[1]) >> 11;
+  return static_cast<double>(bits) * 0x1.0p-53;
+}
+
+// Row r: logits + r * ld_logits ([vocab] floats), params[r], stream[r],
+// step[r] -> out[r]. Bitwise the same ids from ref and cpu: both compute w
+// with std::exp in double and sum in the orders stated above.
+#define RINGSCAN_SAMPLE_SIG                                                                     \
+  (const float* logits, int64_t ld_logits, int64_t rows, int64_t vocab, const SamplingParams* params, \
+   const uint64_t* stream, const uint64_t* step, int32_t* out)
+namespace ref { void sample RINGSCAN_SAMPLE_SIG; }
+namespace cpu { void sample RINGSCAN_SAMPLE_SIG; }
+}  // namespace ringscan::kernels

@@ -1,0 +1,159 @@
+// Single-rank batched decoding with continuous batching (runtime/decode.h).
+#include "runtime/decode.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+const char* stop_reason_name(StopReason r) { return r == StopReason::StopId ? "stop_id" : "length"; }
+
+void check_generation_request(const GenerationRequest& r, int64_t vocab_size) {
+  const std::string who = "generation request " + std::to_string(r.id);
+  if (r.max_new_tokens < 0) throw Error(who + ": max_new_tokens must be >= 0, got " + std::to_string(r.max_new_tokens));
+  if (r.prompt.empty() && (r.prompt_length <= 0 || !r.segment_ids))
+    throw Error(who + " has an empty prompt (at least one id is needed)");
+  for (size_t i = 0; i < r.prompt.size(); ++i)
+    if (r.prompt[i] < 0 || r.prompt[i] >= vocab_size)
+      throw Error(who + ": token id " + std::to_string(r.prompt[i]) + " at position " + std::to_string(i) +
+                  " is outside the vocabulary (0.." + std::to_string(vocab_size - 1) + ")");
+}
+
+GenerationTrack::GenerationTrack(GenerationRequest r) : req_(std::move(r)) {
+  result_.id = req_.id;
+  result_.prompt_tokens = req_.prompt.empty() ? req_.prompt_length : static_cast<int64_t>(req_.prompt.size());
+  started = now_seconds();
+  if (req_.max_new_tokens == 0) finished_ = true;
+}
+
+bool GenerationTrack::accept(int32_t token) {
+  if (finished_) throw Error("generation request " + std::to_string(req_.id) + " got a token after it finished");
+  result_.tokens.push_back(token);
+  const double t = now_seconds();
+  if (result_.tokens.size() == 1) {
+    first_token_at = t;
+    result_.first_token_seconds = t - started;
+  }
+  if (std::find(req_.stop_ids.begin(), req_.stop_ids.end(), token) != req_.stop_ids.end()) {
+    finished_ = true;
+    result_.reason = StopReason::StopId;
+  } else if (steps() >= req_.max_new_tokens) {
+    finished_ = true;
+    result_.reason = StopReason::Length;
+  }
+  if (finished_) result_.decode_seconds = t - first_token_at;
+  return finished_;
+}
+
+Decoder::Decoder(Model& model, int max_batch) : model_(model), max_batch_(max_batch) {
+  if (max_batch < 1) throw Error("decoder batch size must be at least 1, got " + std::to_string(max_batch));
+}
+
+void Decoder::submit(GenerationRequest r) {
+  if (r.prompt.empty() && r.segment_ids)
+    throw Error("generation request " + std::to_string(r.id) +
+                ": a single-rank decoder needs the whole prompt, not segment_ids");
+  check_generation_request(r, model_.config().vocab_size);
+  Sequence s;
+  s.track = std::make_unique<GenerationTrack>(std::move(r));
+  waiting_.push_back(std::move(s));
+}
+
+void Decoder::submit_prefilled(GenerationRequest r, InferenceState state, std::vector<float> last_hidden) {
+  check_generation_request(r, model_.config().vocab_size);
+  if (static_cast<int64_t>(last_hidden.size()) != model_.config().hidden_size)
+    throw Error("generation request " + std::to_string(r.id) + ": last_hidden has " +
+                std::to_string(last_hidden.size()) + " values, expected hidden_size " +
+                std::to_string(model_.config().hidden_size));
+  Sequence s;
+  s.track = std::make_unique<GenerationTrack>(std::move(r));
+  if (state.position != s.track->result().prompt_tokens)
+    throw Error("generation request " + std::to_string(s.track->request().id) + ": its state is at position " +
+                std::to_string(state.position) + " but the prompt has " +
+                std::to_string(s.track->result().prompt_tokens) + " ids");
+  s.state = std::move(state);
+  s.last_hidden = std::move(last_hidden);
+  s.prefilled = true;
+  waiting_.push_back(std::move(s));
+}
+
+// Prefill (unless done), the first token from the prompt's last position.
+void Decoder::admit(Sequence s, std::vector<GenerationResult>& done) {
+  GenerationTrack& t = *s.track;
+  t.started = now_seconds();  // time to first token counts from admission, not from submit
+  if (t.finished()) {  // max_new_tokens 0
+    done.push_back(std::move(t.result()));
+    return;
+  }
+  const ModelConfig& c = model_.config();
+  if (!s.prefilled) {
+    const auto& prompt = t.request().prompt;
+    const int64_t L = prompt.size();
+    std::vector<float> hidden(L * c.hidden_size);
+    s.state = model_.new_state();
+    model_.forward(prompt.data(), L, s.state, hidden.data());
+    s.last_hidden.assign(hidden.end() - c.hidden_size, hidden.end());
+  }
+  std::vector<float> logits(c.vocab_size);
+  model_.logits(s.last_hidden.data(), 1, logits.data());
+  s.last_hidden = {};
+  const uint64_t stream = t.request().id, step = 0;
+  int32_t token = 0;
+  kernels::cpu::sample(logits.data(), c.vocab_size, 1, c.vocab_size, &t.request().sampling, &stream, &step, &token);
+  if (t.accept(token)) done.push_back(std::move(t.result()));
+  else active_.push_back(std::move(s));
+}
+
+std::vector<GenerationResult> Decoder::step() {
+  std::vector<GenerationResult> done;
+  while (static_cast<int>(active_.size()) < max_batch_ && !waiting_.empty()) {
+    Sequence s = std::move(waiting_.front());
+    waiting_.pop_front();
+    admit(std::move(s), done);
+  }
+  const int64_t B = active_.size();
+  if (B == 0) return done;
+  const ModelConfig& c = model_.config();
+  std::vector<int32_t> ids(B), drawn(B);
+  std::vector<InferenceState*> states(B);
+  std::vector<kernels::SamplingParams> params(B);
+  std::vector<uint64_t> stream(B), step(B);
+  for (int64_t b = 0; b < B; ++b) {
+    GenerationTrack& t = *active_[b].track;
+    ids[b] = t.last_token();
+    states[b] = &active_[b].state;
+    params[b] = t.request().sampling;
+    stream[b] = t.request().id;
+    step[b] = t.steps();
+  }
+  std::vector<float> hidden(B * c.hidden_size), logits(B * c.vocab_size);
+  model_.decode_step(ids.data(), B, states.data(), hidden.data());
+  model_.logits(hidden.data(), B, logits.data());
+  kernels::cpu::sample(logits.data(), c.vocab_size, B, c.vocab_size, params.data(), stream.data(), step.data(),
+                       drawn.data());
+  std::vector<Sequence> still;
+  for (int64_t b = 0; b < B; ++b) {
+    if (active_[b].track->accept(drawn[b])) done.push_back(std::move(active_[b].track->result()));
+    else still.push_back(std::move(active_[b]));
+  }
+  active_ = std::move(still);
+  return done;
+}
+
+std::vector<GenerationResult> Decoder::run() {
+  std::vector<GenerationResult> all;
+  while (!idle())
+    for (auto& r : step()) all.push_back(std::move(r));
+  return all;
+}
+
+}  // namespace ringscan

@@ -1,0 +1,210 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "kernel_test_util.h"
+#include "sampling.h"
+
+namespace ringscan::kernels {
+namespace {
+
+using Sampler = void (*)RINGSCAN_SAMPLE_SIG;
+
+int32_t one(Sampler f, const std::vector<float>& x, const SamplingParams& p, uint64_t stream, uint64_t step) {
+  int32_t out = -1;
+  f(x.data(), 0, 1, static_cast<int64_t>(x.size()), &p, &stream, &step, &out);
+  return out;
+}
+
+// The ids a setting can produce, found by drawing many times.
+std::set<int32_t> support(Sampler f, const std::vector<float>& x, const SamplingParams& p, int draws = 2000) {
+  std::set<int32_t> s;
+  for (int t = 0; t < draws; ++t) s.insert(one(f, x, p, 7, t));
+  return s;
+}
+
+// Random123's published known-answer vectors (its tests/kat_vectors).
+TEST(Sampling, PhiloxKnownAnswers) {
+  using A4 = std::array<uint32_t, 4>;
+  EXPECT_EQ(philox4x32_10({0, 0, 0, 0}, {0, 0}), (A4{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
+  EXPECT_EQ(philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}),
+            (A4{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}),
+            (A4{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+}
+
+TEST(Sampling, UniformIsInRangeAndDependsOnEveryKey) {
+  double lo = 1, hi = 0, sum = 0;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    double u = sampling_uniform(1, 2, i);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    lo = std::min(lo, u), hi = std::max(hi, u), sum += u;
+  }
+  // Mean of n uniforms: sd 1/sqrt(12 n) = 9e-4; 5 sd.
+  EXPECT_NEAR(sum / n, 0.5, 5 * 9.2e-4);
+  EXPECT_LT(lo, 1e-3);
+  EXPECT_GT(hi, 1 - 1e-3);
+  EXPECT_NE(sampling_uniform(1, 2, 3), sampling_uniform(2, 2, 3));
+  EXPECT_NE(sampling_uniform(1, 2, 3), sampling_uniform(1, 3, 3));
+  EXPECT_NE(sampling_uniform(1, 2, 3), sampling_uniform(1, 2, 4));
+  EXPECT_NE(sampling_uniform(1, uint64_t{1} << 40, 3), sampling_uniform(1, 0, 3));  // high bits count
+  EXPECT_EQ(sampling_uniform(9, 8, 7), sampling_uniform(9, 8, 7));
+}
+
+TEST(Sampling, GreedyIsArgmaxLowestIdOnTies) {
+  for (Sampler f : {Sampler(ref::sample), Sampler(cpu::sample)}) {
+    SamplingParams g;  // temperature 0
+    EXPECT_EQ(one(f, {0.f, 3.f, -1.f, 3.f, 2.f}, g, 0, 0), 1);
+    EXPECT_EQ(one(f, {-INFINITY, -5.f, -INFINITY}, g, 0, 0), 1);
+    EXPECT_EQ(one(f, {4.f}, g, 0, 0), 0);
+    EXPECT_THROW(one(f, {-INFINITY, -INFINITY}, g, 0, 0), std::invalid_argument);
+  }
+}
+
+// Hand cases of the warpers: which ids can come out at all.
+TEST(Sampling, TopKAndTopPKeepTheRightIds) {
+  // Probabilities 0.5, 0.3, 0.15, 0.05 at ids 2, 0, 3, 1.
+  const std::vector<float> x = {std::log(0.3f), std::log(0.05f), std::log(0.5f), std::log(0.15f)};
+  for (Sampler f : {Sampler(ref::sample), Sampler(cpu::sample)}) {
+    SamplingParams p;
+    p.temperature = 1.f;
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 1, 2, 3}));
+    p.top_k = 2;
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
+    p.top_k = 1;
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
+    p.top_k = 0;
+    p.top_p = 0.4f;  // 0.5 alone reaches it
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
+    p.top_p = 0.7f;  // 0.5 + 0.3
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
+    p.top_p = 0.9f;  // 0.5 + 0.3 + 0.15
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2, 3}));
+    p.top_p = 0.f;  // at least one id
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
+    p.top_p = 0.9f, p.top_k = 2;  // top-k first, then top-p over what is left: 0.5/0.8, 0.3/0.8
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
+    p.top_p = 0.6f;  // 0.625 alone reaches it
+    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
+    // Ties at the k-th logit are all kept (HF's top-k).
+    SamplingParams q;
+    q.temperature = 1.f, q.top_k = 2;
+    EXPECT_EQ(support(f, {1.f, 2.f, 1.f, 0.f, 1.f}, q), (std::set<int32_t>{0, 1, 2, 4}));
+  }
+}
+
+// The reference's draws follow softmax(x / T) (restricted and renormalised):
+// frequencies over 40000 deterministic draws within 5 standard deviations.
+TEST(Sampling, ReferenceFrequenciesFollowTheDistribution) {
+  const std::vector<float> x = {0.5f, -1.f, 2.f, 1.f, 0.f, -3.f};
+  struct Case {
+    float T;
+    int k;
+    float p;
+  };
+  for (const Case c : {Case{1.f, 0, 1.f}, Case{0.5f, 0, 1.f}, Case{2.f, 3, 1.f}, Case{1.f, 0, 0.8f}}) {
+    SCOPED_TRACE(testing::Message() << "T " << c.T << " k " << c.k << " p " << c.p);
+    SamplingParams sp;
+    sp.temperature = c.T, sp.top_k = c.k, sp.top_p = c.p, sp.seed = 123;
+    // The expected distribution, by the definition.
+    std::vector<double> w(x.size());
+    double z = 0;
+    for (size_t i = 0; i < x.size(); ++i) z += (w[i] = std::exp(x[i] / c.T));
+    std::vector<size_t> order(x.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return w[a] > w[b]; });
+    std::vector<double> prob(x.size(), 0.0);
+    double cum = 0, kept = 0;
+    for (size_t j = 0; j < order.size(); ++j) {
+      // (No case combines top-k with top-p: then top-p would see only the top-k mass.)
+      bool keep = (c.k == 0 || static_cast<int>(j) < c.k) && (j == 0 || cum / z < c.p);
+      cum += w[order[j]];
+      if (keep) prob[order[j]] = w[order[j]], kept += w[order[j]];
+    }
+    for (auto& v : prob) v /= kept;
+    const int n = 40000;
+    std::vector<int> count(x.size(), 0);
+    for (int t = 0; t < n; ++t) ++count[one(ref::sample, x, sp, 5, t)];
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double sd = std::sqrt(prob[i] * (1 - prob[i]) / n);
+      EXPECT_NEAR(count[i] / double(n), prob[i], 5 * sd + 1e-12) << "id " << i;
+    }
+  }
+}
+
+// Every row of a batch: cpu gives exactly the reference's id (same weights,
+// same summation order; only a draw landing within ~1e-16 of a boundary
+// could differ, which 40000 random draws do not hit).
+TEST(Sampling, CpuMatchesReferenceExactly) {
+  struct Case {
+    int64_t rows, vocab;
+    float spread;
+    bool quantized;  // many exact ties
+  };
+  for (const Case c : {Case{8, 1, 1.f, false}, Case{64, 7, 2.f, true}, Case{40, 4096, 4.f, false},
+                       Case{24, 4096, 1.f, true}, Case{4, 131072, 8.f, false}}) {
+    SCOPED_TRACE(testing::Message() << "rows " << c.rows << " vocab " << c.vocab);
+    std::vector<float> x = test::random_floats(c.rows * c.vocab, 11 + c.vocab, -c.spread, c.spread);
+    if (c.quantized)
+      for (auto& v : x) v = std::round(v * 2) / 2;
+    if (c.vocab > 2) x[3] = -INFINITY;
+    std::vector<SamplingParams> params(c.rows);
+    std::vector<uint64_t> stream(c.rows), step(c.rows);
+    const float temps[] = {0.f, 0.3f, 1.f, 1.7f};
+    const int ks[] = {0, 1, 5, 50};
+    const float ps[] = {1.f, 0.9f, 0.5f, 0.05f};
+    for (int64_t r = 0; r < c.rows; ++r) {
+      params[r].temperature = temps[r % 4];
+      params[r].top_k = ks[(r / 4) % 4];
+      params[r].top_p = ps[(r / 2 + r / 8) % 4];
+      params[r].seed = 1000 + r % 3;
+      stream[r] = r * 17, step[r] = r % 5;
+    }
+    std::vector<int32_t> want(c.rows), got(c.rows);
+    ref::sample(x.data(), c.vocab, c.rows, c.vocab, params.data(), stream.data(), step.data(), want.data());
+    cpu::sample(x.data(), c.vocab, c.rows, c.vocab, params.data(), stream.data(), step.data(), got.data());
+    EXPECT_EQ(got, want);
+    // Many draws of one row with top-p (the partial sort's growth path; the
+    // reference sorts the whole vocabulary per draw, hence fewer at 131072).
+    const int draws = c.vocab < 4096 ? 0 : c.vocab < 100000 ? 200 : 10;
+    for (int t = 0; t < draws; ++t) {
+      SamplingParams p;
+      p.temperature = 1.5f, p.top_p = 0.95f, p.seed = t;
+      std::vector<float> row(x.begin(), x.begin() + c.vocab);
+      ASSERT_EQ(one(cpu::sample, row, p, 3, t), one(ref::sample, row, p, 3, t)) << "draw " << t;
+    }
+  }
+}
+
+// A row's id depends on (seed, stream, step) and the row only: not on its
+// place in the batch nor on the other rows, nor on the leading dimension.
+TEST(Sampling, IndependentOfBatchComposition) {
+  const int64_t V = 300, rows = 6, ld = V + 5;
+  std::vector<float> x = test::random_floats(rows * ld, 99, -3.f, 3.f);
+  std::vector<SamplingParams> params(rows);
+  std::vector<uint64_t> stream(rows), step(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    params[r].temperature = 1.f, params[r].top_p = 0.9f, params[r].seed = 42;
+    stream[r] = 100 + r, step[r] = 3;
+  }
+  std::vector<int32_t> batch(rows);
+  cpu::sample(x.data(), ld, rows, V, params.data(), stream.data(), step.data(), batch.data());
+  for (int64_t r = rows - 1; r >= 0; --r) {  // alone, in reverse order, contiguous copy
+    std::vector<float> row(x.begin() + r * ld, x.begin() + r * ld + V);
+    EXPECT_EQ(one(cpu::sample, row, params[r], stream[r], step[r]), batch[r]) << "row " << r;
+  }
+  // Different streams (documents) with identical logits do not move in lockstep.
+  std::vector<float> row(x.begin(), x.begin() + V);
+  std::set<int32_t> seen;
+  for (uint64_t s = 0; s < 50; ++s) seen.insert(one(cpu::sample, row, params[0], s, 0));
+  EXPECT_GT(seen.size(), 5u);
+}
+
+}  // namespace
+}  // namespace ringscan::kernels
