@@ -19,6 +19,8 @@
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
 #include "jobs/progress.h"
+#include "jobs/prompt.h"
+#include "runtime/decode.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -37,6 +39,12 @@ struct JobOptions {
   int64_t max_tokens = 0;
   double memory_gib = 0;
   double progress_interval = 10;
+  // summarize
+  PromptOptions prompt;
+  int64_t max_new_tokens = 128;
+  kernels::SamplingParams sampling;
+  int batch = 16;
+  bool ignore_eos = false;
 };
 
 std::string command_line(int argc, char** argv) {
@@ -50,7 +58,32 @@ std::string command_line(int argc, char** argv) {
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok) {
   return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
               {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
-              {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens}};
+              {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens},
+              {"generation", spec.want.generate ? Json{{"prompt_file", o.prompt.prompt_file}, {"system", o.prompt.system},
+                                                      {"max_new_tokens", o.max_new_tokens},
+                                                      {"temperature", o.sampling.temperature},
+                                                      {"top_k", o.sampling.top_k}, {"top_p", o.sampling.top_p},
+                                                      {"seed", o.sampling.seed}, {"ignore_eos", o.ignore_eos}}
+                                                : Json()}};
+}
+
+// A generated summary: its ids, text, why it stopped, counts and timing in `extra`.
+io::DocumentResult generation_result(int64_t index, const io::Document& doc, bool truncated,
+                                     const GenerationResult& g, const Tokenizer& tok) {
+  io::DocumentResult r;
+  r.index = static_cast<uint64_t>(index);
+  r.path = doc.name;
+  r.status = io::doc_status::kOk;
+  r.truncated = truncated;
+  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
+  r.extra = Json{{"generated_ids", g.tokens},
+                 {"text", tok.decode(g.tokens, /*skip_special=*/true)},
+                 {"finish_reason", g.reason == StopReason::StopId ? "stop" : "length"},
+                 {"n_generated", g.tokens.size()},
+                 {"prompt_tokens", g.prompt_tokens},
+                 {"first_token_seconds", g.first_token_seconds},
+                 {"decode_seconds", g.decode_seconds}};
+  return r;
 }
 
 // -sum of logprob[t] for t in [begin, end), skipping t = 0 (nothing predicts
@@ -136,6 +169,17 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output from a different model or options")
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal");
+  if (spec.want.generate)
+    opts.add_options()
+        ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(128), "tokens to generate per document at most")
+        ("temperature", po::value(&o.sampling.temperature)->default_value(0.f), "sampling temperature (0: greedy)")
+        ("top-k", po::value(&o.sampling.top_k)->default_value(0), "sample among the k most likely tokens (0: all)")
+        ("top-p", po::value(&o.sampling.top_p)->default_value(1.f), "nucleus sampling: smallest set with this probability")
+        ("seed", po::value(&o.sampling.seed)->default_value(0), "random seed (same seed, same summaries)")
+        ("prompt-file", po::value(&o.prompt.prompt_file), "prompt text with {document} (default: the chat template)")
+        ("system", po::value(&o.prompt.system), "system turn of the chat template")
+        ("batch", po::value(&o.batch)->default_value(16), "documents decoded together per rank")
+        ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens");
 
   cli::start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
@@ -144,6 +188,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
   io::Discovery found;
+  PromptFrame frame;
   LayoutKind layout_kind{};
   cli::check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -158,6 +203,11 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (tok->vocab_size() > model->config().vocab_size)
       throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
                   " ids but the model's vocab_size is " + std::to_string(model->config().vocab_size));
+    if (spec.want.generate) {
+      if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
+      if (o.batch < 1) throw Error("--batch must be at least 1");
+      frame = make_prompt_frame(*tok, o.prompt);
+    }
     io::DiscoveryOptions d;
     d.inputs = o.inputs;
     d.include = o.include;
@@ -208,6 +258,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   auto t0 = clock::now();
   std::map<int64_t, DocumentTokens> mine;  // documents this rank read
   std::vector<int64_t> counts(n_docs, -1);  // tokens per document; -1: not to run
+  std::vector<int64_t> truncated(n_docs, 0);
   for (size_t i = 0; i < todo.size(); ++i) {
     if (reader[i] != me) continue;
     const int64_t d = todo[i];
@@ -221,13 +272,20 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       store->add(r);
       continue;
     }
-    DocumentTokens t = tokenize_document(*tok, loaded, o.max_tokens);
+    DocumentTokens t = tokenize_document(*tok, loaded, o.max_tokens, !spec.want.generate);
     t.skipped = std::move(loaded.skipped);
+    if (spec.want.generate) {  // the prompt: frame.before + document + frame.after
+      t.ids.insert(t.ids.begin(), frame.before.begin(), frame.before.end());
+      t.ids.insert(t.ids.end(), frame.after.begin(), frame.after.end());
+      for (auto& f : t.files) f.begin += frame.before.size(), f.end += frame.before.size();
+    }
     counts[d] = static_cast<int64_t>(t.ids.size());
+    truncated[d] = t.truncated;
     mine.emplace(d, std::move(t));
   }
   t_tokenize = seconds_since(t0);
   world->all_reduce(counts.data(), counts.size(), comm::ReduceOp::max);
+  world->all_reduce(truncated.data(), truncated.size(), comm::ReduceOp::max);
   t0 = clock::now();
   double comm_wait = 0;  // seconds blocked in sequence-parallel communication
   double t_flush = 0;    // writing part files (inside the compute phase's time)
@@ -272,22 +330,54 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
         sends.push_back(world->isend(outgoing.back().data(), outgoing.back().size(), s.owner));
       }
     }
+    // Segment s's ids (and the next segment's first id) from the holder.
+    auto segment_from_holder = [&](const Segment& s) {
+      const int64_t len = std::min(n, s.end() + 1) - s.begin;
+      if (me == h) {
+        const auto& ids = mine.at(d).ids;
+        return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.begin + len);
+      }
+      std::vector<int32_t> ids(len);
+      world->recv(ids.data(), ids.size(), h);
+      return ids;
+    };
+    if (spec.want.generate) {
+      // Every rank of the group decodes together and gets the result; rank 0 stores it.
+      if (group) {
+        ShardedDecoder dec(*model, *group, layout_kind, 1);
+        GenerationRequest req;
+        req.id = static_cast<uint64_t>(d);
+        req.prompt_length = n;
+        req.max_new_tokens = o.max_new_tokens;
+        req.sampling = o.sampling;
+        if (!o.ignore_eos) req.stop_ids = tok->eos_ids();
+        req.segment_ids = [&](const Segment& s) {
+          auto ids = segment_from_holder(s);
+          ids.resize(s.len);
+          return ids;
+        };
+        dec.submit(std::move(req));
+        std::vector<GenerationResult> results = dec.run();
+        for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
+        if (me == 0) {
+          io::DocumentResult r = generation_result(d, docs[d], truncated[d] != 0, results.at(0), *tok);
+          r.extra["route"] = "sequence_parallel";
+          r.extra["ranks"] = g;
+          store->add(r);
+          flush();
+        }
+      }
+      comm::wait_all(sends);
+      mine.erase(d);
+      ++docs_done;
+      tokens_done += n;
+      progress.update(docs_done, tokens_done);
+      continue;
+    }
     DocumentValues values;
     if (group) {
-      auto count_wait = [&]() {
-        for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
-      };
-      values = compute_document_sp(*model, *group, layout, [&](const Segment& s) {
-        const int64_t len = std::min(n, s.end() + 1) - s.begin;
-        if (me == h) {
-          const auto& ids = mine.at(d).ids;
-          return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.begin + len);
-        }
-        std::vector<int32_t> ids(len);
-        world->recv(ids.data(), ids.size(), h);
-        return ids;
-      }, spec.want);
-      count_wait();
+      values = compute_document_sp(*model, *group, layout, segment_from_holder, spec.want);
+      for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
     }
     comm::wait_all(sends);
     // Group rank 0 (world rank 0) has the values; the holder writes the row.
@@ -310,8 +400,8 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       r.extra["ranks"] = g;
       store->add(r);
       flush();
-      mine.erase(d);
     }
+    mine.erase(d);
     ++docs_done;
     tokens_done += n;
     progress.update(docs_done, tokens_done);
@@ -347,6 +437,33 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     batch.clear();
     batch_rows = 0;
   };
+  if (spec.want.generate) {  // continuous batching: a finished document's slot takes the next
+    Decoder dec(*model, o.batch);
+    for (auto& [d, t] : mine) {
+      if (plan[d].route == DocRoute::TooLong) {
+        store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
+        finished(d);
+        continue;
+      }
+      GenerationRequest req;
+      req.id = static_cast<uint64_t>(d);
+      req.prompt = t.ids;
+      req.max_new_tokens = o.max_new_tokens;
+      req.sampling = o.sampling;
+      if (!o.ignore_eos) req.stop_ids = tok->eos_ids();
+      dec.submit(std::move(req));
+    }
+    while (!dec.idle())
+      for (const GenerationResult& g : dec.step()) {
+        const int64_t d = static_cast<int64_t>(g.id);
+        io::DocumentResult r = generation_result(d, docs[d], truncated[d] != 0, g, *tok);
+        r.extra["route"] = "data_parallel";
+        r.extra["ranks"] = 1;
+        store->add(r);
+        finished(d);
+      }
+    mine.clear();
+  }
   for (auto& [d, t] : mine) {
     if (plan[d].route == DocRoute::TooLong) {
       if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";

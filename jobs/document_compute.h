@@ -13,6 +13,7 @@ namespace ringscan {
 struct WantedOutputs {
   bool logprobs = false;    // score: log p(token t | tokens < t)
   bool embeddings = false;  // embed: mean and last final hidden state
+  bool generate = false;    // summarize: new tokens after the document (runtime/decode.h)
 };
 
 struct DocumentValues {

@@ -4,9 +4,10 @@
 
 namespace ringscan {
 
-DocumentTokens tokenize_document(const Tokenizer& tok, const io::LoadedDocument& doc, int64_t max_tokens) {
+DocumentTokens tokenize_document(const Tokenizer& tok, const io::LoadedDocument& doc, int64_t max_tokens,
+                                 bool with_bos) {
   DocumentTokens out;
-  if (tok.add_bos() && tok.bos_id()) out.ids.push_back(*tok.bos_id());
+  if (with_bos && tok.add_bos() && tok.bos_id()) out.ids.push_back(*tok.bos_id());
   for (const auto& piece : doc.pieces) {
     FileRange r;
     r.path = piece.path;

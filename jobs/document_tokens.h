@@ -26,6 +26,8 @@ struct DocumentTokens {
 };
 
 // max_tokens <= 0: no limit. File ranges are clipped to what is kept.
-DocumentTokens tokenize_document(const Tokenizer& tok, const io::LoadedDocument& doc, int64_t max_tokens);
+// with_bos = false leaves BOS out whatever the tokenizer says (a prompt frame places it).
+DocumentTokens tokenize_document(const Tokenizer& tok, const io::LoadedDocument& doc, int64_t max_tokens,
+                                 bool with_bos = true);
 
 }  // namespace ringscan

@@ -210,6 +210,33 @@ class Jobs(unittest.TestCase):
                 for ds in ("documents/nll_sum", "tokens/logprob", "files/nll_sum"):
                     np.testing.assert_array_equal(fr[ds][:], fo[ds][:], err_msg=f"{ds} after kill at {delay}s")
 
+    def test_summarize_same_tokens_batched_alone_and_sequence_parallel(self):
+        inputs = [os.path.join(self.corpus, f"small{i}.txt") for i in range(4)]
+        runs = {}
+        for name, extra in (("batched", ["--batch", "4"]), ("alone", ["--batch", "1"]), ("sp", ["--sp", "2"])):
+            out = self.out(f"sum-{name}.h5")
+            args = ["summarize", "--model", self.model, "--out", out, "--quiet", "--max-new-tokens", "6"] + extra
+            for i in inputs:
+                args += ["--input", i]
+            run(args, np_=2)
+            with h5py.File(out) as f:
+                runs[name] = [json.loads(e) for e in f["documents/extra"].asstr()[:]]
+        self.assertEqual({r["route"] for r in runs["sp"]}, {"sequence_parallel"})
+        for name in ("alone", "sp"):
+            self.assertEqual([r["generated_ids"] for r in runs[name]], [r["generated_ids"] for r in runs["batched"]], name)
+        for r in runs["batched"]:
+            self.assertEqual(r["n_generated"], len(r["generated_ids"]))
+            self.assertIn(r["finish_reason"], ("length", "stop"))
+            self.assertIsInstance(r["text"], str)
+        bad = self.out("bad-prompt.txt")
+        with open(bad, "w") as f:
+            f.write("no placeholder here")
+        p = run(["summarize", "--model", self.model, "--out", self.out("bad.h5"), "--input", inputs[0],
+                 "--prompt-file", bad], np_=2, check=False, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
+        self.assertIn("{document}", p.stderr)
+
     def test_bad_inputs_fail_clearly_on_every_rank(self):
         p = run(["score", "--model", self.out("nope"), "--input", self.corpus, "--out", self.out("x.h5")],
                 np_=2, check=False, timeout=120)
