@@ -132,4 +132,14 @@ int local_rank() {
   return cached;
 }
 
+int ranks_on_this_node() {
+  if (!mpi_running()) return 1;
+  MPI_Comm node;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  int n = 1;
+  check_mpi(MPI_Comm_size(node, &n), "MPI_Comm_size");
+  check_mpi(MPI_Comm_free(&node), "MPI_Comm_free");
+  return n;
+}
+
 }  // namespace ringscan::comm

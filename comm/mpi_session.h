@@ -60,4 +60,8 @@ std::string host_name();
 // result is cached.
 int local_rank();
 
+// How many ranks of MPI_COMM_WORLD share this node's memory. Collective over
+// MPI_COMM_WORLD (every rank must call it together).
+int ranks_on_this_node();
+
 }  // namespace ringscan::comm

@@ -301,9 +301,14 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   si.tokenized_on = holder;
   si.ranks = P;
   si.forced_sp = o.sp;
+  const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30))
-                                           : default_memory_per_rank(std::max(1, P));
+                                           : default_memory_per_rank(node_ranks);
   si.budget_tokens = token_budget(c, model->checkpoint().total_bytes(), memory, &si.per_token_bytes);
+  // Every rank must plan the same schedule: use the smallest budget of any node.
+  int64_t neg_budget = -si.budget_tokens;
+  world->all_reduce(&neg_budget, 1, comm::ReduceOp::max);
+  si.budget_tokens = -neg_budget;
   const std::vector<DocPlan> plan = schedule_documents(si);
 
   int64_t total_tokens = 0, total_docs = 0;
