@@ -13,6 +13,7 @@
 #include "comm/mpi_communicator.h"
 #include "comm/state_scan_schedule.h"
 #include "model/model.h"
+#include "sp_test_models.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "runtime/sequence_parallel.h"
@@ -22,37 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Variant {
-  std::string name;
-  Json overrides;
-};
-
-std::vector<Variant> variants() {
-  return {
-      {"tiny", Json::object()},
-      // Attention first, SwiGLU + partial RoPE, one B/C group, chunk 5, conv kernel 2.
-      {"rope_swiglu", {{"hybrid_override_pattern", "*M-M*"}, {"mlp_hidden_act", "silu"},
-                       {"position_embedding_type", "rope"}, {"rope_theta", 500.0}, {"partial_rotary_factor", 0.5},
-                       {"n_groups", 1}, {"chunk_size", 5}, {"conv_kernel", 2}}},
-      // Conv kernel 4 with segments shorter than its halo; MLP first; MHA.
-      {"mlp_first", {{"hybrid_override_pattern", "-MM*-"}, {"num_key_value_heads", 4}, {"chunk_size", 3}}},
-  };
-}
-
-std::string model_dir(comm::Communicator& world, const Variant& v) {
-  std::string dir = fs::temp_directory_path().string() + "/ringscan-test-sp-" + v.name;
-  if (world.rank() == 0) {
-    Json j = model_config_to_json(preset_config("tiny"));
-    for (auto it = v.overrides.begin(); it != v.overrides.end(); ++it) j[it.key()] = it.value();
-    RandomCheckpointOptions o;
-    o.seed = 3;
-    o.dtype = DType::F32;
-    fs::remove_all(dir);
-    write_random_checkpoint(parse_model_config(j, v.name), dir, o);
-  }
-  world.barrier();
-  return dir;
-}
+using test::Variant;
+std::vector<Variant> variants() { return test::sp_variants(); }
+std::string model_dir(comm::Communicator& world, const Variant& v) { return test::sp_model_dir(world, v, "sp", 3); }
 
 std::vector<int32_t> ids_for(int64_t n, int64_t vocab) {
   std::vector<int32_t> ids(n);
