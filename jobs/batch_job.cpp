@@ -315,7 +315,9 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   for (int64_t d = 0; d < n_docs; ++d)
     if (counts[d] >= 0) total_tokens += counts[d], ++total_docs;
   Progress progress(spec.name, total_docs, total_tokens, me == 0 && !o.quiet, o.progress_interval);
-  int64_t docs_done = 0, tokens_done = 0;
+  ProgressRelay relay;  // the other ranks' counts during the data-parallel phase
+  int64_t docs_done = 0, tokens_done = 0;       // sequence-parallel documents (every rank counts them)
+  int64_t my_docs = 0, my_tokens = 0;           // data-parallel documents this rank ran
 
   // Long documents first, sequence parallel: every rank walks them in the same order.
   for (int64_t d = 0; d < n_docs; ++d) {
@@ -426,10 +428,13 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   };
   auto finished = [&](int64_t d) {
     flush();
+    ++my_docs;
+    my_tokens += counts[d];
+    relay.report(my_docs, my_tokens);
     if (me == 0) {
-      ++docs_done;
-      tokens_done += counts[d];
-      progress.update(docs_done, tokens_done);
+      int64_t all_docs = 0, all_tokens = 0;
+      relay.totals(&all_docs, &all_tokens);
+      progress.update(docs_done + all_docs, tokens_done + all_tokens);
     }
   };
   auto run_batch = [&]() {
@@ -485,6 +490,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   }
   run_batch();
 
+  relay.finish(my_docs, my_tokens);
   t_compute = seconds_since(t0) - t_flush;
   t0 = clock::now();
   Json attributes = {{"job", spec.name},
