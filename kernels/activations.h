@@ -24,4 +24,11 @@ void relu_squared RINGSCAN_RELU_SQUARED_SIG;
 void silu_mul RINGSCAN_SILU_MUL_SIG;
 void dt_softplus RINGSCAN_DT_SOFTPLUS_SIG;
 }  // namespace cpu
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh
+void relu_squared RINGSCAN_RELU_SQUARED_SIG;
+void silu_mul RINGSCAN_SILU_MUL_SIG;
+void dt_softplus RINGSCAN_DT_SOFTPLUS_SIG;
+}  // namespace cuda
+#endif
 }  // namespace ringscan::kernels

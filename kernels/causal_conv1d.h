@@ -16,4 +16,7 @@ namespace ringscan::kernels {
    const WeightView& weight, const WeightView& bias, bool apply_silu, float* out)
 namespace ref { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
 namespace cpu { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }  // device pointers, see cuda/cuda_common.cuh
+#endif
 }  // namespace ringscan::kernels

@@ -10,4 +10,7 @@ namespace ringscan::kernels {
   (const WeightView& table, const int32_t* ids, int64_t n, float* out)
 namespace ref { void embedding RINGSCAN_EMBEDDING_SIG; }
 namespace cpu { void embedding RINGSCAN_EMBEDDING_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda { void embedding RINGSCAN_EMBEDDING_SIG; }  // device pointers, see cuda/cuda_common.cuh
+#endif
 }  // namespace ringscan::kernels

@@ -14,4 +14,7 @@ namespace ringscan::kernels {
    int64_t group_size, const WeightView& weight, float eps, float* out)
 namespace ref { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
 namespace cpu { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }  // device pointers, see cuda/cuda_common.cuh
+#endif
 }  // namespace ringscan::kernels

@@ -14,4 +14,7 @@ namespace ringscan::kernels {
    int64_t ld_y)
 namespace ref { void linear RINGSCAN_LINEAR_SIG; }
 namespace cpu { void linear RINGSCAN_LINEAR_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda { void linear RINGSCAN_LINEAR_SIG; }  // device pointers, see cuda/cuda_common.cuh
+#endif
 }  // namespace ringscan::kernels

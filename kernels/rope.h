@@ -16,4 +16,7 @@ namespace ringscan::kernels {
    int64_t rotary_dim, int64_t pos0, float theta)
 namespace ref { void rope RINGSCAN_ROPE_SIG; }
 namespace cpu { void rope RINGSCAN_ROPE_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+namespace cuda { void rope RINGSCAN_ROPE_SIG; }  // device pointers, see cuda/cuda_common.cuh
+#endif
 }  // namespace ringscan::kernels
