@@ -1,5 +1,9 @@
 #include "io/result_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -171,6 +175,10 @@ std::string documents_hash(const std::vector<std::string>& names) {
   return "fnv1a64:" + hex64(h);
 }
 
+ResultStore::~ResultStore() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
 std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, const Json& identity, bool overwrite,
                                                const std::vector<std::string>& document_names, MPI_Comm comm) {
   std::unique_ptr<ResultStore> store(new ResultStore());
@@ -198,6 +206,14 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
     if (!is_directory(folder))
       throw Error("the folder " + folder + " of output " + s.out_ + " does not exist; create it first");
     if (is_directory(s.out_)) throw Error("output " + s.out_ + " is a folder; expected the path of an .h5 file");
+    const std::string lock = s.out_ + ".lock";
+    s.lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s.lock_fd_ < 0)
+      throw Error("cannot create " + lock + " next to output " + s.out_ + ": " + std::strerror(errno) +
+                  "; expected a writable output folder");
+    if (flock(s.lock_fd_, LOCK_EX | LOCK_NB) != 0)
+      throw Error("another ringscan run is writing " + s.out_ + " (" + lock +
+                  " is locked); wait for it to finish or stop it first");
 
     if (path_exists(s.out_)) {
       std::string why;
@@ -211,6 +227,7 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         // A crash between renaming the final file and removing the parts leaves them stale.
         remove_parts_dir(parts);
         remove_file(final_tmp);
+        remove_file(lock);  // nothing to write; the lock is held until this store goes
         state = "complete";
         return;
       }
@@ -520,6 +537,8 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     fsync_dir(parent_dir(out_));
     // Only now: until the final file is in place, the parts are the results.
     remove_parts_dir(parts);
+    // The lock file goes too (we still hold its lock until the store is destroyed).
+    remove_file(out_ + ".lock");
     fsync_dir(parent_dir(out_));
   });
   complete_ = true;

@@ -90,9 +90,15 @@ class ResultStore {
 
   const std::string& out_path() const { return out_; }
   std::string parts_dir() const { return out_ + ".parts"; }
+  ~ResultStore();
 
  private:
   ResultStore() = default;
+
+  // Rank 0 holds an exclusive flock on `<out>.lock` from open() to the end of
+  // the store, so that two runs never write one output at once (a killed run's
+  // lock goes with its process).
+  int lock_fd_ = -1;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;

@@ -170,7 +170,7 @@ TEST(StoreKill, UnwritableOutputFolderIsAClearError) {
   const std::string out = t / "ro/x.h5";
   ProbeRun r = run_probe(out, 3, 0, "", -1, /*unprivileged=*/true);
   EXPECT_TRUE(r.exited && r.code == 3) << r.output;
-  EXPECT_NE(r.output.find("ringscan: error: cannot create " + out + ".parts next to output " + out +
+  EXPECT_NE(r.output.find("ringscan: error: cannot create " + out + ".lock next to output " + out +
                           ": Permission denied; expected a writable output folder"),
             std::string::npos)
       << r.output;

@@ -199,8 +199,13 @@ class Jobs(unittest.TestCase):
                 args += ["--input", i]
             proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             time.sleep(delay)
+            # kill -9 every process of the run: mpirun's group, and the ranks it started
+            # (which may sit in another process group and would otherwise finish the run).
             os.killpg(proc.pid, signal.SIGKILL)
+            subprocess.run(["pkill", "-KILL", "-f", out], check=False)
             proc.wait()
+            while subprocess.run(["pgrep", "-f", out], capture_output=True).returncode == 0:
+                time.sleep(0.1)
             self.score(out, inputs=inputs)
             # Same command, same bytes (the command line attribute differs only by --out).
             with h5py.File(ref) as fr, h5py.File(out) as fo:
@@ -236,6 +241,27 @@ class Jobs(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("{document}", p.stderr)
+
+    def test_second_run_on_the_same_output_is_refused_while_the_first_runs(self):
+        out = self.out("locked.h5")
+        # A first run that takes seconds: 3000 decode steps.
+        common = ["summarize", "--model", self.model, "--out", out, "--quiet", "--max-new-tokens", "3000",
+                  "--ignore-eos", "--input", os.path.join(self.corpus, "small0.txt")]
+        first = subprocess.Popen(MPIRUN + ["-np", "1", BIN] + common, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while not os.path.exists(out + ".parts") and time.time() < deadline:
+                time.sleep(0.05)
+            second = run(common, np_=2, check=False)
+            self.assertIsNone(first.poll(), "the first run ended before the second was refused: make it longer")
+            self.assertNotEqual(second.returncode, 0)
+            self.assertEqual(second.stderr.count("ringscan: error:"), 1, second.stderr)
+            self.assertIn("another ringscan run is writing", second.stderr)
+        finally:
+            self.assertEqual(first.wait(), 0)
+        self.assertFalse(os.path.exists(out + ".lock"))
+        self.assertEqual(self.docs(out)[0]["status"], "ok")
 
     def test_bad_inputs_fail_clearly_on_every_rank(self):
         p = run(["score", "--model", self.out("nope"), "--input", self.corpus, "--out", self.out("x.h5")],
