@@ -10,19 +10,24 @@ namespace ringscan {
 
 namespace k = kernels::cpu;
 
+void attention_project(const ModelConfig& c, const AttentionWeights& w, const float* x, int64_t n, Workspace& ws) {
+  const int64_t D = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  k::linear(x, D, n, w.q, Workspace::sized(ws.q, n * qd), qd);
+  k::linear(x, D, n, w.k, Workspace::sized(ws.k, n * kvd), kvd);
+  k::linear(x, D, n, w.v, Workspace::sized(ws.v, n * kvd), kvd);
+}
+
+void attention_rope(const ModelConfig& c, int64_t row0, int64_t n, int64_t pos0, Workspace& ws) {
+  if (!c.rope) return;
+  const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  k::rope(ws.q.data() + row0 * qd, qd, n, c.num_heads, c.head_dim, c.rotary_dim, pos0, c.rope_theta);
+  k::rope(ws.k.data() + row0 * kvd, kvd, n, c.num_kv_heads, c.head_dim, c.rotary_dim, pos0, c.rope_theta);
+}
+
 void attention_qkv(const ModelConfig& c, const AttentionWeights& w, const float* x, int64_t n, int64_t pos0,
                    Workspace& ws) {
-  const int64_t D = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  float* q = Workspace::sized(ws.q, n * qd);
-  float* kk = Workspace::sized(ws.k, n * kvd);
-  float* v = Workspace::sized(ws.v, n * kvd);
-  k::linear(x, D, n, w.q, q, qd);
-  k::linear(x, D, n, w.k, kk, kvd);
-  k::linear(x, D, n, w.v, v, kvd);
-  if (c.rope) {
-    k::rope(q, qd, n, c.num_heads, c.head_dim, c.rotary_dim, pos0, c.rope_theta);
-    k::rope(kk, kvd, n, c.num_kv_heads, c.head_dim, c.rotary_dim, pos0, c.rope_theta);
-  }
+  attention_project(c, w, x, n, ws);
+  attention_rope(c, 0, n, pos0, ws);
 }
 
 void attention_attend_cached(const ModelConfig& c, int64_t n, int64_t pos0, LayerCache& cache, Workspace& ws) {

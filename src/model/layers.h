@@ -50,6 +50,11 @@ void mamba_mixer(const ModelConfig& c, const MambaWeights& w, const float* x, in
 // with RoPE at positions pos0.. when the config has it.
 void attention_qkv(const ModelConfig& c, const AttentionWeights& w, const float* x, int64_t n, int64_t pos0,
                    Workspace& ws);
+// Its two halves: the projections alone, and RoPE on rows [row0, row0 + n) of
+// ws.q/ws.k at positions pos0.. (a no-op without RoPE). Packed batches rotate
+// each sequence from position 0.
+void attention_project(const ModelConfig& c, const AttentionWeights& w, const float* x, int64_t n, Workspace& ws);
+void attention_rope(const ModelConfig& c, int64_t row0, int64_t n, int64_t pos0, Workspace& ws);
 
 // Phase 2 (single sequence): appends ws.k/ws.v to the cache and attends the n
 // queries over every cached key, causally. Result in ws.y [n, H*hd].

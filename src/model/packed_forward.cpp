@@ -6,7 +6,6 @@
 #include "kernels/attention.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
-#include "kernels/rope.h"
 
 namespace ringscan {
 
@@ -35,21 +34,16 @@ void mamba_packed(const ModelConfig& c, const MambaWeights& w, const float* x, c
 void attention_packed(const ModelConfig& c, const AttentionWeights& w, const float* x, const std::vector<int64_t>& off,
                       Workspace& all, float* out) {
   const int64_t N = off.back(), D = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  float* q = Workspace::sized(all.q, N * qd);
-  float* kk = Workspace::sized(all.k, N * kvd);
-  float* v = Workspace::sized(all.v, N * kvd);
-  k::linear(x, D, N, w.q, q, qd);
-  k::linear(x, D, N, w.k, kk, kvd);
-  k::linear(x, D, N, w.v, v, kvd);
+  attention_project(c, w, x, N, all);
+  const float* q = all.q.data();
+  const float* kk = all.k.data();
+  const float* v = all.v.data();
   float* y = Workspace::sized(all.y, N * qd);
   kernels::AttentionShape s{c.num_heads, c.num_kv_heads, c.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   for (size_t i = 0; i + 1 < off.size(); ++i) {
     const int64_t r0 = off[i], n = off[i + 1] - off[i];
-    if (c.rope) {  // every sequence starts at position 0
-      k::rope(q + r0 * qd, qd, n, c.num_heads, c.head_dim, c.rotary_dim, 0, c.rope_theta);
-      k::rope(kk + r0 * kvd, kvd, n, c.num_kv_heads, c.head_dim, c.rotary_dim, 0, c.rope_theta);
-    }
+    attention_rope(c, r0, n, 0, all);  // every sequence starts at position 0
     std::vector<float> acc(n * qd), m(n * c.num_heads), l(n * c.num_heads);
     k::attention_init(s, n, acc.data(), m.data(), l.data());
     k::attention_block(s, q + r0 * qd, qd, n, 0, kk + r0 * kvd, kvd, v + r0 * kvd, kvd, n, 0, scale, true, acc.data(),

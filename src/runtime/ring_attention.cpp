@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "kernels/attention.h"
-#include "kernels/rmsnorm.h"
 #include "runtime/sequence_parallel.h"
 
 namespace ringscan {
@@ -31,9 +30,7 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
     row0[i] = r;
     const int64_t n = pieces[i].seg.len;
     if (n) {
-      const int64_t D = c.hidden_size;
-      std::vector<float> x(n * D);
-      k::rmsnorm(pieces[i].hidden.data(), n, D, model_.weights().layers[layer].norm, c.norm_eps, x.data());
+      std::vector<float> x = normed_input(layer, pieces[i]);
       attention_qkv(c, w, x.data(), n, pieces[i].seg.begin, ws_[i]);
       std::copy(ws_[i].k.begin(), ws_[i].k.begin() + n * kvd, block.begin() + r * kvd);
       std::copy(ws_[i].v.begin(), ws_[i].v.begin() + n * kvd, block.begin() + (my_rows + r) * kvd);

@@ -13,6 +13,13 @@ namespace k = kernels::cpu;
 
 std::string traffic_label(int layer, const char* kind) { return "layer" + std::to_string(layer) + "." + kind; }
 
+std::vector<float> SequenceParallelForward::normed_input(int layer, const Piece& p) const {
+  const int64_t D = model_.config().hidden_size;
+  std::vector<float> out(p.seg.len * D);
+  k::rmsnorm(p.hidden.data(), p.seg.len, D, model_.weights().layers[layer].norm, model_.config().norm_eps, out.data());
+  return out;
+}
+
 SequenceParallelForward::SequenceParallelForward(Model& model, comm::Communicator& comm, SequenceLayout layout)
     : model_(model), comm_(comm), layout_(std::move(layout)) {
   if (layout_.ranks != comm.size())
@@ -87,12 +94,6 @@ SequenceParallelDecodeState SequenceParallelForward::take_decode_state() {
 }
 
 namespace {
-std::vector<float> rms_normed(const Model& m, int layer, const Piece& p) {
-  const int64_t D = m.config().hidden_size;
-  std::vector<float> out(p.seg.len * D);
-  k::rmsnorm(p.hidden.data(), p.seg.len, D, m.weights().layers[layer].norm, m.config().norm_eps, out.data());
-  return out;
-}
 
 void add_into(std::vector<float>& h, const std::vector<float>& x) {
   for (size_t i = 0; i < h.size(); ++i) h[i] += x[i];
@@ -104,7 +105,7 @@ void SequenceParallelForward::mlp_layer(int layer, std::vector<Piece>& pieces) {
   for (size_t i = 0; i < pieces.size(); ++i) {
     auto& p = pieces[i];
     if (p.seg.len == 0) continue;
-    std::vector<float> x = rms_normed(model_, layer, p), out(x.size());
+    std::vector<float> x = normed_input(layer, p), out(x.size());
     mlp_mixer(c, model_.weights().layers[layer].mlp, x.data(), p.seg.len, ws_[i], out.data());
     add_into(p.hidden, out);
   }
@@ -121,7 +122,7 @@ void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces)
 
   std::vector<const float*> proj(np);
   for (size_t i = 0; i < np; ++i) {
-    std::vector<float> x = rms_normed(model_, layer, pieces[i]);
+    std::vector<float> x = normed_input(layer, pieces[i]);
     proj[i] = pieces[i].seg.len ? mamba_in_proj(c, w, x.data(), pieces[i].seg.len, ws_[i]) : nullptr;
   }
   std::vector<const float*> xbc(np);

@@ -61,6 +61,8 @@ class SequenceParallelForward {
   SequenceParallelDecodeState take_decode_state();
 
  private:
+  // The layer's RMSNorm of a piece's residual stream: every mixer's input.
+  std::vector<float> normed_input(int layer, const Piece& p) const;
   void mamba_layer(int layer, std::vector<Piece>& pieces);
   void attention_layer(int layer, std::vector<Piece>& pieces);
   void mlp_layer(int layer, std::vector<Piece>& pieces);
