@@ -29,21 +29,23 @@ inline std::vector<Variant> sp_variants() {
   };
 }
 
-// Rank 0 writes the variant's f32 checkpoint under a name of `tag` and the rank
+// Writes the variant's f32 checkpoint (the tiny preset plus its overrides) into dir.
+inline void write_variant_model(const std::string& name, const Json& overrides, const std::string& dir, uint64_t seed) {
+  Json j = model_config_to_json(preset_config("tiny"));
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) j[it.key()] = it.value();
+  RandomCheckpointOptions o;
+  o.seed = seed;
+  o.dtype = DType::F32;
+  std::filesystem::remove_all(dir);
+  write_random_checkpoint(parse_model_config(j, name), dir, o);
+}
+
+// Rank 0 writes the variant's checkpoint under a name of `tag` and the rank
 // count (ctest runs the np1..np4 tests at the same time); all ranks get its folder.
 inline std::string sp_model_dir(comm::Communicator& world, const Variant& v, const std::string& tag, uint64_t seed) {
-  namespace fs = std::filesystem;
-  std::string dir = fs::temp_directory_path().string() + "/ringscan-test-" + tag + "-np" +
+  std::string dir = std::filesystem::temp_directory_path().string() + "/ringscan-test-" + tag + "-np" +
                     std::to_string(world.size()) + "-" + v.name;
-  if (world.rank() == 0) {
-    Json j = model_config_to_json(preset_config("tiny"));
-    for (auto it = v.overrides.begin(); it != v.overrides.end(); ++it) j[it.key()] = it.value();
-    RandomCheckpointOptions o;
-    o.seed = seed;
-    o.dtype = DType::F32;
-    fs::remove_all(dir);
-    write_random_checkpoint(parse_model_config(j, v.name), dir, o);
-  }
+  if (world.rank() == 0) write_variant_model(v.name, v.overrides, dir, seed);
   world.barrier();
   return dir;
 }

@@ -15,6 +15,7 @@
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "runtime/decode.h"
+#include "sp_test_models.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -36,25 +37,14 @@ std::vector<std::string> generate_fixtures() {
 
 std::string random_model(const std::string& name, const Json& overrides) {
   std::string dir = fs::temp_directory_path().string() + "/ringscan-test-decode-" + name;
-  Json j = model_config_to_json(preset_config("tiny"));
-  for (auto it = overrides.begin(); it != overrides.end(); ++it) j[it.key()] = it.value();
-  RandomCheckpointOptions o;
-  o.seed = 5;
-  o.dtype = DType::F32;
-  fs::remove_all(dir);
-  write_random_checkpoint(parse_model_config(j, name), dir, o);
+  test::write_variant_model(name, overrides, dir, 5);
   return dir;
 }
 
-// Two random variants: the tiny preset (relu2, no RoPE), and SwiGLU + partial
-// RoPE with attention first, small chunks and conv kernel 2.
-const std::vector<std::pair<std::string, Json>>& variants() {
-  static const std::vector<std::pair<std::string, Json>> v = {
-      {"tiny", Json::object()},
-      {"rope_swiglu", {{"hybrid_override_pattern", "*M-M*"}, {"mlp_hidden_act", "silu"},
-                       {"position_embedding_type", "rope"}, {"rope_theta", 500.0}, {"partial_rotary_factor", 0.5},
-                       {"n_groups", 1}, {"chunk_size", 5}, {"conv_kernel", 2}}},
-  };
+// Two of the shared variants: the tiny preset (relu2, no RoPE), and SwiGLU +
+// partial RoPE with attention first, small chunks and conv kernel 2.
+const std::vector<test::Variant>& variants() {
+  static const std::vector<test::Variant> v = {test::sp_variants()[0], test::sp_variants()[1]};
   return v;
 }
 
