@@ -18,6 +18,7 @@
 #include "io/result_store.h"
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
+#include "jobs/engine.h"
 #include "jobs/progress.h"
 #include "jobs/prompt.h"
 #include "runtime/decode.h"
@@ -33,7 +34,7 @@ namespace {
 
 struct JobOptions {
   std::vector<std::string> inputs, include, exclude;
-  std::string model_dir, out, mode = "file", layout = "zigzag";
+  std::string model_dir, out, mode = "file", layout = "zigzag", device = "auto", comm = "auto";
   bool no_gitignore = false, overwrite = false, quiet = false;
   int sp = 0;
   int64_t max_tokens = 0;
@@ -55,8 +56,12 @@ std::string command_line(int argc, char** argv) {
 
 // What makes two runs' results the same: a rerun with a different identity
 // must not resume into (or silently overwrite) an existing output.
-Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok) {
+// The engine is part of it: GPU results (bf16 GEMM inputs) differ from the
+// CPU's in the last digits, and one file must not mix them.
+Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
+                  const JobEngine& engine) {
   return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
+              {"engine", engine.on_gpu() ? "cuda" : "cpu"},
               {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
               {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens},
               {"generation", spec.want.generate ? Json{{"prompt_file", o.prompt.prompt_file}, {"system", o.prompt.system},
@@ -168,7 +173,9 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("memory-per-rank", po::value(&o.memory_gib)->default_value(0), "GiB a rank may use (0: this node's memory / ranks on it x 0.7)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output from a different model or options")
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
-      ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal");
+      ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
+      ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (host-staged on GPUs)");
   if (spec.want.generate)
     opts.add_options()
         ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(128), "tokens to generate per document at most")
@@ -184,12 +191,14 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   cli::start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
   const int P = world->size(), me = world->rank();
+  const int local_rank = comm::local_rank();  // may be collective: every rank, before anything can fail
   po::variables_map vm;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
   io::Discovery found;
   PromptFrame frame;
   LayoutKind layout_kind{};
+  std::unique_ptr<JobEngine> engine;
   cli::check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
@@ -199,6 +208,8 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
     if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
     model = Model::load(o.model_dir, me != 0);
+    JobEngine::check_comm_option(o.comm);
+    engine = std::make_unique<JobEngine>(o.device, !spec.want.generate, spec.name, local_rank);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
     if (tok->vocab_size() > model->config().vocab_size)
       throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
@@ -220,6 +231,8 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (me == 0) std::cout << opts << "\n";
     return 0;
   }
+  engine->agree(*world);
+  cli::check_collectively(*world, [&]() { engine->prepare(*model); });
   const ModelConfig& c = model->config();
   const auto& docs = found.documents;
   const int64_t n_docs = static_cast<int64_t>(docs.size());
@@ -228,9 +241,11 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   std::vector<std::string> names;
   for (const auto& d : docs) names.push_back(d.name);
   cli::check_collectively(*world, [&]() {
-    store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok), o.overwrite, names, MPI_COMM_WORLD);
+    store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok, *engine), o.overwrite, names, MPI_COMM_WORLD);
   });
   if (me == 0 && !o.quiet) {
+    std::cerr << "ringscan " << spec.name << ": device " << engine->label()
+              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
     std::cerr << "ringscan " << spec.name << ": " << store->summary() << "\n";
     if (!store->already_complete())
       for (const auto& s : found.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -303,7 +318,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   si.forced_sp = o.sp;
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30))
-                                           : default_memory_per_rank(node_ranks);
+                                           : engine->memory_per_rank(default_memory_per_rank(node_ranks), node_ranks);
   si.budget_tokens = token_budget(c, model->checkpoint().total_bytes(), memory, &si.per_token_bytes);
   // Every rank must plan the same schedule: use the smallest budget of any node.
   int64_t neg_budget = -si.budget_tokens;
@@ -383,7 +398,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     }
     DocumentValues values;
     if (group) {
-      values = compute_document_sp(*model, *group, layout, segment_from_holder, spec.want);
+      values = engine->compute_sp(*model, *group, layout, segment_from_holder, spec.want);
       for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
     }
     comm::wait_all(sends);
@@ -479,8 +494,9 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";
       store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
       finished(d);
-    } else if (counts[d] > batch_tokens / 2) {
-      store_values(d, compute_document(*model, t.ids, spec.want));
+    } else if (engine->on_gpu() || counts[d] > batch_tokens / 2) {
+      // The GPU engine takes documents one at a time (no packed batches yet).
+      store_values(d, engine->compute(*model, t.ids, spec.want));
       finished(d);
     } else {
       if (batch_rows + counts[d] > batch_tokens) run_batch();
@@ -496,7 +512,8 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   Json attributes = {{"job", spec.name},
                      {"command_line", command_line(argc, argv)},
                      {"ranks", P},
-                     {"device", "cpu"},
+                     {"device", engine->label()},
+                     {"gemm_inputs", engine->gemm_inputs()},
                      {"layout", o.layout},
                      {"model_dir", o.model_dir},
                      {"model_config", c.raw.dump()},

@@ -6,6 +6,10 @@
 
 #include "kernels/log_softmax.h"
 #include "model/packed_forward.h"
+#ifdef RINGSCAN_WITH_CUDA
+#include "model/device_model.h"
+#include "runtime/device_sequence_parallel.h"
+#endif
 #include "runtime/sequence_parallel.h"
 
 namespace ringscan {
@@ -22,8 +26,7 @@ void target_logprobs(const Model& model, const float* hidden, int64_t n, const i
     const int64_t nr = std::min(block, n - r0);
     logits.resize(nr * V);
     model.logits(hidden + r0 * D, nr, logits.data());
-    kernels::cpu::log_softmax(logits.data(), nr, V, logits.data());
-    for (int64_t i = 0; i < nr; ++i) out[r0 + i] = logits[i * V + targets[r0 + i]];
+    kernels::cpu::token_log_prob(logits.data(), nr, V, targets + r0, out + r0);
   }
 }
 
@@ -54,6 +57,36 @@ DocumentValues values_from_hidden(const Model& model, const std::vector<int32_t>
   return v;
 }
 
+#ifdef RINGSCAN_WITH_CUDA
+DocumentValues compute_document_on_device(DeviceModel& model, const std::vector<int32_t>& ids,
+                                          const WantedOutputs& want) {
+  const int64_t n = ids.size(), D = model.config().hidden_size;
+  DocumentValues v;
+  if (n == 0) return v;
+  if (want.logprobs) v.logprob.assign(n, std::numeric_limits<float>::quiet_NaN());
+  std::vector<double> sum(want.embeddings ? D : 0, 0.0);
+  std::vector<float> rows;
+  DeviceSequence seq = model.new_sequence(n);
+  model.forward(ids.data(), n, seq, [&](int64_t row0, int64_t nr, const float* d_hidden) {
+    // Row t predicts ids[t + 1]; the document's last row predicts nothing.
+    const int64_t with_target = std::min(nr, n - 1 - row0);
+    if (want.logprobs && with_target > 0)
+      model.target_logprobs(d_hidden, with_target, ids.data() + row0 + 1, v.logprob.data() + row0 + 1);
+    if (want.embeddings) {
+      rows.resize(nr * D);
+      device_to_host(rows.data(), d_hidden, nr * D);
+      add_rows(rows.data(), nr, D, sum);
+      if (row0 + nr == n) v.embedding_last.assign(rows.end() - D, rows.end());
+    }
+  });
+  if (want.embeddings) {
+    v.embedding_mean.resize(D);
+    for (int64_t d = 0; d < D; ++d) v.embedding_mean[d] = static_cast<float>(sum[d] / n);
+  }
+  return v;
+}
+#endif
+
 DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want) {
   std::vector<float> hidden(ids.size() * model.config().hidden_size);
   InferenceState st = model.new_state();
@@ -77,28 +110,34 @@ std::vector<DocumentValues> compute_documents_packed(const Model& model, const s
   return out;
 }
 
-DocumentValues compute_document_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
-                                   const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
-                                   const WantedOutputs& want) {
-  const int64_t D = model.config().hidden_size, L = layout.length;
-  // Ids of each of this rank's segments, with the next segment's first id when there is one.
-  std::vector<std::vector<int32_t>> with_next;
-  SequenceParallelForward runner(model, group, layout);
-  auto pieces = runner.run([&](const Segment& s) {
-    with_next.push_back(segment_ids(s));
-    return std::vector<int32_t>(with_next.back().begin(), with_next.back().begin() + s.len);
-  });
+namespace {
 
+// One of this rank's segments as the gather below needs it, whichever engine
+// holds its final hidden states.
+struct ScoredPiece {
+  Segment seg;
+  const int32_t* targets;  // the ids after each position (the segment's ids shifted by one)
+  // log p(targets[t]) for the first n positions, into out (host).
+  std::function<void(int64_t n, const int32_t* targets, float* out)> logprobs;
+  // The final hidden rows on the host, [seg.len, hidden]: where they are, or
+  // copied into `storage` (GPU engine).
+  std::function<const float*(std::vector<float>& storage)> hidden_rows;
+};
+
+// Scores and embeddings of a sequence-parallel document, complete on group rank 0.
+DocumentValues gather_sp_values(comm::Communicator& group, const SequenceLayout& layout,
+                                const std::vector<ScoredPiece>& pieces, int64_t D, const WantedOutputs& want) {
+  const int64_t L = layout.length;
   DocumentValues v;
   const bool root = group.rank() == 0;
   if (want.logprobs) {
     // Each rank scores the targets of its segments' positions: target t + 1 from position t.
     if (root) v.logprob.assign(L, std::numeric_limits<float>::quiet_NaN());
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      const Segment& s = pieces[i].seg;
+    for (const ScoredPiece& p : pieces) {
+      const Segment& s = p.seg;
       const int64_t scored = s.end() < L ? s.len : s.len - 1;
       std::vector<float> lp(std::max<int64_t>(scored, 0));
-      if (scored > 0) target_logprobs(model, pieces[i].hidden.data(), scored, with_next[i].data() + 1, lp.data());
+      if (scored > 0) p.logprobs(scored, p.targets, lp.data());
       if (root) std::copy(lp.begin(), lp.end(), v.logprob.begin() + s.begin + 1);
       else group.send(lp.data(), lp.size(), 0);
     }
@@ -114,9 +153,12 @@ DocumentValues compute_document_sp(Model& model, comm::Communicator& group, cons
   if (want.embeddings) {
     std::vector<float> sum(D, 0.f), last(D, 0.f);
     std::vector<double> local(D, 0.0);
-    for (const auto& p : pieces) {
-      add_rows(p.hidden.data(), p.seg.len, D, local);
-      if (p.seg.end() == L && p.seg.len > 0) std::copy(p.hidden.end() - D, p.hidden.end(), last.begin());
+    std::vector<float> storage;
+    for (const ScoredPiece& p : pieces) {
+      if (p.seg.len == 0) continue;
+      const float* rows = p.hidden_rows(storage);
+      add_rows(rows, p.seg.len, D, local);
+      if (p.seg.end() == L) std::copy(rows + (p.seg.len - 1) * D, rows + p.seg.len * D, last.begin());
     }
     for (int64_t d = 0; d < D; ++d) sum[d] = static_cast<float>(local[d]);
     group.all_reduce(sum.data(), D, comm::ReduceOp::sum);
@@ -129,5 +171,58 @@ DocumentValues compute_document_sp(Model& model, comm::Communicator& group, cons
   }
   return v;
 }
+
+}  // namespace
+
+DocumentValues compute_document_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
+                                   const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                                   const WantedOutputs& want) {
+  const int64_t D = model.config().hidden_size;
+  // Ids of each of this rank's segments, with the next segment's first id when there is one.
+  std::vector<std::vector<int32_t>> with_next;
+  SequenceParallelForward runner(model, group, layout);
+  auto pieces = runner.run([&](const Segment& s) {
+    with_next.push_back(segment_ids(s));
+    return std::vector<int32_t>(with_next.back().begin(), with_next.back().begin() + s.len);
+  });
+  std::vector<ScoredPiece> scored;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const float* hidden = pieces[i].hidden.data();
+    scored.push_back({pieces[i].seg, with_next[i].data() + 1,
+                      [&model, hidden](int64_t n, const int32_t* t, float* out) { target_logprobs(model, hidden, n, t, out); },
+                      [hidden](std::vector<float>&) { return hidden; }});
+  }
+  return gather_sp_values(group, layout, scored, D, want);
+}
+
+#ifdef RINGSCAN_WITH_CUDA
+DocumentValues compute_document_sp_on_device(DeviceModel& model, comm::Communicator& group,
+                                             const SequenceLayout& layout,
+                                             const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                                             const WantedOutputs& want) {
+  const int64_t D = model.config().hidden_size;
+  std::vector<std::vector<int32_t>> with_next;
+  DeviceSequenceParallelForward runner(model, group, layout);
+  auto pieces = runner.run([&](const Segment& s) {
+    with_next.push_back(segment_ids(s));
+    return std::vector<int32_t>(with_next.back().begin(), with_next.back().begin() + s.len);
+  });
+  std::vector<ScoredPiece> scored;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const float* d_hidden = pieces[i].d_hidden();
+    const int64_t n = pieces[i].seg.len;
+    scored.push_back({pieces[i].seg, with_next[i].data() + 1,
+                      [&model, d_hidden](int64_t rows, const int32_t* t, float* out) {
+                        model.target_logprobs(d_hidden, rows, t, out);
+                      },
+                      [d_hidden, n, D](std::vector<float>& storage) {
+                        storage.resize(n * D);
+                        device_to_host(storage.data(), d_hidden, n * D);
+                        return static_cast<const float*>(storage.data());
+                      }});
+  }
+  return gather_sp_values(group, layout, scored, D, want);
+}
+#endif
 
 }  // namespace ringscan

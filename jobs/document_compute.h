@@ -25,10 +25,25 @@ struct DocumentValues {
 // The whole document on this rank, prefilled in memory-bounded blocks.
 DocumentValues compute_document(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
 
+#ifdef RINGSCAN_WITH_CUDA
+class DeviceModel;
+// The whole document on this rank's GPU (model/device_model.h): the same
+// values, GEMMs with bf16 inputs unless the DeviceModel was made otherwise.
+DocumentValues compute_document_on_device(DeviceModel& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
+#endif
+
 // Several short documents on this rank at once (model/packed_forward.h): the
 // same values as compute_document of each, with the per-token GEMMs batched.
 std::vector<DocumentValues> compute_documents_packed(const Model& model, const std::vector<std::vector<int32_t>>& docs,
                                                      const WantedOutputs& want);
+
+#ifdef RINGSCAN_WITH_CUDA
+// The same over GPUs (runtime/device_sequence_parallel.h; group: an MPI communicator).
+DocumentValues compute_document_sp_on_device(DeviceModel& model, comm::Communicator& group,
+                                             const SequenceLayout& layout,
+                                             const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                                             const WantedOutputs& want);
+#endif
 
 // Sequence parallel over `group` (every rank of it calls this). `segment_ids`
 // returns the ids of a segment plus, when it is not the last, the first id of

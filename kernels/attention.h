@@ -52,4 +52,18 @@ void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
 }  // namespace cpu
+#ifdef RINGSCAN_WITH_CUDA
+// Device pointers for q, k, v, acc, m, l, acc2, m2, l2 and out (see
+// cuda/cuda_common.cuh); the shape stays on the host. head_dim 1..256.
+// Same semantics as above (m: running max of scaled scores, -inf none yet; a
+// row with no visible key stays m = -inf, l = 0, acc = 0); fp32 arithmetic
+// throughout, so results agree with ref to fp32 round-off, not bitwise
+// (cuda/attention.cu says how it computes, the CUDA test what it allows).
+namespace cuda {
+void attention_init RINGSCAN_ATTENTION_INIT_SIG;
+void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
+void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
+void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
+}  // namespace cuda
+#endif
 }  // namespace ringscan::kernels

@@ -15,6 +15,14 @@ namespace ringscan::kernels {
 namespace ref { void linear RINGSCAN_LINEAR_SIG; }
 namespace cpu { void linear RINGSCAN_LINEAR_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void linear RINGSCAN_LINEAR_SIG; }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh
+// The exact-input product above: bf16/f16 weight panels widened to fp32, fp32 GEMM, no TF32.
+void linear RINGSCAN_LINEAR_SIG;
+// The fast one: x rounded to bf16 (relative error <= 2^-9 per element), the
+// weight must be BF16; products on the tensor cores, accumulated in fp32,
+// y in fp32. What the GPU engine uses by default (DESIGN §3: bf16 weights,
+// fp32 accumulation).
+void linear_bf16 RINGSCAN_LINEAR_SIG;
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

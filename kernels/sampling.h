@@ -58,4 +58,18 @@ inline double sampling_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
    const uint64_t* stream, const uint64_t* step, int32_t* out)
 namespace ref { void sample RINGSCAN_SAMPLE_SIG; }
 namespace cpu { void sample RINGSCAN_SAMPLE_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+// logits is a device pointer; params, stream, step and out are HOST arrays
+// (the decode loop has the parameters on the host and wants the ids there):
+// u is computed on the host, the ids are copied back, so the call returns
+// synchronised with the default stream. Greedy rows are bitwise the
+// reference's ids. Sampled rows use the same w (exp in double) and the same
+// rules, but sum w in another (fixed) order, so an id can differ from ref's
+// only when a top-p cut or the draw lies within double round-off of a
+// boundary (relative ~1e-15 typically, < 2e-11 at vocab 131072). Top-p orders
+// by (logit desc, id asc), the same as (w desc, id asc) unless distinct
+// logits give equal w (w underflowing to 0). NaN logits count as -inf. The
+// ids depend only on the row and (seed, stream, step), never on the batch.
+namespace cuda { void sample RINGSCAN_SAMPLE_SIG; }
+#endif
 }  // namespace ringscan::kernels

@@ -52,4 +52,19 @@ namespace cpu {
 void ssd_scan RINGSCAN_SSD_SCAN_SIG;
 void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
 }  // namespace cpu
+#ifdef RINGSCAN_WITH_CUDA
+// CUDA (kernels/cuda/ssd_scan.cu): EVERY pointer is a device pointer, A
+// included ([heads] floats in device memory), and so are init_state /
+// final_state / incoming_state. Runs on the legacy default stream and returns
+// without synchronising. Both ops take scratch memory from a per-(host thread,
+// device) buffer that grows on demand (a larger need synchronises the device
+// once to free the old buffer); ssd_scan processes the sequence in passes of
+// at most ~256 MiB of scratch, carrying the state from pass to pass.
+// Unlike the CPU version, ssd_scan may be given init_state == final_state (the
+// state is then updated in place); no other output may alias an input.
+namespace cuda {
+void ssd_scan RINGSCAN_SSD_SCAN_SIG;
+void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
+}  // namespace cuda
+#endif
 }  // namespace ringscan::kernels

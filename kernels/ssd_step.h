@@ -21,4 +21,11 @@ namespace ringscan::kernels {
    int64_t ld_b, const float* C, int64_t ld_c, float* const* state, float* y, int64_t ld_y)
 namespace ref { void ssd_step RINGSCAN_SSD_STEP_SIG; }
 namespace cpu { void ssd_step RINGSCAN_SSD_STEP_SIG; }
+#ifdef RINGSCAN_WITH_CUDA
+// CUDA (kernels/cuda/ssd_step.cu): every pointer is a device pointer, A
+// included; `state` is a DEVICE array of s.len device pointers, each to one
+// sequence's [heads, head_dim, state] fp32 state (distinct sequences must not
+// share a state). Legacy default stream, no synchronisation at return.
+namespace cuda { void ssd_step RINGSCAN_SSD_STEP_SIG; }
+#endif
 }  // namespace ringscan::kernels

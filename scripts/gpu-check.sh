@@ -1,53 +1,78 @@
 #!/usr/bin/env bash
-# GPU check for a short lease (one H200, well under 8 minutes): configures a
-# CUDA build for sm_90 only, builds just the CUDA kernel tests and the NCCL
-# communicator tests, runs them, and prints one table (test, result, seconds),
-# also written to $OUT/gpu-check.txt when OUT is set.
+# The GPU check for a short lease (one H200, meant to finish in under 8
+# minutes including the build): builds the CUDA engine for sm_90, runs every
+# GPU test, then the GPU benchmarks, and prints one table. The table (and the
+# raw logs) also go to $OUT when it is set.
 #
-# Honest by design: no visible GPU is an error (exit 2), not a pass; a test
-# that skips itself on this machine although its GPUs are present counts as a
-# failure. Only comm_nccl_np2 may skip, and only when fewer than 2 GPUs are
-# visible (NCCL needs one GPU per rank); the table says so.
+#   scripts/gpu-check.sh [build-dir]          (default: build-gpu)
 #
-# Usage: scripts/gpu-check.sh [build-dir]     (default: build-gpu)
-# Needs the packages of scripts/setup.sh (MPI, HDF5, ...): configure needs them.
+# Tests: test_kernels_cuda (every CUDA op against its plain-loop reference),
+# test_device_model (whole model against HF's logits and the CPU engine,
+# greedy generation against HF generate, batched decode), device_sp_np1/np2
+# (GPU sequence parallel = GPU single rank, two ranks sharing the GPU over
+# MPI), comm_nccl_np1/np2 (the NCCL communicator; np2 needs 2 GPUs).
+# Benchmarks: bench_gpu on the nano-4b random checkpoint built in memory:
+# prefill (score path) tokens/s and MFU at 4K/32K/128K tokens, SSD scan and
+# attention kernel throughput against the fp32 peak, decode tokens/s at batch
+# 1 and 64, peak GPU memory.
+#
+# Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
+# itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
+# skip, with fewer than 2 GPUs).
+#
+# Needs the build dependencies of scripts/setup.sh. A machine without them and
+# without a package registry (the lent GPU machines) can take them from
+# .gpu-deps/, which scripts/gpu-deps.sh fetches on a machine with one: name
+# .gpu-deps in the device run's carry list.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
 t_start=$(date +%s)
-die() { echo "gpu-check: FAILED: $*" >&2; [[ -n "${OUT:-}" ]] && echo "gpu-check: FAILED: $*" >"$OUT/gpu-check.txt"; exit 2; }
+out_dir=${OUT:-}
+die() {
+  echo "gpu-check: FAILED: $*" >&2
+  [[ -n "$out_dir" ]] && echo "gpu-check: FAILED: $*" >"$out_dir/gpu-check.txt"
+  exit 2
+}
 
 # --- a GPU must be there ---------------------------------------------------------
 command -v nvidia-smi >/dev/null || die "nvidia-smi not found: this machine has no NVIDIA driver, so no GPU to check"
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 [[ "$gpus" -ge 1 ]] || die "nvidia-smi lists no GPU"
-nvidia-smi -L
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-# --- configure and build only what is checked -------------------------------------
+# --- dependencies --------------------------------------------------------------------
+if ! command -v mpicxx >/dev/null && [[ -d .gpu-deps ]]; then
+  # shellcheck source=scripts/gpu-deps.sh
+  source scripts/gpu-deps.sh activate || die "could not unpack .gpu-deps"
+fi
+command -v mpicxx >/dev/null || die "no MPI compiler (mpicxx): install scripts/setup.sh's packages, or carry .gpu-deps (scripts/gpu-deps.sh)"
+
+# --- configure and build what is checked ---------------------------------------------
 jobs=$(nproc)
 t0=$(date +%s)
 mkdir -p "$build"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRINGSCAN_WITH_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DRINGSCAN_BUILD_BENCH=OFF -DRINGSCAN_BUILD_TESTS=ON \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRINGSCAN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DRINGSCAN_BUILD_BENCH=ON -DRINGSCAN_BUILD_TESTS=ON ${RINGSCAN_GPU_CMAKE_ARGS:-} \
   >"$build/gpu-check-configure.log" 2>&1 || { tail -30 "$build/gpu-check-configure.log"; die "configure failed (log: $build/gpu-check-configure.log)"; }
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_comm_nccl \
-  || die "build of test_kernels_cuda / test_comm_nccl failed"
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_device_model test_device_sp test_comm_nccl bench_gpu \
+  >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
 
-# --- run ---------------------------------------------------------------------------
+# --- tests -----------------------------------------------------------------------------
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tests=(test_kernels_cuda comm_nccl_np1 comm_nccl_np2)
+tests=(test_kernels_cuda test_device_model device_sp_np1 device_sp_np2 comm_nccl_np1 comm_nccl_np2)
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"
 log="$build/gpu-check-ctest.log"
-ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 180 2>&1 | tee "$log"
+ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 240 >"$log" 2>&1
+t3=$(date +%s)
 
-# --- one table ----------------------------------------------------------------------
 table=$(mktemp)
 status=0
-printf '%-20s %-8s %8s  %s\n' test result seconds note >"$table"
+printf '%-22s %-7s %8s  %s\n' test result seconds note >"$table"
 for t in "${tests[@]}"; do
   # ctest line: " 1/3 Test #27: test_kernels_cuda ....   Passed    1.23 sec"
   line=$(grep -E "Test +#[0-9]+: $t " "$log" | tail -1)
@@ -67,14 +92,58 @@ for t in "${tests[@]}"; do
     result=FAIL
   fi
   [[ "$result" == FAIL ]] && status=1
-  printf '%-20s %-8s %8s  %s\n' "$t" "$result" "${secs:--}" "$note" >>"$table"
+  printf '%-22s %-7s %8s  %s\n' "$t" "$result" "${secs:--}" "$note" >>"$table"
 done
-echo
-echo "gpu-check on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $gpus, total $(( $(date +%s) - t_start )) s:"
-cat "$table"
-if [[ -n "${OUT:-}" ]]; then
-  { cat "$table"; echo; echo "configure $((t1 - t0)) s, build $((t2 - t1)) s, total $(( $(date +%s) - t_start )) s"; } >"$OUT/gpu-check.txt"
-  cp "$log" "$OUT/gpu-check-ctest.log" 2>/dev/null || true
+
+# --- benchmarks (after the tests: numbers from a failing engine mean nothing) ----------
+bench_log="$build/gpu-check-bench.jsonl"
+if [[ $status -eq 0 ]]; then
+  "$build/bench/bench_gpu" --preset nano-4b ${RINGSCAN_GPU_BENCH_ARGS:-} >"$bench_log" 2>"$build/gpu-check-bench.err" \
+    || { status=1; echo "bench_gpu failed:"; tail -5 "$build/gpu-check-bench.err"; }
+else
+  echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
+fi
+t4=$(date +%s)
+
+# --- one table -----------------------------------------------------------------------------
+bench_table() {
+  python3 - "$bench_log" <<'PY'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    b = r["bench"]
+    if b == "setup":
+        rows.append(("setup", f"{r['model']} on {r['gpu']}", f"weights {r['weights_gib']:.2f} GiB, arena {r['arena_gib']:.2f} GiB, {r['seconds']:.0f} s to build+upload"))
+    elif b == "prefill":
+        rows.append((f"prefill {r['tokens']//1024}K", f"{r['tokens_per_s']:.0f} tok/s", f"{r['tflops']:.0f} TFLOP/s, MFU {100*r['mfu']:.1f}% of {r['peak_tflops']:.0f}"))
+    elif b == "ssd_scan":
+        rows.append((f"ssd_scan {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['fp32_peak_fraction']:.1f}% fp32 peak, {r['tbs']:.2f} TB/s ({100*r['bandwidth_fraction']:.1f}% HBM)"))
+    elif b == "attention":
+        rows.append((f"attention {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['fp32_peak_fraction']:.1f}% fp32 peak, {r['seconds']*1e3:.1f} ms"))
+    elif b == "decode":
+        rows.append((f"decode batch {r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}"))
+    elif b == "memory":
+        rows.append(("peak GPU memory", f"{r['peak_used_gib']:.1f} GiB", f"of {r['total_gib']:.0f} GiB"))
+for name, value, note in rows:
+    print(f"{name:<22} {value:>18}  {note}")
+PY
+}
+
+{
+  echo "gpu-check on $gpu_name x $gpus: configure $((t1 - t0)) s, build $((t2 - t1)) s, tests $((t3 - t2)) s, bench $((t4 - t3)) s, total $((t4 - t_start)) s"
+  echo
+  cat "$table"
+  echo
+  [[ -s "$bench_log" ]] && bench_table
+} | tee "$build/gpu-check.txt"
+if [[ -n "$out_dir" ]]; then
+  cp "$build/gpu-check.txt" "$out_dir/gpu-check.txt"
+  cp "$log" "$out_dir/gpu-check-ctest.log" 2>/dev/null || true
+  cp "$bench_log" "$out_dir/gpu-check-bench.jsonl" 2>/dev/null || true
 fi
 rm -f "$table"
 [[ $status -eq 0 ]] && echo "gpu-check: all checks passed" || echo "gpu-check: FAILED (see the table above)" >&2

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "weight_view.h"
 
@@ -77,6 +78,37 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 inline unsigned grid_for(int64_t n, int block) {
   const int64_t g = (n + block - 1) / block;
   return static_cast<unsigned>(g < 1 ? 1 : (g > 65535 * 32 ? 65535 * 32 : g));
+}
+
+// Scratch device memory for one op (Tag: any type naming it), per (host
+// thread, device), at least `bytes` long. It only grows and is never freed
+// (freeing from a thread_local destructor at exit can run after the CUDA
+// runtime has shut down). Reuse across calls is safe because every op runs on
+// the legacy default stream: a later call's kernels start after the earlier
+// call's. Growing synchronises the device first, since queued kernels of an
+// earlier call may still use the old buffer. A pointer is valid until the next
+// call with the same Tag on the same thread and device.
+template <class Tag>
+void* device_scratch(size_t bytes, const char* op) {
+  struct Buffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  thread_local std::vector<Buffer> buffers;
+  int dev = 0;
+  check_cuda(cudaGetDevice(&dev), op, "cudaGetDevice");
+  if (static_cast<size_t>(dev) >= buffers.size()) buffers.resize(dev + 1);
+  Buffer& b = buffers[dev];
+  if (b.bytes < bytes) {
+    if (b.p) {
+      check_cuda(cudaDeviceSynchronize(), op, "cudaDeviceSynchronize before freeing scratch");
+      check_cuda(cudaFree(b.p), op, "cudaFree of scratch");
+      b = Buffer{};
+    }
+    check_cuda(cudaMalloc(&b.p, bytes), op, "cudaMalloc of scratch");
+    b.bytes = bytes;
+  }
+  return b.p;
 }
 
 }  // namespace ringscan::kernels::cuda::detail

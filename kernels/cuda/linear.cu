@@ -40,6 +40,8 @@ struct DeviceState {
   cublasHandle_t handle = nullptr;
   float* scratch = nullptr;
   int64_t scratch_elems = 0;
+  __nv_bfloat16* x_bf16 = nullptr;  // linear_bf16's rounded activations
+  int64_t x_bf16_elems = 0;
 };
 
 DeviceState& state_for_current_device() {
@@ -58,20 +60,28 @@ DeviceState& state_for_current_device() {
   return s;
 }
 
-float* scratch(DeviceState& s, int64_t elems) {
-  if (s.scratch_elems < elems) {
-    if (s.scratch) {
-      // Earlier GEMMs on the default stream may still read the old buffer.
+// Grows a per-device scratch; earlier GEMMs on the default stream may still
+// read the old buffer, hence the synchronisation before freeing it.
+template <class T>
+T* grow(T*& p, int64_t& have, int64_t elems, const char* what) {
+  if (have < elems) {
+    if (p) {
       detail::check_cuda(cudaDeviceSynchronize(), "linear", "cudaDeviceSynchronize");
-      detail::check_cuda(cudaFree(s.scratch), "linear", "cudaFree");
-      s.scratch = nullptr;
-      s.scratch_elems = 0;
+      detail::check_cuda(cudaFree(p), "linear", "cudaFree");
+      p = nullptr;
+      have = 0;
     }
-    detail::check_cuda(cudaMalloc(&s.scratch, elems * sizeof(float)), "linear",
-                       "cudaMalloc of the weight panel");
-    s.scratch_elems = elems;
+    detail::check_cuda(cudaMalloc(&p, elems * sizeof(T)), "linear", what);
+    have = elems;
   }
-  return s.scratch;
+  return p;
+}
+
+// x [rows, in] (ld_x) -> contiguous bf16 [rows, in], round to nearest even.
+__global__ void x_to_bf16_kernel(const float* x, int64_t ld_x, int64_t rows, int64_t in, __nv_bfloat16* out) {
+  const int64_t n = rows * in;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16_rn(x[(i / in) * ld_x + i % in]);
 }
 
 __global__ void to_f32_kernel(const void* w, DType dt, int64_t n, float* out) {
@@ -91,16 +101,23 @@ void gemm(cublasHandle_t h, const float* w, int64_t out_rows, int64_t in, const 
                "cublasGemmEx");
 }
 
+// The argument checks shared by linear and linear_bf16; false: nothing to do.
+bool check_args(const char* op, int64_t ld_x, int64_t rows, const WeightView& weight, int64_t ld_y) {
+  const int64_t in = weight.cols, out = weight.rows;
+  if (rows <= 0 || out <= 0) return false;
+  if (ld_x < in || ld_y < out)
+    throw std::invalid_argument(std::string("cuda::") + op + ": ld_x must be >= in_features and ld_y >= out_features");
+  if (rows > INT_MAX || in > INT_MAX || out > INT_MAX || ld_x > INT_MAX || ld_y > INT_MAX)
+    throw std::invalid_argument(std::string("cuda::") + op + ": a dimension exceeds cuBLAS's 32-bit int range");
+  return true;
+}
+
 }  // namespace
 
 void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y,
             int64_t ld_y) {
   const int64_t in = weight.cols, out = weight.rows;
-  if (rows <= 0 || out <= 0) return;
-  if (ld_x < in || ld_y < out)
-    throw std::invalid_argument("cuda::linear: ld_x must be >= in_features and ld_y >= out_features");
-  if (rows > INT_MAX || in > INT_MAX || out > INT_MAX || ld_x > INT_MAX || ld_y > INT_MAX)
-    throw std::invalid_argument("cuda::linear: a dimension exceeds cuBLAS's 32-bit int range");
+  if (!check_args("linear", ld_x, rows, weight, ld_y)) return;
   if (in == 0) {  // an empty sum: y = 0, which cuBLAS with k = 0 would also give
     detail::check_cuda(cudaMemset2D(y, ld_y * sizeof(float), 0, out * sizeof(float), rows),
                        "linear", "cudaMemset2D");
@@ -112,7 +129,7 @@ void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight
     return;
   }
   const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(out, kPanelElems / in));
-  float* panel = scratch(s, panel_rows * in);
+  float* panel = grow(s.scratch, s.scratch_elems, panel_rows * in, "cudaMalloc of the weight panel");
   for (int64_t o0 = 0; o0 < out; o0 += panel_rows) {
     const int64_t nr = std::min(panel_rows, out - o0);
     const WeightView part = weight.row_slice(o0, nr);  // pointer arithmetic only
@@ -120,6 +137,32 @@ void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight
     detail::check_launch("linear");
     gemm(s.handle, panel, nr, in, x, ld_x, rows, y + o0, ld_y);
   }
+}
+
+void linear_bf16(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y,
+                 int64_t ld_y) {
+  const int64_t in = weight.cols, out = weight.rows;
+  if (weight.dtype != DType::BF16)
+    throw std::invalid_argument(std::string("cuda::linear_bf16: the weight must be BF16, not ") +
+                                dtype_name(weight.dtype));
+  if (!check_args("linear_bf16", ld_x, rows, weight, ld_y)) return;
+  if (in == 0) {
+    detail::check_cuda(cudaMemset2D(y, ld_y * sizeof(float), 0, out * sizeof(float), rows),
+                       "linear_bf16", "cudaMemset2D");
+    return;
+  }
+  DeviceState& s = state_for_current_device();
+  __nv_bfloat16* xb = grow(s.x_bf16, s.x_bf16_elems, rows * in, "cudaMalloc of the bf16 activations");
+  x_to_bf16_kernel<<<detail::grid_for(rows * in, 256), 256>>>(x, ld_x, rows, in, xb);
+  detail::check_launch("linear_bf16");
+  const float one = 1.f, zero = 0.f;
+  // bf16 x bf16 products are exact in fp32; CUBLAS_COMPUTE_32F accumulates
+  // them in fp32 on the tensor cores.
+  check_cublas(cublasGemmEx(s.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                            static_cast<int>(in), &one, weight.data, CUDA_R_16BF, static_cast<int>(in), xb,
+                            CUDA_R_16BF, static_cast<int>(in), &zero, y, CUDA_R_32F, static_cast<int>(ld_y),
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx (bf16)");
 }
 
 }  // namespace ringscan::kernels::cuda

@@ -11,17 +11,32 @@ namespace {
 
 constexpr int kBlock = 512;
 
+// log(sum exp(x)) of one row, on every thread of the block.
+__device__ float row_logsumexp(const float* lr, int64_t vocab, float* scratch) {
+  float mx = -INFINITY;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) mx = fmaxf(mx, lr[i]);
+  mx = detail::block_max(mx, scratch);
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s += expf(lr[i] - mx);
+  s = detail::block_sum(s, scratch);
+  return mx + logf(s);
+}
+
+__global__ void token_log_prob_kernel(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets,
+                                      float* out) {
+  __shared__ float scratch[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* lr = logits + r * vocab;
+    const float lse = row_logsumexp(lr, vocab, scratch);
+    if (threadIdx.x == 0) out[r] = lr[targets[r]] - lse;
+  }
+}
+
 __global__ void log_softmax_kernel(const float* logits, int64_t rows, int64_t vocab, float* out) {
   __shared__ float scratch[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* lr = logits + r * vocab;
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) mx = fmaxf(mx, lr[i]);
-    mx = detail::block_max(mx, scratch);
-    float s = 0.f;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) s += expf(lr[i] - mx);
-    s = detail::block_sum(s, scratch);
-    const float lse = mx + logf(s);
+    const float lse = row_logsumexp(lr, vocab, scratch);
     // All reads of the row happened before the reduction's barriers, and each
     // thread rewrites only its own elements: safe when out aliases logits.
     for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) out[r * vocab + i] = lr[i] - lse;
@@ -35,6 +50,13 @@ void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) {
   const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
   log_softmax_kernel<<<grid, kBlock>>>(logits, rows, vocab, out);
   detail::check_launch("log_softmax");
+}
+
+void token_log_prob(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets, float* out) {
+  if (rows <= 0 || vocab <= 0) return;
+  const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
+  token_log_prob_kernel<<<grid, kBlock>>>(logits, rows, vocab, targets, out);
+  detail::check_launch("token_log_prob");
 }
 
 }  // namespace ringscan::kernels::cuda

@@ -16,6 +16,14 @@
 #include "cli/mpi_context.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
+#ifdef RINGSCAN_WITH_CUDA
+#include "model/device_model.h"
+#endif
+#include "runtime/device_select.h"
+#ifdef RINGSCAN_WITH_CUDA
+#include "runtime/device_sequence_parallel.h"
+#endif
+#include "jobs/engine.h"
 #include "runtime/decode.h"
 #include "runtime/sequence_parallel.h"
 #include "util/error.h"
@@ -55,7 +63,7 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& sourc
 namespace {
 
 struct ForwardOptions {
-  std::string model_dir, ids_arg, ids_file, logits_out, layout = "zigzag";
+  std::string model_dir, ids_arg, ids_file, logits_out, layout = "zigzag", device = "auto", comm = "auto";
   int top_k = 5;
   int sp = 0;
   int64_t generate = 0;
@@ -104,12 +112,15 @@ struct RowBlock {
   std::vector<float> logits;
 };
 
-RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64_t n, const std::vector<int32_t>& ids,
-                    int top_k, bool keep_logits) {
-  const int64_t V = model.config().vocab_size, L = ids.size();
+// Rows per output block: bounds the [rows, vocab] logits buffer to ~64 MiB.
+int64_t rows_per_block(int64_t vocab) { return std::max<int64_t>(1, (64 << 20) / (vocab * 4)); }
+
+// The lines of n positions from their logits [n, V] (host), whichever engine made them.
+RowBlock rows_from_logits(std::vector<float> logits, int64_t V, int64_t pos0, int64_t n,
+                          const std::vector<int32_t>& ids, int top_k, bool keep_logits) {
+  const int64_t L = ids.size();
   RowBlock out;
-  std::vector<float> logits(n * V), lp(n * V);
-  model.logits(hidden, n, logits.data());
+  std::vector<float> lp(n * V);
   kernels::cpu::log_softmax(logits.data(), n, V, lp.data());
   std::vector<int32_t> order(V);
   for (int64_t i = 0; i < n; ++i) {
@@ -133,8 +144,51 @@ RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64
   return out;
 }
 
-// Rows per output block: bounds the [rows, vocab] logits buffer to ~64 MiB.
-int64_t rows_per_block(int64_t vocab) { return std::max<int64_t>(1, (64 << 20) / (vocab * 4)); }
+RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64_t n, const std::vector<int32_t>& ids,
+                    int top_k, bool keep_logits) {
+  const int64_t V = model.config().vocab_size;
+  std::vector<float> logits(n * V);
+  model.logits(hidden, n, logits.data());
+  return rows_from_logits(std::move(logits), V, pos0, n, ids, top_k, keep_logits);
+}
+
+#ifdef RINGSCAN_WITH_CUDA
+// The single-rank forward on the GPU engine: the same lines, logits computed
+// on the device (bf16 GEMM inputs, fp32 accumulation) and copied back per block.
+void forward_on_gpu(const Model& model, const ForwardOptions& o, const std::vector<int32_t>& ids,
+                    const std::vector<int32_t>& stop_ids) {
+  const int64_t L = ids.size(), V = model.config().vocab_size, D = model.config().hidden_size;
+  DeviceModel dev(model, DeviceModelOptions{});
+  DeviceSequence seq = dev.new_sequence(L + o.generate);
+  std::unique_ptr<NpyWriter> npy;
+  if (!o.logits_out.empty()) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
+  const float* d_last = nullptr;
+  dev.forward(ids.data(), L, seq, [&](int64_t row0, int64_t rows, const float* d_hidden) {
+    for (int64_t r0 = 0; r0 < rows; r0 += rows_per_block(V)) {
+      const int64_t nr = std::min(rows_per_block(V), rows - r0);
+      RowBlock b = rows_from_logits(dev.logits_to_host(d_hidden + r0 * D, nr), V, row0 + r0, nr, ids, o.top_k,
+                                    npy != nullptr);
+      std::cout << b.lines;
+      if (npy) npy->append(b.logits.data(), b.logits.size());
+    }
+    d_last = d_hidden + (rows - 1) * D;
+  });
+  if (npy) npy->close();
+  if (o.generate == 0) return;
+  // Greedy, as the CPU path's Decoder with default sampling: the argmax, lowest id on ties.
+  std::vector<int32_t> out;
+  for (int64_t t = 0; t < o.generate; ++t) {
+    const std::vector<float> row = dev.logits_to_host(d_last, 1);
+    const int32_t next = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+    out.push_back(next);
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
+    if (t + 1 == o.generate) break;
+    DeviceSequence* one = &seq;
+    d_last = dev.decode_step(&next, 1, &one);
+  }
+  print_generated(out);
+}
+#endif
 
 int run_forward(int argc, char** argv) {
   po::options_description opts("ringscan forward: run the model over token ids, one JSON line per position");
@@ -149,15 +203,19 @@ int run_forward(int argc, char** argv) {
       ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous")
       ("generate", po::value(&o.generate)->default_value(0),
        "then generate N ids greedily and print {\"generated\": [...]} (mpirun: KV cache stays sharded)")
-      ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model");
+      ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model")
+      ("device", po::value(&o.device)->default_value("auto"), "auto (a GPU when one is usable, else the CPU), cpu or cuda")
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (host-staged on GPUs)");
 
   start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
+  const int local_rank = comm::local_rank();  // may be collective: every rank, before anything can fail
   po::variables_map vm;
   std::vector<int32_t> ids;
   std::unique_ptr<Model> model;
   LayoutKind layout_kind{};
   std::vector<int32_t> stop_ids;
+  std::unique_ptr<JobEngine> engine;
   check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
@@ -172,6 +230,11 @@ int run_forward(int argc, char** argv) {
     if (o.stop_at_eos) stop_ids = eos_ids(o.model_dir);
     ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
     model = Model::load(o.model_dir, world->rank() != 0);
+    JobEngine::check_comm_option(o.comm);
+    engine = std::make_unique<JobEngine>(o.device, /*has_gpu_engine=*/true, "forward", local_rank);
+    if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
+      throw Error("--generate after a sequence-parallel prefill runs on the CPU engine only in this version: "
+                  "use --device cpu, or --sp 1");
     for (size_t i = 0; i < ids.size(); ++i)
       if (ids[i] >= model->config().vocab_size)
         throw Error("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
@@ -182,6 +245,7 @@ int run_forward(int argc, char** argv) {
     if (world->rank() == 0) std::cout << opts << "\n";
     return 0;
   }
+  engine->agree(*world);  // every rank the same engine
 
   const ModelConfig& c = model->config();
   const int64_t L = ids.size(), D = c.hidden_size, V = c.vocab_size;
@@ -189,6 +253,19 @@ int run_forward(int argc, char** argv) {
   const bool want_logits = !o.logits_out.empty();
   const int sp = o.sp ? o.sp : world->size();
 
+  if (world->rank() == 0)
+    std::cerr << "ringscan forward: device " << engine->label()
+              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
+#ifdef RINGSCAN_WITH_CUDA
+  std::unique_ptr<DeviceModel> gpu;
+  if (engine->on_gpu()) {
+    if (sp == 1) {
+      if (world->rank() == 0) forward_on_gpu(*model, o, ids, stop_ids);
+      return 0;
+    }
+    if (world->rank() < sp) gpu = std::make_unique<DeviceModel>(*model, DeviceModelOptions{});
+  }
+#endif
   if (sp == 1) {  // one rank (the first) runs it alone: exact blocks through the cache
     if (world->rank() != 0) return 0;
     std::vector<float> hidden(L * D);
@@ -214,16 +291,34 @@ int run_forward(int argc, char** argv) {
   // Sequence parallel over the first `sp` ranks; the rest have nothing to do.
   auto group = world->split(world->rank() < sp ? 0 : -1, world->rank());
   if (!group) return 0;
-  SequenceParallelForward runner(*model, *group, make_layout(L, sp, layout_kind));
+  const SequenceLayout layout = make_layout(L, sp, layout_kind);
+  auto segment_ids = [&](const Segment& s) { return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end()); };
+  // Rows r0.. of this rank's i-th piece as output lines, on whichever engine ran it.
+  std::function<RowBlock(size_t i, int64_t r0, int64_t nr, int64_t pos0)> piece_rows;
+  SequenceParallelForward runner(*model, *group, layout);
   runner.set_keep_decode_state(o.generate > 0);
-  std::vector<Piece> pieces = runner.run([&](const Segment& s) {
-    return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end());
-  });
+  std::vector<Piece> pieces;
+#ifdef RINGSCAN_WITH_CUDA
+  std::vector<DevicePiece> gpu_pieces;
+  if (gpu) {
+    gpu_pieces = DeviceSequenceParallelForward(*gpu, *group, layout).run(segment_ids);
+    piece_rows = [&](size_t i, int64_t r0, int64_t nr, int64_t pos0) {
+      return rows_from_logits(gpu->logits_to_host(gpu_pieces[i].d_hidden() + r0 * D, nr), V, pos0, nr, ids, o.top_k,
+                              want_logits);
+    };
+  }
+#endif
+  if (!piece_rows) {
+    pieces = runner.run(segment_ids);
+    piece_rows = [&](size_t i, int64_t r0, int64_t nr, int64_t pos0) {
+      return score_rows(*model, pieces[i].hidden.data() + r0 * D, pos0, nr, ids, o.top_k, want_logits);
+    };
+  }
 
   // Rank 0 prints in sequence order: its own segments, and the others' as they arrive.
   std::unique_ptr<NpyWriter> npy;
   if (group->rank() == 0 && want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
-  const auto& segments = runner.layout().segments;
+  const auto& segments = layout.segments;
   size_t next_piece = 0;
   for (const Segment& s : segments) {
     const bool mine = s.owner == group->rank();
@@ -231,7 +326,7 @@ int run_forward(int argc, char** argv) {
     for (int64_t r0 = 0; r0 < s.len; r0 += block) {
       const int64_t nr = std::min(block, s.len - r0);
       RowBlock b;
-      if (mine) b = score_rows(*model, pieces[next_piece].hidden.data() + r0 * D, s.begin + r0, nr, ids, o.top_k, want_logits);
+      if (mine) b = piece_rows(next_piece, r0, nr, s.begin + r0);
       if (group->rank() != 0) {
         std::uint64_t n = b.lines.size();
         group->send(&n, 1, 0);

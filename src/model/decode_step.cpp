@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/elementwise.h"
 #include "kernels/activations.h"
 #include "kernels/attention.h"
 #include "kernels/causal_conv1d.h"
@@ -121,7 +122,7 @@ void Model::decode_step(const int32_t* ids, int64_t n, InferenceState* const* st
       }
       case LayerKind::Mlp: mlp_mixer(c, L.mlp, normed.data(), n, ws_, out.data()); break;
     }
-    for (int64_t j = 0; j < n * D; ++j) h[j] += out[j];
+    kernels::cpu::add_inplace(out.data(), n * D, h);
   }
   k::rmsnorm(h, n, D, w_.norm_f, c.norm_eps, h);
   for (int64_t i = 0; i < n; ++i) states[i]->position += 1;

@@ -4,6 +4,7 @@
 
 #include "kernels/activations.h"
 #include "kernels/causal_conv1d.h"
+#include "kernels/elementwise.h"
 #include "kernels/gated_rmsnorm.h"
 #include "kernels/linear.h"
 #include "kernels/ssd_scan.h"
@@ -43,10 +44,7 @@ void mamba_out(const ModelConfig& c, const MambaWeights& w, const float* proj, i
   const float* xbc = ws.conv.data();
   std::vector<float> D(H);
   for (int64_t h = 0; h < H; ++h) D[h] = w.D.at(h);
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t p = 0; p < hd; ++p) y[t * di + h * hd + p] += D[h] * xbc[t * cd + h * hd + p];
+  k::head_scale_add(xbc, cd, n, H, hd, D.data(), y);
   k::gated_rmsnorm(y, proj, c.in_proj_dim(), n, di, di / c.n_groups, w.norm, c.norm_eps, y);
   k::linear(y, di, n, w.out_proj, out, c.hidden_size);
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
@@ -14,15 +15,20 @@ namespace ringscan {
 namespace k = kernels::cpu;
 
 std::unique_ptr<Model> Model::load(const std::string& dir, bool quiet) {
-  auto m = std::make_unique<Model>();
-  m->dir_ = dir;
-  m->cfg_ = load_model_config(dir);
-  m->ckpt_ = Checkpoint::open(dir);
-  m->w_ = bind_weights(m->cfg_, m->ckpt_);
+  auto m = from_checkpoint(load_model_config(dir), Checkpoint::open(dir));
   if (!quiet && !m->w_.unexpected.empty()) {
     std::cerr << "ringscan: warning: checkpoint " << dir << " has " << m->w_.unexpected.size()
               << " tensor(s) this model does not use, e.g. " << m->w_.unexpected.front() << "\n";
   }
+  return m;
+}
+
+std::unique_ptr<Model> Model::from_checkpoint(const ModelConfig& config, Checkpoint checkpoint) {
+  auto m = std::make_unique<Model>();
+  m->dir_ = checkpoint.dir();
+  m->cfg_ = config;
+  m->ckpt_ = std::move(checkpoint);
+  m->w_ = bind_weights(m->cfg_, m->ckpt_);
   // Whole chunks per block keep the SSD scan's chunking identical to one pass.
   if (m->cfg_.count(LayerKind::Mamba)) m->block_tokens_ = std::max<int64_t>(1, 2048 / m->cfg_.chunk_size) * m->cfg_.chunk_size;
   return m;
@@ -52,7 +58,7 @@ void Model::layer_forward(int i, float* h, int64_t n, int64_t pos0, LayerCache& 
     case LayerKind::Attention: attention_mixer(cfg_, L.attn, normed.data(), n, pos0, cache, ws_, out.data()); break;
     case LayerKind::Mlp: mlp_mixer(cfg_, L.mlp, normed.data(), n, ws_, out.data()); break;
   }
-  for (int64_t j = 0; j < n * D; ++j) h[j] += out[j];
+  k::add_inplace(out.data(), n * D, h);
 }
 
 void Model::forward(const int32_t* ids, int64_t n, InferenceState& st, float* hidden_out,

@@ -22,6 +22,9 @@ class Model {
   // Reads config.json, maps the safetensors and checks every tensor. Tensors the
   // model does not use are reported on stderr unless quiet.
   static std::unique_ptr<Model> load(const std::string& dir, bool quiet = false);
+  // A model over tensors already in memory (model/random_checkpoint.h's
+  // random_checkpoint_in_memory), checked as load() checks files.
+  static std::unique_ptr<Model> from_checkpoint(const ModelConfig& config, Checkpoint checkpoint);
 
   const ModelConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return w_; }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/linear.h"
 #include "kernels/rmsnorm.h"
 
@@ -74,7 +75,7 @@ void forward_packed(const Model& model, const std::vector<std::vector<int32_t>>&
       case LayerKind::Attention: attention_packed(c, L.attn, normed.data(), off, all, out.data()); break;
       case LayerKind::Mlp: mlp_mixer(c, L.mlp, normed.data(), N, all, out.data()); break;
     }
-    for (int64_t j = 0; j < N * D; ++j) hidden_out[j] += out[j];
+    kernels::cpu::add_inplace(out.data(), N * D, hidden_out);
   }
   k::rmsnorm(hidden_out, N, D, w.norm_f, c.norm_eps, hidden_out);
 }

@@ -63,7 +63,40 @@ float sample(const Spec& s, uint64_t seed, uint64_t t, uint64_t i) {
   return 0.f;
 }
 
+// Element values of tensor t (index into expected_tensors) in dtype.
+void fill_tensor(const ModelConfig& c, const ExpectedTensor& e, uint64_t t, const RandomCheckpointOptions& opt,
+                 void* dst, int64_t numel) {
+  const Spec spec = spec_for(c, e.name, e.shape);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < numel; ++i) {
+    float v = sample(spec, opt.seed, t, static_cast<uint64_t>(i));
+    if (opt.dtype == DType::F32) static_cast<float*>(dst)[i] = v;
+    else if (opt.dtype == DType::BF16) static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v);
+    else static_cast<uint16_t*>(dst)[i] = f32_to_f16(v);
+  }
+}
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
 }  // namespace
+
+Checkpoint random_checkpoint_in_memory(const ModelConfig& c, const RandomCheckpointOptions& opt) {
+  const auto tensors = expected_tensors(c);
+  std::vector<TensorEntry> entries;
+  std::vector<std::vector<uint8_t>> buffers;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    const auto& e = tensors[t];
+    const int64_t numel = numel_of(e.shape);
+    buffers.emplace_back(static_cast<size_t>(numel) * dtype_size(opt.dtype));
+    fill_tensor(c, e, t, opt, buffers.back().data(), numel);
+    entries.push_back({e.name, "(in memory)", opt.dtype, e.shape, buffers.back().data()});
+  }
+  return Checkpoint::in_memory("random " + c.pattern() + " model (in memory)", std::move(entries), std::move(buffers));
+}
 
 void write_random_checkpoint(const ModelConfig& c, const std::string& dir, const RandomCheckpointOptions& opt) {
   fs::create_directories(dir);
@@ -93,27 +126,15 @@ void write_random_checkpoint(const ModelConfig& c, const std::string& dir, const
     std::vector<TensorToWrite> out;
     for (size_t t : shards[s]) {
       const auto& e = tensors[t];
-      Spec spec = spec_for(c, e.name, e.shape);
-      out.push_back({e.name, opt.dtype, e.shape, [&, t, spec](void* dst, int64_t numel) {
-#pragma omp parallel for schedule(static)
-                       for (int64_t i = 0; i < numel; ++i) {
-                         float v = sample(spec, opt.seed, t, static_cast<uint64_t>(i));
-                         if (opt.dtype == DType::F32) static_cast<float*>(dst)[i] = v;
-                         else if (opt.dtype == DType::BF16) static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v);
-                         else static_cast<uint16_t*>(dst)[i] = f32_to_f16(v);
-                       }
-                     }});
+      out.push_back({e.name, opt.dtype, e.shape,
+                     [&, t](void* dst, int64_t numel) { fill_tensor(c, e, t, opt, dst, numel); }});
       weight_map[e.name] = fname;
     }
     write_safetensors(dir + "/" + fname, out);
   }
   if (shards.size() > 1) {
     uint64_t total = 0;
-    for (const auto& e : tensors) {
-      uint64_t b = dtype_size(opt.dtype);
-      for (auto d : e.shape) b *= d;
-      total += b;
-    }
+    for (const auto& e : tensors) total += static_cast<uint64_t>(numel_of(e.shape)) * dtype_size(opt.dtype);
     write_json_file(dir + "/model.safetensors.index.json",
                     Json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}});
   }

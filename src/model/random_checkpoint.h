@@ -7,6 +7,7 @@
 
 #include "kernels/weight_view.h"
 #include "model/config.h"
+#include "model/safetensors.h"
 
 namespace ringscan {
 
@@ -18,5 +19,8 @@ struct RandomCheckpointOptions {
 
 // Writes config.json and model.safetensors (or shards + index) into dir.
 void write_random_checkpoint(const ModelConfig& c, const std::string& dir, const RandomCheckpointOptions& opt);
+
+// The same tensors, bit for bit, in memory (max_shard_bytes is unused).
+Checkpoint random_checkpoint_in_memory(const ModelConfig& c, const RandomCheckpointOptions& opt);
 
 }  // namespace ringscan

@@ -152,7 +152,18 @@ const TensorEntry* Checkpoint::find(const std::string& name) const {
 uint64_t Checkpoint::total_bytes() const {
   uint64_t n = 0;
   for (const auto& f : files_) n += f->size();
+  for (const auto& b : buffers_) n += b.size();
   return n;
+}
+
+Checkpoint Checkpoint::in_memory(const std::string& label, std::vector<TensorEntry> entries,
+                                 std::vector<std::vector<uint8_t>> buffers) {
+  Checkpoint c;
+  c.dir_ = label;
+  // Moving a vector keeps its heap block, so the entries' data pointers stay valid.
+  c.buffers_ = std::move(buffers);
+  for (auto& e : entries) c.tensors_.emplace(e.name, std::move(e));
+  return c;
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors) {

@@ -49,10 +49,17 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
   uint64_t total_bytes() const;
 
+  // Tensors held in memory rather than in files (benchmarks of random models
+  // too large to write, e.g. nano-4b on a short GPU lease). `label` stands in
+  // for the folder in messages. Each entry's data points into its buffer.
+  static Checkpoint in_memory(const std::string& label, std::vector<TensorEntry> entries,
+                              std::vector<std::vector<uint8_t>> buffers);
+
  private:
   void add_file(const std::string& path);
   std::string dir_;
   std::vector<std::unique_ptr<MappedFile>> files_;
+  std::vector<std::vector<uint8_t>> buffers_;  // in_memory only
   std::map<std::string, TensorEntry> tensors_;
 };
 

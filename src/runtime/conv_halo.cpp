@@ -5,34 +5,37 @@
 // so a chain of short segments resolves front to back without deadlock.
 #include <cstring>
 
-#include "runtime/sequence_parallel.h"
+#include "runtime/segment_exchange.h"
 
 namespace ringscan {
 
 namespace {
-// Last `k` rows of [prev (k rows) ; rows (n rows, leading dimension ld)].
-std::vector<float> tail_rows(const std::vector<float>& prev, const float* rows, int64_t n, int64_t ld,
+// Last `k` rows of [prev (k rows) ; tail (m rows)], rows of `channels`.
+std::vector<float> last_rows(const std::vector<float>& prev, const std::vector<float>& tail, int64_t m,
                              int64_t channels, int64_t k) {
   std::vector<float> out(k * channels);
   for (int64_t r = 0; r < k; ++r) {
-    int64_t src = n - k + r;  // row of `rows`; negative: row k + src of prev
-    const float* p = src >= 0 ? rows + src * ld : prev.data() + (k + src) * channels;
+    const int64_t src = m - k + r;  // row of `tail`; negative: row k + src of prev
+    const float* p = src >= 0 ? tail.data() + src * channels : prev.data() + (k + src) * channels;
     std::memcpy(out.data() + r * channels, p, channels * sizeof(float));
   }
   return out;
 }
 }  // namespace
 
+std::string traffic_label(int layer, const char* kind) { return "layer" + std::to_string(layer) + "." + kind; }
+
 std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout,
                                                    const std::vector<int>& my_segments,
-                                                   const std::vector<const float*>& rows, int64_t ld,
-                                                   int64_t channels, int64_t halo_rows, const std::string& label) {
+                                                   const std::vector<std::vector<float>>& tails, int64_t channels,
+                                                   int64_t halo_rows, const std::string& label) {
   const int me = comm.rank();
   const int nseg = static_cast<int>(layout.segments.size());
   const int64_t k = halo_rows;
   std::vector<std::vector<float>> halo(my_segments.size(), std::vector<float>(k * channels, 0.f));
   if (k == 0) return halo;
   auto _ = comm.counter_scope(label);
+  auto tail_len = [&](size_t p) { return std::min<int64_t>(layout.segments[my_segments[p]].len, k); };
 
   // Outgoing tails by segment index; a send to ourselves is a local hand-over.
   std::vector<std::vector<float>> outgoing(nseg);
@@ -47,7 +50,7 @@ std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, con
   for (size_t p = 0; p < my_segments.size(); ++p) {
     int seg = my_segments[p];
     if (layout.segments[seg].len >= k) {
-      outgoing[seg] = tail_rows({}, rows[p], layout.segments[seg].len, ld, channels, k);
+      outgoing[seg] = last_rows({}, tails[p], tail_len(p), channels, k);
       deliver(seg);
     }
   }
@@ -60,7 +63,7 @@ std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, con
       else comm.recv(halo[p].data(), halo[p].size(), from);
     }
     if (layout.segments[seg].len < k) {
-      outgoing[seg] = tail_rows(halo[p], rows[p], layout.segments[seg].len, ld, channels, k);
+      outgoing[seg] = last_rows(halo[p], tails[p], tail_len(p), channels, k);
       deliver(seg);
     }
   }

@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "runtime/segment_exchange.h"
 #include "runtime/sequence_parallel.h"
 
 namespace ringscan {
@@ -17,7 +19,7 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
   const ModelConfig& c = model_.config();
   const AttentionWeights& w = model_.weights().layers[layer].attn;
   const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, Hq = c.num_heads;
-  const int P = comm_.size(), me = comm_.rank();
+  const int me = comm_.rank();
   const size_t np = pieces.size();
 
   // Local q, k, v per piece (RoPE at the piece's own positions); this rank's
@@ -50,37 +52,17 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
   k::attention_init(shape, my_rows, acc.data(), m.data(), l.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
-  std::vector<float> cur = std::move(block), next;
-  int src = me;  // rank whose block `cur` is
-  for (int step = 0; step < P; ++step) {
-    comm::Request inflight;
-    const int from = (src - 1 + P) % P;  // the block arriving next
-    if (step + 1 < P) {
-      next.resize(2 * layout_.tokens_of(from) * kvd);
-      auto _ = comm_.counter_scope(traffic_label(layer, "ring"));
-      inflight = comm_.isendrecv(cur.data(), cur.size(), (me + 1) % P, next.data(), next.size(), (me - 1 + P) % P);
-    }
-    // Fold every (query piece, key piece of src) pair that is not wholly in the future.
+  std::vector<int> mine;
+  for (const auto& p : pieces) mine.push_back(p.segment);
+  ring_pass(comm_, layout_, std::move(block), kvd, traffic_label(layer, "ring"), [&](int src, const float* cur) {
     const int64_t src_rows = layout_.tokens_of(src);
-    int64_t kr = 0;
-    for (int ks : layout_.segments_of(src)) {
-      const Segment& kseg = layout_.segments[ks];
-      for (size_t i = 0; i < np; ++i) {
-        const Segment& q = pieces[i].seg;
-        if (q.len == 0 || kseg.len == 0 || kseg.begin > q.end() - 1) continue;
-        k::attention_block(shape, ws_[i].q.data(), qd, q.len, q.begin, cur.data() + kr * kvd, kvd,
-                           cur.data() + (src_rows + kr) * kvd, kvd, kseg.len, kseg.begin, scale, /*causal=*/true,
-                           acc.data() + row0[i] * qd, m.data() + row0[i] * Hq, l.data() + row0[i] * Hq);
-      }
-      kr += kseg.len;
-    }
-    if (step + 1 < P) {
-      auto _ = comm_.counter_scope(traffic_label(layer, "ring"));
-      inflight.wait();
-      cur.swap(next);
-      src = from;
-    }
-  }
+    for_each_visible_pair(layout_, src, mine, [&](size_t i, const Segment& kseg, int64_t kr) {
+      const Segment& q = pieces[i].seg;
+      k::attention_block(shape, ws_[i].q.data(), qd, q.len, q.begin, cur + kr * kvd, kvd, cur + (src_rows + kr) * kvd,
+                         kvd, kseg.len, kseg.begin, scale, /*causal=*/true, acc.data() + row0[i] * qd,
+                         m.data() + row0[i] * Hq, l.data() + row0[i] * Hq);
+    });
+  });
 
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
@@ -89,7 +71,7 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
     k::attention_finalize(shape, n, acc.data() + row0[i] * qd, l.data() + row0[i] * Hq, y, qd);
     std::vector<float> out(n * c.hidden_size);
     attention_out(c, w, n, ws_[i], out.data());
-    for (size_t j = 0; j < out.size(); ++j) pieces[i].hidden[j] += out[j];
+    kernels::cpu::add_inplace(out.data(), static_cast<int64_t>(out.size()), pieces[i].hidden.data());
   }
 }
 

@@ -1,17 +1,18 @@
 #include "runtime/sequence_parallel.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 
 #include "kernels/rmsnorm.h"
 #include "kernels/ssd_scan.h"
+#include "runtime/segment_exchange.h"
 #include "util/error.h"
 
 namespace ringscan {
 
 namespace k = kernels::cpu;
-
-std::string traffic_label(int layer, const char* kind) { return "layer" + std::to_string(layer) + "." + kind; }
 
 std::vector<float> SequenceParallelForward::normed_input(int layer, const Piece& p) const {
   const int64_t D = model_.config().hidden_size;
@@ -93,6 +94,17 @@ SequenceParallelDecodeState SequenceParallelForward::take_decode_state() {
   return std::move(decode_);
 }
 
+// exp(A[h] * sum_t dt[t, h]) per head: a segment's total decay (sum in double).
+std::vector<float> segment_decay(const float* dt, int64_t n, const std::vector<float>& A) {
+  const int64_t H = static_cast<int64_t>(A.size());
+  std::vector<double> sum(H, 0.0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t h = 0; h < H; ++h) sum[h] += dt[t * H + h];
+  std::vector<float> out(H);
+  for (int64_t h = 0; h < H; ++h) out[h] = static_cast<float>(std::exp(A[h] * sum[h]));
+  return out;
+}
+
 namespace {
 
 void add_into(std::vector<float>& h, const std::vector<float>& x) {
@@ -125,12 +137,18 @@ void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces)
     std::vector<float> x = normed_input(layer, pieces[i]);
     proj[i] = pieces[i].seg.len ? mamba_in_proj(c, w, x.data(), pieces[i].seg.len, ws_[i]) : nullptr;
   }
-  std::vector<const float*> xbc(np);
-  for (size_t i = 0; i < np; ++i) xbc[i] = proj[i] ? proj[i] + di : nullptr;
   std::vector<int> mine;
   for (const auto& p : pieces) mine.push_back(p.segment);
-  auto halo = exchange_conv_halo(comm_, layout_, mine, xbc, c.in_proj_dim(), cd, c.conv_kernel - 1,
-                                 traffic_label(layer, "halo"));
+  // Each piece's last min(len, K-1) pre-conv rows, for the next segment's conv.
+  const int64_t K1 = c.conv_kernel - 1, P_in = c.in_proj_dim();
+  std::vector<std::vector<float>> tails(np);
+  for (size_t i = 0; i < np; ++i) {
+    const int64_t n = pieces[i].seg.len, m = std::min(n, K1);
+    tails[i].resize(m * cd);
+    for (int64_t r = 0; r < m; ++r)
+      std::memcpy(tails[i].data() + r * cd, proj[i] + (n - m + r) * P_in + di, cd * sizeof(float));
+  }
+  auto halo = exchange_conv_halo(comm_, layout_, mine, tails, cd, K1, traffic_label(layer, "halo"));
   const int last_segment = static_cast<int>(layout_.segments.size()) - 1;
   if (keep_decode_)  // the driver: last K-1 rows of [halo of the last segment ; its rows]
     for (size_t i = 0; i < np; ++i)
@@ -148,55 +166,11 @@ void SequenceParallelForward::mamba_layer(int layer, std::vector<Piece>& pieces)
     const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
     mamba_scan(c, w, proj[i], n, halo[i].data(), nullptr, ws_[i], S[i].data());
-    for (int64_t h = 0; h < H; ++h) {
-      double sum = 0;
-      for (int64_t t = 0; t < n; ++t) sum += ws_[i].dt[t * H + h];
-      decay[i][h] = static_cast<float>(std::exp(A[h] * sum));
-    }
+    decay[i] = segment_decay(ws_[i].dt.data(), n, A);
   }
-
-  // Incoming states, run by run (zigzag: up the ranks, then down, carrying on).
-  std::vector<std::vector<float>> incoming(np, std::vector<float>(H * state_elems, 0.f));
-  std::vector<float> carry_a, carry_S;
-  for (const auto& run : layout_.scan_runs()) {
-    std::vector<int> order;
-    for (int s : run) order.push_back(layout_.segments[s].owner);
-    int mine_idx = -1;
-    for (size_t i = 0; i < np; ++i)
-      for (int s : run)
-        if (pieces[i].segment == s) mine_idx = static_cast<int>(i);
-    comm::StateScanArgs a;
-    a.n_heads = static_cast<int>(H);
-    a.state_elems = state_elems;
-    std::vector<float> idle_decay(H, 1.f), idle_state(H * state_elems, 0.f), idle_out(H * state_elems);
-    a.decay = mine_idx >= 0 ? decay[mine_idx].data() : idle_decay.data();
-    a.state = mine_idx >= 0 ? S[mine_idx].data() : idle_state.data();
-    a.prefix_state = mine_idx >= 0 ? incoming[mine_idx].data() : idle_out.data();
-    if (!carry_a.empty() && mine_idx >= 0 && pieces[mine_idx].segment == run.front()) {
-      a.carry_decay = carry_a.data();
-      a.carry_state = carry_S.data();
-    }
-    {
-      auto _ = comm_.counter_scope(traffic_label(layer, "state"));
-      comm_.exclusive_state_scan(order, a);
-    }
-    // The next run continues from this run's last segment, which its owner
-    // (also the owner of the next run's first segment) completes locally.
-    carry_a.clear();
-    carry_S.clear();
-    for (size_t i = 0; i < np; ++i) {
-      if (pieces[i].segment != run.back()) continue;
-      // (a, a*H + S) is the inclusive result: the true state after the run.
-      carry_a.assign(H, 1.f);  // the absolute state needs no further decay bookkeeping
-      carry_S = S[i];
-      for (int64_t h = 0; h < H; ++h)
-        for (size_t e = 0; e < state_elems; ++e) carry_S[h * state_elems + e] += decay[i][h] * incoming[i][h * state_elems + e];
-    }
-  }
-  // After the last run, carry_S on the driver is the state after the whole sequence.
-  if (keep_decode_)
-    for (size_t i = 0; i < np; ++i)
-      if (pieces[i].segment == last_segment) decode_.state.layers[layer].ssm_state = carry_S;
+  SegmentStates states = scan_segment_states(comm_, layout_, mine, decay, S, H, state_elems, traffic_label(layer, "state"));
+  const auto& incoming = states.incoming;
+  if (keep_decode_ && !states.final_state.empty()) decode_.state.layers[layer].ssm_state = states.final_state;
 
   for (size_t i = 0; i < np; ++i) {
     auto& p = pieces[i];

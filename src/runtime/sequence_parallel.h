@@ -9,6 +9,7 @@
 #include "comm/communicator.h"
 #include "model/model.h"
 #include "runtime/layout.h"
+#include "runtime/segment_exchange.h"
 
 namespace ringscan {
 
@@ -76,17 +77,8 @@ class SequenceParallelForward {
   SequenceParallelDecodeState decode_;
 };
 
-// Receives, for each of this rank's pieces, the K-1 pre-conv rows that precede
-// it in the sequence (zeros before position 0), from `rows` (each piece's
-// pre-conv xBC rows, leading dimension ld). Handles pieces shorter than K-1 by
-// forwarding along the chain of segments.
-std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout,
-                                                   const std::vector<int>& my_segments,
-                                                   const std::vector<const float*>& rows, int64_t ld,
-                                                   int64_t channels, int64_t halo_rows, const std::string& label);
-
-// Traffic label of one layer's exchanges, e.g. "layer3.ring"; kind is
-// "halo", "state" or "ring" (tests check each against its formula).
-std::string traffic_label(int layer, const char* kind);
+// exp(A[h] * sum_t dt[t, h]) for dt [n, heads]: a segment's total decay per
+// head, what the state scan composes (summed in double).
+std::vector<float> segment_decay(const float* dt, int64_t n, const std::vector<float>& A);
 
 }  // namespace ringscan

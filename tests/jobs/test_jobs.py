@@ -263,6 +263,32 @@ class Jobs(unittest.TestCase):
         self.assertFalse(os.path.exists(out + ".lock"))
         self.assertEqual(self.docs(out)[0]["status"], "ok")
 
+    def test_device_is_recorded_and_cuda_without_a_gpu_fails_clearly(self):
+        out = self.out("device.h5")
+        p = self.score(out, ["--device", "auto"], inputs=[os.path.join(self.corpus, "small0.txt")])
+        with h5py.File(out) as f:
+            device = f.attrs["device"]
+            device = device.decode() if isinstance(device, bytes) else str(device)
+            gemm = f.attrs["gemm_inputs"]
+            gemm = gemm.decode() if isinstance(gemm, bytes) else str(gemm)
+        if device.startswith("cuda:"):  # a machine with a GPU: the GPU engine ran
+            self.assertEqual(gemm, "bf16")
+            return
+        self.assertEqual(device, "cpu")
+        self.assertEqual(gemm, "fp32")
+        # No GPU: --device cuda is refused by one error line, on 2 ranks, before any work.
+        p = self.score(self.out("device-cuda.h5"), ["--device", "cuda"], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
+        self.assertIn("--device cuda: no usable GPU", p.stderr)
+        self.assertFalse(os.path.exists(self.out("device-cuda.h5")))
+        # summarize has no GPU engine: auto runs on the CPU and says why; cuda is refused.
+        p = run(["summarize", "--model", self.model, "--out", self.out("sum-cuda.h5"), "--device", "cuda",
+                 "--input", os.path.join(self.corpus, "small0.txt")], np_=2, check=False, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
+        self.assertIn("summarize has no GPU engine yet", p.stderr)
+
     def test_bad_inputs_fail_clearly_on_every_rank(self):
         p = run(["score", "--model", self.out("nope"), "--input", self.corpus, "--out", self.out("x.h5")],
                 np_=2, check=False, timeout=120)

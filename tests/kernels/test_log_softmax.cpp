@@ -52,5 +52,29 @@ TEST(LogSoftmax, ReferenceHandCase) {
   EXPECT_FLOAT_EQ(out[1], std::log(0.75f));
 }
 
+// Scoring picks one entry of each row: the reference's is its log_softmax
+// entry by construction; the fast one must equal its own log_softmax entry
+// bit for bit (same expression) and the reference within the tolerance above.
+TEST(TokenLogProb, CpuMatchesLogSoftmaxEntries) {
+  for (int64_t vocab : {int64_t{1}, int64_t{1001}, int64_t{131072}}) {
+    SCOPED_TRACE(testing::Message() << "vocab " << vocab);
+    const int64_t rows = 5;
+    const std::vector<float> x = test::random_floats(rows * vocab, 8, -12.f, 12.f);
+    std::vector<int32_t> targets(rows);
+    for (int64_t r = 0; r < rows; ++r) targets[r] = static_cast<int32_t>((r * 7919 + 13) % vocab);
+    targets[0] = static_cast<int32_t>(vocab - 1);
+    std::vector<float> full(x.size()), expect(rows), got(rows), ref_full(x.size());
+    cpu::log_softmax(x.data(), rows, vocab, full.data());
+    ref::log_softmax(x.data(), rows, vocab, ref_full.data());
+    ref::token_log_prob(x.data(), rows, vocab, targets.data(), expect.data());
+    cpu::token_log_prob(x.data(), rows, vocab, targets.data(), got.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(got[r], full[r * vocab + targets[r]]) << "row " << r;
+      EXPECT_EQ(expect[r], ref_full[r * vocab + targets[r]]) << "row " << r;
+    }
+    EXPECT_TRUE(test::all_close(got, expect, kAtol, kRtol));
+  }
+}
+
 }  // namespace
 }  // namespace ringscan::kernels

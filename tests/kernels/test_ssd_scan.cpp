@@ -6,12 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "kernels/kernel_test_util.h"
+#include "kernels/ssd_test_util.h"
 #include "ssd_scan.h"
 
 #if defined(__SSE__)
@@ -21,7 +19,9 @@
 namespace ringscan::kernels {
 namespace {
 
-using test::all_close;
+using test::DtRange;
+using test::SsdInputs;
+using test::describe;
 
 // Tolerance of the fp32 chunked kernel against the double reference, as
 // atol = kTol * max|expected| plus rtol = kTol. The kernel sums the same terms
@@ -36,53 +36,6 @@ using test::all_close;
 // by 1e-4 (checked by breaking the kernel's exp on purpose).
 constexpr double kTol = 1e-5;
 
-enum class DtRange { Realistic, Harsh };
-
-// Inputs laid out as the mixer passes them: column slices of wider rows. The
-// padding columns hold NaN so that reading them would poison the output.
-struct SsdInputs {
-  SsdShape s;
-  int64_t ld_x, ld_b, ld_c, ld_y;
-  std::vector<float> x, dt, A, B, C, init;
-};
-
-float softplus(float v) { return v > 20.f ? v : std::log1p(std::exp(v)); }
-
-SsdInputs make_inputs(const SsdShape& s, int64_t pad, DtRange range, uint64_t seed) {
-  SsdInputs in;
-  in.s = s;
-  in.ld_x = s.heads * s.head_dim + pad;
-  in.ld_b = s.groups * s.state + pad;
-  in.ld_c = s.groups * s.state + 2 * pad;
-  in.ld_y = s.heads * s.head_dim + pad;
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  auto fill = [&](std::vector<float>& v, int64_t rows, int64_t width, int64_t ld) {
-    v.assign(static_cast<size_t>(rows * ld), nan);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < width; ++c) v[r * ld + c] = normal(gen);
-  };
-  fill(in.x, s.len, s.heads * s.head_dim, in.ld_x);
-  fill(in.B, s.len, s.groups * s.state, in.ld_b);
-  fill(in.C, s.len, s.groups * s.state, in.ld_c);
-  // dt = softplus(raw) as in the mixer. Realistic: raw spans the softplus
-  // preimage of [0.001, 0.1] (Mamba-2's dt initialisation range). Harsh: dt up
-  // to 5, so dt*A reaches -80 per token and a chunk's cumulative sum goes to
-  // thousands below zero: exp of a cumulative sum itself would overflow.
-  const float raw_lo = range == DtRange::Realistic ? std::log(std::expm1(0.001f)) : -2.f;
-  const float raw_hi = range == DtRange::Realistic ? std::log(std::expm1(0.1f)) : 5.f;
-  std::uniform_real_distribution<float> raw(raw_lo, raw_hi);
-  in.dt.resize(static_cast<size_t>(s.len * s.heads));
-  for (auto& d : in.dt) d = softplus(raw(gen));
-  std::uniform_real_distribution<float> log_a(0.f, std::log(16.f));
-  in.A.resize(static_cast<size_t>(s.heads));
-  for (auto& a : in.A) a = -std::exp(log_a(gen));
-  in.init.resize(static_cast<size_t>(s.heads * s.head_dim * s.state));
-  for (auto& v : in.init) v = normal(gen);
-  return in;
-}
-
 struct SsdOutputs {
   std::vector<float> y, final_state;
 };
@@ -91,7 +44,7 @@ using ScanFn = void (*) RINGSCAN_SSD_SCAN_SIG;
 using CorrectionFn = void (*) RINGSCAN_SSD_STATE_CORRECTION_SIG;
 
 // y's padding is filled with a sentinel that must survive the call.
-constexpr float kYSentinel = -12345.f;
+constexpr float kYSentinel = test::kSsdYSentinel;
 
 SsdOutputs run_scan(ScanFn scan, const SsdInputs& in, bool with_init, bool with_final = true) {
   SsdOutputs out;
@@ -105,28 +58,17 @@ SsdOutputs run_scan(ScanFn scan, const SsdInputs& in, bool with_init, bool with_
 }
 
 ::testing::AssertionResult padding_untouched(const SsdInputs& in, const std::vector<float>& y) {
-  const int64_t width = in.s.heads * in.s.head_dim;
-  for (int64_t t = 0; t < in.s.len; ++t)
-    for (int64_t c = width; c < in.ld_y; ++c)
-      if (y[t * in.ld_y + c] != kYSentinel)
-        return ::testing::AssertionFailure() << "y padding written at row " << t << " col " << c;
-  return ::testing::AssertionSuccess();
+  return test::ssd_padding_untouched(in, y);
 }
 
 ::testing::AssertionResult close_y(const SsdInputs& in, const std::vector<float>& actual,
                                    const std::vector<float>& expected) {
-  const int64_t width = in.s.heads * in.s.head_dim;
-  double scale = 0;
-  for (int64_t t = 0; t < in.s.len; ++t)
-    for (int64_t c = 0; c < width; ++c)
-      scale = std::max(scale, static_cast<double>(std::fabs(expected[t * in.ld_y + c])));
-  return all_close(actual.data(), in.ld_y, expected.data(), in.ld_y, in.s.len, width,
-                   kTol * scale, kTol);
+  return test::ssd_close_y(in, actual, expected, kTol);
 }
 
 ::testing::AssertionResult close_state(const std::vector<float>& actual,
                                        const std::vector<float>& expected) {
-  return all_close(actual, expected, kTol * test::max_abs(expected), kTol);
+  return test::ssd_close_state(actual, expected, kTol);
 }
 
 ::testing::AssertionResult all_finite(const SsdInputs& in, const SsdOutputs& out) {
@@ -141,17 +83,10 @@ SsdOutputs run_scan(ScanFn scan, const SsdInputs& in, bool with_init, bool with_
   return ::testing::AssertionSuccess();
 }
 
-std::string describe(const SsdShape& s, bool with_init) {
-  std::ostringstream os;
-  os << "len " << s.len << " heads " << s.heads << " head_dim " << s.head_dim << " groups "
-     << s.groups << " state " << s.state << " chunk " << s.chunk << " init " << with_init;
-  return os.str();
-}
-
 void expect_fast_matches_reference(const SsdShape& s, bool with_init, DtRange range,
                                    uint64_t seed) {
   SCOPED_TRACE(describe(s, with_init));
-  const SsdInputs in = make_inputs(s, 3, range, seed);
+  const SsdInputs in = test::make_ssd_inputs(s, 3, range, seed);
   const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init);
   const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init);
   EXPECT_TRUE(all_finite(in, want));
@@ -162,18 +97,13 @@ void expect_fast_matches_reference(const SsdShape& s, bool with_init, DtRange ra
   EXPECT_TRUE(padding_untouched(in, want.y));
 }
 
-// (heads, head_dim, groups, state): one head; several heads sharing one group;
-// one head per group; several groups of several heads (with odd sizes).
-const SsdShape kHeadLayouts[] = {
-    {0, 1, 4, 1, 8, 0}, {0, 4, 6, 1, 5, 0}, {0, 3, 4, 3, 7, 0}, {0, 6, 5, 2, 9, 0}};
-
 TEST(SsdScan, ReferenceMatchesClosedFormForTwoTokens) {
   // Two tokens written out by hand, so the reference itself (and the
   // repeat-interleave head -> group mapping) is checked independently:
   //   y0 = dt0 x0 (B0.C0),  y1 = exp(dt1 A) dt0 x0 (B0.C1) + dt1 x1 (B1.C1)
   // plus init: y_t += exp(A sum_{s<=t} dt_s) H C_t.
   const SsdShape s{2, 4, 3, 2, 5, 8};
-  const SsdInputs in = make_inputs(s, 0, DtRange::Realistic, 11);
+  const SsdInputs in = test::make_ssd_inputs(s, 0, DtRange::Realistic, 11);
   for (bool with_init : {false, true}) {
     const SsdOutputs got = run_scan(ref::ssd_scan, in, with_init);
     for (int64_t h = 0; h < s.heads; ++h) {
@@ -212,7 +142,7 @@ TEST(SsdScan, FastMatchesReferenceOverShapes) {
   // Chunks above 64 span several of the kernel's row blocks (and 100 ends in a
   // partial one); 256 is the model's chunk.
   uint64_t seed = 100;
-  for (const SsdShape& layout : kHeadLayouts)
+  for (const SsdShape& layout : test::kSsdHeadLayouts)
     for (int64_t chunk : {1, 3, 8, 16, 64, 100, 256})
       for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
         if (len < 1) continue;  // chunk 1: len 0 is its own test
@@ -256,7 +186,7 @@ TEST(SsdScan, ZeroOrPositiveDecayRate) {
   // correctness: A = 0 (no decay) and A > 0 (slow growth) take the path that
   // exponentiates every causal difference directly.
   for (float a : {0.f, 0.05f}) {
-    SsdInputs in = make_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
+    SsdInputs in = test::make_ssd_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
     in.A[1] = a;
     in.A[2] = a;
     for (bool with_init : {false, true}) {
@@ -273,7 +203,7 @@ TEST(SsdScan, ZeroOrPositiveDecayRate) {
 TEST(SsdScan, LeavesTheCallersFloatingPointModeAlone) {
   // The fast kernels flush denormals inside their threads; the calling thread
   // must get its own mode back.
-  const SsdInputs in = make_inputs({70, 4, 6, 2, 8, 16}, 0, DtRange::Harsh, 13);
+  const SsdInputs in = test::make_ssd_inputs({70, 4, 6, 2, 8, 16}, 0, DtRange::Harsh, 13);
   // Compare the control bits (FTZ, DAZ, rounding, exception masks), not the
   // sticky status flags (bits 0-5) that any arithmetic may raise.
   constexpr unsigned kControl = ~0x3Fu;
@@ -289,7 +219,7 @@ TEST(SsdScan, LeavesTheCallersFloatingPointModeAlone) {
 #endif
 
 TEST(SsdScan, WithoutFinalState) {
-  const SsdInputs in = make_inputs({77, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 5);
+  const SsdInputs in = test::make_ssd_inputs({77, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 5);
   for (bool with_init : {false, true}) {
     const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init, false);
     const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init, false);
@@ -300,7 +230,7 @@ TEST(SsdScan, WithoutFinalState) {
 }
 
 TEST(SsdScan, EmptySequenceOnlyPassesTheStateThrough) {
-  const SsdInputs in = make_inputs({0, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 6);
+  const SsdInputs in = test::make_ssd_inputs({0, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 6);
   for (ScanFn scan : {ScanFn(ref::ssd_scan), ScanFn(cpu::ssd_scan)}) {
     EXPECT_EQ(run_scan(scan, in, true).final_state, in.init);
     EXPECT_EQ(run_scan(scan, in, false).final_state, std::vector<float>(in.init.size(), 0.f));
@@ -319,7 +249,7 @@ struct Slice {
 
 TEST(SsdScan, SplitSequenceWithCarriedStateEqualsWhole) {
   const SsdShape s{203, 6, 8, 2, 16, 16};
-  const SsdInputs in = make_inputs(s, 2, DtRange::Realistic, 31);
+  const SsdInputs in = test::make_ssd_inputs(s, 2, DtRange::Realistic, 31);
   for (ScanFn scan : {ScanFn(ref::ssd_scan), ScanFn(cpu::ssd_scan)})
     for (int64_t cut : {1, 16, 50, 202}) {
       SCOPED_TRACE("cut at " + std::to_string(cut));
@@ -347,14 +277,14 @@ TEST(SsdStateCorrection, ZeroStateScanPlusCorrectionEqualsScanFromState) {
   };
   for (Impl impl : {Impl{ref::ssd_scan, ref::ssd_state_correction},
                     Impl{cpu::ssd_scan, cpu::ssd_state_correction}})
-    for (const SsdShape& layout : kHeadLayouts)
+    for (const SsdShape& layout : test::kSsdHeadLayouts)
       for (int64_t len : {1, 15, 16, 17, 130})
         for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
           SsdShape s = layout;
           s.len = len;
           s.chunk = 16;
           SCOPED_TRACE(describe(s, true));
-          const SsdInputs in = make_inputs(s, 2, range, 40 + len);
+          const SsdInputs in = test::make_ssd_inputs(s, 2, range, 40 + len);
           const SsdOutputs want = run_scan(impl.scan, in, true);
           SsdOutputs got = run_scan(impl.scan, in, false);
           impl.correct(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
@@ -366,14 +296,14 @@ TEST(SsdStateCorrection, ZeroStateScanPlusCorrectionEqualsScanFromState) {
 }
 
 TEST(SsdStateCorrection, FastMatchesReference) {
-  for (const SsdShape& layout : kHeadLayouts)
+  for (const SsdShape& layout : test::kSsdHeadLayouts)
     for (int64_t chunk : {1, 7, 64})
       for (int64_t len : {0, 1, 63, 200}) {
         SsdShape s = layout;
         s.len = len;
         s.chunk = chunk;
         SCOPED_TRACE(describe(s, true));
-        const SsdInputs in = make_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
+        const SsdInputs in = test::make_ssd_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
         // Start from arbitrary outputs and state: the correction adds to them.
         SsdOutputs base = run_scan(ref::ssd_scan, in, false);
         SsdOutputs want = base, got = base;
@@ -398,7 +328,7 @@ TEST(SsdStateCorrection, SequenceParallelProtocolEqualsSingleScan) {
   // a zero state, then walk the segments in order: correct segment k with the
   // true incoming state H_k; its corrected final state is H_{k+1}.
   const SsdShape s{300, 6, 8, 3, 16, 32};
-  const SsdInputs in = make_inputs(s, 2, DtRange::Realistic, 77);
+  const SsdInputs in = test::make_ssd_inputs(s, 2, DtRange::Realistic, 77);
   const SsdOutputs whole = run_scan(ref::ssd_scan, in, true);
   const int64_t cuts[] = {0, 45, 46, 190, 300};  // includes a one-token segment
   std::vector<float> y(whole.y.size(), kYSentinel);

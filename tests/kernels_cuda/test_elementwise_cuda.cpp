@@ -6,6 +6,7 @@
 
 #include "activations.h"
 #include "cuda_test_util.h"
+#include "elementwise.h"
 #include "embedding.h"
 
 namespace ringscan::kernels {
@@ -86,6 +87,30 @@ TEST(DtSoftplusCuda, RejectsBiasOfWrongLength) {
   test::DeviceWeight d_bias(bias);
   EXPECT_THROW(cuda::dt_softplus(nullptr, 4, 1, 4, d_bias.view(), 0.f, INFINITY, nullptr),
                std::invalid_argument);
+}
+
+// One fp32 addition per element: exact.
+TEST(AddInplaceCuda, MatchesReferenceExactly) {
+  const int64_t n = 100003;
+  const std::vector<float> x = test::random_floats(n, 41, -2.f, 2.f);
+  std::vector<float> y = test::random_floats(n, 42, -2.f, 2.f), expect = y;
+  ref::add_inplace(x.data(), n, expect.data());
+  test::DeviceArray<float> d_x(x), d_y(y);
+  cuda::add_inplace(d_x.get(), n, d_y.get());
+  EXPECT_TRUE(test::all_close(d_y.download(), expect, 0, 0));
+}
+
+// fmaf (one rounding) against the reference's product then sum (two): at
+// most 1 ulp of |y| + |D x| < 4, so 1e-6 absolute.
+TEST(HeadScaleAddCuda, MatchesReference) {
+  const int64_t rows = 77, heads = 12, head_dim = 64, ld_x = 1000;
+  const std::vector<float> x = test::random_floats(rows * ld_x, 43, -2.f, 2.f);
+  const std::vector<float> D = test::random_floats(heads, 44, -1.f, 1.f);
+  std::vector<float> y = test::random_floats(rows * heads * head_dim, 45, -2.f, 2.f), expect = y;
+  ref::head_scale_add(x.data(), ld_x, rows, heads, head_dim, D.data(), expect.data());
+  test::DeviceArray<float> d_x(x), d_D(D), d_y(y);
+  cuda::head_scale_add(d_x.get(), ld_x, rows, heads, head_dim, d_D.get(), d_y.get());
+  EXPECT_TRUE(test::all_close(d_y.download(), expect, 1e-6, 0));
 }
 
 }  // namespace

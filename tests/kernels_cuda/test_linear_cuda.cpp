@@ -68,5 +68,47 @@ TEST(LinearCuda, MatchesReference) {
     for (DType dt : test::kAllDTypes) check(c, dt);
 }
 
+// linear_bf16 rounds x to bf16 and multiplies on the tensor cores. Its
+// reference is ref::linear of the *rounded* x (rounded here on the host with
+// the same round-to-nearest-even) and the bf16 weight: the products of two
+// bf16 values are exact in fp32, so what remains is fp32 accumulation in
+// cuBLAS's order. The tensor cores' fp32 accumulation may truncate rather than
+// round inside a k-block, hence 4x the sqrt(K) bound of the exact path.
+// Rounding x is checked too: against the unrounded x the difference is ~2^-9
+// relative, far above this tolerance.
+TEST(LinearBf16Cuda, MatchesReferenceOfRoundedInputs) {
+  const Case cases[] = {{1, 64, 33, 64, 33}, {37, 300, 1000, 310, 1000}, {64, 3136, 1024, 3136, 1030}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out);
+    std::vector<float> x = test::random_floats(c.rows * c.ld_x, 3);
+    const test::TestWeight w = test::random_weight(DType::BF16, c.out, c.in, 4);
+    std::vector<float> xr = x;
+    for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+    const float sentinel = -12345.f;
+    std::vector<float> expect(c.rows * c.ld_y, sentinel);
+    ref::linear(xr.data(), c.ld_x, c.rows, w.view(), expect.data(), c.ld_y);
+
+    test::DeviceWeight d_w(w);
+    test::DeviceArray<float> d_x(x), d_y(std::vector<float>(c.rows * c.ld_y, sentinel));
+    cuda::linear_bf16(d_x.get(), c.ld_x, c.rows, d_w.view(), d_y.get(), c.ld_y);
+    const std::vector<float> got = d_y.download();
+
+    std::vector<float> ax(xr.size()), aw(w.values.size());
+    for (size_t i = 0; i < xr.size(); ++i) ax[i] = std::fabs(xr[i]);
+    for (size_t i = 0; i < aw.size(); ++i) aw[i] = std::fabs(w.values[i]);
+    std::vector<float> tol(c.rows * c.ld_y);
+    ref::linear(ax.data(), c.ld_x, c.rows, f32_view(aw.data(), c.out, c.in), tol.data(), c.ld_y);
+    const double eps = std::numeric_limits<float>::epsilon() / 2;
+    for (float& t : tol) t = static_cast<float>(4 * kSqrtKUlps * std::sqrt(double(c.in)) * eps * t + 1e-30);
+    EXPECT_TRUE(test::all_within(got.data(), c.ld_y, expect.data(), c.ld_y, tol.data(), c.ld_y, c.rows, c.out));
+    EXPECT_TRUE(test::padding_untouched(got.data(), c.ld_y, c.rows, c.out, sentinel));
+  }
+  // A weight that is not bf16 is refused, not silently widened.
+  const test::TestWeight f32 = test::random_weight(DType::F32, 4, 4, 5);
+  test::DeviceWeight d_f32(f32);
+  test::DeviceArray<float> d_x(16), d_y(16);
+  EXPECT_THROW(cuda::linear_bf16(d_x.get(), 4, 4, d_f32.view(), d_y.get(), 4), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace ringscan::kernels

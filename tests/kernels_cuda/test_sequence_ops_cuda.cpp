@@ -98,5 +98,27 @@ TEST(LogSoftmaxCuda, MatchesReference) {
   }
 }
 
+// Scoring: the same row statistics as log_softmax, one entry per row, so the
+// same tolerance as above.
+TEST(TokenLogProbCuda, MatchesReference) {
+  for (int64_t vocab : {int64_t{1}, int64_t{1000}, int64_t{131072}}) {
+    SCOPED_TRACE(testing::Message() << "vocab " << vocab);
+    const int64_t rows = 9;
+    const std::vector<float> x = test::random_floats(rows * vocab, 92, -15.f, 15.f);
+    std::vector<int32_t> targets(rows);
+    for (int64_t r = 0; r < rows; ++r) targets[r] = static_cast<int32_t>((r * 7919 + 5) % vocab);
+    targets[1] = static_cast<int32_t>(vocab - 1);
+    std::vector<float> expect(rows);
+    ref::token_log_prob(x.data(), rows, vocab, targets.data(), expect.data());
+    double max_out = 0;
+    for (float e : expect) max_out = std::max(max_out, std::fabs(double(e)));
+    const double atol = log_softmax_atol(vocab, max_out, 30.0);
+    test::DeviceArray<float> d_x(x), d_out(rows);
+    test::DeviceArray<int32_t> d_t(targets);
+    cuda::token_log_prob(d_x.get(), rows, vocab, d_t.get(), d_out.get());
+    EXPECT_TRUE(test::all_close(d_out.download(), expect, atol, 0));
+  }
+}
+
 }  // namespace
 }  // namespace ringscan::kernels

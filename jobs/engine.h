@@ -1,0 +1,61 @@
+// Which engine a batch job computes with (--device auto|cpu|cuda), decided
+// the same on every rank: the CUDA engine only when every rank has a usable
+// GPU (a run mixing engines would mix bf16 and fp32 GEMM results); `auto`
+// otherwise runs on the CPU and says why, `cuda` fails with the reason.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "jobs/document_compute.h"
+#include "model/model.h"
+#include "runtime/device_select.h"
+
+namespace ringscan {
+
+class DeviceModel;
+
+class JobEngine {
+ public:
+  // This rank's choice. has_gpu_engine: whether this job can run on the GPU
+  // at all (summarize cannot yet). Throws Error when this rank cannot honour
+  // --device cuda (call inside cli::check_collectively).
+  JobEngine(const std::string& option, bool has_gpu_engine, const std::string& job, int local_rank);
+  // --comm: how ranks exchange sequence-parallel data. "auto" and "mpi" are
+  // MPI (the GPU engine stages through host memory); "nccl" is refused with
+  // the reason, as this version has no NCCL-backed runner.
+  static void check_comm_option(const std::string& comm);
+  // Collective over world, after every rank constructed its engine: the GPU
+  // only if every rank chose one.
+  void agree(comm::Communicator& world);
+  ~JobEngine();
+  JobEngine(JobEngine&&) noexcept;
+  JobEngine& operator=(JobEngine&&) noexcept;
+
+  bool on_gpu() const { return choice_.backend == Backend::Cuda; }
+  // "cpu" or "cuda:0 (NVIDIA H200)" (this rank's), and why not a GPU (auto on the CPU).
+  const std::string& label() const { return choice_.label; }
+  const std::string& why_cpu() const { return choice_.why_cpu; }
+  // "fp32" on the CPU; "bf16" (inputs; fp32 accumulation) on the GPU.
+  std::string gemm_inputs() const { return on_gpu() ? "bf16" : "fp32"; }
+
+  // Uploads the weights when on the GPU (after the model is loaded).
+  void prepare(const Model& model);
+  // Bytes of memory one rank may plan for: the GPU's memory shared by the
+  // ranks using it, or `host_bytes` on the CPU.
+  uint64_t memory_per_rank(uint64_t host_bytes, int ranks_on_node) const;
+  // One document on this rank, on the chosen engine.
+  DocumentValues compute(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
+  // One document sequence-parallel over `group` (document_compute.h).
+  DocumentValues compute_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
+                            const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                            const WantedOutputs& want);
+
+ private:
+  DeviceChoice choice_;
+  // shared_ptr: destructible while DeviceModel is incomplete (CPU-only builds never make one).
+  std::shared_ptr<DeviceModel> gpu_;
+};
+
+}  // namespace ringscan

@@ -1,0 +1,493 @@
+// Block-wise GQA attention with the online softmax on the GPU, flash-attention
+// style: one fused kernel computes scores, the softmax update and P V for a
+// tile of query rows without writing scores to global memory.
+//
+// This version is fp32 SIMT (plain FMAs, no tensor cores): the inputs and the
+// state are fp32 and the products are exact fp32 products, as on the CPU. A
+// tensor-core (TF32/bf16 mma) version is a later, measured decision.
+//
+// Work split (attention_block):
+//   grid (row tiles, kv_heads, splits), 256 threads.
+//   A CTA owns kBM = 64 "packed" query rows of one KV head g: packed row r is
+//   query row r / G of head g * G + r % G (G = q_heads / kv_heads), so the G
+//   heads that share K/V read each K/V tile from global memory once.
+//   Thread (ty = tid / 16, tx = tid % 16) owns packed rows ty * 4 .. ty * 4 + 3
+//   (its m, l and accumulator columns tx, tx + 16, ... stay in registers for the
+//   whole key loop); the 16 threads of a row group are 16 consecutive lanes, so
+//   row max / row sum are 4 xor-shuffles.
+//   Per key tile of BN keys (64; 32 when head_dim > 128 to fit shared memory):
+//     load K and V tiles to shared memory (zeros past the last visible key);
+//     S = Q K^T (each thread 4 rows x BN/16 keys, keys tx + 16 c);
+//     scale, causal mask by positions, online softmax update of (m, l);
+//     P to shared memory (in K's place), acc = acc * corr + P V.
+//   Key tiles past the last key the CTA's last row can see are never loaded
+//   (causal skip); rows that see no key of a tile keep their state exactly.
+//   The state (acc, m, l) is read at the start and written back at the end: the
+//   API carries it across calls (ring attention, several key blocks).
+// Split over keys (decode: lq = 1 gives a handful of CTAs): when the row tiles
+//   x KV heads do not fill the GPU and the block has many keys, grid.z splits
+//   the key tiles; each split writes a partial (acc, m, l) started from empty
+//   to a scratch buffer (stream-ordered cudaMallocAsync), and a second kernel
+//   merges the partials into the state in split order (deterministic).
+//
+// Shared memory (floats): Q [64][SD] + max(K [BN][SD], P [64][BN+1]) + V [BN][DP]
+// with SD = head_dim rounded up to odd (conflict-free column reads of Q and K)
+// and DP = head_dim rounded up to 16, 32, 64, 128 or 256 (the template width).
+// head_dim 128: 98.8 KB (2 CTAs per SM on H100/H200); 256: 131.5 KB (fits the
+// 163 KB of sm_80 too).
+// Registers: 4 x DP/16 accumulators (32 at head_dim 128, 64 at 256), 4 x BN/16
+// scores and weights, 4 (m, l, corr) per thread.
+//
+// Numerics (matching the reference's semantics, see attention.h): m is the
+// running max of SCALED scores (dot * scale, the scale not folded into q), -inf
+// while none seen; a row with no visible key stays m = -inf, l = 0, acc = 0 and
+// finalizes to zeros. exp(s - m) is exp2f((s - m) * log2(e)) (<= 2 ulp +
+// the rounding of the product); dot products are fp32 FMA chains over
+// head_dim; l and acc are fp32 sums over key tiles. Against the reference's
+// double precision: see tests/kernels_cuda/test_attention_cuda.cpp.
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+#include "attention.h"
+#include "cuda/cuda_common.cuh"
+
+namespace ringscan::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;  // 16 row groups x 16 lanes
+constexpr int kTM = 4;         // packed query rows per thread
+constexpr int kBM = 16 * kTM;  // packed query rows per CTA
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kMinTilesPerSplit = 4;  // a split of fewer key tiles is not worth a partial
+constexpr int kMaxSplits = 64;
+
+template <int DP>
+struct Tile {
+  static constexpr int BN = DP <= 128 ? 64 : 32;  // keys per tile
+  static constexpr int TN = BN / 16;              // scores per thread and row
+  static constexpr int CPT = DP / 16;             // accumulator columns per thread and row
+};
+
+// Shared memory of one CTA, in floats (layout in the header comment).
+int64_t smem_floats(int BN, int DP, int D) {
+  const int64_t SD = D | 1;
+  return kBM * SD + std::max<int64_t>(BN * SD, int64_t{kBM} * (BN + 1)) + int64_t{BN} * DP;
+}
+
+struct BlockArgs {
+  const float* q;
+  int64_t ld_q, lq, q_pos0;
+  const float* k;
+  int64_t ld_k;
+  const float* v;
+  int64_t ld_v, k_pos0;
+  int lk;
+  float scale;
+  bool causal;
+  int H, G, D;
+  float *acc, *m, *l;     // running state: read at the start, written at the end
+  float *pacc, *pm, *pl;  // split partials [split][lq * H (* D)], or null when not split
+  int tiles_per_split;
+};
+
+template <int DP>
+__global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) {
+  constexpr int BN = Tile<DP>::BN, TN = Tile<DP>::TN, CPT = Tile<DP>::CPT;
+  extern __shared__ float smem[];
+  const int D = a.D, SD = D | 1;
+  float* Qs = smem;                                           // [kBM][SD]
+  float* Ks = Qs + kBM * SD;                                  // [BN][SD]
+  float* Ps = Ks;                                             // [kBM][BN + 1], after S is done
+  float* Vs = Ks + (BN * SD > kBM * (BN + 1) ? BN * SD : kBM * (BN + 1));  // [BN][DP]
+
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4, warp = tid >> 5, lane = tid & 31;
+  const int g = blockIdx.y;  // KV head
+  const bool split = a.pacc != nullptr;
+  const int64_t R = a.lq * a.G;  // packed rows of this KV head
+  // Under causal masking later row tiles see more keys: start those first.
+  const int64_t r0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kBM;
+
+  // The thread's rows: state index (i * H + h, or -1 past the last row) and
+  // the number of keys visible to it (keys [0, vis) of this block).
+  int64_t srow[kTM];
+  int vis[kTM];
+#pragma unroll
+  for (int t = 0; t < kTM; ++t) {
+    const int64_t pr = r0 + ty * kTM + t;
+    srow[t] = -1;
+    vis[t] = 0;
+    if (pr < R) {
+      const int64_t i = pr / a.G;
+      srow[t] = i * a.H + g * a.G + pr % a.G;
+      const int64_t lim = a.q_pos0 + i - a.k_pos0 + 1;  // keys with k_pos <= q_pos
+      vis[t] = a.causal ? static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim)) : a.lk;
+    }
+  }
+  // The CTA's last row sees the most keys (visibility grows with the query
+  // position): key tiles past that are skipped.
+  int n_keys = a.lk;
+  if (a.causal) {
+    const int64_t i_last = ((r0 + kBM < R ? r0 + kBM : R) - 1) / a.G;
+    const int64_t lim = a.q_pos0 + i_last - a.k_pos0 + 1;
+    n_keys = static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim));
+  }
+  const int n_tiles = (n_keys + BN - 1) / BN;
+  int t_begin = 0, t_end = n_tiles;
+  if (split) {
+    t_begin = blockIdx.z * a.tiles_per_split;
+    t_end = min(n_tiles, t_begin + a.tiles_per_split);
+  }
+  // Nothing visible: the state stays as it is (a split still writes its empty partial).
+  if (!split && t_begin >= t_end) return;
+
+  float m_r[kTM], l_r[kTM], o[kTM][CPT];
+#pragma unroll
+  for (int t = 0; t < kTM; ++t) {
+    m_r[t] = -INFINITY;
+    l_r[t] = 0.f;
+#pragma unroll
+    for (int c = 0; c < CPT; ++c) o[t][c] = 0.f;
+    if (!split && srow[t] >= 0) {
+      m_r[t] = a.m[srow[t]];
+      l_r[t] = a.l[srow[t]];
+#pragma unroll
+      for (int c = 0; c < CPT; ++c) {
+        const int d = tx + 16 * c;
+        if (d < D) o[t][c] = a.acc[srow[t] * D + d];
+      }
+    }
+  }
+
+  // Q tile: one warp per row, lanes along head_dim (coalesced for any ld_q);
+  // rows past the last are zeros. Made visible by the first tile's barrier.
+  for (int r = warp; r < kBM; r += kThreads / 32) {
+    const int64_t pr = r0 + r;
+    float* dst = Qs + r * SD;
+    if (pr < R) {
+      const float* src = a.q + (pr / a.G) * a.ld_q + static_cast<int64_t>(g * a.G + pr % a.G) * D;
+      for (int d = lane; d < D; d += 32) dst[d] = src[d];
+    } else {
+      for (int d = lane; d < D; d += 32) dst[d] = 0.f;
+    }
+  }
+
+  // Warps whose 8 rows are all past the last row skip the arithmetic (decode:
+  // 1 query x G heads fills only the first warp). Uniform per warp, so the
+  // row-group shuffles below always run with the whole warp.
+  const bool warp_active = r0 + 8 * warp < R;
+  const float* kbase = a.k + static_cast<int64_t>(g) * D;
+  const float* vbase = a.v + static_cast<int64_t>(g) * D;
+
+  for (int tile = t_begin; tile < t_end; ++tile) {
+    const int j0 = tile * BN;
+    const int nk = min(BN, n_keys - j0);  // keys of this tile some row can see (>= 1)
+    // K and V tiles; rows past nk are zeros (never visible, and a zero V keeps
+    // 0 * V finite), V columns past head_dim are zeros.
+    for (int j = warp; j < BN; j += kThreads / 32) {
+      float* kd = Ks + j * SD;
+      float* vd = Vs + j * DP;
+      if (j < nk) {
+        const float* ks = kbase + static_cast<int64_t>(j0 + j) * a.ld_k;
+        const float* vs = vbase + static_cast<int64_t>(j0 + j) * a.ld_v;
+        for (int d = lane; d < D; d += 32) {
+          kd[d] = ks[d];
+          vd[d] = vs[d];
+        }
+        for (int d = D + lane; d < DP; d += 32) vd[d] = 0.f;
+      } else {
+        for (int d = lane; d < D; d += 32) kd[d] = 0.f;
+        for (int d = lane; d < DP; d += 32) vd[d] = 0.f;
+      }
+    }
+    __syncthreads();
+
+    float p[kTM][TN], corr[kTM];
+    if (warp_active) {
+      float s[kTM][TN];
+#pragma unroll
+      for (int t = 0; t < kTM; ++t)
+#pragma unroll
+        for (int c = 0; c < TN; ++c) s[t][c] = 0.f;
+      const float* qrow = Qs + ty * kTM * SD;
+#pragma unroll 4
+      for (int d = 0; d < D; ++d) {
+        float qv[kTM], kv[TN];
+#pragma unroll
+        for (int t = 0; t < kTM; ++t) qv[t] = qrow[t * SD + d];
+#pragma unroll
+        for (int c = 0; c < TN; ++c) kv[c] = Ks[(tx + 16 * c) * SD + d];
+#pragma unroll
+        for (int t = 0; t < kTM; ++t)
+#pragma unroll
+          for (int c = 0; c < TN; ++c) s[t][c] = fmaf(qv[t], kv[c], s[t][c]);
+      }
+#pragma unroll
+      for (int t = 0; t < kTM; ++t) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < TN; ++c) {
+          const bool visible = j0 + tx + 16 * c < vis[t];
+          s[t][c] = visible ? s[t][c] * a.scale : -INFINITY;
+          mx = fmaxf(mx, s[t][c]);
+        }
+        // Row max over the 16 lanes of the row group (xor < 16 stays inside it).
+#pragma unroll
+        for (int off = 8; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        const bool any = mx != -INFINITY;  // the row sees a key of this tile
+        const float m_new = fmaxf(m_r[t], mx);
+        // exp2f(-inf) = 0 clears an empty state (m = -inf, l = 0, acc = 0).
+        corr[t] = any ? exp2f((m_r[t] - m_new) * kLog2e) : 1.f;
+        float sum = 0.f;
+#pragma unroll
+        for (int c = 0; c < TN; ++c) {
+          p[t][c] = s[t][c] == -INFINITY ? 0.f : exp2f((s[t][c] - m_new) * kLog2e);
+          sum += p[t][c];
+        }
+        // Butterfly sum: a + b == b + a, so all 16 lanes get the same value.
+#pragma unroll
+        for (int off = 8; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (any) {
+          l_r[t] = l_r[t] * corr[t] + sum;
+          m_r[t] = m_new;
+        }
+      }
+    }
+    __syncthreads();  // every warp is done reading Ks: P may take its place
+    if (warp_active) {
+#pragma unroll
+      for (int t = 0; t < kTM; ++t)
+#pragma unroll
+        for (int c = 0; c < TN; ++c) Ps[(ty * kTM + t) * (BN + 1) + tx + 16 * c] = p[t][c];
+    }
+    __syncthreads();
+    if (warp_active) {
+#pragma unroll
+      for (int t = 0; t < kTM; ++t)
+#pragma unroll
+        for (int c = 0; c < CPT; ++c) o[t][c] *= corr[t];
+      const float* prow = Ps + ty * kTM * (BN + 1);
+#pragma unroll 4
+      for (int j = 0; j < nk; ++j) {
+        float pv[kTM], vv[CPT];
+#pragma unroll
+        for (int t = 0; t < kTM; ++t) pv[t] = prow[t * (BN + 1) + j];
+#pragma unroll
+        for (int c = 0; c < CPT; ++c) vv[c] = Vs[j * DP + tx + 16 * c];
+#pragma unroll
+        for (int t = 0; t < kTM; ++t)
+#pragma unroll
+          for (int c = 0; c < CPT; ++c) o[t][c] = fmaf(pv[t], vv[c], o[t][c]);
+      }
+    }
+    __syncthreads();  // before the next tile's loads overwrite Ks / Ps and Vs
+  }
+
+  // Write the state (or this split's partial) back.
+  const int64_t rows = a.lq * a.H;
+  float* out_m = split ? a.pm + blockIdx.z * rows : a.m;
+  float* out_l = split ? a.pl + blockIdx.z * rows : a.l;
+  float* out_acc = split ? a.pacc + blockIdx.z * rows * D : a.acc;
+#pragma unroll
+  for (int t = 0; t < kTM; ++t) {
+    if (srow[t] < 0) continue;
+    if (tx == 0) {
+      out_m[srow[t]] = m_r[t];
+      out_l[srow[t]] = l_r[t];
+    }
+#pragma unroll
+    for (int c = 0; c < CPT; ++c) {
+      const int d = tx + 16 * c;
+      if (d < D) out_acc[srow[t] * D + d] = o[t][c];
+    }
+  }
+}
+
+// Folds the split partials into the state, in split order: one block per state row.
+__global__ void combine_splits_kernel(const float* pacc, const float* pm, const float* pl,
+                                      int splits, int64_t rows, int D, float* acc, float* m,
+                                      float* l) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float m_old = m[r];
+    float m_new = m_old;
+    for (int z = 0; z < splits; ++z) m_new = fmaxf(m_new, pm[z * rows + r]);
+    if (m_new == -INFINITY) continue;  // no key anywhere (uniform over the block)
+    const float w0 = expf(m_old - m_new);  // 0 when m_old == -inf
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+      float x = acc[r * D + d] * w0;
+      for (int z = 0; z < splits; ++z)
+        x += pacc[(z * rows + r) * D + d] * expf(pm[z * rows + r] - m_new);
+      acc[r * D + d] = x;
+    }
+    float ls = 0.f;
+    if (threadIdx.x == 0) {
+      ls = l[r] * w0;
+      for (int z = 0; z < splits; ++z) ls += pl[z * rows + r] * expf(pm[z * rows + r] - m_new);
+    }
+    __syncthreads();  // every thread has read m[r] before it changes
+    if (threadIdx.x == 0) {
+      m[r] = m_new;
+      l[r] = ls;
+    }
+  }
+}
+
+__global__ void init_kernel(int64_t rows, int64_t D, float* acc, float* m, float* l) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * D; i += stride) {
+    acc[i] = 0.f;
+    if (i < rows) {
+      m[i] = -INFINITY;
+      l[i] = 0.f;
+    }
+  }
+}
+
+// One warp per state row: every lane reads m and m2 before lane 0 rewrites m.
+__global__ void merge_kernel(int64_t rows, int D, const float* acc2, const float* m2,
+                             const float* l2, float* acc, float* m, float* l) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; r < rows;
+       r += warps) {
+    const float ma = m[r], mb = m2[r], m_new = fmaxf(ma, mb);
+    if (m_new == -INFINITY) continue;  // neither side has seen a key (uniform over the warp)
+    const float w1 = expf(ma - m_new), w2 = expf(mb - m_new);
+    for (int d = lane; d < D; d += 32) acc[r * D + d] = acc[r * D + d] * w1 + acc2[r * D + d] * w2;
+    const float l_new = l[r] * w1 + l2[r] * w2;
+    __syncwarp();
+    if (lane == 0) {
+      l[r] = l_new;
+      m[r] = m_new;
+    }
+  }
+}
+
+__global__ void finalize_kernel(int64_t lq, int H, int D, const float* acc, const float* l,
+                                float* out, int64_t ld_out) {
+  const int64_t n = lq * H * D, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n; e += stride) {
+    const int64_t r = e / D, i = r / H;
+    const int64_t col = e - i * H * D;  // h * D + d
+    const float lr = l[r];
+    out[i * ld_out + col] = lr > 0.f ? acc[e] / lr : 0.f;  // no visible key: zeros
+  }
+}
+
+void check_shape(const AttentionShape& s, const char* op) {
+  if (s.kv_heads <= 0 || s.q_heads <= 0 || s.q_heads % s.kv_heads != 0)
+    throw std::invalid_argument(std::string("cuda::") + op +
+                                ": q_heads must be a positive multiple of kv_heads");
+  if (s.head_dim <= 0 || s.head_dim > 256)
+    throw std::invalid_argument(std::string("cuda::") + op + ": head_dim must be in 1..256");
+  if (s.kv_heads > 65535 || s.q_heads > INT_MAX / 256)
+    throw std::invalid_argument(std::string("cuda::") + op + ": too many heads");
+}
+
+int sm_count() {
+  int dev = 0, n = 0;
+  detail::check_cuda(cudaGetDevice(&dev), "attention_block", "cudaGetDevice");
+  detail::check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
+                     "attention_block", "cudaDeviceGetAttribute");
+  return n;
+}
+
+template <int DP>
+void launch_block(BlockArgs a, int64_t row_tiles, int kv_heads) {
+  constexpr int BN = Tile<DP>::BN;
+  const size_t smem = static_cast<size_t>(smem_floats(BN, DP, a.D)) * sizeof(float);
+  detail::check_cuda(cudaFuncSetAttribute(attention_block_kernel<DP>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)),
+                     "attention_block", "cudaFuncSetAttribute");
+
+  // Split the keys when the CTAs do not fill the GPU (decode, short queries).
+  const int64_t ctas = row_tiles * kv_heads;
+  const int64_t key_tiles = (a.lk + BN - 1) / BN;
+  int64_t splits = 1;
+  const int sms = sm_count();
+  if (ctas < sms) {
+    splits = std::min<int64_t>({(2 * sms + ctas - 1) / ctas, key_tiles / kMinTilesPerSplit,
+                                int64_t{kMaxSplits}});
+    splits = std::max<int64_t>(splits, 1);
+  }
+  a.tiles_per_split = static_cast<int>((key_tiles + splits - 1) / splits);
+  splits = (key_tiles + a.tiles_per_split - 1) / a.tiles_per_split;  // no split left empty everywhere
+
+  const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads),
+                  static_cast<unsigned>(splits));
+  if (splits == 1) {
+    a.pacc = a.pm = a.pl = nullptr;
+    attention_block_kernel<DP><<<grid, kThreads, smem>>>(a);
+    detail::check_launch("attention_block");
+    return;
+  }
+  const int64_t rows = a.lq * a.H;
+  float* scratch = nullptr;
+  // Stream-ordered on the legacy default stream: freed after the combine runs.
+  detail::check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
+                                     static_cast<size_t>(splits * rows * (a.D + 2)) * sizeof(float), 0),
+                     "attention_block", "cudaMallocAsync");
+  a.pacc = scratch;
+  a.pm = scratch + splits * rows * a.D;
+  a.pl = a.pm + splits * rows;
+  attention_block_kernel<DP><<<grid, kThreads, smem>>>(a);
+  detail::check_launch("attention_block");
+  const unsigned cgrid = static_cast<unsigned>(std::min<int64_t>(rows, 65535 * 16));
+  combine_splits_kernel<<<cgrid, 128>>>(a.pacc, a.pm, a.pl, static_cast<int>(splits), rows, a.D,
+                                        a.acc, a.m, a.l);
+  detail::check_launch("attention_block (combine splits)");
+  detail::check_cuda(cudaFreeAsync(scratch, 0), "attention_block", "cudaFreeAsync");
+}
+
+}  // namespace
+
+void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l) {
+  check_shape(s, "attention_init");
+  if (lq <= 0) return;
+  const int64_t rows = lq * s.q_heads;
+  init_kernel<<<detail::grid_for(rows * s.head_dim, 256), 256>>>(rows, s.head_dim, acc, m, l);
+  detail::check_launch("attention_init");
+}
+
+void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq,
+                     int64_t q_pos0, const float* k, int64_t ld_k, const float* v, int64_t ld_v,
+                     int64_t lk, int64_t k_pos0, float scale, bool causal, float* acc, float* m,
+                     float* l) {
+  check_shape(s, "attention_block");
+  if (lk > INT_MAX / 2) throw std::invalid_argument("cuda::attention_block: lk too large");
+  if (lq <= 0 || lk <= 0) return;
+  const int64_t G = s.q_heads / s.kv_heads;
+  const int64_t row_tiles = (lq * G + kBM - 1) / kBM;
+  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block: lq too large");
+  BlockArgs a{q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, k_pos0, static_cast<int>(lk), scale, causal,
+              static_cast<int>(s.q_heads), static_cast<int>(G), static_cast<int>(s.head_dim),
+              acc, m, l, nullptr, nullptr, nullptr, 0};
+  const int kvh = static_cast<int>(s.kv_heads);
+  if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh);
+  else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh);
+  else if (s.head_dim <= 64) launch_block<64>(a, row_tiles, kvh);
+  else if (s.head_dim <= 128) launch_block<128>(a, row_tiles, kvh);
+  else launch_block<256>(a, row_tiles, kvh);
+}
+
+void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, const float* m2,
+                     const float* l2, float* acc, float* m, float* l) {
+  check_shape(s, "attention_merge");
+  if (lq <= 0) return;
+  const int64_t rows = lq * s.q_heads;
+  merge_kernel<<<detail::grid_for(rows, 8), 256>>>(rows, static_cast<int>(s.head_dim), acc2, m2,
+                                                   l2, acc, m, l);
+  detail::check_launch("attention_merge");
+}
+
+void attention_finalize(const AttentionShape& s, int64_t lq, const float* acc, const float* l,
+                        float* out, int64_t ld_out) {
+  check_shape(s, "attention_finalize");
+  if (lq <= 0) return;
+  finalize_kernel<<<detail::grid_for(lq * s.q_heads * s.head_dim, 256), 256>>>(
+      lq, static_cast<int>(s.q_heads), static_cast<int>(s.head_dim), acc, l, out, ld_out);
+  detail::check_launch("attention_finalize");
+}
+
+}  // namespace ringscan::kernels::cuda

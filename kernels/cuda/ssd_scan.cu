@@ -1,0 +1,531 @@
+// Mamba-2 SSD scan on the GPU in the chunked ("state space duality") form of
+// mamba_ssm's chunk_scan_combined, in fp32 with fp32 accumulation. For one
+// head, chunk c of q tokens, cs[t] the inclusive cumulative sum of dt*A over
+// the chunk and H_c the state entering it:
+//   (a) cumsum:         cs[t], exp(cs[t]), w[t] = exp(cs[q-1] - cs[t]) dt[t],
+//                       chunk decay exp(cs[q-1])                   per (chunk, head)
+//   (b) chunk state:    S_c[p,n] = sum_t w[t] x[t,p] B[t,n]        (from a zero state)
+//       C B^T:          CB[t,s] = C[t].B[s]   per (chunk, group), shared by its heads
+//   (c) state passing:  H_0 = init, H_{c+1} = exp(cs_c[q-1]) H_c + S_c; final = H_nc
+//   (d) chunk scan:     y[t,p] = sum_{s<=t} CB[t,s] exp(cs[t]-cs[s]) dt[s] x[s,p]
+//                              + exp(cs[t]) sum_n C[t,n] H_c[p,n]
+// (b), C B^T and (d) are small GEMMs, run by one shared-memory tile routine
+// (64 x 64 outputs per block of 256 threads, 4 x 4 per thread, k in steps of
+// 16) whose operands come from "loaders": functors giving element (m, k) of an
+// operand, zero outside its bounds, with the decays and dt folded in. So every
+// stage is a plain tiled GEMM and its bounds checks live in one place.
+//
+// Numerics as the CPU twin: cs is summed in double, and only causal differences
+// cs[t] - cs[s] (s <= t; <= 0 for A < 0, dt >= 0) and cs[t] itself are
+// exponentiated, so nothing overflows however strong the decay. The difference
+// is taken in double before rounding to float: cs reaches hundreds below zero
+// over a chunk, where a float's rounding would be a visible relative error of
+// a decay close to 1.
+//
+// Scratch (chunk states, C B^T, cumsums) grows with the number of chunks, so a
+// long sequence is done in passes of at most kScratchFloats, the state carried
+// from pass to pass in a scratch state; (c) reads each element of its incoming
+// state before writing the same element of its outgoing one, which also makes
+// init_state == final_state safe.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/cuda_common.cuh"
+#include "ssd_scan.h"
+
+namespace ringscan::kernels::cuda {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Tile GEMM: acc += A[m0 .. m0+64, k_begin .. k_end) @ B[k_begin .. k_end, n0 .. n0+64)
+
+constexpr int kTile = 64;         // outputs per block: kTile x kTile
+constexpr int kTileK = 16;        // k per shared-memory step
+constexpr int kThreads = 256;     // 16 x 16 threads, 4 x 4 outputs each
+constexpr int kPerThread = 4;     // kTile / 16
+constexpr int kLoadsPerThread = kTileK * kTile / kThreads;  // elements of each operand tile
+static_assert(kTile == 16 * kPerThread && kLoadsPerThread * kThreads == kTileK * kTile);
+
+struct TileSmem {
+  // [k][m] and [k][n]; +1 column so that the transposing stores of a
+  // k-contiguous operand do not all hit one bank.
+  float a[kTileK][kTile + 1];
+  float b[kTileK][kTile + 1];
+};
+
+// Thread (ty, tx) = (tid / 16, tid % 16) owns outputs (m0 + ty + 16 i, n0 + tx + 16 j),
+// i, j < 4: consecutive threads take consecutive n, so output rows are written
+// coalesced and the shared-memory reads of b are conflict-free (those of a
+// are broadcasts).
+__device__ __forceinline__ int tile_tx() { return threadIdx.x % 16; }
+__device__ __forceinline__ int tile_ty() { return threadIdx.x / 16; }
+
+// Accumulates into acc. a(m, k) and b(k, n) return the operand elements
+// (global row/column indices), 0 outside the operand; this routine only
+// guards k < k_end. AKContig / BKContig say which index is contiguous in
+// memory, so that consecutive threads load consecutive addresses.
+// Must be called by all threads of the block (it synchronises).
+template <bool AKContig, bool BKContig, class LoadA, class LoadB>
+__device__ void tile_gemm(float (&acc)[kPerThread][kPerThread], TileSmem& sm, int64_t m0,
+                          int64_t n0, int64_t k_begin, int64_t k_end, const LoadA& a,
+                          const LoadB& b) {
+  const int tid = threadIdx.x, tx = tile_tx(), ty = tile_ty();
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+#pragma unroll
+    for (int r = 0; r < kLoadsPerThread; ++r) {
+      const int idx = tid + r * kThreads;
+      const int ak = AKContig ? idx % kTileK : idx / kTile;
+      const int am = AKContig ? idx / kTileK : idx % kTile;
+      sm.a[ak][am] = k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f;
+      const int bk = BKContig ? idx % kTileK : idx / kTile;
+      const int bn = BKContig ? idx / kTileK : idx % kTile;
+      sm.b[bk][bn] = k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float av[kPerThread], bv[kPerThread];
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        av[i] = sm.a[kk][ty + 16 * i];
+        bv[i] = sm.b[kk][tx + 16 * i];
+      }
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i)
+#pragma unroll
+        for (int j = 0; j < kPerThread; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();  // before the next step overwrites the tiles
+  }
+}
+
+__host__ __device__ inline int64_t tiles(int64_t n) { return (n + kTile - 1) / kTile; }
+
+// ---------------------------------------------------------------------------
+// Loaders. Pointers are pre-offset to the chunk's first token and, where it
+// applies, to the head's or group's first column; rows t, s are chunk-local.
+
+// Row-major [rows, cols] slice with leading dimension ld, zero outside; with a
+// per-row float factor (stride `fstride`, null: 1).
+struct RowsLoad {
+  const float* p;
+  int64_t ld, rows, cols;
+  const float* factor;
+  int64_t fstride;
+  __device__ float at(int64_t r, int64_t c) const {
+    if (r >= rows || c >= cols) return 0.f;
+    const float v = p[r * ld + c];
+    return factor ? factor[r * fstride] * v : v;
+  }
+};
+// As operand A(m = row, k = col) (contiguous in k).
+struct RowsAsA : RowsLoad {
+  __device__ float operator()(int64_t m, int64_t k) const { return at(m, k); }
+};
+// As operand A(m = col, k = row) (contiguous in m): the transpose.
+struct RowsAsAT : RowsLoad {
+  __device__ float operator()(int64_t m, int64_t k) const { return at(k, m); }
+};
+// As operand B(k = row, n = col) (contiguous in n).
+struct RowsAsB : RowsLoad {
+  __device__ float operator()(int64_t k, int64_t n) const { return at(k, n); }
+};
+// As operand B(k = col, n = row) (contiguous in k): the transpose.
+struct RowsAsBT : RowsLoad {
+  __device__ float operator()(int64_t k, int64_t n) const { return at(n, k); }
+};
+
+// The intra-chunk matrix M[t, s] = CB[t, s] exp(cs[t] - cs[s]) dt[s], s <= t < q
+// (zero elsewhere: causal). cs and dt have row stride `heads`.
+struct IntraChunkA {
+  const float* cb;  // [q, ld_cb] for this (chunk, group)
+  int64_t ld_cb;
+  const double* cs;
+  const float* dt;
+  int64_t heads, q;
+  __device__ float operator()(int64_t t, int64_t s) const {
+    if (t >= q || s > t) return 0.f;
+    const float decay = expf(static_cast<float>(cs[t * heads] - cs[s * heads]));
+    return cb[t * ld_cb + s] * decay * dt[s * heads];
+  }
+};
+
+// ---------------------------------------------------------------------------
+// (a) Per (chunk, head): cumulative dt*A in double, and the float factors the
+// other stages use. One block per chunk, threads over heads: the reads of
+// dt[t, :] and the writes of row t coalesce. The optional outputs may be null.
+__global__ void chunk_cumsum_kernel(int64_t len, int64_t heads, int64_t Q, const float* dt,
+                                    const float* A, double* cs, float* exp_cs, float* w,
+                                    float* chunk_decay) {
+  const int64_t c = blockIdx.x, c0 = c * Q, q = min(Q, len - c0);
+  for (int64_t h = threadIdx.x; h < heads; h += blockDim.x) {
+    const double a = A[h];
+    double acc = 0.0;
+    for (int64_t t = c0; t < c0 + q; ++t) {
+      acc += static_cast<double>(dt[t * heads + h]) * a;
+      cs[t * heads + h] = acc;
+    }
+    if (chunk_decay) chunk_decay[c * heads + h] = static_cast<float>(exp(acc));
+    if (exp_cs || w)
+      for (int64_t t = c0; t < c0 + q; ++t) {
+        const double v = cs[t * heads + h];  // this thread's own write: visible
+        if (exp_cs) exp_cs[t * heads + h] = static_cast<float>(exp(v));
+        if (w) w[t * heads + h] = static_cast<float>(exp(acc - v)) * dt[t * heads + h];
+      }
+  }
+}
+
+// (b) Chunk states from zero: S_c[p, n] = sum_t w[t] x[t, p] B[t, n], one
+// 64 x 64 tile of (p, n) per block; grid (p tiles * n tiles, heads, chunks).
+__global__ void __launch_bounds__(kThreads)
+    chunk_state_kernel(int64_t len, int64_t heads, int64_t P, int64_t heads_per_group, int64_t N,
+                       int64_t Q, const float* x, int64_t ld_x, const float* B, int64_t ld_b,
+                       const float* w, float* states) {
+  __shared__ TileSmem sm;
+  const int64_t h = blockIdx.y, c = blockIdx.z, g = h / heads_per_group;
+  const int64_t c0 = c * Q, q = min(Q, len - c0);
+  const int64_t n_tiles = tiles(N);
+  const int64_t p0 = (blockIdx.x / n_tiles) * kTile, n0 = (blockIdx.x % n_tiles) * kTile;
+  // A(m = p, k = t) = w[t] x[t, p]: x's rows are tokens, so this is x^T.
+  const RowsAsAT a{{x + c0 * ld_x + h * P, ld_x, q, P, w + c0 * heads + h, heads}};
+  const RowsAsB b{{B + c0 * ld_b + g * N, ld_b, q, N, nullptr, 0}};
+  float acc[kPerThread][kPerThread] = {};
+  tile_gemm<false, false>(acc, sm, p0, n0, 0, q, a, b);
+  float* S = states + (c * heads + h) * P * N;
+  for (int i = 0; i < kPerThread; ++i)
+    for (int j = 0; j < kPerThread; ++j) {
+      const int64_t p = p0 + tile_ty() + 16 * i, n = n0 + tile_tx() + 16 * j;
+      if (p < P && n < N) S[p * N + n] = acc[i][j];
+    }
+}
+
+// C B^T per (chunk, group): CB[t, s] = C[t].B[s] for t, s < q, only the tiles
+// on or below the diagonal (the others are never read). Stored [chunk, group,
+// Q, Q]. Grid (Q tiles * Q tiles, groups, chunks).
+__global__ void __launch_bounds__(kThreads)
+    chunk_cb_kernel(int64_t len, int64_t groups, int64_t N, int64_t Q, const float* B,
+                    int64_t ld_b, const float* C, int64_t ld_c, float* cb) {
+  __shared__ TileSmem sm;
+  const int64_t g = blockIdx.y, c = blockIdx.z;
+  const int64_t c0 = c * Q, q = min(Q, len - c0);
+  const int64_t q_tiles = tiles(Q);
+  const int64_t t_tile = blockIdx.x / q_tiles, s_tile = blockIdx.x % q_tiles;
+  const int64_t t0 = t_tile * kTile, s0 = s_tile * kTile;
+  if (s_tile > t_tile || t0 >= q) return;  // whole block: before any barrier
+  const RowsAsA a{{C + c0 * ld_c + g * N, ld_c, q, N, nullptr, 0}};   // A(t, n) = C[t, n]
+  const RowsAsBT b{{B + c0 * ld_b + g * N, ld_b, q, N, nullptr, 0}};  // B(n, s) = B[s, n]
+  float acc[kPerThread][kPerThread] = {};
+  tile_gemm<true, true>(acc, sm, t0, s0, 0, N, a, b);
+  float* out = cb + (c * groups + g) * Q * Q;
+  for (int i = 0; i < kPerThread; ++i)
+    for (int j = 0; j < kPerThread; ++j) {
+      const int64_t t = t0 + tile_ty() + 16 * i, s = s0 + tile_tx() + 16 * j;
+      if (t < q && s < q) out[t * Q + s] = acc[i][j];
+    }
+}
+
+// (c) State passing, one thread per state element, sequential over chunks:
+// states[c] holds S_c on entry and H_c (the state entering chunk c) on exit.
+// Each thread reads init[e] before writing final[e], and no thread touches
+// another's element, so init == final is safe.
+__global__ void state_passing_kernel(int64_t chunks, int64_t heads, int64_t PN,
+                                     const float* chunk_decay, const float* init, float* states,
+                                     float* final_state) {
+  const int64_t n = heads * PN;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t h = e / PN;
+    float Hc = init ? init[e] : 0.f;
+    for (int64_t c = 0; c < chunks; ++c) {
+      float* sc = states + c * n + e;
+      const float S = *sc;
+      *sc = Hc;
+      Hc = fmaf(chunk_decay[c * heads + h], Hc, S);
+    }
+    if (final_state) final_state[e] = Hc;
+  }
+}
+
+// (d) Outputs, one 64 x 64 tile of (t, p) per block; grid (Q tiles * p tiles,
+// heads, chunks). first_chunk_has_state: false when chunk 0 starts from a zero
+// state (no init_state), whose state term is then skipped.
+__global__ void __launch_bounds__(kThreads)
+    chunk_scan_kernel(int64_t len, int64_t heads, int64_t P, int64_t heads_per_group,
+                      int64_t groups, int64_t N, int64_t Q, const float* x, int64_t ld_x,
+                      const float* dt, const float* C, int64_t ld_c, const double* cs,
+                      const float* exp_cs, const float* cb, const float* states,
+                      bool first_chunk_has_state, float* y, int64_t ld_y) {
+  __shared__ TileSmem sm;
+  const int64_t h = blockIdx.y, c = blockIdx.z, g = h / heads_per_group;
+  const int64_t c0 = c * Q, q = min(Q, len - c0);
+  const int64_t p_tiles = tiles(P);
+  const int64_t t0 = (blockIdx.x / p_tiles) * kTile, p0 = (blockIdx.x % p_tiles) * kTile;
+  if (t0 >= q) return;  // past the end of a short last chunk; before any barrier
+  float acc[kPerThread][kPerThread] = {};
+  if (c > 0 || first_chunk_has_state) {
+    // exp(cs[t]) C[t, :] @ H_c^T: A(t, n) = exp_cs[t] C[t, n], B(n, p) = H_c[p, n].
+    const RowsAsA a{{C + c0 * ld_c + g * N, ld_c, q, N, exp_cs + c0 * heads + h, heads}};
+    const RowsAsBT b{{states + (c * heads + h) * P * N, N, P, N, nullptr, 0}};
+    tile_gemm<true, true>(acc, sm, t0, p0, 0, N, a, b);
+  }
+  // Intra-chunk: M[t, s] @ x[s, p] over s < min(q, last row of the tile + 1).
+  const IntraChunkA a{cb + (c * groups + g) * Q * Q, Q, cs + c0 * heads + h,
+                      dt + c0 * heads + h, heads, q};
+  const RowsAsB b{{x + c0 * ld_x + h * P, ld_x, q, P, nullptr, 0}};
+  tile_gemm<true, false>(acc, sm, t0, p0, 0, min(q, t0 + kTile), a, b);
+  for (int i = 0; i < kPerThread; ++i)
+    for (int j = 0; j < kPerThread; ++j) {
+      const int64_t t = t0 + tile_ty() + 16 * i, p = p0 + tile_tx() + 16 * j;
+      if (t < q && p < P) y[(c0 + t) * ld_y + h * P + p] = acc[i][j];
+    }
+}
+
+// ---------------------------------------------------------------------------
+// State correction.
+
+// Per head, the exclusive prefix over chunks of the chunk totals of dt*A
+// (the cs of each chunk's last token): offset[c * heads + h], c <= chunks.
+// One thread per head; chunks are few (len / chunk).
+__global__ void chunk_offsets_kernel(int64_t len, int64_t heads, int64_t Q, int64_t chunks,
+                                     const double* cs, double* offset) {
+  const int64_t h = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (h >= heads) return;
+  double acc = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    offset[c * heads + h] = acc;
+    acc += cs[(min((c + 1) * Q, len) - 1) * heads + h];
+  }
+  offset[chunks * heads + h] = acc;
+}
+
+// decay[t, h] = exp(A[h] * sum_{s<=t} dt[s, h]) = exp(offset of t's chunk + cs[t, h]).
+__global__ void correction_decay_kernel(int64_t len, int64_t heads, int64_t Q, const double* cs,
+                                        const double* offset, float* decay) {
+  const int64_t n = len * heads;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / heads, h = i % heads;
+    decay[i] = static_cast<float>(exp(offset[(t / Q) * heads + h] + cs[i]));
+  }
+}
+
+// y[t, h, p] += decay[t, h] * sum_n C[t, g, n] H[h, p, n]; one 64 x 64 tile of
+// (t, p) per block, grid (t tiles * p tiles, heads).
+__global__ void __launch_bounds__(kThreads)
+    correction_kernel(int64_t len, int64_t heads, int64_t P, int64_t heads_per_group, int64_t N,
+                      const float* C, int64_t ld_c, const float* Hin, const float* decay,
+                      float* y, int64_t ld_y) {
+  __shared__ TileSmem sm;
+  const int64_t h = blockIdx.y, g = h / heads_per_group;
+  const int64_t p_tiles = tiles(P);
+  const int64_t t0 = (blockIdx.x / p_tiles) * kTile, p0 = (blockIdx.x % p_tiles) * kTile;
+  const RowsAsA a{{C + g * N, ld_c, len, N, nullptr, 0}};          // A(t, n) = C[t, n]
+  const RowsAsBT b{{Hin + h * P * N, N, P, N, nullptr, 0}};         // B(n, p) = H[p, n]
+  float acc[kPerThread][kPerThread] = {};
+  tile_gemm<true, true>(acc, sm, t0, p0, 0, N, a, b);
+  for (int i = 0; i < kPerThread; ++i)
+    for (int j = 0; j < kPerThread; ++j) {
+      const int64_t t = t0 + tile_ty() + 16 * i, p = p0 + tile_tx() + 16 * j;
+      if (t < len && p < P) {
+        float& out = y[t * ld_y + h * P + p];
+        out = fmaf(decay[t * heads + h], acc[i][j], out);
+      }
+    }
+}
+
+// final[e] += exp(A[h] * sum dt) * H[e]; total_decay null means len 0 (factor 1).
+__global__ void correction_final_kernel(int64_t heads, int64_t PN, const float* total_decay,
+                                        const float* Hin, float* final_state) {
+  const int64_t n = heads * PN;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const float f = total_decay ? total_decay[(e / PN)] : 1.f;
+    final_state[e] = fmaf(f, Hin[e], final_state[e]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+struct SsdScratchTag {};
+
+// Scratch budget of one ssd_scan pass, in floats (256 MiB): for Nemotron 3
+// Nano 4B (96 x 80 x 128 state, 8 groups, chunk 256) about 40 chunks (10k
+// tokens) per pass, which still gives every stage tens of thousands of blocks.
+constexpr int64_t kScratchFloats = int64_t{64} << 20;
+constexpr int64_t kMaxGridYZ = 65535;
+
+void check_shape(const SsdShape& s, const char* who) {
+  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 ||
+      s.heads % s.groups != 0)
+    throw std::invalid_argument(std::string(who) +
+                                ": expected len >= 0, positive heads/head_dim/groups/state "
+                                "and heads divisible by groups");
+  if (s.heads > kMaxGridYZ || s.groups > kMaxGridYZ)
+    throw std::invalid_argument(std::string(who) + ": at most 65535 heads");
+}
+
+// Carves typed sub-buffers out of one scratch allocation, each 256-byte aligned.
+class Carver {
+ public:
+  template <class T>
+  T* take(int64_t n) {
+    const size_t off = (used_ + 255) / 256 * 256;
+    used_ = off + static_cast<size_t>(n) * sizeof(T);
+    return base_ ? reinterpret_cast<T*>(base_ + off) : nullptr;
+  }
+  size_t used() const { return used_; }
+  void set_base(void* base) { base_ = static_cast<char*>(base); used_ = 0; }
+
+ private:
+  char* base_ = nullptr;
+  size_t used_ = 0;
+};
+
+}  // namespace
+
+void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
+              const float* B, int64_t ld_b, const float* C, int64_t ld_c,
+              const float* init_state, float* y, int64_t ld_y, float* final_state) {
+  check_shape(s, "cuda::ssd_scan");
+  if (s.chunk <= 0) throw std::invalid_argument("cuda::ssd_scan: expected chunk > 0");
+  const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
+  const int64_t hpg = H / G, state_elems = H * P * N;
+  if (L == 0) {  // the state passes through unchanged
+    if (final_state && init_state != final_state) {
+      if (init_state)
+        detail::check_cuda(cudaMemcpyAsync(final_state, init_state, state_elems * sizeof(float),
+                                           cudaMemcpyDeviceToDevice, 0),
+                           "ssd_scan", "cudaMemcpyAsync");
+      else
+        detail::check_cuda(cudaMemsetAsync(final_state, 0, state_elems * sizeof(float), 0),
+                           "ssd_scan", "cudaMemsetAsync");
+    }
+    return;
+  }
+  const int64_t Q = std::min(s.chunk, L);
+  // One chunk's C B^T alone must fit the scratch budget (chunk <= 2896 with 8
+  // groups; the models use 256).
+  if (G * Q * Q > kScratchFloats)
+    throw std::invalid_argument("cuda::ssd_scan: chunk too large: groups * chunk^2 must be <= " +
+                                std::to_string(kScratchFloats));
+  const int64_t total_chunks = (L + Q - 1) / Q;
+  // Scratch per chunk: its states, its groups' C B^T, and per (token, head)
+  // cs (a double) + exp(cs) + w, plus its decays.
+  const int64_t per_chunk = state_elems + G * Q * Q + 4 * Q * H + H;
+  const int64_t max_chunks =
+      std::min({total_chunks, kMaxGridYZ, std::max<int64_t>(1, kScratchFloats / per_chunk)});
+  const bool multi_pass = max_chunks < total_chunks;
+
+  Carver carve;
+  auto layout = [&](Carver& cv) {
+    struct {
+      double* cs;
+      float *exp_cs, *w, *decay, *states, *cb, *carry;
+    } b;
+    b.cs = cv.take<double>(max_chunks * Q * H);
+    b.exp_cs = cv.take<float>(max_chunks * Q * H);
+    b.w = cv.take<float>(max_chunks * Q * H);
+    b.decay = cv.take<float>(max_chunks * H);
+    b.states = cv.take<float>(max_chunks * state_elems);
+    b.cb = cv.take<float>(max_chunks * G * Q * Q);
+    b.carry = multi_pass ? cv.take<float>(state_elems) : nullptr;
+    return b;
+  };
+  layout(carve);  // sizes only
+  carve.set_base(detail::device_scratch<SsdScratchTag>(carve.used(), "ssd_scan"));
+  const auto buf = layout(carve);
+
+  const int64_t q_tiles = tiles(Q);
+  for (int64_t chunk0 = 0; chunk0 < total_chunks; chunk0 += max_chunks) {
+    const int64_t nc = std::min(max_chunks, total_chunks - chunk0);
+    const int64_t t0 = chunk0 * Q, Lp = std::min(nc * Q, L - t0);  // this pass's tokens
+    const bool first = chunk0 == 0, last = chunk0 + nc == total_chunks;
+    const float* pass_init = first ? init_state : buf.carry;
+    float* pass_final = last ? final_state : buf.carry;
+    const float* xp = x + t0 * ld_x;
+    const float* dtp = dt + t0 * H;
+    const float* Bp = B + t0 * ld_b;
+    const float* Cp = C + t0 * ld_c;
+    float* yp = y + t0 * ld_y;
+    const unsigned chunks = static_cast<unsigned>(nc);
+
+    chunk_cumsum_kernel<<<chunks, 128>>>(Lp, H, Q, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay);
+    detail::check_launch("ssd_scan");
+    chunk_cb_kernel<<<dim3(static_cast<unsigned>(q_tiles * q_tiles), static_cast<unsigned>(G),
+                           chunks),
+                      kThreads>>>(Lp, G, N, Q, Bp, ld_b, Cp, ld_c, buf.cb);
+    detail::check_launch("ssd_scan");
+    chunk_state_kernel<<<dim3(static_cast<unsigned>(tiles(P) * tiles(N)),
+                              static_cast<unsigned>(H), chunks),
+                         kThreads>>>(Lp, H, P, hpg, N, Q, xp, ld_x, Bp, ld_b, buf.w, buf.states);
+    detail::check_launch("ssd_scan");
+    state_passing_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+        nc, H, P * N, buf.decay, pass_init, buf.states, pass_final);
+    detail::check_launch("ssd_scan");
+    chunk_scan_kernel<<<dim3(static_cast<unsigned>(q_tiles * tiles(P)), static_cast<unsigned>(H),
+                             chunks),
+                        kThreads>>>(Lp, H, P, hpg, G, N, Q, xp, ld_x, dtp, Cp, ld_c, buf.cs,
+                                    buf.exp_cs, buf.cb, buf.states, pass_init != nullptr, yp,
+                                    ld_y);
+    detail::check_launch("ssd_scan");
+  }
+}
+
+void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, const float* C,
+                          int64_t ld_c, const float* incoming_state, float* y, int64_t ld_y,
+                          float* final_state) {
+  check_shape(s, "cuda::ssd_state_correction");
+  const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
+  const int64_t hpg = H / G, state_elems = H * P * N;
+  if (L == 0) {  // no outputs; the state passes with decay 1
+    if (final_state) {
+      correction_final_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+          H, P * N, nullptr, incoming_state, final_state);
+      detail::check_launch("ssd_state_correction");
+    }
+    return;
+  }
+  // Chunks only block the cumulative sum (parallel over chunks, then a short
+  // prefix over chunk totals); the result does not depend on their size.
+  const int64_t Q = std::min<int64_t>(s.chunk > 0 ? s.chunk : 256, L);
+  const int64_t chunks = (L + Q - 1) / Q;
+
+  Carver carve;
+  auto layout = [&](Carver& cv) {
+    struct {
+      double *cs, *offset;
+      float* decay;
+    } b;
+    b.cs = cv.take<double>(L * H);
+    b.offset = cv.take<double>((chunks + 1) * H);
+    b.decay = cv.take<float>(L * H);
+    return b;
+  };
+  layout(carve);
+  carve.set_base(detail::device_scratch<SsdScratchTag>(carve.used(), "ssd_state_correction"));
+  const auto buf = layout(carve);
+
+  // Grid x of the cumsum kernel is the chunk count: at most 2^31 - 1.
+  chunk_cumsum_kernel<<<static_cast<unsigned>(chunks), 128>>>(L, H, Q, dt, A, buf.cs, nullptr,
+                                                              nullptr, nullptr);
+  detail::check_launch("ssd_state_correction");
+  chunk_offsets_kernel<<<static_cast<unsigned>((H + 127) / 128), 128>>>(L, H, Q, chunks, buf.cs,
+                                                                        buf.offset);
+  detail::check_launch("ssd_state_correction");
+  correction_decay_kernel<<<detail::grid_for(L * H, 256), 256>>>(L, H, Q, buf.cs, buf.offset,
+                                                                 buf.decay);
+  detail::check_launch("ssd_state_correction");
+  correction_kernel<<<dim3(static_cast<unsigned>(tiles(L) * tiles(P)), static_cast<unsigned>(H)),
+                      kThreads>>>(L, H, P, hpg, N, C, ld_c, incoming_state, buf.decay, y, ld_y);
+  detail::check_launch("ssd_state_correction");
+  if (final_state) {
+    // decay at the last token is exp(A * sum of all dt).
+    correction_final_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+        H, P * N, buf.decay + (L - 1) * H, incoming_state, final_state);
+    detail::check_launch("ssd_state_correction");
+  }
+}
+
+}  // namespace ringscan::kernels::cuda

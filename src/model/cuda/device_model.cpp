@@ -1,0 +1,285 @@
+// DeviceModel: prefill and scoring (decode in device_decode_step.cpp). Each
+// mixer is the CPU layer code of model/*_layer.cpp with kernels::cuda ops on
+// arena buffers; comments there explain the math.
+#include "model/device_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/activations.h"
+#include "kernels/attention.h"
+#include "kernels/causal_conv1d.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/gated_rmsnorm.h"
+#include "kernels/linear.h"
+#include "kernels/log_softmax.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/sampling.h"
+#include "kernels/ssd_scan.h"
+#include "model/cuda/device_model_impl.h"
+
+namespace ringscan {
+
+namespace k = kernels::cuda;
+
+DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
+    : cfg_(host.config()), gemm_(opt.gemm), block_(opt.block_tokens > 0 ? opt.block_tokens : host.block_tokens()) {
+  if (block_ < 1) throw Error("the GPU engine needs a block of at least one token, not " + std::to_string(block_));
+  upload_weights(host);
+  layout_arena();
+}
+
+DeviceModel::~DeviceModel() = default;
+
+void DeviceModel::linear(const float* d_x, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y,
+                         int64_t ld_y) {
+  if (gemm_ == GemmInputs::Bf16)
+    k::linear_bf16(d_x, ld_x, rows, w, d_y, ld_y);
+  else
+    k::linear(d_x, ld_x, rows, w, d_y, ld_y);
+}
+
+void DeviceModel::init_caches(DeviceSequence& seq) const {
+  if (!seq.layers.empty()) return;
+  seq.layers.resize(cfg_.layers.size());
+  for (size_t i = 0; i < cfg_.layers.size(); ++i) {
+    DeviceLayerCache& c = seq.layers[i];
+    if (cfg_.layers[i] != LayerKind::Mamba) continue;
+    const int64_t K1 = cfg_.conv_kernel - 1;
+    c.conv_history = DeviceBuffer(uint64_t(std::max<int64_t>(K1, 1)) * cfg_.conv_dim() * 4, "a conv history");
+    c.ssm_state = DeviceBuffer(uint64_t(cfg_.mamba_heads) * cfg_.mamba_head_dim * cfg_.ssm_state * 4, "an SSM state");
+    c.conv_history.zero();
+    c.ssm_state.zero();
+  }
+}
+
+DeviceSequence DeviceModel::new_sequence(int64_t expected_tokens) const {
+  DeviceSequence seq;
+  init_caches(seq);
+  for (size_t i = 0; i < cfg_.layers.size(); ++i)
+    if (cfg_.layers[i] == LayerKind::Attention) ensure_kv_capacity(seq.layers[i], std::max<int64_t>(expected_tokens, 1));
+  return seq;
+}
+
+void DeviceModel::ensure_kv_capacity(DeviceLayerCache& c, int64_t rows) const {
+  if (rows <= c.kv_capacity) return;
+  const int64_t cap = std::max({rows, 2 * c.kv_capacity, int64_t{256}});
+  const uint64_t row_bytes = uint64_t(cfg_.num_kv_heads) * cfg_.head_dim * 4;
+  DeviceBuffer nk(cap * row_bytes, "a KV cache"), nv(cap * row_bytes, "a KV cache");
+  if (c.kv_rows > 0) {
+    cuda_check(cudaMemcpyAsync(nk.get(), c.k.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, 0), "KV copy");
+    cuda_check(cudaMemcpyAsync(nv.get(), c.v.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, 0), "KV copy");
+  }
+  // The old buffers are freed below: the copies out of them must be done first.
+  cuda_check(cudaStreamSynchronize(0), "KV copy");
+  c.k = std::move(nk);
+  c.v = std::move(nv);
+  c.kv_capacity = cap;
+}
+
+void DeviceModel::embed(const int32_t* ids, int64_t n, float* d_out) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab_size)
+      throw Error("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                  " is outside the model's vocabulary (0.." + std::to_string(cfg_.vocab_size - 1) + ")");
+  // Through the arena's id buffer, a block at a time. A pageable-memory copy
+  // waits for earlier work on the stream, so the kernels still reading ids_
+  // are done before it is overwritten.
+  for (int64_t r0 = 0; r0 < n; r0 += block_) {
+    const int64_t nr = std::min(block_, n - r0);
+    cuda_check(cudaMemcpy(ids_, ids + r0, nr * sizeof(int32_t), cudaMemcpyHostToDevice), "ids upload");
+    k::embedding(embeddings_, ids_, nr, d_out + r0 * cfg_.hidden_size);
+  }
+}
+
+void DeviceModel::norm(int layer, const float* d_h, int64_t n, float* d_out) {
+  k::rmsnorm(d_h, n, cfg_.hidden_size, layer < 0 ? norm_f_ : layers_[layer].norm, cfg_.norm_eps, d_out);
+}
+
+void DeviceModel::forward(const int32_t* ids, int64_t n, DeviceSequence& seq, const BlockSink& sink) {
+  const int64_t D = cfg_.hidden_size;
+  init_caches(seq);
+  for (int64_t b0 = 0; b0 < n; b0 += block_) {
+    const int64_t nb = std::min(block_, n - b0), pos0 = seq.position;
+    embed(ids + b0, nb, h_);
+    for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
+      norm(i, h_, nb, normed_);
+      switch (layers_[i].kind) {
+        case LayerKind::Mamba: mamba_block(i, seq.layers[i], nb); break;
+        case LayerKind::Attention: attention_block(i, seq.layers[i], nb, pos0); break;
+        case LayerKind::Mlp: mlp(i, normed_, nb, up_, gate_, out_); break;
+      }
+      k::add_inplace(out_, nb * D, h_);
+    }
+    norm(-1, h_, nb, h_);
+    seq.position += nb;
+    if (sink) sink(b0, nb, h_);
+  }
+}
+
+// --- Mamba ---------------------------------------------------------------------------
+
+void DeviceModel::mamba_in_proj(int layer, const float* d_x, int64_t n, const MambaBuffers& b) {
+  linear(d_x, cfg_.hidden_size, n, layers_[layer].in_proj, b.proj, cfg_.in_proj_dim());
+}
+
+void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
+                             float* d_final) {
+  const ModelConfig& m = cfg_;
+  const Layer& L = layers_[layer];
+  const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim(), H = m.mamba_heads;
+  const int64_t GN = m.n_groups * m.ssm_state;
+  k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv);
+  k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt);
+  const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
+  k::ssd_scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init,
+              b.y, di, d_final);
+}
+
+const std::vector<float>& DeviceModel::mamba_A(int layer) const { return layers_[layer].A_host; }
+
+void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b) {
+  const ModelConfig& m = cfg_;
+  const int64_t di = m.d_inner(), cd = m.conv_dim(), GN = m.n_groups * m.ssm_state;
+  const kernels::SsdShape s{n, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
+  k::ssd_state_correction(s, b.dt, static_cast<const float*>(layers_[layer].A.data), b.conv + di + GN, cd, d_incoming,
+                          b.y, di, nullptr);
+}
+
+void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out) {
+  const ModelConfig& m = cfg_;
+  const Layer& L = layers_[layer];
+  const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim();
+  k::head_scale_add(b.conv, cd, n, m.mamba_heads, m.mamba_head_dim, static_cast<const float*>(L.D.data), b.y);
+  k::gated_rmsnorm(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.y);
+  linear(b.y, di, n, L.out_proj, d_out, m.hidden_size);
+}
+
+// One block of a sequence on one device: the phases around its own cache.
+void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
+  const ModelConfig& m = cfg_;
+  const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim(), K1 = m.conv_kernel - 1;
+  float* hist = c.conv_history.as<float>();
+  const MambaBuffers b{proj_, conv_, dt_, y_};
+  mamba_in_proj(layer, normed_, n, b);
+  // The state before the block in, the state after it out, in place
+  // (cuda::ssd_scan allows init_state == final_state).
+  mamba_scan(layer, n, hist, c.ssm_state.as<float>(), b, c.ssm_state.as<float>());
+  // Conv history after the block: the last K-1 pre-conv rows of [history; block].
+  if (K1 > 0) {
+    const size_t row = cd * sizeof(float), pitch = P * sizeof(float);
+    if (n >= K1) {
+      cuda_check(cudaMemcpy2DAsync(hist, row, proj_ + (n - K1) * P + di, pitch, row, K1, cudaMemcpyDeviceToDevice, 0),
+                 "conv history");
+    } else {
+      cuda_check(cudaMemcpyAsync(hist_tmp_, hist + n * cd, (K1 - n) * row, cudaMemcpyDeviceToDevice, 0),
+                 "conv history");
+      cuda_check(cudaMemcpy2DAsync(hist_tmp_ + (K1 - n) * cd, row, proj_ + di, pitch, row, n,
+                                   cudaMemcpyDeviceToDevice, 0),
+                 "conv history");
+      cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, 0), "conv history");
+    }
+  }
+  mamba_out(layer, n, b, out_);
+}
+
+// --- Attention -----------------------------------------------------------------------
+
+void DeviceModel::attention_qkv(int layer, const float* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b) {
+  const ModelConfig& m = cfg_;
+  const Layer& L = layers_[layer];
+  const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  linear(d_x, D, n, L.q, b.q, qd);
+  linear(d_x, D, n, L.k, b.k, kvd);
+  linear(d_x, D, n, L.v, b.v, kvd);
+  if (m.rope) {
+    k::rope(b.q, qd, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
+    k::rope(b.k, kvd, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
+  }
+}
+
+void DeviceModel::attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out) {
+  linear(b.y, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size);
+}
+
+void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0) {
+  const ModelConfig& m = cfg_;
+  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  const AttentionBuffers b{q_, k_, v_, y_};
+  attention_qkv(layer, normed_, n, pos0, b);
+  if (c.kv_rows == 0) c.kv_pos0 = pos0;
+  ensure_kv_capacity(c, c.kv_rows + n);
+  const size_t bytes = n * kvd * sizeof(float);
+  cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, k_, bytes, cudaMemcpyDeviceToDevice, 0), "K append");
+  cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, v_, bytes, cudaMemcpyDeviceToDevice, 0), "V append");
+  c.kv_rows += n;
+
+  const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+  // Keys after the block's last query are masked anyway.
+  const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
+  k::attention_init(s, n, acc_, m_, l_);
+  k::attention_block(s, q_, qd, n, pos0, c.k.as<float>(), kvd, c.v.as<float>(), kvd, visible, c.kv_pos0, scale,
+                     /*causal=*/true, acc_, m_, l_);
+  k::attention_finalize(s, n, acc_, l_, y_, qd);
+  attention_out(layer, n, b, out_);
+}
+
+// --- MLP -----------------------------------------------------------------------------
+
+void DeviceModel::mlp(int layer, const float* d_x, int64_t n, float* d_up, float* d_gate, float* d_out) {
+  const Layer& L = layers_[layer];
+  const int64_t D = cfg_.hidden_size, I = cfg_.intermediate_size;
+  linear(d_x, D, n, L.up, d_up, I);
+  if (cfg_.mlp == MlpKind::Relu2) {
+    k::relu_squared(d_up, n * I);
+  } else {
+    linear(d_x, D, n, L.gate, d_gate, I);
+    k::silu_mul(d_gate, d_up, n * I, d_up);
+  }
+  linear(d_up, I, n, L.down, d_out, D);
+}
+
+void DeviceModel::logits(const float* d_hidden, int64_t n, float* d_logits) {
+  linear(d_hidden, cfg_.hidden_size, n, lm_head_, d_logits, cfg_.vocab_size);
+}
+
+std::vector<float> DeviceModel::logits_to_host(const float* d_hidden, int64_t n) {
+  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
+  std::vector<float> out(n * V);
+  for (int64_t r0 = 0; r0 < n; r0 += logits_rows_) {
+    const int64_t nr = std::min(logits_rows_, n - r0);
+    logits(d_hidden + r0 * D, nr, logits_);
+    cuda_check(cudaMemcpy(out.data() + r0 * V, logits_, nr * V * sizeof(float), cudaMemcpyDeviceToHost),
+               "logits download");
+  }
+  return out;
+}
+
+void DeviceModel::sample(const float* d_hidden, int64_t n, const kernels::SamplingParams* params,
+                         const uint64_t* stream, const uint64_t* step, int32_t* out) {
+  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
+  for (int64_t r0 = 0; r0 < n; r0 += logits_rows_) {
+    const int64_t nr = std::min(logits_rows_, n - r0);
+    logits(d_hidden + r0 * D, nr, logits_);
+    k::sample(logits_, V, nr, V, params + r0, stream + r0, step + r0, out + r0);
+  }
+}
+
+void DeviceModel::target_logprobs(const float* d_hidden, int64_t n, const int32_t* targets, float* out) {
+  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
+  for (int64_t r0 = 0; r0 < n; r0 += logits_rows_) {
+    const int64_t nr = std::min(logits_rows_, n - r0);
+    for (int64_t i = 0; i < nr; ++i)
+      if (targets[r0 + i] < 0 || targets[r0 + i] >= V)
+        throw Error("target token id " + std::to_string(targets[r0 + i]) + " is outside the vocabulary");
+    logits(d_hidden + r0 * D, nr, logits_);
+    cuda_check(cudaMemcpy(targets_, targets + r0, nr * sizeof(int32_t), cudaMemcpyHostToDevice), "targets upload");
+    k::token_log_prob(logits_, nr, V, targets_, logprob_);
+    cuda_check(cudaMemcpy(out + r0, logprob_, nr * sizeof(float), cudaMemcpyDeviceToHost), "log-prob download");
+  }
+}
+
+}  // namespace ringscan

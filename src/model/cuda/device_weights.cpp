@@ -1,0 +1,185 @@
+// Uploading the weights and laying out the activation arena of a DeviceModel.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "model/cuda/device_model_impl.h"
+#include "util/error.h"
+
+namespace ringscan {
+namespace {
+
+constexpr uint64_t kAlign = 256;  // cuBLAS and vector loads like aligned operands
+uint64_t aligned(uint64_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
+
+// One tensor to place in the weight buffer.
+struct Upload {
+  const WeightView* src;  // host view (null for fp32 vectors computed here)
+  WeightView* dst;
+  DType dtype;             // stored dtype on the device
+  std::vector<float> values;  // host fp32 values when src is null
+  uint64_t offset = 0;
+};
+
+// Host elements [i0, i0 + n) of `src` as `dtype` into dst (panels, so a large
+// F32 tensor is never converted whole).
+void convert_panel(const WeightView& src, int64_t i0, int64_t n, DType dtype, std::vector<uint8_t>& dst) {
+  std::vector<float> f(n);
+  src.to_f32(i0, n, f.data());
+  dst.resize(n * dtype_size(dtype));
+  if (dtype == DType::F32) {
+    std::copy(f.begin(), f.end(), reinterpret_cast<float*>(dst.data()));
+  } else {
+    auto* o = reinterpret_cast<uint16_t*>(dst.data());
+    for (int64_t i = 0; i < n; ++i) o[i] = dtype == DType::BF16 ? f32_to_bf16(f[i]) : f32_to_f16(f[i]);
+  }
+}
+
+void copy_to_device(void* d, const void* h, uint64_t bytes) {
+  const cudaError_t e = cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice);
+  if (e != cudaSuccess) throw Error(std::string("uploading weights to the GPU failed: ") + cudaGetErrorString(e));
+}
+
+}  // namespace
+
+void DeviceModel::upload_weights(const Model& host) {
+  const ModelConfig& c = cfg_;
+  const ModelWeights& w = host.weights();
+  std::vector<Upload> ups;
+  // GEMM weights go to the tensor cores as bf16 in Bf16 mode; everything else
+  // keeps its stored dtype (the kernels read any).
+  auto add = [&](const WeightView& src, WeightView& dst, bool gemm) {
+    if (src.empty()) return;
+    const DType d = gemm && gemm_ == GemmInputs::Bf16 ? DType::BF16 : src.dtype;
+    ups.push_back({&src, &dst, d, {}, 0});
+  };
+  auto add_f32 = [&](std::vector<float> v, WeightView& dst) {
+    ups.push_back({nullptr, &dst, DType::F32, std::move(v), 0});
+  };
+  layers_.resize(c.layers.size());
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    const LayerWeights& hl = w.layers[i];
+    Layer& L = layers_[i];
+    L.kind = hl.kind;
+    add(hl.norm, L.norm, false);
+    if (hl.kind == LayerKind::Mamba) {
+      add(hl.mamba.in_proj, L.in_proj, true);
+      add(hl.mamba.conv_w, L.conv_w, false);
+      add(hl.mamba.conv_b, L.conv_b, false);
+      add(hl.mamba.dt_bias, L.dt_bias, false);
+      add(hl.mamba.norm, L.norm_gated, false);
+      add(hl.mamba.out_proj, L.out_proj, true);
+      // A = -exp(A_log) and D as fp32 vectors, computed once on the host as the CPU engine does.
+      std::vector<float> A(c.mamba_heads), D(c.mamba_heads);
+      for (int64_t h = 0; h < c.mamba_heads; ++h) {
+        A[h] = -std::exp(hl.mamba.A_log.at(h));
+        D[h] = hl.mamba.D.at(h);
+      }
+      L.A_host = A;
+      add_f32(std::move(A), L.A);
+      add_f32(std::move(D), L.D);
+    } else if (hl.kind == LayerKind::Attention) {
+      add(hl.attn.q, L.q, true);
+      add(hl.attn.k, L.k, true);
+      add(hl.attn.v, L.v, true);
+      add(hl.attn.o, L.o, true);
+    } else {
+      add(hl.mlp.gate, L.gate, true);
+      add(hl.mlp.up, L.up, true);
+      add(hl.mlp.down, L.down, true);
+    }
+  }
+  add(w.embeddings, embeddings_, false);
+  add(w.norm_f, norm_f_, false);
+  add(w.lm_head, lm_head_, true);
+
+  // Offsets; a tied lm_head (same host data, same device dtype) shares the embedding's copy.
+  std::map<std::pair<const void*, DType>, size_t> first;
+  uint64_t total = 0;
+  std::vector<size_t> owner(ups.size());
+  for (size_t u = 0; u < ups.size(); ++u) {
+    owner[u] = u;
+    if (ups[u].src) {
+      auto [it, fresh] = first.emplace(std::make_pair(ups[u].src->data, ups[u].dtype), u);
+      if (!fresh) { owner[u] = it->second; continue; }
+    }
+    const int64_t numel = ups[u].src ? ups[u].src->numel() : static_cast<int64_t>(ups[u].values.size());
+    ups[u].offset = total;
+    total += aligned(static_cast<uint64_t>(numel) * dtype_size(ups[u].dtype));
+  }
+  weights_ = DeviceBuffer(total, "the model's weights");
+
+  std::vector<uint8_t> panel;
+  constexpr int64_t kPanel = int64_t{8} << 20;  // elements converted at a time
+  for (size_t u = 0; u < ups.size(); ++u) {
+    const Upload& o = ups[owner[u]];
+    char* base = weights_.as<char>() + o.offset;
+    const WeightView* s = ups[u].src;
+    *ups[u].dst = WeightView{o.dtype, base, s ? s->rows : 1, s ? s->cols : static_cast<int64_t>(o.values.size())};
+    if (owner[u] != u) continue;
+    if (!s) {
+      copy_to_device(base, o.values.data(), o.values.size() * sizeof(float));
+    } else if (s->dtype == o.dtype) {
+      copy_to_device(base, s->data, static_cast<uint64_t>(s->numel()) * dtype_size(o.dtype));
+    } else {
+      for (int64_t i0 = 0; i0 < s->numel(); i0 += kPanel) {
+        const int64_t n = std::min(kPanel, s->numel() - i0);
+        convert_panel(*s, i0, n, o.dtype, panel);
+        copy_to_device(base + i0 * dtype_size(o.dtype), panel.data(), panel.size());
+      }
+    }
+  }
+}
+
+void DeviceModel::layout_arena() {
+  const ModelConfig& c = cfg_;
+  const int64_t B = block_, D = c.hidden_size;
+  const bool has_mamba = c.count(LayerKind::Mamba) > 0, has_attn = c.count(LayerKind::Attention) > 0;
+  const int64_t P = has_mamba ? c.in_proj_dim() : 0, cd = has_mamba ? c.conv_dim() : 0,
+                H = has_mamba ? c.mamba_heads : 0, di = has_mamba ? c.d_inner() : 0;
+  const int64_t qd = has_attn ? c.num_heads * c.head_dim : 0, kvd = has_attn ? c.num_kv_heads * c.head_dim : 0,
+                nh = has_attn ? c.num_heads : 0;
+  const int64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
+  const int64_t V = c.vocab_size;
+  // Logits rows at once: 256 MiB of fp32 logits at most, at least one row.
+  logits_rows_ = std::clamp<int64_t>((int64_t{256} << 20) / (V * 4), 1, B);
+
+  struct Slot { void** p; uint64_t bytes; };
+  std::vector<Slot> slots;
+  auto f = [&](float*& p, int64_t elems) { slots.push_back({reinterpret_cast<void**>(&p), uint64_t(elems) * 4}); };
+  f(h_, B * D);
+  f(normed_, B * D);
+  f(out_, B * D);
+  f(proj_, B * P);
+  f(conv_, B * cd);
+  f(dt_, B * H);
+  f(y_, B * std::max(di, qd));
+  f(q_, B * qd);
+  f(k_, B * kvd);
+  f(v_, B * kvd);
+  f(acc_, B * qd);
+  f(m_, B * nh);
+  f(l_, B * nh);
+  f(up_, B * I);
+  f(gate_, c.mlp == MlpKind::Relu2 ? 0 : B * I);
+  f(hist_tmp_, has_mamba ? std::max<int64_t>(1, c.conv_kernel - 1) * cd : 0);
+  f(logits_, logits_rows_ * V);
+  f(logprob_, logits_rows_);
+  slots.push_back({reinterpret_cast<void**>(&targets_), uint64_t(logits_rows_) * 4});
+  slots.push_back({reinterpret_cast<void**>(&ids_), uint64_t(B) * 4});
+  slots.push_back({reinterpret_cast<void**>(&state_ptrs_),
+                   uint64_t(B) * std::max<int64_t>(1, c.count(LayerKind::Mamba)) * sizeof(float*)});
+  uint64_t total = 0;
+  for (const Slot& s : slots) total += aligned(std::max<uint64_t>(s.bytes, 4));
+  arena_ = DeviceBuffer(total, "the activation arena (" + std::to_string(B) + "-token blocks)");
+  uint64_t off = 0;
+  for (const Slot& s : slots) {
+    *s.p = arena_.as<char>() + off;
+    off += aligned(std::max<uint64_t>(s.bytes, 4));
+  }
+}
+
+}  // namespace ringscan

@@ -1,0 +1,45 @@
+// The ring of K/V blocks (DESIGN.md §4, attention) for any engine: P steps;
+// in each, the block held is folded while the next one is in flight.
+#include "runtime/segment_exchange.h"
+
+namespace ringscan {
+
+void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, std::vector<float> block, int64_t kvd,
+               const std::string& label, const std::function<void(int src, const float* block)>& fold) {
+  const int P = comm.size(), me = comm.rank();
+  std::vector<float> cur = std::move(block), next;
+  int src = me;  // rank whose block `cur` is
+  for (int step = 0; step < P; ++step) {
+    comm::Request inflight;
+    const int from = (src - 1 + P) % P;  // the block arriving next
+    if (step + 1 < P) {
+      next.resize(2 * layout.tokens_of(from) * kvd);
+      auto _ = comm.counter_scope(label);
+      inflight = comm.isendrecv(cur.data(), cur.size(), (me + 1) % P, next.data(), next.size(), (me - 1 + P) % P);
+    }
+    fold(src, cur.data());
+    if (step + 1 < P) {
+      auto _ = comm.counter_scope(label);
+      inflight.wait();
+      cur.swap(next);
+      src = from;
+    }
+  }
+}
+
+void for_each_visible_pair(const SequenceLayout& layout, int src, const std::vector<int>& my_segments,
+                           const std::function<void(size_t p, const Segment& key, int64_t key_row)>& fn) {
+  int64_t kr = 0;
+  for (int ks : layout.segments_of(src)) {
+    const Segment& kseg = layout.segments[ks];
+    for (size_t p = 0; p < my_segments.size(); ++p) {
+      const Segment& q = layout.segments[my_segments[p]];
+      // Keys wholly after the query segment's last position are never visible.
+      if (q.len == 0 || kseg.len == 0 || kseg.begin > q.end() - 1) continue;
+      fn(p, kseg, kr);
+    }
+    kr += kseg.len;
+  }
+}
+
+}  // namespace ringscan

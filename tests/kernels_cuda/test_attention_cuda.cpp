@@ -1,0 +1,410 @@
+// Block-wise GQA attention on the GPU against the plain-loop reference (and a
+// naive whole-softmax definition), mirroring tests/kernels/test_attention.cpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "attention.h"
+#include "cuda_test_util.h"
+
+namespace ringscan::kernels {
+namespace {
+
+// Tolerances. The GPU computes each score as an fp32 FMA chain over head_dim
+// (inputs in [-2, 2], head_dim <= 256), the reference in double: the score's
+// rounding error is typically sqrt(head_dim) * 2^-24 * |partial sums| * scale
+// ~ 1e-6 (worst case ~10x). A weight exp2f((s - m) log2 e) inherits that as a
+// relative error, plus 2 ulp of exp2f and the rounding of the product; l and
+// acc are fp32 sums over key tiles (and split partials). Outputs are weighted
+// means of values in [-1, 1], so they agree to a few 1e-6; we allow 2e-5 (the
+// CPU backend's test allows 1e-5 for the same arithmetic in another order). A
+// key attended that should be masked, one key too few, or a wrong GQA head
+// moves outputs by 1e-3 to 1e-1, far outside.
+constexpr double kOutAtol = 2e-5;
+constexpr double kMaxAtol = 2e-5;  // the running max is a score (|score| <= ~10 here)
+constexpr double kSumRtol = 2e-5;  // l, compared at the reference's max: a sum of weights
+
+struct Inputs {
+  AttentionShape s;
+  int64_t lq, lk, ld_q, ld_k, ld_v;
+  std::vector<float> q, k, v;
+};
+
+// Row strides wider than the heads by pad, 2 pad, 3 pad (pad 0: contiguous).
+Inputs make_inputs(AttentionShape s, int64_t lq, int64_t lk, int64_t pad, uint64_t seed) {
+  Inputs in{s, lq, lk, s.q_heads * s.head_dim + pad, s.kv_heads * s.head_dim + 2 * pad,
+            s.kv_heads * s.head_dim + 3 * pad, {}, {}, {}};
+  in.q = test::random_floats(lq * in.ld_q, seed, -2.f, 2.f);
+  in.k = test::random_floats(lk * in.ld_k, seed + 1, -2.f, 2.f);
+  in.v = test::random_floats(lk * in.ld_v, seed + 2, -1.f, 1.f);
+  return in;
+}
+
+// A state on the host (for the reference) ...
+struct State {
+  std::vector<float> acc, m, l;
+  State(const AttentionShape& s, int64_t lq)
+      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {
+    ref::attention_init(s, lq, acc.data(), m.data(), l.data());
+  }
+};
+
+// ... and on the device (initialised by cuda::attention_init).
+struct DState {
+  test::DeviceArray<float> acc, m, l;
+  DState(const AttentionShape& s, int64_t lq)
+      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {
+    cuda::attention_init(s, lq, acc.get(), m.get(), l.get());
+  }
+  State download(const AttentionShape& s, int64_t lq) const {
+    State h(s, lq);
+    h.acc = acc.download();
+    h.m = m.download();
+    h.l = l.download();
+    return h;
+  }
+};
+
+// Inputs on the device.
+struct DInputs {
+  test::DeviceArray<float> q, k, v;
+  explicit DInputs(const Inputs& in) : q(in.q), k(in.k), v(in.v) {}
+};
+
+std::vector<float> finalize(const AttentionShape& s, int64_t lq, const State& st) {
+  std::vector<float> out(lq * s.q_heads * s.head_dim);
+  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), out.data(), s.q_heads * s.head_dim);
+  return out;
+}
+
+// Naive attention in double over all keys at once (the definition, written
+// independently of the online softmax). Rows with no visible key give 0.
+std::vector<float> naive_attention(const Inputs& in, int64_t q_pos0, int64_t k_pos0, float scale,
+                                   bool causal) {
+  const AttentionShape& s = in.s;
+  const int64_t D = s.head_dim, G = s.q_heads / s.kv_heads;
+  std::vector<float> out(in.lq * s.q_heads * D, 0.f);
+  for (int64_t i = 0; i < in.lq; ++i)
+    for (int64_t h = 0; h < s.q_heads; ++h) {
+      std::vector<double> w(in.lk, 0.0);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < in.lk; ++j) {
+        if (causal && k_pos0 + j > q_pos0 + i) continue;
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d)
+          dot += double(in.q[i * in.ld_q + h * D + d]) * in.k[j * in.ld_k + (h / G) * D + d];
+        w[j] = dot * scale;
+        mx = std::max(mx, w[j]);
+      }
+      if (mx == -INFINITY) continue;
+      double sum = 0;
+      for (int64_t j = 0; j < in.lk; ++j) {
+        const bool seen = !causal || k_pos0 + j <= q_pos0 + i;
+        w[j] = seen ? std::exp(w[j] - mx) : 0.0;
+        sum += w[j];
+      }
+      for (int64_t d = 0; d < D; ++d) {
+        double o = 0;
+        for (int64_t j = 0; j < in.lk; ++j) o += w[j] * in.v[j * in.ld_v + (h / G) * D + d];
+        out[(i * s.q_heads + h) * D + d] = static_cast<float>(o / sum);
+      }
+    }
+  return out;
+}
+
+// Keys [j0, j1) of `in` (positions k_pos0 + j0 ...) folded into a host state
+// by the reference, or into a device state by the CUDA kernel. `q_from` lets
+// a block use another Inputs' queries (same lq and ld_q).
+void fold_ref(const Inputs& in, const Inputs& q_from, int64_t q_pos0, int64_t j0, int64_t j1,
+              int64_t k_pos0, float scale, bool causal, State& st) {
+  ref::attention_block(in.s, q_from.q.data(), q_from.ld_q, in.lq, q_pos0,
+                       in.k.data() + j0 * in.ld_k, in.ld_k, in.v.data() + j0 * in.ld_v, in.ld_v,
+                       j1 - j0, k_pos0 + j0, scale, causal, st.acc.data(), st.m.data(),
+                       st.l.data());
+}
+void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q_pos0, int64_t j0,
+               int64_t j1, int64_t k_pos0, float scale, bool causal, DState& st) {
+  cuda::attention_block(in.s, qs.q.get(), in.ld_q, in.lq, q_pos0, kv.k.get() + j0 * in.ld_k,
+                        in.ld_k, kv.v.get() + j0 * in.ld_v, in.ld_v, j1 - j0, k_pos0 + j0, scale,
+                        causal, st.acc.get(), st.m.get(), st.l.get());
+}
+
+// Compares two states: max, then the sum at the same max, then the outputs.
+void expect_states_close(const AttentionShape& s, int64_t lq, const State& got,
+                         const State& expect) {
+  for (size_t r = 0; r < got.m.size(); ++r) {
+    if (expect.m[r] == -INFINITY) {
+      ASSERT_EQ(got.m[r], -INFINITY) << "row " << r;
+      ASSERT_EQ(got.l[r], 0.f) << "row " << r;
+      continue;
+    }
+    ASSERT_NEAR(got.m[r], expect.m[r], kMaxAtol) << "row " << r;
+    const double l_at_expect_max = got.l[r] * std::exp(double(got.m[r]) - expect.m[r]);
+    ASSERT_NEAR(l_at_expect_max, expect.l[r], kSumRtol * expect.l[r]) << "row " << r;
+  }
+  EXPECT_TRUE(test::all_close(finalize(s, lq, got), finalize(s, lq, expect), kOutAtol, 0));
+}
+
+struct Case {
+  AttentionShape s;
+  int64_t lq, lk, pad, q_pos0, k_pos0;
+  bool causal;
+};
+
+// One block folded into a state that already holds an earlier block of 5 keys
+// (so the rescaling of a loaded state is exercised), CUDA vs reference.
+TEST(AttentionCuda, BlockMatchesReference) {
+  const Case cases[] = {
+      {{1, 1, 1}, 1, 1, 0, 0, 0, true},
+      {{2, 2, 16}, 1, 1, 0, 0, 0, true},           // GQA 1, one query, one key
+      {{4, 2, 24}, 7, 33, 3, 40, 20, true},        // GQA 2, odd-ish dim, diagonal block
+      {{4, 2, 24}, 7, 33, 3, 40, 20, false},       // same, non-causal
+      {{8, 2, 64}, 64, 300, 1, 500, 500, true},    // GQA 4, equal positions
+      {{4, 1, 128}, 200, 300, 2, 1000, 900, true}, // GQA 4, 13 row tiles, some keys in the future
+      {{8, 8, 16}, 200, 33, 0, 300, 0, true},      // GQA 1, all keys visible
+      {{5, 1, 24}, 7, 300, 5, 0, 0, false},        // 5 heads per KV head, non-causal
+      {{3, 3, 7}, 13, 600, 2, 700, 200, true},     // odd head_dim
+      {{2, 1, 256}, 33, 100, 4, 50, 0, true},      // the largest head_dim
+      {{2, 2, 200}, 9, 70, 1, 60, 0, false},       // head_dim between the template widths
+      {{40, 8, 128}, 1, 3000, 0, 2999, 0, true},   // decode: keys split over CTAs
+      {{40, 8, 128}, 1, 300, 0, 299, 0, true},     // short decode
+      {{40, 8, 128}, 70, 70, 5, 1000, 1000, true},
+      {{4, 2, 16}, 7, 2000, 1, 2500, 0, true},     // split, all keys visible
+      {{2, 1, 64}, 50, 1500, 0, 700, 0, true},     // split, the later splits see nothing
+      {{6, 2, 32}, 20, 33, 0, 0, 100, true},       // every key in the future: nothing changes
+      {{6, 2, 32}, 20, 30, 0, 90, 100, true},      // the first rows see nothing, later rows some
+      {{6, 2, 32}, 20, 2000, 0, 90, 100, true},    // same with a split
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message()
+                 << "heads " << c.s.q_heads << "/" << c.s.kv_heads << " dim " << c.s.head_dim
+                 << " lq " << c.lq << " lk " << c.lk << " pad " << c.pad << " q_pos0 " << c.q_pos0
+                 << " k_pos0 " << c.k_pos0 << " causal " << c.causal);
+    const float scale = 1.f / std::sqrt(float(c.s.head_dim));
+    const Inputs prev = make_inputs(c.s, c.lq, 5, c.pad, 1);  // an earlier block of 5 keys
+    const Inputs in = make_inputs(c.s, c.lq, c.lk, c.pad, 4);
+    const DInputs d_prev(prev), d_in(in);
+    State expect(c.s, c.lq);
+    DState got(c.s, c.lq);
+    // Both blocks use in's queries: the state belongs to them.
+    fold_ref(prev, in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
+    fold_cuda(prev, d_prev, d_in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
+    fold_ref(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
+    fold_cuda(in, d_in, d_in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
+    expect_states_close(c.s, c.lq, got.download(c.s, c.lq), expect);
+    // The kernel only reads q, k and v (padding columns included).
+    EXPECT_EQ(d_in.q.download(), in.q);
+    EXPECT_EQ(d_in.k.download(), in.k);
+    EXPECT_EQ(d_in.v.download(), in.v);
+  }
+}
+
+// Rows that see no key keep m = -inf, l = 0 and finalize to zeros, and merging
+// such a state in either direction is harmless (no NaN).
+TEST(AttentionCuda, FullyMaskedRowsAndMerges) {
+  const AttentionShape s{4, 2, 8};
+  const int64_t lq = 3, lk = 4;
+  const Inputs in = make_inputs(s, lq, lk, 0, 7);
+  const DInputs d_in(in);
+  const float scale = 0.35f;
+  DState empty(s, lq), seen(s, lq);
+  fold_cuda(in, d_in, d_in, 0, 0, lk, 10, scale, true, empty);  // keys at 10.., queries at 0..2
+  const State e = empty.download(s, lq);
+  for (size_t r = 0; r < e.m.size(); ++r) {
+    EXPECT_EQ(e.m[r], -INFINITY);
+    EXPECT_EQ(e.l[r], 0.f);
+  }
+  for (float x : e.acc) EXPECT_EQ(x, 0.f);
+  test::DeviceArray<float> d_out(std::vector<float>(lq * s.q_heads * s.head_dim, NAN));
+  cuda::attention_finalize(s, lq, empty.acc.get(), empty.l.get(), d_out.get(), s.q_heads * s.head_dim);
+  for (float o : d_out.download()) EXPECT_EQ(o, 0.f);
+
+  fold_cuda(in, d_in, d_in, 10, 0, lk, 0, scale, true, seen);  // all visible
+  const State sn = seen.download(s, lq);
+  auto upload = [&](const State& h) {
+    DState d(s, lq);
+    d.acc.upload(h.acc), d.m.upload(h.m), d.l.upload(h.l);
+    return d;
+  };
+  {
+    DState a = upload(sn);  // -inf on the incoming side
+    cuda::attention_merge(s, lq, empty.acc.get(), empty.m.get(), empty.l.get(), a.acc.get(),
+                          a.m.get(), a.l.get());
+    const State r = a.download(s, lq);
+    EXPECT_TRUE(test::all_close(r.acc, sn.acc, 0, 0));
+    EXPECT_TRUE(test::all_close(r.l, sn.l, 0, 0));
+    EXPECT_TRUE(test::all_close(r.m, sn.m, 0, 0));
+  }
+  {
+    DState a = upload(e);  // -inf on the receiving side
+    cuda::attention_merge(s, lq, seen.acc.get(), seen.m.get(), seen.l.get(), a.acc.get(),
+                          a.m.get(), a.l.get());
+    const State r = a.download(s, lq);
+    EXPECT_TRUE(test::all_close(r.acc, sn.acc, 0, 0));
+    EXPECT_TRUE(test::all_close(r.l, sn.l, 0, 0));
+    EXPECT_TRUE(test::all_close(r.m, sn.m, 0, 0));
+  }
+  {
+    DState a = upload(e);  // both empty
+    cuda::attention_merge(s, lq, empty.acc.get(), empty.m.get(), empty.l.get(), a.acc.get(),
+                          a.m.get(), a.l.get());
+    const State r = a.download(s, lq);
+    for (size_t i = 0; i < r.m.size(); ++i) {
+      EXPECT_EQ(r.m[i], -INFINITY);
+      EXPECT_EQ(r.l[i], 0.f);
+    }
+    for (float x : r.acc) EXPECT_EQ(x, 0.f);
+  }
+}
+
+// Merge against the reference's merge on two arbitrary partial states.
+TEST(AttentionCuda, MergeMatchesReference) {
+  const AttentionShape s{8, 2, 64};
+  const int64_t lq = 37;
+  const Inputs a = make_inputs(s, lq, 40, 0, 31), b = make_inputs(s, lq, 50, 0, 41);
+  State pa(s, lq), pb(s, lq);
+  fold_ref(a, a, 100, 0, 40, 80, 0.125f, true, pa);  // some rows see none of a's keys
+  fold_ref(b, a, 100, 0, 50, 30, 0.125f, true, pb);
+  State expect = pa;
+  ref::attention_merge(s, lq, pb.acc.data(), pb.m.data(), pb.l.data(), expect.acc.data(),
+                       expect.m.data(), expect.l.data());
+  DState d(s, lq);
+  d.acc.upload(pa.acc), d.m.upload(pa.m), d.l.upload(pa.l);
+  const test::DeviceArray<float> acc2(pb.acc), m2(pb.m), l2(pb.l);
+  cuda::attention_merge(s, lq, acc2.get(), m2.get(), l2.get(), d.acc.get(), d.m.get(), d.l.get());
+  // Same fp32 inputs; the GPU computes a * w1 + b * w2 in fp32 with expf
+  // weights (2 ulp), the reference in double: the error is at most
+  // (|a| w1 + |b| w2) * (2 ulp of expf + 2 roundings) < 5e-7 * (|a| w1 + |b| w2).
+  const State got = d.download(s, lq);
+  EXPECT_TRUE(test::all_close(got.m, expect.m, 0, 0));  // a max: exact
+  std::vector<float> tol_l(pa.l.size()), tol_acc(pa.acc.size());
+  for (size_t r = 0; r < pa.m.size(); ++r) {
+    const double mx = std::max(pa.m[r], pb.m[r]);
+    const double w1 = mx == -INFINITY ? 0 : std::exp(pa.m[r] - mx);
+    const double w2 = mx == -INFINITY ? 0 : std::exp(pb.m[r] - mx);
+    tol_l[r] = static_cast<float>(5e-7 * (pa.l[r] * w1 + pb.l[r] * w2));
+    for (int64_t d = 0; d < s.head_dim; ++d) {
+      const size_t e = r * s.head_dim + d;
+      tol_acc[e] = static_cast<float>(5e-7 * (std::fabs(pa.acc[e]) * w1 + std::fabs(pb.acc[e]) * w2));
+    }
+  }
+  const int64_t rows = lq * s.q_heads;
+  EXPECT_TRUE(test::all_within(got.l.data(), 1, expect.l.data(), 1, tol_l.data(), 1, rows, 1));
+  EXPECT_TRUE(test::all_within(got.acc.data(), s.head_dim, expect.acc.data(), s.head_dim,
+                               tol_acc.data(), s.head_dim, rows, s.head_dim));
+}
+
+// What ring attention relies on: causal attention over all keys equals (a) the
+// keys folded in several blocks, and (b) partial states over disjoint key
+// ranges computed independently and merged (last to first), and both equal
+// the naive whole softmax.
+TEST(AttentionCuda, BlocksAndMergedPartialsEqualWholeSoftmax) {
+  const AttentionShape s{6, 2, 32};
+  const int64_t L = 150;
+  const float scale = 1.f / std::sqrt(32.f);
+  const Inputs in = make_inputs(s, L, L, 3, 11);
+  const DInputs d_in(in);
+  const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
+  const int64_t W = s.q_heads * s.head_dim;
+  auto finalized = [&](const DState& st) {
+    test::DeviceArray<float> out(L * W);
+    cuda::attention_finalize(s, L, st.acc.get(), st.l.get(), out.get(), W);
+    return out.download();
+  };
+  const std::vector<std::vector<int64_t>> splits = {
+      {0, 150}, {0, 1, 150}, {0, 37, 74, 111, 150}, {0, 64, 65, 149, 150}};
+  for (const auto& cut : splits) {
+    SCOPED_TRACE(testing::Message() << cut.size() - 1 << " key blocks");
+    DState seq(s, L);
+    for (size_t b = 0; b + 1 < cut.size(); ++b)
+      fold_cuda(in, d_in, d_in, 0, cut[b], cut[b + 1], 0, scale, true, seq);
+    EXPECT_TRUE(test::all_close(finalized(seq), naive, kOutAtol, 0)) << "sequential";
+
+    DState merged(s, L);
+    for (size_t b = cut.size() - 1; b-- > 0;) {
+      DState part(s, L);
+      fold_cuda(in, d_in, d_in, 0, cut[b], cut[b + 1], 0, scale, true, part);
+      cuda::attention_merge(s, L, part.acc.get(), part.m.get(), part.l.get(), merged.acc.get(),
+                            merged.m.get(), merged.l.get());
+    }
+    EXPECT_TRUE(test::all_close(finalized(merged), naive, kOutAtol, 0)) << "merged";
+  }
+}
+
+// Ring attention as a rank sees it (queries at [50, 100) meet key segments
+// [100, 150), [0, 50), [50, 100)), and decode: one query at the last position
+// over three KV shards, finalized into a strided output.
+TEST(AttentionCuda, QuerySegmentsAndDecodeShards) {
+  const AttentionShape s{8, 4, 16};
+  const int64_t L = 150;
+  const float scale = 0.25f;
+  const Inputs in = make_inputs(s, L, L, 0, 21);
+  const DInputs d_in(in);
+  const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
+  const int64_t W = s.q_heads * s.head_dim;
+
+  Inputs seg = in;  // queries 50..99 only
+  seg.lq = 50;
+  seg.q.assign(in.q.begin() + 50 * in.ld_q, in.q.begin() + 100 * in.ld_q);
+  const DInputs d_seg(seg);
+  DState st(s, 50);
+  for (int64_t k0 : {100, 0, 50}) {
+    DState part(s, 50);
+    fold_cuda(seg, d_in, d_seg, 50, k0, k0 + 50, 0, scale, true, part);
+    cuda::attention_merge(s, 50, part.acc.get(), part.m.get(), part.l.get(), st.acc.get(),
+                          st.m.get(), st.l.get());
+  }
+  test::DeviceArray<float> out(50 * W);
+  cuda::attention_finalize(s, 50, st.acc.get(), st.l.get(), out.get(), W);
+  EXPECT_TRUE(test::all_close(out.download().data(), W, naive.data() + 50 * W, W, 50, W, kOutAtol, 0));
+
+  Inputs last = in;  // decode: the query at position 149
+  last.lq = 1;
+  last.q.assign(in.q.begin() + 149 * in.ld_q, in.q.begin() + 150 * in.ld_q);
+  const DInputs d_last(last);
+  DState dec(s, 1);
+  for (int64_t k0 : {0, 60, 120}) {
+    DState part(s, 1);
+    fold_cuda(last, d_in, d_last, 149, k0, std::min<int64_t>(k0 + 60, L), 0, scale, true, part);
+    cuda::attention_merge(s, 1, part.acc.get(), part.m.get(), part.l.get(), dec.acc.get(),
+                          dec.m.get(), dec.l.get());
+  }
+  test::DeviceArray<float> out1(std::vector<float>(W + 9, -7.f));
+  cuda::attention_finalize(s, 1, dec.acc.get(), dec.l.get(), out1.get(), W + 9);
+  const std::vector<float> h1 = out1.download();
+  EXPECT_TRUE(test::all_close(h1.data(), W, naive.data() + 149 * W, W, 1, W, kOutAtol, 0));
+  EXPECT_TRUE(test::padding_untouched(h1.data(), W + 9, 1, W, -7.f));
+}
+
+// Finalize into a strided output of several rows: padding stays untouched.
+TEST(AttentionCuda, FinalizeStridedMatchesReference) {
+  const AttentionShape s{4, 2, 24};
+  const int64_t lq = 19, W = s.q_heads * s.head_dim, ld = W + 13;
+  const Inputs in = make_inputs(s, lq, 40, 0, 51);
+  State st(s, lq);
+  fold_ref(in, in, 10, 0, 40, 0, 0.2f, true, st);
+  std::vector<float> expect(lq * ld, -3.f);
+  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), expect.data(), ld);
+  const test::DeviceArray<float> acc(st.acc), l(st.l);
+  test::DeviceArray<float> out(std::vector<float>(lq * ld, -3.f));
+  cuda::attention_finalize(s, lq, acc.get(), l.get(), out.get(), ld);
+  const std::vector<float> got = out.download();
+  EXPECT_TRUE(test::all_close(got.data(), ld, expect.data(), ld, lq, W, 0, 1e-6));  // one division
+  EXPECT_TRUE(test::padding_untouched(got.data(), ld, lq, W, -3.f));
+}
+
+TEST(AttentionCuda, RejectsBadShapes) {
+  const float* q = nullptr;
+  float* st = nullptr;
+  EXPECT_THROW(cuda::attention_block({5, 2, 4}, q, 20, 1, 0, q, 8, q, 8, 1, 0, 1.f, true, st, st, st),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::attention_block({2, 1, 257}, q, 514, 1, 0, q, 257, q, 257, 1, 0, 1.f, true, st,
+                                     st, st),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ringscan::kernels

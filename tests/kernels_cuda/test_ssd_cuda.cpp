@@ -1,0 +1,387 @@
+// Mamba-2 SSD on the GPU (cuda::ssd_scan, ssd_state_correction, ssd_step)
+// against the double-precision token-by-token references, on the shapes the
+// CPU tests use (tests/kernels/test_ssd_scan.cpp, test_ssd_step.cpp) plus
+// what is particular to the CUDA version: several scratch passes, and
+// init_state == final_state.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "kernels/ssd_test_util.h"
+#include "ssd_scan.h"
+#include "ssd_step.h"
+
+namespace ringscan::kernels {
+namespace {
+
+using test::DeviceArray;
+using test::DtRange;
+using test::SsdInputs;
+using test::describe;
+constexpr float kYSentinel = test::kSsdYSentinel;
+
+// Tolerance against the double reference: atol = kTol * max|expected| plus
+// rtol = kTol, as for the CPU kernel. The GPU sums the same terms in fp32 in
+// another order (tile GEMMs accumulating up to `chunk` tokens or `state`
+// entries serially per thread, exponentials of fp32-rounded double
+// differences, fp32 states carried from chunk to chunk), so each output
+// carries a few fp32 roundings (eps 6e-8) of terms that can cancel: an output
+// near zero can only be judged against the scale of the outputs. For the
+// largest sums here (256 tokens, 128 state entries, terms of order 1) a
+// random-walk estimate gives ~1e-6 of the scale; 1e-5 leaves room while a
+// wrong term, group or chunk boundary (errors of the order of the scale) or
+// a decay off by 1e-4 still fails (checked: a host emulation of these kernels,
+// same fp32 arithmetic but glibc's expf, passed every test here at 1e-6 and
+// failed with the decay perturbed by 1e-4).
+constexpr double kTol = 1e-5;
+
+// The inputs in device memory.
+struct DeviceInputs {
+  DeviceArray<float> x, dt, A, B, C, init;
+  explicit DeviceInputs(const SsdInputs& in)
+      : x(in.x), dt(in.dt), A(in.A), B(in.B), C(in.C), init(in.init) {}
+};
+
+struct SsdOutputs {
+  std::vector<float> y, final_state;
+};
+
+SsdOutputs run_ref(const SsdInputs& in, bool with_init, bool with_final = true) {
+  SsdOutputs out;
+  out.y.assign(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel);
+  if (with_final) out.final_state.assign(in.init.size(), std::numeric_limits<float>::quiet_NaN());
+  ref::ssd_scan(in.s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
+                in.C.data(), in.ld_c, with_init ? in.init.data() : nullptr, out.y.data(), in.ld_y,
+                with_final ? out.final_state.data() : nullptr);
+  return out;
+}
+
+SsdOutputs run_cuda(const SsdInputs& in, bool with_init, bool with_final = true) {
+  const DeviceInputs d(in);
+  DeviceArray<float> y(std::vector<float>(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel));
+  DeviceArray<float> fin(std::vector<float>(with_final ? in.init.size() : 0,
+                                            std::numeric_limits<float>::quiet_NaN()));
+  cuda::ssd_scan(in.s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(),
+                 in.ld_c, with_init ? d.init.get() : nullptr, y.get(), in.ld_y,
+                 with_final ? fin.get() : nullptr);
+  return {y.download(), fin.download()};
+}
+
+::testing::AssertionResult padding_untouched(const SsdInputs& in, const std::vector<float>& y) {
+  return test::ssd_padding_untouched(in, y);
+}
+::testing::AssertionResult close_y(const SsdInputs& in, const std::vector<float>& actual,
+                                   const std::vector<float>& expected) {
+  return test::ssd_close_y(in, actual, expected, kTol);
+}
+::testing::AssertionResult close_state(const std::vector<float>& actual,
+                                       const std::vector<float>& expected) {
+  return test::ssd_close_state(actual, expected, kTol);
+}
+
+void expect_cuda_matches_reference(const SsdShape& s, bool with_init, DtRange range,
+                                   uint64_t seed) {
+  SCOPED_TRACE(describe(s, with_init));
+  const SsdInputs in = test::make_ssd_inputs(s, 3, range, seed);
+  const SsdOutputs want = run_ref(in, with_init);
+  const SsdOutputs got = run_cuda(in, with_init);
+  EXPECT_TRUE(close_y(in, got.y, want.y));
+  EXPECT_TRUE(close_state(got.final_state, want.final_state));
+  EXPECT_TRUE(padding_untouched(in, got.y));
+}
+
+TEST(SsdScanCuda, MatchesReferenceAroundChunkBoundaries) {
+  // len 1, chunk - 1, chunk, chunk + 1, 3 chunk + 5 for chunks below, at and
+  // above the kernel's 64-row tiles; 256 is the model's chunk.
+  uint64_t seed = 100;
+  for (const SsdShape& layout : test::kSsdHeadLayouts)
+    for (int64_t chunk : {1, 3, 16, 64, 65, 100, 256})
+      for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
+        if (len < 1) continue;
+        for (bool with_init : {false, true}) {
+          SsdShape s = layout;
+          s.len = len;
+          s.chunk = chunk;
+          expect_cuda_matches_reference(s, with_init, DtRange::Realistic, ++seed);
+        }
+      }
+}
+
+TEST(SsdScanCuda, MatchesReferenceOnLongSequence) {
+  for (bool with_init : {false, true}) {
+    expect_cuda_matches_reference({1000, 6, 8, 2, 16, 64}, with_init, DtRange::Realistic, 7);
+    // A chunk longer than the sequence, and one not dividing it.
+    expect_cuda_matches_reference({1000, 2, 8, 1, 16, 1024}, with_init, DtRange::Realistic, 8);
+    expect_cuda_matches_reference({1000, 2, 8, 2, 16, 100}, with_init, DtRange::Realistic, 9);
+  }
+}
+
+TEST(SsdScanCuda, MatchesReferenceForModelSizedHeads) {
+  // Nemotron 3 Nano 4B's heads (head_dim 80, state 128, chunk 256, 12 heads
+  // per group), fewer of them: the longest fp32 sums, and head_dim / state
+  // not multiples of the 64-wide tiles.
+  for (bool with_init : {false, true}) {
+    expect_cuda_matches_reference({700, 4, 80, 2, 128, 256}, with_init, DtRange::Realistic, 3);
+    expect_cuda_matches_reference({300, 24, 80, 2, 128, 256}, with_init, DtRange::Realistic, 4);
+  }
+}
+
+TEST(SsdScanCuda, SeveralScratchPassesCarryTheState) {
+  // Scratch is bounded (64M floats per pass): with chunk 1 each chunk needs
+  // about heads * head_dim * state = 65536 floats, so ~1000 chunks fit in a
+  // pass and 2100 tokens take three, the state carried between them.
+  for (bool with_init : {false, true})
+    expect_cuda_matches_reference({2100, 8, 64, 2, 128, 1}, with_init, DtRange::Realistic, 17);
+}
+
+TEST(SsdScanCuda, StrongDecayStaysFiniteAndAccurate) {
+  for (bool with_init : {false, true})
+    for (int64_t chunk : {8, 64, 256}) {
+      expect_cuda_matches_reference({600, 4, 8, 2, 16, chunk}, with_init, DtRange::Harsh, 21);
+      expect_cuda_matches_reference({chunk + 3, 3, 5, 1, 7, chunk}, with_init, DtRange::Harsh, 22);
+    }
+}
+
+TEST(SsdScanCuda, ZeroOrPositiveDecayRate) {
+  for (float a : {0.f, 0.05f}) {
+    SsdInputs in = test::make_ssd_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
+    in.A[1] = a;
+    in.A[2] = a;
+    for (bool with_init : {false, true}) {
+      SCOPED_TRACE("A = " + std::to_string(a) + (with_init ? " with init" : ""));
+      const SsdOutputs want = run_ref(in, with_init);
+      const SsdOutputs got = run_cuda(in, with_init);
+      EXPECT_TRUE(close_y(in, got.y, want.y));
+      EXPECT_TRUE(close_state(got.final_state, want.final_state));
+    }
+  }
+}
+
+TEST(SsdScanCuda, WithoutFinalState) {
+  const SsdInputs in = test::make_ssd_inputs({77, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 5);
+  for (bool with_init : {false, true}) {
+    const SsdOutputs want = run_ref(in, with_init, false);
+    const SsdOutputs got = run_cuda(in, with_init, false);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    // The kernels are deterministic (no atomics): the same y as with a final state.
+    EXPECT_EQ(got.y, run_cuda(in, with_init, true).y);
+  }
+}
+
+TEST(SsdScanCuda, EmptySequenceOnlyPassesTheStateThrough) {
+  const SsdInputs in = test::make_ssd_inputs({0, 4, 6, 2, 8, 16}, 1, DtRange::Realistic, 6);
+  EXPECT_EQ(run_cuda(in, true).final_state, in.init);
+  EXPECT_EQ(run_cuda(in, false).final_state, std::vector<float>(in.init.size(), 0.f));
+  // In place: nothing to do, the state stays.
+  DeviceArray<float> state(in.init);
+  const DeviceInputs d(in);
+  cuda::ssd_scan(in.s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(),
+                 in.ld_c, state.get(), nullptr, in.ld_y, state.get());
+  EXPECT_EQ(state.download(), in.init);
+}
+
+TEST(SsdScanCuda, InitAndFinalStateMayBeTheSameArray) {
+  // Updating the state in place gives exactly what separate arrays give, in
+  // one pass and over several passes.
+  for (const SsdShape s : {SsdShape{150, 6, 5, 2, 9, 16}, SsdShape{2100, 8, 64, 2, 128, 1}}) {
+    SCOPED_TRACE(describe(s, true));
+    const SsdInputs in = test::make_ssd_inputs(s, 2, DtRange::Realistic, 91);
+    const SsdOutputs separate = run_cuda(in, true);
+    const DeviceInputs d(in);
+    DeviceArray<float> y(std::vector<float>(static_cast<size_t>(s.len * in.ld_y), kYSentinel));
+    DeviceArray<float> state(in.init);
+    cuda::ssd_scan(s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(),
+                   in.ld_c, state.get(), y.get(), in.ld_y, state.get());
+    EXPECT_EQ(y.download(), separate.y);
+    EXPECT_EQ(state.download(), separate.final_state);
+    EXPECT_TRUE(close_state(separate.final_state, run_ref(in, true).final_state));
+  }
+}
+
+TEST(SsdScanCuda, SplitSequenceWithCarriedStateEqualsWhole) {
+  const SsdShape s{203, 6, 8, 2, 16, 16};
+  const SsdInputs in = test::make_ssd_inputs(s, 2, DtRange::Realistic, 31);
+  const SsdOutputs whole = run_ref(in, true);
+  const DeviceInputs d(in);
+  for (int64_t cut : {1, 16, 50, 202}) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    DeviceArray<float> y(std::vector<float>(whole.y.size(), kYSentinel));
+    DeviceArray<float> mid(in.init.size()), fin(in.init.size());
+    SsdShape first = s, second = s;
+    first.len = cut;
+    second.len = s.len - cut;
+    cuda::ssd_scan(first, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b,
+                   d.C.get(), in.ld_c, d.init.get(), y.get(), in.ld_y, mid.get());
+    cuda::ssd_scan(second, d.x.get() + cut * in.ld_x, in.ld_x, d.dt.get() + cut * s.heads,
+                   d.A.get(), d.B.get() + cut * in.ld_b, in.ld_b, d.C.get() + cut * in.ld_c,
+                   in.ld_c, mid.get(), y.get() + cut * in.ld_y, in.ld_y, fin.get());
+    EXPECT_TRUE(close_y(in, y.download(), whole.y));
+    EXPECT_TRUE(close_state(fin.download(), whole.final_state));
+  }
+}
+
+TEST(SsdScanCuda, RejectsBadShapes) {
+  const SsdInputs in = test::make_ssd_inputs({4, 4, 2, 2, 4, 2}, 0, DtRange::Realistic, 1);
+  const DeviceInputs d(in);
+  DeviceArray<float> y(in.x.size());
+  for (SsdShape bad : {SsdShape{4, 4, 2, 3, 4, 2}, SsdShape{4, 4, 2, 2, 4, 0},
+                       SsdShape{-1, 4, 2, 2, 4, 2}, SsdShape{4, 4, 0, 2, 4, 2}})
+    EXPECT_THROW(cuda::ssd_scan(bad, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(),
+                                in.ld_b, d.C.get(), in.ld_c, nullptr, y.get(), in.ld_y, nullptr),
+                 std::invalid_argument);
+  // A chunk whose C B^T alone (groups * chunk^2 floats) exceeds the scratch
+  // budget; rejected before any input is read.
+  EXPECT_THROW(cuda::ssd_scan({20000, 4, 2, 2, 4, 10000}, d.x.get(), in.ld_x, d.dt.get(),
+                              d.A.get(), d.B.get(), in.ld_b, d.C.get(), in.ld_c, nullptr, y.get(),
+                              in.ld_y, nullptr),
+               std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+
+// Adds the correction on the device to the given outputs (final may be empty: none).
+SsdOutputs correct_cuda(const SsdInputs& in, const SsdOutputs& base, bool with_final) {
+  const DeviceInputs d(in);
+  DeviceArray<float> y(base.y);
+  DeviceArray<float> fin(with_final ? base.final_state : std::vector<float>{});
+  cuda::ssd_state_correction(in.s, d.dt.get(), d.A.get(), d.C.get(), in.ld_c, d.init.get(),
+                             y.get(), in.ld_y, with_final ? fin.get() : nullptr);
+  return {y.download(), fin.download()};
+}
+
+TEST(SsdStateCorrectionCuda, MatchesReference) {
+  for (const SsdShape& layout : test::kSsdHeadLayouts)
+    for (int64_t chunk : {0, 1, 7, 64})  // 0: no hint (the kernel picks its own blocking)
+      for (int64_t len : {0, 1, 63, 200, 1000}) {
+        SsdShape s = layout;
+        s.len = len;
+        s.chunk = chunk;
+        SCOPED_TRACE(describe(s, true));
+        const SsdInputs in = test::make_ssd_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
+        // Start from arbitrary outputs and state: the correction adds to them.
+        const SsdOutputs base = run_ref(in, false);
+        SsdOutputs want = base;
+        ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                                  in.init.data(), want.y.data(), in.ld_y,
+                                  want.final_state.data());
+        const SsdOutputs got = correct_cuda(in, base, true);
+        EXPECT_TRUE(close_y(in, got.y, want.y));
+        EXPECT_TRUE(close_state(got.final_state, want.final_state));
+        EXPECT_TRUE(padding_untouched(in, got.y));
+        // Without a final state only y changes, identically.
+        EXPECT_EQ(correct_cuda(in, base, false).y, got.y);
+      }
+}
+
+TEST(SsdStateCorrectionCuda, ModelSizedHeadsAndStrongDecay) {
+  for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
+    const SsdShape s{600, 24, 80, 2, 128, 256};
+    SCOPED_TRACE(describe(s, true) + (range == DtRange::Harsh ? " harsh" : ""));
+    const SsdInputs in = test::make_ssd_inputs(s, 3, range, 70);
+    const SsdOutputs base = run_ref(in, false);
+    SsdOutputs want = base;
+    ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
+                              want.y.data(), in.ld_y, want.final_state.data());
+    const SsdOutputs got = correct_cuda(in, base, true);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    EXPECT_TRUE(close_state(got.final_state, want.final_state));
+  }
+}
+
+TEST(SsdStateCorrectionCuda, ZeroStateScanPlusCorrectionEqualsScanFromState) {
+  // DESIGN.md §4's identity, all on the device: scan(init = H) ==
+  // scan(init = 0) + correction(H), for the outputs and the final state.
+  for (const SsdShape& layout : test::kSsdHeadLayouts)
+    for (int64_t len : {1, 15, 16, 17, 130})
+      for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
+        SsdShape s = layout;
+        s.len = len;
+        s.chunk = 16;
+        SCOPED_TRACE(describe(s, true));
+        const SsdInputs in = test::make_ssd_inputs(s, 2, range, 40 + len);
+        const SsdOutputs want = run_ref(in, true);
+        const SsdOutputs got = correct_cuda(in, run_cuda(in, false), true);
+        EXPECT_TRUE(close_y(in, got.y, want.y));
+        EXPECT_TRUE(close_state(got.final_state, want.final_state));
+        EXPECT_TRUE(padding_untouched(in, got.y));
+      }
+}
+
+// ---------------------------------------------------------------------------
+
+// Decode inputs: row b of x/dt/B/C is sequence b's new token (padded rows).
+SsdInputs make_step_inputs(const SsdShape& s, uint64_t seed) {
+  SsdInputs in = test::make_ssd_inputs(s, 3, DtRange::Realistic, seed);
+  // Larger steps than prefill's realistic range, so the decay matters.
+  std::mt19937_64 gen(seed + 1);
+  std::uniform_real_distribution<float> uni(0.f, 1.f);
+  for (auto& d : in.dt) d = 0.001f + 0.5f * uni(gen) * uni(gen);
+  return in;
+}
+
+// Each step: the state update is two fp32 roundings per element, y a sum of
+// `state` fp32 products, and errors carry from step to step through the
+// state: the CPU test's 1e-5 of the scale (plus 1e-5 relative) applies.
+TEST(SsdStepCuda, MatchesReferenceOverSeveralSteps) {
+  for (const SsdShape s : {SsdShape{1, 4, 8, 2, 16, 0}, SsdShape{5, 8, 16, 1, 64, 0},
+                           SsdShape{3, 96, 80, 8, 128, 0}, SsdShape{4, 3, 5, 3, 33, 0},
+                           SsdShape{0, 2, 4, 1, 4, 0}}) {
+    SCOPED_TRACE(describe(s, true));
+    const int64_t elems = s.heads * s.head_dim * s.state, width = s.heads * s.head_dim;
+    // Distinct states per sequence, each in its own device allocation.
+    std::vector<std::vector<float>> host(s.len);
+    std::vector<DeviceArray<float>> dev;
+    std::vector<float*> ptrs;
+    for (int64_t b = 0; b < s.len; ++b) {
+      host[b] = test::random_floats(elems, 50 + b, -1.f, 1.f);
+      dev.emplace_back(host[b]);
+      ptrs.push_back(dev.back().get());
+    }
+    DeviceArray<float*> d_ptrs(ptrs);
+    for (int step = 0; step < 6; ++step) {
+      const SsdInputs in = make_step_inputs(s, 100 + step);
+      const DeviceInputs d(in);
+      std::vector<float*> hp;
+      for (auto& h : host) hp.push_back(h.data());
+      std::vector<float> want(static_cast<size_t>(s.len * in.ld_y), kYSentinel);
+      ref::ssd_step(s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
+                    in.C.data(), in.ld_c, hp.data(), want.data(), in.ld_y);
+      DeviceArray<float> y(std::vector<float>(want.size(), kYSentinel));
+      cuda::ssd_step(s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(),
+                     in.ld_c, d_ptrs.get(), y.get(), in.ld_y);
+      const std::vector<float> got = y.download();
+      EXPECT_TRUE(close_y(in, got, want)) << "y, step " << step;
+      EXPECT_TRUE(test::padding_untouched(got.data(), in.ld_y, s.len, width, kYSentinel));
+      for (int64_t b = 0; b < s.len; ++b)
+        EXPECT_TRUE(close_state(dev[b].download(), host[b])) << "state " << b << ", step " << step;
+    }
+  }
+}
+
+TEST(SsdStepCuda, StepsEqualTheScan) {
+  // T single steps on the device = the reference scan over the T tokens.
+  const SsdShape one{1, 8, 16, 2, 32, 0};
+  const int64_t T = 9;
+  const SsdShape whole{T, one.heads, one.head_dim, one.groups, one.state, 4};
+  const SsdInputs in = make_step_inputs(whole, 7);
+  const SsdOutputs want = run_ref(in, true);
+  const DeviceInputs d(in);
+  DeviceArray<float> state(in.init);
+  DeviceArray<float*> ptr(std::vector<float*>{state.get()});
+  DeviceArray<float> y(std::vector<float>(want.y.size(), kYSentinel));
+  for (int64_t t = 0; t < T; ++t)
+    cuda::ssd_step(one, d.x.get() + t * in.ld_x, in.ld_x, d.dt.get() + t * one.heads, d.A.get(),
+                   d.B.get() + t * in.ld_b, in.ld_b, d.C.get() + t * in.ld_c, in.ld_c, ptr.get(),
+                   y.get() + t * in.ld_y, in.ld_y);
+  EXPECT_TRUE(close_y(in, y.download(), want.y));
+  EXPECT_TRUE(close_state(state.download(), want.final_state));
+}
+
+}  // namespace
+}  // namespace ringscan::kernels
