@@ -170,7 +170,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("max-tokens", po::value(&o.max_tokens)->default_value(0), "truncate documents to this many tokens (0: no limit)")
       ("sp", po::value(&o.sp)->default_value(0), "ranks per sequence-parallel group for long documents (0: sized from length)")
       ("layout", po::value(&o.layout)->default_value("zigzag"), "sequence-parallel layout: zigzag or contiguous")
-      ("memory-per-rank", po::value(&o.memory_gib)->default_value(0), "GiB a rank may use (0: this node's memory / ranks on it x 0.7)")
+      ("memory-per-rank", po::value(&o.memory_gib)->default_value(0), "GiB a rank may use (0: this node's memory / ranks on it x 0.7; on GPUs: 90% of its GPU's free memory / ranks sharing it)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output from a different model or options")
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
@@ -209,7 +209,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
     model = Model::load(o.model_dir, me != 0);
     JobEngine::check_comm_option(o.comm);
-    engine = std::make_unique<JobEngine>(o.device, !spec.want.generate, spec.name, local_rank);
+    engine = std::make_unique<JobEngine>(o.device, local_rank);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
     if (tok->vocab_size() > model->config().vocab_size)
       throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
@@ -317,14 +317,22 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   si.ranks = P;
   si.forced_sp = o.sp;
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
-  const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30))
-                                           : engine->memory_per_rank(default_memory_per_rank(node_ranks), node_ranks);
-  si.budget_tokens = token_budget(c, model->checkpoint().total_bytes(), memory, &si.per_token_bytes);
+  const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30)) : 0;  // 0: the engine's default
+  si.budget_tokens = engine->token_budget(*model, memory, node_ranks, &si.per_token_bytes);
   // Every rank must plan the same schedule: use the smallest budget of any node.
   int64_t neg_budget = -si.budget_tokens;
   world->all_reduce(&neg_budget, 1, comm::ReduceOp::max);
   si.budget_tokens = -neg_budget;
   const std::vector<DocPlan> plan = schedule_documents(si);
+  if (engine->on_gpu() && spec.want.generate)
+    cli::check_collectively(*world, [&]() {
+      for (int64_t d = 0; d < n_docs; ++d)
+        if (counts[d] >= 0 && plan[d].route == DocRoute::SequenceParallel)
+          throw Error(docs[d].name + " (" + std::to_string(counts[d]) + " prompt tokens) needs sequence parallelism over " +
+                      std::to_string(plan[d].group_size) + " ranks, and summarize decodes sequence-parallel documents "
+                      "on the CPU engine only in this version: run with --device cpu, or --max-tokens " +
+                      std::to_string(si.budget_tokens));
+    });
 
   int64_t total_tokens = 0, total_docs = 0;
   for (int64_t d = 0; d < n_docs; ++d)
@@ -456,14 +464,14 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (batch.empty()) return;
     std::vector<std::vector<int32_t>> seqs;
     for (int64_t d : batch) seqs.push_back(mine.at(d).ids);
-    std::vector<DocumentValues> values = compute_documents_packed(*model, seqs, spec.want);
+    std::vector<DocumentValues> values = engine->compute_packed(*model, seqs, spec.want);
     for (size_t i = 0; i < batch.size(); ++i) store_values(batch[i], values[i]);
     for (int64_t d : batch) finished(d);
     batch.clear();
     batch_rows = 0;
   };
   if (spec.want.generate) {  // continuous batching: a finished document's slot takes the next
-    Decoder dec(*model, o.batch);
+    Decoder dec(engine->decode_engine(*model), o.batch);
     for (auto& [d, t] : mine) {
       if (plan[d].route == DocRoute::TooLong) {
         store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
@@ -494,8 +502,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       if (!o.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan[d].error << "\n";
       store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
       finished(d);
-    } else if (engine->on_gpu() || counts[d] > batch_tokens / 2) {
-      // The GPU engine takes documents one at a time (no packed batches yet).
+    } else if (counts[d] > batch_tokens / 2) {
       store_values(d, engine->compute(*model, t.ids, spec.want));
       finished(d);
     } else {

@@ -58,6 +58,34 @@ DocumentValues values_from_hidden(const Model& model, const std::vector<int32_t>
 }
 
 #ifdef RINGSCAN_WITH_CUDA
+std::vector<DocumentValues> compute_documents_packed_on_device(DeviceModel& model,
+                                                               const std::vector<std::vector<int32_t>>& docs,
+                                                               const WantedOutputs& want) {
+  const int64_t D = model.config().hidden_size;
+  std::vector<DocumentValues> out(docs.size());
+  std::vector<float> rows;
+  model.forward_packed(docs, [&](size_t i, const float* d_hidden) {
+    const std::vector<int32_t>& ids = docs[i];
+    const int64_t n = static_cast<int64_t>(ids.size());
+    DocumentValues& v = out[i];
+    if (n == 0) return;
+    if (want.logprobs) {
+      v.logprob.assign(n, std::numeric_limits<float>::quiet_NaN());
+      if (n > 1) model.target_logprobs(d_hidden, n - 1, ids.data() + 1, v.logprob.data() + 1);
+    }
+    if (want.embeddings) {
+      rows.resize(n * D);
+      device_to_host(rows.data(), d_hidden, n * D);
+      std::vector<double> sum(D, 0.0);
+      add_rows(rows.data(), n, D, sum);
+      v.embedding_mean.resize(D);
+      for (int64_t d = 0; d < D; ++d) v.embedding_mean[d] = static_cast<float>(sum[d] / n);
+      v.embedding_last.assign(rows.end() - D, rows.end());
+    }
+  });
+  return out;
+}
+
 DocumentValues compute_document_on_device(DeviceModel& model, const std::vector<int32_t>& ids,
                                           const WantedOutputs& want) {
   const int64_t n = ids.size(), D = model.config().hidden_size;

@@ -30,6 +30,10 @@ class DeviceModel;
 // The whole document on this rank's GPU (model/device_model.h): the same
 // values, GEMMs with bf16 inputs unless the DeviceModel was made otherwise.
 DocumentValues compute_document_on_device(DeviceModel& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
+// Short documents stacked into one GPU block (DeviceModel::forward_packed).
+std::vector<DocumentValues> compute_documents_packed_on_device(DeviceModel& model,
+                                                               const std::vector<std::vector<int32_t>>& docs,
+                                                               const WantedOutputs& want);
 #endif
 
 // Several short documents on this rank at once (model/packed_forward.h): the

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/memory_plan.h"
+#include "runtime/scheduler.h"
 #include "util/error.h"
 #ifdef RINGSCAN_WITH_CUDA
 #include "model/device_model.h"
@@ -9,14 +11,7 @@
 
 namespace ringscan {
 
-JobEngine::JobEngine(const std::string& option, bool has_gpu_engine, const std::string& job, int local_rank) {
-  if (!has_gpu_engine && option == "cuda")
-    throw Error("--device cuda: " + job + " has no GPU engine yet; run it with --device cpu (or auto)");
-  if (!has_gpu_engine && option != "auto" && option != "cpu")
-    throw Error("--device " + option + " is not one of auto, cpu, cuda");
-  choice_ = choose_device(has_gpu_engine ? option : "cpu", local_rank);
-  if (!has_gpu_engine && option == "auto") choice_.why_cpu = job + " runs on the CPU engine in this version";
-}
+JobEngine::JobEngine(const std::string& option, int local_rank) : choice_(choose_device(option, local_rank)) {}
 
 void JobEngine::check_comm_option(const std::string& comm) {
   if (comm == "auto" || comm == "mpi") return;
@@ -48,22 +43,27 @@ void JobEngine::prepare(const Model& model) {
 #endif
 }
 
-uint64_t JobEngine::memory_per_rank(uint64_t host_bytes, int ranks_on_node) const {
+int64_t JobEngine::token_budget(const Model& model, uint64_t memory_bytes, int ranks_on_node,
+                                uint64_t* per_token_bytes) const {
+  const ModelConfig& c = model.config();
 #ifdef RINGSCAN_WITH_CUDA
-  if (on_gpu()) {
-    // Ranks of a node share its GPUs round-robin (device_select.h): 90% of
-    // the free memory (weights and arenas already taken) split among the
-    // ranks on this GPU. The scheduler subtracts the checkpoint's size from
-    // what it is given, so it is added back.
-    const DeviceMemory m = device_memory();
-    const int gpus = std::max(1, choice_.gpus_visible);
-    const uint64_t sharing = static_cast<uint64_t>((std::max(1, ranks_on_node) + gpus - 1) / gpus);
-    return m.free_bytes / 10 * 9 / sharing + (gpu_ ? gpu_->weight_bytes() : 0);
+  if (gpu_) {
+    uint64_t memory = memory_bytes;
+    if (memory == 0) {
+      const int gpus = std::max(1, choice_.gpus_visible);
+      const uint64_t sharing = static_cast<uint64_t>((std::max(1, ranks_on_node) + gpus - 1) / gpus);
+      memory = (device_memory().free_bytes + gpu_->weight_bytes() + gpu_->arena_bytes()) / 10 * 9 / sharing;
+    }
+    // A segment's plan at two lengths gives the per-token and the fixed costs.
+    const DeviceMemoryPlan a = plan_device_memory(c, 1024, 2, gpu_->block_tokens()),
+                           b = plan_device_memory(c, 2048, 2, gpu_->block_tokens());
+    const uint64_t per_token = std::max<uint64_t>((b.total() - a.total()) / 1024, 1), fixed = a.total() - per_token * 1024;
+    if (per_token_bytes) *per_token_bytes = per_token;
+    return memory <= fixed ? 1 : static_cast<int64_t>((memory - fixed) / per_token);
   }
-#else
-  (void)ranks_on_node;
 #endif
-  return host_bytes;
+  return ringscan::token_budget(c, model.checkpoint().total_bytes(),
+                                memory_bytes ? memory_bytes : default_memory_per_rank(ranks_on_node), per_token_bytes);
 }
 
 DocumentValues JobEngine::compute(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want) {
@@ -71,6 +71,24 @@ DocumentValues JobEngine::compute(Model& model, const std::vector<int32_t>& ids,
   if (gpu_) return compute_document_on_device(*gpu_, ids, want);
 #endif
   return compute_document(model, ids, want);
+}
+
+std::vector<DocumentValues> JobEngine::compute_packed(const Model& model, const std::vector<std::vector<int32_t>>& docs,
+                                                      const WantedOutputs& want) {
+#ifdef RINGSCAN_WITH_CUDA
+  if (gpu_) return compute_documents_packed_on_device(*gpu_, docs, want);
+#endif
+  return compute_documents_packed(model, docs, want);
+}
+
+DecodeEngine& JobEngine::decode_engine(Model& model) {
+  if (!decode_) {
+#ifdef RINGSCAN_WITH_CUDA
+    if (gpu_) decode_ = make_device_decode_engine(*gpu_);
+#endif
+    if (!decode_) decode_ = std::make_unique<CpuDecodeEngine>(model);
+  }
+  return *decode_;
 }
 
 DocumentValues JobEngine::compute_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,

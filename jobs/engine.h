@@ -10,6 +10,7 @@
 #include "comm/communicator.h"
 #include "jobs/document_compute.h"
 #include "model/model.h"
+#include "runtime/decode_engine.h"
 #include "runtime/device_select.h"
 
 namespace ringscan {
@@ -18,10 +19,9 @@ class DeviceModel;
 
 class JobEngine {
  public:
-  // This rank's choice. has_gpu_engine: whether this job can run on the GPU
-  // at all (summarize cannot yet). Throws Error when this rank cannot honour
-  // --device cuda (call inside cli::check_collectively).
-  JobEngine(const std::string& option, bool has_gpu_engine, const std::string& job, int local_rank);
+  // This rank's choice. Throws Error when this rank cannot honour --device
+  // cuda (call inside cli::check_collectively).
+  JobEngine(const std::string& option, int local_rank);
   // --comm: how ranks exchange sequence-parallel data. "auto" and "mpi" are
   // MPI (the GPU engine stages through host memory); "nccl" is refused with
   // the reason, as this version has no NCCL-backed runner.
@@ -42,11 +42,19 @@ class JobEngine {
 
   // Uploads the weights when on the GPU (after the model is loaded).
   void prepare(const Model& model);
-  // Bytes of memory one rank may plan for: the GPU's memory shared by the
-  // ranks using it, or `host_bytes` on the CPU.
-  uint64_t memory_per_rank(uint64_t host_bytes, int ranks_on_node) const;
+  // Tokens one rank can hold (runtime/scheduler.h's budget), from the engine's
+  // memory plan: on the CPU, host memory (memory_bytes, or this node's share);
+  // on a GPU, its memory (memory_bytes, or 90% of what is free plus what the
+  // engine already holds, shared by the node's ranks on that GPU) against
+  // model/memory_plan.h's DeviceMemoryPlan. per_token_bytes: for messages.
+  int64_t token_budget(const Model& model, uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const;
   // One document on this rank, on the chosen engine.
   DocumentValues compute(Model& model, const std::vector<int32_t>& ids, const WantedOutputs& want);
+  // The engine a single-rank Decoder runs on (after prepare()).
+  DecodeEngine& decode_engine(Model& model);
+  // Short documents at once (a packed batch of at most one block of tokens).
+  std::vector<DocumentValues> compute_packed(const Model& model, const std::vector<std::vector<int32_t>>& docs,
+                                             const WantedOutputs& want);
   // One document sequence-parallel over `group` (document_compute.h).
   DocumentValues compute_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
                             const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
@@ -56,6 +64,7 @@ class JobEngine {
   DeviceChoice choice_;
   // shared_ptr: destructible while DeviceModel is incomplete (CPU-only builds never make one).
   std::shared_ptr<DeviceModel> gpu_;
+  std::unique_ptr<DecodeEngine> decode_;
 };
 
 }  // namespace ringscan

@@ -1,5 +1,7 @@
 #pragma once
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace ringscan::kernels {
 // Mamba-2 selective state-space scan (SSD). Per head h, with state
@@ -29,6 +31,15 @@ struct SsdShape {
   int64_t state;
   int64_t chunk;
 };
+
+// The shape every SSD op (scan, correction, step; every backend) accepts;
+// `who` names the op in the exception.
+inline void check_ssd_shape(const SsdShape& s, const char* who) {
+  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 || s.heads % s.groups != 0)
+    throw std::invalid_argument(std::string(who) +
+                                ": expected len >= 0, positive heads/head_dim/groups/state "
+                                "and heads divisible by groups");
+}
 
 #define RINGSCAN_SSD_SCAN_SIG                                                            \
   (const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,    \

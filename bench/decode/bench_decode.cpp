@@ -14,29 +14,17 @@
 #include <sstream>
 #include <string>
 
+#include "bench_util.h"
 #include "comm/mpi_communicator.h"
 #include "kernels/blas_runtime.h"
 #include "runtime/decode.h"
 
 using namespace ringscan;
 
+using bench::now;
+using bench::parse_list;
+
 namespace {
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ',')) v.push_back(std::atoll(x.c_str()));
-  return v;
-}
-
-std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 13) % vocab);
-  return ids;
-}
-
 GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64_t max_new) {
   GenerationRequest r;
   r.id = id;
@@ -55,7 +43,7 @@ void batch_mode(Model& model, const std::vector<int64_t>& batches, int64_t promp
   double single = 0;
   for (int64_t B : batches) {
     Decoder d(model, static_cast<int>(B));
-    for (int64_t b = 0; b < B; ++b) d.submit(request(b, prompt_of(prompt, V, b), steps + 2));
+    for (int64_t b = 0; b < B; ++b) d.submit(request(b, bench::synthetic_ids(prompt, V, b), steps + 2));
     d.step();  // admits all B (prefill + first token) and runs one decode step
     const double t0 = now();
     for (int64_t s = 0; s < steps; ++s) d.step();
@@ -75,7 +63,7 @@ void ttft_mode(Model& model, comm::Communicator& world, const std::vector<int64_
   const int P = world.size();
   const int64_t V = model.config().vocab_size;
   for (int64_t L : lengths) {
-    GenerationRequest r = request(1, prompt_of(L, V, 7), 1 + steps);
+    GenerationRequest r = request(1, bench::synthetic_ids(L, V, 7), 1 + steps);
     GenerationResult res;
     world.barrier();
     world.reset_counters();

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "kernels/attention.h"
 #include "kernels/sampling.h"
 #include "kernels/ssd_scan.h"
@@ -33,9 +34,10 @@
 
 using namespace ringscan;
 
-namespace {
+using bench::now;
+using bench::parse_list;
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+namespace {
 
 void device_sync() {
   const cudaError_t e = cudaDeviceSynchronize();
@@ -43,20 +45,6 @@ void device_sync() {
     std::fprintf(stderr, "bench_gpu: CUDA error: %s\n", cudaGetErrorString(e));
     std::exit(1);
   }
-}
-
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ',')) v.push_back(std::atoll(x.c_str()));
-  return v;
-}
-
-std::vector<int32_t> ids_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 13) % vocab);
-  return ids;
 }
 
 // Device buffer of n floats, uniform in [-a, a] (a fixed pattern: timing only).
@@ -82,7 +70,7 @@ struct Peaks {
 
 void bench_prefill(DeviceModel& dev, int64_t L, const Peaks& pk) {
   const ModelConfig& c = dev.config();
-  const std::vector<int32_t> ids = ids_of(L, c.vocab_size, 1);
+  const std::vector<int32_t> ids = bench::synthetic_ids(L, c.vocab_size, 1);
   std::vector<float> lp(L);
   auto run = [&]() {
     DeviceSequence seq = dev.new_sequence(L);
@@ -163,7 +151,7 @@ void bench_decode(DeviceModel& dev, int64_t B, int64_t prompt, int64_t steps) {
   seqs.reserve(B);
   for (int64_t b = 0; b < B; ++b) {
     seqs.push_back(dev.new_sequence(prompt + steps + 1));
-    const std::vector<int32_t> ids = ids_of(prompt, c.vocab_size, b + 7);
+    const std::vector<int32_t> ids = bench::synthetic_ids(prompt, c.vocab_size, b + 7);
     dev.forward(ids.data(), prompt, seqs.back(), nullptr);
   }
   for (auto& s : seqs) ptrs.push_back(&s);

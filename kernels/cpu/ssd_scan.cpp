@@ -50,14 +50,6 @@ constexpr int64_t kPrefetchRows = 6;
 // threads and two barriers per chunk cost more than the work.
 constexpr int64_t kParallelMinWork = int64_t{1} << 18;
 
-void check_shape(const SsdShape& s, const char* who) {
-  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 ||
-      s.heads % s.groups != 0)
-    throw std::invalid_argument(std::string(who) +
-                                ": expected len >= 0, positive heads/head_dim/groups/state "
-                                "and heads divisible by groups");
-}
-
 // Decays far below 1 multiply into denormal floats (e.g. exp(-80) * 0.01), and
 // x86 cores take a slow microcode path for every denormal operand or result
 // (it cost a fifth of the whole scan, mostly in the GEMMs). Values below 1.2e-38 are far
@@ -102,7 +94,7 @@ void decay_to(const double* __restrict cs, int64_t k0, int64_t k1, double ref,
 void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
               const float* B, int64_t ld_b, const float* C, int64_t ld_c,
               const float* init_state, float* y, int64_t ld_y, float* final_state) {
-  check_shape(s, "cpu::ssd_scan");
+  check_ssd_shape(s, "cpu::ssd_scan");
   if (s.chunk <= 0) throw std::invalid_argument("cpu::ssd_scan: expected chunk > 0");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
   const int64_t hpg = H / G, Q = std::min<int64_t>(s.chunk, std::max<int64_t>(L, 1));
@@ -247,7 +239,7 @@ void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
 void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, const float* C,
                           int64_t ld_c, const float* incoming_state, float* y, int64_t ld_y,
                           float* final_state) {
-  check_shape(s, "cpu::ssd_state_correction");
+  check_ssd_shape(s, "cpu::ssd_state_correction");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
   const int64_t hpg = H / G;
   const int64_t Q = std::min<int64_t>(s.chunk > 0 ? s.chunk : 256, std::max<int64_t>(L, 1));

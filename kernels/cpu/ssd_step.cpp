@@ -12,8 +12,7 @@ namespace ringscan::kernels::cpu {
 
 void ssd_step(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,
               int64_t ld_b, const float* C, int64_t ld_c, float* const* state, float* y, int64_t ld_y) {
-  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 || s.heads % s.groups != 0)
-    throw std::invalid_argument("cpu::ssd_step: bad shape");
+  check_ssd_shape(s, "cpu::ssd_step");
   const int64_t P = s.head_dim, N = s.state, H = s.heads, hpg = H / s.groups;
   const int64_t tasks = s.len * H;
 #pragma omp parallel for schedule(static) if (tasks * P * N > (int64_t{1} << 16))

@@ -357,11 +357,7 @@ constexpr int64_t kScratchFloats = int64_t{64} << 20;
 constexpr int64_t kMaxGridYZ = 65535;
 
 void check_shape(const SsdShape& s, const char* who) {
-  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 ||
-      s.heads % s.groups != 0)
-    throw std::invalid_argument(std::string(who) +
-                                ": expected len >= 0, positive heads/head_dim/groups/state "
-                                "and heads divisible by groups");
+  check_ssd_shape(s, who);
   if (s.heads > kMaxGridYZ || s.groups > kMaxGridYZ)
     throw std::invalid_argument(std::string(who) + ": at most 65535 heads");
 }

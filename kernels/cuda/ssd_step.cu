@@ -42,9 +42,7 @@ __global__ void __launch_bounds__(kBlock)
 void ssd_step(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
               const float* B, int64_t ld_b, const float* C, int64_t ld_c, float* const* state,
               float* y, int64_t ld_y) {
-  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 ||
-      s.heads % s.groups != 0)
-    throw std::invalid_argument("cuda::ssd_step: bad shape");
+  check_ssd_shape(s, "cuda::ssd_step");
   const int64_t tasks = s.len * s.heads;
   if (tasks == 0) return;
   if (tasks > 0x7fffffff)

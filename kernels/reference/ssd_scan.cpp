@@ -8,22 +8,11 @@
 #include <vector>
 
 namespace ringscan::kernels::ref {
-namespace {
-
-void check_shape(const SsdShape& s, const char* who) {
-  if (s.len < 0 || s.heads <= 0 || s.head_dim <= 0 || s.groups <= 0 || s.state <= 0 ||
-      s.heads % s.groups != 0)
-    throw std::invalid_argument(std::string(who) +
-                                ": expected len >= 0, positive heads/head_dim/groups/state "
-                                "and heads divisible by groups");
-}
-
-}  // namespace
 
 void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
               const float* B, int64_t ld_b, const float* C, int64_t ld_c,
               const float* init_state, float* y, int64_t ld_y, float* final_state) {
-  check_shape(s, "ref::ssd_scan");
+  check_ssd_shape(s, "ref::ssd_scan");
   const int64_t P = s.head_dim, N = s.state, heads_per_group = s.heads / s.groups;
   std::vector<double> S(P * N);
   for (int64_t h = 0; h < s.heads; ++h) {
@@ -54,7 +43,7 @@ void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
 void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, const float* C,
                           int64_t ld_c, const float* incoming_state, float* y, int64_t ld_y,
                           float* final_state) {
-  check_shape(s, "ref::ssd_state_correction");
+  check_ssd_shape(s, "ref::ssd_state_correction");
   const int64_t P = s.head_dim, N = s.state, heads_per_group = s.heads / s.groups;
   for (int64_t h = 0; h < s.heads; ++h) {
     const int64_t g = h / heads_per_group;

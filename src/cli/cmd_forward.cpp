@@ -231,7 +231,7 @@ int run_forward(int argc, char** argv) {
     ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
     model = Model::load(o.model_dir, world->rank() != 0);
     JobEngine::check_comm_option(o.comm);
-    engine = std::make_unique<JobEngine>(o.device, /*has_gpu_engine=*/true, "forward", local_rank);
+    engine = std::make_unique<JobEngine>(o.device, local_rank);
     if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
       throw Error("--generate after a sequence-parallel prefill runs on the CPU engine only in this version: "
                   "use --device cpu, or --sp 1");

@@ -66,6 +66,16 @@ class DeviceModel {
   using BlockSink = std::function<void(int64_t row0, int64_t rows, const float* d_hidden)>;
   void forward(const int32_t* ids, int64_t n, DeviceSequence& seq, const BlockSink& sink);
 
+  // Several short sequences at once, each from a fresh state (data-parallel
+  // batches of a batch job; the CPU twin is model/packed_forward.h): their
+  // rows, at most block_tokens() in all, are stacked so that norms,
+  // projections and MLPs run as one GEMM over all rows, while the conv, the
+  // SSD scan and attention run on each sequence's own rows. Then sink(i,
+  // d_hidden_i) sees sequence i's final hidden states (after norm_f), valid
+  // until the next call. Equals forward() of each alone up to summation order.
+  using PackedSink = std::function<void(size_t i, const float* d_hidden)>;
+  void forward_packed(const std::vector<std::vector<int32_t>>& seqs, const PackedSink& sink);
+
   // d_logits [n, vocab] = lm_head(d_hidden [n, hidden]).
   void logits(const float* d_hidden, int64_t n, float* d_logits);
   // The logits of rows of d_hidden, copied to the host [n, vocab].

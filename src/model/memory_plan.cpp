@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "model/presets.h"
+
 namespace ringscan {
 
 uint64_t kv_bytes_per_token(const ModelConfig& c) {
@@ -32,6 +34,72 @@ MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t toke
   if (ranks > 1) {
     // Ring attention holds the block being computed and the one arriving.
     p.sequence_parallel_bytes = 2 * T * 2 * c.num_kv_heads * c.head_dim * 4 + 2 * ssm_state_bytes_per_layer(c);
+  }
+  return p;
+}
+
+DeviceArena device_arena(const ModelConfig& c, int64_t block) {
+  DeviceArena a;
+  const int64_t B = a.block = block, D = c.hidden_size;
+  const bool mamba = c.count(LayerKind::Mamba) > 0, attn = c.count(LayerKind::Attention) > 0;
+  const int64_t qd = attn ? c.num_heads * c.head_dim : 0, kvd = attn ? c.num_kv_heads * c.head_dim : 0;
+  const int64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
+  // Logits rows at once: 256 MiB of fp32 logits at most, at least one row.
+  a.logits_rows = std::clamp<int64_t>((int64_t{256} << 20) / (c.vocab_size * 4), 1, B);
+  a.h = a.normed = a.out = B * D;
+  a.proj = mamba ? B * c.in_proj_dim() : 0;
+  a.conv = mamba ? B * c.conv_dim() : 0;
+  a.dt = mamba ? B * c.mamba_heads : 0;
+  a.y = B * std::max(mamba ? c.d_inner() : 0, qd);
+  a.q = a.acc = B * qd;
+  a.k = a.v = B * kvd;
+  a.m = a.l = attn ? B * c.num_heads : 0;
+  a.up = B * I;
+  a.gate = c.mlp == MlpKind::Relu2 ? 0 : B * I;
+  a.hist_tmp = mamba ? std::max<int64_t>(1, c.conv_kernel - 1) * c.conv_dim() : 0;
+  a.logits = a.logits_rows * c.vocab_size;
+  a.logprob = a.targets = a.logits_rows;
+  a.ids = B;
+  a.state_ptrs = B * std::max<int64_t>(1, c.count(LayerKind::Mamba));
+  return a;
+}
+
+uint64_t DeviceArena::bytes() const {
+  auto al = [](int64_t n, int64_t size) { return (static_cast<uint64_t>(std::max<int64_t>(n * size, 4)) + 255) / 256 * 256; };
+  uint64_t b = 0;
+  for (int64_t f : {h, normed, out, proj, conv, dt, y, q, k, v, acc, m, l, up, gate, hist_tmp, logits, logprob})
+    b += al(f, 4);
+  return b + al(targets, 4) + al(ids, 4) + al(state_ptrs, 8);
+}
+
+DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens) {
+  DeviceMemoryPlan p;
+  ranks = std::max(ranks, 1);
+  p.tokens_per_rank = (tokens + ranks - 1) / ranks;
+  const uint64_t T = static_cast<uint64_t>(p.tokens_per_rank), D = c.hidden_size;
+  const bool mamba = c.count(LayerKind::Mamba) > 0, attn = c.count(LayerKind::Attention) > 0;
+  const uint64_t qd = attn ? c.num_heads * c.head_dim : 0, kvd = attn ? c.num_kv_heads * c.head_dim : 0;
+  const uint64_t H = mamba ? c.mamba_heads : 0, di = mamba ? c.d_inner() : 0;
+  p.weight_bytes = static_cast<uint64_t>(parameter_count(c)) * 2;
+  p.arena_bytes = device_arena(c, block_tokens).bytes();
+  p.kv_cache_bytes = T * kv_bytes_per_token(c);
+  p.ssm_state_bytes = c.count(LayerKind::Mamba) * ssm_state_bytes_per_layer(c);
+  // GEMM inputs rounded to bf16 (the widest input of a call's rows), kept by
+  // linear_bf16; a single rank's rows are one block, a segment's are all of it.
+  // (the MLP runs in blocks everywhere).
+  const uint64_t block_rows = std::min<uint64_t>(T, block_tokens), gemm_rows = ranks > 1 ? T : block_rows;
+  const uint64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
+  p.scratch_bytes = std::max(gemm_rows * std::max({D, di, qd}), block_rows * I) * 2;
+  // SSD scan passes (at most 256 MiB) and the state correction's cumulative decays.
+  if (mamba) p.scratch_bytes += (uint64_t{256} << 20) + T * H * 12;
+  if (ranks > 1) {
+    // Per token of the rank's segments: the residual stream, the Mamba phase
+    // buffers and queries kept across the exchanges, normed input and mixer
+    // output, the attention state, this rank's K/V block and a received one.
+    const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) + qd +
+                               2 * D + qd + 2 * (attn ? c.num_heads : 0) + 2 * 2 * kvd;
+    p.sequence_parallel_bytes = T * per_token * 4;
+    p.kv_cache_bytes = 0;  // the runner holds K/V only as the blocks above
   }
   return p;
 }

@@ -23,6 +23,35 @@ struct MemoryPlan {
 
 MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t tokens, int ranks, int64_t block_tokens);
 
+// What the GPU engine (model/device_model.h) holds on one GPU, per rank.
+// Weights are counted as the device holds them (bf16), once per rank: ranks
+// sharing a GPU each upload their own copy.
+struct DeviceMemoryPlan {
+  int64_t tokens_per_rank = 0;
+  uint64_t weight_bytes = 0;
+  uint64_t arena_bytes = 0;              // one block's activations and logits rows (fixed)
+  uint64_t kv_cache_bytes = 0;           // fp32 K/V of the rank's tokens
+  uint64_t ssm_state_bytes = 0;          // fp32 Mamba + conv states
+  uint64_t sequence_parallel_bytes = 0;  // the GPU runner's per-segment buffers (ranks > 1)
+  uint64_t scratch_bytes = 0;            // kernels' own: bf16 GEMM inputs, SSD scan passes, state correction
+  uint64_t total() const {
+    return weight_bytes + arena_bytes + kv_cache_bytes + ssm_state_bytes + sequence_parallel_bytes + scratch_bytes;
+  }
+};
+DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens);
+
+// The GPU engine's activation arena for blocks of `block` tokens: elements of
+// each buffer (DeviceModel lays its arena out from this, the plan sums it).
+struct DeviceArena {
+  int64_t block = 0, logits_rows = 0;
+  int64_t h = 0, normed = 0, out = 0, proj = 0, conv = 0, dt = 0, y = 0, q = 0, k = 0, v = 0, acc = 0, m = 0, l = 0,
+          up = 0, gate = 0, hist_tmp = 0, logits = 0, logprob = 0;  // floats
+  int64_t targets = 0, ids = 0;                                        // int32
+  int64_t state_ptrs = 0;                                              // pointers
+  uint64_t bytes() const;  // with 256-byte alignment of each buffer
+};
+DeviceArena device_arena(const ModelConfig& c, int64_t block);
+
 // KV cache bytes per token (fp32, all attention layers) and SSM state bytes per Mamba layer.
 uint64_t kv_bytes_per_token(const ModelConfig& c);
 uint64_t ssm_state_bytes_per_layer(const ModelConfig& c);

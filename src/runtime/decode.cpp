@@ -54,35 +54,43 @@ bool GenerationTrack::accept(int32_t token) {
   return finished_;
 }
 
-Decoder::Decoder(Model& model, int max_batch) : model_(model), max_batch_(max_batch) {
+Decoder::Decoder(Model& model, int max_batch)
+    : own_(std::make_unique<CpuDecodeEngine>(model)), engine_(*own_), max_batch_(max_batch) {
   if (max_batch < 1) throw Error("decoder batch size must be at least 1, got " + std::to_string(max_batch));
+}
+
+Decoder::Decoder(DecodeEngine& engine, int max_batch) : engine_(engine), max_batch_(max_batch) {
+  if (max_batch < 1) throw Error("decoder batch size must be at least 1, got " + std::to_string(max_batch));
+  if (max_batch > engine.max_batch())
+    throw Error("decoder batch size " + std::to_string(max_batch) + " exceeds the engine's largest batch (" +
+                std::to_string(engine.max_batch()) + ")");
 }
 
 void Decoder::submit(GenerationRequest r) {
   if (r.prompt.empty() && r.segment_ids)
     throw Error("generation request " + std::to_string(r.id) +
                 ": a single-rank decoder needs the whole prompt, not segment_ids");
-  check_generation_request(r, model_.config().vocab_size);
+  check_generation_request(r, engine_.vocab_size());
   Sequence s;
   s.track = std::make_unique<GenerationTrack>(std::move(r));
   waiting_.push_back(std::move(s));
 }
 
 void Decoder::submit_prefilled(GenerationRequest r, InferenceState state, std::vector<float> last_hidden) {
-  check_generation_request(r, model_.config().vocab_size);
-  if (static_cast<int64_t>(last_hidden.size()) != model_.config().hidden_size)
+  if (!own_) throw Error("submit_prefilled takes a CPU engine's state: this decoder runs on another engine");
+  const Model& model = own_->model();
+  check_generation_request(r, engine_.vocab_size());
+  if (static_cast<int64_t>(last_hidden.size()) != model.config().hidden_size)
     throw Error("generation request " + std::to_string(r.id) + ": last_hidden has " +
                 std::to_string(last_hidden.size()) + " values, expected hidden_size " +
-                std::to_string(model_.config().hidden_size));
+                std::to_string(model.config().hidden_size));
   Sequence s;
   s.track = std::make_unique<GenerationTrack>(std::move(r));
   if (state.position != s.track->result().prompt_tokens)
     throw Error("generation request " + std::to_string(s.track->request().id) + ": its state is at position " +
                 std::to_string(state.position) + " but the prompt has " +
                 std::to_string(s.track->result().prompt_tokens) + " ids");
-  s.state = std::move(state);
-  s.last_hidden = std::move(last_hidden);
-  s.prefilled = true;
+  s.state = own_->adopt(std::move(state), std::move(last_hidden));
   waiting_.push_back(std::move(s));
 }
 
@@ -94,21 +102,8 @@ void Decoder::admit(Sequence s, std::vector<GenerationResult>& done) {
     done.push_back(std::move(t.result()));
     return;
   }
-  const ModelConfig& c = model_.config();
-  if (!s.prefilled) {
-    const auto& prompt = t.request().prompt;
-    const int64_t L = prompt.size();
-    std::vector<float> hidden(L * c.hidden_size);
-    s.state = model_.new_state();
-    model_.forward(prompt.data(), L, s.state, hidden.data());
-    s.last_hidden.assign(hidden.end() - c.hidden_size, hidden.end());
-  }
-  std::vector<float> logits(c.vocab_size);
-  model_.logits(s.last_hidden.data(), 1, logits.data());
-  s.last_hidden = {};
-  const uint64_t stream = t.request().id, step = 0;
-  int32_t token = 0;
-  kernels::cpu::sample(logits.data(), c.vocab_size, 1, c.vocab_size, &t.request().sampling, &stream, &step, &token);
+  if (!s.state) s.state = engine_.prefill(t.request().prompt);
+  const int32_t token = engine_.first_token(*s.state, t.request().sampling, t.request().id, 0);
   if (t.accept(token)) done.push_back(std::move(t.result()));
   else active_.push_back(std::move(s));
 }
@@ -122,24 +117,19 @@ std::vector<GenerationResult> Decoder::step() {
   }
   const int64_t B = active_.size();
   if (B == 0) return done;
-  const ModelConfig& c = model_.config();
   std::vector<int32_t> ids(B), drawn(B);
-  std::vector<InferenceState*> states(B);
+  std::vector<DecodeEngine::Sequence*> states(B);
   std::vector<kernels::SamplingParams> params(B);
   std::vector<uint64_t> stream(B), step(B);
   for (int64_t b = 0; b < B; ++b) {
     GenerationTrack& t = *active_[b].track;
     ids[b] = t.last_token();
-    states[b] = &active_[b].state;
+    states[b] = active_[b].state.get();
     params[b] = t.request().sampling;
     stream[b] = t.request().id;
     step[b] = t.steps();
   }
-  std::vector<float> hidden(B * c.hidden_size), logits(B * c.vocab_size);
-  model_.decode_step(ids.data(), B, states.data(), hidden.data());
-  model_.logits(hidden.data(), B, logits.data());
-  kernels::cpu::sample(logits.data(), c.vocab_size, B, c.vocab_size, params.data(), stream.data(), step.data(),
-                       drawn.data());
+  engine_.step(ids.data(), B, states.data(), params.data(), stream.data(), step.data(), drawn.data());
   std::vector<Sequence> still;
   for (int64_t b = 0; b < B; ++b) {
     if (active_[b].track->accept(drawn[b])) done.push_back(std::move(active_[b].track->result()));

@@ -38,6 +38,7 @@
 #include "comm/communicator.h"
 #include "kernels/sampling.h"
 #include "model/model.h"
+#include "runtime/decode_engine.h"
 #include "runtime/layout.h"
 #include "runtime/sequence_parallel.h"
 
@@ -94,12 +95,14 @@ class GenerationTrack {
 class Decoder {
  public:
   // At most `max_batch` documents decode together; more wait in a queue.
+  // On the CPU engine (Model), or on any engine (decode_engine.h: the GPU's).
   Decoder(Model& model, int max_batch);
+  Decoder(DecodeEngine& engine, int max_batch);
 
   // Queues a document; it is prefilled when a slot frees.
   void submit(GenerationRequest r);
   // Queues a document whose prompt the caller already ran (state after it,
-  // last_hidden = the prompt's last final hidden row, after norm_f).
+  // last_hidden = the prompt's last final hidden row, after norm_f). CPU engine only.
   void submit_prefilled(GenerationRequest r, InferenceState state, std::vector<float> last_hidden);
 
   // Fills free slots from the queue (prefill and first token), then runs one
@@ -115,13 +118,12 @@ class Decoder {
  private:
   struct Sequence {
     std::unique_ptr<GenerationTrack> track;
-    InferenceState state;
-    std::vector<float> last_hidden;  // only before the first token
-    bool prefilled = false;
+    std::unique_ptr<DecodeEngine::Sequence> state;  // null until prefilled
   };
   void admit(Sequence s, std::vector<GenerationResult>& done);
 
-  Model& model_;
+  std::unique_ptr<CpuDecodeEngine> own_;  // when constructed from a Model
+  DecodeEngine& engine_;
   int max_batch_;
   std::deque<Sequence> waiting_;
   std::vector<Sequence> active_;

@@ -282,12 +282,12 @@ class Jobs(unittest.TestCase):
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("--device cuda: no usable GPU", p.stderr)
         self.assertFalse(os.path.exists(self.out("device-cuda.h5")))
-        # summarize has no GPU engine: auto runs on the CPU and says why; cuda is refused.
+        # summarize too: cuda without a GPU is refused, not run on the CPU.
         p = run(["summarize", "--model", self.model, "--out", self.out("sum-cuda.h5"), "--device", "cuda",
                  "--input", os.path.join(self.corpus, "small0.txt")], np_=2, check=False, timeout=120)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
-        self.assertIn("summarize has no GPU engine yet", p.stderr)
+        self.assertIn("--device cuda: no usable GPU", p.stderr)
 
     def test_bad_inputs_fail_clearly_on_every_rank(self):
         p = run(["score", "--model", self.out("nope"), "--input", self.corpus, "--out", self.out("x.h5")],

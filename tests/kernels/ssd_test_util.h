@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/kernel_test_util.h"
@@ -94,6 +96,38 @@ inline ::testing::AssertionResult ssd_close_state(const std::vector<float>& actu
   return all_close(actual, expected, tol * max_abs(expected), tol);
 }
 
+// y and the final state of a scan (final_state empty when none was asked for).
+struct SsdOutputs {
+  std::vector<float> y, final_state;
+};
+
+// The signature every ssd_scan has (RINGSCAN_SSD_SCAN_SIG).
+using SsdScanFn = decltype(&kernels::ref::ssd_scan);
+
+// A host scan (ref or cpu) of in: y's padding holds kSsdYSentinel and the
+// final state NaN before the call.
+inline SsdOutputs run_ssd_scan(SsdScanFn scan, const SsdInputs& in, bool with_init,
+                               bool with_final = true) {
+  SsdOutputs out;
+  out.y.assign(static_cast<size_t>(in.s.len * in.ld_y), kSsdYSentinel);
+  if (with_final)
+    out.final_state.assign(in.init.size(), std::numeric_limits<float>::quiet_NaN());
+  scan(in.s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
+       in.C.data(), in.ld_c, with_init ? in.init.data() : nullptr, out.y.data(), in.ld_y,
+       with_final ? out.final_state.data() : nullptr);
+  return out;
+}
+
+// base (outputs and final state) with the reference's state correction for
+// in.init added, as a backend's correction must give.
+inline SsdOutputs ref_state_corrected(const SsdInputs& in, const SsdOutputs& base) {
+  SsdOutputs want = base;
+  kernels::ref::ssd_state_correction(in.s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
+                                     in.init.data(), want.y.data(), in.ld_y,
+                                     want.final_state.data());
+  return want;
+}
+
 inline std::string describe(const kernels::SsdShape& s, bool with_init) {
   std::ostringstream os;
   os << "len " << s.len << " heads " << s.heads << " head_dim " << s.head_dim << " groups "
@@ -105,5 +139,82 @@ inline std::string describe(const kernels::SsdShape& s, bool with_init) {
 // one head per group; several groups of several heads (with odd sizes).
 inline const kernels::SsdShape kSsdHeadLayouts[] = {
     {0, 1, 4, 1, 8, 0}, {0, 4, 6, 1, 5, 0}, {0, 3, 4, 3, 7, 0}, {0, 6, 5, 2, 9, 0}};
+
+// Scan cases the backends share. Each calls check(shape, with_init, range,
+// seed) (or check(inputs, with_init)) once per case, in a fixed order with
+// fixed seeds.
+
+// Every head layout at the given chunk sizes, with lengths 1, chunk - 1,
+// chunk, chunk + 1 and 3 chunk + 5 (a length below 1 skipped), with and
+// without an initial state; seeds 101, 102, ...
+template <class Check>
+void for_each_chunk_boundary_case(std::initializer_list<int64_t> chunks, Check check) {
+  uint64_t seed = 100;
+  for (const kernels::SsdShape& layout : kSsdHeadLayouts)
+    for (int64_t chunk : chunks)
+      for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
+        if (len < 1) continue;  // chunk 1: len 0 is its own test
+        for (bool with_init : {false, true}) {
+          kernels::SsdShape s = layout;
+          s.len = len;
+          s.chunk = chunk;
+          check(s, with_init, DtRange::Realistic, ++seed);
+        }
+      }
+}
+
+// 1000 tokens: many chunks, a chunk longer than the sequence, and one not
+// dividing it.
+template <class Check>
+void for_each_long_sequence_case(Check check) {
+  for (bool with_init : {false, true}) {
+    check(kernels::SsdShape{1000, 6, 8, 2, 16, 64}, with_init, DtRange::Realistic, 7);
+    check(kernels::SsdShape{1000, 2, 8, 1, 16, 1024}, with_init, DtRange::Realistic, 8);
+    check(kernels::SsdShape{1000, 2, 8, 2, 16, 100}, with_init, DtRange::Realistic, 9);
+  }
+}
+
+// dt*A down to -80 per token: cumulative sums reach thousands below zero in
+// one chunk. Only causal differences may be exponentiated.
+template <class Check>
+void for_each_strong_decay_case(Check check) {
+  for (bool with_init : {false, true})
+    for (int64_t chunk : {8, 64, 256}) {
+      check(kernels::SsdShape{600, 4, 8, 2, 16, chunk}, with_init, DtRange::Harsh, 21);
+      check(kernels::SsdShape{chunk + 3, 3, 5, 1, 7, chunk}, with_init, DtRange::Harsh, 22);
+    }
+}
+
+// A = 0 (no decay) and A > 0 (slow growth) on two of four heads, with and
+// without an initial state: check(inputs, with_init), under a trace.
+template <class Check>
+void for_each_zero_or_positive_decay_case(Check check) {
+  for (float a : {0.f, 0.05f}) {
+    SsdInputs in = make_ssd_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
+    in.A[1] = a;
+    in.A[2] = a;
+    for (bool with_init : {false, true}) {
+      SCOPED_TRACE("A = " + std::to_string(a) + (with_init ? " with init" : ""));
+      check(std::as_const(in), with_init);
+    }
+  }
+}
+
+// The cases of the identity scan(init = H) == scan(init = 0) +
+// correction(H): every head layout, lengths around the chunk of 16, both dt
+// ranges: check(inputs), under a trace.
+template <class Check>
+void for_each_state_correction_identity_case(Check check) {
+  for (const kernels::SsdShape& layout : kSsdHeadLayouts)
+    for (int64_t len : {1, 15, 16, 17, 130})
+      for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
+        kernels::SsdShape s = layout;
+        s.len = len;
+        s.chunk = 16;
+        SCOPED_TRACE(describe(s, true));
+        const SsdInputs in = make_ssd_inputs(s, 2, range, 40 + len);
+        check(in);
+      }
+}
 
 }  // namespace ringscan::test

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "kernels/attention_test_util.h"
 #include "kernel_test_util.h"
 
 namespace ringscan::kernels {
@@ -22,75 +23,13 @@ constexpr double kOutAtol = 1e-5;
 constexpr double kMaxAtol = 1e-5;  // the running max is a score
 constexpr double kSumRtol = 2e-5;  // l (compared at the same max): a sum of weights
 
-struct Inputs {
-  AttentionShape s;
-  int64_t lq, lk, ld_q, ld_k, ld_v;
-  std::vector<float> q, k, v;
-};
+constexpr test::AttentionTolerances kStateTol{kOutAtol, kMaxAtol, kSumRtol};
 
-Inputs make_inputs(AttentionShape s, int64_t lq, int64_t lk, int64_t pad, uint64_t seed) {
-  Inputs in{s,
-            lq,
-            lk,
-            s.q_heads * s.head_dim + pad,
-            s.kv_heads * s.head_dim + 2 * pad,
-            s.kv_heads * s.head_dim + 3 * pad,
-            {},
-            {},
-            {}};
-  in.q = test::random_floats(lq * in.ld_q, seed, -2.f, 2.f);
-  in.k = test::random_floats(lk * in.ld_k, seed + 1, -2.f, 2.f);
-  in.v = test::random_floats(lk * in.ld_v, seed + 2, -1.f, 1.f);
-  return in;
-}
-
-struct State {
-  std::vector<float> acc, m, l;
-  State(const AttentionShape& s, int64_t lq)
-      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {}
-};
-
-// The normalised outputs of a state, [lq, q_heads * head_dim].
-std::vector<float> finalize(const AttentionShape& s, int64_t lq, const State& st) {
-  std::vector<float> out(lq * s.q_heads * s.head_dim);
-  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), out.data(), s.q_heads * s.head_dim);
-  return out;
-}
-
-// Naive causal attention in double over all keys at once: the definition,
-// written independently of the online softmax. Rows with no visible key give 0.
-std::vector<float> naive_attention(const Inputs& in, int64_t q_pos0, int64_t k_pos0, float scale,
-                                   bool causal) {
-  const AttentionShape& s = in.s;
-  const int64_t D = s.head_dim, G = s.q_heads / s.kv_heads;
-  std::vector<float> out(in.lq * s.q_heads * D, 0.f);
-  for (int64_t i = 0; i < in.lq; ++i)
-    for (int64_t h = 0; h < s.q_heads; ++h) {
-      std::vector<double> w(in.lk, 0.0);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < in.lk; ++j) {
-        if (causal && k_pos0 + j > q_pos0 + i) continue;
-        double dot = 0;
-        for (int64_t d = 0; d < D; ++d)
-          dot += double(in.q[i * in.ld_q + h * D + d]) * in.k[j * in.ld_k + (h / G) * D + d];
-        w[j] = dot * scale;
-        mx = std::max(mx, w[j]);
-      }
-      if (mx == -INFINITY) continue;
-      double sum = 0;
-      for (int64_t j = 0; j < in.lk; ++j) {
-        const bool seen = !causal || k_pos0 + j <= q_pos0 + i;
-        w[j] = seen ? std::exp(w[j] - mx) : 0.0;
-        sum += w[j];
-      }
-      for (int64_t d = 0; d < D; ++d) {
-        double o = 0;
-        for (int64_t j = 0; j < in.lk; ++j) o += w[j] * in.v[j * in.ld_v + (h / G) * D + d];
-        out[(i * s.q_heads + h) * D + d] = static_cast<float>(o / sum);
-      }
-    }
-  return out;
-}
+using Inputs = test::AttentionInputs;
+using State = test::AttentionState;
+using test::make_attention_inputs;
+using test::naive_attention;
+using test::ref_finalize;
 
 // Folds keys [j0, j1) of `in` (positions k_pos0 + j0 ...) into st.
 template <class BlockFn>
@@ -101,32 +40,10 @@ void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j
         st.m.data(), st.l.data());
 }
 
-// Compares two states: max, then the sum at the same max, then the outputs.
-void expect_states_close(const AttentionShape& s, int64_t lq, const State& got,
-                         const State& expect) {
-  for (size_t r = 0; r < got.m.size(); ++r) {
-    if (expect.m[r] == -INFINITY) {
-      ASSERT_EQ(got.m[r], -INFINITY) << "row " << r;
-      ASSERT_EQ(got.l[r], 0.f) << "row " << r;
-      continue;
-    }
-    ASSERT_NEAR(got.m[r], expect.m[r], kMaxAtol) << "row " << r;
-    const double l_at_expect_max = got.l[r] * std::exp(double(got.m[r]) - expect.m[r]);
-    ASSERT_NEAR(l_at_expect_max, expect.l[r], kSumRtol * expect.l[r]) << "row " << r;
-  }
-  EXPECT_TRUE(test::all_close(finalize(s, lq, got), finalize(s, lq, expect), kOutAtol, 0));
-}
-
-struct Case {
-  AttentionShape s;
-  int64_t lq, lk, pad, q_pos0, k_pos0;
-  bool causal;
-};
-
 // One block folded into a state that already holds an earlier block (so the
 // rescaling of an existing state is exercised), fast vs reference.
 TEST(Attention, CpuBlockMatchesReference) {
-  const Case cases[] = {
+  const test::AttentionBlockCase cases[] = {
       {{1, 1, 1}, 1, 1, 0, 0, 0, true},
       {{4, 2, 16}, 7, 9, 3, 20, 18, true},  // diagonal block: some keys in the future
       {{4, 2, 16}, 7, 9, 0, 20, 18, false},
@@ -138,14 +55,12 @@ TEST(Attention, CpuBlockMatchesReference) {
       {{6, 2, 32}, 20, 30, 0, 0, 100, true},   // every key in the future: nothing changes
       {{6, 2, 32}, 20, 30, 0, 90, 100, true},  // the first rows see nothing, later rows some
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message()
-                 << "heads " << c.s.q_heads << "/" << c.s.kv_heads << " dim " << c.s.head_dim
-                 << " lq " << c.lq << " lk " << c.lk << " q_pos0 " << c.q_pos0 << " k_pos0 "
-                 << c.k_pos0 << " causal " << c.causal);
+  for (const test::AttentionBlockCase& c : cases) {
+    SCOPED_TRACE(test::describe(c));
     const float scale = 1.f / std::sqrt(float(c.s.head_dim));
-    const Inputs prev = make_inputs(c.s, c.lq, 5, c.pad, 1);  // an earlier block of 5 keys
-    const Inputs in = make_inputs(c.s, c.lq, c.lk, c.pad, 4);
+    // An earlier block of 5 keys.
+    const Inputs prev = make_attention_inputs(c.s, c.lq, 5, c.pad, 1);
+    const Inputs in = make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4);
     State expect(c.s, c.lq), got(c.s, c.lq);
     ref::attention_init(c.s, c.lq, expect.acc.data(), expect.m.data(), expect.l.data());
     cpu::attention_init(c.s, c.lq, got.acc.data(), got.m.data(), got.l.data());
@@ -157,7 +72,7 @@ TEST(Attention, CpuBlockMatchesReference) {
     fold(ref::attention_block, prev_q, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
     fold(ref::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
     fold(cpu::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
-    expect_states_close(c.s, c.lq, got, expect);
+    test::expect_attention_states_close(c.s, c.lq, got, expect, kStateTol);
   }
 }
 
@@ -166,7 +81,7 @@ TEST(Attention, CpuBlockMatchesReference) {
 TEST(Attention, FullyMaskedRowsAndMerges) {
   const AttentionShape s{4, 2, 8};
   const int64_t lq = 3, lk = 4;
-  const Inputs in = make_inputs(s, lq, lk, 0, 7);
+  const Inputs in = make_attention_inputs(s, lq, lk, 0, 7);
   const float scale = 0.35f;
   for (int backend = 0; backend < 2; ++backend) {
     auto block = backend ? cpu::attention_block : ref::attention_block;
@@ -200,11 +115,7 @@ TEST(Attention, FullyMaskedRowsAndMerges) {
     a = empty;
     merge(s, lq, empty.acc.data(), empty.m.data(), empty.l.data(), a.acc.data(), a.m.data(),
           a.l.data());  // both empty
-    for (size_t r = 0; r < a.m.size(); ++r) {
-      EXPECT_EQ(a.m[r], -INFINITY);
-      EXPECT_EQ(a.l[r], 0.f);
-    }
-    for (float x : a.acc) EXPECT_EQ(x, 0.f);
+    test::expect_attention_state_empty(a);
   }
 }
 
@@ -216,13 +127,13 @@ TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
   const AttentionShape s{6, 2, 32};
   const int64_t L = 150;
   const float scale = 1.f / std::sqrt(32.f);
-  const Inputs in = make_inputs(s, L, L, 3, 11);
+  const Inputs in = make_attention_inputs(s, L, L, 3, 11);
   const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
 
   State whole(s, L);
   ref::attention_init(s, L, whole.acc.data(), whole.m.data(), whole.l.data());
   fold(ref::attention_block, in, 0, 0, L, 0, scale, true, whole);
-  EXPECT_TRUE(test::all_close(finalize(s, L, whole), naive, 1e-6, 0)) << "reference, one block";
+  EXPECT_TRUE(test::all_close(ref_finalize(s, L, whole), naive, 1e-6, 0)) << "reference, one block";
 
   const std::vector<std::vector<int64_t>> splits = {
       {0, 1, 150}, {0, 37, 74, 111, 150}, {0, 64, 65, 149, 150}};
@@ -237,7 +148,7 @@ TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
       ref::attention_init(s, L, seq.acc.data(), seq.m.data(), seq.l.data());
       for (size_t b = 0; b + 1 < cut.size(); ++b)
         fold(block, in, 0, cut[b], cut[b + 1], 0, scale, true, seq);
-      EXPECT_TRUE(test::all_close(finalize(s, L, seq), naive, kOutAtol, 0)) << "sequential";
+      EXPECT_TRUE(test::all_close(ref_finalize(s, L, seq), naive, kOutAtol, 0)) << "sequential";
 
       // (b) one partial per key range, merged last-to-first (as a ring delivers
       // blocks in rank order, not position order).
@@ -250,7 +161,7 @@ TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
         merge(s, L, part.acc.data(), part.m.data(), part.l.data(), merged.acc.data(),
               merged.m.data(), merged.l.data());
       }
-      EXPECT_TRUE(test::all_close(finalize(s, L, merged), naive, kOutAtol, 0)) << "merged";
+      EXPECT_TRUE(test::all_close(ref_finalize(s, L, merged), naive, kOutAtol, 0)) << "merged";
     }
   }
 }
@@ -263,7 +174,7 @@ TEST(Attention, QuerySegmentsAndDecodeShards) {
   const AttentionShape s{8, 4, 16};
   const int64_t L = 150;
   const float scale = 0.25f;
-  const Inputs in = make_inputs(s, L, L, 0, 21);
+  const Inputs in = make_attention_inputs(s, L, L, 0, 21);
   const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
   const int64_t W = s.q_heads * s.head_dim;
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernel_test_util.h"
+#include "kernels/sampling_test_util.h"
 #include "sampling.h"
 
 namespace ringscan::kernels {
@@ -69,33 +70,10 @@ TEST(Sampling, GreedyIsArgmaxLowestIdOnTies) {
 
 // Hand cases of the warpers: which ids can come out at all.
 TEST(Sampling, TopKAndTopPKeepTheRightIds) {
-  // Probabilities 0.5, 0.3, 0.15, 0.05 at ids 2, 0, 3, 1.
-  const std::vector<float> x = {std::log(0.3f), std::log(0.05f), std::log(0.5f), std::log(0.15f)};
   for (Sampler f : {Sampler(ref::sample), Sampler(cpu::sample)}) {
-    SamplingParams p;
-    p.temperature = 1.f;
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 1, 2, 3}));
-    p.top_k = 2;
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
-    p.top_k = 1;
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
-    p.top_k = 0;
-    p.top_p = 0.4f;  // 0.5 alone reaches it
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
-    p.top_p = 0.7f;  // 0.5 + 0.3
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
-    p.top_p = 0.9f;  // 0.5 + 0.3 + 0.15
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2, 3}));
-    p.top_p = 0.f;  // at least one id
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
-    p.top_p = 0.9f, p.top_k = 2;  // top-k first, then top-p over what is left: 0.5/0.8, 0.3/0.8
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{0, 2}));
-    p.top_p = 0.6f;  // 0.625 alone reaches it
-    EXPECT_EQ(support(f, x, p), (std::set<int32_t>{2}));
-    // Ties at the k-th logit are all kept (HF's top-k).
-    SamplingParams q;
-    q.temperature = 1.f, q.top_k = 2;
-    EXPECT_EQ(support(f, {1.f, 2.f, 1.f, 0.f, 1.f}, q), (std::set<int32_t>{0, 1, 2, 4}));
+    SCOPED_TRACE(f == Sampler(ref::sample) ? "ref" : "cpu");
+    test::expect_warpers_keep_the_right_ids(
+        [&](const std::vector<float>& x, const SamplingParams& p) { return support(f, x, p); });
   }
 }
 
@@ -182,28 +160,16 @@ TEST(Sampling, CpuMatchesReferenceExactly) {
   }
 }
 
-// A row's id depends on (seed, stream, step) and the row only: not on its
-// place in the batch nor on the other rows, nor on the leading dimension.
 TEST(Sampling, IndependentOfBatchComposition) {
-  const int64_t V = 300, rows = 6, ld = V + 5;
-  std::vector<float> x = test::random_floats(rows * ld, 99, -3.f, 3.f);
-  std::vector<SamplingParams> params(rows);
-  std::vector<uint64_t> stream(rows), step(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    params[r].temperature = 1.f, params[r].top_p = 0.9f, params[r].seed = 42;
-    stream[r] = 100 + r, step[r] = 3;
-  }
-  std::vector<int32_t> batch(rows);
-  cpu::sample(x.data(), ld, rows, V, params.data(), stream.data(), step.data(), batch.data());
-  for (int64_t r = rows - 1; r >= 0; --r) {  // alone, in reverse order, contiguous copy
-    std::vector<float> row(x.begin() + r * ld, x.begin() + r * ld + V);
-    EXPECT_EQ(one(cpu::sample, row, params[r], stream[r], step[r]), batch[r]) << "row " << r;
-  }
-  // Different streams (documents) with identical logits do not move in lockstep.
-  std::vector<float> row(x.begin(), x.begin() + V);
-  std::set<int32_t> seen;
-  for (uint64_t s = 0; s < 50; ++s) seen.insert(one(cpu::sample, row, params[0], s, 0));
-  EXPECT_GT(seen.size(), 5u);
+  test::expect_independent_of_batch_composition(
+      [](const test::SamplingBatch& b, int64_t ld, int64_t rows, int64_t V) {
+        std::vector<int32_t> ids(rows);
+        cpu::sample(b.x.data(), ld, rows, V, b.params.data(), b.stream.data(), b.step.data(),
+                    ids.data());
+        return ids;
+      },
+      [](const std::vector<float>& row, const SamplingParams& p, uint64_t stream,
+         uint64_t step) { return one(cpu::sample, row, p, stream, step); });
 }
 
 }  // namespace

@@ -36,25 +36,15 @@ using test::describe;
 // by 1e-4 (checked by breaking the kernel's exp on purpose).
 constexpr double kTol = 1e-5;
 
-struct SsdOutputs {
-  std::vector<float> y, final_state;
-};
-
-using ScanFn = void (*) RINGSCAN_SSD_SCAN_SIG;
+using test::SsdOutputs;
+using ScanFn = test::SsdScanFn;
 using CorrectionFn = void (*) RINGSCAN_SSD_STATE_CORRECTION_SIG;
 
 // y's padding is filled with a sentinel that must survive the call.
 constexpr float kYSentinel = test::kSsdYSentinel;
 
 SsdOutputs run_scan(ScanFn scan, const SsdInputs& in, bool with_init, bool with_final = true) {
-  SsdOutputs out;
-  out.y.assign(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel);
-  if (with_final)
-    out.final_state.assign(in.init.size(), std::numeric_limits<float>::quiet_NaN());
-  scan(in.s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
-       in.C.data(), in.ld_c, with_init ? in.init.data() : nullptr, out.y.data(), in.ld_y,
-       with_final ? out.final_state.data() : nullptr);
-  return out;
+  return test::run_ssd_scan(scan, in, with_init, with_final);
 }
 
 ::testing::AssertionResult padding_untouched(const SsdInputs& in, const std::vector<float>& y) {
@@ -141,27 +131,13 @@ TEST(SsdScan, ReferenceMatchesClosedFormForTwoTokens) {
 TEST(SsdScan, FastMatchesReferenceOverShapes) {
   // Chunks above 64 span several of the kernel's row blocks (and 100 ends in a
   // partial one); 256 is the model's chunk.
-  uint64_t seed = 100;
-  for (const SsdShape& layout : test::kSsdHeadLayouts)
-    for (int64_t chunk : {1, 3, 8, 16, 64, 100, 256})
-      for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
-        if (len < 1) continue;  // chunk 1: len 0 is its own test
-        for (bool with_init : {false, true}) {
-          SsdShape s = layout;
-          s.len = len;
-          s.chunk = chunk;
-          expect_fast_matches_reference(s, with_init, DtRange::Realistic, ++seed);
-        }
-      }
+  test::for_each_chunk_boundary_case({1, 3, 8, 16, 64, 100, 256},
+                                     expect_fast_matches_reference);
 }
 
 TEST(SsdScan, FastMatchesReferenceOnLongSequence) {
-  for (bool with_init : {false, true}) {
-    expect_fast_matches_reference({1000, 6, 8, 2, 16, 64}, with_init, DtRange::Realistic, 7);
-    // A chunk longer than the sequence, and one not dividing it.
-    expect_fast_matches_reference({1000, 2, 8, 1, 16, 1024}, with_init, DtRange::Realistic, 8);
-    expect_fast_matches_reference({1000, 2, 8, 2, 16, 100}, with_init, DtRange::Realistic, 9);
-  }
+  // Including a chunk longer than the sequence, and one not dividing it.
+  test::for_each_long_sequence_case(expect_fast_matches_reference);
 }
 
 TEST(SsdScan, FastMatchesReferenceForModelSizedHeads) {
@@ -174,29 +150,19 @@ TEST(SsdScan, FastMatchesReferenceForModelSizedHeads) {
 TEST(SsdScan, StrongDecayStaysFiniteAndAccurate) {
   // dt*A down to -80 per token: cumulative sums reach thousands below zero in
   // one chunk. Only causal differences may be exponentiated.
-  for (bool with_init : {false, true})
-    for (int64_t chunk : {8, 64, 256}) {
-      expect_fast_matches_reference({600, 4, 8, 2, 16, chunk}, with_init, DtRange::Harsh, 21);
-      expect_fast_matches_reference({chunk + 3, 3, 5, 1, 7, chunk}, with_init, DtRange::Harsh, 22);
-    }
+  test::for_each_strong_decay_case(expect_fast_matches_reference);
 }
 
 TEST(SsdScan, ZeroOrPositiveDecayRate) {
   // A is negative in every model, but the kernel must not depend on it for
   // correctness: A = 0 (no decay) and A > 0 (slow growth) take the path that
   // exponentiates every causal difference directly.
-  for (float a : {0.f, 0.05f}) {
-    SsdInputs in = test::make_ssd_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
-    in.A[1] = a;
-    in.A[2] = a;
-    for (bool with_init : {false, true}) {
-      SCOPED_TRACE("A = " + std::to_string(a) + (with_init ? " with init" : ""));
-      const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init);
-      const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init);
-      EXPECT_TRUE(close_y(in, got.y, want.y));
-      EXPECT_TRUE(close_state(got.final_state, want.final_state));
-    }
-  }
+  test::for_each_zero_or_positive_decay_case([](const SsdInputs& in, bool with_init) {
+    const SsdOutputs want = run_scan(ref::ssd_scan, in, with_init);
+    const SsdOutputs got = run_scan(cpu::ssd_scan, in, with_init);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    EXPECT_TRUE(close_state(got.final_state, want.final_state));
+  });
 }
 
 #if defined(__SSE__)
@@ -277,22 +243,15 @@ TEST(SsdStateCorrection, ZeroStateScanPlusCorrectionEqualsScanFromState) {
   };
   for (Impl impl : {Impl{ref::ssd_scan, ref::ssd_state_correction},
                     Impl{cpu::ssd_scan, cpu::ssd_state_correction}})
-    for (const SsdShape& layout : test::kSsdHeadLayouts)
-      for (int64_t len : {1, 15, 16, 17, 130})
-        for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
-          SsdShape s = layout;
-          s.len = len;
-          s.chunk = 16;
-          SCOPED_TRACE(describe(s, true));
-          const SsdInputs in = test::make_ssd_inputs(s, 2, range, 40 + len);
-          const SsdOutputs want = run_scan(impl.scan, in, true);
-          SsdOutputs got = run_scan(impl.scan, in, false);
-          impl.correct(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
-                       got.y.data(), in.ld_y, got.final_state.data());
-          EXPECT_TRUE(close_y(in, got.y, want.y));
-          EXPECT_TRUE(close_state(got.final_state, want.final_state));
-          EXPECT_TRUE(padding_untouched(in, got.y));
-        }
+    test::for_each_state_correction_identity_case([&](const SsdInputs& in) {
+      const SsdOutputs want = run_scan(impl.scan, in, true);
+      SsdOutputs got = run_scan(impl.scan, in, false);
+      impl.correct(in.s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
+                   got.y.data(), in.ld_y, got.final_state.data());
+      EXPECT_TRUE(close_y(in, got.y, want.y));
+      EXPECT_TRUE(close_state(got.final_state, want.final_state));
+      EXPECT_TRUE(padding_untouched(in, got.y));
+    });
 }
 
 TEST(SsdStateCorrection, FastMatchesReference) {
@@ -306,10 +265,8 @@ TEST(SsdStateCorrection, FastMatchesReference) {
         const SsdInputs in = test::make_ssd_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
         // Start from arbitrary outputs and state: the correction adds to them.
         SsdOutputs base = run_scan(ref::ssd_scan, in, false);
-        SsdOutputs want = base, got = base;
-        ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
-                                  in.init.data(), want.y.data(), in.ld_y,
-                                  want.final_state.data());
+        const SsdOutputs want = test::ref_state_corrected(in, base);
+        SsdOutputs got = base;
         cpu::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
                                   in.init.data(), got.y.data(), in.ld_y, got.final_state.data());
         EXPECT_TRUE(close_y(in, got.y, want.y));

@@ -9,6 +9,7 @@
 
 #include "attention.h"
 #include "cuda_test_util.h"
+#include "kernels/attention_test_util.h"
 
 namespace ringscan::kernels {
 namespace {
@@ -27,27 +28,15 @@ constexpr double kOutAtol = 2e-5;
 constexpr double kMaxAtol = 2e-5;  // the running max is a score (|score| <= ~10 here)
 constexpr double kSumRtol = 2e-5;  // l, compared at the reference's max: a sum of weights
 
-struct Inputs {
-  AttentionShape s;
-  int64_t lq, lk, ld_q, ld_k, ld_v;
-  std::vector<float> q, k, v;
-};
+constexpr test::AttentionTolerances kStateTol{kOutAtol, kMaxAtol, kSumRtol};
 
-// Row strides wider than the heads by pad, 2 pad, 3 pad (pad 0: contiguous).
-Inputs make_inputs(AttentionShape s, int64_t lq, int64_t lk, int64_t pad, uint64_t seed) {
-  Inputs in{s, lq, lk, s.q_heads * s.head_dim + pad, s.kv_heads * s.head_dim + 2 * pad,
-            s.kv_heads * s.head_dim + 3 * pad, {}, {}, {}};
-  in.q = test::random_floats(lq * in.ld_q, seed, -2.f, 2.f);
-  in.k = test::random_floats(lk * in.ld_k, seed + 1, -2.f, 2.f);
-  in.v = test::random_floats(lk * in.ld_v, seed + 2, -1.f, 1.f);
-  return in;
-}
+using Inputs = test::AttentionInputs;
+using test::make_attention_inputs;
+using test::naive_attention;
 
-// A state on the host (for the reference) ...
-struct State {
-  std::vector<float> acc, m, l;
-  State(const AttentionShape& s, int64_t lq)
-      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {
+// A state on the host, initialised by the reference (ref::attention_init) ...
+struct State : test::AttentionState {
+  State(const AttentionShape& s, int64_t lq) : AttentionState(s, lq) {
     ref::attention_init(s, lq, acc.data(), m.data(), l.data());
   }
 };
@@ -74,47 +63,6 @@ struct DInputs {
   explicit DInputs(const Inputs& in) : q(in.q), k(in.k), v(in.v) {}
 };
 
-std::vector<float> finalize(const AttentionShape& s, int64_t lq, const State& st) {
-  std::vector<float> out(lq * s.q_heads * s.head_dim);
-  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), out.data(), s.q_heads * s.head_dim);
-  return out;
-}
-
-// Naive attention in double over all keys at once (the definition, written
-// independently of the online softmax). Rows with no visible key give 0.
-std::vector<float> naive_attention(const Inputs& in, int64_t q_pos0, int64_t k_pos0, float scale,
-                                   bool causal) {
-  const AttentionShape& s = in.s;
-  const int64_t D = s.head_dim, G = s.q_heads / s.kv_heads;
-  std::vector<float> out(in.lq * s.q_heads * D, 0.f);
-  for (int64_t i = 0; i < in.lq; ++i)
-    for (int64_t h = 0; h < s.q_heads; ++h) {
-      std::vector<double> w(in.lk, 0.0);
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < in.lk; ++j) {
-        if (causal && k_pos0 + j > q_pos0 + i) continue;
-        double dot = 0;
-        for (int64_t d = 0; d < D; ++d)
-          dot += double(in.q[i * in.ld_q + h * D + d]) * in.k[j * in.ld_k + (h / G) * D + d];
-        w[j] = dot * scale;
-        mx = std::max(mx, w[j]);
-      }
-      if (mx == -INFINITY) continue;
-      double sum = 0;
-      for (int64_t j = 0; j < in.lk; ++j) {
-        const bool seen = !causal || k_pos0 + j <= q_pos0 + i;
-        w[j] = seen ? std::exp(w[j] - mx) : 0.0;
-        sum += w[j];
-      }
-      for (int64_t d = 0; d < D; ++d) {
-        double o = 0;
-        for (int64_t j = 0; j < in.lk; ++j) o += w[j] * in.v[j * in.ld_v + (h / G) * D + d];
-        out[(i * s.q_heads + h) * D + d] = static_cast<float>(o / sum);
-      }
-    }
-  return out;
-}
-
 // Keys [j0, j1) of `in` (positions k_pos0 + j0 ...) folded into a host state
 // by the reference, or into a device state by the CUDA kernel. `q_from` lets
 // a block use another Inputs' queries (same lq and ld_q).
@@ -132,32 +80,10 @@ void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q
                         causal, st.acc.get(), st.m.get(), st.l.get());
 }
 
-// Compares two states: max, then the sum at the same max, then the outputs.
-void expect_states_close(const AttentionShape& s, int64_t lq, const State& got,
-                         const State& expect) {
-  for (size_t r = 0; r < got.m.size(); ++r) {
-    if (expect.m[r] == -INFINITY) {
-      ASSERT_EQ(got.m[r], -INFINITY) << "row " << r;
-      ASSERT_EQ(got.l[r], 0.f) << "row " << r;
-      continue;
-    }
-    ASSERT_NEAR(got.m[r], expect.m[r], kMaxAtol) << "row " << r;
-    const double l_at_expect_max = got.l[r] * std::exp(double(got.m[r]) - expect.m[r]);
-    ASSERT_NEAR(l_at_expect_max, expect.l[r], kSumRtol * expect.l[r]) << "row " << r;
-  }
-  EXPECT_TRUE(test::all_close(finalize(s, lq, got), finalize(s, lq, expect), kOutAtol, 0));
-}
-
-struct Case {
-  AttentionShape s;
-  int64_t lq, lk, pad, q_pos0, k_pos0;
-  bool causal;
-};
-
 // One block folded into a state that already holds an earlier block of 5 keys
 // (so the rescaling of a loaded state is exercised), CUDA vs reference.
 TEST(AttentionCuda, BlockMatchesReference) {
-  const Case cases[] = {
+  const test::AttentionBlockCase cases[] = {
       {{1, 1, 1}, 1, 1, 0, 0, 0, true},
       {{2, 2, 16}, 1, 1, 0, 0, 0, true},           // GQA 1, one query, one key
       {{4, 2, 24}, 7, 33, 3, 40, 20, true},        // GQA 2, odd-ish dim, diagonal block
@@ -178,14 +104,12 @@ TEST(AttentionCuda, BlockMatchesReference) {
       {{6, 2, 32}, 20, 30, 0, 90, 100, true},      // the first rows see nothing, later rows some
       {{6, 2, 32}, 20, 2000, 0, 90, 100, true},    // same with a split
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message()
-                 << "heads " << c.s.q_heads << "/" << c.s.kv_heads << " dim " << c.s.head_dim
-                 << " lq " << c.lq << " lk " << c.lk << " pad " << c.pad << " q_pos0 " << c.q_pos0
-                 << " k_pos0 " << c.k_pos0 << " causal " << c.causal);
+  for (const test::AttentionBlockCase& c : cases) {
+    SCOPED_TRACE(test::describe(c));
     const float scale = 1.f / std::sqrt(float(c.s.head_dim));
-    const Inputs prev = make_inputs(c.s, c.lq, 5, c.pad, 1);  // an earlier block of 5 keys
-    const Inputs in = make_inputs(c.s, c.lq, c.lk, c.pad, 4);
+    // An earlier block of 5 keys.
+    const Inputs prev = make_attention_inputs(c.s, c.lq, 5, c.pad, 1);
+    const Inputs in = make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4);
     const DInputs d_prev(prev), d_in(in);
     State expect(c.s, c.lq);
     DState got(c.s, c.lq);
@@ -194,7 +118,7 @@ TEST(AttentionCuda, BlockMatchesReference) {
     fold_cuda(prev, d_prev, d_in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
     fold_ref(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
     fold_cuda(in, d_in, d_in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
-    expect_states_close(c.s, c.lq, got.download(c.s, c.lq), expect);
+    test::expect_attention_states_close(c.s, c.lq, got.download(c.s, c.lq), expect, kStateTol);
     // The kernel only reads q, k and v (padding columns included).
     EXPECT_EQ(d_in.q.download(), in.q);
     EXPECT_EQ(d_in.k.download(), in.k);
@@ -207,17 +131,13 @@ TEST(AttentionCuda, BlockMatchesReference) {
 TEST(AttentionCuda, FullyMaskedRowsAndMerges) {
   const AttentionShape s{4, 2, 8};
   const int64_t lq = 3, lk = 4;
-  const Inputs in = make_inputs(s, lq, lk, 0, 7);
+  const Inputs in = make_attention_inputs(s, lq, lk, 0, 7);
   const DInputs d_in(in);
   const float scale = 0.35f;
   DState empty(s, lq), seen(s, lq);
   fold_cuda(in, d_in, d_in, 0, 0, lk, 10, scale, true, empty);  // keys at 10.., queries at 0..2
   const State e = empty.download(s, lq);
-  for (size_t r = 0; r < e.m.size(); ++r) {
-    EXPECT_EQ(e.m[r], -INFINITY);
-    EXPECT_EQ(e.l[r], 0.f);
-  }
-  for (float x : e.acc) EXPECT_EQ(x, 0.f);
+  test::expect_attention_state_empty(e);
   test::DeviceArray<float> d_out(std::vector<float>(lq * s.q_heads * s.head_dim, NAN));
   cuda::attention_finalize(s, lq, empty.acc.get(), empty.l.get(), d_out.get(), s.q_heads * s.head_dim);
   for (float o : d_out.download()) EXPECT_EQ(o, 0.f);
@@ -251,12 +171,7 @@ TEST(AttentionCuda, FullyMaskedRowsAndMerges) {
     DState a = upload(e);  // both empty
     cuda::attention_merge(s, lq, empty.acc.get(), empty.m.get(), empty.l.get(), a.acc.get(),
                           a.m.get(), a.l.get());
-    const State r = a.download(s, lq);
-    for (size_t i = 0; i < r.m.size(); ++i) {
-      EXPECT_EQ(r.m[i], -INFINITY);
-      EXPECT_EQ(r.l[i], 0.f);
-    }
-    for (float x : r.acc) EXPECT_EQ(x, 0.f);
+    test::expect_attention_state_empty(a.download(s, lq));
   }
 }
 
@@ -264,7 +179,8 @@ TEST(AttentionCuda, FullyMaskedRowsAndMerges) {
 TEST(AttentionCuda, MergeMatchesReference) {
   const AttentionShape s{8, 2, 64};
   const int64_t lq = 37;
-  const Inputs a = make_inputs(s, lq, 40, 0, 31), b = make_inputs(s, lq, 50, 0, 41);
+  const Inputs a = make_attention_inputs(s, lq, 40, 0, 31);
+  const Inputs b = make_attention_inputs(s, lq, 50, 0, 41);
   State pa(s, lq), pb(s, lq);
   fold_ref(a, a, 100, 0, 40, 80, 0.125f, true, pa);  // some rows see none of a's keys
   fold_ref(b, a, 100, 0, 50, 30, 0.125f, true, pb);
@@ -305,7 +221,7 @@ TEST(AttentionCuda, BlocksAndMergedPartialsEqualWholeSoftmax) {
   const AttentionShape s{6, 2, 32};
   const int64_t L = 150;
   const float scale = 1.f / std::sqrt(32.f);
-  const Inputs in = make_inputs(s, L, L, 3, 11);
+  const Inputs in = make_attention_inputs(s, L, L, 3, 11);
   const DInputs d_in(in);
   const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
   const int64_t W = s.q_heads * s.head_dim;
@@ -341,7 +257,7 @@ TEST(AttentionCuda, QuerySegmentsAndDecodeShards) {
   const AttentionShape s{8, 4, 16};
   const int64_t L = 150;
   const float scale = 0.25f;
-  const Inputs in = make_inputs(s, L, L, 0, 21);
+  const Inputs in = make_attention_inputs(s, L, L, 0, 21);
   const DInputs d_in(in);
   const std::vector<float> naive = naive_attention(in, 0, 0, scale, true);
   const int64_t W = s.q_heads * s.head_dim;
@@ -383,7 +299,7 @@ TEST(AttentionCuda, QuerySegmentsAndDecodeShards) {
 TEST(AttentionCuda, FinalizeStridedMatchesReference) {
   const AttentionShape s{4, 2, 24};
   const int64_t lq = 19, W = s.q_heads * s.head_dim, ld = W + 13;
-  const Inputs in = make_inputs(s, lq, 40, 0, 51);
+  const Inputs in = make_attention_inputs(s, lq, 40, 0, 51);
   State st(s, lq);
   fold_ref(in, in, 10, 0, 40, 0, 0.2f, true, st);
   std::vector<float> expect(lq * ld, -3.f);

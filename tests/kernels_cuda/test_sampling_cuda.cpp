@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "kernels/sampling_test_util.h"
 #include "sampling.h"
 
 namespace ringscan::kernels {
@@ -130,32 +131,8 @@ TEST(SamplingCuda, GreedyIsBitwiseTheReference) {
 
 // Hand cases of the warpers: which ids can come out at all.
 TEST(SamplingCuda, TopKAndTopPKeepTheRightIds) {
-  // Probabilities 0.5, 0.3, 0.15, 0.05 at ids 2, 0, 3, 1.
-  const std::vector<float> x = {std::log(0.3f), std::log(0.05f), std::log(0.5f), std::log(0.15f)};
-  SamplingParams p;
-  p.temperature = 1.f;
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{0, 1, 2, 3}));
-  p.top_k = 2;
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{0, 2}));
-  p.top_k = 1;
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{2}));
-  p.top_k = 0;
-  p.top_p = 0.4f;  // 0.5 alone reaches it
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{2}));
-  p.top_p = 0.7f;  // 0.5 + 0.3
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{0, 2}));
-  p.top_p = 0.9f;  // 0.5 + 0.3 + 0.15
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{0, 2, 3}));
-  p.top_p = 0.f;  // at least one id
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{2}));
-  p.top_p = 0.9f, p.top_k = 2;  // top-k first, then top-p over what is left
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{0, 2}));
-  p.top_p = 0.6f;  // 0.625 alone reaches it
-  EXPECT_EQ(support_cuda(x, p), (std::set<int32_t>{2}));
-  // Ties at the k-th logit are all kept (HF's top-k).
-  SamplingParams q;
-  q.temperature = 1.f, q.top_k = 2;
-  EXPECT_EQ(support_cuda({1.f, 2.f, 1.f, 0.f, 1.f}, q), (std::set<int32_t>{0, 1, 2, 4}));
+  test::expect_warpers_keep_the_right_ids(
+      [](const std::vector<float>& x, const SamplingParams& p) { return support_cuda(x, p); });
   // Top-p cutting inside a group of tied logits keeps the lowest ids first:
   // five ids of probability 0.2 each; top_p 0.5 keeps the first three by id.
   SamplingParams t;
@@ -170,11 +147,7 @@ struct BatchCase {
   bool quantized;  // many exact ties
 };
 
-struct Batch {
-  std::vector<float> x;
-  std::vector<SamplingParams> params;
-  std::vector<uint64_t> stream, step;
-};
+using Batch = test::SamplingBatch;
 
 // Logits in [-spread, spread] (id 3 at -inf), and per row a temperature /
 // top-k / top-p combination with fixed seeds, streams and steps.
@@ -240,28 +213,20 @@ TEST(SamplingCuda, ManyTopPDrawsMatchReference) {
   }
 }
 
-// A row's id depends on (seed, stream, step) and the row only: not on its
-// place in the batch, the other rows, or the leading dimension.
 TEST(SamplingCuda, IndependentOfBatchComposition) {
-  const int64_t V = 300, rows = 6, ld = V + 5;
-  const std::vector<float> x = test::random_floats(rows * ld, 99, -3.f, 3.f);
-  std::vector<SamplingParams> params(rows);
-  std::vector<uint64_t> stream(rows), step(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    params[r].temperature = 1.f, params[r].top_p = 0.9f, params[r].seed = 42;
-    stream[r] = 100 + r, step[r] = 3;
-  }
-  std::vector<int32_t> batch(rows);
-  const test::DeviceArray<float> d(x);
-  cuda::sample(d.get(), ld, rows, V, params.data(), stream.data(), step.data(), batch.data());
-  for (int64_t r = rows - 1; r >= 0; --r) {  // alone, in reverse order, contiguous copy
-    const test::DeviceArray<float> row(std::vector<float>(x.begin() + r * ld, x.begin() + r * ld + V));
-    EXPECT_EQ(one_cuda(row, V, params[r], stream[r], step[r]), batch[r]) << "row " << r;
-  }
-  const test::DeviceArray<float> row0(std::vector<float>(x.begin(), x.begin() + V));
-  std::set<int32_t> seen;
-  for (uint64_t s = 0; s < 50; ++s) seen.insert(one_cuda(row0, V, params[0], s, 0));
-  EXPECT_GT(seen.size(), 5u);  // different streams do not move in lockstep
+  test::expect_independent_of_batch_composition(
+      [](const Batch& b, int64_t ld, int64_t rows, int64_t V) {
+        std::vector<int32_t> ids(rows);
+        const test::DeviceArray<float> d(b.x);
+        cuda::sample(d.get(), ld, rows, V, b.params.data(), b.stream.data(), b.step.data(),
+                     ids.data());
+        return ids;
+      },
+      [](const std::vector<float>& row, const SamplingParams& p, uint64_t stream,
+         uint64_t step) {
+        return one_cuda(test::DeviceArray<float>(row), static_cast<int64_t>(row.size()), p,
+                        stream, step);
+      });
 }
 
 TEST(SamplingCuda, RejectsEmptyVocabulary) {

@@ -48,18 +48,10 @@ struct DeviceInputs {
       : x(in.x), dt(in.dt), A(in.A), B(in.B), C(in.C), init(in.init) {}
 };
 
-struct SsdOutputs {
-  std::vector<float> y, final_state;
-};
+using test::SsdOutputs;
 
 SsdOutputs run_ref(const SsdInputs& in, bool with_init, bool with_final = true) {
-  SsdOutputs out;
-  out.y.assign(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel);
-  if (with_final) out.final_state.assign(in.init.size(), std::numeric_limits<float>::quiet_NaN());
-  ref::ssd_scan(in.s, in.x.data(), in.ld_x, in.dt.data(), in.A.data(), in.B.data(), in.ld_b,
-                in.C.data(), in.ld_c, with_init ? in.init.data() : nullptr, out.y.data(), in.ld_y,
-                with_final ? out.final_state.data() : nullptr);
-  return out;
+  return test::run_ssd_scan(ref::ssd_scan, in, with_init, with_final);
 }
 
 SsdOutputs run_cuda(const SsdInputs& in, bool with_init, bool with_final = true) {
@@ -99,27 +91,13 @@ void expect_cuda_matches_reference(const SsdShape& s, bool with_init, DtRange ra
 TEST(SsdScanCuda, MatchesReferenceAroundChunkBoundaries) {
   // len 1, chunk - 1, chunk, chunk + 1, 3 chunk + 5 for chunks below, at and
   // above the kernel's 64-row tiles; 256 is the model's chunk.
-  uint64_t seed = 100;
-  for (const SsdShape& layout : test::kSsdHeadLayouts)
-    for (int64_t chunk : {1, 3, 16, 64, 65, 100, 256})
-      for (int64_t len : {int64_t{1}, chunk - 1, chunk, chunk + 1, 3 * chunk + 5}) {
-        if (len < 1) continue;
-        for (bool with_init : {false, true}) {
-          SsdShape s = layout;
-          s.len = len;
-          s.chunk = chunk;
-          expect_cuda_matches_reference(s, with_init, DtRange::Realistic, ++seed);
-        }
-      }
+  test::for_each_chunk_boundary_case({1, 3, 16, 64, 65, 100, 256},
+                                     expect_cuda_matches_reference);
 }
 
 TEST(SsdScanCuda, MatchesReferenceOnLongSequence) {
-  for (bool with_init : {false, true}) {
-    expect_cuda_matches_reference({1000, 6, 8, 2, 16, 64}, with_init, DtRange::Realistic, 7);
-    // A chunk longer than the sequence, and one not dividing it.
-    expect_cuda_matches_reference({1000, 2, 8, 1, 16, 1024}, with_init, DtRange::Realistic, 8);
-    expect_cuda_matches_reference({1000, 2, 8, 2, 16, 100}, with_init, DtRange::Realistic, 9);
-  }
+  // Including a chunk longer than the sequence, and one not dividing it.
+  test::for_each_long_sequence_case(expect_cuda_matches_reference);
 }
 
 TEST(SsdScanCuda, MatchesReferenceForModelSizedHeads) {
@@ -141,26 +119,16 @@ TEST(SsdScanCuda, SeveralScratchPassesCarryTheState) {
 }
 
 TEST(SsdScanCuda, StrongDecayStaysFiniteAndAccurate) {
-  for (bool with_init : {false, true})
-    for (int64_t chunk : {8, 64, 256}) {
-      expect_cuda_matches_reference({600, 4, 8, 2, 16, chunk}, with_init, DtRange::Harsh, 21);
-      expect_cuda_matches_reference({chunk + 3, 3, 5, 1, 7, chunk}, with_init, DtRange::Harsh, 22);
-    }
+  test::for_each_strong_decay_case(expect_cuda_matches_reference);
 }
 
 TEST(SsdScanCuda, ZeroOrPositiveDecayRate) {
-  for (float a : {0.f, 0.05f}) {
-    SsdInputs in = test::make_ssd_inputs({200, 4, 6, 2, 8, 64}, 1, DtRange::Realistic, 12);
-    in.A[1] = a;
-    in.A[2] = a;
-    for (bool with_init : {false, true}) {
-      SCOPED_TRACE("A = " + std::to_string(a) + (with_init ? " with init" : ""));
-      const SsdOutputs want = run_ref(in, with_init);
-      const SsdOutputs got = run_cuda(in, with_init);
-      EXPECT_TRUE(close_y(in, got.y, want.y));
-      EXPECT_TRUE(close_state(got.final_state, want.final_state));
-    }
-  }
+  test::for_each_zero_or_positive_decay_case([](const SsdInputs& in, bool with_init) {
+    const SsdOutputs want = run_ref(in, with_init);
+    const SsdOutputs got = run_cuda(in, with_init);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    EXPECT_TRUE(close_state(got.final_state, want.final_state));
+  });
 }
 
 TEST(SsdScanCuda, WithoutFinalState) {
@@ -266,10 +234,7 @@ TEST(SsdStateCorrectionCuda, MatchesReference) {
         const SsdInputs in = test::make_ssd_inputs(s, 1, DtRange::Realistic, 60 + len + chunk);
         // Start from arbitrary outputs and state: the correction adds to them.
         const SsdOutputs base = run_ref(in, false);
-        SsdOutputs want = base;
-        ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c,
-                                  in.init.data(), want.y.data(), in.ld_y,
-                                  want.final_state.data());
+        const SsdOutputs want = test::ref_state_corrected(in, base);
         const SsdOutputs got = correct_cuda(in, base, true);
         EXPECT_TRUE(close_y(in, got.y, want.y));
         EXPECT_TRUE(close_state(got.final_state, want.final_state));
@@ -285,9 +250,7 @@ TEST(SsdStateCorrectionCuda, ModelSizedHeadsAndStrongDecay) {
     SCOPED_TRACE(describe(s, true) + (range == DtRange::Harsh ? " harsh" : ""));
     const SsdInputs in = test::make_ssd_inputs(s, 3, range, 70);
     const SsdOutputs base = run_ref(in, false);
-    SsdOutputs want = base;
-    ref::ssd_state_correction(s, in.dt.data(), in.A.data(), in.C.data(), in.ld_c, in.init.data(),
-                              want.y.data(), in.ld_y, want.final_state.data());
+    const SsdOutputs want = test::ref_state_corrected(in, base);
     const SsdOutputs got = correct_cuda(in, base, true);
     EXPECT_TRUE(close_y(in, got.y, want.y));
     EXPECT_TRUE(close_state(got.final_state, want.final_state));
@@ -297,20 +260,13 @@ TEST(SsdStateCorrectionCuda, ModelSizedHeadsAndStrongDecay) {
 TEST(SsdStateCorrectionCuda, ZeroStateScanPlusCorrectionEqualsScanFromState) {
   // DESIGN.md §4's identity, all on the device: scan(init = H) ==
   // scan(init = 0) + correction(H), for the outputs and the final state.
-  for (const SsdShape& layout : test::kSsdHeadLayouts)
-    for (int64_t len : {1, 15, 16, 17, 130})
-      for (DtRange range : {DtRange::Realistic, DtRange::Harsh}) {
-        SsdShape s = layout;
-        s.len = len;
-        s.chunk = 16;
-        SCOPED_TRACE(describe(s, true));
-        const SsdInputs in = test::make_ssd_inputs(s, 2, range, 40 + len);
-        const SsdOutputs want = run_ref(in, true);
-        const SsdOutputs got = correct_cuda(in, run_cuda(in, false), true);
-        EXPECT_TRUE(close_y(in, got.y, want.y));
-        EXPECT_TRUE(close_state(got.final_state, want.final_state));
-        EXPECT_TRUE(padding_untouched(in, got.y));
-      }
+  test::for_each_state_correction_identity_case([](const SsdInputs& in) {
+    const SsdOutputs want = run_ref(in, true);
+    const SsdOutputs got = correct_cuda(in, run_cuda(in, false), true);
+    EXPECT_TRUE(close_y(in, got.y, want.y));
+    EXPECT_TRUE(close_state(got.final_state, want.final_state));
+    EXPECT_TRUE(padding_untouched(in, got.y));
+  });
 }
 
 // ---------------------------------------------------------------------------

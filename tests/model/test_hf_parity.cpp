@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "model/hf_fixtures.h"
 #include "model/model.h"
 #include "util/json_util.h"
 #include "util/npy.h"
@@ -17,29 +18,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixtures_root() { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf"; }
-
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  if (fs::is_directory(fixtures_root()))
-    for (const auto& e : fs::directory_iterator(fixtures_root()))
-      if (fs::exists(e.path() / "cases.json")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-struct Diff {
-  double max_abs = 0, scale = 0;
-};
-
-Diff compare(const float* a, const float* b, int64_t n) {
-  Diff d;
-  for (int64_t i = 0; i < n; ++i) {
-    d.max_abs = std::max(d.max_abs, static_cast<double>(std::fabs(a[i] - b[i])));
-    d.scale = std::max(d.scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return d;
-}
+using test::compare;
+using test::Diff;
+std::string fixtures_root() { return test::hf_fixtures_root(); }
+std::vector<std::string> fixture_names() { return test::hf_fixture_names(); }
 
 // Tolerance: both sides compute in fp32 from the same fp32 weights, but with
 // different algorithms (HF's torch path: full-matrix SSD per chunk, cumsum of
@@ -84,9 +66,5 @@ TEST_P(HfParity, LogitsMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (auto& ch : s) if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(HfParity);

@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "model/device_model.h"
+#include "model/hf_fixtures.h"
 #include "model/model.h"
+#include "runtime/decode.h"
+#include "runtime/decode_engine.h"
 #include "runtime/device_select.h"
 #include "util/json_util.h"
 #include "util/npy.h"
@@ -19,27 +22,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixtures_root() { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf"; }
-
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> names;
-  if (fs::is_directory(fixtures_root()))
-    for (const auto& e : fs::directory_iterator(fixtures_root()))
-      if (fs::exists(e.path() / "cases.json")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-struct Diff {
-  double max_abs = 0, scale = 0;
-};
+using test::Diff;
+std::string fixtures_root() { return test::hf_fixtures_root(); }
+std::vector<std::string> fixture_names() { return test::hf_fixture_names(); }
 Diff compare(const std::vector<float>& got, const float* want, size_t n) {
-  Diff d;
-  for (size_t i = 0; i < n; ++i) {
-    d.max_abs = std::max(d.max_abs, static_cast<double>(std::fabs(got[i] - want[i])));
-    d.scale = std::max(d.scale, static_cast<double>(std::fabs(want[i])));
-  }
-  return d;
+  return test::compare(got.data(), want, static_cast<int64_t>(n));
 }
 
 // fp32 GEMM inputs: the GPU computes what the CPU engine does in fp32 with
@@ -119,12 +106,33 @@ TEST_P(DeviceHfParity, GreedyGenerationMatchesTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, DeviceHfParity, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
-  std::string s = info.param;
-  for (auto& ch : s)
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return s;
-});
+// The same through the Decoder on the GPU engine (runtime/decode_engine.h):
+// every prompt of the fixture at once, at most 2 decoding together, so
+// continuous batching admits the third when a slot frees.
+TEST_P(DeviceHfParity, DecoderOnTheGpuMatchesTransformers) {
+  const std::string dir = fixtures_root() + "/" + GetParam();
+  if (!fs::exists(dir + "/generate.json")) GTEST_SKIP() << "no generate.json";
+  auto model = Model::load(dir, true);
+  DeviceModel dev(*model, DeviceModelOptions{GemmInputs::Fp32, 0});
+  auto engine = make_device_decode_engine(dev);
+  Decoder d(*engine, 2);
+  std::vector<std::vector<int32_t>> want;
+  uint64_t id = 0;
+  for (const auto& g : read_json_file(dir + "/generate.json")["generations"]) {
+    GenerationRequest r;
+    r.id = id++;
+    r.prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+    want.push_back(g["new_ids"].get<std::vector<int32_t>>());
+    r.max_new_tokens = static_cast<int64_t>(want.back().size());
+    d.submit(std::move(r));
+  }
+  const std::vector<GenerationResult> got = d.run();
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& r : got) EXPECT_EQ(r.tokens, want.at(r.id)) << GetParam() << " request " << r.id;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DeviceHfParity, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(DeviceModel, FixturesArePresent) { EXPECT_GE(fixture_names().size(), 3u); }
 

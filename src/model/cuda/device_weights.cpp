@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "model/cuda/device_model_impl.h"
+#include "model/memory_plan.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -135,46 +136,24 @@ void DeviceModel::upload_weights(const Model& host) {
 }
 
 void DeviceModel::layout_arena() {
-  const ModelConfig& c = cfg_;
-  const int64_t B = block_, D = c.hidden_size;
-  const bool has_mamba = c.count(LayerKind::Mamba) > 0, has_attn = c.count(LayerKind::Attention) > 0;
-  const int64_t P = has_mamba ? c.in_proj_dim() : 0, cd = has_mamba ? c.conv_dim() : 0,
-                H = has_mamba ? c.mamba_heads : 0, di = has_mamba ? c.d_inner() : 0;
-  const int64_t qd = has_attn ? c.num_heads * c.head_dim : 0, kvd = has_attn ? c.num_kv_heads * c.head_dim : 0,
-                nh = has_attn ? c.num_heads : 0;
-  const int64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
-  const int64_t V = c.vocab_size;
-  // Logits rows at once: 256 MiB of fp32 logits at most, at least one row.
-  logits_rows_ = std::clamp<int64_t>((int64_t{256} << 20) / (V * 4), 1, B);
-
-  struct Slot { void** p; uint64_t bytes; };
-  std::vector<Slot> slots;
-  auto f = [&](float*& p, int64_t elems) { slots.push_back({reinterpret_cast<void**>(&p), uint64_t(elems) * 4}); };
-  f(h_, B * D);
-  f(normed_, B * D);
-  f(out_, B * D);
-  f(proj_, B * P);
-  f(conv_, B * cd);
-  f(dt_, B * H);
-  f(y_, B * std::max(di, qd));
-  f(q_, B * qd);
-  f(k_, B * kvd);
-  f(v_, B * kvd);
-  f(acc_, B * qd);
-  f(m_, B * nh);
-  f(l_, B * nh);
-  f(up_, B * I);
-  f(gate_, c.mlp == MlpKind::Relu2 ? 0 : B * I);
-  f(hist_tmp_, has_mamba ? std::max<int64_t>(1, c.conv_kernel - 1) * cd : 0);
-  f(logits_, logits_rows_ * V);
-  f(logprob_, logits_rows_);
-  slots.push_back({reinterpret_cast<void**>(&targets_), uint64_t(logits_rows_) * 4});
-  slots.push_back({reinterpret_cast<void**>(&ids_), uint64_t(B) * 4});
-  slots.push_back({reinterpret_cast<void**>(&state_ptrs_),
-                   uint64_t(B) * std::max<int64_t>(1, c.count(LayerKind::Mamba)) * sizeof(float*)});
-  uint64_t total = 0;
-  for (const Slot& s : slots) total += aligned(std::max<uint64_t>(s.bytes, 4));
-  arena_ = DeviceBuffer(total, "the activation arena (" + std::to_string(B) + "-token blocks)");
+  // The sizes come from the memory plan (model/memory_plan.h), so `info` and
+  // the scheduler count exactly what is allocated here.
+  const DeviceArena a = device_arena(cfg_, block_);
+  logits_rows_ = a.logits_rows;
+  struct Slot {
+    void** p;
+    uint64_t bytes;
+  };
+  auto f = [](float*& p, int64_t elems) { return Slot{reinterpret_cast<void**>(&p), uint64_t(elems) * 4}; };
+  const Slot slots[] = {f(h_, a.h),         f(normed_, a.normed), f(out_, a.out),     f(proj_, a.proj),
+                        f(conv_, a.conv),   f(dt_, a.dt),         f(y_, a.y),         f(q_, a.q),
+                        f(k_, a.k),         f(v_, a.v),           f(acc_, a.acc),     f(m_, a.m),
+                        f(l_, a.l),         f(up_, a.up),         f(gate_, a.gate),   f(hist_tmp_, a.hist_tmp),
+                        f(logits_, a.logits), f(logprob_, a.logprob),
+                        {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
+                        {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
+                        {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)}};
+  arena_ = DeviceBuffer(a.bytes(), "the activation arena (" + std::to_string(block_) + "-token blocks)");
   uint64_t off = 0;
   for (const Slot& s : slots) {
     *s.p = arena_.as<char>() + off;

@@ -1,0 +1,72 @@
+// DeviceModel::forward_packed: short sequences stacked into one block.
+#include <cmath>
+#include <numeric>
+
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "model/cuda/device_model_impl.h"
+
+namespace ringscan {
+
+namespace k = kernels::cuda;
+
+void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, const PackedSink& sink) {
+  const ModelConfig& m = cfg_;
+  const int64_t D = m.hidden_size;
+  std::vector<int64_t> row0(seqs.size() + 1, 0);
+  for (size_t i = 0; i < seqs.size(); ++i) row0[i + 1] = row0[i] + static_cast<int64_t>(seqs[i].size());
+  const int64_t N = row0.back();
+  if (N > block_)
+    throw Error("packed prefill of " + std::to_string(N) + " tokens: the GPU engine stacks at most " +
+                std::to_string(block_) + " (one block)");
+  if (N == 0) return;
+  std::vector<int32_t> ids;
+  ids.reserve(N);
+  for (const auto& s : seqs) ids.insert(ids.end(), s.begin(), s.end());
+  embed(ids.data(), N, h_);
+
+  const int64_t P = m.count(LayerKind::Mamba) ? m.in_proj_dim() : 0, cd = m.count(LayerKind::Mamba) ? m.conv_dim() : 0;
+  const int64_t H = m.mamba_heads, di = m.count(LayerKind::Mamba) ? m.d_inner() : 0;
+  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  for (int layer = 0; layer < static_cast<int>(layers_.size()); ++layer) {
+    norm(layer, h_, N, normed_);
+    switch (layers_[layer].kind) {
+      case LayerKind::Mamba: {
+        const MambaBuffers all{proj_, conv_, dt_, y_};
+        mamba_in_proj(layer, normed_, N, all);
+        for (size_t i = 0; i < seqs.size(); ++i) {
+          const int64_t r = row0[i], n = row0[i + 1] - r;
+          if (n == 0) continue;
+          // Each sequence from zero conv history and zero state.
+          mamba_scan(layer, n, nullptr, nullptr, MambaBuffers{proj_ + r * P, conv_ + r * cd, dt_ + r * H, y_ + r * di},
+                     nullptr);
+        }
+        mamba_out(layer, N, all, out_);
+        break;
+      }
+      case LayerKind::Attention: {
+        const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+        for (size_t i = 0; i < seqs.size(); ++i) {
+          const int64_t r = row0[i], n = row0[i + 1] - r;
+          if (n == 0) continue;
+          // Per sequence: RoPE restarts at position 0 for each.
+          const AttentionBuffers b{q_ + r * qd, k_ + r * kvd, v_ + r * kvd, y_ + r * qd};
+          attention_qkv(layer, normed_ + r * D, n, 0, b);
+          k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
+          k::attention_block(s, b.q, qd, n, 0, b.k, kvd, b.v, kvd, n, 0, scale, /*causal=*/true, acc_ + r * qd,
+                             m_ + r * m.num_heads, l_ + r * m.num_heads);
+          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, b.y, qd);
+        }
+        attention_out(layer, N, AttentionBuffers{q_, k_, v_, y_}, out_);
+        break;
+      }
+      case LayerKind::Mlp: mlp(layer, normed_, N, up_, gate_, out_); break;
+    }
+    k::add_inplace(out_, N * D, h_);
+  }
+  norm(-1, h_, N, h_);
+  for (size_t i = 0; i < seqs.size(); ++i) sink(i, h_ + row0[i] * D);
+}
+
+}  // namespace ringscan

@@ -1,0 +1,64 @@
+// What the single-rank Decoder (decode.h) needs from an engine, so that the
+// same continuous batching runs on the CPU (Model) or on a GPU (DeviceModel):
+// prefill a prompt, and draw tokens from a batch of sequences' last positions.
+#pragma once
+#include <cstdint>
+#include <climits>
+#include <memory>
+#include <vector>
+
+#include "kernels/sampling.h"
+#include "model/model.h"
+
+namespace ringscan {
+
+class DecodeEngine {
+ public:
+  // One sequence's state, as the engine keeps it (host or device).
+  struct Sequence {
+    virtual ~Sequence() = default;
+  };
+  virtual ~DecodeEngine() = default;
+
+  virtual int64_t vocab_size() const = 0;
+  // The largest batch one step takes (the Decoder's max_batch must not exceed it).
+  virtual int64_t max_batch() const = 0;
+  // Runs a prompt; the sequence then stands at its last position, ready to draw.
+  virtual std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt) = 0;
+  // The first new token of a prefilled sequence (from its prompt's last position).
+  virtual int32_t first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream,
+                              uint64_t step) = 0;
+  // One step for n sequences: ids[i] continues seqs[i]; out[i] is its next
+  // token, drawn with params[i], stream[i], step[i] (kernels/sampling.h).
+  virtual void step(const int32_t* ids, int64_t n, Sequence* const* seqs, const kernels::SamplingParams* params,
+                    const uint64_t* stream, const uint64_t* step, int32_t* out) = 0;
+};
+
+// The CPU engine: Model::forward / decode_step / logits and kernels::cpu::sample.
+class CpuDecodeEngine final : public DecodeEngine {
+ public:
+  explicit CpuDecodeEngine(Model& model) : model_(model) {}
+  const Model& model() const { return model_; }
+  int64_t vocab_size() const override { return model_.config().vocab_size; }
+  int64_t max_batch() const override { return INT64_MAX; }
+  std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt) override;
+  // A sequence whose prompt the caller already ran (state after it and the
+  // prompt's last final hidden row).
+  std::unique_ptr<Sequence> adopt(InferenceState state, std::vector<float> last_hidden) const;
+  int32_t first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream, uint64_t step) override;
+  void step(const int32_t* ids, int64_t n, Sequence* const* seqs, const kernels::SamplingParams* params,
+            const uint64_t* stream, const uint64_t* step, int32_t* out) override;
+
+ private:
+  Model& model_;
+};
+
+#ifdef RINGSCAN_WITH_CUDA
+class DeviceModel;
+// The GPU engine (model/device_model.h): prefill, decode step, lm_head and
+// the draw on the device (greedy bit-exact with the CPU; sampled ids equal
+// unless a draw lies within double round-off of a boundary, kernels/sampling.h).
+std::unique_ptr<DecodeEngine> make_device_decode_engine(DeviceModel& model);
+#endif
+
+}  // namespace ringscan
