@@ -175,7 +175,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (host-staged on GPUs)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
   if (spec.want.generate)
     opts.add_options()
         ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(128), "tokens to generate per document at most")
@@ -208,8 +208,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
     if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
     model = Model::load(o.model_dir, me != 0);
-    JobEngine::check_comm_option(o.comm);
-    engine = std::make_unique<JobEngine>(o.device, local_rank);
+    engine = std::make_unique<JobEngine>(o.device, o.comm, local_rank);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
     if (tok->vocab_size() > model->config().vocab_size)
       throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
@@ -231,7 +230,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (me == 0) std::cout << opts << "\n";
     return 0;
   }
-  engine->agree(*world);
+  cli::check_collectively(*world, [&]() { engine->agree(*world); });
   cli::check_collectively(*world, [&]() { engine->prepare(*model); });
   const ModelConfig& c = model->config();
   const auto& docs = found.documents;

@@ -227,10 +227,10 @@ DocumentValues compute_document_sp(Model& model, comm::Communicator& group, cons
 DocumentValues compute_document_sp_on_device(DeviceModel& model, comm::Communicator& group,
                                              const SequenceLayout& layout,
                                              const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
-                                             const WantedOutputs& want) {
+                                             const WantedOutputs& want, comm::Communicator* ring_comm) {
   const int64_t D = model.config().hidden_size;
   std::vector<std::vector<int32_t>> with_next;
-  DeviceSequenceParallelForward runner(model, group, layout);
+  DeviceSequenceParallelForward runner(model, group, layout, ring_comm);
   auto pieces = runner.run([&](const Segment& s) {
     with_next.push_back(segment_ids(s));
     return std::vector<int32_t>(with_next.back().begin(), with_next.back().begin() + s.len);

@@ -42,11 +42,12 @@ std::vector<DocumentValues> compute_documents_packed(const Model& model, const s
                                                      const WantedOutputs& want);
 
 #ifdef RINGSCAN_WITH_CUDA
-// The same over GPUs (runtime/device_sequence_parallel.h; group: an MPI communicator).
+// The same over GPUs (runtime/device_sequence_parallel.h; group: an MPI
+// communicator; ring_comm: an optional NCCL one over the same ranks for the K/V ring).
 DocumentValues compute_document_sp_on_device(DeviceModel& model, comm::Communicator& group,
                                              const SequenceLayout& layout,
                                              const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
-                                             const WantedOutputs& want);
+                                             const WantedOutputs& want, comm::Communicator* ring_comm = nullptr);
 #endif
 
 // Sequence parallel over `group` (every rank of it calls this). `segment_ids`

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#include "comm/mpi_communicator.h"
+#if defined(RINGSCAN_WITH_CUDA) && defined(RINGSCAN_HAVE_NCCL)
+#include "comm/nccl_communicator.h"
+#endif
 #include "model/memory_plan.h"
 #include "runtime/scheduler.h"
 #include "util/error.h"
@@ -11,14 +15,11 @@
 
 namespace ringscan {
 
-JobEngine::JobEngine(const std::string& option, int local_rank) : choice_(choose_device(option, local_rank)) {}
-
-void JobEngine::check_comm_option(const std::string& comm) {
-  if (comm == "auto" || comm == "mpi") return;
-  if (comm == "nccl")
-    throw Error("--comm nccl: sequence parallelism over NCCL is not in this version; --comm mpi (the default) "
-                "exchanges through host memory");
-  throw Error("--comm " + comm + " is not one of auto, mpi, nccl");
+JobEngine::JobEngine(const std::string& device, const std::string& comm, int local_rank)
+    : choice_(choose_device(device, local_rank)), comm_(comm) {
+  if (comm != "auto" && comm != "mpi" && comm != "nccl") throw Error("--comm " + comm + " is not one of auto, mpi, nccl");
+  if (comm == "nccl" && !on_gpu())
+    throw Error("--comm nccl needs the GPU engine, and this rank runs on the CPU (" + choice_.why_cpu + ")");
 }
 
 void JobEngine::agree(comm::Communicator& world) {
@@ -29,6 +30,7 @@ void JobEngine::agree(comm::Communicator& world) {
     choice_.label = "cpu";
     choice_.why_cpu = "not every rank has a usable GPU";
   }
+  if (comm_ == "nccl" && !on_gpu()) throw Error("--comm nccl needs the GPU engine on every rank: not every rank has a usable GPU");
 }
 
 JobEngine::~JobEngine() = default;
@@ -91,11 +93,27 @@ DecodeEngine& JobEngine::decode_engine(Model& model) {
   return *decode_;
 }
 
+comm::Communicator* JobEngine::ring_comm(comm::Communicator& group) {
+#if defined(RINGSCAN_WITH_CUDA) && defined(RINGSCAN_HAVE_NCCL)
+  if (comm_ != "nccl" || !gpu_) return nullptr;
+  auto& slot = ring_comms_[group.size()];
+  if (!slot) {
+    auto* mpi = dynamic_cast<comm::MpiCommunicator*>(&group);
+    if (!mpi) throw Error("--comm nccl: a sequence-parallel group must be an MPI communicator to start NCCL from");
+    slot = comm::NcclCommunicator::create(mpi->mpi_comm());
+  }
+  return slot.get();
+#else
+  (void)group;
+  return nullptr;
+#endif
+}
+
 DocumentValues JobEngine::compute_sp(Model& model, comm::Communicator& group, const SequenceLayout& layout,
                                      const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
                                      const WantedOutputs& want) {
 #ifdef RINGSCAN_WITH_CUDA
-  if (gpu_) return compute_document_sp_on_device(*gpu_, group, layout, segment_ids, want);
+  if (gpu_) return compute_document_sp_on_device(*gpu_, group, layout, segment_ids, want, ring_comm(group));
 #endif
   return compute_document_sp(model, group, layout, segment_ids, want);
 }

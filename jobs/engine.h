@@ -3,6 +3,7 @@
 // GPU (a run mixing engines would mix bf16 and fp32 GEMM results); `auto`
 // otherwise runs on the CPU and says why, `cuda` fails with the reason.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,16 +20,21 @@ class DeviceModel;
 
 class JobEngine {
  public:
-  // This rank's choice. Throws Error when this rank cannot honour --device
-  // cuda (call inside cli::check_collectively).
-  JobEngine(const std::string& option, int local_rank);
-  // --comm: how ranks exchange sequence-parallel data. "auto" and "mpi" are
-  // MPI (the GPU engine stages through host memory); "nccl" is refused with
-  // the reason, as this version has no NCCL-backed runner.
-  static void check_comm_option(const std::string& comm);
+  // This rank's choice of --device, and --comm: how sequence-parallel ranks
+  // exchange. "auto" and "mpi": MPI (the GPU engine stages through host
+  // memory, so ranks may share a GPU); "nccl" (GPU engine only): the K/V ring
+  // over NCCL on device buffers, one GPU per rank (compiled, never run).
+  // Throws Error when this rank cannot honour them (call inside
+  // cli::check_collectively).
+  JobEngine(const std::string& device, const std::string& comm, int local_rank);
   // Collective over world, after every rank constructed its engine: the GPU
-  // only if every rank chose one.
+  // only if every rank chose one (--comm nccl without it is an Error on every
+  // rank: call inside cli::check_collectively).
   void agree(comm::Communicator& world);
+  // The device-memory communicator for the K/V ring of a sequence-parallel
+  // group (--comm nccl), made once per group size; null otherwise. Collective
+  // over `group`.
+  comm::Communicator* ring_comm(comm::Communicator& group);
   ~JobEngine();
   JobEngine(JobEngine&&) noexcept;
   JobEngine& operator=(JobEngine&&) noexcept;
@@ -42,6 +48,8 @@ class JobEngine {
 
   // Uploads the weights when on the GPU (after the model is loaded).
   void prepare(const Model& model);
+  // The GPU engine's model after prepare() on the GPU; null otherwise.
+  DeviceModel* device_model() const { return gpu_.get(); }
   // Tokens one rank can hold (runtime/scheduler.h's budget), from the engine's
   // memory plan: on the CPU, host memory (memory_bytes, or this node's share);
   // on a GPU, its memory (memory_bytes, or 90% of what is free plus what the
@@ -63,7 +71,9 @@ class JobEngine {
  private:
   DeviceChoice choice_;
   // shared_ptr: destructible while DeviceModel is incomplete (CPU-only builds never make one).
+  std::string comm_;
   std::shared_ptr<DeviceModel> gpu_;
+  std::map<int, std::unique_ptr<comm::Communicator>> ring_comms_;  // by group size
   std::unique_ptr<DecodeEngine> decode_;
 };
 

@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/mpi_context.h"
+#include "jobs/engine.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
 #ifdef RINGSCAN_WITH_CUDA
@@ -23,7 +24,6 @@
 #ifdef RINGSCAN_WITH_CUDA
 #include "runtime/device_sequence_parallel.h"
 #endif
-#include "jobs/engine.h"
 #include "runtime/decode.h"
 #include "runtime/sequence_parallel.h"
 #include "util/error.h"
@@ -155,10 +155,9 @@ RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64
 #ifdef RINGSCAN_WITH_CUDA
 // The single-rank forward on the GPU engine: the same lines, logits computed
 // on the device (bf16 GEMM inputs, fp32 accumulation) and copied back per block.
-void forward_on_gpu(const Model& model, const ForwardOptions& o, const std::vector<int32_t>& ids,
+void forward_on_gpu(DeviceModel& dev, const ForwardOptions& o, const std::vector<int32_t>& ids,
                     const std::vector<int32_t>& stop_ids) {
-  const int64_t L = ids.size(), V = model.config().vocab_size, D = model.config().hidden_size;
-  DeviceModel dev(model, DeviceModelOptions{});
+  const int64_t L = ids.size(), V = dev.config().vocab_size, D = dev.config().hidden_size;
   DeviceSequence seq = dev.new_sequence(L + o.generate);
   std::unique_ptr<NpyWriter> npy;
   if (!o.logits_out.empty()) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
@@ -205,7 +204,7 @@ int run_forward(int argc, char** argv) {
        "then generate N ids greedily and print {\"generated\": [...]} (mpirun: KV cache stays sharded)")
       ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model")
       ("device", po::value(&o.device)->default_value("auto"), "auto (a GPU when one is usable, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (host-staged on GPUs)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
 
   start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
@@ -230,8 +229,7 @@ int run_forward(int argc, char** argv) {
     if (o.stop_at_eos) stop_ids = eos_ids(o.model_dir);
     ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
     model = Model::load(o.model_dir, world->rank() != 0);
-    JobEngine::check_comm_option(o.comm);
-    engine = std::make_unique<JobEngine>(o.device, local_rank);
+    engine = std::make_unique<JobEngine>(o.device, o.comm, local_rank);
     if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
       throw Error("--generate after a sequence-parallel prefill runs on the CPU engine only in this version: "
                   "use --device cpu, or --sp 1");
@@ -245,7 +243,7 @@ int run_forward(int argc, char** argv) {
     if (world->rank() == 0) std::cout << opts << "\n";
     return 0;
   }
-  engine->agree(*world);  // every rank the same engine
+  check_collectively(*world, [&]() { engine->agree(*world); });  // every rank the same engine
 
   const ModelConfig& c = model->config();
   const int64_t L = ids.size(), D = c.hidden_size, V = c.vocab_size;
@@ -257,14 +255,17 @@ int run_forward(int argc, char** argv) {
     std::cerr << "ringscan forward: device " << engine->label()
               << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
 #ifdef RINGSCAN_WITH_CUDA
-  std::unique_ptr<DeviceModel> gpu;
   if (engine->on_gpu()) {
     if (sp == 1) {
-      if (world->rank() == 0) forward_on_gpu(*model, o, ids, stop_ids);
+      if (world->rank() == 0) {
+        engine->prepare(*model);
+        forward_on_gpu(*engine->device_model(), o, ids, stop_ids);
+      }
       return 0;
     }
-    if (world->rank() < sp) gpu = std::make_unique<DeviceModel>(*model, DeviceModelOptions{});
+    if (world->rank() < sp) engine->prepare(*model);
   }
+  DeviceModel* gpu = engine->device_model();
 #endif
   if (sp == 1) {  // one rank (the first) runs it alone: exact blocks through the cache
     if (world->rank() != 0) return 0;
@@ -301,7 +302,7 @@ int run_forward(int argc, char** argv) {
 #ifdef RINGSCAN_WITH_CUDA
   std::vector<DevicePiece> gpu_pieces;
   if (gpu) {
-    gpu_pieces = DeviceSequenceParallelForward(*gpu, *group, layout).run(segment_ids);
+    gpu_pieces = DeviceSequenceParallelForward(*gpu, *group, layout, engine->ring_comm(*group)).run(segment_ids);
     piece_rows = [&](size_t i, int64_t r0, int64_t nr, int64_t pos0) {
       return rows_from_logits(gpu->logits_to_host(gpu_pieces[i].d_hidden() + r0 * D, nr), V, pos0, nr, ids, o.top_k,
                               want_logits);

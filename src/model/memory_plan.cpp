@@ -32,8 +32,9 @@ MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t toke
   const uint64_t mlp = c.count(LayerKind::Mlp) ? (c.mlp == MlpKind::SwiGlu ? 2 : 1) * c.intermediate_size : 0;
   p.workspace_bytes = B * (2 * c.hidden_size + std::max({mamba, attn, mlp})) * 4;
   if (ranks > 1) {
-    // Ring attention holds the block being computed and the one arriving.
-    p.sequence_parallel_bytes = 2 * T * 2 * c.num_kv_heads * c.head_dim * 4 + 2 * ssm_state_bytes_per_layer(c);
+    // Ring attention holds its own block and two to receive into (one being
+    // folded while the next arrives).
+    p.sequence_parallel_bytes = 3 * T * 2 * c.num_kv_heads * c.head_dim * 4 + 2 * ssm_state_bytes_per_layer(c);
   }
   return p;
 }
@@ -97,7 +98,7 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
     // buffers and queries kept across the exchanges, normed input and mixer
     // output, the attention state, this rank's K/V block and a received one.
     const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) + qd +
-                               2 * D + qd + 2 * (attn ? c.num_heads : 0) + 2 * 2 * kvd;
+                               2 * D + qd + 2 * (attn ? c.num_heads : 0) + 3 * 2 * kvd;
     p.sequence_parallel_bytes = T * per_token * 4;
     p.kv_cache_bytes = 0;  // the runner holds K/V only as the blocks above
   }

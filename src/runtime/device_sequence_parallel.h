@@ -3,7 +3,8 @@
 // between the same exchanges (segment_exchange.h). This version stages the
 // exchanged data (conv halos, segment states, K/V blocks) through host
 // memory and an MPI communicator (`--comm mpi`), so several ranks may share
-// one GPU; activations stay on the device.
+// one GPU; activations stay on the device. With `--comm nccl` the K/V ring
+// (most of the traffic) runs over NCCL on device buffers instead.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -28,7 +29,11 @@ struct DevicePiece {
 class DeviceSequenceParallelForward {
  public:
   // comm must be a host-memory (MPI) communicator: an Error says so otherwise.
-  DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm, SequenceLayout layout);
+  // ring_comm (optional): a device-memory (NCCL) communicator over the same
+  // ranks for the K/V ring, which then passes device buffers directly (`--comm
+  // nccl`; compiled, never run); halos and states still go through comm.
+  DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm, SequenceLayout layout,
+                                comm::Communicator* ring_comm = nullptr);
   ~DeviceSequenceParallelForward();
 
   // ids_of_segment(s) gives the ids of each of this rank's segments. Returns
@@ -45,6 +50,7 @@ class DeviceSequenceParallelForward {
 
   DeviceModel& model_;
   comm::Communicator& comm_;
+  comm::Communicator* ring_comm_;
   SequenceLayout layout_;
   std::vector<int> mine_;             // this rank's segment indices
   std::unique_ptr<Scratch> scratch_;  // device buffers sized for this rank's segments

@@ -54,7 +54,7 @@ void SequenceParallelForward::attention_layer(int layer, std::vector<Piece>& pie
 
   std::vector<int> mine;
   for (const auto& p : pieces) mine.push_back(p.segment);
-  ring_pass(comm_, layout_, std::move(block), kvd, traffic_label(layer, "ring"), [&](int src, const float* cur) {
+  ring_pass(comm_, layout_, block, kvd, traffic_label(layer, "ring"), [&](int src, const float* cur) {
     const int64_t src_rows = layout_.tokens_of(src);
     for_each_visible_pair(layout_, src, mine, [&](size_t i, const Segment& kseg, int64_t kr) {
       const Segment& q = pieces[i].seg;

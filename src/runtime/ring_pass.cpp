@@ -2,29 +2,40 @@
 // in each, the block held is folded while the next one is in flight.
 #include "runtime/segment_exchange.h"
 
+#include <algorithm>
+
 namespace ringscan {
 
-void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, std::vector<float> block, int64_t kvd,
-               const std::string& label, const std::function<void(int src, const float* block)>& fold) {
+void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const float* own, float* a, float* b,
+               int64_t kvd, const std::string& label, const std::function<void(int src, const float* block)>& fold) {
   const int P = comm.size(), me = comm.rank();
-  std::vector<float> cur = std::move(block), next;
+  const float* cur = own;
   int src = me;  // rank whose block `cur` is
   for (int step = 0; step < P; ++step) {
     comm::Request inflight;
     const int from = (src - 1 + P) % P;  // the block arriving next
+    float* next = step % 2 == 0 ? a : b;  // never `cur`: that one is a, b or own in turn
     if (step + 1 < P) {
-      next.resize(2 * layout.tokens_of(from) * kvd);
       auto _ = comm.counter_scope(label);
-      inflight = comm.isendrecv(cur.data(), cur.size(), (me + 1) % P, next.data(), next.size(), (me - 1 + P) % P);
+      inflight = comm.isendrecv(cur, 2 * layout.tokens_of(src) * kvd, (me + 1) % P, next,
+                                2 * layout.tokens_of(from) * kvd, (me - 1 + P) % P);
     }
-    fold(src, cur.data());
+    fold(src, cur);
     if (step + 1 < P) {
       auto _ = comm.counter_scope(label);
       inflight.wait();
-      cur.swap(next);
+      cur = next;
       src = from;
     }
   }
+}
+
+void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const std::vector<float>& own, int64_t kvd,
+               const std::string& label, const std::function<void(int src, const float* block)>& fold) {
+  int64_t widest = 0;
+  for (int r = 0; r < comm.size(); ++r) widest = std::max(widest, layout.tokens_of(r));
+  std::vector<float> a(2 * widest * kvd), b(a.size());
+  ring_pass(comm, layout, own.data(), a.data(), b.data(), kvd, label, fold);
 }
 
 void for_each_visible_pair(const SequenceLayout& layout, int src, const std::vector<int>& my_segments,

@@ -37,11 +37,17 @@ SegmentStates scan_segment_states(comm::Communicator& comm, const SequenceLayout
                                   const std::vector<std::vector<float>>& local_state, int64_t heads,
                                   size_t state_elems, const std::string& label);
 
-// Ring pass of K/V blocks: `block` is this rank's [k rows of every segment ;
+// Ring pass of K/V blocks: `own` is this rank's [k rows of every segment ;
 // v rows of every segment] (rows: layout.tokens_of(rank), width kvd). For
 // each of the P blocks (its own first), fold(src, block_of_src) runs while the
-// next block is in flight. Every rank calls it together.
-void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, std::vector<float> block, int64_t kvd,
+// next block is in flight. Every rank calls it together. The buffers are in
+// the communicator's memory space (host for MPI, device for NCCL): `a` and
+// `b`, each of 2 * max_r tokens_of(r) * kvd floats, receive the others'
+// blocks alternately, so the one being folded is never written.
+void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const float* own, float* a, float* b,
+               int64_t kvd, const std::string& label, const std::function<void(int src, const float* block)>& fold);
+// The same with host buffers it allocates.
+void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const std::vector<float>& own, int64_t kvd,
                const std::string& label, const std::function<void(int src, const float* block)>& fold);
 
 // The (query segment, key segment) pairs of one K/V block that are not wholly

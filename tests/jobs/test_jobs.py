@@ -282,6 +282,11 @@ class Jobs(unittest.TestCase):
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("--device cuda: no usable GPU", p.stderr)
         self.assertFalse(os.path.exists(self.out("device-cuda.h5")))
+        # --comm nccl needs the GPU engine: refused the same way.
+        p = self.score(self.out("comm-nccl.h5"), ["--comm", "nccl"], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
+        self.assertIn("--comm nccl needs the GPU engine", p.stderr)
         # summarize too: cuda without a GPU is refused, not run on the CPU.
         p = run(["summarize", "--model", self.model, "--out", self.out("sum-cuda.h5"), "--device", "cuda",
                  "--input", os.path.join(self.corpus, "small0.txt")], np_=2, check=False, timeout=120)

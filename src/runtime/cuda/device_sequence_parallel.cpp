@@ -31,18 +31,21 @@ void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 
 // queries (kept across the ring); shared: the rest, sized for the longest piece.
 struct DeviceSequenceParallelForward::Scratch {
   std::vector<DeviceBuffer> proj, conv, dt, y, q;
-  DeviceBuffer normed, out, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv;
+  DeviceBuffer normed, out, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv, kv_recv2;
 };
 
 DeviceSequenceParallelForward::DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm,
-                                                             SequenceLayout layout)
-    : model_(model), comm_(comm), layout_(std::move(layout)) {
+                                                             SequenceLayout layout, comm::Communicator* ring_comm)
+    : model_(model), comm_(comm), ring_comm_(ring_comm), layout_(std::move(layout)) {
   if (layout_.ranks != comm.size())
     throw Error("sequence layout for " + std::to_string(layout_.ranks) + " ranks used on a communicator of " +
                 std::to_string(comm.size()));
   if (comm.memory_space() != comm::MemorySpace::host)
     throw Error("the GPU sequence-parallel runner stages its exchanges through host memory and needs an MPI "
                 "communicator (--comm mpi), not " + comm.backend_name());
+  if (ring_comm_ && (ring_comm_->memory_space() != comm::MemorySpace::cuda || ring_comm_->size() != comm.size() ||
+                     ring_comm_->rank() != comm.rank()))
+    throw Error("the K/V ring communicator must be a device-memory (NCCL) communicator over the same ranks");
   mine_ = layout_.segments_of(comm.rank());
 }
 
@@ -87,6 +90,7 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   S.l = f(my_rows * (has_attn ? c.num_heads : 0), "attention sums");
   S.kv_local = f(2 * my_rows * kvd, "this rank's K/V block");
   S.kv_recv = f(2 * widest_block * kvd, "a received K/V block");
+  S.kv_recv2 = f(ring_comm_ ? 2 * widest_block * kvd : 0, "a second received K/V block");
 
   std::vector<DevicePiece> pieces;
   for (int s : mine_) {
@@ -207,28 +211,36 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     }
     r += n;
   }
-  std::vector<float> host_block(2 * my_rows * kvd);
-  to_host(host_block.data(), block, host_block.size());
-
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   float *acc = S.acc.as<float>(), *m = S.m.as<float>(), *l = S.l.as<float>();
   kernels::cuda::attention_init(shape, my_rows, acc, m, l);
-  ring_pass(comm_, layout_, std::move(host_block), kvd, traffic_label(layer, "ring"), [&](int src, const float* cur) {
+  // Every (query piece, visible key segment) pair of src's block, on the device.
+  auto fold = [&](int src, const float* kv) {
     const int64_t src_rows = layout_.tokens_of(src);
-    const float* kv = block;  // our own block is already on the device
-    if (src != me) {
-      // A pageable upload waits for the kernels still reading kv_recv from the previous step.
-      to_device(S.kv_recv.as<float>(), cur, 2 * src_rows * kvd);
-      kv = S.kv_recv.as<float>();
-    }
     for_each_visible_pair(layout_, src, mine_, [&](size_t i, const Segment& kseg, int64_t kr) {
       const Segment& q = pieces[i].seg;
       kernels::cuda::attention_block(shape, S.q[i].as<float>(), qd, q.len, q.begin, kv + kr * kvd, kvd,
                                      kv + (src_rows + kr) * kvd, kvd, kseg.len, kseg.begin, scale, /*causal=*/true,
                                      acc + row0[i] * qd, m + row0[i] * Hq, l + row0[i] * Hq);
     });
-  });
+  };
+  const std::string label = traffic_label(layer, "ring");
+  if (ring_comm_) {
+    // NCCL: device buffers end to end. Its stream waits for the kernels queued
+    // so far before each transfer, so a buffer is overwritten only after the
+    // folds that read it.
+    ring_pass(*ring_comm_, layout_, block, S.kv_recv.as<float>(), S.kv_recv2.as<float>(), kvd, label, fold);
+  } else {
+    std::vector<float> host_block(2 * my_rows * kvd);
+    to_host(host_block.data(), block, host_block.size());
+    ring_pass(comm_, layout_, host_block, kvd, label, [&](int src, const float* cur) {
+      if (src == me) return fold(src, block);  // our own block is already on the device
+      // A pageable upload waits for the kernels still reading kv_recv from the previous step.
+      to_device(S.kv_recv.as<float>(), cur, 2 * layout_.tokens_of(src) * kvd);
+      fold(src, S.kv_recv.as<float>());
+    });
+  }
 
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
