@@ -10,7 +10,9 @@
 # test_device_model (whole model against HF's logits and the CPU engine,
 # greedy generation against HF generate, batched decode), device_sp_np1/np2
 # (GPU sequence parallel = GPU single rank, two ranks sharing the GPU over
-# MPI), comm_nccl_np1/np2 (the NCCL communicator; np2 needs 2 GPUs).
+# MPI), comm_nccl_np1/np2 (the NCCL communicator; np2 needs 2 GPUs); then the
+# jobs end to end: `score` of docs/ on the GPU against the CPU (perplexities
+# within 2%) and `summarize` on the GPU.
 # Benchmarks: bench_gpu on the nano-4b random checkpoint built in memory:
 # prefill (score path) tokens/s and MFU at 4K/32K/128K tokens, SSD scan and
 # attention kernel throughput against the fp32 peak, decode tokens/s at batch
@@ -57,7 +59,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRINGSCAN_WITH_CUDA=ON -DCMAK
   -DRINGSCAN_BUILD_BENCH=ON -DRINGSCAN_BUILD_TESTS=ON ${RINGSCAN_GPU_CMAKE_ARGS:-} \
   >"$build/gpu-check-configure.log" 2>&1 || { tail -30 "$build/gpu-check-configure.log"; die "configure failed (log: $build/gpu-check-configure.log)"; }
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_device_model test_device_sp test_comm_nccl bench_gpu \
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_device_model test_device_sp test_comm_nccl bench_gpu ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
@@ -94,6 +96,48 @@ for t in "${tests[@]}"; do
   [[ "$result" == FAIL ]] && status=1
   printf '%-22s %-7s %8s  %s\n' "$t" "$result" "${secs:--}" "$note" >>"$table"
 done
+
+# --- the jobs end to end on the GPU engine ---------------------------------------------
+# score this repo's docs with the demo model on the GPU and on the CPU: per-document
+# perplexities within 2% (bf16 GEMM inputs on the GPU, fp32 on the CPU); summarize on
+# the GPU must complete every document.
+jobdir="$build/gpu-check-jobs"
+rm -rf "$jobdir" && mkdir -p "$jobdir"
+job_check() {
+  "$build/ringscan" make-model --preset demo --out "$jobdir/model" >/dev/null &&
+  "$build/ringscan" score --model "$jobdir/model" --input docs --out "$jobdir/cpu.h5" --device cpu --quiet &&
+  "$build/ringscan" score --model "$jobdir/model" --input docs --out "$jobdir/gpu.h5" --device cuda --quiet &&
+  "$build/ringscan" summarize --model "$jobdir/model" --input docs --out "$jobdir/sum.h5" --device cuda \
+    --max-new-tokens 16 --quiet &&
+  "$build/ringscan" inspect "$jobdir/cpu.h5" --sort path >"$jobdir/cpu.txt" &&
+  "$build/ringscan" inspect "$jobdir/gpu.h5" --sort path >"$jobdir/gpu.txt" &&
+  "$build/ringscan" inspect "$jobdir/sum.h5" --sort path >"$jobdir/sum.txt"
+} >"$jobdir/log.txt" 2>&1
+job_rows=""
+if job_check; then
+  job_rows=$(python3 - "$jobdir" <<'PY'
+import sys
+d = sys.argv[1]
+def ppl(name):
+    out = {}
+    for line in open(f"{d}/{name}.txt"):
+        f = line.split()
+        if len(f) >= 4 and f[-1] == "ok":
+            out[f[0]] = float(f[-2])
+    return out
+cpu, gpu = ppl("cpu"), ppl("gpu")
+worst = max(abs(gpu[k] - cpu[k]) / cpu[k] for k in cpu) if cpu and cpu.keys() == gpu.keys() else float("inf")
+ok = worst <= 0.02
+print(f"{'score gpu = cpu':<22} {'pass' if ok else 'FAIL':<7} {'-':>8}  {len(cpu)} documents, max relative perplexity difference {worst:.2e} (bound 2e-2)")
+n_sum = sum(1 for line in open(f"{d}/sum.txt") if line.rstrip().endswith(" ok"))
+print(f"{'summarize on gpu':<22} {'pass' if n_sum == len(cpu) else 'FAIL':<7} {'-':>8}  {n_sum} of {len(cpu)} documents ok")
+PY
+)
+else
+  job_rows=$(printf '%-22s %-7s %8s  %s' "jobs on gpu" FAIL - "see $jobdir/log.txt: $(tail -1 "$jobdir/log.txt")")
+fi
+[[ -n "$job_rows" ]] && printf '%s\n' "$job_rows" >>"$table"
+grep -q "FAIL" <<<"$job_rows" && status=1
 
 # --- benchmarks (after the tests: numbers from a failing engine mean nothing) ----------
 bench_log="$build/gpu-check-bench.jsonl"
