@@ -1,7 +1,8 @@
-// Which engine a batch job computes with (--device auto|cpu|cuda), decided
-// the same on every rank: the CUDA engine only when every rank has a usable
-// GPU (a run mixing engines would mix bf16 and fp32 GEMM results); `auto`
-// otherwise runs on the CPU and says why, `cuda` fails with the reason.
+// Which engine a batch job (and `forward`) computes with (--device
+// auto|cpu|cuda), decided the same on every rank: the CUDA engine only when
+// every rank has a usable GPU (a run mixing engines would mix bf16 and fp32
+// GEMM results); `auto` otherwise runs on the CPU and says why, `cuda` fails
+// with the reason. Also how sequence-parallel groups exchange (--comm).
 #pragma once
 #include <map>
 #include <memory>
@@ -70,8 +71,8 @@ class JobEngine {
 
  private:
   DeviceChoice choice_;
-  // shared_ptr: destructible while DeviceModel is incomplete (CPU-only builds never make one).
   std::string comm_;
+  // shared_ptr: destructible while DeviceModel is incomplete (CPU-only builds never make one).
   std::shared_ptr<DeviceModel> gpu_;
   std::map<int, std::unique_ptr<comm::Communicator>> ring_comms_;  // by group size
   std::unique_ptr<DecodeEngine> decode_;
