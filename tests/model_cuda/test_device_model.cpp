@@ -66,7 +66,11 @@ TEST_P(DeviceHfParity, LogitsMatchTransformers) {
   for (GemmInputs g : {GemmInputs::Fp32, GemmInputs::Bf16}) {
     const bool fp32 = g == GemmInputs::Fp32;
     DeviceModel dev(*model, DeviceModelOptions{g, std::max<int64_t>(c.chunk_size, 1)});
-    for (const auto& cs : read_json_file(dir + "/cases.json")["cases"]) {
+    // The document must outlive the loop: `for (x : read_json_file(..)["cases"])`
+    // would iterate a reference into a temporary destroyed before the loop
+    // body (C++20 extends only the outermost temporary): zero cases, a silent pass.
+    const Json cases = read_json_file(dir + "/cases.json");
+    for (const auto& cs : cases["cases"]) {
       const std::vector<int32_t> ids = cs["input_ids"].get<std::vector<int32_t>>();
       const NpyArray ref = read_npy(dir + "/" + cs["logits"].get<std::string>());
       const std::vector<float> got = gpu_logits(dev, ids);
@@ -86,7 +90,8 @@ TEST_P(DeviceHfParity, GreedyGenerationMatchesTransformers) {
   if (!fs::exists(dir + "/generate.json")) GTEST_SKIP() << "no generate.json";
   auto model = Model::load(dir, true);
   DeviceModel dev(*model, DeviceModelOptions{GemmInputs::Fp32, 0});
-  for (const auto& g : read_json_file(dir + "/generate.json")["generations"]) {
+  const Json gens = read_json_file(dir + "/generate.json");  // outlives the loop (see above)
+  for (const auto& g : gens["generations"]) {
     const std::vector<int32_t> prompt = g["prompt_ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> want = g["new_ids"].get<std::vector<int32_t>>();
     DeviceSequence seq = dev.new_sequence(static_cast<int64_t>(prompt.size() + want.size()));
@@ -118,7 +123,8 @@ TEST_P(DeviceHfParity, DecoderOnTheGpuMatchesTransformers) {
   Decoder d(*engine, 2);
   std::vector<std::vector<int32_t>> want;
   uint64_t id = 0;
-  for (const auto& g : read_json_file(dir + "/generate.json")["generations"]) {
+  const Json gens = read_json_file(dir + "/generate.json");  // outlives the loop (see above)
+  for (const auto& g : gens["generations"]) {
     GenerationRequest r;
     r.id = id++;
     r.prompt = g["prompt_ids"].get<std::vector<int32_t>>();

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# cuda_emu: build the CUDA kernels and the GPU engine against the host
+# emulator and run the CUDA tests on the CPU. See README.md.
+#
+#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|all] [extra gtest args...]
+#
+# Environment: CUDA_EMU_BUILD (build dir, default /tmp/ringscan-cuda-emu),
+# JOBS (make -j, default 2), OPT (default -O2), NP (ranks for `sp`, default 2),
+# CUDA_EMU_ABORT=1 (abort at the first emulator error report),
+# CUDA_EMU_DEVICES=0 (pretend there is no GPU: the tests must skip).
+# A test program that saw an emulator error report exits 1 even if its tests
+# passed (the self-test, whose faults are deliberate, runs with
+# CUDA_EMU_EXPECT_ERRORS=1).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+B=${CUDA_EMU_BUILD:-/tmp/ringscan-cuda-emu}
+what=${1:-all}
+shift || true
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+build() { make -s -C "$here" -j"${JOBS:-2}" ROOT="$root" B="$B" OPT="${OPT:--O2}" "$@"; }
+
+status=0
+run_kernels() { build kernels; "$B/test_kernels_cuda" "$@" || status=$?; }
+run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
+run_sp() {
+  build sp
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    mpirun --oversubscribe -np "${NP:-2}" "$B/test_device_sp" "$@" || status=$?
+}
+
+case "$what" in
+  build) build all selftest ;;
+  selftest) build selftest; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$? ;;
+  kernels) run_kernels "$@" ;;
+  model) run_model "$@" ;;
+  sp) run_sp "$@" ;;
+  all) build all selftest; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@" ;;
+  *) echo "usage: $0 [build|selftest|kernels|model|sp|all] [gtest args...]" >&2; exit 2 ;;
+esac
+exit $status

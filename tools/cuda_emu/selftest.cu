@@ -1,0 +1,282 @@
+// cuda_emu self-test: the emulator's own semantics (shuffles, votes,
+// barriers, shared memory, launch checks, fault and race detection,
+// conversions, cuBLAS GEMM). Written as CUDA; run.sh selftest builds it
+// through the same rewrite as the repo's kernels. Exit status 0 = all good.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+static int failures = 0;
+#define CHECK(c)                                                      \
+  do {                                                                \
+    if (!(c)) {                                                       \
+      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);        \
+      ++failures;                                                     \
+    }                                                                 \
+  } while (0)
+
+__global__ void shfl_kernel(int* out, int width) {
+  const int t = threadIdx.x, lane = t & 31;
+  out[t * 4 + 0] = __shfl_xor_sync(0xffffffffu, t, 5, width);
+  out[t * 4 + 1] = __shfl_down_sync(0xffffffffu, t, 3, width);
+  out[t * 4 + 2] = __shfl_up_sync(0xffffffffu, t, 2, width);
+  out[t * 4 + 3] = __shfl_sync(0xffffffffu, t, lane + 1, width);
+}
+
+__global__ void vote_kernel(unsigned* out) {
+  const int t = threadIdx.x;
+  const unsigned b = __ballot_sync(0xffffffffu, t % 3 == 0);
+  const int any = __any_sync(0xffffffffu, t == 40);
+  const int all = __all_sync(0xffffffffu, t < 1000);
+  const int cnt = __syncthreads_count(t % 2);
+  if (t % 32 == 0) out[t / 32 * 4 + 0] = b, out[t / 32 * 4 + 1] = any, out[t / 32 * 4 + 2] = all, out[t / 32 * 4 + 3] = cnt;
+}
+
+// Block sum through static shared memory; 3-D block and grid indices.
+__global__ void sum3d_kernel(const float* x, float* out) {
+  __shared__ float part[256];
+  const int t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const int n = blockDim.x * blockDim.y * blockDim.z;
+  const int b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  part[t] = x[b * n + t];
+  __syncthreads();
+  for (int s = n / 2; s > 0; s /= 2) {
+    if (t < s) part[t] += part[t + s];
+    __syncthreads();
+  }
+  if (t == 0) out[b] = part[0];
+}
+
+__global__ void dyn_kernel(float* out, int n) {
+  extern __shared__ float buf[];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) buf[i] = float(i);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0;
+    for (int i = 0; i < n; ++i) s += buf[i];
+    out[0] = s;
+  }
+}
+
+// Missing barrier: reads a neighbour's shared slot without __syncthreads.
+__global__ void racy_kernel(float* out) {
+  __shared__ float s[64];
+  s[threadIdx.x] = 1.f;
+  out[blockIdx.x * 64 + threadIdx.x] = s[(threadIdx.x + 1) % 64];
+}
+
+__global__ void exited_lane_kernel(int* out) {
+  if (threadIdx.x == 5) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 1);
+}
+
+__global__ void oob_kernel(float* x, int n) { x[n + 1024] = 1.f; }
+
+__global__ void deadlock_kernel(int* out) {
+  // Lanes 0-15 shuffle with a full-warp mask while lanes 16-31 wait at a barrier.
+  if (threadIdx.x < 16) out[0] = __shfl_xor_sync(0xffffffffu, 1, 1);
+  else __syncthreads();
+}
+
+__global__ void convert_kernel(const float* x, __nv_bfloat16* b, __half* h, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) b[i] = __float2bfloat16_rn(x[i]), h[i] = __float2half_rn(x[i]);
+}
+
+template <int K>
+__global__ void templ_kernel(int* out) { out[threadIdx.x] = K * threadIdx.x; }
+
+// Runs f in a child process; true if the child died of `sig` (or aborted).
+template <class F>
+bool dies(F f) {
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    f();
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFSIGNALED(st);
+}
+
+int main() {
+  std::printf("cuda_emu selftest (its deliberate faults show as [cuda-emu] ERROR lines: expected)\n");
+  int* d_i;
+  cudaMalloc(&d_i, 4096 * sizeof(int));
+  std::vector<int> hi(4096);
+
+  // Shuffles at widths 32, 16 and 8, as documented.
+  for (int width : {32, 16, 8}) {
+    shfl_kernel<<<1, 64>>>(d_i, width);
+    cudaMemcpy(hi.data(), d_i, 64 * 4 * sizeof(int), cudaMemcpyDeviceToHost);
+    for (int t = 0; t < 64; ++t) {
+      const int lane = t & 31, seg = lane & ~(width - 1), base = t - lane;
+      const int x = lane ^ 5, d = lane + 3, u = lane - 2, s = seg + (lane + 1) % width;
+      CHECK(hi[t * 4 + 0] == (x >= seg + width ? t : base + x));
+      CHECK(hi[t * 4 + 1] == (d >= seg + width ? t : base + d));
+      CHECK(hi[t * 4 + 2] == (u < seg ? t : base + u));
+      CHECK(hi[t * 4 + 3] == base + s);
+    }
+  }
+  // Votes and __syncthreads_count.
+  vote_kernel<<<1, 96>>>(reinterpret_cast<unsigned*>(d_i));
+  cudaMemcpy(hi.data(), d_i, 12 * sizeof(int), cudaMemcpyDeviceToHost);
+  for (int w = 0; w < 3; ++w) {
+    unsigned b = 0;
+    for (int l = 0; l < 32; ++l) b |= unsigned((w * 32 + l) % 3 == 0) << l;
+    CHECK(unsigned(hi[w * 4]) == b);
+    CHECK(hi[w * 4 + 1] == (w == 1));
+    CHECK(hi[w * 4 + 2] == 1);
+    CHECK(hi[w * 4 + 3] == 48);
+  }
+  // 3-D geometry and static shared memory.
+  {
+    const dim3 grid(3, 2, 2), block(8, 4, 2);
+    const int nb = 12, nt = 64;
+    std::vector<float> x(nb * nt);
+    for (int i = 0; i < nb * nt; ++i) x[i] = float(i % 97);
+    float *dx, *dout;
+    cudaMalloc(&dx, x.size() * 4);
+    cudaMalloc(&dout, nb * 4);
+    cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+    sum3d_kernel<<<grid, block>>>(dx, dout);
+    std::vector<float> out(nb);
+    cudaMemcpy(out.data(), dout, nb * 4, cudaMemcpyDeviceToHost);
+    for (int b = 0; b < nb; ++b) {
+      float s = 0;
+      for (int t = 0; t < nt; ++t) s += x[b * nt + t];
+      CHECK(out[b] == s);
+    }
+    // Dynamic shared memory: > 48 KB needs the attribute.
+    const int n = 20000;  // 80 KB
+    dyn_kernel<<<1, 128, n * 4>>>(dout, n);
+    CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+    CHECK(cudaFuncSetAttribute(dyn_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, n * 4) == cudaSuccess);
+    dyn_kernel<<<1, 128, n * 4>>>(dout, n);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    cudaMemcpy(out.data(), dout, 4, cudaMemcpyDeviceToHost);
+    float want = 0;
+    for (int i = 0; i < n; ++i) want += float(i);
+    CHECK(out[0] == want);
+    // Bad configuration.
+    dyn_kernel<<<1, 2048>>>(dout, 1);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    // The race shows in one of two blocks (ascending / descending thread order).
+    float* dr;
+    cudaMalloc(&dr, 128 * 4);
+    racy_kernel<<<2, 64>>>(dr);
+    std::vector<float> r(128);
+    cudaMemcpy(r.data(), dr, 128 * 4, cudaMemcpyDeviceToHost);
+    int bad = 0;
+    for (float v : r) bad += !(v == 1.f);
+    CHECK(bad > 0);
+    cudaFree(dr);
+    cudaFree(dx);
+    cudaFree(dout);
+  }
+  // A shuffle whose mask names an exited lane is reported.
+  {
+    const int before = emu::error_count();
+    exited_lane_kernel<<<1, 32>>>(d_i);
+    CHECK(emu::error_count() > before);
+  }
+  // Out-of-bounds device write faults; a barrier deadlock aborts.
+  CHECK(dies([] {
+    float* p;
+    cudaMalloc(&p, 100 * 4);
+    oob_kernel<<<1, 1>>>(p, 100);
+  }));
+  CHECK(dies([] {
+    int* p;
+    cudaMalloc(&p, 4);
+    deadlock_kernel<<<1, 64>>>(p);
+  }));
+  // Templated kernel names.
+  templ_kernel<3><<<1, 32>>>(d_i);
+  cudaMemcpy(hi.data(), d_i, 32 * 4, cudaMemcpyDeviceToHost);
+  CHECK(hi[7] == 21);
+  // bf16 / fp16 round to nearest even.
+  {
+    const std::vector<float> x = {1.f, 1.00390625f, 1.01171875f, 1.005859375f, -2.5f, 65504.f, 65520.f, 1e-8f, NAN};
+    const int n = static_cast<int>(x.size());
+    float* dx;
+    __nv_bfloat16* db;
+    __half* dh;
+    cudaMalloc(&dx, n * 4), cudaMalloc(&db, n * 2), cudaMalloc(&dh, n * 2);
+    cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice);
+    convert_kernel<<<1, 32>>>(dx, db, dh, n);
+    std::vector<uint16_t> b(n), h(n);
+    cudaMemcpy(b.data(), db, n * 2, cudaMemcpyDeviceToHost);
+    cudaMemcpy(h.data(), dh, n * 2, cudaMemcpyDeviceToHost);
+    CHECK(b[0] == 0x3f80 && b[1] == 0x3f80 && b[2] == 0x3f82 && b[3] == 0x3f81 && b[4] == 0xc020);
+    CHECK((b[8] & 0x7fc0) == 0x7fc0);
+    CHECK(h[0] == 0x3c00 && h[4] == 0xc100 && h[5] == 0x7bff && h[6] == 0x7c00 && h[7] == 0x0000);
+    CHECK(__half2float(__ushort_as_half(0x0001)) == std::ldexp(1.f, -24));
+    cudaFree(dx), cudaFree(db), cudaFree(dh);
+  }
+  // cuBLAS GemmEx, column-major, every op combination, padded leading dims.
+  {
+    cublasHandle_t hdl;
+    cublasCreate(&hdl);
+    const int m = 5, n = 4, k = 3;
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int bf = 0; bf < 2; ++bf) {
+          const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+          const int lda = ar + 2, ldb = br + 1, ldc = m + 3;
+          std::vector<float> A(lda * ac), B(ldb * bc), C(ldc * n, 7.f);
+          for (size_t i = 0; i < A.size(); ++i) A[i] = float(int(i * 7 % 11) - 5) / 4;
+          for (size_t i = 0; i < B.size(); ++i) B[i] = float(int(i * 5 % 13) - 6) / 8;
+          float *dA, *dB, *dC;
+          cudaMalloc(&dA, A.size() * 4), cudaMalloc(&dB, B.size() * 4), cudaMalloc(&dC, C.size() * 4);
+          std::vector<uint16_t> Ab(A.size()), Bb(B.size());
+          for (size_t i = 0; i < A.size(); ++i) Ab[i] = __bfloat16_as_ushort(__float2bfloat16_rn(A[i]));
+          for (size_t i = 0; i < B.size(); ++i) Bb[i] = __bfloat16_as_ushort(__float2bfloat16_rn(B[i]));
+          if (bf) {
+            cudaMemcpy(dA, Ab.data(), Ab.size() * 2, cudaMemcpyHostToDevice);
+            cudaMemcpy(dB, Bb.data(), Bb.size() * 2, cudaMemcpyHostToDevice);
+          } else {
+            cudaMemcpy(dA, A.data(), A.size() * 4, cudaMemcpyHostToDevice);
+            cudaMemcpy(dB, B.data(), B.size() * 4, cudaMemcpyHostToDevice);
+          }
+          cudaMemcpy(dC, C.data(), C.size() * 4, cudaMemcpyHostToDevice);
+          const float alpha = 2.f, beta = 0.5f;
+          const cudaDataType t = bf ? CUDA_R_16BF : CUDA_R_32F;
+          CHECK(cublasGemmEx(hdl, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, dA, t,
+                             lda, dB, t, ldb, &beta, dC, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+          std::vector<float> got(C.size());
+          cudaMemcpy(got.data(), dC, C.size() * 4, cudaMemcpyDeviceToHost);
+          for (int j = 0; j < n; ++j)
+            for (int i = 0; i < ldc; ++i) {
+              if (i >= m) {
+                CHECK(got[i + j * ldc] == 7.f);
+                continue;
+              }
+              double s = 0;
+              for (int p = 0; p < k; ++p)
+                s += double(ta ? A[p + i * lda] : A[i + p * lda]) * (tb ? B[j + p * ldb] : B[p + j * ldb]);
+              CHECK(std::fabs(got[i + j * ldc] - (alpha * s + beta * 7.0)) < 1e-5);
+            }
+          CHECK(cublasGemmEx(hdl, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, dA, t, m - 1, dB, t, ldb, &beta, dC,
+                             CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_INVALID_VALUE);
+          cudaFree(dA), cudaFree(dB), cudaFree(dC);
+        }
+  }
+  int count = 0;
+  CHECK(cudaGetDeviceCount(&count) == cudaSuccess && count == 1);
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0) == cudaSuccess && prop.multiProcessorCount == 132 && prop.major == 9);
+  cudaFree(d_i);
+  std::printf("cuda_emu selftest: %s (%d failure(s))\n", failures ? "FAILED" : "passed", failures);
+  return failures ? 1 : 0;
+}
