@@ -24,6 +24,22 @@ struct Case {
   int64_t rows, in, out, ld_x, ld_y;
 };
 
+// got == expect within ulps * sqrt(K) * 2^-24 * sum_i |x_i w_i| per element
+// (the bound above, its factor given), and y's padding kept its sentinel.
+void expect_within_sum_bound(const std::vector<float>& got, const std::vector<float>& expect,
+                             const std::vector<float>& x, const test::TestWeight& w, const Case& c, double ulps,
+                             float sentinel) {
+  std::vector<float> ax(x.size()), aw(w.values.size());
+  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  for (size_t i = 0; i < aw.size(); ++i) aw[i] = std::fabs(w.values[i]);
+  std::vector<float> tol(c.rows * c.ld_y);
+  ref::linear(ax.data(), c.ld_x, c.rows, f32_view(aw.data(), c.out, c.in), tol.data(), c.ld_y);
+  const double eps = std::numeric_limits<float>::epsilon() / 2;
+  for (float& t : tol) t = static_cast<float>(ulps * std::sqrt(double(c.in)) * eps * t + 1e-30);
+  EXPECT_TRUE(test::all_within(got.data(), c.ld_y, expect.data(), c.ld_y, tol.data(), c.ld_y, c.rows, c.out));
+  EXPECT_TRUE(test::padding_untouched(got.data(), c.ld_y, c.rows, c.out, sentinel));
+}
+
 void check(const Case& c, DType dt) {
   SCOPED_TRACE(testing::Message() << dtype_name(dt) << " rows " << c.rows << " in " << c.in
                                   << " out " << c.out << " ld_x " << c.ld_x << " ld_y " << c.ld_y);
@@ -38,17 +54,7 @@ void check(const Case& c, DType dt) {
   cuda::linear(d_x.get(), c.ld_x, c.rows, d_w.view(), d_y.get(), c.ld_y);
   const std::vector<float> got = d_y.download();
 
-  std::vector<float> ax(x.size()), aw(w.values.size());
-  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
-  for (size_t i = 0; i < aw.size(); ++i) aw[i] = std::fabs(w.values[i]);
-  std::vector<float> tol(c.rows * c.ld_y);
-  ref::linear(ax.data(), c.ld_x, c.rows, f32_view(aw.data(), c.out, c.in), tol.data(), c.ld_y);
-  const double eps = std::numeric_limits<float>::epsilon() / 2;
-  for (float& t : tol) t = static_cast<float>(kSqrtKUlps * std::sqrt(double(c.in)) * eps * t + 1e-30);
-
-  EXPECT_TRUE(test::all_within(got.data(), c.ld_y, expect.data(), c.ld_y, tol.data(), c.ld_y,
-                               c.rows, c.out));
-  EXPECT_TRUE(test::padding_untouched(got.data(), c.ld_y, c.rows, c.out, sentinel));
+  expect_within_sum_bound(got, expect, x, w, c, kSqrtKUlps, sentinel);
 }
 
 // Decode (one row), odd sizes, strided x / y, and for bf16/f16 a weight larger
@@ -93,15 +99,7 @@ TEST(LinearBf16Cuda, MatchesReferenceOfRoundedInputs) {
     cuda::linear_bf16(d_x.get(), c.ld_x, c.rows, d_w.view(), d_y.get(), c.ld_y);
     const std::vector<float> got = d_y.download();
 
-    std::vector<float> ax(xr.size()), aw(w.values.size());
-    for (size_t i = 0; i < xr.size(); ++i) ax[i] = std::fabs(xr[i]);
-    for (size_t i = 0; i < aw.size(); ++i) aw[i] = std::fabs(w.values[i]);
-    std::vector<float> tol(c.rows * c.ld_y);
-    ref::linear(ax.data(), c.ld_x, c.rows, f32_view(aw.data(), c.out, c.in), tol.data(), c.ld_y);
-    const double eps = std::numeric_limits<float>::epsilon() / 2;
-    for (float& t : tol) t = static_cast<float>(4 * kSqrtKUlps * std::sqrt(double(c.in)) * eps * t + 1e-30);
-    EXPECT_TRUE(test::all_within(got.data(), c.ld_y, expect.data(), c.ld_y, tol.data(), c.ld_y, c.rows, c.out));
-    EXPECT_TRUE(test::padding_untouched(got.data(), c.ld_y, c.rows, c.out, sentinel));
+    expect_within_sum_bound(got, expect, xr, w, c, 4 * kSqrtKUlps, sentinel);
   }
   // A weight that is not bf16 is refused, not silently widened.
   const test::TestWeight f32 = test::random_weight(DType::F32, 4, 4, 5);

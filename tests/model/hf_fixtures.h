@@ -13,13 +13,14 @@ namespace ringscan::test {
 
 inline std::string hf_fixtures_root() { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf"; }
 
-// The fixture folders (those with cases.json), sorted.
-inline std::vector<std::string> hf_fixture_names() {
+// The fixture folders holding `marker` (cases.json: logits; generate.json:
+// greedy generations), sorted.
+inline std::vector<std::string> hf_fixture_names(const char* marker = "cases.json") {
   namespace fs = std::filesystem;
   std::vector<std::string> names;
   if (fs::is_directory(hf_fixtures_root()))
     for (const auto& e : fs::directory_iterator(hf_fixtures_root()))
-      if (fs::exists(e.path() / "cases.json")) names.push_back(e.path().filename().string());
+      if (fs::exists(e.path() / marker)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -15,6 +15,7 @@
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "runtime/decode.h"
+#include "model/hf_fixtures.h"
 #include "sp_test_models.h"
 #include "util/error.h"
 #include "util/json_util.h"
@@ -24,16 +25,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixtures_root() { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf"; }
-
-std::vector<std::string> generate_fixtures() {
-  std::vector<std::string> names;
-  if (fs::is_directory(fixtures_root()))
-    for (const auto& e : fs::directory_iterator(fixtures_root()))
-      if (fs::exists(e.path() / "generate.json")) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::string fixtures_root() { return test::hf_fixtures_root(); }
+std::vector<std::string> generate_fixtures() { return test::hf_fixture_names("generate.json"); }
 
 std::string random_model(const std::string& name, const Json& overrides) {
   std::string dir = fs::temp_directory_path().string() + "/ringscan-test-decode-" + name;
