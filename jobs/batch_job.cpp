@@ -325,12 +325,14 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   const std::vector<DocPlan> plan = schedule_documents(si);
   if (engine->on_gpu() && spec.want.generate)
     cli::check_collectively(*world, [&]() {
+      // --max-tokens truncates the document, not the prompt around it: leave room for the frame.
+      const int64_t room = si.budget_tokens - static_cast<int64_t>(frame.before.size() + frame.after.size());
       for (int64_t d = 0; d < n_docs; ++d)
         if (counts[d] >= 0 && plan[d].route == DocRoute::SequenceParallel)
           throw Error(docs[d].name + " (" + std::to_string(counts[d]) + " prompt tokens) needs sequence parallelism over " +
                       std::to_string(plan[d].group_size) + " ranks, and summarize decodes sequence-parallel documents "
-                      "on the CPU engine only in this version: run with --device cpu, or --max-tokens " +
-                      std::to_string(si.budget_tokens));
+                      "on the CPU engine only in this version: run with --device cpu" +
+                      (room > 0 ? ", or --max-tokens " + std::to_string(room) : std::string()));
     });
 
   int64_t total_tokens = 0, total_docs = 0;

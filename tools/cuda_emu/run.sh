@@ -2,10 +2,15 @@
 # cuda_emu: build the CUDA kernels and the GPU engine against the host
 # emulator and run the CUDA tests on the CPU. See README.md.
 #
-#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|all] [extra gtest args...]
+#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|jobs|all] [extra gtest args...]
+#
+# jobs: the `ringscan` program itself on the emulated GPU (score, embed,
+# summarize, forward; 1 and 2 ranks) against --device cpu (jobs_check.py).
 #
 # Environment: CUDA_EMU_BUILD (build dir, default /tmp/ringscan-cuda-emu),
 # JOBS (make -j, default 2), OPT (default -O2), NP (ranks for `sp`, default 2),
+# PYTHON_H5 (a python with h5py and numpy for `jobs`; default: the venv of
+# tools/h5check/ensure_venv.sh),
 # CUDA_EMU_ABORT=1 (abort at the first emulator error report),
 # CUDA_EMU_DEVICES=0 (pretend there is no GPU: the tests must skip).
 # A test program that saw an emulator error report exits 1 even if its tests
@@ -29,14 +34,23 @@ run_sp() {
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     mpirun --oversubscribe -np "${NP:-2}" "$B/test_device_sp" "$@" || status=$?
 }
+# The GPU engine end to end through the real program (extra args: none; gtest
+# filters given to `all` are not for it).
+run_jobs() {
+  build ringscan
+  local py
+  py=${PYTHON_H5:-$("$root/tools/h5check/ensure_venv.sh")}
+  "$py" "$here/jobs_check.py" --ringscan "$B/ringscan" || status=$?
+}
 
 case "$what" in
-  build) build all selftest ;;
+  build) build all selftest ringscan ;;
   selftest) build selftest; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$? ;;
   kernels) run_kernels "$@" ;;
   model) run_model "$@" ;;
   sp) run_sp "$@" ;;
-  all) build all selftest; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@" ;;
-  *) echo "usage: $0 [build|selftest|kernels|model|sp|all] [gtest args...]" >&2; exit 2 ;;
+  jobs) run_jobs ;;
+  all) build all selftest ringscan; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@"; run_jobs ;;
+  *) echo "usage: $0 [build|selftest|kernels|model|sp|jobs|all] [gtest args...]" >&2; exit 2 ;;
 esac
 exit $status

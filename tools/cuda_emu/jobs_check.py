@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""End-to-end check of the GPU engine through the real `ringscan` program,
+built against the CUDA emulator (tools/cuda_emu/run.sh jobs; README.md).
+
+With the demo model (`make-model --preset demo`: a complete checkpoint with its
+tokenizer) and a few tiny text files written to a temporary folder, every
+command that can run on the GPU engine runs with `--device cuda` (emulated)
+and with `--device cpu`, and the results are compared:
+
+  score      1 rank (packed short documents, and one over half a block that
+             runs alone) and 2 ranks under mpirun with a --memory-per-rank that
+             sends the longest document sequence-parallel over both ranks;
+  embed      the same two runs;
+  summarize  1 rank, greedy, --max-new-tokens 8, --batch 2 (continuous
+             batching); agreement with the CPU's ids is reported, not required;
+  forward    --ids on 1 rank (with --generate), and under mpirun -np 2 --sp 2
+             with the zigzag and the contiguous layout.
+
+Tolerances. The GPU engine rounds every GEMM input (activations; the demo
+checkpoint's weights are bf16 already) to bf16, unit roundoff u = 2^-9 ~ 0.2%,
+and accumulates in fp32; the CPU multiplies fp32. A random model's dot products
+do not cancel much, so each rounded GEMM perturbs its output by ~u relative,
+and the ~3 roundings of each of the 12 residual branches add up like a random
+walk: ~u*sqrt(36) ~ 1.2% relative on the final hidden states. Hence:
+  TOL_LOGPROB    0.1 nats per token: log p = z_t - logsumexp(z) moves by about
+                 the logits' error, ~1.2% of |z| <= ~5 here, i.e. ~0.06;
+  TOL_PPL        2% relative per document: the perplexity is exp(mean NLL),
+                 and the per-token errors (random signs) mostly cancel in the
+                 mean; 2% is still 5x below the per-token bound;
+  TOL_EMBEDDING  3% relative L2 per embedding row (~2.5x the estimate above).
+Measured on the emulator (December 2026): at most 0.022 nats per token, 0.3%
+on a perplexity, 0.7% on an embedding: 4-10x inside the bounds. What a real
+bug does is far outside them: a lost incoming state or K/V shard of a
+sequence-parallel segment moves half of the later tokens' log-probs by more
+than 0.1 (up to ~1 nat), another row's embedding is off by 60-130%. The
+negative controls below run the comparisons on such data and require them to
+fail, so no check here passes whatever the engine computes.
+
+Every failure prints one line `jobs_check: FAIL: ...` and exits 1; an emulator
+report (`[cuda-emu] ERROR/FAULT/DEADLOCK`) in any run is a failure too.
+Needs h5py and numpy (the venv of tools/h5check/ensure_venv.sh) and mpirun.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+TOL_LOGPROB = 0.1
+TOL_PPL = 0.02
+TOL_EMBEDDING = 0.03
+# The demo model prefills blocks of 2048 tokens (model.cpp: 2048 / chunk 64 * 64);
+# batch jobs pack documents of at most half a block, longer ones run alone.
+HALF_BLOCK = 1024
+# --memory-per-rank for the 2-rank runs: the GPU plan (model/memory_plan.h) of the
+# demo model then budgets ~240 tokens per rank, so long.txt (349 tokens) runs
+# sequence-parallel over both ranks and the short files data-parallel. The route
+# is checked: if the plan changes, this fails and says so (calibrate with
+# `ringscan score ... --memory-per-rank X` on 2 ranks: the warning of a document
+# that fits nowhere says how many tokens a rank holds).
+SP_MEMORY_GIB = "0.3365"
+MAX_NEW = 8
+
+WORDS = ("the quick brown fox jumps over lazy dog river mountain code function return value while for if "
+         "else print data model token sequence parallel").split()
+
+
+WORKDIR = None  # kept on failure
+
+
+def fail(msg):
+    where = f" [files: {WORKDIR}]" if WORKDIR else ""
+    print(f"jobs_check: FAIL: {msg}{where}", flush=True)
+    sys.exit(1)
+
+
+def ok(msg):
+    print(f"jobs_check: ok: {msg}", flush=True)
+
+
+class Runner:
+    def __init__(self, ringscan, workdir):
+        self.ringscan = ringscan
+        self.workdir = workdir
+        self.env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        self.env.pop("CUDA_EMU_EXPECT_ERRORS", None)  # an emulator report must fail the run
+        self.timings = []
+
+    def __call__(self, args, ranks=1, expect_error=False):
+        cmd = [self.ringscan] + args
+        env = self.env
+        if ranks > 1:
+            cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] + cmd
+            env = dict(env, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")  # 2 ranks on 2 cores
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True)
+        dt = time.monotonic() - t0
+        device = args[args.index("--device") + 1] if "--device" in args else ""
+        label = f"{args[0]} {device} np {ranks}" if device else args[0]
+        self.timings.append((dt, label))
+        emu = [l for l in (p.stdout + p.stderr).splitlines() if l.startswith("[cuda-emu]")]
+        if emu:
+            fail(f"`{label}`: the emulator reported: {emu[0]} ({len(emu)} [cuda-emu] lines)")
+        errors = [l for l in p.stderr.splitlines() if l.startswith("ringscan: error:")]
+        if expect_error:
+            if p.returncode == 0 or not errors:
+                fail(f"`{label}` exited {p.returncode} without a `ringscan: error:` line; it should have refused")
+            return errors[0]
+        if p.returncode != 0:
+            last = (errors or p.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            fail(f"`{label}` exited {p.returncode}: {last}")
+        return p.stdout
+
+
+def write_inputs(d):
+    """Three short files, one of ~350 tokens (sequence-parallel on 2 ranks), one over half a block."""
+    def words(seed, n):
+        r = random.Random(seed)
+        return " ".join(r.choice(WORDS) for _ in range(n)) + "\n"
+    files = {
+        "a.txt": "Hello world, this is a tiny test.\n",
+        "b.py": "def add(a, b):\n    return a + b\n",
+        "c.txt": "Second file with some words.\n",
+        "long.txt": words(1, 260),
+        "mid.txt": words(2, 800),
+    }
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    return {name: os.path.join(d, name) for name in files}
+
+
+# --- comparisons: each returns a list of problems (empty: close) -----------------------
+
+def compare_logprobs(name, gpu, cpu):
+    gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
+    if gpu.shape != cpu.shape:
+        return [f"{name}: {gpu.size} log-probs on the GPU, {cpu.size} on the CPU"]
+    if np.isnan(gpu).any() != np.isnan(cpu).any() or (np.isnan(gpu) != np.isnan(cpu)).any():
+        i = int(np.argmax(np.isnan(gpu) != np.isnan(cpu)))
+        return [f"{name}: log-prob {i} is {gpu[i]} on the GPU, {cpu[i]} on the CPU (NaN only where nothing is predicted)"]
+    d = np.abs(np.nan_to_num(gpu) - np.nan_to_num(cpu))
+    if d.size and d.max() > TOL_LOGPROB:
+        i = int(np.argmax(d))
+        return [f"{name}: log-prob at position {i} is {gpu[i]:.5f} on the GPU, {cpu[i]:.5f} on the CPU "
+                f"(|diff| {d[i]:.4f} > {TOL_LOGPROB}; {int((d > TOL_LOGPROB).sum())} positions over)"]
+    return []
+
+
+def compare_score(gpu_file, cpu_file, expect_routes, expect_ranks):
+    """Problems of a GPU score file against the CPU's (same documents)."""
+    problems = []
+    with h5py.File(gpu_file, "r") as g, h5py.File(cpu_file, "r") as c:
+        problems += check_attrs(g, c, expect_ranks)
+        paths, cpu_paths = list(g["documents/path"].asstr()[:]), list(c["documents/path"].asstr()[:])
+        missing = [p for p in paths if p not in cpu_paths]
+        if missing or not paths:
+            return problems + [f"documents {missing or '(none)'} are not in the CPU run"]
+        row = [cpu_paths.index(p) for p in paths]  # the CPU run may hold more documents
+        gs, cs = g["documents/status"].asstr()[:], c["documents/status"].asstr()[:]
+        ge, ce = g["documents/error"].asstr()[:], c["documents/error"].asstr()[:]
+        g_off, g_n = g["documents/token_offset"][:], g["documents/n_tokens"][:]
+        c_off, c_n = c["documents/token_offset"][:], c["documents/n_tokens"][:]
+        g_ids, c_ids = g["tokens/ids"][:], c["tokens/ids"][:]
+        g_lp, c_lp = g["tokens/logprob"][:], c["tokens/logprob"][:]
+        g_ppl, c_ppl = g["documents/perplexity"][:], c["documents/perplexity"][:]
+        extra = [json.loads(e) for e in g["documents/extra"].asstr()[:]]
+        for i, p in enumerate(paths):
+            name, j = os.path.basename(p), row[i]
+            if gs[i] != "ok" or cs[j] != "ok":
+                problems.append(f"{name}: status {gs[i]!r} on the GPU ({ge[i]}), {cs[j]!r} on the CPU ({ce[j]})")
+                continue
+            if name in expect_routes and extra[i].get("route") != expect_routes[name]:
+                problems.append(f"{name}: ran {extra[i].get('route')} on {extra[i].get('ranks')} rank(s), "
+                                f"expected {expect_routes[name]} (--memory-per-rank calibration? see SP_MEMORY_GIB)")
+            if g_n[i] != c_n[j] or (g_ids[g_off[i]:g_off[i] + g_n[i]] != c_ids[c_off[j]:c_off[j] + c_n[j]]).any():
+                problems.append(f"{name}: token ids differ ({g_n[i]} on the GPU, {c_n[j]} on the CPU)")
+                continue
+            problems += compare_logprobs(name, g_lp[g_off[i]:g_off[i] + g_n[i]], c_lp[c_off[j]:c_off[j] + c_n[j]])
+            rel = abs(g_ppl[i] / c_ppl[j] - 1) if np.isfinite(g_ppl[i]) and np.isfinite(c_ppl[j]) else np.inf
+            if not rel <= TOL_PPL:
+                problems.append(f"{name}: perplexity {g_ppl[i]:.4f} on the GPU, {c_ppl[j]:.4f} on the CPU "
+                                f"(relative {rel:.4f} > {TOL_PPL})")
+    return problems
+
+
+def check_attrs(g, c, expect_ranks):
+    problems = []
+    dev, gemm = str(g.attrs.get("device", "")), str(g.attrs.get("gemm_inputs", ""))
+    if not dev.startswith("cuda:"):
+        problems.append(f"the GPU run's device attribute is {dev!r}, not cuda:...")
+    if gemm != "bf16":
+        problems.append(f"the GPU run's gemm_inputs attribute is {gemm!r}, not bf16")
+    if str(c.attrs.get("device")) != "cpu" or str(c.attrs.get("gemm_inputs")) != "fp32":
+        problems.append(f"the CPU run says device {c.attrs.get('device')!r}, gemm_inputs {c.attrs.get('gemm_inputs')!r}")
+    if int(g.attrs.get("ranks", -1)) != expect_ranks:
+        problems.append(f"the GPU run's ranks attribute is {g.attrs.get('ranks')}, not {expect_ranks}")
+    return problems
+
+
+def compare_embed(gpu_file, cpu_file, expect_routes, expect_ranks, shift=0):
+    """Problems of a GPU embed file against the CPU's; shift != 0 compares row i with CPU row i+shift (control)."""
+    problems = []
+    with h5py.File(gpu_file, "r") as g, h5py.File(cpu_file, "r") as c:
+        problems += check_attrs(g, c, expect_ranks)
+        full, cpu_paths = list(g["documents/path"].asstr()[:]), list(c["documents/path"].asstr()[:])
+        missing = [p for p in full if p not in cpu_paths]
+        if missing or not full:
+            return problems + [f"documents {missing or '(none)'} are not in the CPU run"]
+        row = [cpu_paths.index(p) for p in full]  # the CPU run may hold more documents
+        paths = [os.path.basename(p) for p in full]
+        status = g["documents/status"].asstr()[:]
+        extra = [json.loads(e) for e in g["documents/extra"].asstr()[:]]
+        for i, name in enumerate(paths):
+            if status[i] != "ok":
+                problems.append(f"{name}: status {status[i]!r} on the GPU")
+            if name in expect_routes and extra[i].get("route") != expect_routes[name]:
+                problems.append(f"{name}: ran {extra[i].get('route')}, expected {expect_routes[name]}")
+        if "embeddings" not in g or "embeddings" not in c:
+            return problems + ["no /embeddings group"]
+        for kind in ("mean", "last"):
+            x, y = g[f"embeddings/{kind}"][:], c[f"embeddings/{kind}"][:]
+            if x.shape[0] != len(paths) or x.shape[1:] != y.shape[1:]:
+                problems.append(f"embeddings/{kind}: shape {x.shape} on the GPU, {y.shape} on the CPU")
+                continue
+            y = np.roll(y, -shift, axis=0)[row]
+            for i, name in enumerate(paths):
+                if not np.isfinite(x[i]).all():
+                    problems.append(f"{name}: embeddings/{kind} has non-finite values on the GPU")
+                    continue
+                rel = float(np.linalg.norm(x[i] - y[i]) / np.linalg.norm(y[i]))
+                if not rel <= TOL_EMBEDDING:
+                    problems.append(f"{name}: embeddings/{kind} differ by {rel:.4f} relative L2 (> {TOL_EMBEDDING})")
+    return problems
+
+
+def parse_forward(text):
+    lines, generated = [], None
+    for l in text.splitlines():
+        j = json.loads(l)
+        if "generated" in j:
+            generated = j["generated"]
+        else:
+            lines.append(j)
+    return lines, generated
+
+
+def compare_forward(name, gpu_lines, cpu_lines):
+    if len(gpu_lines) != len(cpu_lines):
+        return [f"{name}: {len(gpu_lines)} lines on the GPU, {len(cpu_lines)} on the CPU"]
+    for a, b in zip(gpu_lines, cpu_lines):
+        if (a["pos"], a["id"], a["next_id"]) != (b["pos"], b["id"], b["next_id"]):
+            return [f"{name}: line pos/id/next_id {(a['pos'], a['id'], a['next_id'])} on the GPU, "
+                    f"{(b['pos'], b['id'], b['next_id'])} on the CPU"]
+    nan = float("nan")
+    lp = lambda ls: [nan if l["logprob_next"] is None else l["logprob_next"] for l in ls]
+    return compare_logprobs(name + " logprob_next", lp(gpu_lines), lp(cpu_lines))
+
+
+def expect_ok(problems, what):
+    if problems:
+        fail(f"{what}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    ok(what)
+
+
+def expect_caught(problems, what):
+    if not problems:
+        fail(f"negative control: {what} passed the comparison, so the check cannot catch such a bug")
+    ok(f"negative control caught: {what} ({problems[0][:90]}...)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ringscan", required=True, help="the ringscan executable built against the emulator")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    a = ap.parse_args()
+    t_start = time.monotonic()
+    global WORKDIR
+    work = WORKDIR = tempfile.mkdtemp(prefix="ringscan-jobs-check-")
+    run = Runner(os.path.abspath(a.ringscan), work)
+    f = write_inputs(work)
+    short = [f["a.txt"], f["b.py"], f["c.txt"]]
+    inputs = lambda files: sum((["--input", p] for p in files), [])
+    out = lambda n: os.path.join(work, n)
+
+    run(["make-model", "--preset", "demo", "--out", out("demo")])
+    if not os.path.exists(out("demo/tokenizer.json")):
+        fail("make-model --preset demo wrote no tokenizer.json")
+    model = ["--model", out("demo"), "--quiet"]
+    one_rank = inputs(short + [f["long.txt"], f["mid.txt"]])
+    two_rank = inputs(short + [f["long.txt"]])
+    dp = {n: "data_parallel" for n in ("a.txt", "b.py", "c.txt", "long.txt", "mid.txt")}
+    sp = dict(dp, **{"long.txt": "sequence_parallel"})
+
+    # --- score ---
+    run(["score"] + model + one_rank + ["--device", "cpu", "--out", out("score_cpu.h5")])
+    with h5py.File(out("score_cpu.h5"), "r") as h:
+        n_mid = int(h["documents/n_tokens"][list(h["documents/path"].asstr()[:]).index(f["mid.txt"])])
+    if n_mid <= HALF_BLOCK:
+        fail(f"mid.txt has {n_mid} tokens, not over half a block ({HALF_BLOCK}): the single-document GPU path is not run")
+    run(["score"] + model + one_rank + ["--device", "cuda", "--out", out("score_gpu.h5")])
+    expect_ok(compare_score(out("score_gpu.h5"), out("score_cpu.h5"), dp, 1),
+              f"score --device cuda = cpu, 1 rank (5 documents, {n_mid} tokens in mid.txt alone)")
+    run(["score"] + model + two_rank + ["--device", "cuda", "--out", out("score_gpu2.h5"),
+                                        "--memory-per-rank", SP_MEMORY_GIB], ranks=2)
+    expect_ok(compare_score(out("score_gpu2.h5"), out("score_cpu.h5"), sp, 2),
+              "score --device cuda = cpu, 2 ranks (long.txt sequence-parallel on the GPU engine)")
+    # Control: another random model's scores (a wrong weight, layer or state) must not pass.
+    run(["make-model", "--preset", "demo", "--seed", "7", "--out", out("demo7")])
+    run(["score", "--model", out("demo7"), "--quiet"] + one_rank + ["--device", "cpu", "--out", out("score_cpu7.h5")])
+    expect_caught(compare_score(out("score_gpu.h5"), out("score_cpu7.h5"), dp, 1), "scores of another model")
+
+    # --- embed ---
+    run(["embed"] + model + one_rank + ["--device", "cpu", "--out", out("embed_cpu.h5")])
+    run(["embed"] + model + one_rank + ["--device", "cuda", "--out", out("embed_gpu.h5")])
+    expect_ok(compare_embed(out("embed_gpu.h5"), out("embed_cpu.h5"), dp, 1), "embed --device cuda = cpu, 1 rank")
+    run(["embed"] + model + two_rank + ["--device", "cuda", "--out", out("embed_gpu2.h5"),
+                                        "--memory-per-rank", SP_MEMORY_GIB], ranks=2)
+    expect_ok(compare_embed(out("embed_gpu2.h5"), out("embed_cpu.h5"), sp, 2),
+              "embed --device cuda = cpu, 2 ranks (long.txt sequence-parallel on the GPU engine)")
+    expect_caught(compare_embed(out("embed_gpu.h5"), out("embed_cpu.h5"), dp, 1, shift=1),
+                  "the embeddings of the next document")
+
+    # --- summarize ---
+    gen = ["--max-new-tokens", str(MAX_NEW), "--batch", "2"]
+    summaries = {}
+    for dev in ("cuda", "cpu"):
+        run(["summarize"] + model + inputs(short) + gen + ["--device", dev, "--out", out(f"sum_{dev}.h5")])
+        with h5py.File(out(f"sum_{dev}.h5"), "r") as h:
+            if dev == "cuda" and not (str(h.attrs["device"]).startswith("cuda:") and h.attrs["gemm_inputs"] == "bf16"):
+                fail(f"summarize --device cuda wrote device {h.attrs['device']!r}, gemm_inputs {h.attrs['gemm_inputs']!r}")
+            vocab = json.loads(h.attrs["model_config"])["vocab_size"]
+            for p, s, e in zip(h["documents/path"].asstr()[:], h["documents/status"].asstr()[:],
+                               h["documents/extra"].asstr()[:]):
+                x = json.loads(e) if e else {}
+                ids = x.get("generated_ids", [])
+                if s != "ok" or not ids or x.get("n_generated") != len(ids) or \
+                        not all(0 <= t < vocab for t in ids) or \
+                        (x.get("finish_reason") != "stop" and not (x.get("finish_reason") == "length" and len(ids) == MAX_NEW)):
+                    fail(f"summarize --device {dev}: {os.path.basename(p)}: status {s!r}, extra {e[:200]}")
+                summaries.setdefault(os.path.basename(p), {})[dev] = ids
+    same = sum(v["cuda"] == v["cpu"] for v in summaries.values())
+    prefix = [next((i for i, (x, y) in enumerate(zip(v["cuda"], v["cpu"])) if x != y), min(len(v["cuda"]), len(v["cpu"])))
+              for v in summaries.values()]
+    ok(f"summarize --device cuda completed {len(summaries)} documents (greedy, {MAX_NEW} new tokens, --batch 2); "
+       f"generated ids equal to the CPU's for {same}/{len(summaries)} (common prefixes {prefix}; bf16 may differ)")
+
+    # A document needing sequence parallelism is refused on the GPU (its sharded decode is
+    # CPU-only); the --max-tokens the refusal suggests must make it fit (the prompt frame included).
+    sum_args = ["summarize"] + model + inputs([f["long.txt"], f["a.txt"]]) + \
+        ["--max-new-tokens", "2", "--device", "cuda", "--memory-per-rank", SP_MEMORY_GIB, "--out", out("sum_sp.h5")]
+    err = run(sum_args, ranks=2, expect_error=True)
+    m = re.search(r"--max-tokens (\d+)", err)
+    if "sequence parallelism" not in err or not m:
+        fail(f"summarize --device cuda of a sequence-parallel document: unexpected refusal: {err}")
+    shutil.rmtree(out("sum_sp.h5.parts"), ignore_errors=True)
+    run(sum_args + ["--max-tokens", m.group(1)], ranks=2)
+    with h5py.File(out("sum_sp.h5"), "r") as h:
+        st, ex = h["documents/status"].asstr()[:], [json.loads(e) for e in h["documents/extra"].asstr()[:]]
+        if list(st) != ["ok", "ok"] or [e.get("route") for e in ex] != ["data_parallel"] * 2:
+            fail(f"summarize --device cuda --max-tokens {m.group(1)} (as suggested): status {list(st)}, "
+                 f"routes {[e.get('route') for e in ex]}")
+    ok(f"summarize --device cuda, 2 ranks: refuses a sequence-parallel document, and the suggested "
+       f"--max-tokens {m.group(1)} runs it data-parallel ({ex[0].get('prompt_tokens')} prompt tokens)")
+
+    # --- forward ---
+    r = random.Random(3)
+    ids = [r.randrange(1000, 4096) for _ in range(150)]
+    ids_arg = ["--ids", ",".join(map(str, ids)), "--top-k", "3"]
+    cpu_lines, cpu_gen = parse_forward(run(["forward", "--model", out("demo")] + ids_arg + ["--device", "cpu", "--generate", "4"]))
+    gpu_lines, gpu_gen = parse_forward(run(["forward", "--model", out("demo")] + ids_arg + ["--device", "cuda", "--generate", "4"]))
+    expect_ok(compare_forward("forward 1 rank", gpu_lines, cpu_lines), "forward --device cuda = cpu, 1 rank (150 ids)")
+    if not gpu_gen or len(gpu_gen) != 4:
+        fail(f"forward --device cuda --generate 4 printed {gpu_gen!r}")
+    ok(f"forward --device cuda --generate 4: {gpu_gen}, CPU {cpu_gen} ({'equal' if gpu_gen == cpu_gen else 'differ (bf16)'})")
+    for layout in ("zigzag", "contiguous"):
+        lines, _ = parse_forward(run(["forward", "--model", out("demo")] + ids_arg +
+                                     ["--device", "cuda", "--sp", "2", "--layout", layout], ranks=2))
+        expect_ok(compare_forward(f"forward --sp 2 {layout}", lines, cpu_lines),
+                  f"forward --device cuda --sp 2 --layout {layout} = cpu (GPU sequence parallel over MPI)")
+    # Control: the second half's log-probs without the first half as context (what a
+    # sequence-parallel segment that lost its incoming Mamba state and K/V would print).
+    half = len(ids) // 2
+    tail_lines, _ = parse_forward(run(["forward", "--model", out("demo"), "--ids", ",".join(map(str, ids[half:])),
+                                       "--top-k", "0", "--device", "cpu"]))
+    lp = lambda ls: [float("nan") if l["logprob_next"] is None else l["logprob_next"] for l in ls]
+    expect_caught(compare_logprobs("second half", lp(cpu_lines[half:]), lp(tail_lines)),
+                  "the second half's log-probs without the first half")
+
+    total = time.monotonic() - t_start
+    slowest = ", ".join(f"{label} {dt:.1f}s" for dt, label in sorted(run.timings, reverse=True)[:5])
+    ok(f"all checks passed in {total:.0f}s ({len(run.timings)} runs; slowest: {slowest})")
+    if a.keep:
+        print(f"jobs_check: kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
