@@ -18,10 +18,10 @@
 #include "io/result_store.h"
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
-#include "jobs/engine.h"
 #include "jobs/progress.h"
 #include "jobs/prompt.h"
 #include "runtime/decode.h"
+#include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -59,7 +59,7 @@ std::string command_line(int argc, char** argv) {
 // The engine is part of it: GPU results (bf16 GEMM inputs) differ from the
 // CPU's in the last digits, and one file must not mix them.
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
-                  const JobEngine& engine) {
+                  const Engine& engine) {
   return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
               {"engine", engine.on_gpu() ? "cuda" : "cpu"},
               {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
@@ -198,7 +198,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   io::Discovery found;
   PromptFrame frame;
   LayoutKind layout_kind{};
-  std::unique_ptr<JobEngine> engine;
+  std::unique_ptr<Engine> engine;
   cli::check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
@@ -208,7 +208,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
     if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
     model = Model::load(o.model_dir, me != 0);
-    engine = std::make_unique<JobEngine>(o.device, o.comm, local_rank);
+    engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
     if (tok->vocab_size() > model->config().vocab_size)
       throw Error(o.model_dir + ": tokenizer.json has " + std::to_string(tok->vocab_size()) +
@@ -317,7 +317,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   si.forced_sp = o.sp;
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30)) : 0;  // 0: the engine's default
-  si.budget_tokens = engine->token_budget(*model, memory, node_ranks, &si.per_token_bytes);
+  si.budget_tokens = engine->token_budget(memory, node_ranks, &si.per_token_bytes);
   // Every rank must plan the same schedule: use the smallest budget of any node.
   int64_t neg_budget = -si.budget_tokens;
   world->all_reduce(&neg_budget, 1, comm::ReduceOp::max);
@@ -407,7 +407,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     }
     DocumentValues values;
     if (group) {
-      values = engine->compute_sp(*model, *group, layout, segment_from_holder, spec.want);
+      values = engine->compute_sp(*group, layout, segment_from_holder, spec.want);
       for (const auto& [label, t] : group->traffic_by_label()) comm_wait += t.wait_seconds;
     }
     comm::wait_all(sends);
@@ -465,14 +465,14 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (batch.empty()) return;
     std::vector<std::vector<int32_t>> seqs;
     for (int64_t d : batch) seqs.push_back(mine.at(d).ids);
-    std::vector<DocumentValues> values = engine->compute_packed(*model, seqs, spec.want);
+    std::vector<DocumentValues> values = engine->compute_packed(seqs, spec.want);
     for (size_t i = 0; i < batch.size(); ++i) store_values(batch[i], values[i]);
     for (int64_t d : batch) finished(d);
     batch.clear();
     batch_rows = 0;
   };
   if (spec.want.generate) {  // continuous batching: a finished document's slot takes the next
-    Decoder dec(engine->decode_engine(*model), o.batch);
+    Decoder dec(engine->decode_engine(), o.batch);
     for (auto& [d, t] : mine) {
       if (plan[d].route == DocRoute::TooLong) {
         store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
@@ -504,7 +504,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       store->add(not_computed(d, docs[d], io::doc_status::kFailed, plan[d].error, t.ids));
       finished(d);
     } else if (counts[d] > batch_tokens / 2) {
-      store_values(d, engine->compute(*model, t.ids, spec.want));
+      store_values(d, engine->compute(t.ids, spec.want));
       finished(d);
     } else {
       if (batch_rows + counts[d] > batch_tokens) run_batch();

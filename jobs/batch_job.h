@@ -6,7 +6,7 @@
 #pragma once
 #include <string>
 
-#include "jobs/document_compute.h"
+#include "runtime/document_values.h"
 
 namespace ringscan {
 

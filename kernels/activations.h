@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
 #include "weight_view.h"
 
 namespace ringscan::kernels {
@@ -25,10 +26,13 @@ void silu_mul RINGSCAN_SILU_MUL_SIG;
 void dt_softplus RINGSCAN_DT_SOFTPLUS_SIG;
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda {  // device pointers, see cuda/cuda_common.cuh
-void relu_squared RINGSCAN_RELU_SQUARED_SIG;
-void silu_mul RINGSCAN_SILU_MUL_SIG;
-void dt_softplus RINGSCAN_DT_SOFTPLUS_SIG;
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh; stream: gpu_op.h
+void relu_squared RINGSCAN_CUDA_SIG(RINGSCAN_RELU_SQUARED_SIG);
+// The same on bf16 values in place (x: n bf16), squared in fp32 and rounded
+// once: the GPU engine's MLP, between a GEMM that writes bf16 and one that reads it.
+void relu_squared_bf16(void* x, int64_t n, GpuStream stream = nullptr);
+void silu_mul RINGSCAN_CUDA_SIG(RINGSCAN_SILU_MUL_SIG);
+void dt_softplus RINGSCAN_CUDA_SIG(RINGSCAN_DT_SOFTPLUS_SIG);
 }  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

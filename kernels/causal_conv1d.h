@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
 #include "weight_view.h"
 
 namespace ringscan::kernels {
@@ -17,6 +18,6 @@ namespace ringscan::kernels {
 namespace ref { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
 namespace cpu { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda { void causal_conv1d RINGSCAN_CUDA_SIG(RINGSCAN_CAUSAL_CONV1D_SIG); }  // device pointers, see cuda/cuda_common.cuh
 #endif
 }  // namespace ringscan::kernels

@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
+
 namespace ringscan::kernels {
 // The two additions of a Nemotron-H block, as ops so that the CPU and CUDA
 // engines share one definition.
@@ -24,8 +26,8 @@ void head_scale_add RINGSCAN_HEAD_SCALE_ADD_SIG;
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
 namespace cuda {  // device pointers, see cuda/cuda_common.cuh
-void add_inplace RINGSCAN_ADD_INPLACE_SIG;
-void head_scale_add RINGSCAN_HEAD_SCALE_ADD_SIG;
+void add_inplace RINGSCAN_CUDA_SIG(RINGSCAN_ADD_INPLACE_SIG);
+void head_scale_add RINGSCAN_CUDA_SIG(RINGSCAN_HEAD_SCALE_ADD_SIG);
 }  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

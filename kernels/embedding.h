@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
 #include "weight_view.h"
 
 namespace ringscan::kernels {
@@ -11,6 +12,6 @@ namespace ringscan::kernels {
 namespace ref { void embedding RINGSCAN_EMBEDDING_SIG; }
 namespace cpu { void embedding RINGSCAN_EMBEDDING_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void embedding RINGSCAN_EMBEDDING_SIG; }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda { void embedding RINGSCAN_CUDA_SIG(RINGSCAN_EMBEDDING_SIG); }  // device pointers, see cuda/cuda_common.cuh
 #endif
 }  // namespace ringscan::kernels

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
 #include "weight_view.h"
 
 namespace ringscan::kernels {
@@ -15,6 +16,6 @@ namespace ringscan::kernels {
 namespace ref { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
 namespace cpu { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda { void gated_rmsnorm RINGSCAN_CUDA_SIG(RINGSCAN_GATED_RMSNORM_SIG); }  // device pointers, see cuda/cuda_common.cuh
 #endif
 }  // namespace ringscan::kernels

@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
+
 namespace ringscan::kernels {
 // out[r, :] = logits[r, :] - logsumexp(logits[r, :]), rows contiguous [rows, vocab];
 // out may alias logits. Computed in fp32 with the max subtracted.
@@ -20,8 +22,8 @@ void token_log_prob RINGSCAN_TOKEN_LOG_PROB_SIG;
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
 namespace cuda {  // device pointers (targets and out too), see cuda/cuda_common.cuh
-void log_softmax RINGSCAN_LOG_SOFTMAX_SIG;
-void token_log_prob RINGSCAN_TOKEN_LOG_PROB_SIG;
+void log_softmax RINGSCAN_CUDA_SIG(RINGSCAN_LOG_SOFTMAX_SIG);
+void token_log_prob RINGSCAN_CUDA_SIG(RINGSCAN_TOKEN_LOG_PROB_SIG);
 }  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

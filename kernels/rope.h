@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
+
 namespace ringscan::kernels {
 // Rotary position embedding, in place, GPT-NeoX "rotate_half" convention on
 // the first rotary_dim channels of each head (the rest pass through):
@@ -17,6 +19,6 @@ namespace ringscan::kernels {
 namespace ref { void rope RINGSCAN_ROPE_SIG; }
 namespace cpu { void rope RINGSCAN_ROPE_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void rope RINGSCAN_ROPE_SIG; }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda { void rope RINGSCAN_CUDA_SIG(RINGSCAN_ROPE_SIG); }  // device pointers, see cuda/cuda_common.cuh
 #endif
 }  // namespace ringscan::kernels

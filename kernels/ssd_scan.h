@@ -1,7 +1,10 @@
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+
+#include "gpu_op.h"
 
 namespace ringscan::kernels {
 // Mamba-2 selective state-space scan (SSD). Per head h, with state
@@ -41,6 +44,54 @@ inline void check_ssd_shape(const SsdShape& s, const char* who) {
                                 "and heads divisible by groups");
 }
 
+// Scratch of cuda::ssd_scan for passes of `chunks` chunks (byte offsets of
+// its buffers, each 256-byte aligned, and the total): per chunk its states,
+// its groups' C B^T, per (token, head) cs (a double), exp(cs) and w, and its
+// decays; plus the state carried between passes when there are several.
+// Host arithmetic (every build: the GPU memory plan sizes workspaces with it).
+struct SsdScanScratch {
+  size_t cs = 0, exp_cs = 0, w = 0, decay = 0, states = 0, cb = 0, carry = 0, bytes = 0;
+};
+inline SsdScanScratch ssd_scan_scratch(const SsdShape& s, int64_t chunks, bool carry) {
+  const int64_t Q = s.chunk < s.len ? s.chunk : s.len, H = s.heads, state_elems = s.heads * s.head_dim * s.state;
+  SsdScanScratch r;
+  size_t used = 0;
+  auto take = [&](int64_t n, size_t elem) {
+    const size_t off = (used + 255) / 256 * 256;
+    used = off + static_cast<size_t>(n) * elem;
+    return off;
+  };
+  r.cs = take(chunks * Q * H, 8);
+  r.exp_cs = take(chunks * Q * H, 4);
+  r.w = take(chunks * Q * H, 4);
+  r.decay = take(chunks * H, 4);
+  r.states = take(chunks * state_elems, 4);
+  r.cb = take(chunks * s.groups * Q * Q, 4);
+  r.carry = carry ? take(state_elems, 4) : 0;
+  r.bytes = used;
+  return r;
+}
+// Chunks per pass of cuda::ssd_scan given room for at most `max_bytes` of
+// scratch (also at most 65535, the grid limit): as many as fit, 0 if not even
+// one does. Passes of all chunks need ssd_scan_scratch(s, all, false).bytes.
+inline int64_t ssd_scan_chunks_per_pass(const SsdShape& s, size_t max_bytes) {
+  if (s.len <= 0 || s.chunk <= 0) return 0;
+  const int64_t Q = s.chunk < s.len ? s.chunk : s.len, total = (s.len + Q - 1) / Q;
+  const int64_t cap = total < 65535 ? total : 65535;
+  if (cap == total && ssd_scan_scratch(s, total, false).bytes <= max_bytes) return total;
+  int64_t lo = 0, hi = cap;  // the largest m with scratch(m, carry).bytes <= max_bytes
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (ssd_scan_scratch(s, mid, true).bytes <= max_bytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+// The default scratch budget of one pass (256 MiB): for Nemotron 3 Nano 4B
+// (96 x 80 x 128 state, 8 groups, chunk 256) about 40 chunks (10k tokens) per
+// pass, which still gives every stage tens of thousands of blocks.
+constexpr size_t kSsdPassScratchBytes = size_t{256} << 20;
+
 #define RINGSCAN_SSD_SCAN_SIG                                                            \
   (const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,    \
    const float* B, int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, \
@@ -66,16 +117,31 @@ void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
 #ifdef RINGSCAN_WITH_CUDA
 // CUDA (kernels/cuda/ssd_scan.cu): EVERY pointer is a device pointer, A
 // included ([heads] floats in device memory), and so are init_state /
-// final_state / incoming_state. Runs on the legacy default stream and returns
-// without synchronising. Both ops take scratch memory from a per-(host thread,
-// device) buffer that grows on demand (a larger need synchronises the device
-// once to free the old buffer); ssd_scan processes the sequence in passes of
-// at most ~256 MiB of scratch, carrying the state from pass to pass.
+// final_state / incoming_state. Runs on `stream` and returns without
+// synchronising. Scratch comes from `ws` (the GPU op contract, gpu_op.h):
+// ssd_scan processes the sequence in passes of as many chunks as ws holds
+// (ssd_scan_workspace: all of them, up to ~256 MiB), carrying the state from
+// pass to pass; less than one chunk's scratch throws. An empty ws instead
+// takes a per-(host thread, device) buffer that grows on demand (it
+// allocates, and a larger need synchronises the device once to free the old
+// buffer): for tests and one-off calls, never a layer loop.
 // Unlike the CPU version, ssd_scan may be given init_state == final_state (the
 // state is then updated in place); no other output may alias an input.
 namespace cuda {
-void ssd_scan RINGSCAN_SSD_SCAN_SIG;
-void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
+void ssd_scan RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
+// The same scan with its three GEMM stages (chunk states, C B^T, chunk
+// outputs) on the tensor cores: their operands (x, B, C, the decay-weighted
+// C B^T and dt, the incoming chunk states) rounded to bf16, products
+// accumulated in fp32; cumulative sums, decays, state passing and the
+// states themselves stay fp32 (as mamba_ssm's chunked scan does). The CUDA
+// test states the error against the reference.
+void ssd_scan_bf16 RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
+void ssd_state_correction RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_STATE_CORRECTION_SIG);
+// Workspace for a scan of s in passes of the default budget (all its chunks
+// in one pass when they fit in kSsdPassScratchBytes), and for a state
+// correction of s (proportional to its length).
+size_t ssd_scan_workspace(const SsdShape& s);
+size_t ssd_state_correction_workspace(const SsdShape& s);
 }  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 
+#include "gpu_op.h"
 #include "ssd_scan.h"
 
 namespace ringscan::kernels {
@@ -26,6 +27,6 @@ namespace cpu { void ssd_step RINGSCAN_SSD_STEP_SIG; }
 // included; `state` is a DEVICE array of s.len device pointers, each to one
 // sequence's [heads, head_dim, state] fp32 state (distinct sequences must not
 // share a state). Legacy default stream, no synchronisation at return.
-namespace cuda { void ssd_step RINGSCAN_SSD_STEP_SIG; }
+namespace cuda { void ssd_step RINGSCAN_CUDA_SIG(RINGSCAN_SSD_STEP_SIG); }
 #endif
 }  // namespace ringscan::kernels

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The GPU check for a short lease (one H200, meant to finish in under 8
+# The GPU check for a short lease (one H200, meant to finish in under 6
 # minutes including the build): builds the CUDA engine for sm_90, runs every
 # GPU test, then the GPU benchmarks, and prints one table. The table (and the
 # raw logs) also go to $OUT when it is set.
 #
 #   scripts/gpu-check.sh [build-dir]          (default: build-gpu)
+#   scripts/gpu-check.sh --configure-only [build-dir]
+#                  no GPU needed: only choose the dependencies and configure,
+#                  then print where each dependency was found (for testing
+#                  this script; RINGSCAN_GPU_CMAKE_ARGS=-DRINGSCAN_WITH_CUDA=OFF
+#                  where there is no nvcc)
 #
 # Tests: test_kernels_cuda (every CUDA op against its plain-loop reference),
 # test_device_model (whole model against HF's logits and the CPU engine,
@@ -12,10 +17,15 @@
 # (GPU sequence parallel = GPU single rank, two ranks sharing the GPU over
 # MPI), comm_nccl_np1/np2 (the NCCL communicator; np2 needs 2 GPUs); then the
 # jobs end to end: `score` of docs/ on the GPU against the CPU (perplexities
-# within 2%) and `summarize` on the GPU.
+# within 2%) and `summarize` on the GPU; then the real-scale check
+# (tools/hf_realscale: a random nano-4b made by HF transformers, ringscan on 1
+# and 2 ranks against HF's fp32 logits, bounded by HF's own bf16 error), whose
+# HF half runs during the build when python3 has torch and transformers.
 # Benchmarks: bench_gpu on the nano-4b random checkpoint built in memory:
-# prefill (score path) tokens/s and MFU at 4K/32K/128K tokens, SSD scan and
-# attention kernel throughput against the fp32 peak, decode tokens/s at batch
+# prefill (score path) tokens/s and MFU at 4K/32K/128K tokens with a per-op GPU
+# time profile of each, SSD scan and attention kernel throughput (the bf16
+# tensor-core kernels against the bf16 peak, their fp32 references up to 32K
+# against the fp32 peak), decode tokens/s at batch
 # 1 and 64, peak GPU memory.
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
@@ -25,9 +35,14 @@
 # Needs the build dependencies of scripts/setup.sh. A machine without them and
 # without a package registry (the lent GPU machines) can take them from
 # .gpu-deps/, which scripts/gpu-deps.sh fetches on a machine with one: name
-# .gpu-deps in the device run's carry list.
+# .gpu-deps in the device run's carry list. When .gpu-deps is there, the build
+# takes every dependency from it and none from the host (whose MPI or Boost may
+# be on PATH or in /usr and unfit: the first lent machine's Boost 1.83 had no
+# program_options), and the configure step fails if one came from elsewhere.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+configure_only=0
+[[ "${1:-}" == --configure-only ]] && { configure_only=1; shift; }
 build=${1:-build-gpu}
 t_start=$(date +%s)
 out_dir=${OUT:-}
@@ -38,26 +53,73 @@ die() {
 }
 
 # --- a GPU must be there ---------------------------------------------------------
+if [[ $configure_only -eq 0 ]]; then
 command -v nvidia-smi >/dev/null || die "nvidia-smi not found: this machine has no NVIDIA driver, so no GPU to check"
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
 [[ "$gpus" -ge 1 ]] || die "nvidia-smi lists no GPU"
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+fi
 
 # --- dependencies --------------------------------------------------------------------
-if ! command -v mpicxx >/dev/null && [[ -d .gpu-deps ]]; then
+host_ld=${LD_LIBRARY_PATH-}  # python (torch) keeps the host's libraries; ringscan gets the deps'
+deps_root="" deps_args=""
+if [[ -d .gpu-deps ]]; then
   # shellcheck source=scripts/gpu-deps.sh
   source scripts/gpu-deps.sh activate || die "could not unpack .gpu-deps"
+  deps_root=$RINGSCAN_DEPS_ROOT deps_args=$RINGSCAN_DEPS_CMAKE_ARGS
 fi
 command -v mpicxx >/dev/null || die "no MPI compiler (mpicxx): install scripts/setup.sh's packages, or carry .gpu-deps (scripts/gpu-deps.sh)"
+mkdir -p "$build"
+# cuDNN attention (optional, not emulated: checked here). Frontend headers in .gpu-deps/cudnn
+# (scripts/cudnn-deps.sh fetch); libcudnn is the machine's (python's torch wheel on the lent one).
+cudnn_args=$(LD_LIBRARY_PATH="$host_ld" scripts/cudnn-deps.sh cmake-args 2>"$build/gpu-check-cudnn.txt")
+
+# --- the HF half of the real-scale check, on the GPU while the CPUs build --------------
+realscale_dir="$build/gpu-check-realscale"
+realscale_pid=""
+if [[ $configure_only -eq 0 ]] && LD_LIBRARY_PATH="$host_ld" python3 -c "import torch, transformers" 2>/dev/null; then
+  rm -rf "$realscale_dir"
+  LD_LIBRARY_PATH="$host_ld" timeout 300 python3 tools/hf_realscale/realscale.py prepare --preset nano-4b \
+    --device cuda --tokens 2048 --out "$realscale_dir" >"$build/gpu-check-realscale-prepare.log" 2>&1 &
+  realscale_pid=$!
+  trap '[[ -n "$realscale_pid" ]] && kill "$realscale_pid" 2>/dev/null' EXIT
+fi
 
 # --- configure and build what is checked ---------------------------------------------
 jobs=$(nproc)
 t0=$(date +%s)
-mkdir -p "$build"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRINGSCAN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DRINGSCAN_BUILD_BENCH=ON -DRINGSCAN_BUILD_TESTS=ON ${RINGSCAN_GPU_CMAKE_ARGS:-} \
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DRINGSCAN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+  -DRINGSCAN_BUILD_BENCH=ON -DRINGSCAN_BUILD_TESTS=ON $deps_args $cudnn_args ${RINGSCAN_GPU_CMAKE_ARGS:-})
+# A cache made with other dependencies (the host's, before .gpu-deps came) keeps what it found
+# (pkg-config results are never re-checked): then configure afresh.
+stamp="$build/gpu-check-configure.args"
+[[ -f "$build/CMakeCache.txt" && "$(cat "$stamp" 2>/dev/null)" != "${cmake_args[*]}" ]] && rm -f "$build/CMakeCache.txt"
+cmake -S . -B "$build" "${cmake_args[@]}" \
   >"$build/gpu-check-configure.log" 2>&1 || { tail -30 "$build/gpu-check-configure.log"; die "configure failed (log: $build/gpu-check-configure.log)"; }
+echo "${cmake_args[*]}" >"$stamp"
+
+# Where each dependency was found; with .gpu-deps, anything outside its root is an error.
+deps_found() {
+  local cache="$build/CMakeCache.txt" bad=0 var val path
+  for var in Boost_DIR Boost_INCLUDE_DIR nlohmann_json_DIR GTest_DIR benchmark_DIR PKG_CONFIG_EXECUTABLE \
+    MPI_C_COMPILER MPI_CXX_COMPILER MPIEXEC_EXECUTABLE MPI_C_HEADER_DIR MPI_mpi_LIBRARY \
+    OPENBLAS_LIBRARY_DIRS PCRE2_LIBRARY_DIRS HDF5MPI_LIBRARY_DIRS HDF5MPI_INCLUDE_DIRS; do
+    val=$(sed -nE "s/^$var:[A-Z]+=(.*)/\1/p" "$cache" | head -1)
+    printf '  %-22s %s\n' "$var" "${val:-(not set)}"
+    for path in ${val//;/ }; do
+      [[ -n "$deps_root" && "$path" != "$deps_root"/* ]] && bad=1
+    done
+  done
+  return $bad
+}
+deps_found >"$build/gpu-check-deps.txt" || { cat "$build/gpu-check-deps.txt"; die "a dependency was found outside .gpu-deps ($deps_root): see above"; }
+echo "gpu-check: dependencies from ${deps_root:-the host}:"
+cat "$build/gpu-check-deps.txt"
+cudnn_on=$(sed -nE 's/^RINGSCAN_CUDNN_ENABLED:INTERNAL=(.*)/\1/p' "$build/CMakeCache.txt")
+cudnn_why=$(sed -nE 's/^RINGSCAN_CUDNN_WHY_OFF:INTERNAL=(.*)/\1/p' "$build/CMakeCache.txt")
+echo "gpu-check: cuDNN attention ${cudnn_on:-OFF}${cudnn_why:+ ($cudnn_why)}; $(tail -1 "$build/gpu-check-cudnn.txt")"
+[[ $configure_only -eq 1 ]] && exit 0
 t1=$(date +%s)
 cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_device_model test_device_sp test_comm_nccl bench_gpu ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
@@ -69,7 +131,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tests=(test_kernels_cuda test_device_model device_sp_np1 device_sp_np2 comm_nccl_np1 comm_nccl_np2)
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"
 log="$build/gpu-check-ctest.log"
-ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 240 >"$log" 2>&1
+# The cuDNN tests run on their own below: a graph cuDNN refuses must not stop the benchmarks.
+GTEST_FILTER='-AttentionCudnnCuda.*' ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 240 >"$log" 2>&1
 t3=$(date +%s)
 
 table=$(mktemp)
@@ -139,6 +202,40 @@ fi
 [[ -n "$job_rows" ]] && printf '%s\n' "$job_rows" >>"$table"
 grep -q "FAIL" <<<"$job_rows" && status=1
 
+# --- real scale: a random nano-4b from HF transformers, ringscan on 1 and 2 ranks --------
+# Its HF half (prepare) started before the build; the row comes from `check`. Only a failing
+# check (ringscan's numbers) stops the benchmarks; a missing or failing HF half fails the run
+# after them.
+late_status=0
+if [[ "$cudnn_on" == ON ]]; then
+  cudnn_log="$build/gpu-check-cudnn-test.log"; t_c=$(date +%s)
+  if timeout 240 "$build/tests/kernels_cuda/test_kernels_cuda" --gtest_filter='AttentionCudnnCuda.*' >"$cudnn_log" 2>&1; then
+    r=pass; n=$(grep -m1 '^cuDNN library' "$cudnn_log")
+  else
+    r=FAIL; n="$(grep -m1 -E 'Failure|what\(\)|cuda::attention_cudnn' "$cudnn_log" | cut -c1-150) (log: $cudnn_log)"; late_status=1
+  fi
+  printf '%-22s %-7s %8s  %s\n' "cudnn attention" "$r" "$(( $(date +%s) - t_c ))" "$n" >>"$table"
+else
+  printf '%-22s %-7s %8s  %s\n' "cudnn attention" skip - "not built: ${cudnn_why:-see configure log}" >>"$table"
+fi
+realscale_fail() { printf '%-22s %-7s %8s  %s' "realscale nano-4b" FAIL - "$1"; }
+if [[ -z "$realscale_pid" ]]; then
+  realscale_row=$(realscale_fail "python3 cannot import torch and transformers"); late_status=1
+elif ! wait "$realscale_pid"; then
+  realscale_row=$(realscale_fail "HF prepare failed or ran past 300 s: $(tail -1 "$build/gpu-check-realscale-prepare.log")")
+  late_status=1
+else
+  mpiexec=$(sed -nE 's/^MPIEXEC_EXECUTABLE:[A-Z]+=(.*)/\1/p' "$build/CMakeCache.txt")
+  realscale_row=$(LD_LIBRARY_PATH="$host_ld" RINGSCAN_LD_LIBRARY_PATH="${LD_LIBRARY_PATH-}" timeout 180 \
+    python3 tools/hf_realscale/realscale.py check --dir "$realscale_dir" --ringscan "$build/ringscan" \
+    --mpirun "${mpiexec:-mpirun} -np 2 --oversubscribe" --device cuda 2>"$build/gpu-check-realscale-check.log" | tail -1)
+  [[ -n "$realscale_row" ]] || realscale_row=$(realscale_fail "check failed or ran past 180 s: $(tail -1 "$build/gpu-check-realscale-check.log")")
+  grep -q "FAIL" <<<"$realscale_row" && status=1
+fi
+realscale_pid=""
+printf '%s\n' "$realscale_row" >>"$table"
+t_jobs=$(date +%s)
+
 # --- benchmarks (after the tests: numbers from a failing engine mean nothing) ----------
 bench_log="$build/gpu-check-bench.jsonl"
 if [[ $status -eq 0 ]]; then
@@ -147,6 +244,7 @@ if [[ $status -eq 0 ]]; then
 else
   echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
 fi
+[[ $late_status -ne 0 ]] && status=1
 t4=$(date +%s)
 
 # --- one table -----------------------------------------------------------------------------
@@ -165,9 +263,23 @@ for line in open(sys.argv[1]):
     elif b == "prefill":
         rows.append((f"prefill {r['tokens']//1024}K", f"{r['tokens_per_s']:.0f} tok/s", f"{r['tflops']:.0f} TFLOP/s, MFU {100*r['mfu']:.1f}% of {r['peak_tflops']:.0f}"))
     elif b == "ssd_scan":
-        rows.append((f"ssd_scan {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['fp32_peak_fraction']:.1f}% fp32 peak, {r['tbs']:.2f} TB/s ({100*r['bandwidth_fraction']:.1f}% HBM)"))
+        peak = "bf16" if r["kernel"].startswith("bf16") else "fp32"
+        rows.append((f"ssd {r['kernel']} {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['peak_fraction']:.1f}% {peak} peak, {r['seconds']*1e3:.1f} ms/layer, {r['tbs']:.2f} TB/s"))
     elif b == "attention":
-        rows.append((f"attention {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['fp32_peak_fraction']:.1f}% fp32 peak, {r['seconds']*1e3:.1f} ms"))
+        if "error" in r:
+            rows.append((f"attn {r['kernel']} {r['tokens']//1024}K", "error", r["error"][:120]))
+            continue
+        peak = "bf16" if r["kernel"].startswith("bf16") else "fp32"
+        rows.append((f"attn {r['kernel']} {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['peak_fraction']:.1f}% {peak} peak, {r['seconds']*1e3:.1f} ms/layer"))
+    elif b == "op":
+        v = f"{r['tflops']:.1f} TFLOP/s" if r["bound"] == "bf16 peak" else f"{r['gbs']:.0f} GB/s"
+        rows.append((f"op {r['op'][:30]}", v, f"{r['ms']:.3f} ms at {r['tokens']//1024}K, {100*r['roofline_fraction']:.0f}% of {r['bound']}"))
+    elif b == "profile":
+        # GPU time per op kind over the timed prefill: the 8 largest, then the rest.
+        ms = sorted(r["ms"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k} {v:.1f}" for k, v in ms[:8])
+        rest = sum(v for _, v in ms[8:])
+        rows.append((f"profile {r['tokens']//1024}K", f"{r['total_ms']:.0f} ms", f"{top}, other {rest:.1f} (ms)"))
     elif b == "decode":
         rows.append((f"decode batch {r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}"))
     elif b == "memory":
@@ -178,7 +290,7 @@ PY
 }
 
 {
-  echo "gpu-check on $gpu_name x $gpus: configure $((t1 - t0)) s, build $((t2 - t1)) s, tests $((t3 - t2)) s, bench $((t4 - t3)) s, total $((t4 - t_start)) s"
+  echo "gpu-check on $gpu_name x $gpus: configure $((t1 - t0)) s, build $((t2 - t1)) s, tests $((t3 - t2)) s, jobs and real scale $((t_jobs - t3)) s, bench $((t4 - t_jobs)) s, total $((t4 - t_start)) s"
   echo
   cat "$table"
   echo
@@ -188,6 +300,7 @@ if [[ -n "$out_dir" ]]; then
   cp "$build/gpu-check.txt" "$out_dir/gpu-check.txt"
   cp "$log" "$out_dir/gpu-check-ctest.log" 2>/dev/null || true
   cp "$bench_log" "$out_dir/gpu-check-bench.jsonl" 2>/dev/null || true
+  cp "$build/gpu-check-deps.txt" "$build"/gpu-check-cudnn* "$build"/gpu-check-realscale-*.log "$realscale_dir/hf.json" "$out_dir/" 2>/dev/null || true
 fi
 rm -f "$table"
 [[ $status -eq 0 ]] && echo "gpu-check: all checks passed" || echo "gpu-check: FAILED (see the table above)" >&2

@@ -4,8 +4,11 @@
 #
 #   scripts/gpu-deps.sh fetch       here (with apt): download the .debs into .gpu-deps/
 #   source scripts/gpu-deps.sh activate
-#                                   there: unpack them into /tmp/ringscan-deps (once) and
-#                                   export the paths CMake, pkg-config, MPI and the loader need
+#                                   there: unpack them into /tmp/ringscan-deps (once; another
+#                                   root with RINGSCAN_DEPS_ROOT) and export the paths CMake,
+#                                   pkg-config, MPI and the loader need, and in
+#                                   RINGSCAN_DEPS_CMAKE_ARGS the configure arguments that
+#                                   pin every dependency to the root
 #
 # The list is what ringscan's binaries load (found with ldd and dpkg -S on a
 # built tree) plus the -dev packages for headers, pkg-config and CMake files.
@@ -15,7 +18,7 @@
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 debs="$repo/.gpu-deps"
-root=/tmp/ringscan-deps
+root=${RINGSCAN_DEPS_ROOT:-/tmp/ringscan-deps}
 
 packages=(
   # MPI
@@ -62,12 +65,25 @@ activate() {
     touch "$root/.unpacked"
   fi
   local lib="$root/usr/lib/x86_64-linux-gnu"
+  export RINGSCAN_DEPS_ROOT="$root"
   export PATH="$root/usr/bin:$PATH"
   export OPAL_PREFIX="$root/usr"  # Open MPI finds its wrappers' data, plugins and help files here
   export LD_LIBRARY_PATH="$lib:$lib/openmpi/lib:$lib/openblas-openmp:$lib/hdf5/openmpi${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export PKG_CONFIG_PATH="$lib/pkgconfig:$lib/openblas-openmp/pkgconfig:$root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  # Only the root's .pc files: LIBDIR replaces pkg-config's default search path, so a host's
+  # own openblas, libpcre2-8 or hdf5-openmpi is never seen.
+  export PKG_CONFIG_LIBDIR="$lib/pkgconfig:$lib/openblas-openmp/pkgconfig:$root/usr/share/pkgconfig"
+  unset PKG_CONFIG_PATH
   export CMAKE_PREFIX_PATH="$root/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-  export RINGSCAN_GPU_CMAKE_ARGS="${RINGSCAN_GPU_CMAKE_ARGS:-} -DMPI_CXX_COMPILER=$root/usr/bin/mpicxx -DMPI_C_COMPILER=$root/usr/bin/mpicc -DMPIEXEC_EXECUTABLE=$root/usr/bin/mpirun"
+  # A prefix path comes first but is not enough: a package the root lacks a component of
+  # can still be taken from the host (the lent machine's Boost 1.83 has no program_options;
+  # its Open MPI is on PATH). Name each package's config file and compiler wrapper.
+  local boost_dir
+  boost_dir=$(echo "$lib"/cmake/Boost-*)
+  [[ -f "$boost_dir/BoostConfig.cmake" ]] || { echo "gpu-deps: no BoostConfig.cmake under $lib/cmake" >&2; return 1; }
+  export RINGSCAN_DEPS_CMAKE_ARGS="-DBoost_DIR=$boost_dir -DBoost_NO_SYSTEM_PATHS=ON \
+-Dnlohmann_json_DIR=$root/usr/share/cmake/nlohmann_json -DGTest_DIR=$lib/cmake/GTest -Dbenchmark_DIR=$lib/cmake/benchmark \
+-DPKG_CONFIG_EXECUTABLE=$root/usr/bin/pkg-config \
+-DMPI_C_COMPILER=$root/usr/bin/mpicc -DMPI_CXX_COMPILER=$root/usr/bin/mpicxx -DMPIEXEC_EXECUTABLE=$root/usr/bin/mpirun"
 }
 
 case "${1:-}" in

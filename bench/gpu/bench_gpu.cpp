@@ -7,26 +7,47 @@
 //   prefill  tokens/s of the scoring path (forward + lm_head + log-probs of
 //            every next token) and model FLOPs utilisation (bench/prefill/
 //            model_flops.h) against --peak-tflops (H200 SXM dense bf16: 989)
-//   ssd      the SSD scan kernel alone at the model's shapes: FLOP/s against
-//            the fp32 peak (the kernel is fp32 SIMT) and bytes/s against HBM
-//   attention one causal attention_block over L keys: FLOP/s against fp32 peak
+//   ssd      the SSD scan alone at the model's shapes, "kernel": "bf16_mma"
+//            (ssd_scan_bf16, what the engine runs) against the bf16 peak, and
+//            "fp32_simt" (ssd_scan, the reference) against the fp32 peak; bytes/s
+//            against HBM
+//   attention one causal fold over L keys: "bf16_mma" (attention_block_mma,
+//            bf16 and fp32 inputs) against the bf16 peak, "fp32_simt"
+//            (attention_block) against the fp32 peak
+//   The fp32 SIMT references run only up to 32K tokens (seconds each at 128K).
+//   profile  GPU milliseconds per op kind over each timed prefill (CUDA events)
+//   op       every op alone at the model's shapes at the first length (at
+//            most 8K tokens): ms per call and the fraction of its roofline
+//            (bf16 peak for the GEMMs, HBM bandwidth for the others)
 //   decode   tokens/s of batched greedy decode (decode_step + lm_head + draw)
 //   memory   the process's peak GPU memory
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench_util.h"
+#include "kernels/activations.h"
 #include "kernels/attention.h"
+#include "kernels/causal_conv1d.h"
+#include "kernels/elementwise.h"
+#include "kernels/gated_rmsnorm.h"
+#include "kernels/linear.h"
+#include "kernels/log_softmax.h"
+#include "kernels/rmsnorm.h"
 #include "kernels/sampling.h"
 #include "kernels/ssd_scan.h"
 #include "model/device_model.h"
+#include "model/device_profiler.h"
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
@@ -68,6 +89,134 @@ struct Peaks {
   double bf16_tflops = 989, fp32_tflops = 67, tbs = 4.8;
 };
 
+// --- Every op alone at the model's shapes (the perf mode of the op tests) ------------
+// One JSON line per op at L tokens: time per call, and against the roofline:
+// TFLOP/s of the bf16 peak for the matrix ops, GB/s of HBM for the others
+// (bytes = each input read once + each output written once).
+
+// n bf16 values (a fixed pattern), for weights and bf16 activations.
+void* device_bf16(int64_t n, float a) {
+  std::vector<uint16_t> h(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = a * static_cast<float>(std::sin(0.61 * static_cast<double>(i)));
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    h[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  void* d = nullptr;
+  if (cudaMalloc(&d, n * 2) != cudaSuccess) {
+    std::fprintf(stderr, "bench_gpu: out of GPU memory for %lld bf16 values\n", static_cast<long long>(n));
+    std::exit(1);
+  }
+  cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice);
+  return d;
+}
+
+struct OpRun {
+  std::string name;
+  double flops, bytes;  // per call; flops 0: a memory-bound op
+  std::function<void()> run;
+};
+
+void time_op(const OpRun& op, int64_t L, const Peaks& pk) {
+  op.run();  // warm-up
+  device_sync();
+  int reps = 1;
+  double sec = 0;
+  for (;;) {  // at least 20 ms of calls
+    const double t0 = now();
+    for (int r = 0; r < reps; ++r) op.run();
+    device_sync();
+    sec = (now() - t0) / reps;
+    if (sec * reps > 0.02 || reps >= 1000) break;
+    reps *= 4;
+  }
+  const double tflops = op.flops / sec / 1e12, gbs = op.bytes / sec / 1e9;
+  const double frac = op.flops > 0 ? tflops / pk.bf16_tflops : gbs / (pk.tbs * 1e3);
+  std::printf("{\"bench\": \"op\", \"op\": \"%s\", \"tokens\": %lld, \"ms\": %.4f, \"tflops\": %.2f, \"gbs\": %.1f, "
+              "\"roofline_fraction\": %.3f, \"bound\": \"%s\"}\n",
+              op.name.c_str(), static_cast<long long>(L), sec * 1e3, tflops, gbs, frac,
+              op.flops > 0 ? "bf16 peak" : "HBM");
+  std::fflush(stdout);
+}
+
+void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
+  namespace kc = kernels::cuda;
+  const int64_t D = c.hidden_size, di = c.d_inner(), cd = c.conv_dim(), P = c.in_proj_dim(), H = c.mamba_heads;
+  const int64_t I = c.intermediate_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  const int64_t V = c.vocab_size, G = c.n_groups, K = c.conv_kernel;
+  const int64_t widest = std::max({P, I, qd + 2 * kvd, D});
+  // Activations (fp32 and bf16), weights (bf16), a workspace for fp32 GEMM inputs.
+  float *h = device_floats(L * D, 1.f), *proj = device_floats(L * P, 1.f), *conv = device_floats(L * cd, 1.f),
+        *dt = device_floats(L * H, 0.01f, true), *y = device_floats(L * di, 1.f), *out = device_floats(L * widest, 0.f);
+  void* act = device_bf16(L * std::max(I, D), 1.f);
+  void* ws = device_bf16(L * std::max({di, qd, D}), 0.f);
+  const kernels::Workspace wsp{ws, size_t(L) * std::max({di, qd, D}) * 2};
+  auto weight = [&](int64_t rows, int64_t cols) { return WeightView{DType::BF16, device_bf16(rows * cols, 0.02f), rows, cols}; };
+  const WeightView w_norm = weight(1, D), w_in = weight(P, D), w_out = weight(D, di), w_up = weight(I, D),
+                   w_down = weight(D, I), w_q = weight(qd, D), w_kv = weight(kvd, D), w_o = weight(D, qd),
+                   w_conv = weight(cd, K), w_dtb = weight(1, H), w_gn = weight(1, di);
+  const WeightView no_bias{DType::BF16, nullptr, 0, 0};
+  auto gemm = [&](const char* name, const void* x, DType xt, const WeightView& w, void* yo, DType yt, bool acc) {
+    const double flops = 2.0 * L * w.rows * w.cols;
+    const double bytes = double(L) * w.cols * (xt == DType::F32 ? 4 : 2) + double(w.rows) * w.cols * 2 +
+                         double(L) * w.rows * (yt == DType::F32 ? (acc ? 8 : 4) : 2);
+    return OpRun{name, flops, bytes, [=] { kc::gemm_bf16(x, xt, w.cols, L, w, yo, yt, w.rows, acc, wsp, nullptr); }};
+  };
+  std::vector<OpRun> ops = {
+      {"rmsnorm (bf16 out)", 0, L * D * 6.0, [=] { kc::rmsnorm_to(h, L, D, w_norm, 1e-5f, act, DType::BF16); }},
+      gemm("in_proj GEMM (bf16 in)", act, DType::BF16, w_in, proj, DType::F32, false),
+      {"causal_conv1d + silu", 0, L * cd * 8.0, [=] { kc::causal_conv1d(proj + di, P, L, cd, nullptr, w_conv, no_bias, true, conv); }},
+      {"dt_softplus", 0, L * H * 8.0, [=] { kc::dt_softplus(proj + di + cd, P, L, H, w_dtb, 0.f, INFINITY, dt); }},
+      {"gated_rmsnorm", 0, L * di * 12.0, [=] { kc::gated_rmsnorm(y, proj, P, L, di, di / G, w_gn, 1e-5f, y); }},
+      gemm("out_proj GEMM (fp32 in, += h)", y, DType::F32, w_out, h, DType::F32, true),
+      gemm("q GEMM", act, DType::BF16, w_q, out, DType::F32, false),
+      gemm("k or v GEMM", act, DType::BF16, w_kv, out, DType::F32, false),
+      gemm("o_proj GEMM (fp32 in, += h)", out, DType::F32, w_o, h, DType::F32, true),
+      gemm("mlp up GEMM (bf16 out)", act, DType::BF16, w_up, out, DType::BF16, false),
+      {"relu_squared_bf16", 0, L * I * 4.0, [=] { kc::relu_squared_bf16(out, L * I); }},
+      gemm("mlp down GEMM (bf16 in, += h)", out, DType::BF16, w_down, h, DType::F32, true),
+      {"add_inplace (fp32, the v1 residual add)", 0, L * D * 12.0, [=] { kc::add_inplace(y, L * D, h); }},
+  };
+  for (const OpRun& op : ops) time_op(op, L, pk);
+  // lm_head + token log-probs over a block of at most 2048 rows (the engine's logits buffer).
+  const int64_t R = std::min<int64_t>(L, 2048);
+  float* logits = device_floats(R * V, 0.f);
+  std::vector<int32_t> tg(R, 7);
+  int32_t* targets = nullptr;
+  cudaMalloc(&targets, R * 4);
+  cudaMemcpy(targets, tg.data(), R * 4, cudaMemcpyHostToDevice);
+  const WeightView w_lm = weight(V, D);
+  time_op({"lm_head GEMM (" + std::to_string(R) + " rows, fp32 in)", 2.0 * R * V * D,
+           double(R) * D * 4 + double(V) * D * 2 + double(R) * V * 4,
+           [=] { kc::gemm_bf16(h, DType::F32, D, R, w_lm, logits, DType::F32, V, false, wsp, nullptr); }},
+          L, pk);
+  time_op({"token_log_prob (" + std::to_string(R) + " rows)", 0, double(R) * V * 4,
+           [=] { kc::token_log_prob(logits, R, V, targets, y); }},
+          L, pk);
+  for (float* p : {h, proj, conv, dt, y, out, logits}) cudaFree(p);
+  for (void* p : {act, ws, const_cast<void*>(w_norm.data), const_cast<void*>(w_in.data), const_cast<void*>(w_out.data),
+                  const_cast<void*>(w_up.data), const_cast<void*>(w_down.data), const_cast<void*>(w_q.data),
+                  const_cast<void*>(w_kv.data), const_cast<void*>(w_o.data), const_cast<void*>(w_conv.data),
+                  const_cast<void*>(w_dtb.data), const_cast<void*>(w_gn.data), const_cast<void*>(w_lm.data)})
+    cudaFree(p);
+  cudaFree(targets);
+}
+
+// One JSON line: GPU milliseconds per op kind over a whole prefill, most first.
+void print_profile(int64_t L, const std::map<std::string, double>& ms) {
+  std::vector<std::pair<double, std::string>> rows;
+  double total = 0;
+  for (const auto& [k, v] : ms) rows.emplace_back(v, k), total += v;
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("{\"bench\": \"profile\", \"tokens\": %lld, \"total_ms\": %.2f, \"ms\": {", static_cast<long long>(L),
+              total);
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::printf("%s\"%s\": %.2f", i ? ", " : "", rows[i].second.c_str(), rows[i].first);
+  std::printf("}}\n");
+  std::fflush(stdout);
+}
+
 void bench_prefill(DeviceModel& dev, int64_t L, const Peaks& pk) {
   const ModelConfig& c = dev.config();
   const std::vector<int32_t> ids = bench::synthetic_ids(L, c.vocab_size, 1);
@@ -81,9 +230,15 @@ void bench_prefill(DeviceModel& dev, int64_t L, const Peaks& pk) {
     device_sync();
   };
   if (L <= 8192) run();  // warm-up (cuBLAS heuristics, scratch growth); long runs warm themselves
+  // The timed run is also profiled: one event per op on the stream, read
+  // after the run (creating the events costs microseconds each, once).
+  DeviceProfiler prof;
+  dev.set_profiler(&prof);
   const double t0 = now();
   run();
   const double s = now() - t0;
+  dev.set_profiler(nullptr);
+  print_profile(L, prof.report());
   const double flops = prefill_flops(c, L);
   std::printf("{\"bench\": \"prefill\", \"tokens\": %lld, \"seconds\": %.3f, \"tokens_per_s\": %.1f, "
               "\"tflops\": %.1f, \"mfu\": %.3f, \"peak_tflops\": %.0f}\n",
@@ -92,7 +247,7 @@ void bench_prefill(DeviceModel& dev, int64_t L, const Peaks& pk) {
   std::fflush(stdout);
 }
 
-void bench_ssd(const ModelConfig& c, int64_t L, const Peaks& pk) {
+void bench_ssd(const ModelConfig& c, int64_t L, const Peaks& pk, bool mma) {
   const kernels::SsdShape s{L, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state, c.chunk_size};
   const int64_t di = c.d_inner(), GN = c.n_groups * c.ssm_state, H = c.mamba_heads;
   float *x = device_floats(L * di, 1.f), *dt = device_floats(L * H, 0.01f, true), *B = device_floats(L * GN, 1.f),
@@ -100,7 +255,15 @@ void bench_ssd(const ModelConfig& c, int64_t L, const Peaks& pk) {
         *fin = device_floats(H * c.mamba_head_dim * c.ssm_state, 0.f);
   std::vector<float> a(H, -1.f);  // negative decays
   cudaMemcpy(A, a.data(), H * sizeof(float), cudaMemcpyHostToDevice);
-  auto once = [&]() { kernels::cuda::ssd_scan(s, x, di, dt, A, B, GN, C, GN, nullptr, y, di, fin); };
+  const auto scan = mma ? kernels::cuda::ssd_scan_bf16 : kernels::cuda::ssd_scan;
+  // Scratch as the engine gives it: caller workspace (one pass up to 256 MiB).
+  const size_t ws_bytes = kernels::cuda::ssd_scan_workspace(s);
+  void* ws = nullptr;
+  if (cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
+    std::fprintf(stderr, "bench_gpu: out of GPU memory for the SSD workspace\n");
+    std::exit(1);
+  }
+  auto once = [&]() { scan(s, x, di, dt, A, B, GN, C, GN, nullptr, y, di, fin, kernels::Workspace{ws, ws_bytes}, nullptr); };
   once();
   device_sync();
   const int reps = 5;
@@ -111,24 +274,52 @@ void bench_ssd(const ModelConfig& c, int64_t L, const Peaks& pk) {
   const double Q = std::min<int64_t>(c.chunk_size, L);
   const double flops = L * (2.0 * c.n_groups * c.ssm_state * Q / 2 + 2.0 * di * Q / 2 + 4.0 * di * c.ssm_state);
   const double bytes = 4.0 * L * (2 * di + 2 * GN + H);
-  std::printf("{\"bench\": \"ssd_scan\", \"tokens\": %lld, \"seconds\": %.5f, \"tflops\": %.2f, "
-              "\"fp32_peak_fraction\": %.3f, \"tbs\": %.3f, \"bandwidth_fraction\": %.3f}\n",
-              static_cast<long long>(L), sec, flops / sec / 1e12, flops / sec / 1e12 / pk.fp32_tflops,
-              bytes / sec / 1e12, bytes / sec / 1e12 / pk.tbs);
+  const double peak = mma ? pk.bf16_tflops : pk.fp32_tflops;
+  std::printf("{\"bench\": \"ssd_scan\", \"kernel\": \"%s\", \"tokens\": %lld, \"seconds\": %.5f, "
+              "\"tflops\": %.2f, \"peak_fraction\": %.3f, \"tbs\": %.3f, \"bandwidth_fraction\": %.3f}\n",
+              mma ? "bf16_mma" : "fp32_simt", static_cast<long long>(L), sec, flops / sec / 1e12,
+              flops / sec / 1e12 / peak, bytes / sec / 1e12, bytes / sec / 1e12 / pk.tbs);
   std::fflush(stdout);
   for (float* p : {x, dt, B, C, y, A, fin}) cudaFree(p);
+  cudaFree(ws);
 }
 
-void bench_attention(const ModelConfig& c, int64_t L, const Peaks& pk) {
+// kernel: "fp32_simt" (attention_block), "bf16_mma" (attention_block_mma on
+// bf16 q/k/v, 4 warps per CTA), "bf16_mma_8warps" (the same with 8: the
+// caller sets it) or "bf16_mma_f32in" (fp32 q/k/v, rounded while staged: what
+// the engine does while its activations are fp32).
+void bench_attention(const ModelConfig& c, int64_t L, const Peaks& pk, const std::string& kernel) {
   const kernels::AttentionShape s{c.num_heads, c.num_kv_heads, c.head_dim};
   const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
   float *q = device_floats(L * qd, 0.5f), *k = device_floats(L * kvd, 0.5f), *v = device_floats(L * kvd, 1.f),
         *acc = device_floats(L * qd, 0.f), *m = device_floats(L * c.num_heads, 0.f),
         *l = device_floats(L * c.num_heads, 0.f);
+  const bool mma = kernel != "fp32_simt", bf16_in = kernel == "bf16_mma" || kernel == "bf16_mma_8warps";
+  // bf16 copies (the values' bits rounded on the host: timing only needs the layout).
+  auto to_bf16 = [](const float* d, int64_t n) {
+    std::vector<float> h(n);
+    cudaMemcpy(h.data(), d, n * 4, cudaMemcpyDeviceToHost);
+    std::vector<uint16_t> b(n);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, &h[i], 4);
+      b[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+    void* p = nullptr;
+    cudaMalloc(&p, n * 2);
+    cudaMemcpy(p, b.data(), n * 2, cudaMemcpyHostToDevice);
+    return p;
+  };
+  void *qb = bf16_in ? to_bf16(q, L * qd) : q, *kb = bf16_in ? to_bf16(k, L * kvd) : k,
+       *vb = bf16_in ? to_bf16(v, L * kvd) : v;
   const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
   auto once = [&]() {
     kernels::cuda::attention_init(s, L, acc, m, l);
-    kernels::cuda::attention_block(s, q, qd, L, 0, k, kvd, v, kvd, L, 0, scale, true, acc, m, l);
+    if (mma)
+      kernels::cuda::attention_block_mma(s, bf16_in ? DType::BF16 : DType::F32, qb, qd, L, 0, kb, kvd, vb, kvd, L, 0,
+                                         scale, true, acc, m, l, kernels::Workspace{}, nullptr);
+    else
+      kernels::cuda::attention_block(s, q, qd, L, 0, k, kvd, v, kvd, L, 0, scale, true, acc, m, l);
   };
   once();
   device_sync();
@@ -137,12 +328,75 @@ void bench_attention(const ModelConfig& c, int64_t L, const Peaks& pk) {
   device_sync();
   const double sec = now() - t0;
   const double flops = 4.0 * c.num_heads * c.head_dim * static_cast<double>(L) * (L + 1) / 2;
-  std::printf("{\"bench\": \"attention\", \"tokens\": %lld, \"seconds\": %.4f, \"tflops\": %.2f, "
-              "\"fp32_peak_fraction\": %.3f}\n",
-              static_cast<long long>(L), sec, flops / sec / 1e12, flops / sec / 1e12 / pk.fp32_tflops);
+  const double peak = mma ? pk.bf16_tflops : pk.fp32_tflops;
+  std::printf("{\"bench\": \"attention\", \"kernel\": \"%s\", \"tokens\": %lld, \"seconds\": %.4f, "
+              "\"tflops\": %.2f, \"peak_fraction\": %.3f}\n",
+              kernel.c_str(), static_cast<long long>(L), sec, flops / sec / 1e12, flops / sec / 1e12 / peak);
   std::fflush(stdout);
+  if (bf16_in)
+    for (void* p : {qb, kb, vb}) cudaFree(p);
   for (float* p : {q, k, v, acc, m, l}) cudaFree(p);
 }
+
+#ifdef RINGSCAN_WITH_CUDNN
+// kernel "bf16_cudnn": cuDNN's fused attention on bf16 q/k/v, one causal (top_left) attention over L
+// tokens (the same work as bench_attention's fold), against the bf16 peak; plan built before timing;
+// a cuDNN refusal prints an "error" line and the other benchmarks go on.
+void bench_attention_cudnn(const ModelConfig& c, int64_t L, const Peaks& pk) {
+  namespace kc = kernels::cuda;
+  kc::CudnnAttention a;
+  a.s = {c.num_heads, c.num_kv_heads, c.head_dim};
+  a.lq = a.lk = L;
+  a.mask = kc::CudnnMask::top_left;
+  a.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+  auto error_line = [&](const std::string& what) {
+    std::string msg = what;
+    for (char& ch : msg)
+      if (ch == '"' || ch == '\\' || ch == '\n' || ch == '\t') ch = ' ';
+    std::printf("{\"bench\": \"attention\", \"kernel\": \"bf16_cudnn\", \"tokens\": %lld, \"error\": \"%s\"}\n",
+                static_cast<long long>(L), msg.c_str());
+    std::fflush(stdout);
+  };
+  size_t ws_bytes = 0;
+  try {
+    ws_bytes = kc::attention_cudnn_workspace(a);
+  } catch (const std::exception& e) {
+    error_line(e.what());
+    return;
+  }
+  const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  std::vector<void*> bufs;
+  auto alloc = [&](size_t bytes) {
+    void* p = nullptr;
+    cudaMalloc(&p, std::max<size_t>(bytes, 256));
+    cudaMemset(p, 0x3c, std::max<size_t>(bytes, 256));  // bf16 0x3c3c = 0.0115: finite
+    bufs.push_back(p);
+    return p;
+  };
+  void *q = alloc(L * qd * 2), *k = alloc(L * kvd * 2), *v = alloc(L * kvd * 2), *out = alloc(L * qd * 2);
+  float* lse = static_cast<float*>(alloc(L * c.num_heads * 4));
+  void* ws = ws_bytes ? alloc(ws_bytes) : nullptr;
+  auto once = [&]() { kc::attention_cudnn_fwd(a, q, k, v, out, lse, kernels::Workspace{ws, ws_bytes}, nullptr); };
+  try {
+    once();
+    device_sync();
+    const int reps = L <= 32768 ? 5 : 1;
+    const double t0 = now();
+    for (int r = 0; r < reps; ++r) once();
+    device_sync();
+    const double sec = (now() - t0) / reps;
+    const double flops = 4.0 * c.num_heads * c.head_dim * static_cast<double>(L) * (L + 1) / 2;
+    std::printf("{\"bench\": \"attention\", \"kernel\": \"bf16_cudnn\", \"tokens\": %lld, \"seconds\": %.4f, "
+                "\"tflops\": %.2f, \"peak_fraction\": %.3f, \"workspace_bytes\": %zu, \"cudnn_version\": %lld}\n",
+                static_cast<long long>(L), sec, flops / sec / 1e12, flops / sec / 1e12 / pk.bf16_tflops, ws_bytes,
+                static_cast<long long>(kc::attention_cudnn_version()));
+    std::fflush(stdout);
+  } catch (const std::exception& e) {
+    error_line(e.what());
+  }
+  for (void* p : bufs) cudaFree(p);
+}
+#endif
 
 void bench_decode(DeviceModel& dev, int64_t B, int64_t prompt, int64_t steps) {
   const ModelConfig& c = dev.config();
@@ -224,8 +478,23 @@ int main(int argc, char** argv) {
               dev.arena_bytes() / double(1 << 30), now() - t_load);
   std::fflush(stdout);
   for (int64_t L : lengths) bench_prefill(dev, L, pk);
-  for (int64_t L : lengths) bench_ssd(model->config(), L, pk);
-  for (int64_t L : lengths) bench_attention(model->config(), L, pk);
+  bench_ops(model->config(), std::min<int64_t>(lengths.empty() ? 4096 : lengths.front(), 8192), pk);
+  constexpr int64_t kSimtMaxTokens = 32768;  // the fp32 references take seconds per call beyond
+  for (int64_t L : lengths) {
+    bench_ssd(model->config(), L, pk, /*mma=*/true);
+    if (L <= kSimtMaxTokens) bench_ssd(model->config(), L, pk, /*mma=*/false);
+  }
+  for (int64_t L : lengths) {
+    bench_attention(model->config(), L, pk, "bf16_mma");
+#ifdef RINGSCAN_WITH_CUDNN
+    bench_attention_cudnn(model->config(), L, pk);
+#endif
+    kernels::cuda::set_attention_mma_warps(8);  // the tuning alternative: 128 query rows per CTA
+    bench_attention(model->config(), L, pk, "bf16_mma_8warps");
+    kernels::cuda::set_attention_mma_warps(4);
+    bench_attention(model->config(), L, pk, "bf16_mma_f32in");
+    if (L <= kSimtMaxTokens) bench_attention(model->config(), L, pk, "fp32_simt");
+  }
   for (int64_t B : batches) bench_decode(dev, B, prompt, steps);
   const DeviceMemory m = device_memory();
   std::printf("{\"bench\": \"memory\", \"peak_used_gib\": %.2f, \"total_gib\": %.2f}\n",

@@ -16,6 +16,15 @@ __global__ void relu_squared_kernel(float* x, int64_t n) {
   }
 }
 
+__global__ void relu_squared_bf16_kernel(__nv_bfloat16* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = __bfloat162float(x[i]);
+    const float r = v > 0.f ? v : 0.f;
+    x[i] = __float2bfloat16_rn(r * r);
+  }
+}
+
 __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -38,24 +47,30 @@ __global__ void dt_softplus_kernel(const float* raw, int64_t ld_raw, int64_t row
 
 }  // namespace
 
-void relu_squared(float* x, int64_t n) {
+void relu_squared(float* x, int64_t n, GpuStream stream) {
   if (n <= 0) return;
-  relu_squared_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(x, n);
+  relu_squared_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(x, n);
   detail::check_launch("relu_squared");
 }
 
-void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
+void relu_squared_bf16(void* x, int64_t n, GpuStream stream) {
   if (n <= 0) return;
-  silu_mul_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(gate, up, n, out);
+  relu_squared_bf16_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(static_cast<__nv_bfloat16*>(x), n);
+  detail::check_launch("relu_squared_bf16");
+}
+
+void silu_mul(const float* gate, const float* up, int64_t n, float* out, GpuStream stream) {
+  if (n <= 0) return;
+  silu_mul_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(gate, up, n, out);
   detail::check_launch("silu_mul");
 }
 
 void dt_softplus(const float* raw, int64_t ld_raw, int64_t rows, int64_t heads,
-                 const WeightView& bias, float lo, float hi, float* dt) {
+                 const WeightView& bias, float lo, float hi, float* dt, GpuStream stream) {
   if (bias.numel() != heads)
     throw std::invalid_argument("cuda::dt_softplus: bias must have one element per head");
   if (rows <= 0 || heads <= 0) return;
-  dt_softplus_kernel<<<detail::grid_for(rows * heads, kBlock), kBlock>>>(
+  dt_softplus_kernel<<<detail::grid_for(rows * heads, kBlock), kBlock, 0, stream>>>(
       raw, ld_raw, rows, heads, bias.data, bias.dtype, lo, hi, dt);
   detail::check_launch("dt_softplus");
 }

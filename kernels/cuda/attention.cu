@@ -46,10 +46,12 @@
 // head_dim; l and acc are fp32 sums over key tiles. Against the reference's
 // double precision: see tests/kernels_cuda/test_attention_cuda.cpp.
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 
 #include "attention.h"
+#include "cuda/attention_common.cuh"
 #include "cuda/cuda_common.cuh"
 
 namespace ringscan::kernels::cuda {
@@ -59,8 +61,6 @@ constexpr int kThreads = 256;  // 16 row groups x 16 lanes
 constexpr int kTM = 4;         // packed query rows per thread
 constexpr int kBM = 16 * kTM;  // packed query rows per CTA
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr int kMinTilesPerSplit = 4;  // a split of fewer key tiles is not worth a partial
-constexpr int kMaxSplits = 64;
 
 template <int DP>
 struct Tile {
@@ -113,31 +113,11 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) 
   int64_t srow[kTM];
   int vis[kTM];
 #pragma unroll
-  for (int t = 0; t < kTM; ++t) {
-    const int64_t pr = r0 + ty * kTM + t;
-    srow[t] = -1;
-    vis[t] = 0;
-    if (pr < R) {
-      const int64_t i = pr / a.G;
-      srow[t] = i * a.H + g * a.G + pr % a.G;
-      const int64_t lim = a.q_pos0 + i - a.k_pos0 + 1;  // keys with k_pos <= q_pos
-      vis[t] = a.causal ? static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim)) : a.lk;
-    }
-  }
-  // The CTA's last row sees the most keys (visibility grows with the query
-  // position): key tiles past that are skipped.
-  int n_keys = a.lk;
-  if (a.causal) {
-    const int64_t i_last = ((r0 + kBM < R ? r0 + kBM : R) - 1) / a.G;
-    const int64_t lim = a.q_pos0 + i_last - a.k_pos0 + 1;
-    n_keys = static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim));
-  }
+  for (int t = 0; t < kTM; ++t) packed_row(a, g, r0 + ty * kTM + t, srow[t], vis[t]);
+  const int n_keys = keys_seen(a, r0, kBM);
   const int n_tiles = (n_keys + BN - 1) / BN;
-  int t_begin = 0, t_end = n_tiles;
-  if (split) {
-    t_begin = blockIdx.z * a.tiles_per_split;
-    t_end = min(n_tiles, t_begin + a.tiles_per_split);
-  }
+  int t_begin, t_end;
+  tile_range(n_tiles, split, a.tiles_per_split, t_begin, t_end);
   // Nothing visible: the state stays as it is (a split still writes its empty partial).
   if (!split && t_begin >= t_end) return;
 
@@ -303,35 +283,6 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) 
   }
 }
 
-// Folds the split partials into the state, in split order: one block per state row.
-__global__ void combine_splits_kernel(const float* pacc, const float* pm, const float* pl,
-                                      int splits, int64_t rows, int D, float* acc, float* m,
-                                      float* l) {
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const float m_old = m[r];
-    float m_new = m_old;
-    for (int z = 0; z < splits; ++z) m_new = fmaxf(m_new, pm[z * rows + r]);
-    if (m_new == -INFINITY) continue;  // no key anywhere (uniform over the block)
-    const float w0 = expf(m_old - m_new);  // 0 when m_old == -inf
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-      float x = acc[r * D + d] * w0;
-      for (int z = 0; z < splits; ++z)
-        x += pacc[(z * rows + r) * D + d] * expf(pm[z * rows + r] - m_new);
-      acc[r * D + d] = x;
-    }
-    float ls = 0.f;
-    if (threadIdx.x == 0) {
-      ls = l[r] * w0;
-      for (int z = 0; z < splits; ++z) ls += pl[z * rows + r] * expf(pm[z * rows + r] - m_new);
-    }
-    __syncthreads();  // every thread has read m[r] before it changes
-    if (threadIdx.x == 0) {
-      m[r] = m_new;
-      l[r] = ls;
-    }
-  }
-}
-
 __global__ void init_kernel(int64_t rows, int64_t D, float* acc, float* m, float* l) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * D; i += stride) {
@@ -374,87 +325,58 @@ __global__ void finalize_kernel(int64_t lq, int H, int D, const float* acc, cons
   }
 }
 
-void check_shape(const AttentionShape& s, const char* op) {
-  if (s.kv_heads <= 0 || s.q_heads <= 0 || s.q_heads % s.kv_heads != 0)
-    throw std::invalid_argument(std::string("cuda::") + op +
-                                ": q_heads must be a positive multiple of kv_heads");
-  if (s.head_dim <= 0 || s.head_dim > 256)
-    throw std::invalid_argument(std::string("cuda::") + op + ": head_dim must be in 1..256");
-  if (s.kv_heads > 65535 || s.q_heads > INT_MAX / 256)
-    throw std::invalid_argument(std::string("cuda::") + op + ": too many heads");
-}
-
-int sm_count() {
-  int dev = 0, n = 0;
-  detail::check_cuda(cudaGetDevice(&dev), "attention_block", "cudaGetDevice");
-  detail::check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev),
-                     "attention_block", "cudaDeviceGetAttribute");
-  return n;
-}
-
 template <int DP>
-void launch_block(BlockArgs a, int64_t row_tiles, int kv_heads) {
+void launch_block(BlockArgs a, int64_t row_tiles, int kv_heads, cudaStream_t stream) {
   constexpr int BN = Tile<DP>::BN;
   const size_t smem = static_cast<size_t>(smem_floats(BN, DP, a.D)) * sizeof(float);
-  detail::check_cuda(cudaFuncSetAttribute(attention_block_kernel<DP>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)),
-                     "attention_block", "cudaFuncSetAttribute");
+  // The limit for the widest head_dim of this template width, raised once per device.
+  static std::atomic<uint64_t> smem_allowed{0};
+  allow_smem_once(attention_block_kernel<DP>, static_cast<int>(smem_floats(BN, DP, DP) * sizeof(float)), smem_allowed,
+                  "attention_block");
 
   // Split the keys when the CTAs do not fill the GPU (decode, short queries).
-  const int64_t ctas = row_tiles * kv_heads;
-  const int64_t key_tiles = (a.lk + BN - 1) / BN;
-  int64_t splits = 1;
-  const int sms = sm_count();
-  if (ctas < sms) {
-    splits = std::min<int64_t>({(2 * sms + ctas - 1) / ctas, key_tiles / kMinTilesPerSplit,
-                                int64_t{kMaxSplits}});
-    splits = std::max<int64_t>(splits, 1);
-  }
-  a.tiles_per_split = static_cast<int>((key_tiles + splits - 1) / splits);
-  splits = (key_tiles + a.tiles_per_split - 1) / a.tiles_per_split;  // no split left empty everywhere
+  const int64_t splits =
+      choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN, kMaxSplits, &a.tiles_per_split);
 
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads),
                   static_cast<unsigned>(splits));
   if (splits == 1) {
     a.pacc = a.pm = a.pl = nullptr;
-    attention_block_kernel<DP><<<grid, kThreads, smem>>>(a);
+    attention_block_kernel<DP><<<grid, kThreads, smem, stream>>>(a);
     detail::check_launch("attention_block");
     return;
   }
   const int64_t rows = a.lq * a.H;
   float* scratch = nullptr;
-  // Stream-ordered on the legacy default stream: freed after the combine runs.
+  // Stream-ordered on `stream`: freed after the combine runs. (Allocates: the
+  // fp32 reference and decode path; attention_block_mma takes caller workspace.)
   detail::check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
-                                     static_cast<size_t>(splits * rows * (a.D + 2)) * sizeof(float), 0),
+                                     static_cast<size_t>(splits * rows * (a.D + 2)) * sizeof(float), stream),
                      "attention_block", "cudaMallocAsync");
   a.pacc = scratch;
   a.pm = scratch + splits * rows * a.D;
   a.pl = a.pm + splits * rows;
-  attention_block_kernel<DP><<<grid, kThreads, smem>>>(a);
+  attention_block_kernel<DP><<<grid, kThreads, smem, stream>>>(a);
   detail::check_launch("attention_block");
-  const unsigned cgrid = static_cast<unsigned>(std::min<int64_t>(rows, 65535 * 16));
-  combine_splits_kernel<<<cgrid, 128>>>(a.pacc, a.pm, a.pl, static_cast<int>(splits), rows, a.D,
-                                        a.acc, a.m, a.l);
-  detail::check_launch("attention_block (combine splits)");
-  detail::check_cuda(cudaFreeAsync(scratch, 0), "attention_block", "cudaFreeAsync");
+  launch_combine_splits(a.pacc, a.pm, a.pl, splits, rows, a.D, a.acc, a.m, a.l, stream);
+  detail::check_cuda(cudaFreeAsync(scratch, stream), "attention_block", "cudaFreeAsync");
 }
 
 }  // namespace
 
-void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l) {
-  check_shape(s, "attention_init");
+void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l, GpuStream stream) {
+  check_attention_shape(s, "attention_init");
   if (lq <= 0) return;
   const int64_t rows = lq * s.q_heads;
-  init_kernel<<<detail::grid_for(rows * s.head_dim, 256), 256>>>(rows, s.head_dim, acc, m, l);
+  init_kernel<<<detail::grid_for(rows * s.head_dim, 256), 256, 0, stream>>>(rows, s.head_dim, acc, m, l);
   detail::check_launch("attention_init");
 }
 
 void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq,
                      int64_t q_pos0, const float* k, int64_t ld_k, const float* v, int64_t ld_v,
                      int64_t lk, int64_t k_pos0, float scale, bool causal, float* acc, float* m,
-                     float* l) {
-  check_shape(s, "attention_block");
+                     float* l, GpuStream stream) {
+  check_attention_shape(s, "attention_block");
   if (lk > INT_MAX / 2) throw std::invalid_argument("cuda::attention_block: lk too large");
   if (lq <= 0 || lk <= 0) return;
   const int64_t G = s.q_heads / s.kv_heads;
@@ -464,28 +386,28 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
               static_cast<int>(s.q_heads), static_cast<int>(G), static_cast<int>(s.head_dim),
               acc, m, l, nullptr, nullptr, nullptr, 0};
   const int kvh = static_cast<int>(s.kv_heads);
-  if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh);
-  else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh);
-  else if (s.head_dim <= 64) launch_block<64>(a, row_tiles, kvh);
-  else if (s.head_dim <= 128) launch_block<128>(a, row_tiles, kvh);
-  else launch_block<256>(a, row_tiles, kvh);
+  if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 64) launch_block<64>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 128) launch_block<128>(a, row_tiles, kvh, stream);
+  else launch_block<256>(a, row_tiles, kvh, stream);
 }
 
 void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, const float* m2,
-                     const float* l2, float* acc, float* m, float* l) {
-  check_shape(s, "attention_merge");
+                     const float* l2, float* acc, float* m, float* l, GpuStream stream) {
+  check_attention_shape(s, "attention_merge");
   if (lq <= 0) return;
   const int64_t rows = lq * s.q_heads;
-  merge_kernel<<<detail::grid_for(rows, 8), 256>>>(rows, static_cast<int>(s.head_dim), acc2, m2,
+  merge_kernel<<<detail::grid_for(rows, 8), 256, 0, stream>>>(rows, static_cast<int>(s.head_dim), acc2, m2,
                                                    l2, acc, m, l);
   detail::check_launch("attention_merge");
 }
 
 void attention_finalize(const AttentionShape& s, int64_t lq, const float* acc, const float* l,
-                        float* out, int64_t ld_out) {
-  check_shape(s, "attention_finalize");
+                        float* out, int64_t ld_out, GpuStream stream) {
+  check_attention_shape(s, "attention_finalize");
   if (lq <= 0) return;
-  finalize_kernel<<<detail::grid_for(lq * s.q_heads * s.head_dim, 256), 256>>>(
+  finalize_kernel<<<detail::grid_for(lq * s.q_heads * s.head_dim, 256), 256, 0, stream>>>(
       lq, static_cast<int>(s.q_heads), static_cast<int>(s.head_dim), acc, l, out, ld_out);
   detail::check_launch("attention_finalize");
 }

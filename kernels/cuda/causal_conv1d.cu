@@ -35,7 +35,7 @@ __global__ void causal_conv1d_kernel(const float* x, int64_t ld_x, int64_t rows,
 
 void causal_conv1d(const float* x, int64_t ld_x, int64_t rows, int64_t channels,
                    const float* history, const WeightView& weight, const WeightView& bias,
-                   bool apply_silu, float* out) {
+                   bool apply_silu, float* out, GpuStream stream) {
   const int64_t K = weight.cols;
   if (weight.rows != channels || K < 1)
     throw std::invalid_argument("cuda::causal_conv1d: weight must be [channels, kernel size]");
@@ -43,7 +43,7 @@ void causal_conv1d(const float* x, int64_t ld_x, int64_t rows, int64_t channels,
     throw std::invalid_argument("cuda::causal_conv1d: bias must have one element per channel");
   const int64_t n = rows * channels;
   if (n <= 0) return;
-  causal_conv1d_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(
+  causal_conv1d_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(
       x, ld_x, rows, channels, history, weight.data, weight.dtype, K, bias.data, bias.dtype,
       apply_silu, out);
   detail::check_launch("causal_conv1d");

@@ -24,18 +24,18 @@ __global__ void head_scale_add_kernel(const float* x, int64_t ld_x, int64_t rows
 
 }  // namespace
 
-void add_inplace(const float* x, int64_t n, float* y) {
+void add_inplace(const float* x, int64_t n, float* y, GpuStream stream) {
   if (n <= 0) return;
-  add_inplace_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(x, n, y);
+  add_inplace_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(x, n, y);
   detail::check_launch("add_inplace");
 }
 
 void head_scale_add(const float* x, int64_t ld_x, int64_t rows, int64_t heads, int64_t head_dim, const float* D,
-                    float* y) {
+                    float* y, GpuStream stream) {
   if (ld_x < heads * head_dim) throw std::invalid_argument("cuda::head_scale_add: ld_x < heads * head_dim");
   const int64_t n = rows * heads * head_dim;
   if (n <= 0) return;
-  head_scale_add_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(x, ld_x, rows, heads, head_dim, D, y);
+  head_scale_add_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(x, ld_x, rows, heads, head_dim, D, y);
   detail::check_launch("head_scale_add");
 }
 

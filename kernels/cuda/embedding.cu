@@ -17,10 +17,10 @@ __global__ void embedding_kernel(const void* table, DType dt, int64_t dim, const
 
 }  // namespace
 
-void embedding(const WeightView& table, const int32_t* ids, int64_t n, float* out) {
+void embedding(const WeightView& table, const int32_t* ids, int64_t n, float* out, GpuStream stream) {
   if (n <= 0 || table.cols <= 0) return;
   const unsigned grid = static_cast<unsigned>(n < 65535 * 16 ? n : 65535 * 16);
-  embedding_kernel<<<grid, 256>>>(table.data, table.dtype, table.cols, ids, n, out);
+  embedding_kernel<<<grid, 256, 0, stream>>>(table.data, table.dtype, table.cols, ids, n, out);
   detail::check_launch("embedding");
 }
 

@@ -37,7 +37,7 @@ __global__ void gated_rmsnorm_kernel(const float* y, const float* z, int64_t ld_
 }  // namespace
 
 void gated_rmsnorm(const float* y, const float* z, int64_t ld_z, int64_t rows, int64_t dim,
-                   int64_t group_size, const WeightView& weight, float eps, float* out) {
+                   int64_t group_size, const WeightView& weight, float eps, float* out, GpuStream stream) {
   if (group_size <= 0 || dim % group_size != 0)
     throw std::invalid_argument("cuda::gated_rmsnorm: dim must be a multiple of group_size");
   if (weight.numel() != dim)
@@ -45,7 +45,7 @@ void gated_rmsnorm(const float* y, const float* z, int64_t ld_z, int64_t rows, i
   if (rows <= 0 || dim <= 0) return;
   const int64_t blocks = rows * (dim / group_size);
   const unsigned grid = static_cast<unsigned>(blocks < 65535 * 16 ? blocks : 65535 * 16);
-  gated_rmsnorm_kernel<<<grid, kBlock>>>(y, z, ld_z, rows, dim, group_size, weight.data,
+  gated_rmsnorm_kernel<<<grid, kBlock, 0, stream>>>(y, z, ld_z, rows, dim, group_size, weight.data,
                                          weight.dtype, eps, out);
   detail::check_launch("gated_rmsnorm");
 }

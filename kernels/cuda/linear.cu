@@ -1,13 +1,15 @@
-// y = x W^T with cuBLAS, fp32 activations and fp32 accumulation.
+// y = x W^T with cuBLAS, fp32 accumulation, two ways.
 //
-// Choice for BF16/F16 weights: convert a panel of W's rows to fp32 on the
+// gemm_bf16 (the engine's default): bf16 weight and bf16 x (an fp32 x is
+// rounded into the caller's workspace first), y fp32 or bf16, beta = 1 for a
+// residual add in the epilogue; on the caller's stream.
+//
+// linear / linear_accumulate (exact inputs, for tests against the CPU). Choice for BF16/F16 weights: convert a panel of W's rows to fp32 on the
 // device (exact), then one fp32 GEMM per panel with CUBLAS_COMPUTE_32F (not
 // the TF32 compute types, and the handle keeps the default math mode, so no
 // tensor-core rounding of the inputs). The product is then the exact fp32
 // values of x and W summed in fp32, the same numbers the CPU twin multiplies;
-// only the summation order differs. cuBLAS has no mixed bf16 x fp32 GEMM, and
-// rounding x to bf16 to use the tensor cores would lose ~3 significant digits
-// of the activations: a later, measured decision, not this one.
+// only the summation order differs (cuBLAS has no mixed bf16 x fp32 GEMM).
 // The panel bounds the scratch to kPanelElems fp32 (64 MiB), so lm_head
 // (131072 x 3136) is never expanded whole.
 //
@@ -40,8 +42,6 @@ struct DeviceState {
   cublasHandle_t handle = nullptr;
   float* scratch = nullptr;
   int64_t scratch_elems = 0;
-  __nv_bfloat16* x_bf16 = nullptr;  // linear_bf16's rounded activations
-  int64_t x_bf16_elems = 0;
 };
 
 DeviceState& state_for_current_device() {
@@ -52,7 +52,7 @@ DeviceState& state_for_current_device() {
   DeviceState& s = states[dev];
   if (!s.handle) {
     check_cublas(cublasCreate(&s.handle), "cublasCreate");
-    // The legacy default stream, like every other ringscan CUDA kernel.
+    // Every call sets the stream it runs on (cublasSetStream is a host-side setting).
     check_cublas(cublasSetStream(s.handle, 0), "cublasSetStream");
     // Explicitly not CUBLAS_TF32_TENSOR_OP_MATH: fp32 GEMMs stay true fp32.
     check_cublas(cublasSetMathMode(s.handle, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
@@ -91,11 +91,11 @@ __global__ void to_f32_kernel(const void* w, DType dt, int64_t n, float* out) {
 }
 
 void gemm(cublasHandle_t h, const float* w, int64_t out_rows, int64_t in, const float* x,
-          int64_t ld_x, int64_t rows, float* y, int64_t ld_y) {
-  const float one = 1.f, zero = 0.f;
+          int64_t ld_x, int64_t rows, float* y, int64_t ld_y, float beta) {
+  const float one = 1.f;
   check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_rows),
                             static_cast<int>(rows), static_cast<int>(in), &one, w, CUDA_R_32F,
-                            static_cast<int>(in), x, CUDA_R_32F, static_cast<int>(ld_x), &zero, y,
+                            static_cast<int>(in), x, CUDA_R_32F, static_cast<int>(ld_x), &beta, y,
                             CUDA_R_32F, static_cast<int>(ld_y), CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
@@ -112,20 +112,21 @@ bool check_args(const char* op, int64_t ld_x, int64_t rows, const WeightView& we
   return true;
 }
 
-}  // namespace
-
-void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y,
-            int64_t ld_y) {
+// linear and linear_accumulate: y = x W^T + beta y.
+void linear_exact(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y, int64_t ld_y,
+                  float beta, cudaStream_t stream) {
   const int64_t in = weight.cols, out = weight.rows;
   if (!check_args("linear", ld_x, rows, weight, ld_y)) return;
-  if (in == 0) {  // an empty sum: y = 0, which cuBLAS with k = 0 would also give
-    detail::check_cuda(cudaMemset2D(y, ld_y * sizeof(float), 0, out * sizeof(float), rows),
-                       "linear", "cudaMemset2D");
+  if (in == 0) {  // an empty sum: y = 0 (or y unchanged), which cuBLAS with k = 0 would also give
+    if (beta == 0.f)
+      detail::check_cuda(cudaMemset2DAsync(y, ld_y * sizeof(float), 0, out * sizeof(float), rows, stream), "linear",
+                         "cudaMemset2DAsync");
     return;
   }
   DeviceState& s = state_for_current_device();
+  check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
   if (weight.dtype == DType::F32) {
-    gemm(s.handle, static_cast<const float*>(weight.data), out, in, x, ld_x, rows, y, ld_y);
+    gemm(s.handle, static_cast<const float*>(weight.data), out, in, x, ld_x, rows, y, ld_y, beta);
     return;
   }
   const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(out, kPanelElems / in));
@@ -133,36 +134,77 @@ void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight
   for (int64_t o0 = 0; o0 < out; o0 += panel_rows) {
     const int64_t nr = std::min(panel_rows, out - o0);
     const WeightView part = weight.row_slice(o0, nr);  // pointer arithmetic only
-    to_f32_kernel<<<detail::grid_for(nr * in, 256), 256>>>(part.data, part.dtype, nr * in, panel);
+    to_f32_kernel<<<detail::grid_for(nr * in, 256), 256, 0, stream>>>(part.data, part.dtype, nr * in, panel);
     detail::check_launch("linear");
-    gemm(s.handle, panel, nr, in, x, ld_x, rows, y + o0, ld_y);
+    gemm(s.handle, panel, nr, in, x, ld_x, rows, y + o0, ld_y, beta);
   }
 }
 
-void linear_bf16(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y,
-                 int64_t ld_y) {
+}  // namespace
+
+void linear(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y, int64_t ld_y,
+            GpuStream stream) {
+  linear_exact(x, ld_x, rows, weight, y, ld_y, 0.f, stream);
+}
+
+void linear_accumulate(const float* x, int64_t ld_x, int64_t rows, const WeightView& weight, float* y,
+                       int64_t ld_y, GpuStream stream) {
+  linear_exact(x, ld_x, rows, weight, y, ld_y, 1.f, stream);
+}
+
+size_t gemm_bf16_workspace(DType x_dtype, int64_t rows, int64_t in_features) {
+  return x_dtype == DType::BF16 || rows <= 0 || in_features <= 0 ? 0 : size_t(rows) * in_features * 2;
+}
+
+void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& weight, void* y,
+               DType y_dtype, int64_t ld_y, bool accumulate, const Workspace& ws, GpuStream stream) {
   const int64_t in = weight.cols, out = weight.rows;
   if (weight.dtype != DType::BF16)
-    throw std::invalid_argument(std::string("cuda::linear_bf16: the weight must be BF16, not ") +
-                                dtype_name(weight.dtype));
-  if (!check_args("linear_bf16", ld_x, rows, weight, ld_y)) return;
+    throw std::invalid_argument(std::string("cuda::gemm_bf16: the weight must be BF16, not ") + dtype_name(weight.dtype));
+  if ((x_dtype != DType::F32 && x_dtype != DType::BF16) || (y_dtype != DType::F32 && y_dtype != DType::BF16))
+    throw std::invalid_argument("cuda::gemm_bf16: x and y must be F32 or BF16");
+  if (accumulate && y_dtype != DType::F32)
+    throw std::invalid_argument("cuda::gemm_bf16: accumulate needs an F32 y");
+  if (!check_args("gemm_bf16", ld_x, rows, weight, ld_y)) return;
+  const size_t y_elem = y_dtype == DType::F32 ? 4 : 2;
   if (in == 0) {
-    detail::check_cuda(cudaMemset2D(y, ld_y * sizeof(float), 0, out * sizeof(float), rows),
-                       "linear_bf16", "cudaMemset2D");
+    if (!accumulate)
+      detail::check_cuda(cudaMemset2DAsync(y, ld_y * y_elem, 0, out * y_elem, rows, stream), "gemm_bf16",
+                         "cudaMemset2DAsync");
     return;
   }
+  // Rows per pass: all at once for a bf16 x; for an fp32 x, as many as the
+  // workspace holds rounded.
+  int64_t pass_rows = rows;
+  if (x_dtype == DType::F32) {
+    pass_rows = std::min<int64_t>(rows, static_cast<int64_t>(ws.bytes / (size_t(in) * 2)));
+    if (pass_rows < 1 || !ws.data)
+      throw std::invalid_argument("cuda::gemm_bf16: an F32 x needs a workspace of at least one bf16 row");
+  }
   DeviceState& s = state_for_current_device();
-  __nv_bfloat16* xb = grow(s.x_bf16, s.x_bf16_elems, rows * in, "cudaMalloc of the bf16 activations");
-  x_to_bf16_kernel<<<detail::grid_for(rows * in, 256), 256>>>(x, ld_x, rows, in, xb);
-  detail::check_launch("linear_bf16");
-  const float one = 1.f, zero = 0.f;
-  // bf16 x bf16 products are exact in fp32; CUBLAS_COMPUTE_32F accumulates
-  // them in fp32 on the tensor cores.
-  check_cublas(cublasGemmEx(s.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
-                            static_cast<int>(in), &one, weight.data, CUDA_R_16BF, static_cast<int>(in), xb,
-                            CUDA_R_16BF, static_cast<int>(in), &zero, y, CUDA_R_32F, static_cast<int>(ld_y),
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "cublasGemmEx (bf16)");
+  check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+  const cudaDataType yt = y_dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
+  for (int64_t r0 = 0; r0 < rows; r0 += pass_rows) {
+    const int64_t nr = std::min(pass_rows, rows - r0);
+    const void* xb = static_cast<const char*>(x) + size_t(r0) * ld_x * (x_dtype == DType::F32 ? 4 : 2);
+    int64_t ldb = ld_x;
+    if (x_dtype == DType::F32) {
+      x_to_bf16_kernel<<<detail::grid_for(nr * in, 256), 256, 0, stream>>>(static_cast<const float*>(xb), ld_x, nr,
+                                                                           in, static_cast<__nv_bfloat16*>(ws.data));
+      detail::check_launch("gemm_bf16");
+      xb = ws.data;
+      ldb = in;
+    }
+    // bf16 x bf16 products are exact in fp32; CUBLAS_COMPUTE_32F accumulates
+    // them in fp32 on the tensor cores.
+    check_cublas(cublasGemmEx(s.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(nr),
+                              static_cast<int>(in), &one, weight.data, CUDA_R_16BF, static_cast<int>(in), xb,
+                              CUDA_R_16BF, static_cast<int>(ldb), &beta,
+                              static_cast<char*>(y) + size_t(r0) * ld_y * y_elem, yt, static_cast<int>(ld_y),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (bf16)");
+  }
 }
 
 }  // namespace ringscan::kernels::cuda

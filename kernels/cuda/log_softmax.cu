@@ -45,17 +45,17 @@ __global__ void log_softmax_kernel(const float* logits, int64_t rows, int64_t vo
 
 }  // namespace
 
-void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) {
+void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out, GpuStream stream) {
   if (rows <= 0 || vocab <= 0) return;
   const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
-  log_softmax_kernel<<<grid, kBlock>>>(logits, rows, vocab, out);
+  log_softmax_kernel<<<grid, kBlock, 0, stream>>>(logits, rows, vocab, out);
   detail::check_launch("log_softmax");
 }
 
-void token_log_prob(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets, float* out) {
+void token_log_prob(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets, float* out, GpuStream stream) {
   if (rows <= 0 || vocab <= 0) return;
   const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
-  token_log_prob_kernel<<<grid, kBlock>>>(logits, rows, vocab, targets, out);
+  token_log_prob_kernel<<<grid, kBlock, 0, stream>>>(logits, rows, vocab, targets, out);
   detail::check_launch("token_log_prob");
 }
 

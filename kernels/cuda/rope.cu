@@ -28,12 +28,12 @@ __global__ void rope_kernel(float* x, int64_t ld_x, int64_t rows, int64_t heads,
 }  // namespace
 
 void rope(float* x, int64_t ld_x, int64_t rows, int64_t heads, int64_t head_dim,
-          int64_t rotary_dim, int64_t pos0, float theta) {
+          int64_t rotary_dim, int64_t pos0, float theta, GpuStream stream) {
   if (rotary_dim < 0 || rotary_dim > head_dim || rotary_dim % 2 != 0)
     throw std::invalid_argument("cuda::rope: rotary_dim must be even and at most head_dim");
   const int64_t n = rows * heads * (rotary_dim / 2);
   if (n <= 0) return;
-  rope_kernel<<<detail::grid_for(n, kBlock), kBlock>>>(x, ld_x, rows, heads, head_dim, rotary_dim,
+  rope_kernel<<<detail::grid_for(n, kBlock), kBlock, 0, stream>>>(x, ld_x, rows, heads, head_dim, rotary_dim,
                                                        pos0, static_cast<double>(theta));
   detail::check_launch("rope");
 }

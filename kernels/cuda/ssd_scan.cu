@@ -23,7 +23,8 @@
 // a decay close to 1.
 //
 // Scratch (chunk states, C B^T, cumsums) grows with the number of chunks, so a
-// long sequence is done in passes of at most kScratchFloats, the state carried
+// long sequence is done in passes of as many chunks as the scratch holds
+// (ssd_scan.h's ssd_scan_scratch: the caller's workspace, or 256 MiB), the state carried
 // from pass to pass in a scratch state; (c) reads each element of its incoming
 // state before writing the same element of its outgoing one, which also makes
 // init_state == final_state safe.
@@ -32,7 +33,10 @@
 #include <stdexcept>
 #include <string>
 
+#include <type_traits>
+
 #include "cuda/cuda_common.cuh"
+#include "cuda/mma.cuh"
 #include "ssd_scan.h"
 
 namespace ringscan::kernels::cuda {
@@ -99,6 +103,78 @@ __device__ void tile_gemm(float (&acc)[kPerThread][kPerThread], TileSmem& sm, in
     }
     __syncthreads();  // before the next step overwrites the tiles
   }
+}
+
+// The same tile GEMM on the tensor cores (ssd_scan_bf16): the loaders'
+// elements are rounded to bf16 in shared memory (A as [m][k], B as [n][k],
+// k contiguous, rows padded by 8 so ldmatrix is conflict-free), and each of
+// the 8 warps computes a 16 x 32 part of the tile with mma.sync (fp32
+// accumulation). Thread outputs: acc[i][j] is at tile_pos<true>(i, j).
+constexpr int kMmaK = 32;             // k per shared-memory step
+constexpr int kMmaRow = kMmaK + 8;    // padded row, in bf16
+struct MmaTileSmem {
+  __nv_bfloat16 a[kTile][kMmaRow];
+  __nv_bfloat16 b[kTile][kMmaRow];
+};
+
+template <bool AKContig, bool BKContig, class LoadA, class LoadB>
+__device__ void tile_gemm_mma(float (&acc)[kPerThread][kPerThread], MmaTileSmem& sm, int64_t m0, int64_t n0,
+                              int64_t k_begin, int64_t k_end, const LoadA& a, const LoadB& b) {
+  namespace mm = ringscan::kernels::cuda::mma;
+  constexpr int kLoads = kMmaK * kTile / kThreads;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wr = 16 * (warp & 3), wc = 32 * (warp >> 2);  // this warp's rows and columns of the tile
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaK) {
+#pragma unroll
+    for (int r = 0; r < kLoads; ++r) {
+      const int idx = tid + r * kThreads;
+      const int ak = AKContig ? idx % kMmaK : idx / kTile;
+      const int am = AKContig ? idx / kMmaK : idx % kTile;
+      sm.a[am][ak] = __float2bfloat16_rn(k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f);
+      const int bk = BKContig ? idx % kMmaK : idx / kTile;
+      const int bn = BKContig ? idx / kMmaK : idx % kTile;
+      sm.b[bn][bk] = __float2bfloat16_rn(k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f);
+    }
+    __syncthreads();
+    uint32_t af[2][4];
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk)
+      mm::ldmatrix_x4(af[kk], &sm.a[wr + (lane & 7) + ((lane >> 3) & 1) * 8][kk * 16 + (lane >> 4) * 8]);
+#pragma unroll
+    for (int nt = 0; nt < kPerThread; ++nt) {
+      uint32_t bf[4];  // 8 columns x 32 k: B for both k steps
+      mm::ldmatrix_x4(bf, &sm.b[wc + 8 * nt + (lane & 7)][(lane >> 3) * 8]);
+      const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
+      mm::mma_bf16_16816(acc[nt], af[0], b0);
+      mm::mma_bf16_16816(acc[nt], af[1], b1);
+    }
+    __syncthreads();  // before the next step overwrites the tiles
+  }
+}
+
+// Where a thread's acc[i][j] sits in the 64 x 64 tile (row, column).
+template <bool kMma>
+__device__ __forceinline__ void tile_pos(int i, int j, int& r, int& c) {
+  if constexpr (kMma) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    r = 16 * (warp & 3) + (lane >> 2) + 8 * (j >> 1);
+    c = 32 * (warp >> 2) + 8 * i + 2 * (lane & 3) + (j & 1);
+  } else {
+    r = tile_ty() + 16 * i;
+    c = tile_tx() + 16 * j;
+  }
+}
+
+template <bool kMma>
+using TileSmemOf = std::conditional_t<kMma, MmaTileSmem, TileSmem>;
+
+template <bool kMma, bool AKContig, bool BKContig, class LoadA, class LoadB>
+__device__ void tile_gemm_any(float (&acc)[kPerThread][kPerThread], TileSmemOf<kMma>& sm, int64_t m0, int64_t n0,
+                              int64_t k_begin, int64_t k_end, const LoadA& a, const LoadB& b) {
+  if constexpr (kMma)
+    tile_gemm_mma<AKContig, BKContig>(acc, sm, m0, n0, k_begin, k_end, a, b);
+  else
+    tile_gemm<AKContig, BKContig>(acc, sm, m0, n0, k_begin, k_end, a, b);
 }
 
 __host__ __device__ inline int64_t tiles(int64_t n) { return (n + kTile - 1) / kTile; }
@@ -179,11 +255,13 @@ __global__ void chunk_cumsum_kernel(int64_t len, int64_t heads, int64_t Q, const
 
 // (b) Chunk states from zero: S_c[p, n] = sum_t w[t] x[t, p] B[t, n], one
 // 64 x 64 tile of (p, n) per block; grid (p tiles * n tiles, heads, chunks).
+template <bool kMma>
 __global__ void __launch_bounds__(kThreads)
     chunk_state_kernel(int64_t len, int64_t heads, int64_t P, int64_t heads_per_group, int64_t N,
                        int64_t Q, const float* x, int64_t ld_x, const float* B, int64_t ld_b,
                        const float* w, float* states) {
-  __shared__ TileSmem sm;
+  using Smem = TileSmemOf<kMma>;
+  __shared__ Smem sm;
   const int64_t h = blockIdx.y, c = blockIdx.z, g = h / heads_per_group;
   const int64_t c0 = c * Q, q = min(Q, len - c0);
   const int64_t n_tiles = tiles(N);
@@ -192,11 +270,13 @@ __global__ void __launch_bounds__(kThreads)
   const RowsAsAT a{{x + c0 * ld_x + h * P, ld_x, q, P, w + c0 * heads + h, heads}};
   const RowsAsB b{{B + c0 * ld_b + g * N, ld_b, q, N, nullptr, 0}};
   float acc[kPerThread][kPerThread] = {};
-  tile_gemm<false, false>(acc, sm, p0, n0, 0, q, a, b);
+  tile_gemm_any<kMma, false, false>(acc, sm, p0, n0, 0, q, a, b);
   float* S = states + (c * heads + h) * P * N;
   for (int i = 0; i < kPerThread; ++i)
     for (int j = 0; j < kPerThread; ++j) {
-      const int64_t p = p0 + tile_ty() + 16 * i, n = n0 + tile_tx() + 16 * j;
+      int r, col;
+      tile_pos<kMma>(i, j, r, col);
+      const int64_t p = p0 + r, n = n0 + col;
       if (p < P && n < N) S[p * N + n] = acc[i][j];
     }
 }
@@ -204,10 +284,12 @@ __global__ void __launch_bounds__(kThreads)
 // C B^T per (chunk, group): CB[t, s] = C[t].B[s] for t, s < q, only the tiles
 // on or below the diagonal (the others are never read). Stored [chunk, group,
 // Q, Q]. Grid (Q tiles * Q tiles, groups, chunks).
+template <bool kMma>
 __global__ void __launch_bounds__(kThreads)
     chunk_cb_kernel(int64_t len, int64_t groups, int64_t N, int64_t Q, const float* B,
                     int64_t ld_b, const float* C, int64_t ld_c, float* cb) {
-  __shared__ TileSmem sm;
+  using Smem = TileSmemOf<kMma>;
+  __shared__ Smem sm;
   const int64_t g = blockIdx.y, c = blockIdx.z;
   const int64_t c0 = c * Q, q = min(Q, len - c0);
   const int64_t q_tiles = tiles(Q);
@@ -217,11 +299,13 @@ __global__ void __launch_bounds__(kThreads)
   const RowsAsA a{{C + c0 * ld_c + g * N, ld_c, q, N, nullptr, 0}};   // A(t, n) = C[t, n]
   const RowsAsBT b{{B + c0 * ld_b + g * N, ld_b, q, N, nullptr, 0}};  // B(n, s) = B[s, n]
   float acc[kPerThread][kPerThread] = {};
-  tile_gemm<true, true>(acc, sm, t0, s0, 0, N, a, b);
+  tile_gemm_any<kMma, true, true>(acc, sm, t0, s0, 0, N, a, b);
   float* out = cb + (c * groups + g) * Q * Q;
   for (int i = 0; i < kPerThread; ++i)
     for (int j = 0; j < kPerThread; ++j) {
-      const int64_t t = t0 + tile_ty() + 16 * i, s = s0 + tile_tx() + 16 * j;
+      int r, col;
+      tile_pos<kMma>(i, j, r, col);
+      const int64_t t = t0 + r, s = s0 + col;
       if (t < q && s < q) out[t * Q + s] = acc[i][j];
     }
 }
@@ -251,13 +335,15 @@ __global__ void state_passing_kernel(int64_t chunks, int64_t heads, int64_t PN,
 // (d) Outputs, one 64 x 64 tile of (t, p) per block; grid (Q tiles * p tiles,
 // heads, chunks). first_chunk_has_state: false when chunk 0 starts from a zero
 // state (no init_state), whose state term is then skipped.
+template <bool kMma>
 __global__ void __launch_bounds__(kThreads)
     chunk_scan_kernel(int64_t len, int64_t heads, int64_t P, int64_t heads_per_group,
                       int64_t groups, int64_t N, int64_t Q, const float* x, int64_t ld_x,
                       const float* dt, const float* C, int64_t ld_c, const double* cs,
                       const float* exp_cs, const float* cb, const float* states,
                       bool first_chunk_has_state, float* y, int64_t ld_y) {
-  __shared__ TileSmem sm;
+  using Smem = TileSmemOf<kMma>;
+  __shared__ Smem sm;
   const int64_t h = blockIdx.y, c = blockIdx.z, g = h / heads_per_group;
   const int64_t c0 = c * Q, q = min(Q, len - c0);
   const int64_t p_tiles = tiles(P);
@@ -268,16 +354,18 @@ __global__ void __launch_bounds__(kThreads)
     // exp(cs[t]) C[t, :] @ H_c^T: A(t, n) = exp_cs[t] C[t, n], B(n, p) = H_c[p, n].
     const RowsAsA a{{C + c0 * ld_c + g * N, ld_c, q, N, exp_cs + c0 * heads + h, heads}};
     const RowsAsBT b{{states + (c * heads + h) * P * N, N, P, N, nullptr, 0}};
-    tile_gemm<true, true>(acc, sm, t0, p0, 0, N, a, b);
+    tile_gemm_any<kMma, true, true>(acc, sm, t0, p0, 0, N, a, b);
   }
   // Intra-chunk: M[t, s] @ x[s, p] over s < min(q, last row of the tile + 1).
   const IntraChunkA a{cb + (c * groups + g) * Q * Q, Q, cs + c0 * heads + h,
                       dt + c0 * heads + h, heads, q};
   const RowsAsB b{{x + c0 * ld_x + h * P, ld_x, q, P, nullptr, 0}};
-  tile_gemm<true, false>(acc, sm, t0, p0, 0, min(q, t0 + kTile), a, b);
+  tile_gemm_any<kMma, true, false>(acc, sm, t0, p0, 0, min(q, t0 + kTile), a, b);
   for (int i = 0; i < kPerThread; ++i)
     for (int j = 0; j < kPerThread; ++j) {
-      const int64_t t = t0 + tile_ty() + 16 * i, p = p0 + tile_tx() + 16 * j;
+      int r, col;
+      tile_pos<kMma>(i, j, r, col);
+      const int64_t t = t0 + r, p = p0 + col;
       if (t < q && p < P) y[(c0 + t) * ld_y + h * P + p] = acc[i][j];
     }
 }
@@ -350,10 +438,6 @@ __global__ void correction_final_kernel(int64_t heads, int64_t PN, const float* 
 
 struct SsdScratchTag {};
 
-// Scratch budget of one ssd_scan pass, in floats (256 MiB): for Nemotron 3
-// Nano 4B (96 x 80 x 128 state, 8 groups, chunk 256) about 40 chunks (10k
-// tokens) per pass, which still gives every stage tens of thousands of blocks.
-constexpr int64_t kScratchFloats = int64_t{64} << 20;
 constexpr int64_t kMaxGridYZ = 65535;
 
 void check_shape(const SsdShape& s, const char* who) {
@@ -362,28 +446,31 @@ void check_shape(const SsdShape& s, const char* who) {
     throw std::invalid_argument(std::string(who) + ": at most 65535 heads");
 }
 
-// Carves typed sub-buffers out of one scratch allocation, each 256-byte aligned.
-class Carver {
- public:
-  template <class T>
-  T* take(int64_t n) {
-    const size_t off = (used_ + 255) / 256 * 256;
-    used_ = off + static_cast<size_t>(n) * sizeof(T);
-    return base_ ? reinterpret_cast<T*>(base_ + off) : nullptr;
-  }
-  size_t used() const { return used_; }
-  void set_base(void* base) { base_ = static_cast<char*>(base); used_ = 0; }
-
- private:
-  char* base_ = nullptr;
-  size_t used_ = 0;
+// The state correction's scratch: cs and decay per (token, head), the chunk offsets.
+struct CorrectionScratch {
+  size_t cs = 0, offset = 0, decay = 0, bytes = 0;
 };
+CorrectionScratch correction_scratch(int64_t L, int64_t H, int64_t chunks) {
+  CorrectionScratch r;
+  r.offset = (size_t(L) * H * 8 + 255) / 256 * 256;
+  r.decay = (r.offset + size_t(chunks + 1) * H * 8 + 255) / 256 * 256;
+  r.bytes = r.decay + size_t(L) * H * 4;
+  return r;
+}
+int64_t correction_chunk(const SsdShape& s) { return std::min<int64_t>(s.chunk > 0 ? s.chunk : 256, s.len); }
 
-}  // namespace
+// Scratch from the caller's workspace, or (ws empty) the per-thread buffer
+// that grows: see ssd_scan.h.
+char* scratch_base(const Workspace& ws, size_t bytes, const char* op) {
+  if (ws.data) return static_cast<char*>(ws.data);
+  return static_cast<char*>(detail::device_scratch<SsdScratchTag>(bytes, op));
+}
 
-void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
-              const float* B, int64_t ld_b, const float* C, int64_t ld_c,
-              const float* init_state, float* y, int64_t ld_y, float* final_state) {
+template <bool kMma>
+void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
+                   const float* B, int64_t ld_b, const float* C, int64_t ld_c,
+                   const float* init_state, float* y, int64_t ld_y, float* final_state, const Workspace& ws,
+                   cudaStream_t stream) {
   check_shape(s, "cuda::ssd_scan");
   if (s.chunk <= 0) throw std::invalid_argument("cuda::ssd_scan: expected chunk > 0");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
@@ -392,46 +479,33 @@ void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
     if (final_state && init_state != final_state) {
       if (init_state)
         detail::check_cuda(cudaMemcpyAsync(final_state, init_state, state_elems * sizeof(float),
-                                           cudaMemcpyDeviceToDevice, 0),
+                                           cudaMemcpyDeviceToDevice, stream),
                            "ssd_scan", "cudaMemcpyAsync");
       else
-        detail::check_cuda(cudaMemsetAsync(final_state, 0, state_elems * sizeof(float), 0),
+        detail::check_cuda(cudaMemsetAsync(final_state, 0, state_elems * sizeof(float), stream),
                            "ssd_scan", "cudaMemsetAsync");
     }
     return;
   }
   const int64_t Q = std::min(s.chunk, L);
-  // One chunk's C B^T alone must fit the scratch budget (chunk <= 2896 with 8
-  // groups; the models use 256).
-  if (G * Q * Q > kScratchFloats)
-    throw std::invalid_argument("cuda::ssd_scan: chunk too large: groups * chunk^2 must be <= " +
-                                std::to_string(kScratchFloats));
   const int64_t total_chunks = (L + Q - 1) / Q;
-  // Scratch per chunk: its states, its groups' C B^T, and per (token, head)
-  // cs (a double) + exp(cs) + w, plus its decays.
-  const int64_t per_chunk = state_elems + G * Q * Q + 4 * Q * H + H;
-  const int64_t max_chunks =
-      std::min({total_chunks, kMaxGridYZ, std::max<int64_t>(1, kScratchFloats / per_chunk)});
+  // Chunks per pass: what the workspace holds (ws given), else the default budget.
+  const size_t room = ws.data ? ws.bytes : kSsdPassScratchBytes;
+  const int64_t max_chunks = ssd_scan_chunks_per_pass(s, room);
+  if (max_chunks < 1)
+    throw std::invalid_argument("cuda::ssd_scan: " + std::string(ws.data ? "the workspace" : "the 256 MiB budget") +
+                                " holds less than one chunk's scratch (" +
+                                std::to_string(ssd_scan_scratch(s, 1, total_chunks > 1).bytes) + " bytes)");
   const bool multi_pass = max_chunks < total_chunks;
-
-  Carver carve;
-  auto layout = [&](Carver& cv) {
-    struct {
-      double* cs;
-      float *exp_cs, *w, *decay, *states, *cb, *carry;
-    } b;
-    b.cs = cv.take<double>(max_chunks * Q * H);
-    b.exp_cs = cv.take<float>(max_chunks * Q * H);
-    b.w = cv.take<float>(max_chunks * Q * H);
-    b.decay = cv.take<float>(max_chunks * H);
-    b.states = cv.take<float>(max_chunks * state_elems);
-    b.cb = cv.take<float>(max_chunks * G * Q * Q);
-    b.carry = multi_pass ? cv.take<float>(state_elems) : nullptr;
-    return b;
-  };
-  layout(carve);  // sizes only
-  carve.set_base(detail::device_scratch<SsdScratchTag>(carve.used(), "ssd_scan"));
-  const auto buf = layout(carve);
+  const SsdScanScratch lay = ssd_scan_scratch(s, max_chunks, multi_pass);
+  char* base = scratch_base(ws, lay.bytes, "ssd_scan");
+  struct {
+    double* cs;
+    float *exp_cs, *w, *decay, *states, *cb, *carry;
+  } buf{reinterpret_cast<double*>(base + lay.cs), reinterpret_cast<float*>(base + lay.exp_cs),
+        reinterpret_cast<float*>(base + lay.w),      reinterpret_cast<float*>(base + lay.decay),
+        reinterpret_cast<float*>(base + lay.states), reinterpret_cast<float*>(base + lay.cb),
+        multi_pass ? reinterpret_cast<float*>(base + lay.carry) : nullptr};
 
   const int64_t q_tiles = tiles(Q);
   for (int64_t chunk0 = 0; chunk0 < total_chunks; chunk0 += max_chunks) {
@@ -447,37 +521,64 @@ void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
     float* yp = y + t0 * ld_y;
     const unsigned chunks = static_cast<unsigned>(nc);
 
-    chunk_cumsum_kernel<<<chunks, 128>>>(Lp, H, Q, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay);
+    chunk_cumsum_kernel<<<chunks, 128, 0, stream>>>(Lp, H, Q, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay);
     detail::check_launch("ssd_scan");
-    chunk_cb_kernel<<<dim3(static_cast<unsigned>(q_tiles * q_tiles), static_cast<unsigned>(G),
-                           chunks),
-                      kThreads>>>(Lp, G, N, Q, Bp, ld_b, Cp, ld_c, buf.cb);
+    const dim3 cb_grid(static_cast<unsigned>(q_tiles * q_tiles), static_cast<unsigned>(G), chunks);
+    chunk_cb_kernel<kMma><<<cb_grid, kThreads, 0, stream>>>(Lp, G, N, Q, Bp, ld_b, Cp, ld_c, buf.cb);
     detail::check_launch("ssd_scan");
-    chunk_state_kernel<<<dim3(static_cast<unsigned>(tiles(P) * tiles(N)),
-                              static_cast<unsigned>(H), chunks),
-                         kThreads>>>(Lp, H, P, hpg, N, Q, xp, ld_x, Bp, ld_b, buf.w, buf.states);
+    const dim3 state_grid(static_cast<unsigned>(tiles(P) * tiles(N)), static_cast<unsigned>(H), chunks);
+    chunk_state_kernel<kMma><<<state_grid, kThreads, 0, stream>>>(Lp, H, P, hpg, N, Q, xp, ld_x, Bp, ld_b, buf.w,
+                                                                  buf.states);
     detail::check_launch("ssd_scan");
-    state_passing_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+    state_passing_kernel<<<detail::grid_for(state_elems, 256), 256, 0, stream>>>(
         nc, H, P * N, buf.decay, pass_init, buf.states, pass_final);
     detail::check_launch("ssd_scan");
-    chunk_scan_kernel<<<dim3(static_cast<unsigned>(q_tiles * tiles(P)), static_cast<unsigned>(H),
-                             chunks),
-                        kThreads>>>(Lp, H, P, hpg, G, N, Q, xp, ld_x, dtp, Cp, ld_c, buf.cs,
-                                    buf.exp_cs, buf.cb, buf.states, pass_init != nullptr, yp,
-                                    ld_y);
+    const dim3 scan_grid(static_cast<unsigned>(q_tiles * tiles(P)), static_cast<unsigned>(H), chunks);
+    chunk_scan_kernel<kMma><<<scan_grid, kThreads, 0, stream>>>(Lp, H, P, hpg, G, N, Q, xp, ld_x, dtp, Cp, ld_c, buf.cs,
+                                                                buf.exp_cs, buf.cb, buf.states, pass_init != nullptr,
+                                                                yp, ld_y);
     detail::check_launch("ssd_scan");
   }
 }
 
+}  // namespace
+
+void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,
+              int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y, int64_t ld_y,
+              float* final_state, const Workspace& ws, GpuStream stream) {
+  ssd_scan_impl<false>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, init_state, y, ld_y, final_state, ws, stream);
+}
+
+void ssd_scan_bf16(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,
+                   int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y, int64_t ld_y,
+                   float* final_state, const Workspace& ws, GpuStream stream) {
+  ssd_scan_impl<true>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, init_state, y, ld_y, final_state, ws, stream);
+}
+
+size_t ssd_scan_workspace(const SsdShape& s) {
+  check_shape(s, "cuda::ssd_scan_workspace");
+  if (s.len <= 0 || s.chunk <= 0) return 0;
+  const int64_t Q = std::min(s.chunk, s.len), total = (s.len + Q - 1) / Q;
+  const int64_t m = ssd_scan_chunks_per_pass(s, kSsdPassScratchBytes);
+  return ssd_scan_scratch(s, std::max<int64_t>(m, 1), m < total).bytes;
+}
+
+size_t ssd_state_correction_workspace(const SsdShape& s) {
+  check_shape(s, "cuda::ssd_state_correction_workspace");
+  if (s.len <= 0) return 0;
+  const int64_t Q = correction_chunk(s);
+  return correction_scratch(s.len, s.heads, (s.len + Q - 1) / Q).bytes;
+}
+
 void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, const float* C,
                           int64_t ld_c, const float* incoming_state, float* y, int64_t ld_y,
-                          float* final_state) {
+                          float* final_state, const Workspace& ws, GpuStream stream) {
   check_shape(s, "cuda::ssd_state_correction");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
   const int64_t hpg = H / G, state_elems = H * P * N;
   if (L == 0) {  // no outputs; the state passes with decay 1
     if (final_state) {
-      correction_final_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+      correction_final_kernel<<<detail::grid_for(state_elems, 256), 256, 0, stream>>>(
           H, P * N, nullptr, incoming_state, final_state);
       detail::check_launch("ssd_state_correction");
     }
@@ -485,40 +586,35 @@ void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, co
   }
   // Chunks only block the cumulative sum (parallel over chunks, then a short
   // prefix over chunk totals); the result does not depend on their size.
-  const int64_t Q = std::min<int64_t>(s.chunk > 0 ? s.chunk : 256, L);
+  const int64_t Q = correction_chunk(s);
   const int64_t chunks = (L + Q - 1) / Q;
-
-  Carver carve;
-  auto layout = [&](Carver& cv) {
-    struct {
-      double *cs, *offset;
-      float* decay;
-    } b;
-    b.cs = cv.take<double>(L * H);
-    b.offset = cv.take<double>((chunks + 1) * H);
-    b.decay = cv.take<float>(L * H);
-    return b;
-  };
-  layout(carve);
-  carve.set_base(detail::device_scratch<SsdScratchTag>(carve.used(), "ssd_state_correction"));
-  const auto buf = layout(carve);
+  const CorrectionScratch lay = correction_scratch(L, H, chunks);
+  if (ws.data && ws.bytes < lay.bytes)
+    throw std::invalid_argument("cuda::ssd_state_correction: the workspace holds " + std::to_string(ws.bytes) +
+                                " bytes, " + std::to_string(lay.bytes) + " needed (ssd_state_correction_workspace)");
+  char* base = scratch_base(ws, lay.bytes, "ssd_state_correction");
+  struct {
+    double *cs, *offset;
+    float* decay;
+  } buf{reinterpret_cast<double*>(base + lay.cs), reinterpret_cast<double*>(base + lay.offset),
+        reinterpret_cast<float*>(base + lay.decay)};
 
   // Grid x of the cumsum kernel is the chunk count: at most 2^31 - 1.
-  chunk_cumsum_kernel<<<static_cast<unsigned>(chunks), 128>>>(L, H, Q, dt, A, buf.cs, nullptr,
+  chunk_cumsum_kernel<<<static_cast<unsigned>(chunks), 128, 0, stream>>>(L, H, Q, dt, A, buf.cs, nullptr,
                                                               nullptr, nullptr);
   detail::check_launch("ssd_state_correction");
-  chunk_offsets_kernel<<<static_cast<unsigned>((H + 127) / 128), 128>>>(L, H, Q, chunks, buf.cs,
+  chunk_offsets_kernel<<<static_cast<unsigned>((H + 127) / 128), 128, 0, stream>>>(L, H, Q, chunks, buf.cs,
                                                                         buf.offset);
   detail::check_launch("ssd_state_correction");
-  correction_decay_kernel<<<detail::grid_for(L * H, 256), 256>>>(L, H, Q, buf.cs, buf.offset,
+  correction_decay_kernel<<<detail::grid_for(L * H, 256), 256, 0, stream>>>(L, H, Q, buf.cs, buf.offset,
                                                                  buf.decay);
   detail::check_launch("ssd_state_correction");
-  correction_kernel<<<dim3(static_cast<unsigned>(tiles(L) * tiles(P)), static_cast<unsigned>(H)),
-                      kThreads>>>(L, H, P, hpg, N, C, ld_c, incoming_state, buf.decay, y, ld_y);
+  const dim3 grid(static_cast<unsigned>(tiles(L) * tiles(P)), static_cast<unsigned>(H));
+  correction_kernel<<<grid, kThreads, 0, stream>>>(L, H, P, hpg, N, C, ld_c, incoming_state, buf.decay, y, ld_y);
   detail::check_launch("ssd_state_correction");
   if (final_state) {
     // decay at the last token is exp(A * sum of all dt).
-    correction_final_kernel<<<detail::grid_for(state_elems, 256), 256>>>(
+    correction_final_kernel<<<detail::grid_for(state_elems, 256), 256, 0, stream>>>(
         H, P * N, buf.decay + (L - 1) * H, incoming_state, final_state);
     detail::check_launch("ssd_state_correction");
   }

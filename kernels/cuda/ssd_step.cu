@@ -41,13 +41,13 @@ __global__ void __launch_bounds__(kBlock)
 
 void ssd_step(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
               const float* B, int64_t ld_b, const float* C, int64_t ld_c, float* const* state,
-              float* y, int64_t ld_y) {
+              float* y, int64_t ld_y, GpuStream stream) {
   check_ssd_shape(s, "cuda::ssd_step");
   const int64_t tasks = s.len * s.heads;
   if (tasks == 0) return;
   if (tasks > 0x7fffffff)
     throw std::invalid_argument("cuda::ssd_step: batch * heads exceeds the grid limit");
-  ssd_step_kernel<<<static_cast<unsigned>(tasks), kBlock>>>(s.heads, s.head_dim,
+  ssd_step_kernel<<<static_cast<unsigned>(tasks), kBlock, 0, stream>>>(s.heads, s.head_dim,
                                                             s.heads / s.groups, s.state, x, ld_x,
                                                             dt, A, B, ld_b, C, ld_c, state, y, ld_y);
   detail::check_launch("ssd_step");

@@ -14,18 +14,10 @@
 
 #include "cli/command.h"
 #include "cli/mpi_context.h"
-#include "jobs/engine.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
-#ifdef RINGSCAN_WITH_CUDA
-#include "model/device_model.h"
-#endif
-#include "runtime/device_select.h"
-#ifdef RINGSCAN_WITH_CUDA
-#include "runtime/device_sequence_parallel.h"
-#endif
 #include "runtime/decode.h"
-#include "runtime/sequence_parallel.h"
+#include "runtime/engine.h"
 #include "util/error.h"
 #include "util/json_util.h"
 #include "util/npy.h"
@@ -144,50 +136,81 @@ RowBlock rows_from_logits(std::vector<float> logits, int64_t V, int64_t pos0, in
   return out;
 }
 
-RowBlock score_rows(const Model& model, const float* hidden, int64_t pos0, int64_t n, const std::vector<int32_t>& ids,
-                    int top_k, bool keep_logits) {
-  const int64_t V = model.config().vocab_size;
-  std::vector<float> logits(n * V);
-  model.logits(hidden, n, logits.data());
-  return rows_from_logits(std::move(logits), V, pos0, n, ids, top_k, keep_logits);
+// One rank (the first) runs it alone: the lines of every position as the
+// prefill produces them, then --generate continues the same sequence.
+void forward_one_rank(Engine& engine, const ForwardOptions& o, const std::vector<int32_t>& ids,
+                      const std::vector<int32_t>& stop_ids, int64_t V) {
+  std::unique_ptr<NpyWriter> npy;
+  if (!o.logits_out.empty())
+    npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{static_cast<int64_t>(ids.size()), V});
+  const LogitsSink print{rows_per_block(V), [&](int64_t row0, int64_t rows, std::vector<float> logits) {
+                           RowBlock b = rows_from_logits(std::move(logits), V, row0, rows, ids, o.top_k, npy != nullptr);
+                           std::cout << b.lines;
+                           if (npy) npy->append(b.logits.data(), b.logits.size());
+                         }};
+  DecodeEngine& decode = engine.decode_engine();
+  std::unique_ptr<DecodeEngine::Sequence> seq = decode.prefill(ids, &print);
+  if (npy) npy->close();
+  if (o.generate == 0) return;
+  Decoder d(decode, 1);
+  d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(seq));
+  print_generated(d.run().at(0).tokens);
 }
 
-#ifdef RINGSCAN_WITH_CUDA
-// The single-rank forward on the GPU engine: the same lines, logits computed
-// on the device (bf16 GEMM inputs, fp32 accumulation) and copied back per block.
-void forward_on_gpu(DeviceModel& dev, const ForwardOptions& o, const std::vector<int32_t>& ids,
-                    const std::vector<int32_t>& stop_ids) {
-  const int64_t L = ids.size(), V = dev.config().vocab_size, D = dev.config().hidden_size;
-  DeviceSequence seq = dev.new_sequence(L + o.generate);
+// Sequence parallel over `group` (every rank of it): rank 0 prints in
+// sequence order, its own segments' lines and the others' as they arrive;
+// --generate then decodes with the KV cache left sharded over the group.
+void forward_sequence_parallel(Engine& engine, Model& model, comm::Communicator& group, const ForwardOptions& o,
+                               const std::vector<int32_t>& ids, LayoutKind layout_kind,
+                               const std::vector<int32_t>& stop_ids) {
+  const int64_t L = ids.size(), V = model.config().vocab_size, block = rows_per_block(V);
+  const bool want_logits = !o.logits_out.empty();
+  const SequenceLayout layout = make_layout(L, group.size(), layout_kind);
+  auto segment_ids = [&](const Segment& s) { return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end()); };
+  std::unique_ptr<ForwardedSegments> mine = engine.forward_sp(group, layout, segment_ids, o.generate > 0);
+
   std::unique_ptr<NpyWriter> npy;
-  if (!o.logits_out.empty()) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
-  const float* d_last = nullptr;
-  dev.forward(ids.data(), L, seq, [&](int64_t row0, int64_t rows, const float* d_hidden) {
-    for (int64_t r0 = 0; r0 < rows; r0 += rows_per_block(V)) {
-      const int64_t nr = std::min(rows_per_block(V), rows - r0);
-      RowBlock b = rows_from_logits(dev.logits_to_host(d_hidden + r0 * D, nr), V, row0 + r0, nr, ids, o.top_k,
-                                    npy != nullptr);
+  if (group.rank() == 0 && want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
+  size_t next_piece = 0;
+  for (const Segment& s : layout.segments) {
+    const bool is_mine = s.owner == group.rank();
+    if (!is_mine && group.rank() != 0) continue;
+    for (int64_t r0 = 0; r0 < s.len; r0 += block) {
+      const int64_t nr = std::min(block, s.len - r0);
+      RowBlock b;
+      if (is_mine)
+        b = rows_from_logits(mine->hidden(next_piece).logits(r0, nr), V, s.begin + r0, nr, ids, o.top_k, want_logits);
+      if (group.rank() != 0) {
+        std::uint64_t n = b.lines.size();
+        group.send(&n, 1, 0);
+        group.send(b.lines.data(), n, 0);
+        if (want_logits) group.send(b.logits.data(), b.logits.size(), 0);
+        continue;
+      }
+      if (!is_mine) {
+        std::uint64_t n = 0;
+        group.recv(&n, 1, s.owner);
+        b.lines.resize(n);
+        group.recv(b.lines.data(), n, s.owner);
+        if (want_logits) {
+          b.logits.resize(nr * V);
+          group.recv(b.logits.data(), b.logits.size(), s.owner);
+        }
+      }
       std::cout << b.lines;
       if (npy) npy->append(b.logits.data(), b.logits.size());
     }
-    d_last = d_hidden + (rows - 1) * D;
-  });
+    if (is_mine) ++next_piece;
+  }
   if (npy) npy->close();
   if (o.generate == 0) return;
-  // Greedy, as the CPU path's Decoder with default sampling: the argmax, lowest id on ties.
-  std::vector<int32_t> out;
-  for (int64_t t = 0; t < o.generate; ++t) {
-    const std::vector<float> row = dev.logits_to_host(d_last, 1);
-    const int32_t next = static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-    out.push_back(next);
-    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
-    if (t + 1 == o.generate) break;
-    DeviceSequence* one = &seq;
-    d_last = dev.decode_step(&next, 1, &one);
-  }
-  print_generated(out);
+  SequenceParallelDecodeState st = mine->take_decode_state();
+  mine.reset();  // decode needs only the kept state
+  ShardedDecoder d(model, group, layout_kind, 1);
+  d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(st));
+  auto results = d.run();  // collective; every rank gets the tokens
+  if (group.rank() == 0) print_generated(results.at(0).tokens);
 }
-#endif
 
 int run_forward(int argc, char** argv) {
   po::options_description opts("ringscan forward: run the model over token ids, one JSON line per position");
@@ -214,7 +237,7 @@ int run_forward(int argc, char** argv) {
   std::unique_ptr<Model> model;
   LayoutKind layout_kind{};
   std::vector<int32_t> stop_ids;
-  std::unique_ptr<JobEngine> engine;
+  std::unique_ptr<Engine> engine;
   check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
@@ -229,7 +252,7 @@ int run_forward(int argc, char** argv) {
     if (o.stop_at_eos) stop_ids = eos_ids(o.model_dir);
     ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
     model = Model::load(o.model_dir, world->rank() != 0);
-    engine = std::make_unique<JobEngine>(o.device, o.comm, local_rank);
+    engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
     if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
       throw Error("--generate after a sequence-parallel prefill runs on the CPU engine only in this version: "
                   "use --device cpu, or --sp 1");
@@ -244,120 +267,20 @@ int run_forward(int argc, char** argv) {
     return 0;
   }
   check_collectively(*world, [&]() { engine->agree(*world); });  // every rank the same engine
-
-  const ModelConfig& c = model->config();
-  const int64_t L = ids.size(), D = c.hidden_size, V = c.vocab_size;
-  const int64_t block = rows_per_block(V);
-  const bool want_logits = !o.logits_out.empty();
-  const int sp = o.sp ? o.sp : world->size();
-
   if (world->rank() == 0)
     std::cerr << "ringscan forward: device " << engine->label()
               << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
-#ifdef RINGSCAN_WITH_CUDA
-  if (engine->on_gpu()) {
-    if (sp == 1) {
-      if (world->rank() == 0) {
-        engine->prepare(*model);
-        forward_on_gpu(*engine->device_model(), o, ids, stop_ids);
-      }
-      return 0;
-    }
+  // The first `sp` ranks run it; the rest have nothing to do.
+  const int sp = o.sp ? o.sp : world->size();
+  check_collectively(*world, [&]() {
     if (world->rank() < sp) engine->prepare(*model);
-  }
-  DeviceModel* gpu = engine->device_model();
-#endif
-  if (sp == 1) {  // one rank (the first) runs it alone: exact blocks through the cache
-    if (world->rank() != 0) return 0;
-    std::vector<float> hidden(L * D);
-    InferenceState st = model->new_state();
-    model->forward(ids.data(), L, st, hidden.data());
-    std::unique_ptr<NpyWriter> npy;
-    if (want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
-    for (int64_t r0 = 0; r0 < L; r0 += block) {
-      RowBlock b = score_rows(*model, hidden.data() + r0 * D, r0, std::min(block, L - r0), ids, o.top_k, want_logits);
-      std::cout << b.lines;
-      if (npy) npy->append(b.logits.data(), b.logits.size());
-    }
-    if (npy) npy->close();
-    if (o.generate > 0) {
-      Decoder d(*model, 1);
-      d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(st),
-                         std::vector<float>(hidden.end() - D, hidden.end()));
-      print_generated(d.run().at(0).tokens);
-    }
+  });
+  if (sp == 1) {
+    if (world->rank() == 0) forward_one_rank(*engine, o, ids, stop_ids, model->config().vocab_size);
     return 0;
   }
-
-  // Sequence parallel over the first `sp` ranks; the rest have nothing to do.
   auto group = world->split(world->rank() < sp ? 0 : -1, world->rank());
-  if (!group) return 0;
-  const SequenceLayout layout = make_layout(L, sp, layout_kind);
-  auto segment_ids = [&](const Segment& s) { return std::vector<int32_t>(ids.begin() + s.begin, ids.begin() + s.end()); };
-  // Rows r0.. of this rank's i-th piece as output lines, on whichever engine ran it.
-  std::function<RowBlock(size_t i, int64_t r0, int64_t nr, int64_t pos0)> piece_rows;
-  SequenceParallelForward runner(*model, *group, layout);
-  runner.set_keep_decode_state(o.generate > 0);
-  std::vector<Piece> pieces;
-#ifdef RINGSCAN_WITH_CUDA
-  std::vector<DevicePiece> gpu_pieces;
-  if (gpu) {
-    gpu_pieces = DeviceSequenceParallelForward(*gpu, *group, layout, engine->ring_comm(*group)).run(segment_ids);
-    piece_rows = [&](size_t i, int64_t r0, int64_t nr, int64_t pos0) {
-      return rows_from_logits(gpu->logits_to_host(gpu_pieces[i].d_hidden() + r0 * D, nr), V, pos0, nr, ids, o.top_k,
-                              want_logits);
-    };
-  }
-#endif
-  if (!piece_rows) {
-    pieces = runner.run(segment_ids);
-    piece_rows = [&](size_t i, int64_t r0, int64_t nr, int64_t pos0) {
-      return score_rows(*model, pieces[i].hidden.data() + r0 * D, pos0, nr, ids, o.top_k, want_logits);
-    };
-  }
-
-  // Rank 0 prints in sequence order: its own segments, and the others' as they arrive.
-  std::unique_ptr<NpyWriter> npy;
-  if (group->rank() == 0 && want_logits) npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{L, V});
-  const auto& segments = layout.segments;
-  size_t next_piece = 0;
-  for (const Segment& s : segments) {
-    const bool mine = s.owner == group->rank();
-    if (!mine && group->rank() != 0) continue;
-    for (int64_t r0 = 0; r0 < s.len; r0 += block) {
-      const int64_t nr = std::min(block, s.len - r0);
-      RowBlock b;
-      if (mine) b = piece_rows(next_piece, r0, nr, s.begin + r0);
-      if (group->rank() != 0) {
-        std::uint64_t n = b.lines.size();
-        group->send(&n, 1, 0);
-        group->send(b.lines.data(), n, 0);
-        if (want_logits) group->send(b.logits.data(), b.logits.size(), 0);
-        continue;
-      }
-      if (!mine) {
-        std::uint64_t n = 0;
-        group->recv(&n, 1, s.owner);
-        b.lines.resize(n);
-        group->recv(b.lines.data(), n, s.owner);
-        if (want_logits) {
-          b.logits.resize(nr * V);
-          group->recv(b.logits.data(), b.logits.size(), s.owner);
-        }
-      }
-      std::cout << b.lines;
-      if (npy) npy->append(b.logits.data(), b.logits.size());
-    }
-    if (mine) ++next_piece;
-  }
-  if (npy) npy->close();
-  if (o.generate > 0) {
-    pieces.clear();  // decode needs only the kept state
-    ShardedDecoder d(*model, *group, layout_kind, 1);
-    d.submit_prefilled(greedy_request(o, ids, stop_ids), runner.take_decode_state());
-    auto results = d.run();  // collective; every rank gets the tokens
-    if (group->rank() == 0) print_generated(results.at(0).tokens);
-  }
+  if (group) forward_sequence_parallel(*engine, *model, *group, o, ids, layout_kind, stop_ids);
   return 0;
 }
 

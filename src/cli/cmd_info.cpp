@@ -62,7 +62,7 @@ int run_info(int argc, char** argv) {
   std::printf("  per rank, besides weights           %s\n", human_bytes(p.total_private()).c_str());
 
   const DeviceMemoryPlan g = plan_device_memory(c, tokens, ranks, block);
-  std::printf("\nGPU engine (--device cuda; compiled, not yet run on a GPU), per rank:\n");
+  std::printf("\nGPU engine (--device cuda), per rank:\n");
   std::printf("  weights (bf16, one copy per rank)   %s\n", human_bytes(g.weight_bytes).c_str());
   std::printf("  activation arena (%lld-token blocks) %s\n", (long long)block, human_bytes(g.arena_bytes).c_str());
   std::printf("  KV cache                            %s\n", human_bytes(g.kv_cache_bytes).c_str());

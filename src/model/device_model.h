@@ -1,9 +1,13 @@
 // The model on one GPU (CUDA builds only; DESIGN §3): weights uploaded once,
 // activations in one preallocated arena sized for a block of tokens, Mamba
 // states and attention statistics in fp32. The same computation as the CPU
-// Model (model.h) op for op, through kernels::cuda; GEMMs take bf16 inputs
-// with fp32 accumulation by default (GemmInputs::Bf16), or the exact fp32
-// inputs the CPU multiplies (GemmInputs::Fp32, for tests against it).
+// Model (model.h) op for op, through kernels::cuda. By default
+// (GemmInputs::Bf16) every product runs on the tensor cores with bf16 inputs
+// and fp32 accumulation: the GEMMs, attention (attention_block_mma) and the
+// SSD scan's GEMM stages (ssd_scan_bf16); the norms write bf16 for the GEMMs
+// they feed, the MLP's inner activation stays bf16, and each mixer's last GEMM
+// adds into the residual stream in its epilogue. GemmInputs::Fp32 multiplies
+// the exact fp32 inputs the CPU does, with the fp32 kernels (tests against it).
 //
 // Every pointer named d_* is device memory; ids, targets and results named
 // otherwise are host memory. Work runs on the legacy default stream of the
@@ -22,6 +26,7 @@
 
 namespace ringscan {
 
+class DeviceProfiler;
 enum class GemmInputs { Bf16, Fp32 };
 
 struct DeviceModelOptions {
@@ -100,16 +105,27 @@ class DeviceModel {
   // What forward() runs per block and the sequence-parallel runner
   // (runtime/device_sequence_parallel.h) runs per segment, with exchanges
   // between them; the CPU twins are in model/layers.h.
+  // Activations that feed GEMMs (the input norms' outputs, the MLP's inner
+  // activation) are bf16 with GemmInputs::Bf16 (written once by the op that
+  // makes them, read by the GEMM without a conversion), fp32 with Fp32.
+  // Buffers for them are sized in floats and hold either.
+  DType act_dtype() const { return gemm_ == GemmInputs::Bf16 ? DType::BF16 : DType::F32; }
+  // Row `row` of such a buffer of `width` columns.
+  const void* act_row(const void* d_base, int64_t row, int64_t width) const {
+    return static_cast<const char*>(d_base) + row * width * (gemm_ == GemmInputs::Bf16 ? 2 : 4);
+  }
   // Embedding rows of host ids (checked against the vocabulary), any n.
   void embed(const int32_t* ids, int64_t n, float* d_out);
-  // d_out = RMSNorm of layer's input norm (layer < 0: the final norm_f); may alias.
+  // d_out = RMSNorm of layer's input norm, in act_dtype() (must not alias
+  // d_h in the bf16 mode); layer < 0: the final norm_f, fp32, may alias.
   void norm(int layer, const float* d_h, int64_t n, float* d_out);
   // Mamba: proj [n, in_proj_dim] (z | xBC | dt_raw), conv [n, conv_dim]
   // (post-conv xBC), dt [n, heads], y [n, d_inner].
   struct MambaBuffers {
     float *proj, *conv, *dt, *y;
   };
-  void mamba_in_proj(int layer, const float* d_x, int64_t n, const MambaBuffers& b);
+  // d_x: the layer's normed input (norm(), act_dtype()).
+  void mamba_in_proj(int layer, const void* d_x, int64_t n, const MambaBuffers& b);
   // Conv from d_history (K-1 pre-conv rows before the rows; null = zeros), dt,
   // and the scan from d_init (null = zeros) into b.y; d_final (may be null)
   // receives the state after the rows; d_init and d_final may be the same.
@@ -119,18 +135,32 @@ class DeviceModel {
   const std::vector<float>& mamba_A(int layer) const;
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
   void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b);
-  // D skip, gated RMSNorm, out_proj into d_out [n, hidden].
-  void mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out);
+  // D skip, gated RMSNorm, out_proj into d_out [n, hidden]; accumulate: d_out
+  // += instead (the residual add, in the GEMM's epilogue).
+  void mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate = false);
   // Attention: q [n, heads*head_dim], k, v [n, kv_heads*head_dim] (RoPE at
   // positions pos0..), y [n, heads*head_dim] (the attention output before o_proj).
   struct AttentionBuffers {
     float *q, *k, *v, *y;
   };
-  void attention_qkv(int layer, const float* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b);
-  void attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out);
-  // MLP into d_out; up and gate are [n, intermediate] scratch (gate unused for relu2).
-  void mlp(int layer, const float* d_x, int64_t n, float* d_up, float* d_gate, float* d_out);
+  void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b);
+  void attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out, bool accumulate = false);
+  // Folds keys [0, lk) at positions k_pos0.. into the attention state (acc,
+  // m, l) of lq queries at q_pos0.. (kernels/attention.h's attention_block,
+  // causal): on the tensor cores with bf16-rounded q, k, v and weights for
+  // GemmInputs::Bf16, with the exact fp32 kernel for Fp32. Split partials
+  // (short queries) use the arena's attention workspace.
+  void attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int64_t q_pos0, const float* d_k, const float* d_v,
+                      int64_t ld_kv, int64_t lk, int64_t k_pos0, float* d_acc, float* d_m, float* d_l);
+  // MLP of d_x (act_dtype()) into d_out (or += with accumulate); up and gate
+  // are [n, intermediate] float-sized scratch (gate unused for relu2).
+  void mlp(int layer, const void* d_x, int64_t n, float* d_up, float* d_gate, float* d_out, bool accumulate = false);
 
+  // Per-op GPU times (bench_gpu): while set, the engine marks each op's end
+  // on the stream (model/device_profiler.h); null turns it off.
+  void set_profiler(DeviceProfiler* p) { prof_ = p; }
+  // Attributes the stream time since the previous mark to `label` (a no-op without a profiler).
+  void mark(const char* label);
   // Rows of logits that target_logprobs / sampling compute at once.
   int64_t logits_rows() const { return logits_rows_; }
 
@@ -138,7 +168,9 @@ class DeviceModel {
   struct Layer;
   void upload_weights(const Model& host);  // cuda/device_weights.cpp
   void layout_arena();
-  void linear(const float* d_x, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y, int64_t ld_y);
+  // d_y (+)= d_x W^T, d_x in x_dtype, fp32 d_y (kernels/linear.h).
+  void linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y, int64_t ld_y,
+              bool accumulate = false);
   void mamba_block(int layer, DeviceLayerCache& c, int64_t n);
   void attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0);
   void mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs, float* const* d_states);
@@ -153,12 +185,19 @@ class DeviceModel {
   std::vector<Layer> layers_;
   WeightView embeddings_, norm_f_, lm_head_;
   // Arena views.
-  float *h_ = nullptr, *normed_ = nullptr, *out_ = nullptr, *proj_ = nullptr, *conv_ = nullptr, *dt_ = nullptr,
+  float *h_ = nullptr, *normed_ = nullptr, *proj_ = nullptr, *conv_ = nullptr, *dt_ = nullptr,
         *y_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr,
         *up_ = nullptr, *gate_ = nullptr, *hist_tmp_ = nullptr, *logits_ = nullptr,
         *logprob_ = nullptr;
+  void* attn_ws_ = nullptr;  // split partials of attention_fold (arena)
+  uint64_t attn_ws_bytes_ = 0;
+  void* gemm_ws_ = nullptr;  // fp32 GEMM inputs rounded to bf16 (arena)
+  uint64_t gemm_ws_bytes_ = 0;
+  void* ssd_ws_ = nullptr;  // the SSD scan's scratch for a block (arena)
+  uint64_t ssd_ws_bytes_ = 0;
   int32_t *ids_ = nullptr, *targets_ = nullptr;
   float** state_ptrs_ = nullptr;  // decode: one SSM state pointer per sequence
+  DeviceProfiler* prof_ = nullptr;
 };
 
 }  // namespace ringscan

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kernels/ssd_scan.h"
 #include "model/presets.h"
 
 namespace ringscan {
@@ -47,7 +48,7 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   const int64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
   // Logits rows at once: 256 MiB of fp32 logits at most, at least one row.
   a.logits_rows = std::clamp<int64_t>((int64_t{256} << 20) / (c.vocab_size * 4), 1, B);
-  a.h = a.normed = a.out = B * D;
+  a.h = a.normed = B * D;  // mixers add into h in their last GEMM: no separate output
   a.proj = mamba ? B * c.in_proj_dim() : 0;
   a.conv = mamba ? B * c.conv_dim() : 0;
   a.dt = mamba ? B * c.mamba_heads : 0;
@@ -62,15 +63,29 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   a.logprob = a.targets = a.logits_rows;
   a.ids = B;
   a.state_ptrs = B * std::max<int64_t>(1, c.count(LayerKind::Mamba));
+  // Partials (acc, m, l) of up to 64 key splits of a block's queries, capped
+  // at 4 MiB: splits only happen for short query blocks, and with less room
+  // the kernel splits less (kernels/attention.h).
+  a.attn_ws = attn ? std::min<int64_t>(int64_t{64} * B * c.num_heads * (c.head_dim + 2) * 4, int64_t{4} << 20) : 0;
+  // The widest fp32 GEMM input of a block: the gated norm's y, the attention
+  // output, the final hidden states (lm_head), SwiGLU's inner activation.
+  a.gemm_ws = B * std::max({mamba ? c.d_inner() : 0, qd, D, I}) * 2;
+  if (mamba) {
+    const kernels::SsdShape s{B, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state, c.chunk_size};
+    // With the carried state: a longer scan (a sequence-parallel segment) goes
+    // in passes of the same chunks.
+    const int64_t chunks = kernels::ssd_scan_chunks_per_pass(s, kernels::kSsdPassScratchBytes);
+    a.ssd_ws = static_cast<int64_t>(kernels::ssd_scan_scratch(s, chunks, true).bytes);
+  }
   return a;
 }
 
 uint64_t DeviceArena::bytes() const {
   auto al = [](int64_t n, int64_t size) { return (static_cast<uint64_t>(std::max<int64_t>(n * size, 4)) + 255) / 256 * 256; };
   uint64_t b = 0;
-  for (int64_t f : {h, normed, out, proj, conv, dt, y, q, k, v, acc, m, l, up, gate, hist_tmp, logits, logprob})
+  for (int64_t f : {h, normed, proj, conv, dt, y, q, k, v, acc, m, l, up, gate, hist_tmp, logits, logprob})
     b += al(f, 4);
-  return b + al(targets, 4) + al(ids, 4) + al(state_ptrs, 8);
+  return b + al(targets, 4) + al(ids, 4) + al(state_ptrs, 8) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
 }
 
 DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens) {
@@ -85,20 +100,17 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
   p.arena_bytes = device_arena(c, block_tokens).bytes();
   p.kv_cache_bytes = T * kv_bytes_per_token(c);
   p.ssm_state_bytes = c.count(LayerKind::Mamba) * ssm_state_bytes_per_layer(c);
-  // GEMM inputs rounded to bf16 (the widest input of a call's rows), kept by
-  // linear_bf16; a single rank's rows are one block, a segment's are all of it.
-  // (the MLP runs in blocks everywhere).
-  const uint64_t block_rows = std::min<uint64_t>(T, block_tokens), gemm_rows = ranks > 1 ? T : block_rows;
-  const uint64_t I = c.count(LayerKind::Mlp) ? c.intermediate_size : 0;
-  p.scratch_bytes = std::max(gemm_rows * std::max({D, di, qd}), block_rows * I) * 2;
-  // SSD scan passes (at most 256 MiB) and the state correction's cumulative decays.
-  if (mamba) p.scratch_bytes += (uint64_t{256} << 20) + T * H * 12;
+  // GEMM inputs rounded to bf16 and the SSD scan's scratch come from the
+  // arena, a block's worth at a time (longer calls go in passes). Outside it:
+  // the state correction's cumulative decays (sequence parallelism).
+  p.scratch_bytes = mamba ? T * H * 12 : 0;
   if (ranks > 1) {
     // Per token of the rank's segments: the residual stream, the Mamba phase
-    // buffers and queries kept across the exchanges, normed input and mixer
-    // output, the attention state, this rank's K/V block and a received one.
-    const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) + qd +
-                               2 * D + qd + 2 * (attn ? c.num_heads : 0) + 3 * 2 * kvd;
+    // buffers and queries kept across the exchanges, the normed input (mixers
+    // add into the residual stream), the attention state, this rank's K/V
+    // block and a received one.
+    const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) + qd + D +
+                               qd + 2 * (attn ? c.num_heads : 0) + 3 * 2 * kvd;
     p.sequence_parallel_bytes = T * per_token * 4;
     p.kv_cache_bytes = 0;  // the runner holds K/V only as the blocks above
   }

@@ -44,10 +44,13 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
 // each buffer (DeviceModel lays its arena out from this, the plan sums it).
 struct DeviceArena {
   int64_t block = 0, logits_rows = 0;
-  int64_t h = 0, normed = 0, out = 0, proj = 0, conv = 0, dt = 0, y = 0, q = 0, k = 0, v = 0, acc = 0, m = 0, l = 0,
+  int64_t h = 0, normed = 0, proj = 0, conv = 0, dt = 0, y = 0, q = 0, k = 0, v = 0, acc = 0, m = 0, l = 0,
           up = 0, gate = 0, hist_tmp = 0, logits = 0, logprob = 0;  // floats
   int64_t targets = 0, ids = 0;                                        // int32
   int64_t state_ptrs = 0;                                              // pointers
+  int64_t attn_ws = 0;  // bytes: split-over-keys partials of the tensor-core attention
+  int64_t gemm_ws = 0;  // bytes: a block's fp32 GEMM inputs rounded to bf16 (the widest)
+  int64_t ssd_ws = 0;   // bytes: the SSD scan's scratch for a block (longer scans go in passes)
   uint64_t bytes() const;  // with 256-byte alignment of each buffer
 };
 DeviceArena device_arena(const ModelConfig& c, int64_t block);

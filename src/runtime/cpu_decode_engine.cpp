@@ -15,12 +15,14 @@ CpuSequence& cpu(DecodeEngine::Sequence& s) { return static_cast<CpuSequence&>(s
 
 }  // namespace
 
-std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::prefill(const std::vector<int32_t>& prompt) {
+std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::prefill(const std::vector<int32_t>& prompt,
+                                                                 const LogitsSink* prompt_logits) {
   const int64_t L = prompt.size(), D = model_.config().hidden_size;
   auto s = std::make_unique<CpuSequence>();
   std::vector<float> hidden(L * D);
   s->state = model_.new_state();
   model_.forward(prompt.data(), L, s->state, hidden.data());
+  if (prompt_logits) prompt_logits->feed(0, HostFinalHidden(model_, hidden.data(), L));
   s->last_hidden.assign(hidden.end() - D, hidden.end());
   return s;
 }

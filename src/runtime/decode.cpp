@@ -84,13 +84,18 @@ void Decoder::submit_prefilled(GenerationRequest r, InferenceState state, std::v
     throw Error("generation request " + std::to_string(r.id) + ": last_hidden has " +
                 std::to_string(last_hidden.size()) + " values, expected hidden_size " +
                 std::to_string(model.config().hidden_size));
+  if (state.position != static_cast<int64_t>(r.prompt.size()))
+    throw Error("generation request " + std::to_string(r.id) + ": its state is at position " +
+                std::to_string(state.position) + " but the prompt has " + std::to_string(r.prompt.size()) + " ids");
+  submit_prefilled(std::move(r), own_->adopt(std::move(state), std::move(last_hidden)));
+}
+
+void Decoder::submit_prefilled(GenerationRequest r, std::unique_ptr<DecodeEngine::Sequence> prefilled) {
+  if (!prefilled) throw Error("generation request " + std::to_string(r.id) + ": no prefilled sequence");
+  check_generation_request(r, engine_.vocab_size());
   Sequence s;
   s.track = std::make_unique<GenerationTrack>(std::move(r));
-  if (state.position != s.track->result().prompt_tokens)
-    throw Error("generation request " + std::to_string(s.track->request().id) + ": its state is at position " +
-                std::to_string(state.position) + " but the prompt has " +
-                std::to_string(s.track->result().prompt_tokens) + " ids");
-  s.state = own_->adopt(std::move(state), std::move(last_hidden));
+  s.state = std::move(prefilled);
   waiting_.push_back(std::move(s));
 }
 

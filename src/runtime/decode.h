@@ -104,6 +104,8 @@ class Decoder {
   // Queues a document whose prompt the caller already ran (state after it,
   // last_hidden = the prompt's last final hidden row, after norm_f). CPU engine only.
   void submit_prefilled(GenerationRequest r, InferenceState state, std::vector<float> last_hidden);
+  // The same on any engine: `prefilled` is this decoder's engine's prefill() of r.prompt.
+  void submit_prefilled(GenerationRequest r, std::unique_ptr<DecodeEngine::Sequence> prefilled);
 
   // Fills free slots from the queue (prefill and first token), then runs one
   // decode step for every active document. Returns those that finished.

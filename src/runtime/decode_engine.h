@@ -9,6 +9,7 @@
 
 #include "kernels/sampling.h"
 #include "model/model.h"
+#include "runtime/final_hidden.h"
 
 namespace ringscan {
 
@@ -23,8 +24,10 @@ class DecodeEngine {
   virtual int64_t vocab_size() const = 0;
   // The largest batch one step takes (the Decoder's max_batch must not exceed it).
   virtual int64_t max_batch() const = 0;
-  // Runs a prompt; the sequence then stands at its last position, ready to draw.
-  virtual std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt) = 0;
+  // Runs a prompt; the sequence then stands at its last position, ready to
+  // draw. prompt_logits (optional): also hands it every position's logits.
+  virtual std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt,
+                                            const LogitsSink* prompt_logits = nullptr) = 0;
   // The first new token of a prefilled sequence (from its prompt's last position).
   virtual int32_t first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream,
                               uint64_t step) = 0;
@@ -41,7 +44,8 @@ class CpuDecodeEngine final : public DecodeEngine {
   const Model& model() const { return model_; }
   int64_t vocab_size() const override { return model_.config().vocab_size; }
   int64_t max_batch() const override { return INT64_MAX; }
-  std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt) override;
+  std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt,
+                                    const LogitsSink* prompt_logits = nullptr) override;
   // A sequence whose prompt the caller already ran (state after it and the
   // prompt's last final hidden row).
   std::unique_ptr<Sequence> adopt(InferenceState state, std::vector<float> last_hidden) const;

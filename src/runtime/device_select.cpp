@@ -16,6 +16,14 @@ bool built_with_cuda() {
 #endif
 }
 
+bool built_with_nccl() {
+#ifdef RINGSCAN_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
 namespace {
 
 // The GPU for this rank, or a sentence saying why there is none.

@@ -23,5 +23,7 @@ DeviceChoice choose_device(const std::string& option, int local_rank);
 
 // True when this binary was built with the CUDA engine.
 bool built_with_cuda();
+// True when it also has NCCL (--comm nccl).
+bool built_with_nccl();
 
 }  // namespace ringscan

@@ -31,7 +31,7 @@ class DeviceSequenceParallelForward {
   // comm must be a host-memory (MPI) communicator: an Error says so otherwise.
   // ring_comm (optional): a device-memory (NCCL) communicator over the same
   // ranks for the K/V ring, which then passes device buffers directly (`--comm
-  // nccl`; compiled, never run); halos and states still go through comm.
+  // nccl`; never run on two GPUs); halos and states still go through comm.
   DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm, SequenceLayout layout,
                                 comm::Communicator* ring_comm = nullptr);
   ~DeviceSequenceParallelForward();

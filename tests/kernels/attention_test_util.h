@@ -42,6 +42,14 @@ inline AttentionInputs make_attention_inputs(kernels::AttentionShape s, int64_t 
   return in;
 }
 
+// The same inputs rounded to bf16 values: what the tensor-core kernels
+// multiply, so that the reference sees the same products.
+inline AttentionInputs bf16_rounded(AttentionInputs in) {
+  for (auto* x : {&in.q, &in.k, &in.v})
+    for (float& f : *x) f = bf16_to_f32(f32_to_bf16(f));
+  return in;
+}
+
 // One block against the reference: lq queries at positions q_pos0... meet lk
 // keys at k_pos0..., rows padded as make_attention_inputs(..., pad, ...) does.
 struct AttentionBlockCase {
@@ -56,6 +64,33 @@ inline std::string describe(const AttentionBlockCase& c) {
      << c.lq << " lk " << c.lk << " pad " << c.pad << " q_pos0 " << c.q_pos0 << " k_pos0 "
      << c.k_pos0 << " causal " << c.causal;
   return os.str();
+}
+
+// The GPU kernels' cases (every CUDA attention kernel runs all of them): head
+// dims between template widths, GQA 1..5, causal diagonals, keys in the
+// future, rows that see nothing, and decode shapes whose keys split over CTAs.
+inline std::vector<AttentionBlockCase> gpu_attention_block_cases() {
+  return {
+    {{1, 1, 1}, 1, 1, 0, 0, 0, true},
+    {{2, 2, 16}, 1, 1, 0, 0, 0, true},           // GQA 1, one query, one key
+    {{4, 2, 24}, 7, 33, 3, 40, 20, true},        // GQA 2, odd-ish dim, diagonal block
+    {{4, 2, 24}, 7, 33, 3, 40, 20, false},       // same, non-causal
+    {{8, 2, 64}, 64, 300, 1, 500, 500, true},    // GQA 4, equal positions
+    {{4, 1, 128}, 200, 300, 2, 1000, 900, true}, // GQA 4, 13 row tiles, some keys in the future
+    {{8, 8, 16}, 200, 33, 0, 300, 0, true},      // GQA 1, all keys visible
+    {{5, 1, 24}, 7, 300, 5, 0, 0, false},        // 5 heads per KV head, non-causal
+    {{3, 3, 7}, 13, 600, 2, 700, 200, true},     // odd head_dim
+    {{2, 1, 256}, 33, 100, 4, 50, 0, true},      // the largest head_dim
+    {{2, 2, 200}, 9, 70, 1, 60, 0, false},       // head_dim between the template widths
+    {{40, 8, 128}, 1, 3000, 0, 2999, 0, true},   // decode: keys split over CTAs
+    {{40, 8, 128}, 1, 300, 0, 299, 0, true},     // short decode
+    {{40, 8, 128}, 70, 70, 5, 1000, 1000, true},
+    {{4, 2, 16}, 7, 2000, 1, 2500, 0, true},     // split, all keys visible
+    {{2, 1, 64}, 50, 1500, 0, 700, 0, true},     // split, the later splits see nothing
+    {{6, 2, 32}, 20, 33, 0, 0, 100, true},       // every key in the future: nothing changes
+    {{6, 2, 32}, 20, 30, 0, 90, 100, true},      // the first rows see nothing, later rows some
+    {{6, 2, 32}, 20, 2000, 0, 90, 100, true},    // same with a split
+  };
 }
 
 // An online-softmax state on the host: acc [lq * q_heads, head_dim], running

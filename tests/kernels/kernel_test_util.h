@@ -25,6 +25,18 @@ inline std::vector<float> random_floats(int64_t n, uint64_t seed, float lo = -1.
   return v;
 }
 
+// bf16 bits of each value (round to nearest even), and back.
+inline std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
+  std::vector<uint16_t> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = f32_to_bf16(x[i]);
+  return r;
+}
+inline std::vector<float> from_bf16(const std::vector<uint16_t>& x) {
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_f32(x[i]);
+  return r;
+}
+
 // A weight held in the requested dtype, plus its exact fp32 values (what the
 // kernel must see after conversion), so references can use either.
 struct TestWeight {

@@ -83,28 +83,7 @@ void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q
 // One block folded into a state that already holds an earlier block of 5 keys
 // (so the rescaling of a loaded state is exercised), CUDA vs reference.
 TEST(AttentionCuda, BlockMatchesReference) {
-  const test::AttentionBlockCase cases[] = {
-      {{1, 1, 1}, 1, 1, 0, 0, 0, true},
-      {{2, 2, 16}, 1, 1, 0, 0, 0, true},           // GQA 1, one query, one key
-      {{4, 2, 24}, 7, 33, 3, 40, 20, true},        // GQA 2, odd-ish dim, diagonal block
-      {{4, 2, 24}, 7, 33, 3, 40, 20, false},       // same, non-causal
-      {{8, 2, 64}, 64, 300, 1, 500, 500, true},    // GQA 4, equal positions
-      {{4, 1, 128}, 200, 300, 2, 1000, 900, true}, // GQA 4, 13 row tiles, some keys in the future
-      {{8, 8, 16}, 200, 33, 0, 300, 0, true},      // GQA 1, all keys visible
-      {{5, 1, 24}, 7, 300, 5, 0, 0, false},        // 5 heads per KV head, non-causal
-      {{3, 3, 7}, 13, 600, 2, 700, 200, true},     // odd head_dim
-      {{2, 1, 256}, 33, 100, 4, 50, 0, true},      // the largest head_dim
-      {{2, 2, 200}, 9, 70, 1, 60, 0, false},       // head_dim between the template widths
-      {{40, 8, 128}, 1, 3000, 0, 2999, 0, true},   // decode: keys split over CTAs
-      {{40, 8, 128}, 1, 300, 0, 299, 0, true},     // short decode
-      {{40, 8, 128}, 70, 70, 5, 1000, 1000, true},
-      {{4, 2, 16}, 7, 2000, 1, 2500, 0, true},     // split, all keys visible
-      {{2, 1, 64}, 50, 1500, 0, 700, 0, true},     // split, the later splits see nothing
-      {{6, 2, 32}, 20, 33, 0, 0, 100, true},       // every key in the future: nothing changes
-      {{6, 2, 32}, 20, 30, 0, 90, 100, true},      // the first rows see nothing, later rows some
-      {{6, 2, 32}, 20, 2000, 0, 90, 100, true},    // same with a split
-  };
-  for (const test::AttentionBlockCase& c : cases) {
+  for (const test::AttentionBlockCase& c : test::gpu_attention_block_cases()) {
     SCOPED_TRACE(test::describe(c));
     const float scale = 1.f / std::sqrt(float(c.s.head_dim));
     // An earlier block of 5 keys.

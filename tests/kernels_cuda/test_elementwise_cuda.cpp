@@ -45,6 +45,22 @@ TEST(ReluSquaredCuda, MatchesReferenceExactly) {
   EXPECT_TRUE(test::all_close(d_x.download(), expect, 0, 0));
 }
 
+// On bf16 values: the same exact fp32 square of the bf16 input, rounded once
+// to bf16 (round to nearest even, as f32_to_bf16 here): exact too.
+TEST(ReluSquaredCuda, Bf16MatchesReferenceExactly) {
+  std::vector<float> x = test::random_floats(100003, 22, -3.f, 3.f);
+  std::vector<uint16_t> xb(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(xb[i]);
+  std::vector<float> expect = x;
+  ref::relu_squared(expect.data(), static_cast<int64_t>(expect.size()));
+  test::DeviceArray<uint16_t> d_x(xb);
+  cuda::relu_squared_bf16(d_x.get(), static_cast<int64_t>(x.size()));
+  const std::vector<uint16_t> got = d_x.download();
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) bad += got[i] != f32_to_bf16(expect[i]);
+  EXPECT_EQ(bad, 0);
+}
+
 // fp32 expf (<= 2 ulp), one division and one product against double: a few
 // ulp, so 1e-6 relative (~8 ulp); silu's conditioning is <= 1 in exp's error.
 TEST(SiluMulCuda, MatchesReference) {

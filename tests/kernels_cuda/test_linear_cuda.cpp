@@ -74,38 +74,100 @@ TEST(LinearCuda, MatchesReference) {
     for (DType dt : test::kAllDTypes) check(c, dt);
 }
 
-// linear_bf16 rounds x to bf16 and multiplies on the tensor cores. Its
-// reference is ref::linear of the *rounded* x (rounded here on the host with
-// the same round-to-nearest-even) and the bf16 weight: the products of two
-// bf16 values are exact in fp32, so what remains is fp32 accumulation in
-// cuBLAS's order. The tensor cores' fp32 accumulation may truncate rather than
-// round inside a k-block, hence 4x the sqrt(K) bound of the exact path.
-// Rounding x is checked too: against the unrounded x the difference is ~2^-9
-// relative, far above this tolerance.
-TEST(LinearBf16Cuda, MatchesReferenceOfRoundedInputs) {
+// gemm_bf16 multiplies bf16 x and W on the tensor cores. Its reference is
+// ref::linear of the *rounded* x (rounded here on the host with the same
+// round-to-nearest-even) and the bf16 weight: the products of two bf16 values
+// are exact in fp32, so what remains is fp32 accumulation in cuBLAS's order.
+// The tensor cores' fp32 accumulation may truncate rather than round inside a
+// k-block, hence 4x the sqrt(K) bound of the exact path. Rounding x is checked
+// too: against the unrounded x the difference is up to 2^-8 relative, far above
+// this tolerance. Each case runs with x given as fp32 (rounded into the
+// workspace: whole, and 7 rows per pass) and as bf16, with y fp32, y += (the
+// epilogue's residual add, on a y holding 0.5) and y bf16 (rounded once:
+// one more rounding, <= 2^-8 relative to |y|).
+TEST(GemmBf16Cuda, MatchesReferenceOfRoundedInputs) {
   const Case cases[] = {{1, 64, 33, 64, 33}, {37, 300, 1000, 310, 1000}, {64, 3136, 1024, 3136, 1030}};
   for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out);
     std::vector<float> x = test::random_floats(c.rows * c.ld_x, 3);
     const test::TestWeight w = test::random_weight(DType::BF16, c.out, c.in, 4);
     std::vector<float> xr = x;
-    for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+    std::vector<uint16_t> xb(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), xr[i] = bf16_to_f32(xb[i]);
     const float sentinel = -12345.f;
     std::vector<float> expect(c.rows * c.ld_y, sentinel);
     ref::linear(xr.data(), c.ld_x, c.rows, w.view(), expect.data(), c.ld_y);
-
     test::DeviceWeight d_w(w);
-    test::DeviceArray<float> d_x(x), d_y(std::vector<float>(c.rows * c.ld_y, sentinel));
-    cuda::linear_bf16(d_x.get(), c.ld_x, c.rows, d_w.view(), d_y.get(), c.ld_y);
-    const std::vector<float> got = d_y.download();
+    test::DeviceArray<float> d_x(x);
+    test::DeviceArray<uint16_t> d_xb(xb);
+    const size_t full_ws = cuda::gemm_bf16_workspace(DType::F32, c.rows, c.in);
+    EXPECT_EQ(cuda::gemm_bf16_workspace(DType::BF16, c.rows, c.in), 0u);
+    test::DeviceArray<uint16_t> ws(full_ws / 2);
+    for (const int mode : {0, 1, 2}) {  // x fp32 + whole workspace, x fp32 + 7-row workspace, x bf16
+      SCOPED_TRACE(testing::Message() << "rows " << c.rows << " in " << c.in << " out " << c.out << " mode " << mode);
+      const Workspace wsp{ws.get(), mode == 1 ? size_t(7) * c.in * 2 : full_ws};
+      const void* xin = mode == 2 ? static_cast<const void*>(d_xb.get()) : d_x.get();
+      const DType xt = mode == 2 ? DType::BF16 : DType::F32;
+      test::DeviceArray<float> d_y(std::vector<float>(c.rows * c.ld_y, sentinel));
+      cuda::gemm_bf16(xin, xt, c.ld_x, c.rows, d_w.view(), d_y.get(), DType::F32, c.ld_y, false, wsp, nullptr);
+      expect_within_sum_bound(d_y.download(), expect, xr, w, c, 4 * kSqrtKUlps, sentinel);
 
-    expect_within_sum_bound(got, expect, xr, w, c, 4 * kSqrtKUlps, sentinel);
+      // y += x W^T onto 0.5 (padding keeps its sentinel).
+      std::vector<float> y0(c.rows * c.ld_y, sentinel), expect_acc = expect;
+      for (int64_t r = 0; r < c.rows; ++r)
+        for (int64_t o = 0; o < c.out; ++o) y0[r * c.ld_y + o] = 0.5f, expect_acc[r * c.ld_y + o] += 0.5f;
+      test::DeviceArray<float> d_acc(y0);
+      cuda::gemm_bf16(xin, xt, c.ld_x, c.rows, d_w.view(), d_acc.get(), DType::F32, c.ld_y, true, wsp, nullptr);
+      expect_within_sum_bound(d_acc.download(), expect_acc, xr, w, c, 4 * kSqrtKUlps + 1, sentinel);
+
+      // bf16 y: the fp32 result rounded once.
+      test::DeviceArray<uint16_t> d_yb(std::vector<uint16_t>(c.rows * c.ld_y, 0x7fc1));
+      cuda::gemm_bf16(xin, xt, c.ld_x, c.rows, d_w.view(), d_yb.get(), DType::BF16, c.ld_y, false, wsp, nullptr);
+      const std::vector<uint16_t> yb = d_yb.download();
+      int bad = 0;
+      for (int64_t r = 0; r < c.rows; ++r)
+        for (int64_t o = 0; o < c.ld_y; ++o) {
+          const size_t i = r * c.ld_y + o;
+          if (o >= c.out) {
+            bad += yb[i] != 0x7fc1;  // padding untouched
+            continue;
+          }
+          const double e = expect[i], g = bf16_to_f32(yb[i]);
+          bad += !(std::fabs(g - e) <= std::ldexp(std::fabs(e), -8) + 1e-3);
+        }
+      EXPECT_EQ(bad, 0);
+    }
   }
-  // A weight that is not bf16 is refused, not silently widened.
+  // A weight that is not bf16 is refused, not silently widened; so is an fp32
+  // x without workspace, and accumulating into a bf16 y.
   const test::TestWeight f32 = test::random_weight(DType::F32, 4, 4, 5);
-  test::DeviceWeight d_f32(f32);
+  const test::TestWeight b16 = test::random_weight(DType::BF16, 4, 4, 5);
+  test::DeviceWeight d_f32(f32), d_b16(b16);
   test::DeviceArray<float> d_x(16), d_y(16);
-  EXPECT_THROW(cuda::linear_bf16(d_x.get(), 4, 4, d_f32.view(), d_y.get(), 4), std::invalid_argument);
+  test::DeviceArray<uint16_t> ws(16);
+  const Workspace wsp{ws.get(), 32};
+  EXPECT_THROW(cuda::gemm_bf16(d_x.get(), DType::F32, 4, 4, d_f32.view(), d_y.get(), DType::F32, 4, false, wsp, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::gemm_bf16(d_x.get(), DType::F32, 4, 4, d_b16.view(), d_y.get(), DType::F32, 4, false, {}, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::gemm_bf16(d_x.get(), DType::BF16, 4, 4, d_b16.view(), d_y.get(), DType::BF16, 4, true, wsp, nullptr),
+               std::invalid_argument);
+}
+
+// linear_accumulate: y += x W^T on the exact path, within the same bound.
+TEST(LinearCuda, AccumulateAddsToY) {
+  const Case c{37, 300, 1000, 310, 1000};
+  const std::vector<float> x = test::random_floats(c.rows * c.ld_x, 6);
+  const test::TestWeight w = test::random_weight(DType::BF16, c.out, c.in, 7);
+  const float sentinel = -12345.f;
+  std::vector<float> expect(c.rows * c.ld_y, sentinel);
+  ref::linear(x.data(), c.ld_x, c.rows, w.view(), expect.data(), c.ld_y);
+  std::vector<float> y0(expect.size(), sentinel);
+  for (int64_t r = 0; r < c.rows; ++r)
+    for (int64_t o = 0; o < c.out; ++o) y0[r * c.ld_y + o] = -2.f, expect[r * c.ld_y + o] -= 2.f;
+  test::DeviceWeight d_w(w);
+  test::DeviceArray<float> d_x(x), d_y(y0);
+  cuda::linear_accumulate(d_x.get(), c.ld_x, c.rows, d_w.view(), d_y.get(), c.ld_y);
+  expect_within_sum_bound(d_y.download(), expect, x, w, c, kSqrtKUlps + 1, sentinel);
 }
 
 }  // namespace

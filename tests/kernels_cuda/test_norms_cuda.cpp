@@ -1,6 +1,7 @@
 // rmsnorm and Mamba's gated RMSNorm on the GPU against the plain-loop references.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "cuda_test_util.h"
@@ -29,6 +30,13 @@ TEST(RmsnormCuda, MatchesReference) {
       test::DeviceArray<float> d_x(x), d_out(x.size());
       cuda::rmsnorm(d_x.get(), c.rows, c.dim, d_w.view(), 1e-5f, d_out.get());
       EXPECT_TRUE(test::all_close(d_out.download(), expect, kAtol, kRtol));
+      // bf16 out (what feeds the engine's GEMMs): the fp32 result rounded
+      // once (relative error <= 2^-8: bf16 has 8 significant bits), plus the fp32 bound.
+      test::DeviceArray<uint16_t> d_b(x.size());
+      cuda::rmsnorm_to(d_x.get(), c.rows, c.dim, d_w.view(), 1e-5f, d_b.get(), DType::BF16);
+      std::vector<float> got_b;
+      for (uint16_t b : d_b.download()) got_b.push_back(bf16_to_f32(b));
+      EXPECT_TRUE(test::all_close(got_b, expect, kAtol, kRtol + std::ldexp(1.0, -8)));
       cuda::rmsnorm(d_x.get(), c.rows, c.dim, d_w.view(), 1e-5f, d_x.get());  // in place
       EXPECT_TRUE(test::all_close(d_x.download(), expect, kAtol, kRtol));
     }

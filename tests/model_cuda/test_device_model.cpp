@@ -35,8 +35,8 @@ Diff compare(const std::vector<float>& got, const float* want, size_t n) {
 // applies for the same reasons (30x the measured round-off, 1e4x below what
 // a real mistake does).
 constexpr double kFp32RelTol = 2e-5;
-// bf16 GEMM inputs: every GEMM rounds its input activations to bf16 (2^-9
-// relative); through the <= 6 layers of the fixtures that moves logits by
+// bf16 GEMM inputs: every GEMM rounds its input activations to bf16 (at most
+// 2^-8 relative, typically half that); through the <= 6 layers of the fixtures that moves logits by
 // ~1e-2 of their scale; 5e-2 bounds it, still 10x below a real mistake (a
 // wrong group, a missing skip term or a conv off by one move logits by O(1)
 // of the scale).

@@ -855,8 +855,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
   }
   const bool f32_compute = compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC ||
                            compute == CUBLAS_COMPUTE_32F_FAST_TF32 || compute == CUBLAS_COMPUTE_32F_FAST_16BF;
-  const bool types_ok = Ctype == CUDA_R_32F && Atype == Btype &&
-                        (Atype == CUDA_R_32F || Atype == CUDA_R_16BF || Atype == CUDA_R_16F);
+  // C in fp32, or in bf16 for bf16 inputs (as cuBLAS's table of GemmEx types).
+  const bool types_ok = Atype == Btype && (Atype == CUDA_R_32F || Atype == CUDA_R_16BF || Atype == CUDA_R_16F) &&
+                        (Ctype == CUDA_R_32F || (Ctype == CUDA_R_16BF && Atype == CUDA_R_16BF));
   if (!f32_compute || !types_ok) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const bool use_tf32 = Atype == CUDA_R_32F && (compute == CUBLAS_COMPUTE_32F_FAST_TF32 ||
@@ -870,10 +871,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     if (!check_device_range(B, (size_t(ldb) * (b_cols - 1) + b_rows) * es_b, "cublasGemmEx", "B"))
       report("cublasGemmEx: B (%p) is not device memory", B);
   }
-  if (!check_device_range(C, (size_t(ldc) * (n - 1) + m) * 4, "cublasGemmEx", "C"))
+  if (!check_device_range(C, (size_t(ldc) * (n - 1) + m) * elem_size(Ctype), "cublasGemmEx", "C"))
     report("cublasGemmEx: C (%p) is not device memory", C);
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
-  float* c = static_cast<float*>(C);
   // Gather op(A) as m x k row-major and op(B) as n x k row-major (contiguous dots).
   std::vector<float> a(size_t(m) * k), b(size_t(n) * k);
   for (int i = 0; i < m; ++i)
@@ -900,8 +900,13 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
       }
       for (; p < k; ++p) s0 += double(ai[p]) * bj[p];
       const float dot = static_cast<float>((s0 + s1) + (s2 + s3));
-      float& out = c[size_t(i) + size_t(j) * ldc];
-      out = be == 0.f ? al * dot : al * dot + be * out;  // beta == 0: C is not read (it may hold NaN)
+      const size_t e = size_t(i) + size_t(j) * ldc;
+      // beta == 0: C is not read (it may hold NaN); a bf16 C is rounded once.
+      const float v = be == 0.f ? al * dot : al * dot + be * load_elem(C, Ctype, e);
+      if (Ctype == CUDA_R_32F)
+        static_cast<float*>(C)[e] = v;
+      else
+        static_cast<uint16_t*>(C)[e] = float_to_bf16_bits(v);
     }
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -12,7 +12,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
+
+#include "mma.cuh"
 
 static int failures = 0;
 #define CHECK(c)                                                      \
@@ -106,6 +109,41 @@ bool dies(F f) {
   int st = 0;
   waitpid(pid, &st, 0);
   return WIFSIGNALED(st);
+}
+
+// C = A (16x32) B (32x16) with the tensor-core wrappers of kernels/cuda/mma.cuh,
+// B fed two ways as the attention kernel does: from an [n][k] tile (ldmatrix)
+// and from a [k][n] tile (ldmatrix.trans). swap_a exchanges two A registers:
+// a wrong fragment must give a wrong product.
+__global__ void mma_kernel(const __nv_bfloat16* A, const __nv_bfloat16* Bnk, const __nv_bfloat16* Bkn,
+                           float* out_nk, float* out_kn, int swap_a) {
+  namespace mma = ringscan::kernels::cuda::mma;
+  __shared__ __align__(16) __nv_bfloat16 sa[16 * 32];
+  __shared__ __align__(16) __nv_bfloat16 snk[16 * 32];
+  __shared__ __align__(16) __nv_bfloat16 skn[32 * 16];
+  const int lane = threadIdx.x, j = lane / 8, r = lane % 8, g = lane / 4, t = lane % 4;
+  for (int i = lane; i < 512; i += 32) sa[i] = A[i], snk[i] = Bnk[i], skn[i] = Bkn[i];
+  __syncthreads();
+  float c1[2][4] = {}, c2[2][4] = {};
+  for (int kk = 0; kk < 2; ++kk) {
+    uint32_t a[4];
+    mma::ldmatrix_x4(a, &sa[(r + (j & 1) * 8) * 32 + kk * 16 + (j >> 1) * 8]);
+    if (swap_a) std::swap(a[1], a[2]);
+    for (int nt = 0; nt < 2; ++nt) {
+      uint32_t b[4], bt[4];
+      mma::ldmatrix_x4(b, &snk[(8 * nt + r) * 32 + kk * 16 + (j & 1) * 8]);
+      mma::ldmatrix_x4_trans(bt, &skn[(kk * 16 + (j & 1) * 8 + r) * 16 + 8 * nt]);
+      const uint32_t b01[2] = {b[0], b[1]}, bt01[2] = {bt[0], bt[1]};
+      mma::mma_bf16_16816(c1[nt], a, b01);
+      mma::mma_bf16_16816(c2[nt], a, bt01);
+    }
+  }
+  for (int nt = 0; nt < 2; ++nt)
+    for (int i = 0; i < 4; ++i) {
+      const int o = (g + (i >> 1) * 8) * 16 + 8 * nt + 2 * t + (i & 1);
+      out_nk[o] = c1[nt][i];
+      out_kn[o] = c2[nt][i];
+    }
 }
 
 int main() {
@@ -271,6 +309,41 @@ int main() {
                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_INVALID_VALUE);
           cudaFree(dA), cudaFree(dB), cudaFree(dC);
         }
+  }
+  // Tensor-core MMA and ldmatrix (kernels/cuda/mma.cuh) against plain loops.
+  {
+    std::vector<__nv_bfloat16> A(512), Bnk(512), Bkn(512);
+    for (int i = 0; i < 16; ++i)
+      for (int k = 0; k < 32; ++k) A[i * 32 + k] = __float2bfloat16(float((i * 7 + k * 3) % 11) - 5.f);
+    for (int n = 0; n < 16; ++n)
+      for (int k = 0; k < 32; ++k) {
+        const __nv_bfloat16 v = __float2bfloat16(float((n * 5 + k * 13) % 9) * 0.25f - 1.f);
+        Bnk[n * 32 + k] = v;
+        Bkn[k * 16 + n] = v;
+      }
+    __nv_bfloat16 *dA, *dBnk, *dBkn;
+    float *d1, *d2;
+    cudaMalloc(&dA, 1024), cudaMalloc(&dBnk, 1024), cudaMalloc(&dBkn, 1024);
+    cudaMalloc(&d1, 1024), cudaMalloc(&d2, 1024);
+    cudaMemcpy(dA, A.data(), 1024, cudaMemcpyHostToDevice);
+    cudaMemcpy(dBnk, Bnk.data(), 1024, cudaMemcpyHostToDevice);
+    cudaMemcpy(dBkn, Bkn.data(), 1024, cudaMemcpyHostToDevice);
+    for (int swap_a : {0, 1}) {
+      mma_kernel<<<1, 32>>>(dA, dBnk, dBkn, d1, d2, swap_a);
+      std::vector<float> g1(256), g2(256);
+      cudaMemcpy(g1.data(), d1, 1024, cudaMemcpyDeviceToHost);
+      cudaMemcpy(g2.data(), d2, 1024, cudaMemcpyDeviceToHost);
+      int wrong = 0;
+      for (int i = 0; i < 16; ++i)
+        for (int n = 0; n < 16; ++n) {
+          float s = 0.f;  // small integers and quarters: exact in fp32
+          for (int k = 0; k < 32; ++k) s += float(A[i * 32 + k]) * float(Bnk[n * 32 + k]);
+          wrong += g1[i * 16 + n] != s;
+          if (!swap_a) CHECK(g1[i * 16 + n] == s && g2[i * 16 + n] == s);
+        }
+      if (swap_a) CHECK(wrong > 0);
+    }
+    cudaFree(dA), cudaFree(dBnk), cudaFree(dBkn), cudaFree(d1), cudaFree(d2);
   }
   int count = 0;
   CHECK(cudaGetDeviceCount(&count) == cudaSuccess && count == 1);

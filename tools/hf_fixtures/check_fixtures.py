@@ -20,7 +20,7 @@ from transformers import NemotronHForCausalLM
 from transformers.models.nemotron_h import modeling_nemotron_h as mnh
 
 import nemotron_variants
-from make_fixtures import greedy_generate
+from make_fixtures import greedy_generate, load_saved
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "hf"
 # Same versions and one thread reproduce the logits bit for bit; another torch build or CPU may
@@ -195,18 +195,37 @@ def check_fixture(d):
     return worst, effects, failures
 
 
+@torch.no_grad()
+def check_bf16_fixture(d):
+    """A bf16 fixture (cases_bf16.json): its fp32 reference reproduces like an fp32 fixture's
+    logits; HF's bf16 logits, rounded at every layer, only to a quarter of their own distance from
+    the reference (another CPU may round some bf16 intermediate the other way)."""
+    meta = json.loads((d / "cases_bf16.json").read_text())
+    worst, failures = 0.0, []
+    for dtype, key in ((torch.float32, "logits"), (torch.bfloat16, "hf_bf16_logits")):
+        model = load_saved(d, dtype)
+        for case in meta["cases"]:
+            got = model(input_ids=torch.tensor([case["input_ids"]]), use_cache=False).logits[0].float().numpy()
+            diff = float(np.abs(got - np.load(d / case[key])).max())
+            tol = REPRO_TOL if key == "logits" else 0.25 * case["hf_bf16_max_abs_diff"]
+            worst = max(worst, diff) if key == "logits" else worst
+            if diff > tol:
+                failures.append(f"{case[key]}: reproduced to {diff:.3g}, not within {tol:.3g}")
+    return worst, [], failures
+
+
 def main():
     nemotron_variants.assert_torch_paths()
     nemotron_variants.install()
     torch.set_num_threads(1)
-    dirs = sorted(p for p in FIXTURES.iterdir() if (p / "cases.json").exists())
+    dirs = sorted(p for p in FIXTURES.iterdir() if (p / "cases.json").exists() or (p / "cases_bf16.json").exists())
     if not dirs:
         print(f"no fixtures under {FIXTURES}")
         return 1
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     n_fail = 0
     for d in dirs:
-        worst, effects, failures = check_fixture(d)
+        worst, effects, failures = (check_fixture if (d / "cases.json").exists() else check_bf16_fixture)(d)
         status = "FAIL" if failures else "ok"
         print(f"{d.name:16s} {status}  reproduced logits max|diff| {worst:.3g}")
         for name, effect in effects:

@@ -32,6 +32,14 @@ DT_MARGIN = 1.5
 # Far above fp32 reordering error of a reimplementation (~1e-5 on these logits).
 MIN_GREEDY_MARGIN = 3e-2
 MAX_NEW_TOKENS = 12
+# bf16 fixtures, tests/fixtures/hf/<name>_bf16/: fixture <name>'s weights rounded to bf16 and saved
+# by save_pretrained in bf16 (as real checkpoints ship), with HF's logits for its last two cases
+# (chunk+1, 3*chunk+5): in fp32 from the bf16 checkpoint loaded upcast (the reference: the upcast is
+# exact, so an fp32 engine must match it as closely as an fp32 fixture) and HF's own bf16 inference
+# (for scale). Marker file cases_bf16.json, not cases.json: what reads the fp32 fixtures (GPU
+# engine tests, check_fixtures' mutants and generations) is unchanged.
+BF16_FROM = ["groups_gqa", "mlp_first_g4"]
+BF16_CASES = 2
 
 # Each spec varies something the engine could get wrong; "why" goes into cases.json.
 SPECS = [
@@ -116,17 +124,19 @@ def build_config(spec):
 
 
 @torch.no_grad()
-def randomize(model, seed):
+def randomize(model, seed, device="cpu"):
     """Overwrite every parameter from one seeded generator. Transformers' default init makes D=1,
     norms=1, A_log=log(1..H) and small projections, which would let a wrong engine pass; these
-    scales keep every layer's contribution comparable to the residual stream."""
-    g = torch.Generator().manual_seed(seed)
+    scales keep every layer's contribution comparable to the residual stream. The generator lives
+    on `device` (the model's), so a 4B model is drawn on its GPU (the bytes then differ from a CPU
+    draw; the committed fixtures are drawn on the CPU)."""
+    g = torch.Generator(device=device).manual_seed(seed)
 
     def normal(shape, std):
-        return torch.randn(shape, generator=g) * std
+        return torch.randn(shape, generator=g, device=device) * std
 
     def uniform(shape, lo, hi):
-        return lo + (hi - lo) * torch.rand(shape, generator=g)
+        return lo + (hi - lo) * torch.rand(shape, generator=g, device=device)
 
     cfg = model.config
     for name, p in model.named_parameters():
@@ -243,26 +253,36 @@ def hub_style_config(saved):
     return cfg
 
 
-def load_saved(out_dir):
-    return NemotronHForCausalLM.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager").eval()
+def load_saved(out_dir, dtype=torch.float32):
+    return NemotronHForCausalLM.from_pretrained(out_dir, dtype=dtype, attn_implementation="eager").eval()
+
+
+def fresh_dir(out_dir):
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+
+def build_model_and_cases(spec):
+    """The fixture's model (fp32, eager attention, randomized) and its cases' ids; also returns the
+    ids generator, which goes on to draw the greedy prompts."""
+    config = build_config(spec)
+    torch.manual_seed(spec["seed"])
+    model = NemotronHForCausalLM._from_config(config, attn_implementation="eager").eval()
+    randomize(model, spec["seed"])
+    # Inputs: one generator per model, independent of the weights' generator.
+    g = torch.Generator().manual_seed(spec["seed"] + 500000)
+    cases = [{"name": f"len{L}", "input_ids": make_ids(g, L, spec["vocab"])} for L in case_lengths(spec["chunk"])]
+    return config, model, cases, g
 
 
 def build_fixture(spec):
     name = spec["name"]
     out_dir = OUT_ROOT / name
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    fresh_dir(out_dir)
 
-    config = build_config(spec)
-    torch.manual_seed(spec["seed"])
-    model = NemotronHForCausalLM._from_config(config, attn_implementation="eager").eval()
-    randomize(model, spec["seed"])
-
-    # Inputs: one generator per model, independent of the weights' generator.
-    g = torch.Generator().manual_seed(spec["seed"] + 500000)
+    config, model, cases, g = build_model_and_cases(spec)
     chunk = spec["chunk"]
-    cases = [{"name": f"len{L}", "input_ids": make_ids(g, L, spec["vocab"])} for L in case_lengths(chunk)]
     prompt_lengths = [3, chunk - 2, 2 * chunk + 3]
 
     probe = DtProbe(model)
@@ -406,10 +426,70 @@ def build_fixture(spec):
     return size
 
 
+def build_bf16_fixture(spec):
+    name = spec["name"] + "_bf16"
+    out_dir = OUT_ROOT / name
+    fresh_dir(out_dir)
+    config, model, cases, _ = build_model_and_cases(spec)
+    cases = cases[-BF16_CASES:]
+    model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
+    with open(out_dir / "model.safetensors", "rb") as f:  # header: u64 length, then JSON
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    if {v["dtype"] for k, v in header.items() if k != "__metadata__"} != {"BF16"}:
+        raise RuntimeError(f"{name}: save_pretrained did not write every tensor as BF16")
+
+    ref_model, bf16_model = load_saved(out_dir, torch.float32), load_saved(out_dir, torch.bfloat16)
+    for k, v in bf16_model.state_dict().items():  # pitfall (a): nothing re-initialised on load
+        if not torch.equal(v.float(), ref_model.state_dict()[k]) or not torch.equal(v, model.state_dict()[k]):
+            raise RuntimeError(f"{name}: reloaded parameter {k} differs from the saved bf16 one")
+    probe = DtProbe(bf16_model)  # bf16 inference computes dt in bf16: it must clear the clamp too
+    hf_bf16 = {c["name"]: logits_of(bf16_model, c["input_ids"]) for c in cases}
+    probe.remove()
+    probe_ref = DtProbe(ref_model)
+    ref = {c["name"]: logits_of(ref_model, c["input_ids"]) for c in cases}
+    probe_ref.remove()
+    lo = min(probe.lo, probe_ref.lo)
+    if lo < DT_MARGIN * config.time_step_min:
+        raise RuntimeError(f"{name}: softplus(dt + dt_bias) reached {lo:.3g}, too close to time_step_min")
+
+    entries = []
+    for c in cases:
+        lg, hb = ref[c["name"]].numpy(), hf_bf16[c["name"]].numpy()
+        np.save(out_dir / f"logits_{c['name']}.npy", lg.astype(np.float32))
+        np.save(out_dir / f"hf_bf16_logits_{c['name']}.npy", hb.astype(np.float32))
+        entries.append({
+            "name": c["name"], "length": len(c["input_ids"]), "input_ids": c["input_ids"],
+            "logits": f"logits_{c['name']}.npy", "logits_std": round(float(lg.std()), 4),
+            "hf_bf16_logits": f"hf_bf16_logits_{c['name']}.npy",
+            "hf_bf16_max_abs_diff": round(float(np.abs(hb - lg).max()), 6),
+        })
+    meta = {
+        "model": name,
+        "varies": f"the weights of fixture {spec['name']} rounded to bf16, saved as BF16 by save_pretrained",
+        "pattern": spec["pattern"],
+        "dtype": "bfloat16",
+        "produced_by": {"transformers": transformers.__version__, "torch": torch.__version__,
+                        "mamba_path": nemotron_variants.assert_torch_paths(), "attn_implementation": "eager"},
+        "logits": "HF's fp32 forward of the bf16 checkpoint loaded with dtype=float32 (exact upcast)",
+        "hf_bf16_logits": "HF's own bf16 forward of the same checkpoint (dtype=bfloat16), for scale",
+        "cases": entries,
+        "dt_softplus_range": [round(lo, 6), round(max(probe.hi, probe_ref.hi), 6)],
+        "time_step_min": config.time_step_min,
+    }
+    (out_dir / "cases_bf16.json").write_text(json.dumps(meta, indent=1) + "\n")
+    size = sum(f.stat().st_size for f in out_dir.iterdir())
+    errs = ", ".join(f"{e['hf_bf16_max_abs_diff']:.3g}" for e in entries)
+    print(f"{name:16s} {size / 1024:7.1f} KiB  HF bf16 vs fp32 max|diff| [{errs}]  dt min {lo:.4f}")
+    return size
+
+
 def main():
+    global OUT_ROOT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="names of fixtures to regenerate (default: all)")
+    parser.add_argument("--out", type=Path, default=OUT_ROOT, help=f"output folder (default: {OUT_ROOT})")
     args = parser.parse_args()
+    OUT_ROOT = args.out
     torch.set_num_threads(1)  # fixed reduction order -> reproducible bytes
     torch.use_deterministic_algorithms(True)
     nemotron_variants.assert_torch_paths()
@@ -417,9 +497,10 @@ def main():
     OUT_ROOT.mkdir(parents=True, exist_ok=True)
     total = 0
     for spec in SPECS:
-        if args.only and spec["name"] not in args.only:
-            continue
-        total += build_fixture(spec)
+        if not args.only or spec["name"] in args.only:
+            total += build_fixture(spec)
+        if spec["name"] in BF16_FROM and (not args.only or spec["name"] + "_bf16" in args.only):
+            total += build_bf16_fixture(spec)
     print(f"total {total / 1024:.1f} KiB in {OUT_ROOT}")
 
 

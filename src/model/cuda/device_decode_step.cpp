@@ -24,7 +24,6 @@ const float* DeviceModel::decode_step(const int32_t* ids, int64_t n, DeviceSeque
   if (n < 1 || n > block_)
     throw Error("decode batch of " + std::to_string(n) + " sequences: the GPU engine takes 1.." +
                 std::to_string(block_) + " at once");
-  const int64_t D = cfg_.hidden_size;
   for (int64_t i = 0; i < n; ++i) {
     // The SSM step updates each state in place: one sequence twice in a batch would race.
     for (int64_t j = 0; j < i; ++j)
@@ -56,9 +55,8 @@ const float* DeviceModel::decode_step(const int32_t* ids, int64_t n, DeviceSeque
     switch (layers_[li].kind) {
       case LayerKind::Mamba: mamba_decode(li, n, seqs, state_ptrs_ + mamba_index++ * n); break;
       case LayerKind::Attention: attention_decode(li, n, seqs); break;
-      case LayerKind::Mlp: mlp(li, normed_, n, up_, gate_, out_); break;
+      case LayerKind::Mlp: mlp(li, normed_, n, up_, gate_, h_, /*accumulate=*/true); break;
     }
-    k::add_inplace(out_, n * D, h_);
   }
   norm(-1, h_, n, h_);
   for (int64_t i = 0; i < n; ++i) ++seqs[i]->position;
@@ -90,16 +88,16 @@ void DeviceModel::mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   k::ssd_step(s, conv_, cd, dt_, static_cast<const float*>(L.A.data), conv_ + di, cd, conv_ + di + GN, cd, d_states,
               y_, di);
-  mamba_out(layer, n, b, out_);
+  mamba_out(layer, n, b, h_, /*accumulate=*/true);
 }
 
 void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* seqs) {
   const ModelConfig& m = cfg_;
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
   // Projections for all rows at once; RoPE per row below, at each sequence's own position.
-  linear(normed_, D, n, layers_[layer].q, q_, qd);
-  linear(normed_, D, n, layers_[layer].k, k_, kvd);
-  linear(normed_, D, n, layers_[layer].v, v_, kvd);
+  linear(normed_, act_dtype(), D, n, layers_[layer].q, q_, qd);
+  linear(normed_, act_dtype(), D, n, layers_[layer].k, k_, kvd);
+  linear(normed_, act_dtype(), D, n, layers_[layer].v, v_, kvd);
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
   k::attention_init(s, n, acc_, m_, l_);
@@ -122,7 +120,7 @@ void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* 
                        scale, /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads);
   }
   k::attention_finalize(s, n, acc_, l_, y_, qd);
-  attention_out(layer, n, AttentionBuffers{q_, k_, v_, y_}, out_);
+  attention_out(layer, n, AttentionBuffers{q_, k_, v_, y_}, h_, /*accumulate=*/true);
 }
 
 }  // namespace ringscan

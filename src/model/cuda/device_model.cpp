@@ -19,6 +19,7 @@
 #include "kernels/sampling.h"
 #include "kernels/ssd_scan.h"
 #include "model/cuda/device_model_impl.h"
+#include "model/device_profiler.h"
 
 namespace ringscan {
 
@@ -33,12 +34,19 @@ DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
 
 DeviceModel::~DeviceModel() = default;
 
-void DeviceModel::linear(const float* d_x, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y,
-                         int64_t ld_y) {
-  if (gemm_ == GemmInputs::Bf16)
-    k::linear_bf16(d_x, ld_x, rows, w, d_y, ld_y);
+void DeviceModel::linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y,
+                         int64_t ld_y, bool accumulate) {
+  if (gemm_ == GemmInputs::Bf16) {
+    k::gemm_bf16(d_x, x_dtype, ld_x, rows, w, d_y, DType::F32, ld_y, accumulate,
+                 kernels::Workspace{gemm_ws_, gemm_ws_bytes_}, nullptr);
+    return;
+  }
+  if (x_dtype != DType::F32) throw Error("internal: the fp32 GEMM path was given " + std::string(dtype_name(x_dtype)));
+  const float* x = static_cast<const float*>(d_x);
+  if (accumulate)
+    k::linear_accumulate(x, ld_x, rows, w, d_y, ld_y);
   else
-    k::linear(d_x, ld_x, rows, w, d_y, ld_y);
+    k::linear(x, ld_x, rows, w, d_y, ld_y);
 }
 
 void DeviceModel::init_caches(DeviceSequence& seq) const {
@@ -95,34 +103,46 @@ void DeviceModel::embed(const int32_t* ids, int64_t n, float* d_out) {
 }
 
 void DeviceModel::norm(int layer, const float* d_h, int64_t n, float* d_out) {
-  k::rmsnorm(d_h, n, cfg_.hidden_size, layer < 0 ? norm_f_ : layers_[layer].norm, cfg_.norm_eps, d_out);
+  if (layer < 0)
+    k::rmsnorm(d_h, n, cfg_.hidden_size, norm_f_, cfg_.norm_eps, d_out);
+  else
+    k::rmsnorm_to(d_h, n, cfg_.hidden_size, layers_[layer].norm, cfg_.norm_eps, d_out, act_dtype());
+}
+
+void DeviceModel::mark(const char* label) {
+  if (prof_) prof_->mark(label);
 }
 
 void DeviceModel::forward(const int32_t* ids, int64_t n, DeviceSequence& seq, const BlockSink& sink) {
-  const int64_t D = cfg_.hidden_size;
   init_caches(seq);
+  mark("(before forward)");
   for (int64_t b0 = 0; b0 < n; b0 += block_) {
     const int64_t nb = std::min(block_, n - b0), pos0 = seq.position;
     embed(ids + b0, nb, h_);
+    mark("embed");
     for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
       norm(i, h_, nb, normed_);
+      mark("norm");
+      // Each mixer's last GEMM adds into the residual stream h_ (its epilogue).
       switch (layers_[i].kind) {
         case LayerKind::Mamba: mamba_block(i, seq.layers[i], nb); break;
         case LayerKind::Attention: attention_block(i, seq.layers[i], nb, pos0); break;
-        case LayerKind::Mlp: mlp(i, normed_, nb, up_, gate_, out_); break;
+        case LayerKind::Mlp: mlp(i, normed_, nb, up_, gate_, h_, /*accumulate=*/true); break;
       }
-      k::add_inplace(out_, nb * D, h_);
     }
     norm(-1, h_, nb, h_);
+    mark("norm");
     seq.position += nb;
     if (sink) sink(b0, nb, h_);
+    mark("block sink (lm_head, log-probs)");
   }
 }
 
 // --- Mamba ---------------------------------------------------------------------------
 
-void DeviceModel::mamba_in_proj(int layer, const float* d_x, int64_t n, const MambaBuffers& b) {
-  linear(d_x, cfg_.hidden_size, n, layers_[layer].in_proj, b.proj, cfg_.in_proj_dim());
+void DeviceModel::mamba_in_proj(int layer, const void* d_x, int64_t n, const MambaBuffers& b) {
+  linear(d_x, act_dtype(), cfg_.hidden_size, n, layers_[layer].in_proj, b.proj, cfg_.in_proj_dim());
+  mark("mamba in_proj GEMM");
 }
 
 void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
@@ -133,9 +153,13 @@ void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const
   const int64_t GN = m.n_groups * m.ssm_state;
   k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv);
   k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt);
+  mark("mamba conv1d + dt");
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
-  k::ssd_scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init,
-              b.y, di, d_final);
+  // bf16 GEMM inputs: the scan's GEMM stages on the tensor cores too.
+  const auto scan = gemm_ == GemmInputs::Bf16 ? k::ssd_scan_bf16 : k::ssd_scan;
+  scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y,
+       di, d_final, kernels::Workspace{ssd_ws_, ssd_ws_bytes_}, nullptr);
+  mark("mamba SSD scan");
 }
 
 const std::vector<float>& DeviceModel::mamba_A(int layer) const { return layers_[layer].A_host; }
@@ -148,13 +172,15 @@ void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_in
                           b.y, di, nullptr);
 }
 
-void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out) {
+void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate) {
   const ModelConfig& m = cfg_;
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim();
   k::head_scale_add(b.conv, cd, n, m.mamba_heads, m.mamba_head_dim, static_cast<const float*>(L.D.data), b.y);
   k::gated_rmsnorm(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.y);
-  linear(b.y, di, n, L.out_proj, d_out, m.hidden_size);
+  mark("mamba D skip + gated norm");
+  linear(b.y, DType::F32, di, n, L.out_proj, d_out, m.hidden_size, accumulate);
+  mark("mamba out_proj GEMM");
 }
 
 // One block of a sequence on one device: the phases around its own cache.
@@ -182,26 +208,29 @@ void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
       cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, 0), "conv history");
     }
   }
-  mamba_out(layer, n, b, out_);
+  mark("mamba conv history");
+  mamba_out(layer, n, b, h_, /*accumulate=*/true);
 }
 
 // --- Attention -----------------------------------------------------------------------
 
-void DeviceModel::attention_qkv(int layer, const float* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b) {
+void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b) {
   const ModelConfig& m = cfg_;
   const Layer& L = layers_[layer];
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
-  linear(d_x, D, n, L.q, b.q, qd);
-  linear(d_x, D, n, L.k, b.k, kvd);
-  linear(d_x, D, n, L.v, b.v, kvd);
+  linear(d_x, act_dtype(), D, n, L.q, b.q, qd);
+  linear(d_x, act_dtype(), D, n, L.k, b.k, kvd);
+  linear(d_x, act_dtype(), D, n, L.v, b.v, kvd);
   if (m.rope) {
     k::rope(b.q, qd, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
     k::rope(b.k, kvd, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
   }
+  mark("attention Q/K/V GEMMs");
 }
 
-void DeviceModel::attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out) {
-  linear(b.y, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size);
+void DeviceModel::attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out, bool accumulate) {
+  linear(b.y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size, accumulate);
+  mark("attention o_proj GEMM");
 }
 
 void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0) {
@@ -215,35 +244,62 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, k_, bytes, cudaMemcpyDeviceToDevice, 0), "K append");
   cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, v_, bytes, cudaMemcpyDeviceToDevice, 0), "V append");
   c.kv_rows += n;
+  mark("attention KV append");
 
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
   // Keys after the block's last query are masked anyway.
   const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
   k::attention_init(s, n, acc_, m_, l_);
-  k::attention_block(s, q_, qd, n, pos0, c.k.as<float>(), kvd, c.v.as<float>(), kvd, visible, c.kv_pos0, scale,
-                     /*causal=*/true, acc_, m_, l_);
+  attention_fold(q_, qd, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
   k::attention_finalize(s, n, acc_, l_, y_, qd);
-  attention_out(layer, n, b, out_);
+  mark("attention kernel");
+  attention_out(layer, n, b, h_, /*accumulate=*/true);
+}
+
+void DeviceModel::attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int64_t q_pos0, const float* d_k,
+                                 const float* d_v, int64_t ld_kv, int64_t lk, int64_t k_pos0, float* d_acc, float* d_m,
+                                 float* d_l) {
+  const kernels::AttentionShape s{cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
+  if (gemm_ == GemmInputs::Bf16)
+    k::attention_block_mma(s, DType::F32, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale,
+                           /*causal=*/true, d_acc, d_m, d_l, kernels::Workspace{attn_ws_, attn_ws_bytes_}, nullptr);
+  else
+    k::attention_block(s, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale, /*causal=*/true, d_acc,
+                       d_m, d_l);
 }
 
 // --- MLP -----------------------------------------------------------------------------
 
-void DeviceModel::mlp(int layer, const float* d_x, int64_t n, float* d_up, float* d_gate, float* d_out) {
+void DeviceModel::mlp(int layer, const void* d_x, int64_t n, float* d_up, float* d_gate, float* d_out,
+                      bool accumulate) {
   const Layer& L = layers_[layer];
   const int64_t D = cfg_.hidden_size, I = cfg_.intermediate_size;
-  linear(d_x, D, n, L.up, d_up, I);
+  if (cfg_.mlp == MlpKind::Relu2 && gemm_ == GemmInputs::Bf16) {
+    // up writes bf16, relu^2 stays bf16 in place, down reads it: the inner
+    // activation makes one bf16 round trip instead of fp32 ones plus a cast.
+    k::gemm_bf16(d_x, act_dtype(), D, n, L.up, d_up, DType::BF16, I, false, kernels::Workspace{gemm_ws_, gemm_ws_bytes_},
+                 nullptr);
+    k::relu_squared_bf16(d_up, n * I);
+    mark("mlp up GEMM + activation");
+    linear(d_up, DType::BF16, I, n, L.down, d_out, D, accumulate);
+    mark("mlp down GEMM");
+    return;
+  }
+  linear(d_x, act_dtype(), D, n, L.up, d_up, I);
   if (cfg_.mlp == MlpKind::Relu2) {
     k::relu_squared(d_up, n * I);
   } else {
-    linear(d_x, D, n, L.gate, d_gate, I);
+    linear(d_x, act_dtype(), D, n, L.gate, d_gate, I);
     k::silu_mul(d_gate, d_up, n * I, d_up);
   }
-  linear(d_up, I, n, L.down, d_out, D);
+  mark("mlp up GEMM + activation");
+  linear(d_up, DType::F32, I, n, L.down, d_out, D, accumulate);
+  mark("mlp down GEMM");
 }
 
 void DeviceModel::logits(const float* d_hidden, int64_t n, float* d_logits) {
-  linear(d_hidden, cfg_.hidden_size, n, lm_head_, d_logits, cfg_.vocab_size);
+  linear(d_hidden, DType::F32, cfg_.hidden_size, n, lm_head_, d_logits, cfg_.vocab_size);
 }
 
 std::vector<float> DeviceModel::logits_to_host(const float* d_hidden, int64_t n) {

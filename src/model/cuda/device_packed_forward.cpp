@@ -41,29 +41,26 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
           mamba_scan(layer, n, nullptr, nullptr, MambaBuffers{proj_ + r * P, conv_ + r * cd, dt_ + r * H, y_ + r * di},
                      nullptr);
         }
-        mamba_out(layer, N, all, out_);
+        mamba_out(layer, N, all, h_, /*accumulate=*/true);
         break;
       }
       case LayerKind::Attention: {
         const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
-        const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
         for (size_t i = 0; i < seqs.size(); ++i) {
           const int64_t r = row0[i], n = row0[i + 1] - r;
           if (n == 0) continue;
           // Per sequence: RoPE restarts at position 0 for each.
           const AttentionBuffers b{q_ + r * qd, k_ + r * kvd, v_ + r * kvd, y_ + r * qd};
-          attention_qkv(layer, normed_ + r * D, n, 0, b);
+          attention_qkv(layer, act_row(normed_, r, D), n, 0, b);
           k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
-          k::attention_block(s, b.q, qd, n, 0, b.k, kvd, b.v, kvd, n, 0, scale, /*causal=*/true, acc_ + r * qd,
-                             m_ + r * m.num_heads, l_ + r * m.num_heads);
+          attention_fold(b.q, qd, n, 0, b.k, b.v, kvd, n, 0, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
           k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, b.y, qd);
         }
-        attention_out(layer, N, AttentionBuffers{q_, k_, v_, y_}, out_);
+        attention_out(layer, N, AttentionBuffers{q_, k_, v_, y_}, h_, /*accumulate=*/true);
         break;
       }
-      case LayerKind::Mlp: mlp(layer, normed_, N, up_, gate_, out_); break;
+      case LayerKind::Mlp: mlp(layer, normed_, N, up_, gate_, h_, /*accumulate=*/true); break;
     }
-    k::add_inplace(out_, N * D, h_);
   }
   norm(-1, h_, N, h_);
   for (size_t i = 0; i < seqs.size(); ++i) sink(i, h_ + row0[i] * D);

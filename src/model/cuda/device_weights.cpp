@@ -145,14 +145,20 @@ void DeviceModel::layout_arena() {
     uint64_t bytes;
   };
   auto f = [](float*& p, int64_t elems) { return Slot{reinterpret_cast<void**>(&p), uint64_t(elems) * 4}; };
-  const Slot slots[] = {f(h_, a.h),         f(normed_, a.normed), f(out_, a.out),     f(proj_, a.proj),
+  const Slot slots[] = {f(h_, a.h),         f(normed_, a.normed), f(proj_, a.proj),
                         f(conv_, a.conv),   f(dt_, a.dt),         f(y_, a.y),         f(q_, a.q),
                         f(k_, a.k),         f(v_, a.v),           f(acc_, a.acc),     f(m_, a.m),
                         f(l_, a.l),         f(up_, a.up),         f(gate_, a.gate),   f(hist_tmp_, a.hist_tmp),
                         f(logits_, a.logits), f(logprob_, a.logprob),
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
                         {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
-                        {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)}};
+                        {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)},
+                        {&attn_ws_, uint64_t(a.attn_ws)},
+                        {&gemm_ws_, uint64_t(a.gemm_ws)},
+                        {&ssd_ws_, uint64_t(a.ssd_ws)}};
+  attn_ws_bytes_ = uint64_t(a.attn_ws);
+  gemm_ws_bytes_ = uint64_t(a.gemm_ws);
+  ssd_ws_bytes_ = uint64_t(a.ssd_ws);
   arena_ = DeviceBuffer(a.bytes(), "the activation arena (" + std::to_string(block_) + "-token blocks)");
   uint64_t off = 0;
   for (const Slot& s : slots) {

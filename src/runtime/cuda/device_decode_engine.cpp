@@ -1,6 +1,7 @@
 #include <cuda_runtime.h>
 
 #include "model/device_model.h"
+#include "runtime/cuda/device_final_hidden.h"
 #include "runtime/decode_engine.h"
 #include "util/error.h"
 
@@ -19,12 +20,14 @@ class DeviceDecodeEngine final : public DecodeEngine {
   int64_t vocab_size() const override { return model_.config().vocab_size; }
   int64_t max_batch() const override { return model_.block_tokens(); }
 
-  std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt) override {
+  std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt,
+                                    const LogitsSink* prompt_logits = nullptr) override {
     const int64_t L = prompt.size(), D = model_.config().hidden_size;
     auto s = std::make_unique<GpuSequence>();
     s->seq = model_.new_sequence(L + 256);  // room for the first new tokens; the caches grow past it
     s->last_hidden = DeviceBuffer(uint64_t(D) * 4, "a sequence's last hidden row");
-    model_.forward(prompt.data(), L, s->seq, [&](int64_t, int64_t rows, const float* d_hidden) {
+    model_.forward(prompt.data(), L, s->seq, [&](int64_t row0, int64_t rows, const float* d_hidden) {
+      if (prompt_logits) prompt_logits->feed(row0, DeviceFinalHidden(model_, d_hidden, rows));
       const cudaError_t e = cudaMemcpyAsync(s->last_hidden.get(), d_hidden + (rows - 1) * D, D * 4,
                                             cudaMemcpyDeviceToDevice, 0);
       if (e != cudaSuccess) throw Error(std::string("CUDA: last hidden row copy failed: ") + cudaGetErrorString(e));

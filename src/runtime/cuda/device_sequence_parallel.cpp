@@ -31,7 +31,7 @@ void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 
 // queries (kept across the ring); shared: the rest, sized for the longest piece.
 struct DeviceSequenceParallelForward::Scratch {
   std::vector<DeviceBuffer> proj, conv, dt, y, q;
-  DeviceBuffer normed, out, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv, kv_recv2;
+  DeviceBuffer normed, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv, kv_recv2;
 };
 
 DeviceSequenceParallelForward::DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm,
@@ -77,7 +77,6 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
     S.q.push_back(f(n * qd, "sequence-parallel queries"));
   }
   S.normed = f(longest * D, "normed inputs");
-  S.out = f(longest * D, "mixer outputs");
   // The MLP runs in row blocks: its [rows, intermediate] activations are the widest.
   const int64_t mlp_rows = std::min(longest, model_.block_tokens());
   S.up = f(mlp_rows * I, "MLP activations");
@@ -127,17 +126,16 @@ void DeviceSequenceParallelForward::mlp_layer(int layer, std::vector<DevicePiece
     model_.norm(layer, p.d_hidden(), n, S.normed.as<float>());
     for (int64_t r0 = 0; r0 < n; r0 += model_.block_tokens()) {
       const int64_t nr = std::min(model_.block_tokens(), n - r0);
-      model_.mlp(layer, S.normed.as<float>() + r0 * D, nr, S.up.as<float>(), S.gate.as<float>(),
-                 S.out.as<float>() + r0 * D);
+      model_.mlp(layer, model_.act_row(S.normed.get(), r0, D), nr, S.up.as<float>(), S.gate.as<float>(),
+                 p.hidden.as<float>() + r0 * D, /*accumulate=*/true);
     }
-    kernels::cuda::add_inplace(S.out.as<float>(), n * D, p.hidden.as<float>());
   }
 }
 
 void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePiece>& pieces) {
   const ModelConfig& c = model_.config();
   Scratch& S = *scratch_;
-  const int64_t H = c.mamba_heads, di = c.d_inner(), cd = c.conv_dim(), P = c.in_proj_dim(), D = c.hidden_size;
+  const int64_t H = c.mamba_heads, di = c.d_inner(), cd = c.conv_dim(), P = c.in_proj_dim();
   const int64_t K1 = c.conv_kernel - 1;
   const size_t state_elems = static_cast<size_t>(c.mamba_head_dim * c.ssm_state);
   const size_t np = pieces.size();
@@ -183,8 +181,7 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     if (n == 0) continue;
     to_device(S.incoming.as<float>(), states.incoming[i].data(), states.incoming[i].size());
     model_.mamba_state_correction(layer, n, S.incoming.as<float>(), buffers(i));
-    model_.mamba_out(layer, n, buffers(i), S.out.as<float>());
-    kernels::cuda::add_inplace(S.out.as<float>(), n * D, pieces[i].hidden.as<float>());
+    model_.mamba_out(layer, n, buffers(i), pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
 }
 
@@ -192,7 +189,6 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
   const ModelConfig& c = model_.config();
   Scratch& S = *scratch_;
   const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, Hq = c.num_heads;
-  const int64_t D = c.hidden_size;
   const int me = comm_.rank();
   const size_t np = pieces.size();
   const int64_t my_rows = layout_.tokens_of(me);
@@ -212,7 +208,6 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     r += n;
   }
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   float *acc = S.acc.as<float>(), *m = S.m.as<float>(), *l = S.l.as<float>();
   kernels::cuda::attention_init(shape, my_rows, acc, m, l);
   // Every (query piece, visible key segment) pair of src's block, on the device.
@@ -220,9 +215,8 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     const int64_t src_rows = layout_.tokens_of(src);
     for_each_visible_pair(layout_, src, mine_, [&](size_t i, const Segment& kseg, int64_t kr) {
       const Segment& q = pieces[i].seg;
-      kernels::cuda::attention_block(shape, S.q[i].as<float>(), qd, q.len, q.begin, kv + kr * kvd, kvd,
-                                     kv + (src_rows + kr) * kvd, kvd, kseg.len, kseg.begin, scale, /*causal=*/true,
-                                     acc + row0[i] * qd, m + row0[i] * Hq, l + row0[i] * Hq);
+      model_.attention_fold(S.q[i].as<float>(), qd, q.len, q.begin, kv + kr * kvd, kv + (src_rows + kr) * kvd, kvd,
+                            kseg.len, kseg.begin, acc + row0[i] * qd, m + row0[i] * Hq, l + row0[i] * Hq);
     });
   };
   const std::string label = traffic_label(layer, "ring");
@@ -247,8 +241,7 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     if (n == 0) continue;
     const DeviceModel::AttentionBuffers b{S.q[i].as<float>(), nullptr, nullptr, S.y[i].as<float>()};
     kernels::cuda::attention_finalize(shape, n, acc + row0[i] * qd, l + row0[i] * Hq, b.y, qd);
-    model_.attention_out(layer, n, b, S.out.as<float>());
-    kernels::cuda::add_inplace(S.out.as<float>(), n * D, pieces[i].hidden.as<float>());
+    model_.attention_out(layer, n, b, pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
 }
 

@@ -1,0 +1,127 @@
+// The GPU backend (CUDA builds): the DeviceModel (model/device_model.h), the
+// GPU sequence-parallel runner (device_sequence_parallel.h) with, for --comm
+// nccl, one NCCL communicator per group size for its K/V ring, and budgets
+// from the GPU's memory.
+#include <algorithm>
+#include <map>
+
+#include "comm/mpi_communicator.h"
+#ifdef RINGSCAN_HAVE_NCCL
+#include "comm/nccl_communicator.h"
+#endif
+#include "model/device_model.h"
+#include "model/memory_plan.h"
+#include "runtime/backend.h"
+#include "runtime/cuda/device_final_hidden.h"
+#include "runtime/device_sequence_parallel.h"
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+
+constexpr const char* kNoDecodeAfterSp =
+    "decoding after a sequence-parallel prefill runs on the CPU engine only in this version";
+
+class GpuForwardedSegments final : public ForwardedSegments {
+ public:
+  GpuForwardedSegments(DeviceModel& model, std::vector<DevicePiece> pieces) : pieces_(std::move(pieces)) {
+    for (const DevicePiece& p : pieces_) hidden_.emplace_back(model, p.d_hidden(), p.seg.len);
+  }
+  size_t size() const override { return pieces_.size(); }
+  const Segment& segment(size_t i) const override { return pieces_[i].seg; }
+  const FinalHidden& hidden(size_t i) const override { return hidden_[i]; }
+  SequenceParallelDecodeState take_decode_state() override { throw Error(kNoDecodeAfterSp); }
+
+ private:
+  std::vector<DevicePiece> pieces_;
+  std::vector<DeviceFinalHidden> hidden_;  // views of pieces_
+};
+
+class GpuBackend final : public ComputeBackend {
+ public:
+  GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl_ring)
+      : gpu_(model, DeviceModelOptions{}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_ring_(nccl_ring) {}
+
+  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const override {
+    const ModelConfig& c = gpu_.config();
+    uint64_t memory = memory_bytes;
+    if (memory == 0) {  // 90% of what is free plus what the engine holds, shared by the ranks on this GPU
+      const uint64_t sharing = static_cast<uint64_t>((std::max(1, ranks_on_node) + gpus_visible_ - 1) / gpus_visible_);
+      memory = (device_memory().free_bytes + gpu_.weight_bytes() + gpu_.arena_bytes()) / 10 * 9 / sharing;
+    }
+    // A segment's plan at two lengths gives the per-token and the fixed costs.
+    const DeviceMemoryPlan a = plan_device_memory(c, 1024, 2, gpu_.block_tokens()),
+                           b = plan_device_memory(c, 2048, 2, gpu_.block_tokens());
+    const uint64_t per_token = std::max<uint64_t>((b.total() - a.total()) / 1024, 1), fixed = a.total() - per_token * 1024;
+    if (per_token_bytes) *per_token_bytes = per_token;
+    return memory <= fixed ? 1 : static_cast<int64_t>((memory - fixed) / per_token);
+  }
+
+  DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want) override {
+    DocumentValuesBuilder values(ids, gpu_.config().hidden_size, want);
+    if (ids.empty()) return values.take();
+    DeviceSequence seq = gpu_.new_sequence(static_cast<int64_t>(ids.size()));
+    gpu_.forward(ids.data(), static_cast<int64_t>(ids.size()), seq,
+                 [&](int64_t row0, int64_t rows, const float* d_hidden) {
+                   values.add(row0, DeviceFinalHidden(gpu_, d_hidden, rows));
+                 });
+    return values.take();
+  }
+
+  std::vector<DocumentValues> compute_packed(const std::vector<std::vector<int32_t>>& docs,
+                                             const WantedOutputs& want) override {
+    std::vector<DocumentValues> out(docs.size());
+    gpu_.forward_packed(docs, [&](size_t i, const float* d_hidden) {
+      DocumentValuesBuilder values(docs[i], gpu_.config().hidden_size, want);
+      values.add(0, DeviceFinalHidden(gpu_, d_hidden, static_cast<int64_t>(docs[i].size())));
+      out[i] = values.take();
+    });
+    return out;
+  }
+
+  std::unique_ptr<ForwardedSegments> forward_sp(comm::Communicator& group, const SequenceLayout& layout,
+                                                const SegmentIds& segment_ids, bool keep_decode_state) override {
+    if (keep_decode_state) throw Error(kNoDecodeAfterSp);
+    auto pieces = DeviceSequenceParallelForward(gpu_, group, layout, ring_comm(group)).run(segment_ids);
+    return std::make_unique<GpuForwardedSegments>(gpu_, std::move(pieces));
+  }
+
+  DecodeEngine& decode_engine() override {
+    if (!decode_) decode_ = make_device_decode_engine(gpu_);
+    return *decode_;
+  }
+
+ private:
+  // The device-memory communicator for the K/V ring of `group` (--comm nccl),
+  // made once per group size; null: the ring goes through `group` (MPI).
+  // Collective over `group`.
+  comm::Communicator* ring_comm(comm::Communicator& group) {
+    if (!nccl_ring_) return nullptr;
+#ifdef RINGSCAN_HAVE_NCCL
+    auto& slot = ring_comms_[group.size()];
+    if (!slot) {
+      auto* mpi = dynamic_cast<comm::MpiCommunicator*>(&group);
+      if (!mpi) throw Error("--comm nccl: a sequence-parallel group must be an MPI communicator to start NCCL from");
+      slot = comm::NcclCommunicator::create(mpi->mpi_comm());
+    }
+    return slot.get();
+#else
+    throw Error("--comm nccl: this ringscan was built without NCCL");
+#endif
+  }
+
+  DeviceModel gpu_;
+  int gpus_visible_;
+  bool nccl_ring_;
+  std::map<int, std::unique_ptr<comm::Communicator>> ring_comms_;  // by group size
+  std::unique_ptr<DecodeEngine> decode_;
+};
+
+}  // namespace
+
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl_ring) {
+  return std::make_unique<GpuBackend>(model, choice, nccl_ring);
+}
+
+}  // namespace ringscan

@@ -1,0 +1,75 @@
+#include "runtime/engine.h"
+
+#include "runtime/backend.h"
+#include "util/error.h"
+
+namespace ringscan {
+
+Engine::Engine(const std::string& device, const std::string& comm, int local_rank)
+    : choice_(choose_device(device, local_rank)), comm_(comm) {
+  if (comm != "auto" && comm != "mpi" && comm != "nccl") throw Error("--comm " + comm + " is not one of auto, mpi, nccl");
+  if (comm == "nccl" && !on_gpu())
+    throw Error("--comm nccl needs the GPU engine, and this rank runs on the CPU (" + choice_.why_cpu + ")");
+  if (comm == "nccl" && !built_with_nccl()) throw Error("--comm nccl: this ringscan was built without NCCL");
+}
+
+void Engine::agree(comm::Communicator& world) {
+  int64_t some_cpu = on_gpu() ? 0 : 1;
+  world.all_reduce(&some_cpu, 1, comm::ReduceOp::max);
+  if (on_gpu() && some_cpu) {
+    choice_ = DeviceChoice{};
+    choice_.label = "cpu";
+    choice_.why_cpu = "not every rank has a usable GPU";
+  }
+  if (comm_ == "nccl" && !on_gpu()) throw Error("--comm nccl needs the GPU engine on every rank: not every rank has a usable GPU");
+}
+
+Engine::~Engine() = default;
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+
+void Engine::prepare(Model& model) {
+  model_ = &model;
+  backend_ = on_gpu() ? make_gpu_backend(model, choice_, comm_ == "nccl") : make_cpu_backend(model);
+}
+
+ComputeBackend& Engine::backend() const {
+  if (!backend_) throw Error("internal: the engine was used before prepare()");
+  return *backend_;
+}
+
+int64_t Engine::token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const {
+  return backend().token_budget(memory_bytes, ranks_on_node, per_token_bytes);
+}
+
+DocumentValues Engine::compute(const std::vector<int32_t>& ids, const WantedOutputs& want) {
+  return backend().compute(ids, want);
+}
+
+std::vector<DocumentValues> Engine::compute_packed(const std::vector<std::vector<int32_t>>& docs,
+                                                   const WantedOutputs& want) {
+  return backend().compute_packed(docs, want);
+}
+
+std::unique_ptr<ForwardedSegments> Engine::forward_sp(
+    comm::Communicator& group, const SequenceLayout& layout,
+    const std::function<std::vector<int32_t>(const Segment&)>& segment_ids, bool keep_decode_state) {
+  return backend().forward_sp(group, layout, segment_ids, keep_decode_state);
+}
+
+DocumentValues Engine::compute_sp(comm::Communicator& group, const SequenceLayout& layout,
+                                  const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
+                                  const WantedOutputs& want) {
+  // Each of this rank's segments' ids with the next segment's first id (its
+  // last position's target); the forward takes the segment's own ids.
+  std::vector<std::vector<int32_t>> with_next;
+  auto mine = forward_sp(group, layout, [&](const Segment& s) {
+    with_next.push_back(segment_ids(s));
+    return std::vector<int32_t>(with_next.back().begin(), with_next.back().begin() + s.len);
+  }, false);
+  return gather_document_values(group, layout, *mine, with_next, model_->config().hidden_size, want);
+}
+
+DecodeEngine& Engine::decode_engine() { return backend().decode_engine(); }
+
+}  // namespace ringscan

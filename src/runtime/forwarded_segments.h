@@ -1,0 +1,26 @@
+// This rank's segments after a sequence-parallel forward (Engine::forward_sp),
+// with their final hidden states on whichever backend ran it.
+#pragma once
+#include <cstddef>
+
+#include "runtime/final_hidden.h"
+#include "runtime/layout.h"
+#include "runtime/sequence_parallel.h"
+
+namespace ringscan {
+
+class ForwardedSegments {
+ public:
+  virtual ~ForwardedSegments() = default;
+  // This rank's segments, in layout.segments_of(rank) order.
+  virtual size_t size() const = 0;
+  virtual const Segment& segment(size_t i) const = 0;
+  // Segment i's final hidden states, [segment(i).len, hidden].
+  virtual const FinalHidden& hidden(size_t i) const = 0;
+  // What a ShardedDecoder continues the sequence from (runtime/decode.h),
+  // moved out; only after a forward_sp that kept it, on the CPU engine (an
+  // Error says so otherwise).
+  virtual SequenceParallelDecodeState take_decode_state() = 0;
+};
+
+}  // namespace ringscan
