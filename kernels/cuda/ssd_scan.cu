@@ -38,6 +38,7 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/mma.cuh"
 #include "ssd_scan.h"
+#include "ssd_stages.h"
 
 namespace ringscan::kernels::cuda {
 namespace {
@@ -474,7 +475,7 @@ void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float*
   check_shape(s, "cuda::ssd_scan");
   if (s.chunk <= 0) throw std::invalid_argument("cuda::ssd_scan: expected chunk > 0");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
-  const int64_t hpg = H / G, state_elems = H * P * N;
+  const int64_t state_elems = H * P * N;
   if (L == 0) {  // the state passes through unchanged
     if (final_state && init_state != final_state) {
       if (init_state)
@@ -507,7 +508,6 @@ void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float*
         reinterpret_cast<float*>(base + lay.states), reinterpret_cast<float*>(base + lay.cb),
         multi_pass ? reinterpret_cast<float*>(base + lay.carry) : nullptr};
 
-  const int64_t q_tiles = tiles(Q);
   for (int64_t chunk0 = 0; chunk0 < total_chunks; chunk0 += max_chunks) {
     const int64_t nc = std::min(max_chunks, total_chunks - chunk0);
     const int64_t t0 = chunk0 * Q, Lp = std::min(nc * Q, L - t0);  // this pass's tokens
@@ -519,29 +519,114 @@ void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float*
     const float* Bp = B + t0 * ld_b;
     const float* Cp = C + t0 * ld_c;
     float* yp = y + t0 * ld_y;
-    const unsigned chunks = static_cast<unsigned>(nc);
-
-    chunk_cumsum_kernel<<<chunks, 128, 0, stream>>>(Lp, H, Q, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay);
-    detail::check_launch("ssd_scan");
-    const dim3 cb_grid(static_cast<unsigned>(q_tiles * q_tiles), static_cast<unsigned>(G), chunks);
-    chunk_cb_kernel<kMma><<<cb_grid, kThreads, 0, stream>>>(Lp, G, N, Q, Bp, ld_b, Cp, ld_c, buf.cb);
-    detail::check_launch("ssd_scan");
-    const dim3 state_grid(static_cast<unsigned>(tiles(P) * tiles(N)), static_cast<unsigned>(H), chunks);
-    chunk_state_kernel<kMma><<<state_grid, kThreads, 0, stream>>>(Lp, H, P, hpg, N, Q, xp, ld_x, Bp, ld_b, buf.w,
-                                                                  buf.states);
-    detail::check_launch("ssd_scan");
-    state_passing_kernel<<<detail::grid_for(state_elems, 256), 256, 0, stream>>>(
-        nc, H, P * N, buf.decay, pass_init, buf.states, pass_final);
-    detail::check_launch("ssd_scan");
-    const dim3 scan_grid(static_cast<unsigned>(q_tiles * tiles(P)), static_cast<unsigned>(H), chunks);
-    chunk_scan_kernel<kMma><<<scan_grid, kThreads, 0, stream>>>(Lp, H, P, hpg, G, N, Q, xp, ld_x, dtp, Cp, ld_c, buf.cs,
-                                                                buf.exp_cs, buf.cb, buf.states, pass_init != nullptr,
-                                                                yp, ld_y);
-    detail::check_launch("ssd_scan");
+    const SsdShape ps{Lp, H, P, G, N, Q};  // this pass
+    ssd_chunk_cumsum(ps, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay, stream);
+    (kMma ? ssd_chunk_cb_bf16 : ssd_chunk_cb)(ps, Bp, ld_b, Cp, ld_c, buf.cb, stream);
+    (kMma ? ssd_chunk_state_bf16 : ssd_chunk_state)(ps, xp, ld_x, Bp, ld_b, buf.w, buf.states, stream);
+    ssd_state_passing(ps, buf.decay, pass_init, buf.states, pass_final, stream);
+    (kMma ? ssd_chunk_scan_bf16 : ssd_chunk_scan)(ps, xp, ld_x, dtp, Cp, ld_c, buf.cs, buf.exp_cs, buf.cb,
+                                                  buf.states, pass_init != nullptr, yp, ld_y, stream);
   }
 }
 
 }  // namespace
+
+// --- The stages (ssd_stages.h) -------------------------------------------------------
+
+namespace {
+
+// The chunk geometry of a stage call: Q, chunks, and the chunk count as a grid dimension.
+struct Chunks {
+  int64_t Q, n;
+  unsigned grid;
+};
+Chunks chunks_of(const SsdShape& s, const char* op) {
+  check_shape(s, op);
+  if (s.chunk <= 0) throw std::invalid_argument(std::string(op) + ": expected chunk > 0");
+  const int64_t Q = std::min(s.chunk, s.len), n = Q > 0 ? (s.len + Q - 1) / Q : 0;
+  if (n > kMaxGridYZ) throw std::invalid_argument(std::string(op) + ": at most 65535 chunks per call");
+  return {Q, n, static_cast<unsigned>(n)};
+}
+
+template <bool kMma>
+void chunk_cb(const SsdShape& s, const float* B, int64_t ld_b, const float* C, int64_t ld_c, float* cb,
+              cudaStream_t stream) {
+  const Chunks k = chunks_of(s, "cuda::ssd_chunk_cb");
+  if (k.n == 0) return;
+  const dim3 grid(static_cast<unsigned>(tiles(k.Q) * tiles(k.Q)), static_cast<unsigned>(s.groups), k.grid);
+  chunk_cb_kernel<kMma><<<grid, kThreads, 0, stream>>>(s.len, s.groups, s.state, k.Q, B, ld_b, C, ld_c, cb);
+  detail::check_launch("ssd_chunk_cb");
+}
+
+template <bool kMma>
+void chunk_state(const SsdShape& s, const float* x, int64_t ld_x, const float* B, int64_t ld_b, const float* w,
+                 float* states, cudaStream_t stream) {
+  const Chunks k = chunks_of(s, "cuda::ssd_chunk_state");
+  if (k.n == 0) return;
+  const dim3 grid(static_cast<unsigned>(tiles(s.head_dim) * tiles(s.state)), static_cast<unsigned>(s.heads), k.grid);
+  chunk_state_kernel<kMma><<<grid, kThreads, 0, stream>>>(s.len, s.heads, s.head_dim, s.heads / s.groups, s.state,
+                                                          k.Q, x, ld_x, B, ld_b, w, states);
+  detail::check_launch("ssd_chunk_state");
+}
+
+template <bool kMma>
+void chunk_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* C, int64_t ld_c,
+                const double* cs, const float* exp_cs, const float* cb, const float* states, bool first_has_state,
+                float* y, int64_t ld_y, cudaStream_t stream) {
+  const Chunks k = chunks_of(s, "cuda::ssd_chunk_scan");
+  if (k.n == 0) return;
+  const dim3 grid(static_cast<unsigned>(tiles(k.Q) * tiles(s.head_dim)), static_cast<unsigned>(s.heads), k.grid);
+  chunk_scan_kernel<kMma><<<grid, kThreads, 0, stream>>>(s.len, s.heads, s.head_dim, s.heads / s.groups, s.groups,
+                                                         s.state, k.Q, x, ld_x, dt, C, ld_c, cs, exp_cs, cb, states,
+                                                         first_has_state, y, ld_y);
+  detail::check_launch("ssd_chunk_scan");
+}
+
+}  // namespace
+
+void ssd_chunk_cumsum(const SsdShape& s, const float* dt, const float* A, double* cs, float* exp_cs, float* w,
+                      float* decay, GpuStream stream) {
+  const Chunks k = chunks_of(s, "cuda::ssd_chunk_cumsum");
+  if (k.n == 0) return;
+  chunk_cumsum_kernel<<<k.grid, 128, 0, stream>>>(s.len, s.heads, k.Q, dt, A, cs, exp_cs, w, decay);
+  detail::check_launch("ssd_chunk_cumsum");
+}
+void ssd_chunk_cb(const SsdShape& s, const float* B, int64_t ld_b, const float* C, int64_t ld_c, float* cb,
+                  GpuStream stream) {
+  chunk_cb<false>(s, B, ld_b, C, ld_c, cb, stream);
+}
+void ssd_chunk_cb_bf16(const SsdShape& s, const float* B, int64_t ld_b, const float* C, int64_t ld_c, float* cb,
+                       GpuStream stream) {
+  chunk_cb<true>(s, B, ld_b, C, ld_c, cb, stream);
+}
+void ssd_chunk_state(const SsdShape& s, const float* x, int64_t ld_x, const float* B, int64_t ld_b, const float* w,
+                     float* states, GpuStream stream) {
+  chunk_state<false>(s, x, ld_x, B, ld_b, w, states, stream);
+}
+void ssd_chunk_state_bf16(const SsdShape& s, const float* x, int64_t ld_x, const float* B, int64_t ld_b,
+                          const float* w, float* states, GpuStream stream) {
+  chunk_state<true>(s, x, ld_x, B, ld_b, w, states, stream);
+}
+void ssd_state_passing(const SsdShape& s, const float* decay, const float* init, float* states, float* final_state,
+                       GpuStream stream) {
+  const Chunks k = chunks_of(s, "cuda::ssd_state_passing");
+  const int64_t elems = s.heads * s.head_dim * s.state;
+  state_passing_kernel<<<detail::grid_for(elems, 256), 256, 0, stream>>>(k.n, s.heads, s.head_dim * s.state, decay,
+                                                                           init, states, final_state);
+  detail::check_launch("ssd_state_passing");
+}
+void ssd_chunk_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* C, int64_t ld_c,
+                    const double* cs, const float* exp_cs, const float* cb, const float* states, bool first_has_state,
+                    float* y, int64_t ld_y, GpuStream stream) {
+  chunk_scan<false>(s, x, ld_x, dt, C, ld_c, cs, exp_cs, cb, states, first_has_state, y, ld_y, stream);
+}
+void ssd_chunk_scan_bf16(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* C,
+                         int64_t ld_c, const double* cs, const float* exp_cs, const float* cb, const float* states,
+                         bool first_has_state, float* y, int64_t ld_y, GpuStream stream) {
+  chunk_scan<true>(s, x, ld_x, dt, C, ld_c, cs, exp_cs, cb, states, first_has_state, y, ld_y, stream);
+}
+
+// --- The scan and the state correction ------------------------------------------------
 
 void ssd_scan(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,
               int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y, int64_t ld_y,
