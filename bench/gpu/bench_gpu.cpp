@@ -154,7 +154,7 @@ void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
   const kernels::Workspace wsp{ws, size_t(L) * std::max({di, qd, D}) * 2};
   auto weight = [&](int64_t rows, int64_t cols) { return WeightView{DType::BF16, device_bf16(rows * cols, 0.02f), rows, cols}; };
   const WeightView w_norm = weight(1, D), w_in = weight(P, D), w_out = weight(D, di), w_up = weight(I, D),
-                   w_down = weight(D, I), w_q = weight(qd, D), w_kv = weight(kvd, D), w_o = weight(D, qd),
+                   w_down = weight(D, I), w_qkv = weight(qd + 2 * kvd, D), w_o = weight(D, qd),
                    w_conv = weight(cd, K), w_dtb = weight(1, H), w_gn = weight(1, di);
   const WeightView no_bias{DType::BF16, nullptr, 0, 0};
   auto gemm = [&](const char* name, const void* x, DType xt, const WeightView& w, void* yo, DType yt, bool acc) {
@@ -170,8 +170,7 @@ void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
       {"dt_softplus", 0, L * H * 8.0, [=] { kc::dt_softplus(proj + di + cd, P, L, H, w_dtb, 0.f, INFINITY, dt); }},
       {"gated_rmsnorm", 0, L * di * 12.0, [=] { kc::gated_rmsnorm(y, proj, P, L, di, di / G, w_gn, 1e-5f, y); }},
       gemm("out_proj GEMM (fp32 in, += h)", y, DType::F32, w_out, h, DType::F32, true),
-      gemm("q GEMM", act, DType::BF16, w_q, out, DType::F32, false),
-      gemm("k or v GEMM", act, DType::BF16, w_kv, out, DType::F32, false),
+      gemm("q/k/v GEMM (fused)", act, DType::BF16, w_qkv, out, DType::F32, false),
       gemm("o_proj GEMM (fp32 in, += h)", out, DType::F32, w_o, h, DType::F32, true),
       gemm("mlp up GEMM (bf16 out)", act, DType::BF16, w_up, out, DType::BF16, false),
       {"relu_squared_bf16", 0, L * I * 4.0, [=] { kc::relu_squared_bf16(out, L * I); }},
@@ -196,8 +195,8 @@ void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
           L, pk);
   for (float* p : {h, proj, conv, dt, y, out, logits}) cudaFree(p);
   for (void* p : {act, ws, const_cast<void*>(w_norm.data), const_cast<void*>(w_in.data), const_cast<void*>(w_out.data),
-                  const_cast<void*>(w_up.data), const_cast<void*>(w_down.data), const_cast<void*>(w_q.data),
-                  const_cast<void*>(w_kv.data), const_cast<void*>(w_o.data), const_cast<void*>(w_conv.data),
+                  const_cast<void*>(w_up.data), const_cast<void*>(w_down.data), const_cast<void*>(w_qkv.data),
+                  const_cast<void*>(w_o.data), const_cast<void*>(w_conv.data),
                   const_cast<void*>(w_dtb.data), const_cast<void*>(w_gn.data), const_cast<void*>(w_lm.data)})
     cudaFree(p);
   cudaFree(targets);

@@ -5,8 +5,8 @@
 // (GemmInputs::Bf16) every product runs on the tensor cores with bf16 inputs
 // and fp32 accumulation: the GEMMs, attention (attention_block_mma) and the
 // SSD scan's GEMM stages (ssd_scan_bf16); the norms write bf16 for the GEMMs
-// they feed, the MLP's inner activation stays bf16, and each mixer's last GEMM
-// adds into the residual stream in its epilogue. GemmInputs::Fp32 multiplies
+// they feed, the MLP's inner activation stays bf16, Q/K/V are one GEMM, and
+// each mixer's last GEMM adds into the residual stream in its epilogue. GemmInputs::Fp32 multiplies
 // the exact fp32 inputs the CPU does, with the fp32 kernels (tests against it).
 //
 // Every pointer named d_* is device memory; ids, targets and results named
@@ -138,13 +138,13 @@ class DeviceModel {
   // D skip, gated RMSNorm, out_proj into d_out [n, hidden]; accumulate: d_out
   // += instead (the residual add, in the GEMM's epilogue).
   void mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate = false);
-  // Attention: q [n, heads*head_dim], k, v [n, kv_heads*head_dim] (RoPE at
-  // positions pos0..), y [n, heads*head_dim] (the attention output before o_proj).
-  struct AttentionBuffers {
-    float *q, *k, *v, *y;
-  };
-  void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b);
-  void attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out, bool accumulate = false);
+  // Attention: one GEMM (the q, k and v weights stored as one matrix) into
+  // d_qkv [n, qkv_dim()], each row q | k | v (heads*head_dim, then
+  // kv_heads*head_dim twice), RoPE applied at positions pos0.. .
+  int64_t qkv_dim() const { return (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
+  void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv);
+  // o_proj of the attention output d_y [n, heads*head_dim] into d_out (+= with accumulate).
+  void attention_out(int layer, int64_t n, const float* d_y, float* d_out, bool accumulate = false);
   // Folds keys [0, lk) at positions k_pos0.. into the attention state (acc,
   // m, l) of lq queries at q_pos0.. (kernels/attention.h's attention_block,
   // causal): on the tensor cores with bf16-rounded q, k, v and weights for
@@ -186,7 +186,7 @@ class DeviceModel {
   WeightView embeddings_, norm_f_, lm_head_;
   // Arena views.
   float *h_ = nullptr, *normed_ = nullptr, *proj_ = nullptr, *conv_ = nullptr, *dt_ = nullptr,
-        *y_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr,
+        *y_ = nullptr, *qkv_ = nullptr, *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr,
         *up_ = nullptr, *gate_ = nullptr, *hist_tmp_ = nullptr, *logits_ = nullptr,
         *logprob_ = nullptr;
   void* attn_ws_ = nullptr;  // split partials of attention_fold (arena)

@@ -53,8 +53,8 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   a.conv = mamba ? B * c.conv_dim() : 0;
   a.dt = mamba ? B * c.mamba_heads : 0;
   a.y = B * std::max(mamba ? c.d_inner() : 0, qd);
-  a.q = a.acc = B * qd;
-  a.k = a.v = B * kvd;
+  a.acc = B * qd;
+  a.qkv = B * (qd + 2 * kvd);  // one fused Q/K/V GEMM's rows
   a.m = a.l = attn ? B * c.num_heads : 0;
   a.up = B * I;
   a.gate = c.mlp == MlpKind::Relu2 ? 0 : B * I;
@@ -83,7 +83,7 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
 uint64_t DeviceArena::bytes() const {
   auto al = [](int64_t n, int64_t size) { return (static_cast<uint64_t>(std::max<int64_t>(n * size, 4)) + 255) / 256 * 256; };
   uint64_t b = 0;
-  for (int64_t f : {h, normed, proj, conv, dt, y, q, k, v, acc, m, l, up, gate, hist_tmp, logits, logprob})
+  for (int64_t f : {h, normed, proj, conv, dt, y, qkv, acc, m, l, up, gate, hist_tmp, logits, logprob})
     b += al(f, 4);
   return b + al(targets, 4) + al(ids, 4) + al(state_ptrs, 8) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
 }
@@ -109,8 +109,8 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
     // buffers and queries kept across the exchanges, the normed input (mixers
     // add into the residual stream), the attention state, this rank's K/V
     // block and a received one.
-    const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) + qd + D +
-                               qd + 2 * (attn ? c.num_heads : 0) + 3 * 2 * kvd;
+    const uint64_t per_token = D + (mamba ? c.in_proj_dim() + c.conv_dim() + H : 0) + std::max(di, qd) +
+                               (qd + 2 * kvd) + D + qd + 2 * (attn ? c.num_heads : 0) + 3 * 2 * kvd;
     p.sequence_parallel_bytes = T * per_token * 4;
     p.kv_cache_bytes = 0;  // the runner holds K/V only as the blocks above
   }

@@ -44,7 +44,7 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
 // each buffer (DeviceModel lays its arena out from this, the plan sums it).
 struct DeviceArena {
   int64_t block = 0, logits_rows = 0;
-  int64_t h = 0, normed = 0, proj = 0, conv = 0, dt = 0, y = 0, q = 0, k = 0, v = 0, acc = 0, m = 0, l = 0,
+  int64_t h = 0, normed = 0, proj = 0, conv = 0, dt = 0, y = 0, qkv = 0, acc = 0, m = 0, l = 0,
           up = 0, gate = 0, hist_tmp = 0, logits = 0, logprob = 0;  // floats
   int64_t targets = 0, ids = 0;                                        // int32
   int64_t state_ptrs = 0;                                              // pointers

@@ -93,34 +93,34 @@ void DeviceModel::mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs
 
 void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* seqs) {
   const ModelConfig& m = cfg_;
-  const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
-  // Projections for all rows at once; RoPE per row below, at each sequence's own position.
-  linear(normed_, act_dtype(), D, n, layers_[layer].q, q_, qd);
-  linear(normed_, act_dtype(), D, n, layers_[layer].k, k_, kvd);
-  linear(normed_, act_dtype(), D, n, layers_[layer].v, v_, kvd);
+  const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
+  // Projections for all rows at once (one fused GEMM); RoPE per row below, at
+  // each sequence's own position.
+  linear(normed_, act_dtype(), D, n, layers_[layer].qkv, qkv_, W);
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
   k::attention_init(s, n, acc_, m_, l_);
   for (int64_t i = 0; i < n; ++i) {
     DeviceLayerCache& c = seqs[i]->layers[layer];
     const int64_t pos = seqs[i]->position;
+    float *q = qkv_ + i * W, *kr = q + qd, *vr = kr + kvd;
     if (m.rope) {
-      k::rope(q_ + i * qd, qd, 1, m.num_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
-      k::rope(k_ + i * kvd, kvd, 1, m.num_kv_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
+      k::rope(q, W, 1, m.num_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
+      k::rope(kr, W, 1, m.num_kv_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
     }
     if (c.kv_rows == 0) c.kv_pos0 = pos;
     ensure_kv_capacity(c, c.kv_rows + 1);
     const size_t bytes = kvd * sizeof(float);
-    cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, k_ + i * kvd, bytes, cudaMemcpyDeviceToDevice, 0),
+    cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, kr, bytes, cudaMemcpyDeviceToDevice, 0),
                "K append");
-    cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, v_ + i * kvd, bytes, cudaMemcpyDeviceToDevice, 0),
+    cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, vr, bytes, cudaMemcpyDeviceToDevice, 0),
                "V append");
     ++c.kv_rows;
-    k::attention_block(s, q_ + i * qd, qd, 1, pos, c.k.as<float>(), kvd, c.v.as<float>(), kvd, c.kv_rows, c.kv_pos0,
-                       scale, /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads);
+    k::attention_block(s, q, W, 1, pos, c.k.as<float>(), kvd, c.v.as<float>(), kvd, c.kv_rows, c.kv_pos0, scale,
+                       /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads);
   }
   k::attention_finalize(s, n, acc_, l_, y_, qd);
-  attention_out(layer, n, AttentionBuffers{q_, k_, v_, y_}, h_, /*accumulate=*/true);
+  attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }
 
 }  // namespace ringscan

@@ -214,35 +214,36 @@ void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
 
 // --- Attention -----------------------------------------------------------------------
 
-void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, const AttentionBuffers& b) {
+void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv) {
   const ModelConfig& m = cfg_;
-  const Layer& L = layers_[layer];
-  const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
-  linear(d_x, act_dtype(), D, n, L.q, b.q, qd);
-  linear(d_x, act_dtype(), D, n, L.k, b.k, kvd);
-  linear(d_x, act_dtype(), D, n, L.v, b.v, kvd);
+  const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, W = qkv_dim();
+  linear(d_x, act_dtype(), D, n, layers_[layer].qkv, d_qkv, W);
   if (m.rope) {
-    k::rope(b.q, qd, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
-    k::rope(b.k, kvd, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
+    k::rope(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
+    k::rope(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
   }
-  mark("attention Q/K/V GEMMs");
+  mark("attention Q/K/V GEMM");
 }
 
-void DeviceModel::attention_out(int layer, int64_t n, const AttentionBuffers& b, float* d_out, bool accumulate) {
-  linear(b.y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size, accumulate);
+void DeviceModel::attention_out(int layer, int64_t n, const float* d_y, float* d_out, bool accumulate) {
+  linear(d_y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size, accumulate);
   mark("attention o_proj GEMM");
 }
 
 void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0) {
   const ModelConfig& m = cfg_;
-  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
-  const AttentionBuffers b{q_, k_, v_, y_};
-  attention_qkv(layer, normed_, n, pos0, b);
+  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
+  attention_qkv(layer, normed_, n, pos0, qkv_);
   if (c.kv_rows == 0) c.kv_pos0 = pos0;
   ensure_kv_capacity(c, c.kv_rows + n);
-  const size_t bytes = n * kvd * sizeof(float);
-  cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, k_, bytes, cudaMemcpyDeviceToDevice, 0), "K append");
-  cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, v_, bytes, cudaMemcpyDeviceToDevice, 0), "V append");
+  // The block's k and v columns of qkv_ appended to the cache (strided copies).
+  const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
+  cuda_check(cudaMemcpy2DAsync(c.k.as<float>() + c.kv_rows * kvd, row, qkv_ + qd, pitch, row, n,
+                               cudaMemcpyDeviceToDevice, 0),
+             "K append");
+  cuda_check(cudaMemcpy2DAsync(c.v.as<float>() + c.kv_rows * kvd, row, qkv_ + qd + kvd, pitch, row, n,
+                               cudaMemcpyDeviceToDevice, 0),
+             "V append");
   c.kv_rows += n;
   mark("attention KV append");
 
@@ -250,10 +251,10 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   // Keys after the block's last query are masked anyway.
   const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
   k::attention_init(s, n, acc_, m_, l_);
-  attention_fold(q_, qd, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
+  attention_fold(qkv_, W, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
   k::attention_finalize(s, n, acc_, l_, y_, qd);
   mark("attention kernel");
-  attention_out(layer, n, b, h_, /*accumulate=*/true);
+  attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }
 
 void DeviceModel::attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int64_t q_pos0, const float* d_k,

@@ -17,8 +17,8 @@ struct DeviceModel::Layer {
   // Mamba (A = -exp(A_log) and D as fp32 [heads])
   WeightView in_proj, conv_w, conv_b, dt_bias, norm_gated, out_proj, A, D;
   std::vector<float> A_host;  // the same A on the host (sequence parallelism composes decays there)
-  // Attention
-  WeightView q, k, v, o;
+  // Attention: q, k and v are row blocks of qkv (stored contiguously)
+  WeightView q, k, v, qkv, o;
   // MLP
   WeightView gate, up, down;
 };

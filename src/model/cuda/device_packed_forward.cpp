@@ -27,7 +27,7 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
 
   const int64_t P = m.count(LayerKind::Mamba) ? m.in_proj_dim() : 0, cd = m.count(LayerKind::Mamba) ? m.conv_dim() : 0;
   const int64_t H = m.mamba_heads, di = m.count(LayerKind::Mamba) ? m.d_inner() : 0;
-  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim;
+  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
   for (int layer = 0; layer < static_cast<int>(layers_.size()); ++layer) {
     norm(layer, h_, N, normed_);
     switch (layers_[layer].kind) {
@@ -50,13 +50,14 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
           const int64_t r = row0[i], n = row0[i + 1] - r;
           if (n == 0) continue;
           // Per sequence: RoPE restarts at position 0 for each.
-          const AttentionBuffers b{q_ + r * qd, k_ + r * kvd, v_ + r * kvd, y_ + r * qd};
-          attention_qkv(layer, act_row(normed_, r, D), n, 0, b);
+          float* qkv = qkv_ + r * W;
+          attention_qkv(layer, act_row(normed_, r, D), n, 0, qkv);
           k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
-          attention_fold(b.q, qd, n, 0, b.k, b.v, kvd, n, 0, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
-          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, b.y, qd);
+          attention_fold(qkv, W, n, 0, qkv + qd, qkv + qd + kvd, W, n, 0, acc_ + r * qd, m_ + r * m.num_heads,
+                         l_ + r * m.num_heads);
+          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, y_ + r * qd, qd);
         }
-        attention_out(layer, N, AttentionBuffers{q_, k_, v_, y_}, h_, /*accumulate=*/true);
+        attention_out(layer, N, y_, h_, /*accumulate=*/true);
         break;
       }
       case LayerKind::Mlp: mlp(layer, normed_, N, up_, gate_, h_, /*accumulate=*/true); break;

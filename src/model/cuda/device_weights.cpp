@@ -23,6 +23,7 @@ struct Upload {
   DType dtype;             // stored dtype on the device
   std::vector<float> values;  // host fp32 values when src is null
   uint64_t offset = 0;
+  bool follows_prev = false;  // placed right after the previous upload, no padding (fused q | k | v)
 };
 
 // Host elements [i0, i0 + n) of `src` as `dtype` into dst (panels, so a large
@@ -83,9 +84,18 @@ void DeviceModel::upload_weights(const Model& host) {
       add_f32(std::move(A), L.A);
       add_f32(std::move(D), L.D);
     } else if (hl.kind == LayerKind::Attention) {
+      // q, k and v back to back: together the rows of one [q + 2 kv, hidden]
+      // matrix (L.qkv, set below), so the projections are one GEMM.
       add(hl.attn.q, L.q, true);
       add(hl.attn.k, L.k, true);
+      ups.back().follows_prev = true;
       add(hl.attn.v, L.v, true);
+      ups.back().follows_prev = true;
+      const Upload& uq = ups[ups.size() - 3];
+      if (uq.dtype != ups[ups.size() - 2].dtype || uq.dtype != ups.back().dtype)
+        throw Error("attention layer " + std::to_string(i) + ": the q, k and v weights have different dtypes (" +
+                    dtype_name(hl.attn.q.dtype) + ", " + dtype_name(hl.attn.k.dtype) + ", " +
+                    dtype_name(hl.attn.v.dtype) + "); the GPU engine stores them as one matrix");
       add(hl.attn.o, L.o, true);
     } else {
       add(hl.mlp.gate, L.gate, true);
@@ -109,7 +119,9 @@ void DeviceModel::upload_weights(const Model& host) {
     }
     const int64_t numel = ups[u].src ? ups[u].src->numel() : static_cast<int64_t>(ups[u].values.size());
     ups[u].offset = total;
-    total += aligned(static_cast<uint64_t>(numel) * dtype_size(ups[u].dtype));
+    const uint64_t bytes = static_cast<uint64_t>(numel) * dtype_size(ups[u].dtype);
+    const bool next_follows = u + 1 < ups.size() && ups[u + 1].follows_prev;
+    total += next_follows ? bytes : aligned(bytes);
   }
   weights_ = DeviceBuffer(total, "the model's weights");
 
@@ -133,6 +145,8 @@ void DeviceModel::upload_weights(const Model& host) {
       }
     }
   }
+  for (Layer& L : layers_)
+    if (L.kind == LayerKind::Attention) L.qkv = WeightView{L.q.dtype, L.q.data, L.q.rows + L.k.rows + L.v.rows, L.q.cols};
 }
 
 void DeviceModel::layout_arena() {
@@ -146,8 +160,8 @@ void DeviceModel::layout_arena() {
   };
   auto f = [](float*& p, int64_t elems) { return Slot{reinterpret_cast<void**>(&p), uint64_t(elems) * 4}; };
   const Slot slots[] = {f(h_, a.h),         f(normed_, a.normed), f(proj_, a.proj),
-                        f(conv_, a.conv),   f(dt_, a.dt),         f(y_, a.y),         f(q_, a.q),
-                        f(k_, a.k),         f(v_, a.v),           f(acc_, a.acc),     f(m_, a.m),
+                        f(conv_, a.conv),   f(dt_, a.dt),         f(y_, a.y),         f(qkv_, a.qkv),
+                        f(acc_, a.acc),     f(m_, a.m),
                         f(l_, a.l),         f(up_, a.up),         f(gate_, a.gate),   f(hist_tmp_, a.hist_tmp),
                         f(logits_, a.logits), f(logprob_, a.logprob),
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},

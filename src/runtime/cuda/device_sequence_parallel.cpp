@@ -30,7 +30,7 @@ void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 
 // Per piece: the Mamba phase buffers (kept across the state exchange) and the
 // queries (kept across the ring); shared: the rest, sized for the longest piece.
 struct DeviceSequenceParallelForward::Scratch {
-  std::vector<DeviceBuffer> proj, conv, dt, y, q;
+  std::vector<DeviceBuffer> proj, conv, dt, y, qkv;
   DeviceBuffer normed, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv, kv_recv2;
 };
 
@@ -74,7 +74,7 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
     S.conv.push_back(f(has_mamba ? n * c.conv_dim() : 0, "sequence-parallel conv outputs"));
     S.dt.push_back(f(has_mamba ? n * c.mamba_heads : 0, "sequence-parallel time steps"));
     S.y.push_back(f(n * std::max(has_mamba ? c.d_inner() : 0, qd), "sequence-parallel mixer outputs"));
-    S.q.push_back(f(n * qd, "sequence-parallel queries"));
+    S.qkv.push_back(f(n * model_.qkv_dim(), "sequence-parallel queries (and keys/values on their way out)"));
   }
   S.normed = f(longest * D, "normed inputs");
   // The MLP runs in row blocks: its [rows, intermediate] activations are the widest.
@@ -193,8 +193,9 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
   const size_t np = pieces.size();
   const int64_t my_rows = layout_.tokens_of(me);
 
-  // q per piece; k and v straight into this rank's block [k rows ; v rows].
+  // q | k | v per piece (one GEMM); k and v then copied into this rank's block [k rows ; v rows].
   float* block = S.kv_local.as<float>();
+  const int64_t W = model_.qkv_dim();
   std::vector<int64_t> row0(np);
   int64_t r = 0;
   for (size_t i = 0; i < np; ++i) {
@@ -202,8 +203,13 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     const int64_t n = pieces[i].seg.len;
     if (n) {
       model_.norm(layer, pieces[i].d_hidden(), n, S.normed.as<float>());
-      model_.attention_qkv(layer, S.normed.as<float>(), n, pieces[i].seg.begin,
-                           {S.q[i].as<float>(), block + r * kvd, block + (my_rows + r) * kvd, S.y[i].as<float>()});
+      float* qkv = S.qkv[i].as<float>();
+      model_.attention_qkv(layer, S.normed.as<float>(), n, pieces[i].seg.begin, qkv);
+      const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
+      check(cudaMemcpy2DAsync(block + r * kvd, row, qkv + qd, pitch, row, n, cudaMemcpyDeviceToDevice, 0), "K copy");
+      check(cudaMemcpy2DAsync(block + (my_rows + r) * kvd, row, qkv + qd + kvd, pitch, row, n,
+                              cudaMemcpyDeviceToDevice, 0),
+            "V copy");
     }
     r += n;
   }
@@ -215,7 +221,7 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     const int64_t src_rows = layout_.tokens_of(src);
     for_each_visible_pair(layout_, src, mine_, [&](size_t i, const Segment& kseg, int64_t kr) {
       const Segment& q = pieces[i].seg;
-      model_.attention_fold(S.q[i].as<float>(), qd, q.len, q.begin, kv + kr * kvd, kv + (src_rows + kr) * kvd, kvd,
+      model_.attention_fold(S.qkv[i].as<float>(), W, q.len, q.begin, kv + kr * kvd, kv + (src_rows + kr) * kvd, kvd,
                             kseg.len, kseg.begin, acc + row0[i] * qd, m + row0[i] * Hq, l + row0[i] * Hq);
     });
   };
@@ -239,9 +245,8 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
-    const DeviceModel::AttentionBuffers b{S.q[i].as<float>(), nullptr, nullptr, S.y[i].as<float>()};
-    kernels::cuda::attention_finalize(shape, n, acc + row0[i] * qd, l + row0[i] * Hq, b.y, qd);
-    model_.attention_out(layer, n, b, pieces[i].hidden.as<float>(), /*accumulate=*/true);
+    kernels::cuda::attention_finalize(shape, n, acc + row0[i] * qd, l + row0[i] * Hq, S.y[i].as<float>(), qd);
+    model_.attention_out(layer, n, S.y[i].as<float>(), pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
 }
 
