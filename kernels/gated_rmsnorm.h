@@ -16,6 +16,13 @@ namespace ringscan::kernels {
 namespace ref { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
 namespace cpu { void gated_rmsnorm RINGSCAN_GATED_RMSNORM_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void gated_rmsnorm RINGSCAN_CUDA_SIG(RINGSCAN_GATED_RMSNORM_SIG); }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh
+void gated_rmsnorm RINGSCAN_CUDA_SIG(RINGSCAN_GATED_RMSNORM_SIG);
+// The same with the output in out_dtype (F32 or BF16, rounded to nearest
+// even): what feeds the GPU engine's out_proj GEMM directly. A BF16 out must
+// not overlap y or z.
+void gated_rmsnorm_to(const float* y, const float* z, int64_t ld_z, int64_t rows, int64_t dim, int64_t group_size,
+                      const WeightView& weight, float eps, void* out, DType out_dtype, GpuStream stream = nullptr);
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

@@ -42,6 +42,11 @@ __device__ __forceinline__ float load_weight(const void* p, DType dt, int64_t i)
   return 0.f;
 }
 
+// One fp32 result stored as fp32 or rounded to bf16 (nearest even): the
+// output dtype axis of the ops that feed GEMMs.
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;

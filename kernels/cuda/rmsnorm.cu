@@ -10,9 +10,6 @@ namespace {
 
 constexpr int kBlock = 256;
 
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-
 template <class Out>
 __global__ void rmsnorm_kernel(const float* x, int64_t rows, int64_t dim, const void* w,
                                DType wdt, float eps, Out* out) {
@@ -26,7 +23,7 @@ __global__ void rmsnorm_kernel(const float* x, int64_t rows, int64_t dim, const 
     // Each thread rewrites only the elements it read last, after the reduction's
     // barriers: safe when out aliases x.
     for (int64_t c = threadIdx.x; c < dim; c += blockDim.x)
-      store(out + r * dim + c, xr[c] * inv * detail::load_weight(w, wdt, c));
+      detail::store_as(out + r * dim + c, xr[c] * inv * detail::load_weight(w, wdt, c));
   }
 }
 

@@ -113,7 +113,7 @@ __device__ void tile_gemm(float (&acc)[kPerThread][kPerThread], TileSmem& sm, in
 // accumulation). Thread outputs: acc[i][j] is at tile_pos<true>(i, j).
 constexpr int kMmaK = 32;             // k per shared-memory step
 constexpr int kMmaRow = kMmaK + 8;    // padded row, in bf16
-struct MmaTileSmem {
+struct alignas(16) MmaTileSmem {  // ldmatrix reads 16-byte aligned rows
   __nv_bfloat16 a[kTile][kMmaRow];
   __nv_bfloat16 b[kTile][kMmaRow];
 };

@@ -136,7 +136,8 @@ class DeviceModel {
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
   void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b);
   // D skip, gated RMSNorm, out_proj into d_out [n, hidden]; accumulate: d_out
-  // += instead (the residual add, in the GEMM's epilogue).
+  // += instead (the residual add, in the GEMM's epilogue). Overwrites b.conv
+  // (the norm's output, out_proj's input) and b.y.
   void mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate = false);
   // Attention: one GEMM (the q, k and v weights stored as one matrix) into
   // d_qkv [n, qkv_dim()], each row q | k | v (heads*head_dim, then

@@ -177,9 +177,12 @@ void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* 
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim();
   k::head_scale_add(b.conv, cd, n, m.mamba_heads, m.mamba_head_dim, static_cast<const float*>(L.D.data), b.y);
-  k::gated_rmsnorm(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.y);
+  // The gated norm writes out_proj's input in the activation dtype into b.conv:
+  // the post-conv x, B, C there are dead after the D skip (and a bf16 output
+  // may not overlap its fp32 input y).
+  k::gated_rmsnorm_to(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.conv, act_dtype());
   mark("mamba D skip + gated norm");
-  linear(b.y, DType::F32, di, n, L.out_proj, d_out, m.hidden_size, accumulate);
+  linear(b.conv, act_dtype(), di, n, L.out_proj, d_out, m.hidden_size, accumulate);
   mark("mamba out_proj GEMM");
 }
 
