@@ -101,7 +101,7 @@ void gemm(cublasHandle_t h, const float* w, int64_t out_rows, int64_t in, const 
                "cublasGemmEx");
 }
 
-// The argument checks shared by linear and linear_bf16; false: nothing to do.
+// The argument checks shared by linear and gemm_bf16; false: nothing to do.
 bool check_args(const char* op, int64_t ld_x, int64_t rows, const WeightView& weight, int64_t ld_y) {
   const int64_t in = weight.cols, out = weight.rows;
   if (rows <= 0 || out <= 0) return false;
