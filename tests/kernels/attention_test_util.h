@@ -66,11 +66,18 @@ inline std::string describe(const AttentionBlockCase& c) {
   return os.str();
 }
 
-// The GPU kernels' cases (every CUDA attention kernel runs all of them): head
-// dims between template widths, GQA 1..5, causal diagonals, keys in the
-// future, rows that see nothing, and decode shapes whose keys split over CTAs.
-inline std::vector<AttentionBlockCase> gpu_attention_block_cases() {
+// The cases of every attention_block backend (ref vs cpu, cuda fp32 and
+// tensor-core kernels: one list, so they cannot drift apart): head dims
+// between template widths, GQA 1..8, causal diagonals, keys in the future,
+// rows that see nothing, several row and key tiles, and decode shapes whose
+// keys split over CTAs.
+inline std::vector<AttentionBlockCase> attention_block_cases() {
   return {
+    {{4, 2, 16}, 7, 9, 3, 20, 18, true},         // diagonal block: some keys in the future
+    {{4, 2, 16}, 7, 9, 0, 20, 18, false},
+    {{5, 1, 8}, 60, 33, 1, 100, 90, true},       // 5 heads per KV head
+    {{8, 1, 16}, 150, 40, 1, 300, 280, true},    // 8 per KV head: 3 row tiles of <= 64 rows
+    {{40, 8, 128}, 1, 700, 0, 699, 0, true},     // decode: one query, all keys visible
     {{1, 1, 1}, 1, 1, 0, 0, 0, true},
     {{2, 2, 16}, 1, 1, 0, 0, 0, true},           // GQA 1, one query, one key
     {{4, 2, 24}, 7, 33, 3, 40, 20, true},        // GQA 2, odd-ish dim, diagonal block

@@ -43,19 +43,7 @@ void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j
 // One block folded into a state that already holds an earlier block (so the
 // rescaling of an existing state is exercised), fast vs reference.
 TEST(Attention, CpuBlockMatchesReference) {
-  const test::AttentionBlockCase cases[] = {
-      {{1, 1, 1}, 1, 1, 0, 0, 0, true},
-      {{4, 2, 16}, 7, 9, 3, 20, 18, true},  // diagonal block: some keys in the future
-      {{4, 2, 16}, 7, 9, 0, 20, 18, false},
-      {{5, 1, 8}, 60, 33, 1, 100, 90, true},     // 5 heads per KV head
-      {{8, 1, 16}, 150, 40, 1, 300, 280, true},  // 8 per KV head: 3 row tiles of <= 64 rows
-      {{3, 3, 7}, 13, 600, 2, 700, 200, true},   // more keys than one key tile
-      {{40, 8, 128}, 1, 700, 0, 699, 0, true},   // decode: one query, all keys visible
-      {{40, 8, 128}, 70, 70, 5, 1000, 1000, true},
-      {{6, 2, 32}, 20, 30, 0, 0, 100, true},   // every key in the future: nothing changes
-      {{6, 2, 32}, 20, 30, 0, 90, 100, true},  // the first rows see nothing, later rows some
-  };
-  for (const test::AttentionBlockCase& c : cases) {
+  for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
     SCOPED_TRACE(test::describe(c));
     const float scale = 1.f / std::sqrt(float(c.s.head_dim));
     // An earlier block of 5 keys.

@@ -83,7 +83,7 @@ void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q
 // One block folded into a state that already holds an earlier block of 5 keys
 // (so the rescaling of a loaded state is exercised), CUDA vs reference.
 TEST(AttentionCuda, BlockMatchesReference) {
-  for (const test::AttentionBlockCase& c : test::gpu_attention_block_cases()) {
+  for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
     SCOPED_TRACE(test::describe(c));
     const float scale = 1.f / std::sqrt(float(c.s.head_dim));
     // An earlier block of 5 keys.

@@ -100,7 +100,7 @@ TEST(AttentionMmaCuda, BlockMatchesReference) {
   // Both input dtypes with 4 warps per CTA (the default), bf16 with 8.
   for (const auto& [dt, warps] : {std::pair{DType::F32, 4}, std::pair{DType::BF16, 4}, std::pair{DType::BF16, 8}}) {
     cuda::set_attention_mma_warps(warps);
-    for (const test::AttentionBlockCase& c : test::gpu_attention_block_cases()) {
+    for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
       SCOPED_TRACE(test::describe(c) + (dt == DType::F32 ? " f32 in" : " bf16 in") + ", " + std::to_string(warps) +
                    " warps");
       const float scale = 1.f / std::sqrt(float(c.s.head_dim));
