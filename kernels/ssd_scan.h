@@ -49,26 +49,49 @@ inline void check_ssd_shape(const SsdShape& s, const char* who) {
 // its groups' C B^T, per (token, head) cs (a double), exp(cs) and w, and its
 // decays; plus the state carried between passes when there are several.
 // Host arithmetic (every build: the GPU memory plan sizes workspaces with it).
+// Byte offsets of buffers carved one after another out of one scratch
+// allocation, each 256-byte aligned; `bytes` is the total so far.
+struct ScratchCarver {
+  size_t bytes = 0;
+  size_t take(int64_t n, size_t elem) {
+    const size_t off = (bytes + 255) / 256 * 256;
+    bytes = off + static_cast<size_t>(n) * elem;
+    return off;
+  }
+};
 struct SsdScanScratch {
   size_t cs = 0, exp_cs = 0, w = 0, decay = 0, states = 0, cb = 0, carry = 0, bytes = 0;
 };
 inline SsdScanScratch ssd_scan_scratch(const SsdShape& s, int64_t chunks, bool carry) {
   const int64_t Q = s.chunk < s.len ? s.chunk : s.len, H = s.heads, state_elems = s.heads * s.head_dim * s.state;
+  ScratchCarver c;
   SsdScanScratch r;
-  size_t used = 0;
-  auto take = [&](int64_t n, size_t elem) {
-    const size_t off = (used + 255) / 256 * 256;
-    used = off + static_cast<size_t>(n) * elem;
-    return off;
-  };
-  r.cs = take(chunks * Q * H, 8);
-  r.exp_cs = take(chunks * Q * H, 4);
-  r.w = take(chunks * Q * H, 4);
-  r.decay = take(chunks * H, 4);
-  r.states = take(chunks * state_elems, 4);
-  r.cb = take(chunks * s.groups * Q * Q, 4);
-  r.carry = carry ? take(state_elems, 4) : 0;
-  r.bytes = used;
+  r.cs = c.take(chunks * Q * H, 8);
+  r.exp_cs = c.take(chunks * Q * H, 4);
+  r.w = c.take(chunks * Q * H, 4);
+  r.decay = c.take(chunks * H, 4);
+  r.states = c.take(chunks * state_elems, 4);
+  r.cb = c.take(chunks * s.groups * Q * Q, 4);
+  r.carry = carry ? c.take(state_elems, 4) : 0;
+  r.bytes = c.bytes;
+  return r;
+}
+// Scratch of cuda::ssd_state_correction over s.len tokens: cs (a double) and
+// the decay per (token, head), the chunk offsets (doubles, chunks + 1 per
+// head). Chunks only block its cumulative sum (default 256 tokens).
+struct SsdCorrectionScratch {
+  int64_t chunk = 0, chunks = 0;
+  size_t cs = 0, offset = 0, decay = 0, bytes = 0;
+};
+inline SsdCorrectionScratch ssd_state_correction_scratch(const SsdShape& s) {
+  SsdCorrectionScratch r;
+  r.chunk = s.chunk > 0 ? (s.chunk < s.len ? s.chunk : s.len) : (s.len < 256 ? s.len : 256);
+  r.chunks = r.chunk > 0 ? (s.len + r.chunk - 1) / r.chunk : 0;
+  ScratchCarver c;
+  r.cs = c.take(s.len * s.heads, 8);
+  r.offset = c.take((r.chunks + 1) * s.heads, 8);
+  r.decay = c.take(s.len * s.heads, 4);
+  r.bytes = c.bytes;
   return r;
 }
 // Chunks per pass of cuda::ssd_scan given room for at most `max_bytes` of

@@ -25,12 +25,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -46,6 +45,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/sampling.h"
 #include "kernels/ssd_scan.h"
+#include "kernels/weight_view.h"
 #include "model/device_model.h"
 #include "model/device_profiler.h"
 #include "model/model.h"
@@ -68,21 +68,48 @@ void device_sync() {
   }
 }
 
-// Device buffer of n floats, uniform in [-a, a] (a fixed pattern: timing only).
-// positive: |a sin| (time steps must be > 0, as softplus makes them).
-float* device_floats(int64_t n, float a, bool positive = false) {
+// n values in [-a, a], a fixed pattern (timing only); positive: |a sin| + 1e-4
+// (time steps must be > 0, as softplus makes them).
+std::vector<float> pattern(int64_t n, float a, bool positive = false) {
   std::vector<float> h(n);
   for (int64_t i = 0; i < n; ++i) {
     const float v = a * static_cast<float>(std::sin(0.37 * static_cast<double>(i)));
     h[i] = positive ? std::fabs(v) + 1e-4f : v;
   }
-  float* d = nullptr;
-  if (cudaMalloc(&d, n * sizeof(float)) != cudaSuccess) {
-    std::fprintf(stderr, "bench_gpu: out of GPU memory for %lld floats\n", static_cast<long long>(n));
+  return h;
+}
+
+// A device copy of `bytes` host bytes (null: uninitialised); out of memory ends the run.
+void* device_copy(const void* h, size_t bytes) {
+  void* d = nullptr;
+  if (cudaMalloc(&d, std::max<size_t>(bytes, 1)) != cudaSuccess) {
+    std::fprintf(stderr, "bench_gpu: out of GPU memory for %zu bytes\n", bytes);
     std::exit(1);
   }
-  cudaMemcpy(d, h.data(), n * sizeof(float), cudaMemcpyHostToDevice);
+  if (h) cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice);
   return d;
+}
+
+// The pattern on the device, as fp32 or as bf16 (weights, bf16 activations).
+float* device_floats(int64_t n, float a, bool positive = false) {
+  const std::vector<float> h = pattern(n, a, positive);
+  return static_cast<float*>(device_copy(h.data(), n * sizeof(float)));
+}
+void* device_bf16(int64_t n, float a) {
+  const std::vector<float> h = pattern(n, a);
+  std::vector<uint16_t> b(n);
+  for (int64_t i = 0; i < n; ++i) b[i] = f32_to_bf16(h[i]);
+  return device_copy(b.data(), n * 2);
+}
+
+// Seconds per call of f over `reps` calls, after one warm-up call (warm_up).
+double seconds_per_call(const std::function<void()>& f, int reps, bool warm_up = true) {
+  if (warm_up) f();
+  device_sync();
+  const double t0 = now();
+  for (int r = 0; r < reps; ++r) f();
+  device_sync();
+  return (now() - t0) / reps;
 }
 
 struct Peaks {
@@ -94,24 +121,6 @@ struct Peaks {
 // TFLOP/s of the bf16 peak for the matrix ops, GB/s of HBM for the others
 // (bytes = each input read once + each output written once).
 
-// n bf16 values (a fixed pattern), for weights and bf16 activations.
-void* device_bf16(int64_t n, float a) {
-  std::vector<uint16_t> h(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = a * static_cast<float>(std::sin(0.61 * static_cast<double>(i)));
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    h[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
-  void* d = nullptr;
-  if (cudaMalloc(&d, n * 2) != cudaSuccess) {
-    std::fprintf(stderr, "bench_gpu: out of GPU memory for %lld bf16 values\n", static_cast<long long>(n));
-    std::exit(1);
-  }
-  cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice);
-  return d;
-}
-
 struct OpRun {
   std::string name;
   double flops, bytes;  // per call; flops 0: a memory-bound op
@@ -119,17 +128,11 @@ struct OpRun {
 };
 
 void time_op(const OpRun& op, int64_t L, const Peaks& pk) {
-  op.run();  // warm-up
-  device_sync();
   int reps = 1;
-  double sec = 0;
-  for (;;) {  // at least 20 ms of calls
-    const double t0 = now();
-    for (int r = 0; r < reps; ++r) op.run();
-    device_sync();
-    sec = (now() - t0) / reps;
-    if (sec * reps > 0.02 || reps >= 1000) break;
+  double sec = seconds_per_call(op.run, reps);
+  while (sec * reps < 0.02 && reps < 1000) {  // at least 20 ms of calls
     reps *= 4;
+    sec = seconds_per_call(op.run, reps, /*warm_up=*/false);
   }
   const double tflops = op.flops / sec / 1e12, gbs = op.bytes / sec / 1e9;
   const double frac = op.flops > 0 ? tflops / pk.bf16_tflops : gbs / (pk.tbs * 1e3);
@@ -150,8 +153,9 @@ void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
   float *h = device_floats(L * D, 1.f), *proj = device_floats(L * P, 1.f), *conv = device_floats(L * cd, 1.f),
         *dt = device_floats(L * H, 0.01f, true), *y = device_floats(L * di, 1.f), *out = device_floats(L * widest, 0.f);
   void* act = device_bf16(L * std::max(I, D), 1.f);
-  void* ws = device_bf16(L * std::max({di, qd, D}), 0.f);
-  const kernels::Workspace wsp{ws, size_t(L) * std::max({di, qd, D}) * 2};
+  const size_t ws_bytes = size_t(L) * std::max({di, qd, D}) * 2;
+  void* ws = device_copy(nullptr, ws_bytes);
+  const kernels::Workspace wsp{ws, ws_bytes};
   auto weight = [&](int64_t rows, int64_t cols) { return WeightView{DType::BF16, device_bf16(rows * cols, 0.02f), rows, cols}; };
   const WeightView w_norm = weight(1, D), w_in = weight(P, D), w_out = weight(D, di), w_up = weight(I, D),
                    w_down = weight(D, I), w_qkv = weight(qd + 2 * kvd, D), w_o = weight(D, qd),
@@ -182,10 +186,8 @@ void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
   // lm_head + token log-probs over a block of at most 2048 rows (the engine's logits buffer).
   const int64_t R = std::min<int64_t>(L, 2048);
   float* logits = device_floats(R * V, 0.f);
-  std::vector<int32_t> tg(R, 7);
-  int32_t* targets = nullptr;
-  cudaMalloc(&targets, R * 4);
-  cudaMemcpy(targets, tg.data(), R * 4, cudaMemcpyHostToDevice);
+  const std::vector<int32_t> tg(R, 7);
+  auto* targets = static_cast<int32_t*>(device_copy(tg.data(), R * 4));
   const WeightView w_lm = weight(V, D);
   time_op({"lm_head GEMM (" + std::to_string(R) + " rows, fp32 in)", 2.0 * R * V * D,
            double(R) * D * 4 + double(V) * D * 2 + double(R) * V * 4,
@@ -258,19 +260,9 @@ void bench_ssd(const ModelConfig& c, int64_t L, const Peaks& pk, bool mma) {
   const auto scan = mma ? kernels::cuda::ssd_scan_bf16 : kernels::cuda::ssd_scan;
   // Scratch as the engine gives it: caller workspace (one pass up to 256 MiB).
   const size_t ws_bytes = kernels::cuda::ssd_scan_workspace(s);
-  void* ws = nullptr;
-  if (cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
-    std::fprintf(stderr, "bench_gpu: out of GPU memory for the SSD workspace\n");
-    std::exit(1);
-  }
-  auto once = [&]() { scan(s, x, di, dt, A, B, GN, C, GN, nullptr, y, di, fin, kernels::Workspace{ws, ws_bytes}, nullptr); };
-  once();
-  device_sync();
-  const int reps = 5;
-  const double t0 = now();
-  for (int r = 0; r < reps; ++r) once();
-  device_sync();
-  const double sec = (now() - t0) / reps;
+  void* ws = device_copy(nullptr, ws_bytes);
+  const double sec = seconds_per_call(
+      [&] { scan(s, x, di, dt, A, B, GN, C, GN, nullptr, y, di, fin, kernels::Workspace{ws, ws_bytes}, nullptr); }, 5);
   const double Q = std::min<int64_t>(c.chunk_size, L);
   const double flops = L * (2.0 * c.n_groups * c.ssm_state * Q / 2 + 2.0 * di * Q / 2 + 4.0 * di * c.ssm_state);
   const double bytes = 4.0 * L * (2 * di + 2 * GN + H);
@@ -295,38 +287,19 @@ void bench_attention(const ModelConfig& c, int64_t L, const Peaks& pk, const std
         *acc = device_floats(L * qd, 0.f), *m = device_floats(L * c.num_heads, 0.f),
         *l = device_floats(L * c.num_heads, 0.f);
   const bool mma = kernel != "fp32_simt", bf16_in = kernel == "bf16_mma" || kernel == "bf16_mma_8warps";
-  // bf16 copies (the values' bits rounded on the host: timing only needs the layout).
-  auto to_bf16 = [](const float* d, int64_t n) {
-    std::vector<float> h(n);
-    cudaMemcpy(h.data(), d, n * 4, cudaMemcpyDeviceToHost);
-    std::vector<uint16_t> b(n);
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t u;
-      std::memcpy(&u, &h[i], 4);
-      b[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
-    void* p = nullptr;
-    cudaMalloc(&p, n * 2);
-    cudaMemcpy(p, b.data(), n * 2, cudaMemcpyHostToDevice);
-    return p;
-  };
-  void *qb = bf16_in ? to_bf16(q, L * qd) : q, *kb = bf16_in ? to_bf16(k, L * kvd) : k,
-       *vb = bf16_in ? to_bf16(v, L * kvd) : v;
+  void *qb = bf16_in ? device_bf16(L * qd, 0.5f) : q, *kb = bf16_in ? device_bf16(L * kvd, 0.5f) : k,
+       *vb = bf16_in ? device_bf16(L * kvd, 1.f) : v;
   const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-  auto once = [&]() {
-    kernels::cuda::attention_init(s, L, acc, m, l);
-    if (mma)
-      kernels::cuda::attention_block_mma(s, bf16_in ? DType::BF16 : DType::F32, qb, qd, L, 0, kb, kvd, vb, kvd, L, 0,
-                                         scale, true, acc, m, l, kernels::Workspace{}, nullptr);
-    else
-      kernels::cuda::attention_block(s, q, qd, L, 0, k, kvd, v, kvd, L, 0, scale, true, acc, m, l);
-  };
-  once();
-  device_sync();
-  const double t0 = now();
-  once();
-  device_sync();
-  const double sec = now() - t0;
+  const double sec = seconds_per_call(
+      [&] {
+        kernels::cuda::attention_init(s, L, acc, m, l);
+        if (mma)
+          kernels::cuda::attention_block_mma(s, bf16_in ? DType::BF16 : DType::F32, qb, qd, L, 0, kb, kvd, vb, kvd, L,
+                                             0, scale, true, acc, m, l, kernels::Workspace{}, nullptr);
+        else
+          kernels::cuda::attention_block(s, q, qd, L, 0, k, kvd, v, kvd, L, 0, scale, true, acc, m, l);
+      },
+      1);
   const double flops = 4.0 * c.num_heads * c.head_dim * static_cast<double>(L) * (L + 1) / 2;
   const double peak = mma ? pk.bf16_tflops : pk.fp32_tflops;
   std::printf("{\"bench\": \"attention\", \"kernel\": \"%s\", \"tokens\": %lld, \"seconds\": %.4f, "
@@ -365,26 +338,15 @@ void bench_attention_cudnn(const ModelConfig& c, int64_t L, const Peaks& pk) {
     return;
   }
   const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  std::vector<void*> bufs;
-  auto alloc = [&](size_t bytes) {
-    void* p = nullptr;
-    cudaMalloc(&p, std::max<size_t>(bytes, 256));
-    cudaMemset(p, 0x3c, std::max<size_t>(bytes, 256));  // bf16 0x3c3c = 0.0115: finite
-    bufs.push_back(p);
-    return p;
-  };
-  void *q = alloc(L * qd * 2), *k = alloc(L * kvd * 2), *v = alloc(L * kvd * 2), *out = alloc(L * qd * 2);
-  float* lse = static_cast<float*>(alloc(L * c.num_heads * 4));
-  void* ws = ws_bytes ? alloc(ws_bytes) : nullptr;
-  auto once = [&]() { kc::attention_cudnn_fwd(a, q, k, v, out, lse, kernels::Workspace{ws, ws_bytes}, nullptr); };
+  void *q = device_bf16(L * qd, 0.5f), *k = device_bf16(L * kvd, 0.5f), *v = device_bf16(L * kvd, 1.f),
+       *out = device_copy(nullptr, L * qd * 2), *lse = device_copy(nullptr, L * c.num_heads * 4),
+       *ws = ws_bytes ? device_copy(nullptr, ws_bytes) : nullptr;
   try {
-    once();
-    device_sync();
-    const int reps = L <= 32768 ? 5 : 1;
-    const double t0 = now();
-    for (int r = 0; r < reps; ++r) once();
-    device_sync();
-    const double sec = (now() - t0) / reps;
+    const double sec = seconds_per_call(
+        [&] {
+          kc::attention_cudnn_fwd(a, q, k, v, out, static_cast<float*>(lse), kernels::Workspace{ws, ws_bytes}, nullptr);
+        },
+        L <= 32768 ? 5 : 1);
     const double flops = 4.0 * c.num_heads * c.head_dim * static_cast<double>(L) * (L + 1) / 2;
     std::printf("{\"bench\": \"attention\", \"kernel\": \"bf16_cudnn\", \"tokens\": %lld, \"seconds\": %.4f, "
                 "\"tflops\": %.2f, \"peak_fraction\": %.3f, \"workspace_bytes\": %zu, \"cudnn_version\": %lld}\n",
@@ -394,7 +356,7 @@ void bench_attention_cudnn(const ModelConfig& c, int64_t L, const Peaks& pk) {
   } catch (const std::exception& e) {
     error_line(e.what());
   }
-  for (void* p : bufs) cudaFree(p);
+  for (void* p : {q, k, v, out, lse, ws}) cudaFree(p);
 }
 #endif
 

@@ -75,24 +75,8 @@ int64_t smem_floats(int BN, int DP, int D) {
   return kBM * SD + std::max<int64_t>(BN * SD, int64_t{kBM} * (BN + 1)) + int64_t{BN} * DP;
 }
 
-struct BlockArgs {
-  const float* q;
-  int64_t ld_q, lq, q_pos0;
-  const float* k;
-  int64_t ld_k;
-  const float* v;
-  int64_t ld_v, k_pos0;
-  int lk;
-  float scale;
-  bool causal;
-  int H, G, D;
-  float *acc, *m, *l;     // running state: read at the start, written at the end
-  float *pacc, *pm, *pl;  // split partials [split][lq * H (* D)], or null when not split
-  int tiles_per_split;
-};
-
 template <int DP>
-__global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) {
+__global__ void __launch_bounds__(kThreads) attention_block_kernel(AttentionArgs a) {
   constexpr int BN = Tile<DP>::BN, TN = Tile<DP>::TN, CPT = Tile<DP>::CPT;
   extern __shared__ float smem[];
   const int D = a.D, SD = D | 1;
@@ -145,7 +129,8 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) 
     const int64_t pr = r0 + r;
     float* dst = Qs + r * SD;
     if (pr < R) {
-      const float* src = a.q + (pr / a.G) * a.ld_q + static_cast<int64_t>(g * a.G + pr % a.G) * D;
+      const float* src = static_cast<const float*>(a.q) + (pr / a.G) * a.ld_q +
+                         static_cast<int64_t>(g * a.G + pr % a.G) * D;
       for (int d = lane; d < D; d += 32) dst[d] = src[d];
     } else {
       for (int d = lane; d < D; d += 32) dst[d] = 0.f;
@@ -156,8 +141,8 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(BlockArgs a) 
   // 1 query x G heads fills only the first warp). Uniform per warp, so the
   // row-group shuffles below always run with the whole warp.
   const bool warp_active = r0 + 8 * warp < R;
-  const float* kbase = a.k + static_cast<int64_t>(g) * D;
-  const float* vbase = a.v + static_cast<int64_t>(g) * D;
+  const float* kbase = static_cast<const float*>(a.k) + static_cast<int64_t>(g) * D;
+  const float* vbase = static_cast<const float*>(a.v) + static_cast<int64_t>(g) * D;
 
   for (int tile = t_begin; tile < t_end; ++tile) {
     const int j0 = tile * BN;
@@ -326,7 +311,7 @@ __global__ void finalize_kernel(int64_t lq, int H, int D, const float* acc, cons
 }
 
 template <int DP>
-void launch_block(BlockArgs a, int64_t row_tiles, int kv_heads, cudaStream_t stream) {
+void launch_block(AttentionArgs a, int64_t row_tiles, int kv_heads, cudaStream_t stream) {
   constexpr int BN = Tile<DP>::BN;
   const size_t smem = static_cast<size_t>(smem_floats(BN, DP, a.D)) * sizeof(float);
   // The limit for the widest head_dim of this template width, raised once per device.
@@ -346,19 +331,15 @@ void launch_block(BlockArgs a, int64_t row_tiles, int kv_heads, cudaStream_t str
     detail::check_launch("attention_block");
     return;
   }
-  const int64_t rows = a.lq * a.H;
-  float* scratch = nullptr;
+  void* scratch = nullptr;
   // Stream-ordered on `stream`: freed after the combine runs. (Allocates: the
   // fp32 reference and decode path; attention_block_mma takes caller workspace.)
-  detail::check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
-                                     static_cast<size_t>(splits * rows * (a.D + 2)) * sizeof(float), stream),
+  detail::check_cuda(cudaMallocAsync(&scratch, static_cast<size_t>(split_partials_bytes(splits, a.lq * a.H, a.D)), stream),
                      "attention_block", "cudaMallocAsync");
-  a.pacc = scratch;
-  a.pm = scratch + splits * rows * a.D;
-  a.pl = a.pm + splits * rows;
+  carve_split_partials(a, scratch, splits);
   attention_block_kernel<DP><<<grid, kThreads, smem, stream>>>(a);
   detail::check_launch("attention_block");
-  launch_combine_splits(a.pacc, a.pm, a.pl, splits, rows, a.D, a.acc, a.m, a.l, stream);
+  launch_combine_splits(a, splits, stream);
   detail::check_cuda(cudaFreeAsync(scratch, stream), "attention_block", "cudaFreeAsync");
 }
 
@@ -376,15 +357,12 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
                      int64_t q_pos0, const float* k, int64_t ld_k, const float* v, int64_t ld_v,
                      int64_t lk, int64_t k_pos0, float scale, bool causal, float* acc, float* m,
                      float* l, GpuStream stream) {
-  check_attention_shape(s, "attention_block");
-  if (lk > INT_MAX / 2) throw std::invalid_argument("cuda::attention_block: lk too large");
-  if (lq <= 0 || lk <= 0) return;
-  const int64_t G = s.q_heads / s.kv_heads;
-  const int64_t row_tiles = (lq * G + kBM - 1) / kBM;
+  AttentionArgs a;
+  if (!make_attention_args("attention_block", s, q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, lk, k_pos0, scale, causal,
+                           acc, m, l, &a))
+    return;
+  const int64_t row_tiles = (lq * a.G + kBM - 1) / kBM;
   if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block: lq too large");
-  BlockArgs a{q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, k_pos0, static_cast<int>(lk), scale, causal,
-              static_cast<int>(s.q_heads), static_cast<int>(G), static_cast<int>(s.head_dim),
-              acc, m, l, nullptr, nullptr, nullptr, 0};
   const int kvh = static_cast<int>(s.kv_heads);
   if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh, stream);
   else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh, stream);

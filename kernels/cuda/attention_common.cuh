@@ -1,8 +1,9 @@
 // Shared by the attention kernels (attention.cu: fp32 SIMT; attention_mma.cu:
-// bf16 tensor cores): the shape check, the geometry of packed query rows and
-// causal visibility, the split-over-keys decision and the kernel that folds
-// split partials into the running state. Included by one .cu each;
-// everything has internal linkage.
+// bf16 tensor cores): their arguments and the checks that make them, the
+// geometry of packed query rows and causal visibility, the split-over-keys
+// decision, the split partials' layout and the kernel that folds them into
+// the running state. Included by one .cu each; everything has internal
+// linkage.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -29,12 +30,46 @@ void check_attention_shape(const AttentionShape& s, const char* op) {
     throw std::invalid_argument(std::string("cuda::") + op + ": too many heads");
 }
 
-// Packed row pr of KV head g (query pr / G, head g * G + pr % G; a.R = lq * G
+// One attention_block call as a kernel takes it (attention.h's semantics):
+// q, k, v in the kernel's input type (fp32 for the SIMT kernel; fp32 or bf16
+// for the tensor-core one), the running state, and the split partials.
+struct AttentionArgs {
+  const void* q;
+  int64_t ld_q, lq, q_pos0;
+  const void* k;
+  int64_t ld_k;
+  const void* v;
+  int64_t ld_v, k_pos0;
+  int lk;
+  float scale;
+  bool causal;
+  bool vec;  // tensor-core kernel: 16-byte loads (D % 8 == 0, every ld and base aligned)
+  int H, G, D;
+  float *acc, *m, *l;     // running state: read at the start, written at the end
+  float *pacc, *pm, *pl;  // split partials [split][lq * H (* D)], or null when not split
+  int tiles_per_split;
+};
+
+// The checks every attention_block entry makes, then its arguments (vec
+// false, no split); false: nothing to do (no queries or no keys). The caller
+// checks its row tiles fit a grid dimension.
+bool make_attention_args(const char* op, const AttentionShape& s, const void* q, int64_t ld_q, int64_t lq,
+                         int64_t q_pos0, const void* k, int64_t ld_k, const void* v, int64_t ld_v, int64_t lk,
+                         int64_t k_pos0, float scale, bool causal, float* acc, float* m, float* l,
+                         AttentionArgs* a) {
+  check_attention_shape(s, op);
+  if (lk > INT_MAX / 2) throw std::invalid_argument(std::string("cuda::") + op + ": lk too large");
+  if (lq <= 0 || lk <= 0) return false;
+  *a = AttentionArgs{q,     ld_q,   lq,    q_pos0, k,  ld_k, v, ld_v, k_pos0, static_cast<int>(lk),
+                     scale, causal, false, static_cast<int>(s.q_heads), static_cast<int>(s.q_heads / s.kv_heads),
+                     static_cast<int>(s.head_dim), acc, m, l, nullptr, nullptr, nullptr, 0};
+  return true;
+}
+
+// Packed row pr of KV head g (query pr / G, head g * G + pr % G; lq * G
 // rows): its state row i * H + head, or -1 past the last row, and how many
-// keys of the block it sees (keys with k_pos <= q_pos when causal). Args: a
-// kernel's argument struct (q_pos0, k_pos0, lk, causal, G, H, lq).
-template <class Args>
-__device__ __forceinline__ void packed_row(const Args& a, int g, int64_t pr, int64_t& srow, int& vis) {
+// keys of the block it sees (keys with k_pos <= q_pos when causal).
+__device__ __forceinline__ void packed_row(const AttentionArgs& a, int g, int64_t pr, int64_t& srow, int& vis) {
   srow = -1;
   vis = 0;
   if (pr >= a.lq * a.G) return;
@@ -47,8 +82,7 @@ __device__ __forceinline__ void packed_row(const Args& a, int g, int64_t pr, int
 // Keys [0, n) that some packed row of [r0, r0 + rows) sees: the last row sees
 // the most (visibility grows with the query position), so key tiles past it
 // are skipped.
-template <class Args>
-__device__ __forceinline__ int keys_seen(const Args& a, int64_t r0, int rows) {
+__device__ __forceinline__ int keys_seen(const AttentionArgs& a, int64_t r0, int rows) {
   if (!a.causal) return a.lk;
   const int64_t R = a.lq * a.G;
   const int64_t i_last = ((r0 + rows < R ? r0 + rows : R) - 1) / a.G;
@@ -109,6 +143,18 @@ int64_t choose_key_splits(int64_t ctas, int64_t key_tiles, int64_t max_splits, i
   return (key_tiles + *tiles_per_split - 1) / *tiles_per_split;  // no split left empty everywhere
 }
 
+// The split partials of `splits` key splits over `rows` = lq * q_heads state
+// rows: acc [splits][rows][head_dim], then m and l [splits][rows], in one buffer.
+int64_t split_partials_bytes(int64_t splits, int64_t rows, int64_t head_dim) {
+  return splits * rows * (head_dim + 2) * int64_t{sizeof(float)};
+}
+void carve_split_partials(AttentionArgs& a, void* base, int64_t splits) {
+  const int64_t rows = a.lq * a.H;
+  a.pacc = static_cast<float*>(base);
+  a.pm = a.pacc + splits * rows * a.D;
+  a.pl = a.pm + splits * rows;
+}
+
 // Folds the split partials into the state, in split order: one block per state row.
 __global__ void combine_splits_kernel(const float* pacc, const float* pm, const float* pl, int splits, int64_t rows,
                                       int D, float* acc, float* m, float* l) {
@@ -136,10 +182,11 @@ __global__ void combine_splits_kernel(const float* pacc, const float* pm, const 
   }
 }
 
-void launch_combine_splits(const float* pacc, const float* pm, const float* pl, int64_t splits, int64_t rows, int D,
-                           float* acc, float* m, float* l, cudaStream_t stream) {
+void launch_combine_splits(const AttentionArgs& a, int64_t splits, cudaStream_t stream) {
+  const int64_t rows = a.lq * a.H;
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(rows, 65535 * 16));
-  combine_splits_kernel<<<grid, 128, 0, stream>>>(pacc, pm, pl, static_cast<int>(splits), rows, D, acc, m, l);
+  combine_splits_kernel<<<grid, 128, 0, stream>>>(a.pacc, a.pm, a.pl, static_cast<int>(splits), rows, a.D, a.acc,
+                                                  a.m, a.l);
   detail::check_launch("attention_block (combine splits)");
 }
 

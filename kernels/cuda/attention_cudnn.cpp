@@ -199,24 +199,16 @@ std::shared_ptr<fe::graph::Graph> make_graph(const CudnnAttention& a, bool stats
   g->set_io_data_type(fe::DataType_t::BFLOAT16)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  auto Q = g->tensor(fe::graph::Tensor_attributes()
-                         .set_name("Q")
-                         .set_uid(kQ)
+  // [1, heads, rows, D] views of our [rows, heads, D] layout with row stride ld.
+  auto input = [&](const char* name, int64_t uid, int64_t heads, int64_t rows, int64_t ld) {
+    return g->tensor(fe::graph::Tensor_attributes()
+                         .set_name(name)
+                         .set_uid(uid)
                          .set_data_type(fe::DataType_t::BFLOAT16)
-                         .set_dim({1, H, lq, D})
-                         .set_stride({lq * a.ld_q, D, a.ld_q, 1}));
-  auto K = g->tensor(fe::graph::Tensor_attributes()
-                         .set_name("K")
-                         .set_uid(kK)
-                         .set_data_type(fe::DataType_t::BFLOAT16)
-                         .set_dim({1, KVH, lk, D})
-                         .set_stride({lk * a.ld_k, D, a.ld_k, 1}));
-  auto V = g->tensor(fe::graph::Tensor_attributes()
-                         .set_name("V")
-                         .set_uid(kV)
-                         .set_data_type(fe::DataType_t::BFLOAT16)
-                         .set_dim({1, KVH, lk, D})
-                         .set_stride({lk * a.ld_v, D, a.ld_v, 1}));
+                         .set_dim({1, heads, rows, D})
+                         .set_stride({rows * ld, D, ld, 1}));
+  };
+  auto Q = input("Q", kQ, H, lq, a.ld_q), K = input("K", kK, KVH, lk, a.ld_k), V = input("V", kV, KVH, lk, a.ld_v);
   auto opts = fe::graph::SDPA_attributes().set_name("ringscan_attention").set_generate_stats(true).set_attn_scale(a.scale);
   if (a.mask == CudnnMask::top_left)
     opts.set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT).set_diagonal_band_right_bound(0);

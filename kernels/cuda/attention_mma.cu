@@ -69,23 +69,6 @@ int warps_per_cta() {
   return w;
 }
 
-struct MmaArgs {
-  const void* q;
-  int64_t ld_q, lq, q_pos0;
-  const void* k;
-  int64_t ld_k;
-  const void* v;
-  int64_t ld_v, k_pos0;
-  int lk;
-  float scale;
-  bool causal;
-  bool vec;  // 16-byte loads: D % 8 == 0, every ld and base aligned
-  int H, G, D;
-  float *acc, *m, *l;
-  float *pacc, *pm, *pl;
-  int tiles_per_split;
-};
-
 __device__ __forceinline__ uint16_t bf16_bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
 __device__ __forceinline__ uint16_t bf16_bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
 
@@ -115,7 +98,7 @@ __device__ __forceinline__ void stage8(__nv_bfloat16* dst, const Tin* src, int c
 }
 
 template <int DP, class Tin, int W>
-__global__ void __launch_bounds__(32 * W) attention_mma_kernel(MmaArgs a) {
+__global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) {
   constexpr int BN = MmaTile<DP, W>::BN, SR = MmaTile<DP, W>::SR;
   constexpr int kBM = MmaTile<DP, W>::kBM, kThreads = MmaTile<DP, W>::kThreads;
   constexpr int NT = BN / 8;  // score n-tiles (8 keys each)
@@ -311,30 +294,24 @@ int64_t row_tiles_of(const AttentionShape& s, int64_t lq) {
 int padded_dim(int64_t head_dim) { return head_dim <= 32 ? 32 : head_dim <= 64 ? 64 : head_dim <= 128 ? 128 : 256; }
 
 template <int DP, class Tin, int W>
-void launch_mma(MmaArgs a, int64_t row_tiles, int kv_heads, const Workspace& ws, cudaStream_t stream) {
+void launch_mma(AttentionArgs a, int64_t row_tiles, int kv_heads, const Workspace& ws, cudaStream_t stream) {
   constexpr int BN = MmaTile<DP, W>::BN;
   static std::atomic<uint64_t> smem_allowed{0};  // above the 48 KB default: raised once per device
   allow_smem_once(attention_mma_kernel<DP, Tin, W>, static_cast<int>(MmaTile<DP, W>::smem_bytes), smem_allowed,
                   "attention_block_mma");
-  const int64_t rows = a.lq * a.H;
-  const int64_t partial_bytes = rows * (a.D + 2) * int64_t{sizeof(float)};
-  const int64_t room = ws.data ? static_cast<int64_t>(ws.bytes) / partial_bytes : 0;
+  const int64_t room = ws.data ? static_cast<int64_t>(ws.bytes) / split_partials_bytes(1, a.lq * a.H, a.D) : 0;
   const int64_t splits = choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN,
                                            std::min<int64_t>(kMaxSplits, std::max<int64_t>(room, 1)),
                                            &a.tiles_per_split);
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads), static_cast<unsigned>(splits));
-  if (splits > 1) {
-    a.pacc = static_cast<float*>(ws.data);
-    a.pm = a.pacc + splits * rows * a.D;
-    a.pl = a.pm + splits * rows;
-  }
+  if (splits > 1) carve_split_partials(a, ws.data, splits);
   attention_mma_kernel<DP, Tin, W><<<grid, MmaTile<DP, W>::kThreads, MmaTile<DP, W>::smem_bytes, stream>>>(a);
   detail::check_launch("attention_block_mma");
-  if (splits > 1) launch_combine_splits(a.pacc, a.pm, a.pl, splits, rows, a.D, a.acc, a.m, a.l, stream);
+  if (splits > 1) launch_combine_splits(a, splits, stream);
 }
 
 template <class Tin, int W>
-void dispatch_dim(const MmaArgs& a, int64_t row_tiles, int kvh, const Workspace& ws, cudaStream_t st) {
+void dispatch_dim(const AttentionArgs& a, int64_t row_tiles, int kvh, const Workspace& ws, cudaStream_t st) {
   switch (padded_dim(a.D)) {
     case 32: return launch_mma<32, Tin, W>(a, row_tiles, kvh, ws, st);
     case 64: return launch_mma<64, Tin, W>(a, row_tiles, kvh, ws, st);
@@ -344,7 +321,7 @@ void dispatch_dim(const MmaArgs& a, int64_t row_tiles, int kvh, const Workspace&
 }
 
 template <class Tin>
-void dispatch_warps(const MmaArgs& a, int64_t row_tiles, int kvh, const Workspace& ws, cudaStream_t st) {
+void dispatch_warps(const AttentionArgs& a, int64_t row_tiles, int kvh, const Workspace& ws, cudaStream_t st) {
   if (warps_per_cta() == 8)
     dispatch_dim<Tin, 8>(a, row_tiles, kvh, ws, st);
   else
@@ -360,27 +337,24 @@ size_t attention_block_mma_workspace(const AttentionShape& s, int64_t lq, int64_
   if (lq <= 0 || lk <= 0) return 0;
   // Splits happen only when the CTAs do not fill the GPU; room for the most.
   if (row_tiles_of(s, lq) * s.kv_heads >= current_sm_count()) return 0;
-  return static_cast<size_t>(kMaxSplits) * lq * s.q_heads * (s.head_dim + 2) * sizeof(float);
+  return static_cast<size_t>(split_partials_bytes(kMaxSplits, lq * s.q_heads, s.head_dim));
 }
 
 void attention_block_mma(const AttentionShape& s, DType dtype, const void* q, int64_t ld_q, int64_t lq, int64_t q_pos0,
                          const void* k, int64_t ld_k, const void* v, int64_t ld_v, int64_t lk, int64_t k_pos0,
                          float scale, bool causal, float* acc, float* m, float* l, const Workspace& ws,
                          GpuStream stream) {
-  check_attention_shape(s, "attention_block_mma");
   if (dtype != DType::F32 && dtype != DType::BF16)
     throw std::invalid_argument("cuda::attention_block_mma: q, k and v must be F32 or BF16");
-  if (lk > INT_MAX / 2) throw std::invalid_argument("cuda::attention_block_mma: lk too large");
-  if (lq <= 0 || lk <= 0) return;
+  AttentionArgs a;
+  if (!make_attention_args("attention_block_mma", s, q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, lk, k_pos0, scale, causal,
+                           acc, m, l, &a))
+    return;
   const int64_t row_tiles = row_tiles_of(s, lq);
   if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block_mma: lq too large");
-  const int64_t G = s.q_heads / s.kv_heads;
   const int64_t per16 = dtype == DType::F32 ? 4 : 8;  // elements per 16 bytes
-  const bool vec = s.head_dim % 8 == 0 && ld_q % per16 == 0 && ld_k % per16 == 0 && ld_v % per16 == 0 &&
-                   aligned16(q) && aligned16(k) && aligned16(v);
-  const MmaArgs a{q,     ld_q,   lq,    q_pos0, k,   ld_k, v,       ld_v,    k_pos0,  static_cast<int>(lk),
-                  scale, causal, vec,   static_cast<int>(s.q_heads), static_cast<int>(G),
-                  static_cast<int>(s.head_dim), acc, m, l, nullptr, nullptr, nullptr, 0};
+  a.vec = s.head_dim % 8 == 0 && ld_q % per16 == 0 && ld_k % per16 == 0 && ld_v % per16 == 0 && aligned16(q) &&
+          aligned16(k) && aligned16(v);
   const int kvh = static_cast<int>(s.kv_heads);
   if (dtype == DType::F32)
     dispatch_warps<float>(a, row_tiles, kvh, ws, stream);

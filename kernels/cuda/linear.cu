@@ -4,7 +4,8 @@
 // rounded into the caller's workspace first), y fp32 or bf16, beta = 1 for a
 // residual add in the epilogue; on the caller's stream.
 //
-// linear / linear_accumulate (exact inputs, for tests against the CPU). Choice for BF16/F16 weights: convert a panel of W's rows to fp32 on the
+// linear / linear_accumulate (exact inputs, for tests against the CPU).
+// Choice for BF16/F16 weights: convert a panel of W's rows to fp32 on the
 // device (exact), then one fp32 GEMM per panel with CUBLAS_COMPUTE_32F (not
 // the TF32 compute types, and the handle keeps the default math mode, so no
 // tensor-core rounding of the inputs). The product is then the exact fp32
@@ -90,13 +91,14 @@ __global__ void to_f32_kernel(const void* w, DType dt, int64_t n, float* out) {
     out[i] = detail::load_weight(w, dt, i);
 }
 
-void gemm(cublasHandle_t h, const float* w, int64_t out_rows, int64_t in, const float* x,
-          int64_t ld_x, int64_t rows, float* y, int64_t ld_y, float beta) {
+// Row-major y[rows, out] (+)= x[rows, in] W[out, in]^T with fp32 compute, for
+// W and x of `in_type` (both) and y of `y_type`; beta 0 or 1 (accumulate).
+void gemm(cublasHandle_t h, const void* w, int64_t out_rows, int64_t in, const void* x, int64_t ld_x,
+          cudaDataType in_type, int64_t rows, void* y, int64_t ld_y, cudaDataType y_type, float beta) {
   const float one = 1.f;
-  check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_rows),
-                            static_cast<int>(rows), static_cast<int>(in), &one, w, CUDA_R_32F,
-                            static_cast<int>(in), x, CUDA_R_32F, static_cast<int>(ld_x), &beta, y,
-                            CUDA_R_32F, static_cast<int>(ld_y), CUBLAS_COMPUTE_32F,
+  check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out_rows), static_cast<int>(rows),
+                            static_cast<int>(in), &one, w, in_type, static_cast<int>(in), x, in_type,
+                            static_cast<int>(ld_x), &beta, y, y_type, static_cast<int>(ld_y), CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
 }
@@ -126,7 +128,7 @@ void linear_exact(const float* x, int64_t ld_x, int64_t rows, const WeightView& 
   DeviceState& s = state_for_current_device();
   check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
   if (weight.dtype == DType::F32) {
-    gemm(s.handle, static_cast<const float*>(weight.data), out, in, x, ld_x, rows, y, ld_y, beta);
+    gemm(s.handle, weight.data, out, in, x, ld_x, CUDA_R_32F, rows, y, ld_y, CUDA_R_32F, beta);
     return;
   }
   const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(out, kPanelElems / in));
@@ -136,7 +138,7 @@ void linear_exact(const float* x, int64_t ld_x, int64_t rows, const WeightView& 
     const WeightView part = weight.row_slice(o0, nr);  // pointer arithmetic only
     to_f32_kernel<<<detail::grid_for(nr * in, 256), 256, 0, stream>>>(part.data, part.dtype, nr * in, panel);
     detail::check_launch("linear");
-    gemm(s.handle, panel, nr, in, x, ld_x, rows, y + o0, ld_y, beta);
+    gemm(s.handle, panel, nr, in, x, ld_x, CUDA_R_32F, rows, y + o0, ld_y, CUDA_R_32F, beta);
   }
 }
 
@@ -183,7 +185,7 @@ void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const W
   }
   DeviceState& s = state_for_current_device();
   check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
-  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+  const float beta = accumulate ? 1.f : 0.f;
   const cudaDataType yt = y_dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
   for (int64_t r0 = 0; r0 < rows; r0 += pass_rows) {
     const int64_t nr = std::min(pass_rows, rows - r0);
@@ -198,12 +200,8 @@ void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const W
     }
     // bf16 x bf16 products are exact in fp32; CUBLAS_COMPUTE_32F accumulates
     // them in fp32 on the tensor cores.
-    check_cublas(cublasGemmEx(s.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(nr),
-                              static_cast<int>(in), &one, weight.data, CUDA_R_16BF, static_cast<int>(in), xb,
-                              CUDA_R_16BF, static_cast<int>(ldb), &beta,
-                              static_cast<char*>(y) + size_t(r0) * ld_y * y_elem, yt, static_cast<int>(ld_y),
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx (bf16)");
+    gemm(s.handle, weight.data, out, in, xb, ldb, CUDA_R_16BF, nr, static_cast<char*>(y) + size_t(r0) * ld_y * y_elem,
+         ld_y, yt, beta);
   }
 }
 

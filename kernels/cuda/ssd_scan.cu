@@ -32,7 +32,6 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
-
 #include <type_traits>
 
 #include "cuda/cuda_common.cuh"
@@ -447,19 +446,6 @@ void check_shape(const SsdShape& s, const char* who) {
     throw std::invalid_argument(std::string(who) + ": at most 65535 heads");
 }
 
-// The state correction's scratch: cs and decay per (token, head), the chunk offsets.
-struct CorrectionScratch {
-  size_t cs = 0, offset = 0, decay = 0, bytes = 0;
-};
-CorrectionScratch correction_scratch(int64_t L, int64_t H, int64_t chunks) {
-  CorrectionScratch r;
-  r.offset = (size_t(L) * H * 8 + 255) / 256 * 256;
-  r.decay = (r.offset + size_t(chunks + 1) * H * 8 + 255) / 256 * 256;
-  r.bytes = r.decay + size_t(L) * H * 4;
-  return r;
-}
-int64_t correction_chunk(const SsdShape& s) { return std::min<int64_t>(s.chunk > 0 ? s.chunk : 256, s.len); }
-
 // Scratch from the caller's workspace, or (ws empty) the per-thread buffer
 // that grows: see ssd_scan.h.
 char* scratch_base(const Workspace& ws, size_t bytes, const char* op) {
@@ -650,9 +636,7 @@ size_t ssd_scan_workspace(const SsdShape& s) {
 
 size_t ssd_state_correction_workspace(const SsdShape& s) {
   check_shape(s, "cuda::ssd_state_correction_workspace");
-  if (s.len <= 0) return 0;
-  const int64_t Q = correction_chunk(s);
-  return correction_scratch(s.len, s.heads, (s.len + Q - 1) / Q).bytes;
+  return s.len > 0 ? ssd_state_correction_scratch(s).bytes : 0;
 }
 
 void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, const float* C,
@@ -671,9 +655,8 @@ void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, co
   }
   // Chunks only block the cumulative sum (parallel over chunks, then a short
   // prefix over chunk totals); the result does not depend on their size.
-  const int64_t Q = correction_chunk(s);
-  const int64_t chunks = (L + Q - 1) / Q;
-  const CorrectionScratch lay = correction_scratch(L, H, chunks);
+  const SsdCorrectionScratch lay = ssd_state_correction_scratch(s);
+  const int64_t Q = lay.chunk, chunks = lay.chunks;
   if (ws.data && ws.bytes < lay.bytes)
     throw std::invalid_argument("cuda::ssd_state_correction: the workspace holds " + std::to_string(ws.bytes) +
                                 " bytes, " + std::to_string(lay.bytes) + " needed (ssd_state_correction_workspace)");

@@ -6,8 +6,9 @@
 // and fp32 accumulation: the GEMMs, attention (attention_block_mma) and the
 // SSD scan's GEMM stages (ssd_scan_bf16); the norms write bf16 for the GEMMs
 // they feed, the MLP's inner activation stays bf16, Q/K/V are one GEMM, and
-// each mixer's last GEMM adds into the residual stream in its epilogue. GemmInputs::Fp32 multiplies
-// the exact fp32 inputs the CPU does, with the fp32 kernels (tests against it).
+// each mixer's last GEMM adds into the residual stream in its epilogue.
+// GemmInputs::Fp32 multiplies the exact fp32 inputs the CPU does, with the
+// fp32 kernels (tests against it).
 //
 // Every pointer named d_* is device memory; ids, targets and results named
 // otherwise are host memory. Work runs on the legacy default stream of the
@@ -19,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/gpu_op.h"
 #include "kernels/sampling.h"
 #include "model/config.h"
 #include "model/device_buffer.h"
@@ -112,7 +114,7 @@ class DeviceModel {
   DType act_dtype() const { return gemm_ == GemmInputs::Bf16 ? DType::BF16 : DType::F32; }
   // Row `row` of such a buffer of `width` columns.
   const void* act_row(const void* d_base, int64_t row, int64_t width) const {
-    return static_cast<const char*>(d_base) + row * width * (gemm_ == GemmInputs::Bf16 ? 2 : 4);
+    return static_cast<const char*>(d_base) + row * width * dtype_size(act_dtype());
   }
   // Embedding rows of host ids (checked against the vocabulary), any n.
   void embed(const int32_t* ids, int64_t n, float* d_out);
@@ -134,7 +136,9 @@ class DeviceModel {
   // A = -exp(A_log) of a Mamba layer, on the host ([heads]).
   const std::vector<float>& mamba_A(int layer) const;
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
-  void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b);
+  // ws: ssd_state_correction_scratch({n, ...}).bytes of the caller's (kernels/ssd_scan.h).
+  void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,
+                              const kernels::Workspace& ws);
   // D skip, gated RMSNorm, out_proj into d_out [n, hidden]; accumulate: d_out
   // += instead (the residual add, in the GEMM's epilogue). Overwrites b.conv
   // (the norm's output, out_proj's input) and b.y.
@@ -169,9 +173,10 @@ class DeviceModel {
   struct Layer;
   void upload_weights(const Model& host);  // cuda/device_weights.cpp
   void layout_arena();
-  // d_y (+)= d_x W^T, d_x in x_dtype, fp32 d_y (kernels/linear.h).
-  void linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y, int64_t ld_y,
-              bool accumulate = false);
+  // d_y (+)= d_x W^T, d_x in x_dtype, d_y in y_dtype (kernels/linear.h; the
+  // Fp32 engine takes and gives F32 only).
+  void linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, void* d_y, DType y_dtype,
+              int64_t ld_y, bool accumulate = false);
   void mamba_block(int layer, DeviceLayerCache& c, int64_t n);
   void attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0);
   void mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs, float* const* d_states);
@@ -190,12 +195,10 @@ class DeviceModel {
         *y_ = nullptr, *qkv_ = nullptr, *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr,
         *up_ = nullptr, *gate_ = nullptr, *hist_tmp_ = nullptr, *logits_ = nullptr,
         *logprob_ = nullptr;
-  void* attn_ws_ = nullptr;  // split partials of attention_fold (arena)
-  uint64_t attn_ws_bytes_ = 0;
-  void* gemm_ws_ = nullptr;  // fp32 GEMM inputs rounded to bf16 (arena)
-  uint64_t gemm_ws_bytes_ = 0;
-  void* ssd_ws_ = nullptr;  // the SSD scan's scratch for a block (arena)
-  uint64_t ssd_ws_bytes_ = 0;
+  // Arena slices the ops take as workspace (kernels/gpu_op.h).
+  kernels::Workspace attn_ws_;  // split partials of attention_fold
+  kernels::Workspace gemm_ws_;  // fp32 GEMM inputs rounded to bf16
+  kernels::Workspace ssd_ws_;   // the SSD scan's scratch for a block
   int32_t *ids_ = nullptr, *targets_ = nullptr;
   float** state_ptrs_ = nullptr;  // decode: one SSM state pointer per sequence
   DeviceProfiler* prof_ = nullptr;

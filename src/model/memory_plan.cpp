@@ -67,9 +67,10 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   // at 4 MiB: splits only happen for short query blocks, and with less room
   // the kernel splits less (kernels/attention.h).
   a.attn_ws = attn ? std::min<int64_t>(int64_t{64} * B * c.num_heads * (c.head_dim + 2) * 4, int64_t{4} << 20) : 0;
-  // The widest fp32 GEMM input of a block: the gated norm's y, the attention
-  // output, the final hidden states (lm_head), SwiGLU's inner activation.
-  a.gemm_ws = B * std::max({mamba ? c.d_inner() : 0, qd, D, I}) * 2;
+  // The widest fp32 GEMM input of a block, rounded to bf16 (the others are
+  // written bf16 by the ops that make them): the attention output, the final
+  // hidden states (lm_head), SwiGLU's product.
+  a.gemm_ws = B * std::max({qd, D, c.mlp == MlpKind::Relu2 ? 0 : I}) * 2;
   if (mamba) {
     const kernels::SsdShape s{B, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state, c.chunk_size};
     // With the carried state: a longer scan (a sequence-parallel segment) goes

@@ -109,6 +109,15 @@ struct AttentionState {
       : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {}
 };
 
+// Keys [j0, j1) of `in` (positions k_pos0 + j0 ...) folded into a host state
+// by the reference, for the queries of `q_from` (same lq and ld_q as in).
+inline void ref_fold(const AttentionInputs& in, const AttentionInputs& q_from, int64_t q_pos0, int64_t j0,
+                     int64_t j1, int64_t k_pos0, float scale, bool causal, AttentionState& st) {
+  kernels::ref::attention_block(in.s, q_from.q.data(), q_from.ld_q, in.lq, q_pos0, in.k.data() + j0 * in.ld_k,
+                                in.ld_k, in.v.data() + j0 * in.ld_v, in.ld_v, j1 - j0, k_pos0 + j0, scale, causal,
+                                st.acc.data(), st.m.data(), st.l.data());
+}
+
 // The normalised outputs of a state by the reference, [lq, q_heads * head_dim].
 inline std::vector<float> ref_finalize(const kernels::AttentionShape& s, int64_t lq,
                                        const AttentionState& st) {

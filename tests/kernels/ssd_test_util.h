@@ -79,15 +79,19 @@ inline ::testing::AssertionResult ssd_padding_untouched(const SsdInputs& in,
 // |actual - expected| <= tol * (max|expected| + |expected|) over y's
 // [len, heads * head_dim] columns: outputs are sums of terms that can cancel,
 // so one near zero is judged against the scale of all outputs.
-inline ::testing::AssertionResult ssd_close_y(const SsdInputs& in, const std::vector<float>& actual,
-                                              const std::vector<float>& expected, double tol) {
+// The largest |y| over the outputs (not the padding past heads * head_dim).
+inline double ssd_y_scale(const SsdInputs& in, const std::vector<float>& y) {
   const int64_t width = in.s.heads * in.s.head_dim;
   double scale = 0;
   for (int64_t t = 0; t < in.s.len; ++t)
-    for (int64_t c = 0; c < width; ++c)
-      scale = std::max(scale, static_cast<double>(std::fabs(expected[t * in.ld_y + c])));
-  return all_close(actual.data(), in.ld_y, expected.data(), in.ld_y, in.s.len, width,
-                   tol * scale, tol);
+    for (int64_t c = 0; c < width; ++c) scale = std::max(scale, static_cast<double>(std::fabs(y[t * in.ld_y + c])));
+  return scale;
+}
+
+inline ::testing::AssertionResult ssd_close_y(const SsdInputs& in, const std::vector<float>& actual,
+                                              const std::vector<float>& expected, double tol) {
+  return all_close(actual.data(), in.ld_y, expected.data(), in.ld_y, in.s.len, in.s.heads * in.s.head_dim,
+                   tol * ssd_y_scale(in, expected), tol);
 }
 
 // The same for a state (or any contiguous array).

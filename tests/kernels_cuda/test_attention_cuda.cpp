@@ -8,8 +8,7 @@
 #include <vector>
 
 #include "attention.h"
-#include "cuda_test_util.h"
-#include "kernels/attention_test_util.h"
+#include "attention_cuda_test_util.h"
 
 namespace ringscan::kernels {
 namespace {
@@ -34,28 +33,8 @@ using Inputs = test::AttentionInputs;
 using test::make_attention_inputs;
 using test::naive_attention;
 
-// A state on the host, initialised by the reference (ref::attention_init) ...
-struct State : test::AttentionState {
-  State(const AttentionShape& s, int64_t lq) : AttentionState(s, lq) {
-    ref::attention_init(s, lq, acc.data(), m.data(), l.data());
-  }
-};
-
-// ... and on the device (initialised by cuda::attention_init).
-struct DState {
-  test::DeviceArray<float> acc, m, l;
-  DState(const AttentionShape& s, int64_t lq)
-      : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {
-    cuda::attention_init(s, lq, acc.get(), m.get(), l.get());
-  }
-  State download(const AttentionShape& s, int64_t lq) const {
-    State h(s, lq);
-    h.acc = acc.download();
-    h.m = m.download();
-    h.l = l.download();
-    return h;
-  }
-};
+using State = test::RefAttentionState;
+using DState = test::DeviceAttentionState;
 
 // Inputs on the device.
 struct DInputs {
@@ -66,13 +45,7 @@ struct DInputs {
 // Keys [j0, j1) of `in` (positions k_pos0 + j0 ...) folded into a host state
 // by the reference, or into a device state by the CUDA kernel. `q_from` lets
 // a block use another Inputs' queries (same lq and ld_q).
-void fold_ref(const Inputs& in, const Inputs& q_from, int64_t q_pos0, int64_t j0, int64_t j1,
-              int64_t k_pos0, float scale, bool causal, State& st) {
-  ref::attention_block(in.s, q_from.q.data(), q_from.ld_q, in.lq, q_pos0,
-                       in.k.data() + j0 * in.ld_k, in.ld_k, in.v.data() + j0 * in.ld_v, in.ld_v,
-                       j1 - j0, k_pos0 + j0, scale, causal, st.acc.data(), st.m.data(),
-                       st.l.data());
-}
+using test::ref_fold;
 void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q_pos0, int64_t j0,
                int64_t j1, int64_t k_pos0, float scale, bool causal, DState& st) {
   cuda::attention_block(in.s, qs.q.get(), in.ld_q, in.lq, q_pos0, kv.k.get() + j0 * in.ld_k,
@@ -93,9 +66,9 @@ TEST(AttentionCuda, BlockMatchesReference) {
     State expect(c.s, c.lq);
     DState got(c.s, c.lq);
     // Both blocks use in's queries: the state belongs to them.
-    fold_ref(prev, in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
+    ref_fold(prev, in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
     fold_cuda(prev, d_prev, d_in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
-    fold_ref(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
+    ref_fold(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
     fold_cuda(in, d_in, d_in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
     test::expect_attention_states_close(c.s, c.lq, got.download(c.s, c.lq), expect, kStateTol);
     // The kernel only reads q, k and v (padding columns included).
@@ -161,8 +134,8 @@ TEST(AttentionCuda, MergeMatchesReference) {
   const Inputs a = make_attention_inputs(s, lq, 40, 0, 31);
   const Inputs b = make_attention_inputs(s, lq, 50, 0, 41);
   State pa(s, lq), pb(s, lq);
-  fold_ref(a, a, 100, 0, 40, 80, 0.125f, true, pa);  // some rows see none of a's keys
-  fold_ref(b, a, 100, 0, 50, 30, 0.125f, true, pb);
+  ref_fold(a, a, 100, 0, 40, 80, 0.125f, true, pa);  // some rows see none of a's keys
+  ref_fold(b, a, 100, 0, 50, 30, 0.125f, true, pb);
   State expect = pa;
   ref::attention_merge(s, lq, pb.acc.data(), pb.m.data(), pb.l.data(), expect.acc.data(),
                        expect.m.data(), expect.l.data());
@@ -280,7 +253,7 @@ TEST(AttentionCuda, FinalizeStridedMatchesReference) {
   const int64_t lq = 19, W = s.q_heads * s.head_dim, ld = W + 13;
   const Inputs in = make_attention_inputs(s, lq, 40, 0, 51);
   State st(s, lq);
-  fold_ref(in, in, 10, 0, 40, 0, 0.2f, true, st);
+  ref_fold(in, in, 10, 0, 40, 0, 0.2f, true, st);
   std::vector<float> expect(lq * ld, -3.f);
   ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), expect.data(), ld);
   const test::DeviceArray<float> acc(st.acc), l(st.l);

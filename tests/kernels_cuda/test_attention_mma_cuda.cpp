@@ -25,8 +25,7 @@
 #include <vector>
 
 #include "attention.h"
-#include "cuda_test_util.h"
-#include "kernels/attention_test_util.h"
+#include "attention_cuda_test_util.h"
 
 namespace ringscan::kernels {
 namespace {
@@ -36,37 +35,28 @@ constexpr double kMeanOutTol = 5e-4;
 
 using Inputs = test::AttentionInputs;
 
-// q, k, v on the device as fp32 or bf16.
+using State = test::RefAttentionState;
+using DState = test::DeviceAttentionState;
+
+// One of q, k, v on the device as fp32 or bf16.
+struct DTensor {
+  test::DeviceArray<float> f32;
+  test::DeviceArray<uint16_t> b16;
+  DTensor(const std::vector<float>& h, DType dt) {
+    if (dt == DType::F32)
+      f32 = test::DeviceArray<float>(h);
+    else
+      b16 = test::DeviceArray<uint16_t>(test::to_bf16(h));
+  }
+  // Element `i` (of either dtype).
+  const void* at(int64_t i) const {
+    return f32.get() ? static_cast<const void*>(f32.get() + i) : static_cast<const void*>(b16.get() + i);
+  }
+};
 struct DQkv {
   DType dtype;
-  test::DeviceArray<float> q32, k32, v32;
-  test::DeviceArray<uint16_t> q16, k16, v16;
-  DQkv(const Inputs& in, DType dt) : dtype(dt) {
-    if (dt == DType::F32) {
-      q32 = test::DeviceArray<float>(in.q), k32 = test::DeviceArray<float>(in.k), v32 = test::DeviceArray<float>(in.v);
-    } else {
-      q16 = test::DeviceArray<uint16_t>(test::to_bf16(in.q)), k16 = test::DeviceArray<uint16_t>(test::to_bf16(in.k));
-      v16 = test::DeviceArray<uint16_t>(test::to_bf16(in.v));
-    }
-  }
-  const char* base(int which) const {
-    const void* p = dtype == DType::F32 ? static_cast<const void*>(which == 0 ? q32.get() : which == 1 ? k32.get() : v32.get())
-                                        : static_cast<const void*>(which == 0 ? q16.get() : which == 1 ? k16.get() : v16.get());
-    return static_cast<const char*>(p);
-  }
-  size_t elem() const { return dtype == DType::F32 ? 4 : 2; }
-};
-
-struct DState {
-  test::DeviceArray<float> acc, m, l;
-  DState(const AttentionShape& s, int64_t lq) : acc(lq * s.q_heads * s.head_dim), m(lq * s.q_heads), l(lq * s.q_heads) {
-    cuda::attention_init(s, lq, acc.get(), m.get(), l.get());
-  }
-  test::AttentionState download(const AttentionShape& s, int64_t lq) const {
-    test::AttentionState h(s, lq);
-    h.acc = acc.download(), h.m = m.download(), h.l = l.download();
-    return h;
-  }
+  DTensor q, k, v;
+  DQkv(const Inputs& in, DType dt) : dtype(dt), q(in.q, dt), k(in.k, dt), v(in.v, dt) {}
 };
 
 // Keys [j0, j1) folded into the device state; workspace as the op asks.
@@ -74,17 +64,10 @@ void fold_mma(const Inputs& in, const DQkv& kv, const DQkv& qs, int64_t q_pos0, 
               int64_t k_pos0, float scale, bool causal, DState& st, bool with_workspace = true) {
   const size_t ws_bytes = with_workspace ? cuda::attention_block_mma_workspace(in.s, in.lq, j1 - j0) : 0;
   test::DeviceArray<float> ws((ws_bytes + 3) / 4);
-  cuda::attention_block_mma(in.s, kv.dtype, qs.base(0), in.ld_q, in.lq, q_pos0, kv.base(1) + j0 * in.ld_k * kv.elem(),
-                            in.ld_k, kv.base(2) + j0 * in.ld_v * kv.elem(), in.ld_v, j1 - j0, k_pos0 + j0, scale,
-                            causal, st.acc.get(), st.m.get(), st.l.get(), Workspace{ws.get(), ws_bytes}, nullptr);
+  cuda::attention_block_mma(in.s, kv.dtype, qs.q.at(0), in.ld_q, in.lq, q_pos0, kv.k.at(j0 * in.ld_k), in.ld_k,
+                            kv.v.at(j0 * in.ld_v), in.ld_v, j1 - j0, k_pos0 + j0, scale, causal, st.acc.get(),
+                            st.m.get(), st.l.get(), Workspace{ws.get(), ws_bytes}, nullptr);
 }
-void fold_ref(const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j1, int64_t k_pos0, float scale, bool causal,
-              test::AttentionState& st) {
-  ref::attention_block(in.s, in.q.data(), in.ld_q, in.lq, q_pos0, in.k.data() + j0 * in.ld_k, in.ld_k,
-                       in.v.data() + j0 * in.ld_v, in.ld_v, j1 - j0, k_pos0 + j0, scale, causal, st.acc.data(),
-                       st.m.data(), st.l.data());
-}
-
 void expect_mean_output_error_small(const AttentionShape& s, int64_t lq, const test::AttentionState& got,
                                     const test::AttentionState& expect) {
   const std::vector<float> a = test::ref_finalize(s, lq, got), b = test::ref_finalize(s, lq, expect);
@@ -107,12 +90,10 @@ TEST(AttentionMmaCuda, BlockMatchesReference) {
       const Inputs prev = test::bf16_rounded(test::make_attention_inputs(c.s, c.lq, 5, c.pad, 1));
       const Inputs in = test::bf16_rounded(test::make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4));
       const DQkv d_prev(prev, dt), d_in(in, dt);
-      test::AttentionState expect(c.s, c.lq);
-      ref::attention_init(c.s, c.lq, expect.acc.data(), expect.m.data(), expect.l.data());
-      Inputs prev_keys = prev;  // the state belongs to in's queries
-      prev_keys.q = in.q;
-      fold_ref(prev_keys, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
-      fold_ref(in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
+      State expect(c.s, c.lq);
+      // Both blocks use in's queries: the state belongs to them.
+      test::ref_fold(prev, in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
+      test::ref_fold(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
       for (const bool ws : {true, false}) {
         DState got(c.s, c.lq);
         fold_mma(prev, d_prev, d_in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got, ws);

@@ -12,8 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda_test_util.h"
-#include "kernels/ssd_test_util.h"
+#include "ssd_cuda_test_util.h"
 #include "ssd_scan.h"
 #include "ssd_step.h"
 
@@ -41,12 +40,7 @@ constexpr float kYSentinel = test::kSsdYSentinel;
 // failed with the decay perturbed by 1e-4).
 constexpr double kTol = 1e-5;
 
-// The inputs in device memory.
-struct DeviceInputs {
-  DeviceArray<float> x, dt, A, B, C, init;
-  explicit DeviceInputs(const SsdInputs& in)
-      : x(in.x), dt(in.dt), A(in.A), B(in.B), C(in.C), init(in.init) {}
-};
+using DeviceInputs = test::DeviceSsdInputs;
 
 using test::SsdOutputs;
 
@@ -55,14 +49,7 @@ SsdOutputs run_ref(const SsdInputs& in, bool with_init, bool with_final = true) 
 }
 
 SsdOutputs run_cuda(const SsdInputs& in, bool with_init, bool with_final = true) {
-  const DeviceInputs d(in);
-  DeviceArray<float> y(std::vector<float>(static_cast<size_t>(in.s.len * in.ld_y), kYSentinel));
-  DeviceArray<float> fin(std::vector<float>(with_final ? in.init.size() : 0,
-                                            std::numeric_limits<float>::quiet_NaN()));
-  cuda::ssd_scan(in.s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(),
-                 in.ld_c, with_init ? d.init.get() : nullptr, y.get(), in.ld_y,
-                 with_final ? fin.get() : nullptr);
-  return {y.download(), fin.download()};
+  return test::run_cuda_ssd_scan(cuda::ssd_scan, in, with_init, with_final);
 }
 
 ::testing::AssertionResult padding_untouched(const SsdInputs& in, const std::vector<float>& y) {
@@ -213,13 +200,16 @@ TEST(SsdScanCuda, RejectsBadShapes) {
 
 // ---------------------------------------------------------------------------
 
-// Adds the correction on the device to the given outputs (final may be empty: none).
-SsdOutputs correct_cuda(const SsdInputs& in, const SsdOutputs& base, bool with_final) {
+// Adds the correction on the device to the given outputs (final may be empty:
+// none); with_ws: scratch from a caller workspace of exactly the size asked.
+SsdOutputs correct_cuda(const SsdInputs& in, const SsdOutputs& base, bool with_final, bool with_ws = false) {
   const DeviceInputs d(in);
   DeviceArray<float> y(base.y);
   DeviceArray<float> fin(with_final ? base.final_state : std::vector<float>{});
+  const size_t ws_bytes = with_ws ? cuda::ssd_state_correction_workspace(in.s) : 0;
+  DeviceArray<uint8_t> ws(ws_bytes);
   cuda::ssd_state_correction(in.s, d.dt.get(), d.A.get(), d.C.get(), in.ld_c, d.init.get(),
-                             y.get(), in.ld_y, with_final ? fin.get() : nullptr);
+                             y.get(), in.ld_y, with_final ? fin.get() : nullptr, Workspace{ws.get(), ws_bytes});
   return {y.download(), fin.download()};
 }
 
@@ -239,9 +229,25 @@ TEST(SsdStateCorrectionCuda, MatchesReference) {
         EXPECT_TRUE(close_y(in, got.y, want.y));
         EXPECT_TRUE(close_state(got.final_state, want.final_state));
         EXPECT_TRUE(padding_untouched(in, got.y));
-        // Without a final state only y changes, identically.
+        // Without a final state only y changes, identically; from a caller
+        // workspace, the same numbers.
         EXPECT_EQ(correct_cuda(in, base, false).y, got.y);
+        if (len > 0) {
+          EXPECT_EQ(correct_cuda(in, base, true, /*with_ws=*/true).y, got.y);
+        }
       }
+}
+
+TEST(SsdStateCorrectionCuda, RefusesTooSmallWorkspace) {
+  const SsdShape s{200, 4, 8, 2, 16, 64};
+  const SsdInputs in = test::make_ssd_inputs(s, 0, DtRange::Realistic, 5);
+  const DeviceInputs d(in);
+  DeviceArray<float> y(in.x.size());
+  const size_t need = cuda::ssd_state_correction_workspace(s);
+  DeviceArray<uint8_t> ws(need);
+  EXPECT_THROW(cuda::ssd_state_correction(s, d.dt.get(), d.A.get(), d.C.get(), in.ld_c, d.init.get(), y.get(),
+                                          in.ld_y, nullptr, Workspace{ws.get(), need - 1}),
+               std::invalid_argument);
 }
 
 TEST(SsdStateCorrectionCuda, ModelSizedHeadsAndStrongDecay) {

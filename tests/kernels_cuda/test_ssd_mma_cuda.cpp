@@ -4,8 +4,8 @@
 // model's head shapes, strong decay, several scratch passes.
 //
 // Tolerance, per output element. Each GEMM operand is rounded to bf16
-// (relative error <= u = 2^-8, bf16 having 8 significant bits): on the intra-chunk path C and B (inside C B^T),
-// the weight C B^T exp(cs[t] - cs[s]) dt[s], and x; on the state path w x,
+// (relative error <= u = 2^-8, bf16 having 8 significant bits): on the
+// intra-chunk path C and B (inside C B^T), the weight C B^T exp(cs[t] - cs[s]) dt[s], and x; on the state path w x,
 // B, the chunk state H_c and exp(cs) C. So every term of an output carries at
 // most 4 roundings, and to first order
 //   |y_gpu - y| <= 4 u * (the same sum over |terms|),
@@ -23,13 +23,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
-#include <string>
 #include <vector>
 
-#include "cuda_test_util.h"
-#include "kernels/ssd_test_util.h"
+#include "ssd_cuda_test_util.h"
 #include "ssd_scan.h"
 
 namespace ringscan::kernels {
@@ -40,64 +37,35 @@ using test::DtRange;
 using test::SsdInputs;
 using test::SsdOutputs;
 
-SsdOutputs run_bf16(const SsdInputs& in, bool with_init) {
-  DeviceArray<float> x(in.x), dt(in.dt), A(in.A), B(in.B), C(in.C), init(in.init);
-  DeviceArray<float> y(std::vector<float>(static_cast<size_t>(in.s.len * in.ld_y), test::kSsdYSentinel));
-  DeviceArray<float> fin(std::vector<float>(in.init.size(), std::numeric_limits<float>::quiet_NaN()));
-  cuda::ssd_scan_bf16(in.s, x.get(), in.ld_x, dt.get(), A.get(), B.get(), in.ld_b, C.get(), in.ld_c,
-                      with_init ? init.get() : nullptr, y.get(), in.ld_y, fin.get());
-  return {y.download(), fin.download()};
+SsdOutputs run_bf16(const SsdInputs& in, bool with_init, const Workspace& ws = {}) {
+  return test::run_cuda_ssd_scan(cuda::ssd_scan_bf16, in, with_init, true, ws);
 }
 
-// |got - want| <= kRoundings * u * mag + 1e-6 * scale elementwise (rows
-// of ld columns, width used), with mag the reference over absolute inputs.
+// |got - want| <= kRoundings * u * mag + 1e-6 * scale elementwise, with mag
+// the reference over absolute inputs and scale the outputs' largest magnitude.
 constexpr double kRoundings = 5;
-::testing::AssertionResult within_rounding(const float* got, const float* want, const float* mag, int64_t rows,
-                                           int64_t width, int64_t ld) {
-  double scale = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) scale = std::max(scale, std::fabs(double(want[r * ld + c])));
-  double worst = 0;  // the largest error as a fraction of its bound
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) {
-      const int64_t i = r * ld + c;
-      const double bound = kRoundings * std::ldexp(1.0, -8) * mag[i] + 1e-6 * scale;
-      const double err = std::fabs(double(got[i]) - want[i]);
-      if (!(err <= bound))
-        return ::testing::AssertionFailure() << "element (" << r << ", " << c << "): got " << got[i] << ", want "
-                                             << want[i] << ", allowed " << bound;
-      worst = std::max(worst, err / bound);
-    }
-  return ::testing::AssertionSuccess() << "largest error " << worst << " of its bound";
-}
-
-SsdInputs absolute(SsdInputs in) {
-  for (auto* v : {&in.x, &in.B, &in.C, &in.init})
-    for (float& f : *v) f = std::fabs(f);
-  return in;
-}
-
 ::testing::AssertionResult bf16_scan_close(const SsdInputs& in, bool with_init, const SsdOutputs& got) {
   const SsdOutputs want = test::run_ssd_scan(ref::ssd_scan, in, with_init, true);
-  const SsdOutputs mag = test::run_ssd_scan(ref::ssd_scan, absolute(in), with_init, true);
+  const SsdOutputs mag = test::run_ssd_scan(ref::ssd_scan, test::absolute(in), with_init, true);
+  const double rel = kRoundings * std::ldexp(1.0, -8);
   const int64_t width = in.s.heads * in.s.head_dim;
-  ::testing::AssertionResult y = within_rounding(got.y.data(), want.y.data(), mag.y.data(), in.s.len, width, in.ld_y);
+  const std::vector<float> tol_y = test::scaled_tolerance(mag.y, rel, 1e-6 * test::ssd_y_scale(in, want.y));
+  ::testing::AssertionResult y = test::all_within(got.y.data(), in.ld_y, want.y.data(), in.ld_y, tol_y.data(),
+                                                  in.ld_y, in.s.len, width);
   if (!y) return y << " (outputs y)";
-  const std::string y_note = y.message();
-  ::testing::AssertionResult st = within_rounding(got.final_state.data(), want.final_state.data(),
-                                                  mag.final_state.data(), 1, int64_t(want.final_state.size()),
-                                                  int64_t(want.final_state.size()));
+  const std::vector<float> tol_s =
+      test::scaled_tolerance(mag.final_state, rel, 1e-6 * test::max_abs(want.final_state));
+  ::testing::AssertionResult st = test::all_within(got.final_state.data(), 0, want.final_state.data(), 0,
+                                                   tol_s.data(), 0, 1, int64_t(want.final_state.size()));
   if (!st) return st << " (final state)";
-  return ::testing::AssertionSuccess() << "y: " << y_note << "; final state: " << st.message();
+  return ::testing::AssertionSuccess();
 }
 
 void expect_bf16_matches_reference(const SsdShape& s, bool with_init, DtRange range, uint64_t seed) {
   SCOPED_TRACE(test::describe(s, with_init));
   const SsdInputs in = test::make_ssd_inputs(s, 3, range, seed);
   const SsdOutputs got = run_bf16(in, with_init);
-  const ::testing::AssertionResult close = bf16_scan_close(in, with_init, got);
-  EXPECT_TRUE(close);
-  std::printf("  %s: %s\n", test::describe(s, with_init).c_str(), close.message());
+  EXPECT_TRUE(bf16_scan_close(in, with_init, got));
   EXPECT_TRUE(test::ssd_padding_untouched(in, got.y));
 }
 
@@ -128,19 +96,13 @@ TEST(SsdScanMmaCuda, WorkspacePassesEqualOnePass) {
   const SsdShape s{600, 6, 16, 2, 32, 64};
   const SsdInputs in = test::make_ssd_inputs(s, 3, DtRange::Realistic, 8);
   const SsdOutputs whole = run_bf16(in, true);
-  DeviceArray<float> x(in.x), dt(in.dt), A(in.A), B(in.B), C(in.C), init(in.init);
-  DeviceArray<float> y(std::vector<float>(static_cast<size_t>(s.len * in.ld_y), test::kSsdYSentinel));
-  DeviceArray<float> fin(in.init.size());
   const size_t three = ssd_scan_scratch(s, 3, true).bytes;
   ASSERT_EQ(ssd_scan_chunks_per_pass(s, three), 3);
   DeviceArray<uint8_t> ws(three);
-  cuda::ssd_scan_bf16(s, x.get(), in.ld_x, dt.get(), A.get(), B.get(), in.ld_b, C.get(), in.ld_c, init.get(), y.get(),
-                      in.ld_y, fin.get(), Workspace{ws.get(), three}, nullptr);
-  EXPECT_EQ(y.download(), whole.y);
-  EXPECT_EQ(fin.download(), whole.final_state);
-  EXPECT_THROW(cuda::ssd_scan_bf16(s, x.get(), in.ld_x, dt.get(), A.get(), B.get(), in.ld_b, C.get(), in.ld_c,
-                                   init.get(), y.get(), in.ld_y, fin.get(), Workspace{ws.get(), 1024}, nullptr),
-               std::invalid_argument);
+  const SsdOutputs passes = run_bf16(in, true, Workspace{ws.get(), three});
+  EXPECT_EQ(passes.y, whole.y);
+  EXPECT_EQ(passes.final_state, whole.final_state);
+  EXPECT_THROW(run_bf16(in, true, Workspace{ws.get(), 1024}), std::invalid_argument);
 }
 
 // A wrong result must fail at this tolerance: the scan of other inputs (the

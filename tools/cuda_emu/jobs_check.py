@@ -61,13 +61,10 @@ TOL_EMBEDDING = 0.03
 # The demo model prefills blocks of 2048 tokens (model.cpp: 2048 / chunk 64 * 64);
 # batch jobs pack documents of at most half a block, longer ones run alone.
 HALF_BLOCK = 1024
-# --memory-per-rank for the 2-rank runs: the GPU plan (model/memory_plan.h) of the
-# demo model then budgets ~240 tokens per rank, so long.txt (349 tokens) runs
-# sequence-parallel over both ranks and the short files data-parallel. The route
-# is checked: if the plan changes, this fails and says so (calibrate with
-# `ringscan score ... --memory-per-rank X` on 2 ranks: the warning of a document
-# that fits nowhere says how many tokens a rank holds).
-SP_MEMORY_GIB = "0.0975"
+# Tokens per rank the 2-rank runs budget (--memory-per-rank, from the GPU plan
+# `ringscan info` prints): long.txt (349 tokens) then runs sequence-parallel over
+# both ranks and the short files data-parallel. The route is checked.
+SP_TOKENS_PER_RANK = 240
 MAX_NEW = 8
 
 WORDS = ("the quick brown fox jumps over lazy dog river mountain code function return value while for if "
@@ -119,6 +116,26 @@ class Runner:
             last = (errors or p.stderr.strip().splitlines() or ["(no stderr)"])[-1]
             fail(f"`{label}` exited {p.returncode}: {last}")
         return p.stdout
+
+
+def gpu_plan_bytes(run, model_dir, tokens):
+    """The GPU engine's planned bytes per rank for `tokens` over 2 ranks (`info`'s total)."""
+    out = run(["info", "--model", model_dir, "--tokens", str(tokens), "--ranks", "2"])
+    gpu = out[out.index("GPU engine"):]
+    m = re.search(r"^\s*total\s+([0-9.]+) (B|KiB|MiB|GiB)$", gpu, re.M)
+    if not m:
+        fail(f"`info` printed no GPU total:\n{gpu}")
+    return float(m.group(1)) * 1024 ** ["B", "KiB", "MiB", "GiB"].index(m.group(2))
+
+
+def sp_memory_gib(run, model_dir):
+    """--memory-per-rank that budgets SP_TOKENS_PER_RANK tokens per rank, derived
+    from the plan as the scheduler derives its budget (fixed part + per token,
+    runtime/cuda/gpu_backend.cpp's token_budget), so plan changes follow."""
+    a, b = gpu_plan_bytes(run, model_dir, 1024), gpu_plan_bytes(run, model_dir, 2048)
+    per_token = (b - a) / 1024
+    fixed = a - per_token * 1024
+    return f"{(fixed + (SP_TOKENS_PER_RANK + 0.5) * per_token) / 1024 ** 3:.6f}"
 
 
 def write_inputs(d):
@@ -181,7 +198,7 @@ def compare_score(gpu_file, cpu_file, expect_routes, expect_ranks):
                 continue
             if name in expect_routes and extra[i].get("route") != expect_routes[name]:
                 problems.append(f"{name}: ran {extra[i].get('route')} on {extra[i].get('ranks')} rank(s), "
-                                f"expected {expect_routes[name]} (--memory-per-rank calibration? see SP_MEMORY_GIB)")
+                                f"expected {expect_routes[name]} (--memory-per-rank from the plan: see sp_memory_gib)")
             if g_n[i] != c_n[j] or (g_ids[g_off[i]:g_off[i] + g_n[i]] != c_ids[c_off[j]:c_off[j] + c_n[j]]).any():
                 problems.append(f"{name}: token ids differ ({g_n[i]} on the GPU, {c_n[j]} on the CPU)")
                 continue
@@ -296,6 +313,7 @@ def main():
     if not os.path.exists(out("demo/tokenizer.json")):
         fail("make-model --preset demo wrote no tokenizer.json")
     model = ["--model", out("demo"), "--quiet"]
+    sp_memory = sp_memory_gib(run, out("demo"))
     one_rank = inputs(short + [f["long.txt"], f["mid.txt"]])
     two_rank = inputs(short + [f["long.txt"]])
     dp = {n: "data_parallel" for n in ("a.txt", "b.py", "c.txt", "long.txt", "mid.txt")}
@@ -311,7 +329,7 @@ def main():
     expect_ok(compare_score(out("score_gpu.h5"), out("score_cpu.h5"), dp, 1),
               f"score --device cuda = cpu, 1 rank (5 documents, {n_mid} tokens in mid.txt alone)")
     run(["score"] + model + two_rank + ["--device", "cuda", "--out", out("score_gpu2.h5"),
-                                        "--memory-per-rank", SP_MEMORY_GIB], ranks=2)
+                                        "--memory-per-rank", sp_memory], ranks=2)
     expect_ok(compare_score(out("score_gpu2.h5"), out("score_cpu.h5"), sp, 2),
               "score --device cuda = cpu, 2 ranks (long.txt sequence-parallel on the GPU engine)")
     # Control: another random model's scores (a wrong weight, layer or state) must not pass.
@@ -324,7 +342,7 @@ def main():
     run(["embed"] + model + one_rank + ["--device", "cuda", "--out", out("embed_gpu.h5")])
     expect_ok(compare_embed(out("embed_gpu.h5"), out("embed_cpu.h5"), dp, 1), "embed --device cuda = cpu, 1 rank")
     run(["embed"] + model + two_rank + ["--device", "cuda", "--out", out("embed_gpu2.h5"),
-                                        "--memory-per-rank", SP_MEMORY_GIB], ranks=2)
+                                        "--memory-per-rank", sp_memory], ranks=2)
     expect_ok(compare_embed(out("embed_gpu2.h5"), out("embed_cpu.h5"), sp, 2),
               "embed --device cuda = cpu, 2 ranks (long.txt sequence-parallel on the GPU engine)")
     expect_caught(compare_embed(out("embed_gpu.h5"), out("embed_cpu.h5"), dp, 1, shift=1),
@@ -357,7 +375,7 @@ def main():
     # A document needing sequence parallelism is refused on the GPU (its sharded decode is
     # CPU-only); the --max-tokens the refusal suggests must make it fit (the prompt frame included).
     sum_args = ["summarize"] + model + inputs([f["long.txt"], f["a.txt"]]) + \
-        ["--max-new-tokens", "2", "--device", "cuda", "--memory-per-rank", SP_MEMORY_GIB, "--out", out("sum_sp.h5")]
+        ["--max-new-tokens", "2", "--device", "cuda", "--memory-per-rank", sp_memory, "--out", out("sum_sp.h5")]
     err = run(sum_args, ranks=2, expect_error=True)
     m = re.search(r"--max-tokens (\d+)", err)
     if "sequence parallelism" not in err or not m:

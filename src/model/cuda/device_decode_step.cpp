@@ -9,7 +9,6 @@
 #include "kernels/activations.h"
 #include "kernels/attention.h"
 #include "kernels/causal_conv1d.h"
-#include "kernels/elementwise.h"
 #include "kernels/gated_rmsnorm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -96,7 +95,7 @@ void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* 
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
   // Projections for all rows at once (one fused GEMM); RoPE per row below, at
   // each sequence's own position.
-  linear(normed_, act_dtype(), D, n, layers_[layer].qkv, qkv_, W);
+  linear(normed_, act_dtype(), D, n, layers_[layer].qkv, qkv_, DType::F32, W);
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
   k::attention_init(s, n, acc_, m_, l_);

@@ -34,19 +34,21 @@ DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
 
 DeviceModel::~DeviceModel() = default;
 
-void DeviceModel::linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, float* d_y,
-                         int64_t ld_y, bool accumulate) {
+void DeviceModel::linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, void* d_y,
+                         DType y_dtype, int64_t ld_y, bool accumulate) {
   if (gemm_ == GemmInputs::Bf16) {
-    k::gemm_bf16(d_x, x_dtype, ld_x, rows, w, d_y, DType::F32, ld_y, accumulate,
-                 kernels::Workspace{gemm_ws_, gemm_ws_bytes_}, nullptr);
+    k::gemm_bf16(d_x, x_dtype, ld_x, rows, w, d_y, y_dtype, ld_y, accumulate, gemm_ws_, nullptr);
     return;
   }
-  if (x_dtype != DType::F32) throw Error("internal: the fp32 GEMM path was given " + std::string(dtype_name(x_dtype)));
+  if (x_dtype != DType::F32 || y_dtype != DType::F32)
+    throw Error("internal: the fp32 GEMM path was given " + std::string(dtype_name(x_dtype)) + " -> " +
+                dtype_name(y_dtype));
   const float* x = static_cast<const float*>(d_x);
+  float* y = static_cast<float*>(d_y);
   if (accumulate)
-    k::linear_accumulate(x, ld_x, rows, w, d_y, ld_y);
+    k::linear_accumulate(x, ld_x, rows, w, y, ld_y);
   else
-    k::linear(x, ld_x, rows, w, d_y, ld_y);
+    k::linear(x, ld_x, rows, w, y, ld_y);
 }
 
 void DeviceModel::init_caches(DeviceSequence& seq) const {
@@ -141,7 +143,7 @@ void DeviceModel::forward(const int32_t* ids, int64_t n, DeviceSequence& seq, co
 // --- Mamba ---------------------------------------------------------------------------
 
 void DeviceModel::mamba_in_proj(int layer, const void* d_x, int64_t n, const MambaBuffers& b) {
-  linear(d_x, act_dtype(), cfg_.hidden_size, n, layers_[layer].in_proj, b.proj, cfg_.in_proj_dim());
+  linear(d_x, act_dtype(), cfg_.hidden_size, n, layers_[layer].in_proj, b.proj, DType::F32, cfg_.in_proj_dim());
   mark("mamba in_proj GEMM");
 }
 
@@ -158,18 +160,19 @@ void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const
   // bf16 GEMM inputs: the scan's GEMM stages on the tensor cores too.
   const auto scan = gemm_ == GemmInputs::Bf16 ? k::ssd_scan_bf16 : k::ssd_scan;
   scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y,
-       di, d_final, kernels::Workspace{ssd_ws_, ssd_ws_bytes_}, nullptr);
+       di, d_final, ssd_ws_, nullptr);
   mark("mamba SSD scan");
 }
 
 const std::vector<float>& DeviceModel::mamba_A(int layer) const { return layers_[layer].A_host; }
 
-void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b) {
+void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,
+                                         const kernels::Workspace& ws) {
   const ModelConfig& m = cfg_;
   const int64_t di = m.d_inner(), cd = m.conv_dim(), GN = m.n_groups * m.ssm_state;
   const kernels::SsdShape s{n, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   k::ssd_state_correction(s, b.dt, static_cast<const float*>(layers_[layer].A.data), b.conv + di + GN, cd, d_incoming,
-                          b.y, di, nullptr);
+                          b.y, di, nullptr, ws);
 }
 
 void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate) {
@@ -182,7 +185,7 @@ void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* 
   // may not overlap its fp32 input y).
   k::gated_rmsnorm_to(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.conv, act_dtype());
   mark("mamba D skip + gated norm");
-  linear(b.conv, act_dtype(), di, n, L.out_proj, d_out, m.hidden_size, accumulate);
+  linear(b.conv, act_dtype(), di, n, L.out_proj, d_out, DType::F32, m.hidden_size, accumulate);
   mark("mamba out_proj GEMM");
 }
 
@@ -220,7 +223,7 @@ void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
 void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv) {
   const ModelConfig& m = cfg_;
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, W = qkv_dim();
-  linear(d_x, act_dtype(), D, n, layers_[layer].qkv, d_qkv, W);
+  linear(d_x, act_dtype(), D, n, layers_[layer].qkv, d_qkv, DType::F32, W);
   if (m.rope) {
     k::rope(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
     k::rope(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
@@ -229,7 +232,8 @@ void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t p
 }
 
 void DeviceModel::attention_out(int layer, int64_t n, const float* d_y, float* d_out, bool accumulate) {
-  linear(d_y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, cfg_.hidden_size, accumulate);
+  linear(d_y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, DType::F32, cfg_.hidden_size,
+         accumulate);
   mark("attention o_proj GEMM");
 }
 
@@ -267,7 +271,7 @@ void DeviceModel::attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int
   const float scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
   if (gemm_ == GemmInputs::Bf16)
     k::attention_block_mma(s, DType::F32, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale,
-                           /*causal=*/true, d_acc, d_m, d_l, kernels::Workspace{attn_ws_, attn_ws_bytes_}, nullptr);
+                           /*causal=*/true, d_acc, d_m, d_l, attn_ws_, nullptr);
   else
     k::attention_block(s, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale, /*causal=*/true, d_acc,
                        d_m, d_l);
@@ -279,31 +283,28 @@ void DeviceModel::mlp(int layer, const void* d_x, int64_t n, float* d_up, float*
                       bool accumulate) {
   const Layer& L = layers_[layer];
   const int64_t D = cfg_.hidden_size, I = cfg_.intermediate_size;
-  if (cfg_.mlp == MlpKind::Relu2 && gemm_ == GemmInputs::Bf16) {
-    // up writes bf16, relu^2 stays bf16 in place, down reads it: the inner
-    // activation makes one bf16 round trip instead of fp32 ones plus a cast.
-    k::gemm_bf16(d_x, act_dtype(), D, n, L.up, d_up, DType::BF16, I, false, kernels::Workspace{gemm_ws_, gemm_ws_bytes_},
-                 nullptr);
-    k::relu_squared_bf16(d_up, n * I);
-    mark("mlp up GEMM + activation");
-    linear(d_up, DType::BF16, I, n, L.down, d_out, D, accumulate);
-    mark("mlp down GEMM");
-    return;
-  }
-  linear(d_x, act_dtype(), D, n, L.up, d_up, I);
-  if (cfg_.mlp == MlpKind::Relu2) {
-    k::relu_squared(d_up, n * I);
+  // relu^2's output feeds the down GEMM directly, so it stays in the
+  // activation dtype (bf16: up writes it, relu^2 runs in place, down reads it);
+  // SwiGLU's product is fp32.
+  const bool relu2 = cfg_.mlp == MlpKind::Relu2;
+  const DType inner = relu2 ? act_dtype() : DType::F32;
+  linear(d_x, act_dtype(), D, n, L.up, d_up, inner, I);
+  if (relu2) {
+    if (inner == DType::BF16)
+      k::relu_squared_bf16(d_up, n * I);
+    else
+      k::relu_squared(d_up, n * I);
   } else {
-    linear(d_x, act_dtype(), D, n, L.gate, d_gate, I);
+    linear(d_x, act_dtype(), D, n, L.gate, d_gate, DType::F32, I);
     k::silu_mul(d_gate, d_up, n * I, d_up);
   }
   mark("mlp up GEMM + activation");
-  linear(d_up, DType::F32, I, n, L.down, d_out, D, accumulate);
+  linear(d_up, inner, I, n, L.down, d_out, DType::F32, D, accumulate);
   mark("mlp down GEMM");
 }
 
 void DeviceModel::logits(const float* d_hidden, int64_t n, float* d_logits) {
-  linear(d_hidden, DType::F32, cfg_.hidden_size, n, lm_head_, d_logits, cfg_.vocab_size);
+  linear(d_hidden, DType::F32, cfg_.hidden_size, n, lm_head_, d_logits, DType::F32, cfg_.vocab_size);
 }
 
 std::vector<float> DeviceModel::logits_to_host(const float* d_hidden, int64_t n) {

@@ -3,7 +3,6 @@
 #include <numeric>
 
 #include "kernels/attention.h"
-#include "kernels/elementwise.h"
 #include "model/cuda/device_model_impl.h"
 
 namespace ringscan {

@@ -167,12 +167,12 @@ void DeviceModel::layout_arena() {
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
                         {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
                         {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)},
-                        {&attn_ws_, uint64_t(a.attn_ws)},
-                        {&gemm_ws_, uint64_t(a.gemm_ws)},
-                        {&ssd_ws_, uint64_t(a.ssd_ws)}};
-  attn_ws_bytes_ = uint64_t(a.attn_ws);
-  gemm_ws_bytes_ = uint64_t(a.gemm_ws);
-  ssd_ws_bytes_ = uint64_t(a.ssd_ws);
+                        {&attn_ws_.data, uint64_t(a.attn_ws)},
+                        {&gemm_ws_.data, uint64_t(a.gemm_ws)},
+                        {&ssd_ws_.data, uint64_t(a.ssd_ws)}};
+  attn_ws_.bytes = uint64_t(a.attn_ws);
+  gemm_ws_.bytes = uint64_t(a.gemm_ws);
+  ssd_ws_.bytes = uint64_t(a.ssd_ws);
   arena_ = DeviceBuffer(a.bytes(), "the activation arena (" + std::to_string(block_) + "-token blocks)");
   uint64_t off = 0;
   for (const Slot& s : slots) {

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "kernels/attention.h"
-#include "kernels/elementwise.h"
+#include "kernels/ssd_scan.h"
 #include "model/device_model.h"
 #include "runtime/segment_exchange.h"
 #include "runtime/sequence_parallel.h"
@@ -31,7 +31,7 @@ void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 
 // queries (kept across the ring); shared: the rest, sized for the longest piece.
 struct DeviceSequenceParallelForward::Scratch {
   std::vector<DeviceBuffer> proj, conv, dt, y, qkv;
-  DeviceBuffer normed, up, gate, history, state, incoming, acc, m, l, kv_local, kv_recv, kv_recv2;
+  DeviceBuffer normed, up, gate, history, state, incoming, correction, acc, m, l, kv_local, kv_recv, kv_recv2;
 };
 
 DeviceSequenceParallelForward::DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm,
@@ -84,6 +84,11 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   S.history = f(has_mamba ? (c.conv_kernel - 1) * c.conv_dim() : 0, "a conv halo");
   S.state = f(state_elems * static_cast<int64_t>(mine_.size()), "segment states");
   S.incoming = f(state_elems, "an incoming state");
+  // The state correction's scratch (kernels/ssd_scan.h), for the longest piece.
+  const kernels::SsdShape longest_scan{longest, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state,
+                                       c.chunk_size};
+  S.correction = DeviceBuffer(has_mamba ? kernels::ssd_state_correction_scratch(longest_scan).bytes : 1,
+                              "the state correction's scratch");
   S.acc = f(my_rows * qd, "attention accumulators");
   S.m = f(my_rows * (has_attn ? c.num_heads : 0), "attention maxima");
   S.l = f(my_rows * (has_attn ? c.num_heads : 0), "attention sums");
@@ -180,7 +185,8 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
     to_device(S.incoming.as<float>(), states.incoming[i].data(), states.incoming[i].size());
-    model_.mamba_state_correction(layer, n, S.incoming.as<float>(), buffers(i));
+    model_.mamba_state_correction(layer, n, S.incoming.as<float>(), buffers(i),
+                                  kernels::Workspace{S.correction.get(), S.correction.bytes()});
     model_.mamba_out(layer, n, buffers(i), pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
 }
