@@ -2,7 +2,7 @@
 # Runs the CPU benchmarks whose figures docs/performance.md quotes. Needs a
 # built tree (scripts/test.sh or cmake --build build). Models are made under
 # build/bench-models (nano-4b: 8 GB of bf16, made once).
-#   bench/run_all.sh [prefill|sp|all]
+#   bench/run_all.sh [prefill|sp|ops|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -17,6 +17,11 @@ if [ "$what" = prefill ] || [ "$what" = all ]; then
   [ -f "$models/nano-4b/config.json" ] || build/ringscan make-model --preset nano-4b --out "$models/nano-4b"
   for t in 1024 4096 16384; do build/bench/bench_prefill --model "$models/demo" --tokens "$t" --peak-gflops $peak; done
   for t in 128 512; do build/bench/bench_prefill --model "$models/nano-4b" --tokens "$t" --repeat 1 --peak-gflops $peak; done
+fi
+
+if [ "$what" = ops ] || [ "$what" = all ]; then
+  # Every op alone at nano-4b's shapes on the cpu backend (the op tests' perf mode).
+  build/bench/bench_ops --backend cpu --preset nano-4b --tokens 512 --min-seconds 0.5
 fi
 
 if [ "$what" = sp ] || [ "$what" = all ]; then

@@ -26,7 +26,8 @@
 # time profile of each, SSD scan and attention kernel throughput (the bf16
 # tensor-core kernels against the bf16 peak, their fp32 references up to 32K
 # against the fp32 peak), decode tokens/s at batch
-# 1 and 64, peak GPU memory.
+# 1 and 64, peak GPU memory; then bench_ops --backend cuda (every op alone at
+# the model's shapes at 4K tokens against its roofline: the op tests' perf mode).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
 # itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
@@ -121,18 +122,18 @@ cudnn_why=$(sed -nE 's/^RINGSCAN_CUDNN_WHY_OFF:INTERNAL=(.*)/\1/p' "$build/CMake
 echo "gpu-check: cuDNN attention ${cudnn_on:-OFF}${cudnn_why:+ ($cudnn_why)}; $(tail -1 "$build/gpu-check-cudnn.txt")"
 [[ $configure_only -eq 1 ]] && exit 0
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_device_model test_device_sp test_comm_nccl bench_gpu ringscan \
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_ops ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
 
 # --- tests -----------------------------------------------------------------------------
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tests=(test_kernels_cuda test_device_model device_sp_np1 device_sp_np2 comm_nccl_np1 comm_nccl_np2)
+tests=(test_kernels_cuda test_backend_ops test_device_model device_sp_np1 device_sp_np2 comm_nccl_np1 comm_nccl_np2)
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"
 log="$build/gpu-check-ctest.log"
 # The cuDNN tests run on their own below: a graph cuDNN refuses must not stop the benchmarks.
-GTEST_FILTER='-AttentionCudnnCuda.*' ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 240 >"$log" 2>&1
+GTEST_FILTER='-AttentionCudnnCuda.*' RINGSCAN_REQUIRE_BACKENDS=cuda ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout 240 >"$log" 2>&1
 t3=$(date +%s)
 
 table=$(mktemp)
@@ -241,6 +242,9 @@ bench_log="$build/gpu-check-bench.jsonl"
 if [[ $status -eq 0 ]]; then
   "$build/bench/bench_gpu" --preset nano-4b ${RINGSCAN_GPU_BENCH_ARGS:-} >"$bench_log" 2>"$build/gpu-check-bench.err" \
     || { status=1; echo "bench_gpu failed:"; tail -5 "$build/gpu-check-bench.err"; }
+  # Every op alone at the model's shapes (the op tests' perf mode).
+  "$build/bench/bench_ops" --backend cuda --preset nano-4b --tokens 4096 --min-seconds 0.1 >>"$bench_log" \
+    2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_ops failed:"; tail -5 "$build/gpu-check-bench.err"; }
 else
   echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
 fi
@@ -272,8 +276,11 @@ for line in open(sys.argv[1]):
         peak = "bf16" if r["kernel"].startswith("bf16") else "fp32"
         rows.append((f"attn {r['kernel']} {r['tokens']//1024}K", f"{r['tflops']:.2f} TFLOP/s", f"{100*r['peak_fraction']:.1f}% {peak} peak, {r['seconds']*1e3:.1f} ms/layer"))
     elif b == "op":
-        v = f"{r['tflops']:.1f} TFLOP/s" if r["bound"] == "bf16 peak" else f"{r['gbs']:.0f} GB/s"
-        rows.append((f"op {r['op'][:30]}", v, f"{r['ms']:.3f} ms at {r['tokens']//1024}K, {100*r['roofline_fraction']:.0f}% of {r['bound']}"))
+        if "error" in r:
+            rows.append((f"op {r['op'][:19]}", "error", f"{r['case'][:60]}: {r['error'][:80]}"))
+            continue
+        v = f"{r['tflops']:.1f} TFLOP/s" if r["bound"].endswith("peak") else f"{r['gbs']:.0f} GB/s"
+        rows.append((f"op {r['op'][:19]}", v, f"{r['ms']:.3f} ms, {100*r['roofline_fraction']:.0f}% of {r['bound']}: {r['case'][:70]}"))
     elif b == "profile":
         # GPU time per op kind over the timed prefill: the 8 largest, then the rest.
         ms = sorted(r["ms"].items(), key=lambda kv: -kv[1])

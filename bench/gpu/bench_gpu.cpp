@@ -16,9 +16,8 @@
 //            (attention_block) against the fp32 peak
 //   The fp32 SIMT references run only up to 32K tokens (seconds each at 128K).
 //   profile  GPU milliseconds per op kind over each timed prefill (CUDA events)
-//   op       every op alone at the model's shapes at the first length (at
-//            most 8K tokens): ms per call and the fraction of its roofline
-//            (bf16 peak for the GEMMs, HBM bandwidth for the others)
+//   (every op alone at the model's shapes: bench_ops --backend cuda, the op
+//   tests' perf mode, bench/ops)
 //   decode   tokens/s of batched greedy decode (decode_step + lm_head + draw)
 //   memory   the process's peak GPU memory
 #include <cuda_runtime.h>
@@ -115,95 +114,6 @@ double seconds_per_call(const std::function<void()>& f, int reps, bool warm_up =
 struct Peaks {
   double bf16_tflops = 989, fp32_tflops = 67, tbs = 4.8;
 };
-
-// --- Every op alone at the model's shapes (the perf mode of the op tests) ------------
-// One JSON line per op at L tokens: time per call, and against the roofline:
-// TFLOP/s of the bf16 peak for the matrix ops, GB/s of HBM for the others
-// (bytes = each input read once + each output written once).
-
-struct OpRun {
-  std::string name;
-  double flops, bytes;  // per call; flops 0: a memory-bound op
-  std::function<void()> run;
-};
-
-void time_op(const OpRun& op, int64_t L, const Peaks& pk) {
-  int reps = 1;
-  double sec = seconds_per_call(op.run, reps);
-  while (sec * reps < 0.02 && reps < 1000) {  // at least 20 ms of calls
-    reps *= 4;
-    sec = seconds_per_call(op.run, reps, /*warm_up=*/false);
-  }
-  const double tflops = op.flops / sec / 1e12, gbs = op.bytes / sec / 1e9;
-  const double frac = op.flops > 0 ? tflops / pk.bf16_tflops : gbs / (pk.tbs * 1e3);
-  std::printf("{\"bench\": \"op\", \"op\": \"%s\", \"tokens\": %lld, \"ms\": %.4f, \"tflops\": %.2f, \"gbs\": %.1f, "
-              "\"roofline_fraction\": %.3f, \"bound\": \"%s\"}\n",
-              op.name.c_str(), static_cast<long long>(L), sec * 1e3, tflops, gbs, frac,
-              op.flops > 0 ? "bf16 peak" : "HBM");
-  std::fflush(stdout);
-}
-
-void bench_ops(const ModelConfig& c, int64_t L, const Peaks& pk) {
-  namespace kc = kernels::cuda;
-  const int64_t D = c.hidden_size, di = c.d_inner(), cd = c.conv_dim(), P = c.in_proj_dim(), H = c.mamba_heads;
-  const int64_t I = c.intermediate_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
-  const int64_t V = c.vocab_size, G = c.n_groups, K = c.conv_kernel;
-  const int64_t widest = std::max({P, I, qd + 2 * kvd, D});
-  // Activations (fp32 and bf16), weights (bf16), a workspace for fp32 GEMM inputs.
-  float *h = device_floats(L * D, 1.f), *proj = device_floats(L * P, 1.f), *conv = device_floats(L * cd, 1.f),
-        *dt = device_floats(L * H, 0.01f, true), *y = device_floats(L * di, 1.f), *out = device_floats(L * widest, 0.f);
-  void* act = device_bf16(L * std::max(I, D), 1.f);
-  const size_t ws_bytes = size_t(L) * std::max({di, qd, D}) * 2;
-  void* ws = device_copy(nullptr, ws_bytes);
-  const kernels::Workspace wsp{ws, ws_bytes};
-  auto weight = [&](int64_t rows, int64_t cols) { return WeightView{DType::BF16, device_bf16(rows * cols, 0.02f), rows, cols}; };
-  const WeightView w_norm = weight(1, D), w_in = weight(P, D), w_out = weight(D, di), w_up = weight(I, D),
-                   w_down = weight(D, I), w_qkv = weight(qd + 2 * kvd, D), w_o = weight(D, qd),
-                   w_conv = weight(cd, K), w_dtb = weight(1, H), w_gn = weight(1, di);
-  const WeightView no_bias{DType::BF16, nullptr, 0, 0};
-  auto gemm = [&](const char* name, const void* x, DType xt, const WeightView& w, void* yo, DType yt, bool acc) {
-    const double flops = 2.0 * L * w.rows * w.cols;
-    const double bytes = double(L) * w.cols * (xt == DType::F32 ? 4 : 2) + double(w.rows) * w.cols * 2 +
-                         double(L) * w.rows * (yt == DType::F32 ? (acc ? 8 : 4) : 2);
-    return OpRun{name, flops, bytes, [=] { kc::gemm_bf16(x, xt, w.cols, L, w, yo, yt, w.rows, acc, wsp, nullptr); }};
-  };
-  std::vector<OpRun> ops = {
-      {"rmsnorm (bf16 out)", 0, L * D * 6.0, [=] { kc::rmsnorm_to(h, L, D, w_norm, 1e-5f, act, DType::BF16); }},
-      gemm("in_proj GEMM (bf16 in)", act, DType::BF16, w_in, proj, DType::F32, false),
-      {"causal_conv1d + silu", 0, L * cd * 8.0, [=] { kc::causal_conv1d(proj + di, P, L, cd, nullptr, w_conv, no_bias, true, conv); }},
-      {"dt_softplus", 0, L * H * 8.0, [=] { kc::dt_softplus(proj + di + cd, P, L, H, w_dtb, 0.f, INFINITY, dt); }},
-      {"gated_rmsnorm (bf16 out)", 0, L * di * 10.0,
-       [=] { kc::gated_rmsnorm_to(y, proj, P, L, di, di / G, w_gn, 1e-5f, conv, DType::BF16); }},
-      gemm("out_proj GEMM (bf16 in, += h)", conv, DType::BF16, w_out, h, DType::F32, true),
-      gemm("q/k/v GEMM (fused)", act, DType::BF16, w_qkv, out, DType::F32, false),
-      gemm("o_proj GEMM (fp32 in, += h)", out, DType::F32, w_o, h, DType::F32, true),
-      gemm("mlp up GEMM (bf16 out)", act, DType::BF16, w_up, out, DType::BF16, false),
-      {"relu_squared_bf16", 0, L * I * 4.0, [=] { kc::relu_squared_bf16(out, L * I); }},
-      gemm("mlp down GEMM (bf16 in, += h)", out, DType::BF16, w_down, h, DType::F32, true),
-      {"add_inplace (fp32, the v1 residual add)", 0, L * D * 12.0, [=] { kc::add_inplace(y, L * D, h); }},
-  };
-  for (const OpRun& op : ops) time_op(op, L, pk);
-  // lm_head + token log-probs over a block of at most 2048 rows (the engine's logits buffer).
-  const int64_t R = std::min<int64_t>(L, 2048);
-  float* logits = device_floats(R * V, 0.f);
-  const std::vector<int32_t> tg(R, 7);
-  auto* targets = static_cast<int32_t*>(device_copy(tg.data(), R * 4));
-  const WeightView w_lm = weight(V, D);
-  time_op({"lm_head GEMM (" + std::to_string(R) + " rows, fp32 in)", 2.0 * R * V * D,
-           double(R) * D * 4 + double(V) * D * 2 + double(R) * V * 4,
-           [=] { kc::gemm_bf16(h, DType::F32, D, R, w_lm, logits, DType::F32, V, false, wsp, nullptr); }},
-          L, pk);
-  time_op({"token_log_prob (" + std::to_string(R) + " rows)", 0, double(R) * V * 4,
-           [=] { kc::token_log_prob(logits, R, V, targets, y); }},
-          L, pk);
-  for (float* p : {h, proj, conv, dt, y, out, logits}) cudaFree(p);
-  for (void* p : {act, ws, const_cast<void*>(w_norm.data), const_cast<void*>(w_in.data), const_cast<void*>(w_out.data),
-                  const_cast<void*>(w_up.data), const_cast<void*>(w_down.data), const_cast<void*>(w_qkv.data),
-                  const_cast<void*>(w_o.data), const_cast<void*>(w_conv.data),
-                  const_cast<void*>(w_dtb.data), const_cast<void*>(w_gn.data), const_cast<void*>(w_lm.data)})
-    cudaFree(p);
-  cudaFree(targets);
-}
 
 // One JSON line: GPU milliseconds per op kind over a whole prefill, most first.
 void print_profile(int64_t L, const std::map<std::string, double>& ms) {
@@ -440,7 +350,6 @@ int main(int argc, char** argv) {
               dev.arena_bytes() / double(1 << 30), now() - t_load);
   std::fflush(stdout);
   for (int64_t L : lengths) bench_prefill(dev, L, pk);
-  bench_ops(model->config(), std::min<int64_t>(lengths.empty() ? 4096 : lengths.front(), 8192), pk);
   constexpr int64_t kSimtMaxTokens = 32768;  // the fp32 references take seconds per call beyond
   for (int64_t L : lengths) {
     bench_ssd(model->config(), L, pk, /*mma=*/true);

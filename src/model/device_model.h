@@ -59,6 +59,12 @@ class DeviceModel {
   DeviceModel& operator=(const DeviceModel&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
+  // The stream every op of the engine runs on (its own, created with the
+  // model: the GPU op contract, kernels/gpu_op.h). It is a blocking stream, so
+  // work still issued on the legacy default stream (sampling; pageable
+  // host-device copies) stays ordered with it. Code that reads the engine's
+  // buffers on the host, or queues work on them, uses this stream.
+  kernels::GpuStream stream() const { return stream_; }
   int64_t block_tokens() const { return block_; }
   uint64_t weight_bytes() const { return weights_.bytes(); }
   uint64_t arena_bytes() const { return arena_.bytes(); }
@@ -186,6 +192,7 @@ class DeviceModel {
 
   ModelConfig cfg_;
   GemmInputs gemm_;
+  kernels::GpuStream stream_ = nullptr;
   int64_t block_ = 0, logits_rows_ = 0;
   DeviceBuffer weights_, arena_;
   std::vector<Layer> layers_;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gpu_op.h"
+
 struct CUevent_st;
 
 namespace ringscan {
@@ -19,7 +21,8 @@ class DeviceProfiler {
   DeviceProfiler(const DeviceProfiler&) = delete;
   DeviceProfiler& operator=(const DeviceProfiler&) = delete;
 
-  void mark(const char* label);
+  // An event on `stream` (the engine's) after the work queued so far.
+  void mark(const char* label, kernels::GpuStream stream);
   // Waits for the last mark, then milliseconds per label summed over the
   // marks since the previous report (or construction); starts a new period.
   std::map<std::string, double> report();

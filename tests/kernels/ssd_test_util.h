@@ -132,6 +132,60 @@ inline SsdOutputs ref_state_corrected(const SsdInputs& in, const SsdOutputs& bas
   return want;
 }
 
+inline std::vector<float> absolute(std::vector<float> v) {
+  for (float& f : v) f = std::fabs(f);
+  return v;
+}
+// The inputs with |x|, |B|, |C|, |init| (dt, A as they are): scanned by the
+// reference they give each output's sum of |terms|, since the decays and dt
+// are positive.
+inline SsdInputs absolute(SsdInputs in) {
+  for (auto* v : {&in.x, &in.B, &in.C, &in.init}) *v = absolute(std::move(*v));
+  return in;
+}
+
+// Per-element tolerances rel * |mag| + atol (for all_within).
+inline std::vector<float> scaled_tolerance(const std::vector<float>& mag, double rel, double atol = 0) {
+  std::vector<float> tol(mag.size());
+  for (size_t i = 0; i < mag.size(); ++i) tol[i] = static_cast<float>(rel * std::fabs(double(mag[i])) + atol);
+  return tol;
+}
+
+// The tensor-core scan (cuda::ssd_scan_bf16) against the reference, per output
+// element. Each GEMM operand is rounded to bf16 (relative error <= u = 2^-8,
+// bf16 having 8 significant bits): on the intra-chunk path C and B (inside
+// C B^T), the weight C B^T exp(cs[t] - cs[s]) dt[s], and x; on the state path
+// w x, B, the chunk state H_c and exp(cs) C. So every term of an output carries
+// at most 4 roundings, and to first order
+//   |y_gpu - y| <= 4 u * (the same sum over |terms|),
+// where the sum over |terms| is the reference scan of |x|, |B|, |C| and |init|
+// (decays and dt are positive). We allow 5 u of it plus 1e-6 of the outputs'
+// scale (fp32 summation). A bound on |terms| rather than on |y| is needed: the
+// terms have both signs, and where they cancel the rounding errors do not
+// (measured under tools/cuda_emu: up to 1.9e-2 of max|y| at len 1, while within
+// the bound everywhere). A wrong group, chunk boundary, lost incoming state or
+// transposed fragment gives errors of the order of the terms themselves and
+// fails (the largest error measured under tools/cuda_emu was 0.40 of the
+// bound); a decay off by 1e-4 is not resolved at this precision: the fp32
+// kernels' tolerance (1e-5) covers the decay code they share.
+inline ::testing::AssertionResult ssd_bf16_scan_close(const SsdInputs& in, bool with_init, const SsdOutputs& got) {
+  constexpr double kRoundings = 5;
+  const SsdOutputs want = run_ssd_scan(kernels::ref::ssd_scan, in, with_init, true);
+  const SsdOutputs mag = run_ssd_scan(kernels::ref::ssd_scan, absolute(in), with_init, true);
+  const double rel = kRoundings * std::ldexp(1.0, -8);
+  const int64_t width = in.s.heads * in.s.head_dim;
+  const std::vector<float> tol_y = scaled_tolerance(mag.y, rel, 1e-6 * ssd_y_scale(in, want.y));
+  ::testing::AssertionResult y =
+      all_within(got.y.data(), in.ld_y, want.y.data(), in.ld_y, tol_y.data(), in.ld_y, in.s.len, width);
+  if (!y) return y << " (outputs y)";
+  if (got.final_state.empty()) return ::testing::AssertionSuccess();
+  const std::vector<float> tol_s = scaled_tolerance(mag.final_state, rel, 1e-6 * max_abs(want.final_state));
+  ::testing::AssertionResult st = all_within(got.final_state.data(), 0, want.final_state.data(), 0, tol_s.data(), 0,
+                                             1, int64_t(want.final_state.size()));
+  if (!st) return st << " (final state)";
+  return ::testing::AssertionSuccess();
+}
+
 inline std::string describe(const kernels::SsdShape& s, bool with_init) {
   std::ostringstream os;
   os << "len " << s.len << " heads " << s.heads << " head_dim " << s.head_dim << " groups "

@@ -40,30 +40,6 @@ void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j
         st.m.data(), st.l.data());
 }
 
-// One block folded into a state that already holds an earlier block (so the
-// rescaling of an existing state is exercised), fast vs reference.
-TEST(Attention, CpuBlockMatchesReference) {
-  for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
-    SCOPED_TRACE(test::describe(c));
-    const float scale = 1.f / std::sqrt(float(c.s.head_dim));
-    // An earlier block of 5 keys.
-    const Inputs prev = make_attention_inputs(c.s, c.lq, 5, c.pad, 1);
-    const Inputs in = make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4);
-    State expect(c.s, c.lq), got(c.s, c.lq);
-    ref::attention_init(c.s, c.lq, expect.acc.data(), expect.m.data(), expect.l.data());
-    cpu::attention_init(c.s, c.lq, got.acc.data(), got.m.data(), got.l.data());
-    // The earlier block uses the same queries (prev.q) so the state belongs to them.
-    Inputs prev_q = prev;
-    prev_q.q = in.q;
-    prev_q.ld_q = in.ld_q;
-    fold(ref::attention_block, prev_q, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
-    fold(ref::attention_block, prev_q, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
-    fold(ref::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
-    fold(cpu::attention_block, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
-    test::expect_attention_states_close(c.s, c.lq, got, expect, kStateTol);
-  }
-}
-
 // Rows that see no key at all keep m = -inf, l = 0, finalize to zeros, and
 // merging such a state in either direction is harmless (no NaN).
 TEST(Attention, FullyMaskedRowsAndMerges) {

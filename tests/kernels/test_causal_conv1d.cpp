@@ -16,42 +16,6 @@ namespace {
 // a tap read from the wrong row is an O(0.1) error.
 constexpr double kTol = 1e-5;
 
-struct Case {
-  int64_t rows, channels, K, ld_x;
-  bool history, bias, silu;
-};
-
-void check(const Case& c, DType dt) {
-  SCOPED_TRACE(testing::Message() << dtype_name(dt) << " rows " << c.rows << " channels "
-                                  << c.channels << " K " << c.K << " ld_x " << c.ld_x << " history "
-                                  << c.history << " bias " << c.bias << " silu " << c.silu);
-  const std::vector<float> x = test::random_floats(c.rows * c.ld_x, 1);
-  const std::vector<float> hist = test::random_floats((c.K - 1) * c.channels, 2);
-  const test::TestWeight w = test::random_weight(dt, c.channels, c.K, 3, -0.5f, 0.5f);
-  const test::TestWeight b = test::random_weight(dt, 1, c.channels, 4, -0.5f, 0.5f);
-  const WeightView bias = c.bias ? b.view() : WeightView{};
-  const float* h = c.history ? hist.data() : nullptr;
-  std::vector<float> expect(c.rows * c.channels), got(c.rows * c.channels, NAN);
-  ref::causal_conv1d(x.data(), c.ld_x, c.rows, c.channels, h, w.view(), bias, c.silu,
-                     expect.data());
-  cpu::causal_conv1d(x.data(), c.ld_x, c.rows, c.channels, h, w.view(), bias, c.silu, got.data());
-  EXPECT_TRUE(test::all_close(got, expect, kTol, kTol));
-}
-
-// Shapes: rows < K - 1 (the halo reaches past the start of x), 1 row
-// (decode), odd channel counts, x as a column slice (ld_x > channels).
-TEST(CausalConv1d, CpuMatchesReference) {
-  const Case cases[] = {
-      {1, 1, 4, 1, true, true, true},          {1, 9728, 4, 9728 * 2, true, true, true},
-      {2, 37, 4, 40, true, false, true},       {2, 37, 4, 40, false, true, true},
-      {3, 37, 4, 37, true, true, false},       {100, 130, 4, 200, true, true, true},
-      {100, 130, 4, 200, false, false, false}, {5, 7, 1, 7, false, true, true},
-      {9, 33, 2, 33, true, true, true},
-  };
-  for (const Case& c : cases)
-    for (DType dt : test::kAllDTypes) check(c, dt);
-}
-
 // Sequence-parallel property: convolving a sequence in two pieces, the second
 // with the last K-1 rows of the first as history, equals one pass over all of
 // it (this is what the conv halo exchange relies on). Also checks the

@@ -10,33 +10,6 @@
 namespace ringscan::kernels {
 namespace {
 
-// Reference in double. The fast version sums dim squares in fp32 across SIMD
-// lanes (each lane about dim/16 terms, all positive): relative error at most
-// ~ (dim/16 + 4) * 2^-24, halved by the square root, plus ~4 roundings of the
-// products. For dim <= 3136 that is < 1e-5 relative per element.
-constexpr double kRtol = 1e-5;
-
-TEST(RmsNorm, CpuMatchesReference) {
-  struct Case {
-    int64_t rows, dim;
-  };
-  for (const Case c : {Case{1, 1}, Case{1, 3136}, Case{3, 17}, Case{64, 3136}, Case{5, 1000}}) {
-    for (DType dt : test::kAllDTypes) {
-      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " rows " << c.rows << " dim " << c.dim);
-      // Inputs of a wide range of scale (as a residual stream has).
-      std::vector<float> x = test::random_floats(c.rows * c.dim, 1, -30.f, 30.f);
-      const test::TestWeight w = test::random_weight(dt, 1, c.dim, 2, 0.5f, 1.5f);
-      std::vector<float> expect(x.size()), got(x.size());
-      ref::rmsnorm(x.data(), c.rows, c.dim, w.view(), 1e-5f, expect.data());
-      cpu::rmsnorm(x.data(), c.rows, c.dim, w.view(), 1e-5f, got.data());
-      EXPECT_TRUE(test::all_close(got, expect, 1e-30, kRtol));
-      // In place (out aliases x) gives the same result.
-      cpu::rmsnorm(x.data(), c.rows, c.dim, w.view(), 1e-5f, x.data());
-      EXPECT_TRUE(test::all_close(x, got, 0, 0));
-    }
-  }
-}
-
 // The reference against the definition on a case worked by hand:
 // x = [3, 4], mean square 12.5, eps 0 -> x / sqrt(12.5), times weight [1, 2].
 TEST(RmsNorm, ReferenceHandCase) {

@@ -116,50 +116,6 @@ TEST(Sampling, ReferenceFrequenciesFollowTheDistribution) {
   }
 }
 
-// Every row of a batch: cpu gives exactly the reference's id (same weights,
-// same summation order; only a draw landing within ~1e-16 of a boundary
-// could differ, which 40000 random draws do not hit).
-TEST(Sampling, CpuMatchesReferenceExactly) {
-  struct Case {
-    int64_t rows, vocab;
-    float spread;
-    bool quantized;  // many exact ties
-  };
-  for (const Case c : {Case{8, 1, 1.f, false}, Case{64, 7, 2.f, true}, Case{40, 4096, 4.f, false},
-                       Case{24, 4096, 1.f, true}, Case{4, 131072, 8.f, false}}) {
-    SCOPED_TRACE(testing::Message() << "rows " << c.rows << " vocab " << c.vocab);
-    std::vector<float> x = test::random_floats(c.rows * c.vocab, 11 + c.vocab, -c.spread, c.spread);
-    if (c.quantized)
-      for (auto& v : x) v = std::round(v * 2) / 2;
-    if (c.vocab > 2) x[3] = -INFINITY;
-    std::vector<SamplingParams> params(c.rows);
-    std::vector<uint64_t> stream(c.rows), step(c.rows);
-    const float temps[] = {0.f, 0.3f, 1.f, 1.7f};
-    const int ks[] = {0, 1, 5, 50};
-    const float ps[] = {1.f, 0.9f, 0.5f, 0.05f};
-    for (int64_t r = 0; r < c.rows; ++r) {
-      params[r].temperature = temps[r % 4];
-      params[r].top_k = ks[(r / 4) % 4];
-      params[r].top_p = ps[(r / 2 + r / 8) % 4];
-      params[r].seed = 1000 + r % 3;
-      stream[r] = r * 17, step[r] = r % 5;
-    }
-    std::vector<int32_t> want(c.rows), got(c.rows);
-    ref::sample(x.data(), c.vocab, c.rows, c.vocab, params.data(), stream.data(), step.data(), want.data());
-    cpu::sample(x.data(), c.vocab, c.rows, c.vocab, params.data(), stream.data(), step.data(), got.data());
-    EXPECT_EQ(got, want);
-    // Many draws of one row with top-p (the partial sort's growth path; the
-    // reference sorts the whole vocabulary per draw, hence fewer at 131072).
-    const int draws = c.vocab < 4096 ? 0 : c.vocab < 100000 ? 200 : 10;
-    for (int t = 0; t < draws; ++t) {
-      SamplingParams p;
-      p.temperature = 1.5f, p.top_p = 0.95f, p.seed = t;
-      std::vector<float> row(x.begin(), x.begin() + c.vocab);
-      ASSERT_EQ(one(cpu::sample, row, p, 3, t), one(ref::sample, row, p, 3, t)) << "draw " << t;
-    }
-  }
-}
-
 TEST(Sampling, IndependentOfBatchComposition) {
   test::expect_independent_of_batch_composition(
       [](const test::SamplingBatch& b, int64_t ld, int64_t rows, int64_t V) {

@@ -1,6 +1,6 @@
 // Shared by the CUDA SSD tests (test_ssd_cuda, test_ssd_mma_cuda,
 // test_ssd_stages_cuda): inputs on the device, a scan through any cuda::
-// scan entry, and the bounds that scale with the sum of |terms|.
+// scan entry (the bounds are in kernels/ssd_test_util.h).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,25 +33,6 @@ inline SsdOutputs run_cuda_ssd_scan(CudaSsdScanFn scan, const SsdInputs& in, boo
   scan(in.s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(), in.ld_c,
        with_init ? d.init.get() : nullptr, y.get(), in.ld_y, with_final ? fin.get() : nullptr, ws, nullptr);
   return {y.download(), fin.download()};
-}
-
-inline std::vector<float> absolute(std::vector<float> v) {
-  for (float& f : v) f = std::fabs(f);
-  return v;
-}
-// The inputs with |x|, |B|, |C|, |init| (dt, A as they are): scanned by the
-// reference they give each output's sum of |terms|, since the decays and dt
-// are positive.
-inline SsdInputs absolute(SsdInputs in) {
-  for (auto* v : {&in.x, &in.B, &in.C, &in.init}) *v = absolute(std::move(*v));
-  return in;
-}
-
-// Per-element tolerances rel * |mag| + atol (for all_within).
-inline std::vector<float> scaled_tolerance(const std::vector<float>& mag, double rel, double atol = 0) {
-  std::vector<float> tol(mag.size());
-  for (size_t i = 0; i < mag.size(); ++i) tol[i] = static_cast<float>(rel * std::fabs(double(mag[i])) + atol);
-  return tol;
 }
 
 }  // namespace ringscan::test

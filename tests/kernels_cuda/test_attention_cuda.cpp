@@ -1,5 +1,7 @@
-// Block-wise GQA attention on the GPU against the plain-loop reference (and a
-// naive whole-softmax definition), mirroring tests/kernels/test_attention.cpp.
+// Block-wise GQA attention on the GPU: masked rows, merges, key blocks and
+// query segments against the plain-loop reference and a naive whole-softmax
+// definition, mirroring tests/kernels/test_attention.cpp. One block against
+// the reference on the shared case list is an op case of tests/backend_ops.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -51,31 +53,6 @@ void fold_cuda(const Inputs& in, const DInputs& kv, const DInputs& qs, int64_t q
   cuda::attention_block(in.s, qs.q.get(), in.ld_q, in.lq, q_pos0, kv.k.get() + j0 * in.ld_k,
                         in.ld_k, kv.v.get() + j0 * in.ld_v, in.ld_v, j1 - j0, k_pos0 + j0, scale,
                         causal, st.acc.get(), st.m.get(), st.l.get());
-}
-
-// One block folded into a state that already holds an earlier block of 5 keys
-// (so the rescaling of a loaded state is exercised), CUDA vs reference.
-TEST(AttentionCuda, BlockMatchesReference) {
-  for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
-    SCOPED_TRACE(test::describe(c));
-    const float scale = 1.f / std::sqrt(float(c.s.head_dim));
-    // An earlier block of 5 keys.
-    const Inputs prev = make_attention_inputs(c.s, c.lq, 5, c.pad, 1);
-    const Inputs in = make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4);
-    const DInputs d_prev(prev), d_in(in);
-    State expect(c.s, c.lq);
-    DState got(c.s, c.lq);
-    // Both blocks use in's queries: the state belongs to them.
-    ref_fold(prev, in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, expect);
-    fold_cuda(prev, d_prev, d_in, c.q_pos0, 0, 5, c.k_pos0 - 5, scale, c.causal, got);
-    ref_fold(in, in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, expect);
-    fold_cuda(in, d_in, d_in, c.q_pos0, 0, c.lk, c.k_pos0, scale, c.causal, got);
-    test::expect_attention_states_close(c.s, c.lq, got.download(c.s, c.lq), expect, kStateTol);
-    // The kernel only reads q, k and v (padding columns included).
-    EXPECT_EQ(d_in.q.download(), in.q);
-    EXPECT_EQ(d_in.k.download(), in.k);
-    EXPECT_EQ(d_in.v.download(), in.v);
-  }
 }
 
 // Rows that see no key keep m = -inf, l = 0 and finalize to zeros, and merging

@@ -27,7 +27,11 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 build() { make -s -C "$here" -j"${JOBS:-2}" ROOT="$root" B="$B" OPT="${OPT:--O2}" "$@"; }
 
 status=0
-run_kernels() { build kernels; "$B/test_kernels_cuda" "$@" || status=$?; }
+run_kernels() {
+  build kernels
+  "$B/test_kernels_cuda" "$@" || status=$?
+  "$B/test_backend_ops" "$@" || status=$?
+}
 run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
 run_sp() {
   build sp

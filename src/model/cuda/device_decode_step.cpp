@@ -72,21 +72,21 @@ void DeviceModel::mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs
   mamba_in_proj(layer, normed_, n, b);
   for (int64_t i = 0; i < n; ++i) {
     float* hist = seqs[i]->layers[layer].conv_history.as<float>();
-    k::causal_conv1d(proj_ + i * P + di, P, 1, cd, hist, L.conv_w, L.conv_b, /*apply_silu=*/true, conv_ + i * cd);
+    k::causal_conv1d(proj_ + i * P + di, P, 1, cd, hist, L.conv_w, L.conv_b, /*apply_silu=*/true, conv_ + i * cd, stream_);
     // History after the token: its last K-2 rows, then the token's pre-conv row
     // (through hist_tmp_: a copy onto an overlapping range is not allowed).
     if (K1 > 0) {
       if (K1 > 1)
-        cuda_check(cudaMemcpyAsync(hist_tmp_, hist + cd, (K1 - 1) * row, cudaMemcpyDeviceToDevice, 0), "conv history");
-      cuda_check(cudaMemcpyAsync(hist_tmp_ + (K1 - 1) * cd, proj_ + i * P + di, row, cudaMemcpyDeviceToDevice, 0),
+        cuda_check(cudaMemcpyAsync(hist_tmp_, hist + cd, (K1 - 1) * row, cudaMemcpyDeviceToDevice, stream_), "conv history");
+      cuda_check(cudaMemcpyAsync(hist_tmp_ + (K1 - 1) * cd, proj_ + i * P + di, row, cudaMemcpyDeviceToDevice, stream_),
                  "conv history");
-      cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, 0), "conv history");
+      cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, stream_), "conv history");
     }
   }
-  k::dt_softplus(proj_ + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, dt_);
+  k::dt_softplus(proj_ + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, dt_, stream_);
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   k::ssd_step(s, conv_, cd, dt_, static_cast<const float*>(L.A.data), conv_ + di, cd, conv_ + di + GN, cd, d_states,
-              y_, di);
+              y_, di, stream_);
   mamba_out(layer, n, b, h_, /*accumulate=*/true);
 }
 
@@ -98,27 +98,27 @@ void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* 
   linear(normed_, act_dtype(), D, n, layers_[layer].qkv, qkv_, DType::F32, W);
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
-  k::attention_init(s, n, acc_, m_, l_);
+  k::attention_init(s, n, acc_, m_, l_, stream_);
   for (int64_t i = 0; i < n; ++i) {
     DeviceLayerCache& c = seqs[i]->layers[layer];
     const int64_t pos = seqs[i]->position;
     float *q = qkv_ + i * W, *kr = q + qd, *vr = kr + kvd;
     if (m.rope) {
-      k::rope(q, W, 1, m.num_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
-      k::rope(kr, W, 1, m.num_kv_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta);
+      k::rope(q, W, 1, m.num_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta, stream_);
+      k::rope(kr, W, 1, m.num_kv_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta, stream_);
     }
     if (c.kv_rows == 0) c.kv_pos0 = pos;
     ensure_kv_capacity(c, c.kv_rows + 1);
     const size_t bytes = kvd * sizeof(float);
-    cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, kr, bytes, cudaMemcpyDeviceToDevice, 0),
+    cuda_check(cudaMemcpyAsync(c.k.as<float>() + c.kv_rows * kvd, kr, bytes, cudaMemcpyDeviceToDevice, stream_),
                "K append");
-    cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, vr, bytes, cudaMemcpyDeviceToDevice, 0),
+    cuda_check(cudaMemcpyAsync(c.v.as<float>() + c.kv_rows * kvd, vr, bytes, cudaMemcpyDeviceToDevice, stream_),
                "V append");
     ++c.kv_rows;
     k::attention_block(s, q, W, 1, pos, c.k.as<float>(), kvd, c.v.as<float>(), kvd, c.kv_rows, c.kv_pos0, scale,
-                       /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads);
+                       /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads, stream_);
   }
-  k::attention_finalize(s, n, acc_, l_, y_, qd);
+  k::attention_finalize(s, n, acc_, l_, y_, qd, stream_);
   attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }
 

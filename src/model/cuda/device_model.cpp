@@ -28,16 +28,23 @@ namespace k = kernels::cuda;
 DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
     : cfg_(host.config()), gemm_(opt.gemm), block_(opt.block_tokens > 0 ? opt.block_tokens : host.block_tokens()) {
   if (block_ < 1) throw Error("the GPU engine needs a block of at least one token, not " + std::to_string(block_));
+  cudaStream_t s = nullptr;
+  cuda_check(cudaStreamCreate(&s), "creating the engine's stream");
+  stream_ = s;
   upload_weights(host);
   layout_arena();
 }
 
-DeviceModel::~DeviceModel() = default;
+// Queued work may still use the arena and the caches: drain it first.
+DeviceModel::~DeviceModel() {
+  cudaStreamSynchronize(stream_);
+  cudaStreamDestroy(stream_);
+}
 
 void DeviceModel::linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& w, void* d_y,
                          DType y_dtype, int64_t ld_y, bool accumulate) {
   if (gemm_ == GemmInputs::Bf16) {
-    k::gemm_bf16(d_x, x_dtype, ld_x, rows, w, d_y, y_dtype, ld_y, accumulate, gemm_ws_, nullptr);
+    k::gemm_bf16(d_x, x_dtype, ld_x, rows, w, d_y, y_dtype, ld_y, accumulate, gemm_ws_, stream_);
     return;
   }
   if (x_dtype != DType::F32 || y_dtype != DType::F32)
@@ -46,9 +53,9 @@ void DeviceModel::linear(const void* d_x, DType x_dtype, int64_t ld_x, int64_t r
   const float* x = static_cast<const float*>(d_x);
   float* y = static_cast<float*>(d_y);
   if (accumulate)
-    k::linear_accumulate(x, ld_x, rows, w, y, ld_y);
+    k::linear_accumulate(x, ld_x, rows, w, y, ld_y, stream_);
   else
-    k::linear(x, ld_x, rows, w, y, ld_y);
+    k::linear(x, ld_x, rows, w, y, ld_y, stream_);
 }
 
 void DeviceModel::init_caches(DeviceSequence& seq) const {
@@ -79,11 +86,11 @@ void DeviceModel::ensure_kv_capacity(DeviceLayerCache& c, int64_t rows) const {
   const uint64_t row_bytes = uint64_t(cfg_.num_kv_heads) * cfg_.head_dim * 4;
   DeviceBuffer nk(cap * row_bytes, "a KV cache"), nv(cap * row_bytes, "a KV cache");
   if (c.kv_rows > 0) {
-    cuda_check(cudaMemcpyAsync(nk.get(), c.k.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, 0), "KV copy");
-    cuda_check(cudaMemcpyAsync(nv.get(), c.v.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, 0), "KV copy");
+    cuda_check(cudaMemcpyAsync(nk.get(), c.k.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, stream_), "KV copy");
+    cuda_check(cudaMemcpyAsync(nv.get(), c.v.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, stream_), "KV copy");
   }
   // The old buffers are freed below: the copies out of them must be done first.
-  cuda_check(cudaStreamSynchronize(0), "KV copy");
+  cuda_check(cudaStreamSynchronize(stream_), "KV copy");
   c.k = std::move(nk);
   c.v = std::move(nv);
   c.kv_capacity = cap;
@@ -100,19 +107,19 @@ void DeviceModel::embed(const int32_t* ids, int64_t n, float* d_out) {
   for (int64_t r0 = 0; r0 < n; r0 += block_) {
     const int64_t nr = std::min(block_, n - r0);
     cuda_check(cudaMemcpy(ids_, ids + r0, nr * sizeof(int32_t), cudaMemcpyHostToDevice), "ids upload");
-    k::embedding(embeddings_, ids_, nr, d_out + r0 * cfg_.hidden_size);
+    k::embedding(embeddings_, ids_, nr, d_out + r0 * cfg_.hidden_size, stream_);
   }
 }
 
 void DeviceModel::norm(int layer, const float* d_h, int64_t n, float* d_out) {
   if (layer < 0)
-    k::rmsnorm(d_h, n, cfg_.hidden_size, norm_f_, cfg_.norm_eps, d_out);
+    k::rmsnorm(d_h, n, cfg_.hidden_size, norm_f_, cfg_.norm_eps, d_out, stream_);
   else
-    k::rmsnorm_to(d_h, n, cfg_.hidden_size, layers_[layer].norm, cfg_.norm_eps, d_out, act_dtype());
+    k::rmsnorm_to(d_h, n, cfg_.hidden_size, layers_[layer].norm, cfg_.norm_eps, d_out, act_dtype(), stream_);
 }
 
 void DeviceModel::mark(const char* label) {
-  if (prof_) prof_->mark(label);
+  if (prof_) prof_->mark(label, stream_);
 }
 
 void DeviceModel::forward(const int32_t* ids, int64_t n, DeviceSequence& seq, const BlockSink& sink) {
@@ -153,14 +160,14 @@ void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim(), H = m.mamba_heads;
   const int64_t GN = m.n_groups * m.ssm_state;
-  k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv);
-  k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt);
+  k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
+  k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt, stream_);
   mark("mamba conv1d + dt");
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   // bf16 GEMM inputs: the scan's GEMM stages on the tensor cores too.
   const auto scan = gemm_ == GemmInputs::Bf16 ? k::ssd_scan_bf16 : k::ssd_scan;
   scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y,
-       di, d_final, ssd_ws_, nullptr);
+       di, d_final, ssd_ws_, stream_);
   mark("mamba SSD scan");
 }
 
@@ -172,18 +179,18 @@ void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_in
   const int64_t di = m.d_inner(), cd = m.conv_dim(), GN = m.n_groups * m.ssm_state;
   const kernels::SsdShape s{n, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   k::ssd_state_correction(s, b.dt, static_cast<const float*>(layers_[layer].A.data), b.conv + di + GN, cd, d_incoming,
-                          b.y, di, nullptr, ws);
+                          b.y, di, nullptr, ws, stream_);
 }
 
 void DeviceModel::mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate) {
   const ModelConfig& m = cfg_;
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim();
-  k::head_scale_add(b.conv, cd, n, m.mamba_heads, m.mamba_head_dim, static_cast<const float*>(L.D.data), b.y);
+  k::head_scale_add(b.conv, cd, n, m.mamba_heads, m.mamba_head_dim, static_cast<const float*>(L.D.data), b.y, stream_);
   // The gated norm writes out_proj's input in the activation dtype into b.conv:
   // the post-conv x, B, C there are dead after the D skip (and a bf16 output
   // may not overlap its fp32 input y).
-  k::gated_rmsnorm_to(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.conv, act_dtype());
+  k::gated_rmsnorm_to(b.y, b.proj, P, n, di, di / m.n_groups, L.norm_gated, m.norm_eps, b.conv, act_dtype(), stream_);
   mark("mamba D skip + gated norm");
   linear(b.conv, act_dtype(), di, n, L.out_proj, d_out, DType::F32, m.hidden_size, accumulate);
   mark("mamba out_proj GEMM");
@@ -203,15 +210,15 @@ void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
   if (K1 > 0) {
     const size_t row = cd * sizeof(float), pitch = P * sizeof(float);
     if (n >= K1) {
-      cuda_check(cudaMemcpy2DAsync(hist, row, proj_ + (n - K1) * P + di, pitch, row, K1, cudaMemcpyDeviceToDevice, 0),
+      cuda_check(cudaMemcpy2DAsync(hist, row, proj_ + (n - K1) * P + di, pitch, row, K1, cudaMemcpyDeviceToDevice, stream_),
                  "conv history");
     } else {
-      cuda_check(cudaMemcpyAsync(hist_tmp_, hist + n * cd, (K1 - n) * row, cudaMemcpyDeviceToDevice, 0),
+      cuda_check(cudaMemcpyAsync(hist_tmp_, hist + n * cd, (K1 - n) * row, cudaMemcpyDeviceToDevice, stream_),
                  "conv history");
       cuda_check(cudaMemcpy2DAsync(hist_tmp_ + (K1 - n) * cd, row, proj_ + di, pitch, row, n,
-                                   cudaMemcpyDeviceToDevice, 0),
+                                   cudaMemcpyDeviceToDevice, stream_),
                  "conv history");
-      cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, 0), "conv history");
+      cuda_check(cudaMemcpyAsync(hist, hist_tmp_, K1 * row, cudaMemcpyDeviceToDevice, stream_), "conv history");
     }
   }
   mark("mamba conv history");
@@ -225,8 +232,8 @@ void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t p
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, W = qkv_dim();
   linear(d_x, act_dtype(), D, n, layers_[layer].qkv, d_qkv, DType::F32, W);
   if (m.rope) {
-    k::rope(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
-    k::rope(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta);
+    k::rope(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta, stream_);
+    k::rope(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta, stream_);
   }
   mark("attention Q/K/V GEMM");
 }
@@ -246,10 +253,10 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   // The block's k and v columns of qkv_ appended to the cache (strided copies).
   const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
   cuda_check(cudaMemcpy2DAsync(c.k.as<float>() + c.kv_rows * kvd, row, qkv_ + qd, pitch, row, n,
-                               cudaMemcpyDeviceToDevice, 0),
+                               cudaMemcpyDeviceToDevice, stream_),
              "K append");
   cuda_check(cudaMemcpy2DAsync(c.v.as<float>() + c.kv_rows * kvd, row, qkv_ + qd + kvd, pitch, row, n,
-                               cudaMemcpyDeviceToDevice, 0),
+                               cudaMemcpyDeviceToDevice, stream_),
              "V append");
   c.kv_rows += n;
   mark("attention KV append");
@@ -257,9 +264,9 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
   // Keys after the block's last query are masked anyway.
   const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
-  k::attention_init(s, n, acc_, m_, l_);
+  k::attention_init(s, n, acc_, m_, l_, stream_);
   attention_fold(qkv_, W, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
-  k::attention_finalize(s, n, acc_, l_, y_, qd);
+  k::attention_finalize(s, n, acc_, l_, y_, qd, stream_);
   mark("attention kernel");
   attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }
@@ -271,10 +278,10 @@ void DeviceModel::attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int
   const float scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
   if (gemm_ == GemmInputs::Bf16)
     k::attention_block_mma(s, DType::F32, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale,
-                           /*causal=*/true, d_acc, d_m, d_l, attn_ws_, nullptr);
+                           /*causal=*/true, d_acc, d_m, d_l, attn_ws_, stream_);
   else
     k::attention_block(s, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale, /*causal=*/true, d_acc,
-                       d_m, d_l);
+                       d_m, d_l, stream_);
 }
 
 // --- MLP -----------------------------------------------------------------------------
@@ -291,12 +298,12 @@ void DeviceModel::mlp(int layer, const void* d_x, int64_t n, float* d_up, float*
   linear(d_x, act_dtype(), D, n, L.up, d_up, inner, I);
   if (relu2) {
     if (inner == DType::BF16)
-      k::relu_squared_bf16(d_up, n * I);
+      k::relu_squared_bf16(d_up, n * I, stream_);
     else
-      k::relu_squared(d_up, n * I);
+      k::relu_squared(d_up, n * I, stream_);
   } else {
     linear(d_x, act_dtype(), D, n, L.gate, d_gate, DType::F32, I);
-    k::silu_mul(d_gate, d_up, n * I, d_up);
+    k::silu_mul(d_gate, d_up, n * I, d_up, stream_);
   }
   mark("mlp up GEMM + activation");
   linear(d_up, inner, I, n, L.down, d_out, DType::F32, D, accumulate);
@@ -338,7 +345,7 @@ void DeviceModel::target_logprobs(const float* d_hidden, int64_t n, const int32_
         throw Error("target token id " + std::to_string(targets[r0 + i]) + " is outside the vocabulary");
     logits(d_hidden + r0 * D, nr, logits_);
     cuda_check(cudaMemcpy(targets_, targets + r0, nr * sizeof(int32_t), cudaMemcpyHostToDevice), "targets upload");
-    k::token_log_prob(logits_, nr, V, targets_, logprob_);
+    k::token_log_prob(logits_, nr, V, targets_, logprob_, stream_);
     cuda_check(cudaMemcpy(out + r0, logprob_, nr * sizeof(float), cudaMemcpyDeviceToHost), "log-prob download");
   }
 }

@@ -51,10 +51,10 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
           // Per sequence: RoPE restarts at position 0 for each.
           float* qkv = qkv_ + r * W;
           attention_qkv(layer, act_row(normed_, r, D), n, 0, qkv);
-          k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads);
+          k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads, stream_);
           attention_fold(qkv, W, n, 0, qkv + qd, qkv + qd + kvd, W, n, 0, acc_ + r * qd, m_ + r * m.num_heads,
                          l_ + r * m.num_heads);
-          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, y_ + r * qd, qd);
+          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, y_ + r * qd, qd, stream_);
         }
         attention_out(layer, N, y_, h_, /*accumulate=*/true);
         break;

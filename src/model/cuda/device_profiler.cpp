@@ -10,13 +10,13 @@ DeviceProfiler::~DeviceProfiler() {
   for (CUevent_st* e : pool_) cudaEventDestroy(e);
 }
 
-void DeviceProfiler::mark(const char* label) {
+void DeviceProfiler::mark(const char* label, kernels::GpuStream stream) {
   if (used_ == pool_.size()) {
     cudaEvent_t e = nullptr;
     cuda_check(cudaEventCreate(&e), "profiler event");
     pool_.push_back(e);
   }
-  cuda_check(cudaEventRecord(pool_[used_], 0), "profiler event");
+  cuda_check(cudaEventRecord(pool_[used_], stream), "profiler event");
   if (labels_.size() <= used_) labels_.resize(used_ + 1);
   labels_[used_++] = label;
 }

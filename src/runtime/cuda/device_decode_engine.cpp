@@ -29,7 +29,7 @@ class DeviceDecodeEngine final : public DecodeEngine {
     model_.forward(prompt.data(), L, s->seq, [&](int64_t row0, int64_t rows, const float* d_hidden) {
       if (prompt_logits) prompt_logits->feed(row0, DeviceFinalHidden(model_, d_hidden, rows));
       const cudaError_t e = cudaMemcpyAsync(s->last_hidden.get(), d_hidden + (rows - 1) * D, D * 4,
-                                            cudaMemcpyDeviceToDevice, 0);
+                                            cudaMemcpyDeviceToDevice, model_.stream());
       if (e != cudaSuccess) throw Error(std::string("CUDA: last hidden row copy failed: ") + cudaGetErrorString(e));
     });
     return s;

@@ -212,9 +212,9 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
       float* qkv = S.qkv[i].as<float>();
       model_.attention_qkv(layer, S.normed.as<float>(), n, pieces[i].seg.begin, qkv);
       const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
-      check(cudaMemcpy2DAsync(block + r * kvd, row, qkv + qd, pitch, row, n, cudaMemcpyDeviceToDevice, 0), "K copy");
+      check(cudaMemcpy2DAsync(block + r * kvd, row, qkv + qd, pitch, row, n, cudaMemcpyDeviceToDevice, model_.stream()), "K copy");
       check(cudaMemcpy2DAsync(block + (my_rows + r) * kvd, row, qkv + qd + kvd, pitch, row, n,
-                              cudaMemcpyDeviceToDevice, 0),
+                              cudaMemcpyDeviceToDevice, model_.stream()),
             "V copy");
     }
     r += n;

@@ -1,0 +1,165 @@
+// Block-wise attention (attention_block: one block of keys folded into an
+// online-softmax state), on every backend: the fp32 kernels (cpu, cuda) and
+// the tensor-core one (cuda::attention_block_mma, fp32 or bf16 inputs, 4 or
+// 8 warps per CTA, with or without split-K workspace). One case list for all:
+// test::attention_block_cases().
+#include <cmath>
+#include <sstream>
+
+#include "backend_ops/op_case.h"
+#include "kernels/attention.h"
+#include "kernels/attention_test_util.h"
+
+namespace ringscan::test::ops {
+namespace {
+
+enum class Kernel { Fp32, MmaF32In, MmaBf16In, MmaBf16In8Warps, MmaNoWorkspace };
+bool is_mma(Kernel k) { return k != Kernel::Fp32; }
+const char* kernel_name(Kernel k) {
+  switch (k) {
+    case Kernel::Fp32: return "fp32";
+    case Kernel::MmaF32In: return "mma, f32 in";
+    case Kernel::MmaBf16In: return "mma, bf16 in";
+    case Kernel::MmaBf16In8Warps: return "mma, bf16 in, 8 warps";
+    case Kernel::MmaNoWorkspace: return "mma, bf16 in, no split workspace";
+  }
+  return "?";
+}
+
+// Tolerances (AttentionTolerances: outputs absolute, the running max absolute,
+// l relative at the same max).
+//  - fp32, cpu: scores are dot products of head_dim fp32 products of inputs in
+//    [-2, 2] scaled by 1/sqrt(head_dim): rounding ~sqrt(128) 2^-24 |q k| scale
+//    ~ 1e-6 (worst ~10x); a weight exp(s - m) inherits it as a relative error
+//    (plus ~2 ulp of the vectorised exp); outputs are weighted means of values
+//    in [-1, 1]: 1e-5.
+//  - fp32, cuda: the same as FMA chains over head_dim <= 256 and fp32 sums over
+//    key tiles and split partials: 2e-5.
+//  - mma: the reference runs on the bf16-rounded inputs, so the score products
+//    are the same; scores are fp32 sums in the tensor core's order (1e-4 for
+//    the max), l sums fp32 weights (2e-4), and the weights P are rounded to
+//    bf16 before P V (<= 2^-8 each) while l sums the unrounded ones: an output
+//    moves by at most 2^-8 max|v| = 3.9e-3; 4e-3, and the mean error (random
+//    signs) within 5e-4.
+// A key attended that should be masked, one key too few in a block of <= 40,
+// a wrong GQA head or fragment index moves outputs by 1e-2 to 1e-1.
+AttentionTolerances tolerances(Kernel k, const Backend& b) {
+  if (is_mma(k)) return {4e-3, 1e-4, 2e-4};
+  return b.is_cuda() ? AttentionTolerances{2e-5, 2e-5, 2e-5} : AttentionTolerances{1e-5, 1e-5, 2e-5};
+}
+constexpr double kMmaMeanOutTol = 5e-4;
+
+// One block of keys folded into a state that already holds an earlier block
+// of 5 keys (so a loaded state is rescaled); the perf cases fold one causal
+// L x L block into a fresh state.
+class BlockCase : public OpCase {
+ public:
+  BlockCase(const AttentionBlockCase& c, Kernel k, bool perf = false) : c_(c), k_(k), perf_(perf) {}
+  std::string describe() const override { return std::string(kernel_name(k_)) + ", " + test::describe(c_); }
+  bool supports(const Backend& b) const override { return !is_mma(k_) || b.is_cuda(); }
+  bool on_tensor_cores() const override { return is_mma(k_); }
+  void setup(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    scale_ = 1.f / std::sqrt(float(s.head_dim));
+    const bool round = is_mma(k_);  // the tensor cores multiply bf16 values: the reference sees them too
+    in_ = make_attention_inputs(s, c_.lq, c_.lk, c_.pad, 4);
+    if (!perf_) prev_ = make_attention_inputs(s, c_.lq, 5, c_.pad, 1);
+    if (round) in_ = bf16_rounded(in_), prev_ = bf16_rounded(prev_);
+    const bool b16 = k_ != Kernel::Fp32 && k_ != Kernel::MmaF32In;
+    auto put = [&](const std::vector<float>& v) -> void* {
+      return b16 ? static_cast<void*>(m.put(to_bf16(v))) : static_cast<void*>(m.put(v));
+    };
+    d_q_ = put(in_.q), d_k_ = put(in_.k), d_v_ = put(in_.v);
+    if (!perf_) d_pk_ = put(prev_.k), d_pv_ = put(prev_.v);
+    const int64_t rows = c_.lq * s.q_heads;
+    acc_ = static_cast<float*>(m.bytes(rows * s.head_dim * 4));
+    m_ = static_cast<float*>(m.bytes(rows * 4));
+    l_ = static_cast<float*>(m.bytes(rows * 4));
+    RINGSCAN_OP(m, attention_init, s, c_.lq, acc_, m_, l_);
+#ifdef RINGSCAN_WITH_CUDA
+    if (is_mma(k_) && k_ != Kernel::MmaNoWorkspace)
+      ws_ = m.workspace(kernels::cuda::attention_block_mma_workspace(s, c_.lq, std::max<int64_t>(c_.lk, 5)));
+#endif
+    // Both blocks use in_'s queries: the state belongs to them.
+    if (!perf_) fold(m, d_pk_, d_pv_, 5, c_.k_pos0 - 5);
+  }
+  void run(Memory& m) override { fold(m, d_k_, d_v_, c_.lk, c_.k_pos0); }
+  ::testing::AssertionResult verify(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    AttentionState expect(s, c_.lq), got(s, c_.lq);
+    kernels::ref::attention_init(s, c_.lq, expect.acc.data(), expect.m.data(), expect.l.data());
+    ref_fold(prev_, in_, c_.q_pos0, 0, 5, c_.k_pos0 - 5, scale_, c_.causal, expect);
+    ref_fold(in_, in_, c_.q_pos0, 0, c_.lk, c_.k_pos0, scale_, c_.causal, expect);
+    got.acc = m.get(acc_, expect.acc.size());
+    got.m = m.get(m_, expect.m.size());
+    got.l = m.get(l_, expect.l.size());
+    expect_attention_states_close(s, c_.lq, got, expect, tolerances(k_, m.backend()));
+    if (is_mma(k_)) {
+      const std::vector<float> a = ref_finalize(s, c_.lq, got), b = ref_finalize(s, c_.lq, expect);
+      double sum = 0;
+      for (size_t i = 0; i < a.size(); ++i) sum += std::fabs(double(a[i]) - b[i]);
+      const double mean = sum / std::max<size_t>(a.size(), 1);
+      if (mean >= kMmaMeanOutTol) return ::testing::AssertionFailure() << "mean output error " << mean;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  // 4 flops (2 for q.k, 2 for p.v) per visible (query, key) pair, head and channel.
+  double flops() const override {
+    double pairs = 0;
+    for (int64_t i = 0; i < c_.lq; ++i)
+      pairs += c_.causal ? std::clamp<double>(c_.q_pos0 + i - c_.k_pos0 + 1, 0, c_.lk) : c_.lk;
+    return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
+  }
+  double bytes() const override {
+    const double e = k_ == Kernel::Fp32 || k_ == Kernel::MmaF32In ? 4 : 2;
+    return e * (c_.lq * c_.s.q_heads + 2.0 * c_.lk * c_.s.kv_heads) * c_.s.head_dim +
+           8.0 * c_.lq * c_.s.q_heads * (c_.s.head_dim + 2);
+  }
+
+ private:
+  void fold(Memory& m, const void* k, const void* v, int64_t lk, int64_t k_pos0) {
+    const kernels::AttentionShape& s = c_.s;
+    if (!is_mma(k_)) {
+      RINGSCAN_OP(m, attention_block, s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0,
+                  static_cast<const float*>(k), in_.ld_k, static_cast<const float*>(v), in_.ld_v, lk, k_pos0, scale_,
+                  c_.causal, acc_, m_, l_);
+      return;
+    }
+#ifdef RINGSCAN_WITH_CUDA
+    kernels::cuda::set_attention_mma_warps(k_ == Kernel::MmaBf16In8Warps ? 8 : 4);
+    kernels::cuda::attention_block_mma(s, k_ == Kernel::MmaF32In ? DType::F32 : DType::BF16, d_q_, in_.ld_q, c_.lq,
+                                       c_.q_pos0, k, in_.ld_k, v, in_.ld_v, lk, k_pos0, scale_, c_.causal, acc_, m_,
+                                       l_, ws_, m.stream());
+    kernels::cuda::set_attention_mma_warps(4);
+#endif
+  }
+
+  AttentionBlockCase c_;
+  Kernel k_;
+  bool perf_;
+  float scale_ = 1.f;
+  AttentionInputs in_{}, prev_{};
+  void *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr, *d_pk_ = nullptr, *d_pv_ = nullptr;
+  float *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr;
+  kernels::Workspace ws_;
+};
+
+Cases attention_block_cases_for(const PerfShapes* p) {
+  Cases c;
+  if (p) {
+    const AttentionBlockCase whole{{p->q_heads, p->kv_heads, p->head_dim}, p->tokens, p->tokens, 0, 0, 0, true};
+    for (Kernel k : {Kernel::Fp32, Kernel::MmaBf16In}) add<BlockCase>(c, whole, k, true);
+    return c;
+  }
+  for (const AttentionBlockCase& a : attention_block_cases()) {
+    for (Kernel k : {Kernel::Fp32, Kernel::MmaF32In, Kernel::MmaBf16In, Kernel::MmaBf16In8Warps}) add<BlockCase>(c, a, k);
+    if (a.lq == 1) add<BlockCase>(c, a, Kernel::MmaNoWorkspace);  // only short queries split
+  }
+  return c;
+}
+
+}  // namespace
+
+void add_attention_ops(std::vector<OpFamily>& f) { f.push_back({"attention_block", attention_block_cases_for}); }
+
+}  // namespace ringscan::test::ops
