@@ -163,8 +163,19 @@ double perplexity_of(double nll, uint64_t n) {
   return n ? std::exp(nll / static_cast<double>(n)) : std::numeric_limits<double>::quiet_NaN();
 }
 
+// A document that was not computed: skipped (error = the skip reason) or failed
+// (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
 io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
-                                std::vector<int32_t> ids = {});
+                                std::vector<int32_t> ids = {}) {
+  io::DocumentResult r;
+  r.index = static_cast<uint64_t>(index);
+  r.path = doc.name;
+  r.status = status;
+  r.error = error;
+  r.token_ids = std::move(ids);
+  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
+  return r;
+}
 
 // Per-document result rows from the computed values; `failed` when they are not finite.
 io::DocumentResult make_result(int64_t index, const io::Document& doc, const DocumentTokens& t,
@@ -204,20 +215,6 @@ io::DocumentResult make_result(int64_t index, const io::Document& doc, const Doc
   r.embedding_mean = v.embedding_mean;
   r.embedding_last = v.embedding_last;
   r.skipped_files = t.skipped;
-  return r;
-}
-
-// A document that was not computed: skipped (error = the skip reason) or failed
-// (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
-io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
-                                std::vector<int32_t> ids) {
-  io::DocumentResult r;
-  r.index = static_cast<uint64_t>(index);
-  r.path = doc.name;
-  r.status = status;
-  r.error = error;
-  r.token_ids = std::move(ids);
-  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 

@@ -328,7 +328,7 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         // Same run. Documents that changed since, or failed, are computed again; the
         // rest of the file is kept.
         std::vector<uint8_t> recompute(n, 0);
-        {
+        try {
           FinalFileReader f(s.out_);
           for (uint64_t i = 0; i < n; ++i) {
             const bool failed = f.status(i) == doc_status::kFailed;
@@ -338,6 +338,9 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
             counts[1] += failed && !changed;
             counts[f.status(i) == doc_status::kOk ? 2 : f.status(i) == doc_status::kSkipped ? 3 : 4] += 1;
           }
+        } catch (const Error& e) {
+          throw Error("output " + s.out_ + " cannot be checked for changed or failed documents (" + e.what() +
+                      "); rerun with --overwrite to compute it again, or choose another output path");
         }
         // A crash between renaming the final file and removing the parts leaves them stale.
         remove_parts_dir(parts);
