@@ -15,6 +15,7 @@
 
 #include "cli/mpi_context.h"
 #include "io/discovery.h"
+#include "io/file_digest.h"
 #include "io/result_store.h"
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
@@ -48,6 +49,14 @@ struct JobOptions {
   bool ignore_eos = false;
 };
 
+std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string command_line(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
@@ -58,9 +67,12 @@ std::string command_line(int argc, char** argv) {
 // must not resume into (or silently overwrite) an existing output.
 // The engine is part of it: GPU results (bf16 GEMM inputs) differ from the
 // CPU's in the last digits, and one file must not mix them.
+// Options that cannot change a result (--memory-per-rank, --sp, --layout, the number of
+// ranks, progress, --overwrite) stay out of it, so that a rerun may change them.
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
-                  const Engine& engine) {
+                  const Engine& engine, const std::string& weights_sha256) {
   return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
+              {"weights_sha256", weights_sha256},
               {"engine", engine.on_gpu() ? "cuda" : "cpu"},
               {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
               {"gitignore", !o.no_gitignore}, {"mode", o.mode},          {"max_tokens", o.max_tokens},
@@ -70,6 +82,53 @@ Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c
                                                       {"top_k", o.sampling.top_k}, {"top_p", o.sampling.top_p},
                                                       {"seed", o.sampling.seed}, {"ignore_eos", o.ignore_eos}}
                                                 : Json()}};
+}
+
+// SHA-256 over the checkpoint's safetensors files, each file's digest cached by its
+// size and mtime (io/file_digest.h): a checkpoint is read in full once.
+std::string weights_sha256(const Model& model, bool quiet, const std::string& job) {
+  const std::string& dir = model.checkpoint().dir();
+  std::vector<std::string> names;
+  for (const std::string& path : model.checkpoint().file_paths())
+    names.push_back(path.rfind(dir + "/", 0) == 0 ? path.substr(dir.size() + 1) : path);
+  auto t0 = std::chrono::steady_clock::now();
+  io::FolderDigest digest = io::folder_sha256(dir, names, io::default_digest_caches(dir));
+  if (!quiet && !digest.hashed.empty())
+    std::fprintf(stderr, "ringscan %s: hashed the weights of %s (%zu file(s), %.1fs) for the run identity; %s\n",
+                 job.c_str(), dir.c_str(), digest.hashed.size(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                 digest.cache_written.empty() ? "no writable cache, they will be hashed again next time"
+                                              : ("cached in " + digest.cache_written).c_str());
+  return digest.sha256;
+}
+
+// The job's exit status (docs/cli.md): every document ok, or some not.
+int exit_status(const io::ResultStore& store) {
+  const io::ResultStore::StatusCounts& n = store.status_counts();
+  return n.failed + n.skipped == 0 ? 0 : kExitSomeDocumentsNotOk;
+}
+
+// Why computed values cannot be a result ("" when they can): a NaN or infinite log-prob
+// (after the first token, which has none) or embedding, e.g. from broken weights.
+std::string non_finite_values(const DocumentValues& v) {
+  auto count = [](const std::vector<float>& x, size_t from, size_t* first) {
+    size_t bad = 0;
+    for (size_t i = from; i < x.size(); ++i)
+      if (!std::isfinite(x[i])) {
+        if (bad++ == 0) *first = i;
+      }
+    return bad;
+  };
+  size_t first = 0;
+  if (size_t bad = count(v.logprob, 1, &first))
+    return "the model computed non-finite log-probs (NaN or infinity) for " + std::to_string(bad) + " of " +
+           std::to_string(v.logprob.size() - 1) + " tokens, first at token " + std::to_string(first) +
+           "; check the checkpoint's weights and config.json";
+  for (const auto* e : {&v.embedding_mean, &v.embedding_last})
+    if (size_t bad = count(*e, 0, &first))
+      return "the model computed a non-finite embedding (NaN or infinity in " + std::to_string(bad) + " of " +
+             std::to_string(e->size()) + " values); check the checkpoint's weights and config.json";
+  return "";
 }
 
 // A generated summary: its ids, text, why it stopped, counts and timing in `extra`.
@@ -104,10 +163,29 @@ double perplexity_of(double nll, uint64_t n) {
   return n ? std::exp(nll / static_cast<double>(n)) : std::numeric_limits<double>::quiet_NaN();
 }
 
-// Per-document result rows from the computed values.
+// A document that was not computed: skipped (error = the skip reason) or failed
+// (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
+io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
+                                std::vector<int32_t> ids = {}) {
+  io::DocumentResult r;
+  r.index = static_cast<uint64_t>(index);
+  r.path = doc.name;
+  r.status = status;
+  r.error = error;
+  r.token_ids = std::move(ids);
+  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
+  return r;
+}
+
+// Per-document result rows from the computed values; `failed` when they are not finite.
 io::DocumentResult make_result(int64_t index, const io::Document& doc, const DocumentTokens& t,
                                const DocumentValues& v, const JobSpec& spec) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  if (const std::string why = non_finite_values(v); !why.empty()) {
+    io::DocumentResult r = not_computed(index, doc, io::doc_status::kFailed, why, t.ids);
+    r.truncated = t.truncated;
+    return r;
+  }
   io::DocumentResult r;
   r.index = static_cast<uint64_t>(index);
   r.path = doc.name;
@@ -137,20 +215,6 @@ io::DocumentResult make_result(int64_t index, const io::Document& doc, const Doc
   r.embedding_mean = v.embedding_mean;
   r.embedding_last = v.embedding_last;
   r.skipped_files = t.skipped;
-  return r;
-}
-
-// A document that was not computed: skipped (error = the skip reason) or failed
-// (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
-io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
-                                std::vector<int32_t> ids = {}) {
-  io::DocumentResult r;
-  r.index = static_cast<uint64_t>(index);
-  r.path = doc.name;
-  r.status = status;
-  r.error = error;
-  r.token_ids = std::move(ids);
-  r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 
@@ -206,7 +270,11 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     layout_kind = parse_layout(o.layout);
     if (o.sp < 0 || o.sp > P) throw Error("--sp " + std::to_string(o.sp) + " is not between 0 and the " + std::to_string(P) + " ranks");
     if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
-    if (o.memory_gib < 0) throw Error("--memory-per-rank must be >= 0");
+    // Comparisons written so that NaN fails them: a NaN option would pass "< 0" checks.
+    if (!(std::isfinite(o.memory_gib) && o.memory_gib >= 0))
+      throw Error("--memory-per-rank must be a finite number of GiB >= 0 (0: the default), got " + number_text(o.memory_gib));
+    if (!(std::isfinite(o.progress_interval) && o.progress_interval > 0))
+      throw Error("--progress-interval must be a finite number of seconds > 0, got " + number_text(o.progress_interval));
     model = Model::load(o.model_dir, me != 0);
     engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
@@ -216,6 +284,11 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (spec.want.generate) {
       if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
       if (o.batch < 1) throw Error("--batch must be at least 1");
+      if (!(std::isfinite(o.sampling.temperature) && o.sampling.temperature >= 0))
+        throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.sampling.temperature));
+      if (!(std::isfinite(o.sampling.top_p) && o.sampling.top_p > 0 && o.sampling.top_p <= 1))
+        throw Error("--top-p must be a number in (0, 1] (1: no limit), got " + number_text(o.sampling.top_p));
+      if (o.sampling.top_k < 0) throw Error("--top-k must be >= 0 (0: no limit)");
       frame = make_prompt_frame(*tok, o.prompt);
     }
     io::DiscoveryOptions d;
@@ -236,11 +309,56 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   const auto& docs = found.documents;
   const int64_t n_docs = static_cast<int64_t>(docs.size());
 
+  // The checkpoint's weights are part of the run's identity (same config.json, other
+  // weights: other results). Rank 0 hashes them, once per checkpoint (io/file_digest.h).
+  std::string weights;
+  cli::check_collectively(*world, [&]() {
+    if (me == 0) weights = weights_sha256(*model, o.quiet, spec.name);
+  });
+  weights.resize(64);
+  world->broadcast(weights.data(), weights.size(), 0);
+
+  // Every document is read and its content hashed, spread over ranks by size: a stored
+  // result is reused only for the same content. Only documents still to compute are
+  // tokenized, below.
+  // Where the time goes, per rank (bench/score reports the shares).
+  using clock = std::chrono::steady_clock;
+  auto seconds_since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+  double t_tokenize = 0, t_compute = 0, t_write = 0;
+  auto t0 = clock::now();
+  std::vector<uint64_t> sizes;
+  for (const auto& d : docs) {
+    uint64_t b = 0;
+    for (const auto& f : d.files) b += f.bytes;
+    sizes.push_back(b);
+  }
+  const std::vector<int> reader = balance_by_size(sizes, P);
+  std::map<int64_t, io::LoadedDocument> loaded;  // documents this rank read
+  std::string my_digests;
+  for (int64_t d = 0; d < n_docs; ++d) {
+    if (reader[d] != me) continue;
+    io::LoadedDocument& l = loaded[d] = io::load_document(docs[d]);
+    my_digests += l.content_sha256;
+  }
+  const std::vector<std::size_t> digest_bytes = world->all_gather_counts(my_digests.size());
+  std::string all_digests(64 * static_cast<size_t>(n_docs), '\0');
+  world->all_gather_v(my_digests.data(), all_digests.data(), digest_bytes);
+  std::vector<std::string> content(n_docs);
+  {
+    std::vector<size_t> cursor(P, 0);  // rank r's digests arrive in its documents' order
+    for (int r = 1; r < P; ++r) cursor[r] = cursor[r - 1] + digest_bytes[r - 1];
+    for (int64_t d = 0; d < n_docs; ++d) {
+      content[d] = all_digests.substr(cursor[reader[d]], 64);
+      cursor[reader[d]] += 64;
+    }
+  }
+
   std::unique_ptr<io::ResultStore> store;
   std::vector<std::string> names;
   for (const auto& d : docs) names.push_back(d.name);
   cli::check_collectively(*world, [&]() {
-    store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok, *engine), o.overwrite, names, MPI_COMM_WORLD);
+    store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok, *engine, weights), o.overwrite, names,
+                                  MPI_COMM_WORLD, content, Json{{"model_dir", o.model_dir}});
   });
   if (me == 0 && !o.quiet) {
     std::cerr << "ringscan " << spec.name << ": device " << engine->label()
@@ -249,45 +367,29 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     if (!store->already_complete())
       for (const auto& s : found.skipped) std::cerr << io::skip_warning(s) << "\n";
   }
-  if (store->already_complete()) return 0;
+  if (store->already_complete()) return exit_status(*store);
 
-  // Reading and tokenizing: documents spread over ranks by size.
-  std::vector<int64_t> todo;
-  std::vector<uint64_t> sizes;
-  for (int64_t d = 0; d < n_docs; ++d) {
-    if (store->is_completed(static_cast<uint64_t>(d))) continue;
-    todo.push_back(d);
-    uint64_t b = 0;
-    for (const auto& f : docs[d].files) b += f.bytes;
-    sizes.push_back(b);
-  }
-  const std::vector<int> reader = balance_by_size(sizes, P);
-  std::vector<int> holder(n_docs, -1);
-  for (size_t i = 0; i < todo.size(); ++i) holder[todo[i]] = reader[i];
-
-  // Where the time goes, per rank (bench/score reports the shares).
-  using clock = std::chrono::steady_clock;
-  auto seconds_since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
-  double t_tokenize = 0, t_compute = 0, t_write = 0;
-  auto t0 = clock::now();
-  std::map<int64_t, DocumentTokens> mine;  // documents this rank read
+  // Tokenizing the documents still to compute, on the rank that read them.
+  std::vector<int> holder(n_docs, -1);  // who tokenized it (every rank knows)
+  for (int64_t d = 0; d < n_docs; ++d)
+    if (!store->is_completed(static_cast<uint64_t>(d))) holder[d] = reader[d];
+  std::map<int64_t, DocumentTokens> mine;  // documents this rank tokenized
   std::vector<int64_t> counts(n_docs, -1);  // tokens per document; -1: not to run
   std::vector<int64_t> truncated(n_docs, 0);
-  for (size_t i = 0; i < todo.size(); ++i) {
-    if (reader[i] != me) continue;
-    const int64_t d = todo[i];
-    io::LoadedDocument loaded = io::load_document(docs[d]);
+  for (auto& [d, l] : loaded) {
+    if (store->is_completed(static_cast<uint64_t>(d))) continue;
+    io::LoadedDocument doc = std::move(l);
     if (!o.quiet)
-      for (const auto& s : loaded.skipped) std::cerr << io::skip_warning(s) << "\n";
-    if (!loaded.ok()) {
-      io::DocumentResult r = not_computed(d, docs[d], io::doc_status::kSkipped, loaded.skip_reason);
-      r.skipped_files = loaded.skipped;
-      r.extra["detail"] = loaded.skip_detail;
+      for (const auto& s : doc.skipped) std::cerr << io::skip_warning(s) << "\n";
+    if (!doc.ok()) {
+      io::DocumentResult r = not_computed(d, docs[d], io::doc_status::kSkipped, doc.skip_reason);
+      r.skipped_files = doc.skipped;
+      r.extra["detail"] = doc.skip_detail;
       store->add(r);
       continue;
     }
-    DocumentTokens t = tokenize_document(*tok, loaded, o.max_tokens, !spec.want.generate);
-    t.skipped = std::move(loaded.skipped);
+    DocumentTokens t = tokenize_document(*tok, doc, o.max_tokens, !spec.want.generate);
+    t.skipped = std::move(doc.skipped);
     if (spec.want.generate) {  // the prompt: frame.before + document + frame.after
       t.ids.insert(t.ids.begin(), frame.before.begin(), frame.before.end());
       t.ids.insert(t.ids.end(), frame.after.begin(), frame.after.end());
@@ -297,6 +399,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     truncated[d] = t.truncated;
     mine.emplace(d, std::move(t));
   }
+  loaded.clear();
   t_tokenize = seconds_since(t0);
   world->all_reduce(counts.data(), counts.size(), comm::ReduceOp::max);
   world->all_reduce(truncated.data(), truncated.size(), comm::ReduceOp::max);
@@ -544,7 +647,13 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   if (me == 0 && !o.quiet)
     std::fprintf(stderr, "ringscan %s: time (slowest rank): read+tokenize %.2fs, compute %.2fs (communication %.2fs), write %.2fs\n",
                  spec.name.c_str(), timing[0], timing[1], timing[2], timing[3]);
-  return 0;
+  const io::ResultStore::StatusCounts& n = store->status_counts();
+  if (me == 0 && n.failed + n.skipped > 0)  // even with --quiet: the exit status says it, this line says why
+    std::fprintf(stderr, "ringscan %s: %llu of %lld documents failed and %llu were skipped (see /documents/status and "
+                         "/documents/error in %s); rerunning the same command retries the failed ones\n",
+                 spec.name.c_str(), static_cast<unsigned long long>(n.failed), static_cast<long long>(n_docs),
+                 static_cast<unsigned long long>(n.skipped), o.out.c_str());
+  return exit_status(*store);
 }
 
 }  // namespace ringscan

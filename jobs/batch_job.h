@@ -16,6 +16,11 @@ struct JobSpec {
   WantedOutputs want;
 };
 
+// Exit status (docs/cli.md, the same on every rank): 0 when every document is ok;
+// kExitSomeDocumentsNotOk when the output was written but some document failed or was
+// skipped; errors that stop the run (bad option, input, model, output) exit 1 (cli/main.cpp).
+inline constexpr int kExitSomeDocumentsNotOk = 3;
+
 int run_batch_job(const JobSpec& spec, int argc, char** argv);
 
 }  // namespace ringscan

@@ -26,9 +26,13 @@ namespace po = boost::program_options;
 
 namespace ringscan::cli {
 
+// Ids separated by whitespace and/or single commas: "1,2,3", "1 2 3", "1, 2".
+// An empty item ("1,,2", a leading or trailing comma) is an error, not skipped:
+// it is more likely a lost id than a typo to forgive.
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& source) {
   std::vector<int32_t> ids;
   std::string tok;
+  bool id_since_comma = false, comma_seen = false;
   auto flush = [&]() {
     if (tok.empty()) return;
     size_t used = 0;
@@ -42,12 +46,26 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& sourc
       throw Error(source + ": \"" + tok + "\" is not a token id (a non-negative integer)");
     ids.push_back(static_cast<int32_t>(v));
     tok.clear();
+    id_since_comma = true;
+  };
+  auto empty_item = [&]() {
+    return Error(source + ": an empty id after id " + std::to_string(ids.size()) +
+                 " (two commas in a row, or a comma at the start or end); expected ids separated by commas or spaces");
   };
   for (char ch : text) {
-    if (ch == ',' || std::isspace(static_cast<unsigned char>(ch))) flush();
-    else tok += ch;
+    if (ch == ',') {
+      flush();
+      if (!id_since_comma) throw empty_item();
+      id_since_comma = false;
+      comma_seen = true;
+    } else if (std::isspace(static_cast<unsigned char>(ch))) {
+      flush();
+    } else {
+      tok += ch;
+    }
   }
   flush();
+  if (comma_seen && !id_since_comma) throw empty_item();
   if (ids.empty()) throw Error(source + " holds no token ids");
   return ids;
 }

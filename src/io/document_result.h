@@ -52,6 +52,9 @@ struct DocumentResult {
   std::vector<float> embedding_last;
   std::vector<SkippedFile> skipped_files;  // files of this document skipped on reading
   Json extra = Json::object();             // free-form (timings, ...); stored as JSON text
+  // SHA-256 (hex) of the document's content when it was read (LoadedDocument::
+  // content_sha256); "" = not known. A stored result is reused only for the same content.
+  std::string content_sha256;
 };
 
 }  // namespace ringscan::io

@@ -233,7 +233,8 @@ void write_final_numeric(const std::string& path, uint64_t n_documents, uint64_t
 }
 
 void write_final_strings(const std::string& path, const FinalStrings& s, const Json& run_identity,
-                         const std::string& documents_hash, uint64_t n_documents, const Json& attributes) {
+                         const Json& run_about, const std::string& documents_hash, uint64_t n_documents,
+                         const Json& attributes) {
   h5::quiet();
   Id file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, "cannot reopen result file " + path);
   {
@@ -242,6 +243,7 @@ void write_final_strings(const std::string& path, const FinalStrings& s, const J
     string_column(g, "status", s.doc_status, path);
     string_column(g, "error", s.doc_error, path);
     string_column(g, "extra", s.doc_extra, path);
+    string_column(g, "content_sha256", s.doc_content_sha256, path);
   }
   {
     Id g(H5Gopen2(file, "files", H5P_DEFAULT), H5Gclose, "cannot open group files of " + path);
@@ -259,6 +261,7 @@ void write_final_strings(const std::string& path, const FinalStrings& s, const J
   }
   number_attribute<int64_t>(file, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, kFormatVersion, path);
   string_attribute(file, "run_identity", run_identity.dump(), path);
+  string_attribute(file, "run_about", run_about.dump(), path);
   string_attribute(file, "documents_hash", documents_hash, path);
   number_attribute<int64_t>(file, "n_documents", H5T_STD_I64LE, H5T_NATIVE_INT64, int64_t(n_documents), path);
   for (const auto& [name, v] : attributes.items()) {
@@ -291,6 +294,8 @@ FinalIdentity read_final_identity(const std::string& path) {
   FinalIdentity id;
   id.run_identity = parse_json_relaxed(read_string_attribute(file, "run_identity", path), path + " run_identity");
   id.documents_hash = read_string_attribute(file, "documents_hash", path);
+  if (H5Aexists(file, "run_about") > 0)
+    id.run_about = parse_json_relaxed(read_string_attribute(file, "run_about", path), path + " run_about");
   id.n_documents = uint64_t(read_int_attribute(file, "n_documents", path));
   return id;
 }

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace ringscan::io::h5 {
 
@@ -55,5 +56,15 @@ class Id {
 
 // Variable-length UTF-8 string type.
 Id utf8_string_type();
+
+// Reading datasets of a file opened for reading; `where` names the file in errors.
+// The dimensions of dataset `name` (an Error when it is absent).
+std::vector<hsize_t> dataset_dims(hid_t file, const std::string& name, const std::string& where);
+// `count` rows of a 1-D dataset, or of a 2-D one (width columns), from row `first`,
+// converted to mem_type; the dataset must have exactly that width.
+void read_rows(hid_t file, const std::string& name, hid_t mem_type, hsize_t first, hsize_t count, hsize_t width,
+               void* out, const std::string& where);
+// A whole 1-D variable-length string dataset.
+std::vector<std::string> read_string_column(hid_t file, const std::string& name, const std::string& where);
 
 }  // namespace ringscan::io::h5

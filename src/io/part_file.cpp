@@ -10,9 +10,37 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '1'};
+constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '2'};
 constexpr size_t kHeaderBytes = 32;
-constexpr size_t kEntryBytes = 32;
+constexpr size_t kDigestBytes = 32;
+constexpr size_t kEntryBytes = 40 + kDigestBytes;
+
+uint64_t status_code(const std::string& s) {
+  return s == doc_status::kOk ? 0 : s == doc_status::kSkipped ? 1 : 2;
+}
+
+// Hex digest <-> its 32 bytes; "" <-> zeros.
+std::string digest_bytes(const std::string& hex, uint64_t document) {
+  std::string raw(kDigestBytes, '\0');
+  if (hex.empty()) return raw;
+  auto nibble = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw Error("result of document " + std::to_string(document) + ": content_sha256 \"" + hex +
+                "\" is not 64 lowercase hex digits");
+  };
+  if (hex.size() != 2 * kDigestBytes) nibble('x');
+  for (size_t i = 0; i < kDigestBytes; ++i) raw[i] = char(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  return raw;
+}
+
+std::string digest_hex(std::string_view raw) {
+  if (raw.find_first_not_of('\0') == std::string_view::npos) return "";
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) hex += digits[c >> 4], hex += digits[c & 15];
+  return hex;
+}
 
 }  // namespace
 
@@ -106,6 +134,9 @@ std::string encode_part(const std::vector<DocumentResult>& results) {
     index.u64(offset);
     index.u64(records[i].size());
     index.u64(fnv1a64(records[i]));
+    index.u64(status_code(results[i].status));
+    const std::string digest = digest_bytes(results[i].content_sha256, results[i].index);
+    index.raw(digest.data(), digest.size());
     offset += records[i].size();
     payload += records[i].size();
   }
@@ -140,6 +171,8 @@ std::vector<PartEntry> read_part_index(const std::string& path) {
     e.offset = in.u64();
     e.length = in.u64();
     e.checksum = in.u64();
+    e.failed = in.u64() == status_code(doc_status::kFailed);
+    e.content_sha256 = digest_hex(in.raw(kDigestBytes));
     if (e.offset < kHeaderBytes + n * kEntryBytes || e.offset + e.length > size)
       throw Error("part file " + path + " is damaged: a record lies outside the file");
   }
@@ -152,9 +185,10 @@ DocumentResult read_part_record(const std::string& path, const PartEntry& e) {
     throw Error("part file " + path + " is damaged: the record of document " + std::to_string(e.document) +
                 " fails its checksum");
   DocumentResult r = decode_result(bytes, "part file " + path);
-  if (r.index != e.document)
-    throw Error("part file " + path + " is damaged: its index names document " + std::to_string(e.document) +
-                " but the record holds document " + std::to_string(r.index));
+  if (r.index != e.document || (r.status == doc_status::kFailed) != e.failed)
+    throw Error("part file " + path + " is damaged: its index entry for document " + std::to_string(e.document) +
+                " does not match the record it points to");
+  r.content_sha256 = e.content_sha256;
   return r;
 }
 

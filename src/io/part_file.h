@@ -3,13 +3,17 @@
 // "Resume"). Each file is written once, atomically, and never changed.
 //
 // Layout (host byte order, little-endian on every supported machine):
-//   header  32 bytes: magic "RSPART01", u64 n_records, u64 payload_bytes,
+//   header  32 bytes: magic "RSPART02", u64 n_records, u64 payload_bytes,
 //                     u64 fnv1a64 of the index table
-//   index   n_records x 32 bytes: u64 document index, u64 offset in payload,
-//                     u64 length, u64 fnv1a64 of the record
-//   payload the records, each an encoded DocumentResult (see encode_result)
-// A reader can list a part's documents from the header and index alone, and read any
-// one record with its own checksum.
+//   index   n_records x 72 bytes: u64 document index, u64 offset in payload,
+//                     u64 length, u64 fnv1a64 of the record, u64 status (0 ok,
+//                     1 skipped, 2 failed), 32 bytes SHA-256 of the document's
+//                     content (zeros: not known)
+//   payload the records, each an encoded DocumentResult (see encode_result; its
+//           content_sha256 is in the index only)
+// A reader can list a part's documents, their status and content digest from the
+// header and index alone (what resuming needs), and read any one record with its own
+// checksum.
 #pragma once
 #include <bit>
 #include <cstdint>
@@ -27,6 +31,8 @@ struct PartEntry {
   uint64_t offset = 0;  // from the start of the file
   uint64_t length = 0;
   uint64_t checksum = 0;
+  bool failed = false;         // the record's status is doc_status::kFailed
+  std::string content_sha256;  // hex, "" = not known
 };
 
 std::string encode_result(const DocumentResult& r);
@@ -39,7 +45,7 @@ std::string encode_part(const std::vector<DocumentResult>& results);
 // Reads and checks a part's header and index (not the records).
 std::vector<PartEntry> read_part_index(const std::string& path);
 
-// Reads one record and checks its checksum.
+// Reads one record and checks its checksum; its content_sha256 comes from the entry.
 DocumentResult read_part_record(const std::string& path, const PartEntry& entry);
 
 // Append-only byte encoding shared by part files and the store's gathers.
@@ -71,6 +77,7 @@ class ByteReader {
   uint64_t u64() { return pod<uint64_t>(); }
   double f64() { return pod<double>(); }
   std::string str() { return std::string(take(count(1))); }
+  std::string_view raw(size_t n) { return take(n); }
   template <class T>
   std::vector<T> vec() {
     uint64_t n = count(sizeof(T));

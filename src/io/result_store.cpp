@@ -15,6 +15,7 @@
 #include <map>
 
 #include "io/final_file.h"
+#include "io/final_reader.h"
 #include "io/fs_util.h"
 #include "io/part_file.h"
 #include "io/utf8_check.h"
@@ -26,7 +27,7 @@ namespace {
 
 constexpr const char* kRunFile = "run.json";
 constexpr const char* kRunFormat = "ringscan result parts";
-constexpr int kRunFormatVersion = 1;
+constexpr int kRunFormatVersion = 2;  // 2: part files RSPART02 (status and content digest in the index)
 
 void check_mpi(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw Error(std::string("result store: ") + what + " failed");
@@ -63,8 +64,23 @@ void agree(MPI_Comm comm, const std::function<void()>& fn) {
   throw Error(message);
 }
 
-// Why two identities differ, for the error sentence.
-std::string identity_difference(const Json& ours, const Json& theirs) {
+// A value for a sentence: short strings as they are, long ones (digests) cut.
+std::string short_value(const Json& v) {
+  std::string t = v.is_string() ? v.get<std::string>() : v.dump();
+  return t.size() > 20 ? t.substr(0, 12) + "..." : t;
+}
+
+// "model_dir /x/demo" for each member of a run's `about`.
+std::string about_text(const Json& about) {
+  std::string s;
+  if (!about.is_object()) return s;
+  for (const auto& [k, v] : about.items()) s += (s.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
+  return s;
+}
+
+// Why two identities differ, for the error sentence: the keys, and for up to three of
+// them both values, with what names each run (its `about`, e.g. the model folder).
+std::string identity_difference(const Json& ours, const Json& theirs, const Json& our_about, const Json& their_about) {
   if (!theirs.is_object()) return "its run identity is not a JSON object";
   std::vector<std::string> keys;
   for (const auto& [k, v] : ours.items())
@@ -75,12 +91,27 @@ std::string identity_difference(const Json& ours, const Json& theirs) {
   std::string s = "run identity differs in ";
   for (size_t i = 0; i < keys.size() && i < 5; ++i) s += (i ? ", '" : "'") + keys[i] + "'";
   if (keys.size() > 5) s += " and " + std::to_string(keys.size() - 5) + " more";
+  std::string that_run, this_run;
+  for (size_t i = 0; i < keys.size() && i < 3; ++i) {
+    const Json& a = theirs.contains(keys[i]) ? theirs.at(keys[i]) : Json();
+    const Json& b = ours.contains(keys[i]) ? ours.at(keys[i]) : Json();
+    if (a.is_object() || a.is_array() || b.is_object() || b.is_array()) continue;  // model_config etc.: too long
+    that_run += (that_run.empty() ? "" : ", ") + keys[i] + " " + short_value(a);
+    this_run += (this_run.empty() ? "" : ", ") + keys[i] + " " + short_value(b);
+  }
+  const std::string that_about = about_text(their_about), this_about = about_text(our_about);
+  if (!that_about.empty() || !this_about.empty()) {
+    that_run += (that_run.empty() ? "" : ", ") + (that_about.empty() ? std::string("not recorded") : that_about);
+    this_run += (this_run.empty() ? "" : ", ") + this_about;
+  }
+  if (!that_run.empty()) s += " (that run: " + that_run + "; this run: " + this_run + ")";
   return s;
 }
 
-std::string run_difference(const Json& identity, const std::string& hash, uint64_t n, const Json& their_identity,
-                           const std::string& their_hash, uint64_t their_n) {
-  std::string d = identity_difference(identity, their_identity);
+std::string run_difference(const Json& identity, const Json& about, const std::string& hash, uint64_t n,
+                           const Json& their_identity, const Json& their_about, const std::string& their_hash,
+                           uint64_t their_n) {
+  std::string d = identity_difference(identity, their_identity, about, their_about);
   if (!d.empty()) return "a different model or options: " + d;
   if (their_n != n)
     return "a different document list: " + std::to_string(their_n) + " documents instead of " + std::to_string(n);
@@ -135,8 +166,11 @@ void require_utf8(const std::string& s, const std::string& what, uint64_t doc) {
 }
 
 // Where each document's record is: parts folder listing, on the rank that scans it.
+// A document recomputed in a later attempt (it changed, or had failed) has records in
+// two parts: the later attempt's wins. Two records from one attempt are damage.
 struct PartIndex {
   std::vector<std::string> files;                  // part file names
+  std::vector<int> attempt;                        // per file
   std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
 };
 
@@ -150,21 +184,73 @@ PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_atte
     if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
     const uint32_t file = uint32_t(idx.files.size());
     idx.files.push_back(n);
-    for (const PartEntry& e : read_part_index(dir + "/" + n)) {
+    idx.attempt.push_back(p.attempt);
+    for (PartEntry& e : read_part_index(dir + "/" + n)) {
       if (e.document >= n_documents)
         throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
                     " but the run has " + std::to_string(n_documents) + " documents");
       auto& slot = idx.at[e.document];
-      if (slot.first != UINT32_MAX)
-        throw Error("the parts folder " + dir + " is damaged: document " + std::to_string(e.document) +
-                    " is in two part files, " + idx.files[slot.first] + " and " + n);
-      slot = {file, e};
+      if (slot.first != UINT32_MAX) {
+        if (idx.attempt[slot.first] == p.attempt)
+          throw Error("the parts folder " + dir + " is damaged: document " + std::to_string(e.document) +
+                      " is in two part files of one attempt, " + idx.files[slot.first] + " and " + n);
+        if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
+      }
+      slot = {file, std::move(e)};
     }
   }
   return idx;
 }
 
+// A complete output that must be reopened: its results, except those of the documents
+// to compute again, become part files of attempt 0, in pieces of about 64 MiB.
+void final_to_parts(const std::string& out, const std::string& parts, const std::vector<uint8_t>& recompute) {
+  FinalFileReader f(out);
+  std::vector<DocumentResult> batch;
+  uint64_t bytes = 0, seq = 0;
+  auto write = [&]() {
+    if (batch.empty()) return;
+    write_file_atomic(parts + "/" + part_name(0, 0, seq++), encode_part(batch));
+    batch.clear();
+    bytes = 0;
+  };
+  for (uint64_t i = 0; i < f.n_documents(); ++i) {
+    if (recompute[i]) continue;
+    batch.push_back(f.read(i));
+    bytes += 8 * f.n_tokens(i) + 256;
+    if (bytes >= (64ull << 20)) write();
+  }
+  write();
+}
+
+// JSON path ("model_config.x[2]") of the first NaN or infinity in v, "" if none.
+std::string non_finite_member(const Json& v, const std::string& at = "the top level") {
+  if (v.is_number_float() && !std::isfinite(v.get<double>())) return at;
+  if (v.is_object())
+    for (const auto& [k, x] : v.items())
+      if (std::string w = non_finite_member(x, at == "the top level" ? "'" + k + "'" : at + "." + k); !w.empty()) return w;
+  if (v.is_array())
+    for (size_t i = 0; i < v.size(); ++i)
+      if (std::string w = non_finite_member(v[i], at + "[" + std::to_string(i) + "]"); !w.empty()) return w;
+  return "";
+}
+
+void require_digest(const std::string& d, uint64_t doc) {
+  if (d.empty()) return;
+  bool ok = d.size() == 64;
+  for (char c : d) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (!ok)
+    throw Error("content digest of document " + std::to_string(doc) + " is \"" + utf8_sanitize(d) +
+                "\"; expected 64 lowercase hex digits (SHA-256) or none");
+}
+
 }  // namespace
+
+Json ResultStore::run_json(const ResultStore& s) {
+  return Json{{"format", kRunFormat},  {"version", kRunFormatVersion}, {"identity", s.identity_},
+              {"about", s.about_},     {"documents_hash", s.documents_hash_},
+              {"n_documents", uint64_t(s.names_.size())}};
+}
 
 std::string documents_hash(const std::vector<std::string>& names) {
   uint64_t h = fnv1a64("ringscan documents");
@@ -180,7 +266,8 @@ ResultStore::~ResultStore() {
 }
 
 std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, const Json& identity, bool overwrite,
-                                               const std::vector<std::string>& document_names, MPI_Comm comm) {
+                                               const std::vector<std::string>& document_names, MPI_Comm comm,
+                                               const std::vector<std::string>& content_sha256, const Json& about) {
   std::unique_ptr<ResultStore> store(new ResultStore());
   ResultStore& s = *store;
   s.comm_ = comm;
@@ -188,19 +275,32 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
   MPI_Comm_size(comm, &s.size_);
   s.out_ = out_path;
   s.identity_ = identity;
+  s.about_ = about;
   s.names_ = document_names;
   s.documents_hash_ = documents_hash(s.names_);
   const uint64_t n = s.names_.size();
+  s.content_ = content_sha256.empty() ? std::vector<std::string>(n) : content_sha256;
   const std::string parts = s.parts_dir();
   const std::string run_file = parts + "/" + kRunFile;
   const std::string final_tmp = s.out_ + ".tmp";
 
-  std::string state;  // rank 0 -> all: "complete" / "fresh" / "resume"
+  std::string state;  // rank 0 -> all: "complete" / "fresh" / "resume" / "reopen"
   s.done_.assign(n, 0);
+  uint64_t counts[5] = {0, 0, 0, 0, 0};  // changed, failed before, complete: ok, skipped, failed
   agree(comm, [&] {
     if (s.out_.empty()) throw Error("no output path given; expected --out FILE.h5");
     if (!identity.is_object()) throw Error("result store: the run identity must be a JSON object");
-    for (uint64_t i = 0; i < n; ++i) require_utf8(s.names_[i], "the document name", i);
+    if (!about.is_object()) throw Error("result store: the run's description (about) must be a JSON object");
+    // NaN and infinities are written as JSON null: two different runs would look the same.
+    if (const std::string where = non_finite_member(identity); !where.empty())
+      throw Error("result store: the run identity holds a non-finite number at " + where);
+    if (s.content_.size() != n)
+      throw Error("result store: " + std::to_string(s.content_.size()) + " content digests for " + std::to_string(n) +
+                  " documents");
+    for (uint64_t i = 0; i < n; ++i) {
+      require_utf8(s.names_[i], "the document name", i);
+      require_digest(s.content_[i], i);
+    }
     if (s.rank_ != 0) return;
     const std::string folder = parent_dir(s.out_);
     if (!is_directory(folder))
@@ -219,25 +319,58 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
       std::string why;
       try {
         FinalIdentity id = read_final_identity(s.out_);
-        why = run_difference(s.identity_, s.documents_hash_, n, id.run_identity, id.documents_hash, id.n_documents);
+        why = run_difference(s.identity_, s.about_, s.documents_hash_, n, id.run_identity, id.run_about,
+                             id.documents_hash, id.n_documents);
       } catch (const Error& e) {
         why = std::string("it is not a ringscan result file this run can use (") + e.what() + ")";
       }
       if (why.empty()) {
+        // Same run. Documents that changed since, or failed, are computed again; the
+        // rest of the file is kept.
+        std::vector<uint8_t> recompute(n, 0);
+        try {
+          FinalFileReader f(s.out_);
+          for (uint64_t i = 0; i < n; ++i) {
+            const bool failed = f.status(i) == doc_status::kFailed;
+            const bool changed = f.content_sha256(i) != s.content_[i];
+            recompute[i] = failed || changed;
+            counts[0] += changed;
+            counts[1] += failed && !changed;
+            counts[f.status(i) == doc_status::kOk ? 2 : f.status(i) == doc_status::kSkipped ? 3 : 4] += 1;
+          }
+        } catch (const Error& e) {
+          throw Error("output " + s.out_ + " cannot be checked for changed or failed documents (" + e.what() +
+                      "); rerun with --overwrite to compute it again, or choose another output path");
+        }
         // A crash between renaming the final file and removing the parts leaves them stale.
         remove_parts_dir(parts);
         remove_file(final_tmp);
-        remove_file(lock);  // nothing to write; the lock is held until this store goes
-        state = "complete";
-        return;
+        if (counts[0] + counts[1] == 0) {
+          remove_file(lock);  // nothing to write; the lock is held until this store goes
+          state = "complete";
+          s.done_.assign(n, 1);
+          return;
+        }
+        // The parts hold every kept result before the final file goes: a crash in
+        // between finds both and starts this reopening again.
+        if (mkdir(parts.c_str(), 0755) != 0)
+          throw Error("cannot create " + parts + " next to output " + s.out_ + ": " + std::strerror(errno) +
+                      "; expected a writable output folder");
+        write_file_atomic(run_file, run_json(s).dump(2) + "\n");
+        final_to_parts(s.out_, parts, recompute);
+        fsync_dir(parts);
+        remove_file(s.out_);
+        fsync_dir(folder);
+        state = "reopen";
+      } else {
+        if (!overwrite)
+          throw Error("output " + s.out_ + " already exists with " + why +
+                      "; rerun with --overwrite to replace it, or choose another output path");
+        remove_file(s.out_);
       }
-      if (!overwrite)
-        throw Error("output " + s.out_ + " already exists with " + why +
-                    "; rerun with --overwrite to replace it, or choose another output path");
-      remove_file(s.out_);
     }
 
-    if (path_exists(parts)) {
+    if (state.empty() && path_exists(parts)) {
       if (!is_directory(parts)) throw Error(parts + " exists and is not a folder; remove it or choose another output path");
       std::string why;
       if (path_exists(run_file)) {
@@ -245,8 +378,9 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         if (!run.is_object() || run.value("format", "") != kRunFormat || run.value("version", 0) != kRunFormatVersion) {
           why = "a run file " + run_file + " of another format";
         } else {
-          why = run_difference(s.identity_, s.documents_hash_, n, run.value("identity", Json()),
-                               run.value("documents_hash", ""), run.value("n_documents", uint64_t(0)));
+          why = run_difference(s.identity_, s.about_, s.documents_hash_, n, run.value("identity", Json()),
+                               run.value("about", Json::object()), run.value("documents_hash", ""),
+                               run.value("n_documents", uint64_t(0)));
         }
       } else {
         bool has_parts = false;
@@ -266,17 +400,12 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
       }
     }
 
-    state = "resume";
+    if (state.empty()) state = "resume";
     if (!path_exists(parts)) {
       if (mkdir(parts.c_str(), 0755) != 0)
         throw Error("cannot create " + parts + " next to output " + s.out_ + ": " + std::strerror(errno) +
                     "; expected a writable output folder");
-      Json run = {{"format", kRunFormat},
-                  {"version", kRunFormatVersion},
-                  {"identity", s.identity_},
-                  {"documents_hash", s.documents_hash_},
-                  {"n_documents", n}};
-      write_file_atomic(run_file, run.dump(2) + "\n");
+      write_file_atomic(run_file, run_json(s).dump(2) + "\n");
       fsync_dir(folder);
       state = "fresh";
     }
@@ -292,25 +421,40 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
     } catch (const Error& e) {
       throw Error(std::string(e.what()) + "; delete " + parts + " to start this run again");
     }
-    for (uint64_t i = 0; i < n; ++i) s.done_[i] = idx.at[i].first != UINT32_MAX;
+    for (uint64_t i = 0; i < n; ++i) {
+      if (idx.at[i].first == UINT32_MAX) continue;
+      const PartEntry& e = idx.at[i].second;
+      const bool changed = e.content_sha256 != s.content_[i];
+      s.done_[i] = !changed && !e.failed;
+      if (state == "resume") counts[0] += changed, counts[1] += e.failed && !changed;
+    }
     s.attempt_ = max_attempt + 1;
   });
 
   bcast_bytes(state, 0, comm);
   check_mpi(MPI_Bcast(&s.attempt_, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(counts, 5, MPI_UINT64_T, 0, comm), "MPI_Bcast");
   std::string done(reinterpret_cast<const char*>(s.done_.data()), s.done_.size());
   bcast_bytes(done, 0, comm);
   std::memcpy(s.done_.data(), done.data(), done.size());
+  s.needed_.assign(n, 0);
+  for (uint64_t i = 0; i < n; ++i) s.needed_[i] = !s.done_[i];
 
+  std::string again;
+  if (counts[0]) again += "; " + std::to_string(counts[0]) + " changed since (computed again)";
+  if (counts[1]) again += "; " + std::to_string(counts[1]) + " failed before (tried again)";
   if (state == "complete") {
     s.complete_ = true;
-    s.done_.assign(n, 1);
+    s.status_counts_ = {counts[2], counts[3], counts[4]};
     s.summary_ = s.out_ + " is already complete for this model, options and documents; nothing to do";
   } else if (state == "fresh") {
     s.summary_ = "writing results of " + std::to_string(n) + " documents to " + s.out_ + " (progress in " + parts + ")";
+  } else if (state == "reopen") {
+    s.summary_ = "reopening " + s.out_ + ": " + std::to_string(s.n_completed()) + " of " + std::to_string(n) +
+                 " documents kept" + again + " (progress in " + parts + ")";
   } else {
     s.summary_ = "resuming " + s.out_ + ": " + std::to_string(s.n_completed()) + " of " + std::to_string(n) +
-                 " documents already done (from " + parts + ")";
+                 " documents already done (from " + parts + ")" + again;
   }
   return store;
 }
@@ -335,6 +479,11 @@ void ResultStore::add(DocumentResult r) {
   if (r.index >= n) throw Error(doc + ": the run has only " + std::to_string(n) + " documents");
   if (done_[r.index]) throw Error(doc + " (" + names_[r.index] + ") was already added or completed in an earlier attempt");
   if (r.path.empty()) r.path = names_[r.index];
+  if (r.content_sha256.empty()) r.content_sha256 = content_[r.index];
+  require_digest(r.content_sha256, r.index);
+  if (r.content_sha256 != content_[r.index])
+    throw Error(doc + " (" + names_[r.index] + ") was computed from content other than the run's (content digest " +
+                r.content_sha256 + " instead of " + content_[r.index] + ")");
   if (r.path != names_[r.index])
     throw Error(doc + " names " + r.path + " but the document list has " + names_[r.index] + " at that index");
   if (r.status == doc_status::kOk) {
@@ -407,10 +556,12 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
   std::string table;
   agree(comm_, [&] {
     if (rank_ != 0) return;
-    PartIndex idx = scan_parts(parts, n, nullptr);
+    int max_attempt = -1;
+    PartIndex idx = scan_parts(parts, n, &max_attempt);
     std::vector<uint64_t> missing;
+    // A document to compute in this attempt has no usable record until this attempt's.
     for (uint64_t i = 0; i < n; ++i)
-      if (idx.at[i].first == UINT32_MAX) missing.push_back(i);
+      if (idx.at[i].first == UINT32_MAX || (needed_[i] && idx.attempt[idx.at[i].first] != attempt_)) missing.push_back(i);
     if (!missing.empty())
       throw Error("cannot finish " + out_ + ": " + std::to_string(missing.size()) + " of " + std::to_string(n) +
                   " documents have no result (first: document " + std::to_string(missing[0]) + ", " +
@@ -423,6 +574,8 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       w.u64(e.offset);
       w.u64(e.length);
       w.u64(e.checksum);
+      w.u8(e.failed);
+      w.str(e.content_sha256);
     }
     table = std::move(w.bytes());
   });
@@ -440,7 +593,12 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     std::vector<std::pair<uint64_t, PartEntry>> at(n);
     for (uint64_t i = 0; i < n; ++i) {
       at[i].first = in.u64();
-      at[i].second = PartEntry{i, in.u64(), in.u64(), in.u64()};
+      at[i].second.document = i;
+      at[i].second.offset = in.u64();
+      at[i].second.length = in.u64();
+      at[i].second.checksum = in.u64();
+      at[i].second.failed = in.u8() != 0;
+      at[i].second.content_sha256 = in.str();
     }
     for (uint64_t i = first; i < last; ++i) {
       docs.push_back(read_part_record(parts + "/" + files[at[i].first], at[i].second));
@@ -470,6 +628,7 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     mine.str(d.status);
     mine.str(d.error);
     mine.str(d.extra.dump());
+    mine.str(d.content_sha256);
     mine.u64(d.files.size());
     for (const FileResult& f : d.files) mine.str(f.path);
     mine.u64(d.skipped_files.size());
@@ -505,6 +664,8 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
   agree(comm_, [&] { write_final_numeric(final_tmp, n, first, docs, dim[0], dim[1], comm_); });
   crash_point("final_numeric_written");
 
+  uint64_t status_count[3] = {0, 0, 0};  // ok, skipped, failed (rank 0 counts, every rank learns)
+
   agree(comm_, [&] {
     if (rank_ != 0) return;
     FinalStrings st;
@@ -520,6 +681,7 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       st.doc_status.push_back(in.str());
       st.doc_error.push_back(in.str());
       st.doc_extra.push_back(in.str());
+      st.doc_content_sha256.push_back(in.str());
       for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
       for (uint64_t k = in.u64(); k > 0; --k) {
         st.skipped_document.push_back(int64_t(i));
@@ -528,7 +690,9 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
         st.skipped_detail.push_back(in.str());
       }
     }
-    write_final_strings(final_tmp, st, identity_, documents_hash_, n, attributes);
+    for (const std::string& status : st.doc_status)
+      ++status_count[status == doc_status::kOk ? 0 : status == doc_status::kSkipped ? 1 : 2];
+    write_final_strings(final_tmp, st, identity_, about_, documents_hash_, n, attributes);
     crash_point("final_strings_written");
     fsync_file(final_tmp);
     if (std::rename(final_tmp.c_str(), out_.c_str()) != 0)
@@ -541,8 +705,13 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     remove_file(out_ + ".lock");
     fsync_dir(parent_dir(out_));
   });
+  check_mpi(MPI_Bcast(status_count, 3, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
+  status_counts_ = {status_count[0], status_count[1], status_count[2]};
   complete_ = true;
-  summary_ = "wrote " + out_ + " (" + std::to_string(n) + " documents)";
+  summary_ = "wrote " + out_ + " (" + std::to_string(n) + " documents" +
+             (status_count[0] == n ? "" : ": " + std::to_string(status_count[0]) + " ok, " +
+                                              std::to_string(status_count[1]) + " skipped, " +
+                                              std::to_string(status_count[2]) + " failed") + ")";
 }
 
 }  // namespace ringscan::io

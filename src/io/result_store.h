@@ -9,15 +9,21 @@
 // every part written, loses none of them, duplicates none, and its final file has the
 // same bytes as an uninterrupted run's (documents are ordered by index, whatever rank
 // computed them, in whichever attempt, and however many ranks finalize).
+// A stored result is reused only when its document still has the same content digest
+// and its status is not `failed`: a document edited since, or one that failed (e.g.
+// too long for the memory budget of that run), is computed again, in a later attempt
+// whose part supersedes the old record; the other results are kept. A complete `<out>`
+// with such documents is reopened: its other results become part files again.
 //
 // Call order, on every rank of `comm` (C = collective, every rank must call it):
 //   auto store = ResultStore::open(out, identity, overwrite, names, comm);  // C
 //   log store->summary() on rank 0;            // new run / resuming k of n / already complete
-//   if (store->already_complete()) return;     // same answer on every rank
+//   if (store->already_complete()) return;     // same answer on every rank (status_counts() set)
 //   for each batch of this rank's documents, skipping store->is_completed(i):
 //     store->add(result) for each document (also for skipped or failed ones);
 //     store->flush();                           // local, not collective
 //   store->finalize(attributes, discovery.skipped);                        // C
+//   store->status_counts();                     // how many ok / skipped / failed (every rank)
 // Every document index 0..n-1 must have been added by some rank (in this attempt or an
 // earlier one) before finalize(). Errors in open() and finalize() are agreed: every
 // rank throws the same ringscan::Error (the message of the lowest failing rank). Only a
@@ -56,8 +62,17 @@ class ResultStore {
   //     still resumes, and a complete output of this same run is kept.
   //   document_names: Document::name in discovery order (index = position). Their hash
   //     is part of the run's identity: a changed document list never resumes.
+  //   content_sha256: per document, the SHA-256 (hex) of its content as read now
+  //     (LoadedDocument::content_sha256), or "" when not known; {} = all unknown. A
+  //     stored result whose digest differs is computed again (see the class comment).
+  //   about: what names the run for people (e.g. {"model_dir": ...}); never compared,
+  //     recorded in run.json and as the run_about attribute, and quoted when another
+  //     run's identity differs so that the sentence names both.
+  // The identity may hold no NaN or infinity (JSON writes both as null).
   static std::unique_ptr<ResultStore> open(const std::string& out_path, const Json& identity, bool overwrite,
-                                           const std::vector<std::string>& document_names, MPI_Comm comm);
+                                           const std::vector<std::string>& document_names, MPI_Comm comm,
+                                           const std::vector<std::string>& content_sha256 = {},
+                                           const Json& about = Json::object());
 
   ResultStore(const ResultStore&) = delete;  // one owner of the buffer and part numbering
   ResultStore& operator=(const ResultStore&) = delete;
@@ -75,7 +90,7 @@ class ResultStore {
   uint64_t n_completed() const;
 
   // Buffers one document's result (validated: index in range and not done yet, status,
-  // sizes, UTF-8 strings). Not durable until flush().
+  // sizes, UTF-8 strings, content digest that of open() or ""). Not durable until flush().
   void add(DocumentResult result);
   // Writes the buffered results as one new part file, atomically. Local to this rank.
   void flush();
@@ -87,6 +102,13 @@ class ResultStore {
   //     documents_hash and n_documents are the store's own.
   //   discovery_skipped: Discovery::skipped (the same on every rank; rank 0 writes it).
   void finalize(const Json& attributes, const std::vector<SkippedFile>& discovery_skipped = {});
+
+  // After finalize(), or when already_complete(): documents per status, the same on
+  // every rank (the job's exit status comes from it).
+  struct StatusCounts {
+    uint64_t ok = 0, skipped = 0, failed = 0;
+  };
+  const StatusCounts& status_counts() const { return status_counts_; }
 
   const std::string& out_path() const { return out_; }
   std::string parts_dir() const { return out_ + ".parts"; }
@@ -104,12 +126,18 @@ class ResultStore {
   int rank_ = 0;
   int size_ = 1;
   std::string out_;
+  static Json run_json(const ResultStore& s);  // the parts folder's run.json
+
   Json identity_;
+  Json about_;
   std::vector<std::string> names_;
+  std::vector<std::string> content_;  // per document, "" = not known
   std::string documents_hash_;
   bool complete_ = false;
   std::string summary_;
   std::vector<uint8_t> done_;
+  std::vector<uint8_t> needed_;  // not done at open(): this attempt must add them
+  StatusCounts status_counts_;
   int attempt_ = 0;
   uint64_t next_part_ = 0;
   std::vector<DocumentResult> buffer_;

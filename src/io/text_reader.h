@@ -47,6 +47,10 @@ struct LoadedDocument {
   // codebase) and a detail; the job then records the document as skipped.
   std::string skip_reason;
   std::string skip_detail;
+  // SHA-256 (hex) of what the document is made of, as read: each piece's path and
+  // text and each skipped file's path and reason. A result is reused on resume only
+  // when the document still has this digest.
+  std::string content_sha256;
   bool ok() const { return !pieces.empty(); }
   std::string text() const;          // the pieces concatenated
 };

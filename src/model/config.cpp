@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <initializer_list>
 
 #include "util/error.h"
@@ -94,6 +95,24 @@ void require_positive(int64_t v, const char* name, const std::string& source) {
   if (v <= 0) throw Error(source + ": \"" + name + "\" must be positive, got " + std::to_string(v));
 }
 
+// As Python's json writes it, so that the message shows what the file holds.
+std::string json_number_text(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+// A float the forward divides by or takes powers of: NaN, infinity, zero or a
+// negative value would give NaN log-probs that look like results.
+float require_finite_positive(double v, const char* name, const std::string& source) {
+  const float f = static_cast<float>(v);
+  if (!(std::isfinite(f) && f > 0))
+    throw Error(source + ": \"" + name + "\" must be a finite number > 0 (as float32), got " + json_number_text(v));
+  return f;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const Json& j, const std::string& source) {
@@ -107,7 +126,8 @@ ModelConfig parse_model_config(const Json& j, const std::string& source) {
   c.raw = j;
   c.vocab_size = r.integer({"vocab_size"}, 0, true);
   c.hidden_size = r.integer({"hidden_size"}, 0, true);
-  c.norm_eps = static_cast<float>(r.number({"layer_norm_epsilon", "rms_norm_eps", "norm_eps"}, 1e-5));
+  c.norm_eps = require_finite_positive(r.number({"layer_norm_epsilon", "rms_norm_eps", "norm_eps"}, 1e-5),
+                                       "layer_norm_epsilon", source);
   c.tie_word_embeddings = r.boolean({"tie_word_embeddings"}, false);
 
   const Json* list = r.find({"layers_block_type", "layer_types"});
@@ -143,10 +163,11 @@ ModelConfig parse_model_config(const Json& j, const std::string& source) {
   std::string pos = r.string({"position_embedding_type"}, j.contains("rope_theta") ? "rope" : "none");
   if (pos == "rope") c.rope = true;
   else if (pos != "none") throw Error(source + ": position_embedding_type \"" + pos + "\" is not supported (expected none or rope)");
-  c.rope_theta = static_cast<float>(r.number({"rope_theta"}, 10000.0));
+  c.rope_theta = require_finite_positive(r.number({"rope_theta"}, 10000.0), "rope_theta", source);
   double partial = r.number({"partial_rotary_factor"}, 1.0);
+  if (c.rope && !(partial > 0 && partial <= 1))  // written so that NaN fails too
+    throw Error(source + ": partial_rotary_factor must be in (0, 1], got " + json_number_text(partial));
   c.rotary_dim = static_cast<int64_t>(std::llround(c.head_dim * partial)) / 2 * 2;
-  if (c.rope && (partial <= 0 || partial > 1)) throw Error(source + ": partial_rotary_factor must be in (0, 1]");
 
   c.intermediate_size = r.integer({"intermediate_size"}, 0);
   std::string act = r.string({"mlp_hidden_act", "hidden_act"}, "relu2");
@@ -167,6 +188,10 @@ ModelConfig parse_model_config(const Json& j, const std::string& source) {
     if (!lim->is_array() || lim->size() != 2) throw Error(source + ": time_step_limit should be a pair [min, max]");
     c.dt_min_limit = static_cast<float>(json_number((*lim)[0], source + ": time_step_limit[0]"));
     c.dt_max_limit = static_cast<float>(json_number((*lim)[1], source + ": time_step_limit[1]"));
+    // dt is clamped to [min, max]: min finite and >= 0, max >= min (Infinity: no upper clamp).
+    if (!(std::isfinite(c.dt_min_limit) && c.dt_min_limit >= 0 && c.dt_max_limit >= c.dt_min_limit))
+      throw Error(source + ": time_step_limit must be [min, max] with 0 <= min <= max and min finite, got " +
+                  lim->dump());
   }
 
   require_positive(c.vocab_size, "vocab_size", source);

@@ -156,6 +156,12 @@ uint64_t Checkpoint::total_bytes() const {
   return n;
 }
 
+std::vector<std::string> Checkpoint::file_paths() const {
+  std::vector<std::string> out;
+  for (const auto& f : files_) out.push_back(f->path());
+  return out;
+}
+
 Checkpoint Checkpoint::in_memory(const std::string& label, std::vector<TensorEntry> entries,
                                  std::vector<std::vector<uint8_t>> buffers) {
   Checkpoint c;

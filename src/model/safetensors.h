@@ -48,6 +48,8 @@ class Checkpoint {
   const TensorEntry* find(const std::string& name) const;
   const std::string& dir() const { return dir_; }
   uint64_t total_bytes() const;
+  // The safetensors files read, as opened (a run's identity hashes them).
+  std::vector<std::string> file_paths() const;
 
   // Tensors held in memory rather than in files (benchmarks of random models
   // too large to write, e.g. nano-4b on a short GPU lease). `label` stands in

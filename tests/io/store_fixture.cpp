@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "io/fs_util.h"
+
 namespace ringscan::io::test {
 
 std::vector<std::string> fixture_names(uint64_t n) {
@@ -73,6 +75,23 @@ DocumentResult fixture_result(uint64_t i) {
 std::vector<SkippedFile> fixture_discovery_skips() {
   return {{"docs/empty.txt", skip_reason::kEmpty, "0 bytes"},
           {"docs/loop", skip_reason::kSymlinkLoop, "links to loop: Too many levels of symbolic links"}};
+}
+
+std::string fixture_digest(uint64_t i, int v) {
+  std::string hex;
+  for (int k = 0; k < 4; ++k) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx",
+                  static_cast<unsigned long long>(fnv1a64(std::to_string(i) + "/" + std::to_string(v) + "/" + std::to_string(k))));
+    hex += buf;
+  }
+  return hex;
+}
+
+std::vector<std::string> fixture_digests(uint64_t n) {
+  std::vector<std::string> out;
+  for (uint64_t i = 0; i < n; ++i) out.push_back(fixture_digest(i, 0));
+  return out;
 }
 
 Json fixture_identity() {

@@ -14,6 +14,9 @@ std::vector<std::string> fixture_names(uint64_t n);
 DocumentResult fixture_result(uint64_t i);
 std::vector<SkippedFile> fixture_discovery_skips();
 Json fixture_identity();
+// A content digest (64 lowercase hex digits) for document i at version v of its content.
+std::string fixture_digest(uint64_t i, int v);
+std::vector<std::string> fixture_digests(uint64_t n);  // every document at version 0
 Json fixture_attributes();
 inline constexpr uint64_t kFixtureDim = 5;  // embedding dimension
 

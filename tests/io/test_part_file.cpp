@@ -44,12 +44,16 @@ void expect_same(const DocumentResult& a, const DocumentResult& b) {
     EXPECT_EQ(a.skipped_files[k].detail, b.skipped_files[k].detail);
   }
   EXPECT_EQ(a.extra, b.extra);
+  EXPECT_EQ(a.content_sha256, b.content_sha256);
 }
 
 TEST(PartFile, EveryFieldRoundTrips) {
   test::TempDir t;
   std::vector<DocumentResult> in;
-  for (uint64_t i = 0; i < 13; ++i) in.push_back(test::fixture_result(i));
+  for (uint64_t i = 0; i < 13; ++i) {
+    in.push_back(test::fixture_result(i));
+    if (i % 2) in.back().content_sha256 = test::fixture_digest(i, 0);  // others: not known ("")
+  }
   const std::string path = t / "part.bin";
   write_file_atomic(path, encode_part(in));
   EXPECT_FALSE(path_exists(path + ".tmp"));
@@ -57,6 +61,8 @@ TEST(PartFile, EveryFieldRoundTrips) {
   ASSERT_EQ(idx.size(), in.size());
   for (size_t k = 0; k < in.size(); ++k) {
     EXPECT_EQ(idx[k].document, in[k].index);
+    EXPECT_EQ(idx[k].failed, in[k].status == doc_status::kFailed);  // what resuming reads from the index
+    EXPECT_EQ(idx[k].content_sha256, in[k].content_sha256);
     SCOPED_TRACE("document " + std::to_string(k));
     expect_same(in[k], read_part_record(path, idx[k]));
   }
@@ -86,7 +92,10 @@ TEST(PartFile, DamageIsDetected) {
   flipped = good;
   flipped[0] = 'X';
   expect_damaged(flipped, "wrong magic");
-  EXPECT_THROW(decode_result(std::string_view(good).substr(32 + 64, 10), "slice"), Error);
+  EXPECT_THROW(decode_result(std::string_view(good).substr(32 + 2 * 72, 10), "slice"), Error);  // header, 2 entries
+  DocumentResult bad_digest = test::fixture_result(1);
+  bad_digest.content_sha256 = "not hex";
+  EXPECT_THROW(encode_part({bad_digest}), Error);
 }
 
 }  // namespace

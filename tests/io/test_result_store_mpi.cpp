@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <set>
 
@@ -173,10 +174,11 @@ TEST(ResultStore, ResumeAfterAbandonedAttemptsEqualsUninterruptedRun) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
 
-  // Attempt 3 finishes.
+  // Attempt 3 finishes. Document 7 failed (fixture): it is tried again, not kept.
   auto s = open_store(out, kDocs);
-  const Set first9 = {0, 1, 2, 3, 4, 5, 6, 7, 8};
-  EXPECT_EQ(s->completed(), first9);
+  const Set first9_but_failed = {0, 1, 2, 3, 4, 5, 6, 8};
+  EXPECT_EQ(s->completed(), first9_but_failed);
+  EXPECT_TRUE(contains(s->summary(), "1 failed before (tried again)")) << s->summary();
   add_owned(*s, 0, kDocs, [](uint64_t i) { return int(i * 7 % 3) % world_size(); }, rank, 1);
   finalize(*s);
   EXPECT_FALSE(path_exists(out + ".parts"));
@@ -190,6 +192,7 @@ TEST(ResultStore, ResumeAfterAbandonedAttemptsEqualsUninterruptedRun) {
 TEST(ResultStore, RerunOfACompleteRunIsANoOp) {
   SharedDir dir;
   const std::string out = dir / "done.h5";
+  constexpr uint64_t kDocs = 7;  // none failed (a failed document would be tried again)
   uninterrupted_run(out, kDocs);
   std::string before = world_rank() == 0 ? read_whole_file(out) : "";
   // A crash between renaming the final file and removing the parts leaves stale parts.
@@ -207,6 +210,90 @@ TEST(ResultStore, RerunOfACompleteRunIsANoOp) {
   }
   // --overwrite does not throw away a complete run of the same identity either.
   EXPECT_TRUE(open_store(out, kDocs, test::fixture_identity(), true)->already_complete());
+}
+
+// Documents whose content digest changed, and failed ones, are computed again; the
+// other results are kept, both from a complete output (reopened) and from unfinished
+// parts (the later attempt's record supersedes); the file then equals an uninterrupted
+// run over the new contents.
+TEST(ResultStore, ChangedAndFailedDocumentsAreComputedAgainTheRestKept) {
+  SharedDir dir;
+  const int rank = world_rank(), P = world_size();
+  std::vector<std::string> v0 = test::fixture_digests(kDocs), v1 = v0;
+  v1[2] = test::fixture_digest(2, 1);  // document 2 edited
+  auto open_with = [&](const std::string& out, const std::vector<std::string>& digests) {
+    return ResultStore::open(out, test::fixture_identity(), false, test::fixture_names(kDocs), MPI_COMM_WORLD, digests);
+  };
+  auto run_all = [&](const std::string& out, const std::vector<std::string>& digests) {
+    auto s = open_with(out, digests);
+    add_owned(*s, 0, kDocs, [P](uint64_t i) { return int(i % uint64_t(P)); }, rank);
+    finalize(*s);
+    return s->status_counts();
+  };
+  const std::string ref = dir / "ref.h5", out = dir / "out.h5";
+  run_all(ref, v1);
+  const ResultStore::StatusCounts n = run_all(out, v0);
+  EXPECT_EQ(n.ok, 11u);  // fixture: 5 skipped, 7 failed
+  EXPECT_EQ(n.skipped, 1u);
+  EXPECT_EQ(n.failed, 1u);
+
+  // A complete output: reopened for documents 2 (changed) and 7 (failed).
+  {
+    auto s = open_with(out, v1);
+    EXPECT_FALSE(s->already_complete());
+    EXPECT_TRUE(contains(s->summary(), "reopening " + out + ": 11 of 13 documents kept; 1 changed since (computed again); "
+                                       "1 failed before (tried again)")) << s->summary();
+    Set kept;
+    for (uint64_t i = 0; i < kDocs; ++i)
+      if (i != 2 && i != 7) kept.insert(i);
+    EXPECT_EQ(s->completed(), kept);
+    EXPECT_FALSE(path_exists(out));  // its results are in the parts now
+    // A result computed from other content than the run's is refused.
+    DocumentResult stale = fixture_result(2);
+    stale.content_sha256 = v0[2];
+    EXPECT_THROW(s->add(stale), Error);
+    add_owned(*s, 0, kDocs, [P](uint64_t i) { return int(i % uint64_t(P)); }, rank);
+    finalize(*s);
+  }
+  if (rank == 0) {
+    EXPECT_TRUE(read_whole_file(ref) == read_whole_file(out)) << "the reopened file differs";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  // Failed documents are tried on every rerun: document 7 failed again, so the same
+  // contents still reopen the output.
+  EXPECT_FALSE(open_with(out, v1)->already_complete());
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  // Unfinished parts: every document done in attempt 0, then document 2 changes back.
+  const std::string ref0 = dir / "ref0.h5", out2 = dir / "parts.h5";
+  run_all(ref0, v0);
+  {
+    auto s = open_with(out2, v1);
+    add_owned(*s, 0, kDocs, [P](uint64_t i) { return int(i % uint64_t(P)); }, rank);
+  }  // dies before finalize
+  MPI_Barrier(MPI_COMM_WORLD);
+  {
+    auto s = open_with(out2, v0);
+    EXPECT_TRUE(contains(s->summary(), "11 of 13 documents already done")) << s->summary();
+    EXPECT_TRUE(contains(s->summary(), "1 changed since (computed again); 1 failed before (tried again)")) << s->summary();
+    EXPECT_FALSE(s->is_completed(2));
+    EXPECT_FALSE(s->is_completed(7));
+    add_owned(*s, 0, kDocs, [P](uint64_t i) { return P - 1 - int(i % uint64_t(P)); }, rank);
+    finalize(*s);
+  }
+  if (rank == 0) {
+    EXPECT_TRUE(read_whole_file(ref0) == read_whole_file(out2)) << "the resumed file differs";
+  }
+}
+
+// NaN and infinity become JSON null: two runs that differ only there would look alike.
+TEST(ResultStore, NonFiniteNumbersInTheIdentityAreRefused) {
+  SharedDir dir;
+  Json id = test::fixture_identity();
+  id["options"]["temperature"] = std::numeric_limits<double>::quiet_NaN();
+  std::string msg = agreed_error([&] { open_store(dir / "nan.h5", 3, id); });
+  EXPECT_TRUE(contains(msg, "non-finite number at 'options'.temperature")) << msg;
+  EXPECT_FALSE(path_exists(dir / "nan.h5.parts"));
 }
 
 TEST(ResultStore, DifferentRunIsAnErrorUnlessOverwrite) {

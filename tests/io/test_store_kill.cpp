@@ -153,8 +153,11 @@ TEST(StoreKill, CrashAtEveryCommitPointThenRerunEqualsUninterrupted) {
     ProbeRun again = run_probe(out, kDocs, 0);
     ASSERT_TRUE(again.exited && again.code == 0) << again.output;
     const std::string p(point);
+    // A complete output is not computed again, except its failed document (fixture
+    // documents 7 and 20), which are tried again: the file is reopened.
     if (p == "final_renamed" || p.rfind("parts_file_removed", 0) == 0)
-      EXPECT_NE(again.output.find("already complete"), std::string::npos) << again.output;
+      EXPECT_NE(again.output.find("22 of 24 documents kept; 2 failed before (tried again)"), std::string::npos)
+          << again.output;
     else
       EXPECT_EQ(again.output.find("already complete"), std::string::npos) << again.output;
     EXPECT_FALSE(path_exists(out + ".parts"));

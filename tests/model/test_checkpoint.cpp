@@ -184,6 +184,14 @@ TEST(Checkpoint, MissingFolderAndBadIds) {
   r = run_cli("forward --model " + d + " --ids 1,x");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("\"x\" is not a token id"), std::string::npos) << r.output;
+  // An empty item is a lost id, not a separator to skip.
+  for (const char* ids : {"1,,2", ",1,2", "1,2,", "1, ,2"}) {
+    r = run_cli(std::string("forward --model ") + d + " --ids '" + ids + "'");
+    EXPECT_NE(r.code, 0) << ids;
+    EXPECT_NE(r.output.find("an empty id"), std::string::npos) << ids << ": " << r.output;
+  }
+  r = run_cli("forward --model " + d + " --ids '1, 2 3'");
+  EXPECT_EQ(r.code, 0) << r.output;
 }
 
 TEST(Checkpoint, UnexpectedTensorsAreReported) {

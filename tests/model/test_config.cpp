@@ -102,6 +102,37 @@ TEST(Config, ClearErrors) {
   EXPECT_THROW(parse_json_relaxed("{\"a\": [1, 2", "broken.json"), Error);
 }
 
+// Values that would make the forward give NaN (recorded as results) are refused, as
+// Python's json writes them (bare NaN / -Infinity) and as plain numbers.
+TEST(Config, NonFiniteAndAbsurdNumbersAreRefused) {
+  auto error_of_text = [](const std::string& key_value) {
+    std::string text = base().dump();
+    text.insert(text.size() - 1, "," + key_value);
+    try {
+      parse_model_config(parse_json_relaxed(text, "t"), "cfg.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  for (const char* eps : {"NaN", "-Infinity", "Infinity", "-1e-5", "0", "1e-60"})
+    EXPECT_NE(error_of_text(std::string("\"layer_norm_epsilon\": ") + eps).find("\"layer_norm_epsilon\" must be a finite number > 0"),
+              std::string::npos) << eps;
+  for (const char* theta : {"NaN", "0", "-10000", "Infinity", "1e60"})
+    EXPECT_NE(error_of_text(std::string("\"position_embedding_type\": \"rope\", \"rope_theta\": ") + theta)
+                  .find("\"rope_theta\" must be a finite number > 0"),
+              std::string::npos) << theta;
+  EXPECT_NE(error_of_text("\"position_embedding_type\": \"rope\", \"partial_rotary_factor\": NaN").find("partial_rotary_factor"),
+            std::string::npos);
+  for (const char* lim : {"[NaN, NaN]", "[5, 0.001]", "[0.0, NaN]", "[-1, 1]", "[Infinity, Infinity]", "[NaN, 1]"})
+    EXPECT_NE(error_of_text(std::string("\"time_step_limit\": ") + lim).find("time_step_limit must be [min, max]"),
+              std::string::npos) << lim;
+  // What real checkpoints hold still parses.
+  EXPECT_EQ(error_of_text("\"time_step_limit\": [0.0, Infinity]"), "");
+  EXPECT_EQ(error_of_text("\"time_step_limit\": [0.001, 0.1], \"layer_norm_epsilon\": 1e-5"), "");
+  EXPECT_EQ(error_of_text("\"position_embedding_type\": \"rope\", \"rope_theta\": 10000"), "");
+}
+
 TEST(Config, Nano4BPresetHasTheDesignedShape) {
   ModelConfig c = preset_config("nano-4b");
   EXPECT_EQ(c.layers.size(), 42u);
