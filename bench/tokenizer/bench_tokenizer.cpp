@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -89,7 +89,7 @@ int main(int argc, char** argv) try {
   std::printf("corpus: %zu files, %.2f MB, %zu ids (%.2f bytes/id), vocab %d (loaded in %.3f s)\n", texts.size(),
               bytes / 1e6, n_ids, static_cast<double>(bytes) / static_cast<double>(n_ids), tok.vocab_size(),
               load_seconds);
-  std::printf("ids sha256: %s\n", ringscan::tok::sha256_hex(all_ids).c_str());
+  std::printf("ids sha256: %s\n", ringscan::sha256_hex(all_ids).c_str());
   for (int t : threads) {
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < repeat; ++r) {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "io/fs_util.h"
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -93,13 +93,13 @@ std::string file_sha256(const std::string& path) {
   const size_t size = size_t(st.st_size);
   if (size == 0) {
     ::close(fd);
-    return tok::sha256_hex(std::string_view());
+    return ringscan::sha256_hex(std::string_view());
   }
   void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (p == MAP_FAILED) throw Error("cannot map " + path + " to hash it: " + std::strerror(errno));
   madvise(p, size, MADV_SEQUENTIAL);
-  std::string digest = tok::sha256_hex(std::string_view(static_cast<const char*>(p), size));
+  std::string digest = ringscan::sha256_hex(std::string_view(static_cast<const char*>(p), size));
   munmap(p, size);
   return digest;
 }
@@ -112,7 +112,7 @@ std::vector<std::string> default_digest_caches(const std::string& dir) {
   if (!base.empty()) {
     char real[PATH_MAX];
     const std::string where = realpath(dir.c_str(), real) ? std::string(real) : dir;
-    out.push_back(base + "/ringscan/sha256/" + tok::sha256_hex(where).substr(0, 32) + ".json");
+    out.push_back(base + "/ringscan/sha256/" + ringscan::sha256_hex(where).substr(0, 32) + ".json");
   }
   return out;
 }
@@ -157,7 +157,7 @@ FolderDigest folder_sha256(const std::string& dir, const std::vector<std::string
   std::sort(sorted.begin(), sorted.end());
   std::string list;
   for (const auto& [name, digest] : sorted) list += name + '\0' + digest + '\n';
-  out.sha256 = tok::sha256_hex(list);
+  out.sha256 = ringscan::sha256_hex(list);
   return out;
 }
 

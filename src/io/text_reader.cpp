@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "io/utf8_check.h"
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 
 namespace ringscan::io {
 
@@ -124,10 +124,10 @@ LoadedDocument load_document(const Document& doc) {
   }
   // One digest per piece (no second copy of a large text), then one over the list.
   std::string list;
-  for (const LoadedPiece& p : out.pieces) list += "piece" + std::string(1, '\0') + p.path + '\0' + tok::sha256_hex(p.text) + '\n';
+  for (const LoadedPiece& p : out.pieces) list += "piece" + std::string(1, '\0') + p.path + '\0' + ringscan::sha256_hex(p.text) + '\n';
   for (const SkippedFile& sk : out.skipped)
     list += "skipped" + std::string(1, '\0') + sk.path + '\0' + sk.reason + '\0' + sk.detail + '\n';
-  out.content_sha256 = tok::sha256_hex(list);
+  out.content_sha256 = ringscan::sha256_hex(list);
   if (out.pieces.empty()) {
     if (!doc.codebase && out.skipped.size() == 1) {
       out.skip_reason = out.skipped[0].reason;

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "tokenizer/nfc.h"
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -87,7 +87,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   auto impl = std::make_shared<Impl>();
   impl->source = origin;
   impl->instance_id = next_instance_id.fetch_add(1);
-  impl->sha256 = tok::sha256_hex(tokenizer_json);
+  impl->sha256 = ringscan::sha256_hex(tokenizer_json);
   parse_tokenizer_json(tokenizer_json, *impl);
   const fs::path dir = fs::path(origin).parent_path();
   if (!tokenizer_config_json.empty()) {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenizer/demo_tokenizer.h"
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 
@@ -41,15 +41,15 @@ void check_case(const Tokenizer& tok, const json& c, const std::string& label) {
   if (c.contains("ids_special")) {
     check_ids(with_special, c["ids_special"], what + " (add_special=true)");
   } else {
-    EXPECT_EQ(tok::sha256_hex(test::python_list(with_special)), c["ids_special_sha256"].get<std::string>())
+    EXPECT_EQ(ringscan::sha256_hex(test::python_list(with_special)), c["ids_special_sha256"].get<std::string>())
         << what << " (add_special=true)";
   }
   // Decode HF's ids (not ours) so a decode bug cannot hide behind an encode bug.
   const auto hf_ids = c["ids"].get<std::vector<std::int32_t>>();
   const std::string decoded = tok.decode(hf_ids, false);
-  EXPECT_EQ(tok::sha256_hex(decoded), c["decode_sha256"].get<std::string>())
+  EXPECT_EQ(ringscan::sha256_hex(decoded), c["decode_sha256"].get<std::string>())
       << what << ": decode differs from HF; ours starts \"" << decoded.substr(0, 80) << "\"";
-  EXPECT_EQ(tok::sha256_hex(tok.decode(hf_ids, true)), c["decode_skip_special_sha256"].get<std::string>())
+  EXPECT_EQ(ringscan::sha256_hex(tok.decode(hf_ids, true)), c["decode_skip_special_sha256"].get<std::string>())
       << what << ": decode(skip_special=true) differs from HF";
 }
 

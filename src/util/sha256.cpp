@@ -1,10 +1,10 @@
-#include "tokenizer/sha256.h"
+#include "util/sha256.h"
 
 #include <array>
 #include <cstdint>
 #include <cstdio>
 
-namespace ringscan::tok {
+namespace ringscan {
 
 namespace {
 
@@ -73,4 +73,4 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-}  // namespace ringscan::tok
+}  // namespace ringscan
