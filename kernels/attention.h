@@ -68,6 +68,10 @@ void attention_init RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_INIT_SIG);
 void attention_block RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_BLOCK_SIG);
 void attention_merge RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_MERGE_SIG);
 void attention_finalize RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_FINALIZE_SIG);
+// The same with the output in out_dtype (F32 or BF16, rounded to nearest even
+// once): attention's output as the o_proj GEMM's bf16 input (ld_out in elements).
+void attention_finalize_to(const AttentionShape& s, int64_t lq, const float* acc, const float* l, void* out,
+                           int64_t ld_out, DType out_dtype, GpuStream stream = nullptr);
 
 // attention_block on the tensor cores (cuda/attention_mma.cu): the same state
 // and semantics, with q, k and v given as F32 or BF16 (`dtype`, all three

@@ -18,6 +18,15 @@ namespace ringscan::kernels {
 namespace ref { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
 namespace cpu { void causal_conv1d RINGSCAN_CAUSAL_CONV1D_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void causal_conv1d RINGSCAN_CUDA_SIG(RINGSCAN_CAUSAL_CONV1D_SIG); }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh
+void causal_conv1d RINGSCAN_CUDA_SIG(RINGSCAN_CAUSAL_CONV1D_SIG);
+// Packed sequences (varlen): rows of several sequences stacked, seq_idx[t]
+// (device, [rows], non-decreasing) the sequence of row t. Each sequence is
+// convolved alone from a zero history: equal to causal_conv1d over each
+// sequence's rows with history == nullptr.
+void causal_conv1d_varlen(const float* x, int64_t ld_x, int64_t rows, int64_t channels, const int32_t* seq_idx,
+                          const WeightView& weight, const WeightView& bias, bool apply_silu, float* out,
+                          GpuStream stream = nullptr);
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

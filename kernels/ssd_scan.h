@@ -159,6 +159,15 @@ void ssd_scan RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
 // states themselves stay fp32 (as mamba_ssm's chunked scan does). The CUDA
 // test states the error against the reference.
 void ssd_scan_bf16 RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
+// Packed sequences (varlen): the rows of several sequences stacked, seq_idx[t]
+// (device, [len], non-decreasing ids >= 0) the sequence of token t. Each
+// sequence is scanned from a zero state, in one set of launches for all of
+// them: equal to ssd_scan (ssd_scan_bf16 with tensor_cores) over each
+// sequence's rows alone with init_state == nullptr. No final states (the
+// packed prefill scores short documents whole).
+void ssd_scan_varlen(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,
+                     int64_t ld_b, const float* C, int64_t ld_c, const int32_t* seq_idx, float* y, int64_t ld_y,
+                     bool tensor_cores, const Workspace& ws = {}, GpuStream stream = nullptr);
 void ssd_state_correction RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_STATE_CORRECTION_SIG);
 // Workspace for a scan of s in passes of the default budget (all its chunks
 // in one pass when they fit in kSsdPassScratchBytes), and for a state

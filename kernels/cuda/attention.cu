@@ -299,14 +299,15 @@ __global__ void merge_kernel(int64_t rows, int D, const float* acc2, const float
   }
 }
 
+template <class Out>
 __global__ void finalize_kernel(int64_t lq, int H, int D, const float* acc, const float* l,
-                                float* out, int64_t ld_out) {
+                                Out* out, int64_t ld_out) {
   const int64_t n = lq * H * D, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n; e += stride) {
     const int64_t r = e / D, i = r / H;
     const int64_t col = e - i * H * D;  // h * D + d
     const float lr = l[r];
-    out[i * ld_out + col] = lr > 0.f ? acc[e] / lr : 0.f;  // no visible key: zeros
+    detail::store_as(&out[i * ld_out + col], lr > 0.f ? acc[e] / lr : 0.f);  // no visible key: zeros
   }
 }
 
@@ -381,13 +382,24 @@ void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, con
   detail::check_launch("attention_merge");
 }
 
+void attention_finalize_to(const AttentionShape& s, int64_t lq, const float* acc, const float* l, void* out,
+                           int64_t ld_out, DType out_dtype, GpuStream stream) {
+  check_attention_shape(s, "attention_finalize");
+  if (out_dtype != DType::F32 && out_dtype != DType::BF16)
+    throw std::invalid_argument("cuda::attention_finalize_to: the output must be F32 or BF16");
+  if (lq <= 0) return;
+  const unsigned grid = detail::grid_for(lq * s.q_heads * s.head_dim, 256);
+  const int H = static_cast<int>(s.q_heads), D = static_cast<int>(s.head_dim);
+  if (out_dtype == DType::F32)
+    finalize_kernel<float><<<grid, 256, 0, stream>>>(lq, H, D, acc, l, static_cast<float*>(out), ld_out);
+  else
+    finalize_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(lq, H, D, acc, l, static_cast<__nv_bfloat16*>(out), ld_out);
+  detail::check_launch("attention_finalize");
+}
+
 void attention_finalize(const AttentionShape& s, int64_t lq, const float* acc, const float* l,
                         float* out, int64_t ld_out, GpuStream stream) {
-  check_attention_shape(s, "attention_finalize");
-  if (lq <= 0) return;
-  finalize_kernel<<<detail::grid_for(lq * s.q_heads * s.head_dim, 256), 256, 0, stream>>>(
-      lq, static_cast<int>(s.q_heads), static_cast<int>(s.head_dim), acc, l, out, ld_out);
-  detail::check_launch("attention_finalize");
+  attention_finalize_to(s, lq, acc, l, out, ld_out, DType::F32, stream);
 }
 
 }  // namespace ringscan::kernels::cuda

@@ -122,6 +122,9 @@ class DeviceModel {
   const void* act_row(const void* d_base, int64_t row, int64_t width) const {
     return static_cast<const char*>(d_base) + row * width * dtype_size(act_dtype());
   }
+  void* act_row(void* d_base, int64_t row, int64_t width) const {
+    return static_cast<char*>(d_base) + row * width * dtype_size(act_dtype());
+  }
   // Embedding rows of host ids (checked against the vocabulary), any n.
   void embed(const int32_t* ids, int64_t n, float* d_out);
   // d_out = RMSNorm of layer's input norm, in act_dtype() (must not alias
@@ -137,8 +140,11 @@ class DeviceModel {
   // Conv from d_history (K-1 pre-conv rows before the rows; null = zeros), dt,
   // and the scan from d_init (null = zeros) into b.y; d_final (may be null)
   // receives the state after the rows; d_init and d_final may be the same.
+  // d_seq (device, one int32 per row; null: one sequence): the rows are packed
+  // sequences, each convolved and scanned alone from zeros (history, init and
+  // final must then be null).
   void mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
-                  float* d_final);
+                  float* d_final, const int32_t* d_seq = nullptr);
   // A = -exp(A_log) of a Mamba layer, on the host ([heads]).
   const std::vector<float>& mamba_A(int layer) const;
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
@@ -154,8 +160,11 @@ class DeviceModel {
   // kv_heads*head_dim twice), RoPE applied at positions pos0.. .
   int64_t qkv_dim() const { return (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
   void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv);
-  // o_proj of the attention output d_y [n, heads*head_dim] into d_out (+= with accumulate).
-  void attention_out(int layer, int64_t n, const float* d_y, float* d_out, bool accumulate = false);
+  // Attention's output from a state (acc, l of n queries): [n, heads*head_dim]
+  // in act_dtype() at d_y (o_proj's input, written as the GEMM reads it).
+  void attention_output(int64_t n, const float* d_acc, const float* d_l, void* d_y);
+  // o_proj of the attention output d_y [n, heads*head_dim] (act_dtype()) into d_out (+= with accumulate).
+  void attention_out(int layer, int64_t n, const void* d_y, float* d_out, bool accumulate = false);
   // Folds keys [0, lk) at positions k_pos0.. into the attention state (acc,
   // m, l) of lq queries at q_pos0.. (kernels/attention.h's attention_block,
   // causal): on the tensor cores with bf16-rounded q, k, v and weights for
@@ -206,7 +215,7 @@ class DeviceModel {
   kernels::Workspace attn_ws_;  // split partials of attention_fold
   kernels::Workspace gemm_ws_;  // fp32 GEMM inputs rounded to bf16
   kernels::Workspace ssd_ws_;   // the SSD scan's scratch for a block
-  int32_t *ids_ = nullptr, *targets_ = nullptr;
+  int32_t *ids_ = nullptr, *targets_ = nullptr, *seq_ = nullptr;
   float** state_ptrs_ = nullptr;  // decode: one SSM state pointer per sequence
   DeviceProfiler* prof_ = nullptr;
 };

@@ -61,7 +61,7 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   a.hist_tmp = mamba ? std::max<int64_t>(1, c.conv_kernel - 1) * c.conv_dim() : 0;
   a.logits = a.logits_rows * c.vocab_size;
   a.logprob = a.targets = a.logits_rows;
-  a.ids = B;
+  a.ids = a.seq = B;
   a.state_ptrs = B * std::max<int64_t>(1, c.count(LayerKind::Mamba));
   // Partials (acc, m, l) of up to 64 key splits of a block's queries, capped
   // at 4 MiB: splits only happen for short query blocks, and with less room
@@ -86,7 +86,7 @@ uint64_t DeviceArena::bytes() const {
   uint64_t b = 0;
   for (int64_t f : {h, normed, proj, conv, dt, y, qkv, acc, m, l, up, gate, hist_tmp, logits, logprob})
     b += al(f, 4);
-  return b + al(targets, 4) + al(ids, 4) + al(state_ptrs, 8) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
+  return b + al(targets, 4) + al(ids, 4) + al(seq, 4) + al(state_ptrs, 8) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
 }
 
 DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens) {

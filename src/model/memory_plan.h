@@ -46,7 +46,7 @@ struct DeviceArena {
   int64_t block = 0, logits_rows = 0;
   int64_t h = 0, normed = 0, proj = 0, conv = 0, dt = 0, y = 0, qkv = 0, acc = 0, m = 0, l = 0,
           up = 0, gate = 0, hist_tmp = 0, logits = 0, logprob = 0;  // floats
-  int64_t targets = 0, ids = 0;                                        // int32
+  int64_t targets = 0, ids = 0, seq = 0;  // int32 (seq: packed prefill's sequence index per row)
   int64_t state_ptrs = 0;                                              // pointers
   int64_t attn_ws = 0;  // bytes: split-over-keys partials of the tensor-core attention
   int64_t gemm_ws = 0;  // bytes: a block's fp32 GEMM inputs rounded to bf16 (the widest)

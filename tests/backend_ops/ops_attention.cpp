@@ -158,8 +158,152 @@ Cases attention_block_cases_for(const PerfShapes* p) {
   return c;
 }
 
+// Merging a partial state over other keys into a state (ring attention,
+// sharded decode): rows where either side saw no key included. The reference
+// computes a w1 + b w2 in double; the others in fp32 with fp32 exp weights
+// (<= 2 ulp) : at most (|a| w1 + |b| w2) (2 ulp of exp + 2 roundings) <
+// 5e-7 (|a| w1 + |b| w2). The max is exact.
+class MergeCase : public OpCase {
+ public:
+  MergeCase(kernels::AttentionShape s, int64_t lq) : s_(s), lq_(lq) {}
+  std::string describe() const override {
+    std::ostringstream o;
+    o << "heads " << s_.q_heads << "/" << s_.kv_heads << " dim " << s_.head_dim << " lq " << lq_;
+    return o.str();
+  }
+  void setup(Memory& m) override {
+    const AttentionInputs a = make_attention_inputs(s_, lq_, 40, 0, 31), b = make_attention_inputs(s_, lq_, 50, 0, 41);
+    kernels::ref::attention_init(s_, lq_, pa_.acc.data(), pa_.m.data(), pa_.l.data());
+    kernels::ref::attention_init(s_, lq_, pb_.acc.data(), pb_.m.data(), pb_.l.data());
+    ref_fold(a, a, 100, 0, 40, 80, 0.125f, true, pa_);  // some rows see none of a's keys
+    ref_fold(b, a, 100, 0, 50, 30, 0.125f, true, pb_);
+    acc_ = m.put(pa_.acc), m_ = m.put(pa_.m), l_ = m.put(pa_.l);
+    acc2_ = m.put(pb_.acc), m2_ = m.put(pb_.m), l2_ = m.put(pb_.l);
+  }
+  void run(Memory& m) override { RINGSCAN_OP(m, attention_merge, s_, lq_, acc2_, m2_, l2_, acc_, m_, l_); }
+  ::testing::AssertionResult verify(Memory& m) override {
+    AttentionState expect = pa_;
+    kernels::ref::attention_merge(s_, lq_, pb_.acc.data(), pb_.m.data(), pb_.l.data(), expect.acc.data(),
+                                  expect.m.data(), expect.l.data());
+    std::vector<float> tol_l(pa_.l.size()), tol_acc(pa_.acc.size());
+    for (size_t r = 0; r < pa_.m.size(); ++r) {
+      const double mx = std::max(pa_.m[r], pb_.m[r]);
+      const double w1 = mx == -INFINITY ? 0 : std::exp(pa_.m[r] - mx), w2 = mx == -INFINITY ? 0 : std::exp(pb_.m[r] - mx);
+      tol_l[r] = static_cast<float>(5e-7 * (pa_.l[r] * w1 + pb_.l[r] * w2));
+      for (int64_t d = 0; d < s_.head_dim; ++d) {
+        const size_t e = r * s_.head_dim + d;
+        tol_acc[e] = static_cast<float>(5e-7 * (std::fabs(pa_.acc[e]) * w1 + std::fabs(pb_.acc[e]) * w2));
+      }
+    }
+    const int64_t rows = lq_ * s_.q_heads;
+    ::testing::AssertionResult ok = all_close(m.get(m_, rows), expect.m, 0, 0);
+    if (!ok) return ok << " (m)";
+    const std::vector<float> l = m.get(l_, rows), acc = m.get(acc_, rows * s_.head_dim);
+    ok = all_within(l.data(), 0, expect.l.data(), 0, tol_l.data(), 0, 1, rows);
+    if (!ok) return ok << " (l)";
+    ok = all_within(acc.data(), 0, expect.acc.data(), 0, tol_acc.data(), 0, 1, rows * s_.head_dim);
+    if (!ok) return ok << " (acc)";
+    return ok;
+  }
+  double bytes() const override { return 12.0 * lq_ * s_.q_heads * (s_.head_dim + 2); }
+
+ private:
+  kernels::AttentionShape s_;
+  int64_t lq_;
+  AttentionState pa_{s_, lq_}, pb_{s_, lq_};
+  float *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr, *acc2_ = nullptr, *m2_ = nullptr, *l2_ = nullptr;
+};
+
+// A state normalised into attention's output, strided (its padding must keep
+// its sentinel), fp32 (one division, correctly rounded on every side: 1e-6
+// relative covers a double-rounded reference) or bf16 (cuda, o_proj's input:
+// one more rounding, 2^-8 relative).
+class FinalizeCase : public OpCase {
+ public:
+  FinalizeCase(kernels::AttentionShape s, int64_t lq, int64_t pad, bool bf16) : s_(s), lq_(lq), pad_(pad), bf16_(bf16) {}
+  std::string describe() const override {
+    std::ostringstream o;
+    o << (bf16_ ? "bf16 out, " : "f32 out, ") << "heads " << s_.q_heads << "/" << s_.kv_heads << " dim " << s_.head_dim
+      << " lq " << lq_ << " row padding " << pad_;
+    return o.str();
+  }
+  bool supports(const Backend& b) const override { return !bf16_ || b.is_cuda(); }
+  void setup(Memory& m) override {
+    const AttentionInputs in = make_attention_inputs(s_, lq_, 40, 0, 51);
+    kernels::ref::attention_init(s_, lq_, st_.acc.data(), st_.m.data(), st_.l.data());
+    ref_fold(in, in, 10, 0, 40, 0, 0.2f, true, st_);
+    ld_ = s_.q_heads * s_.head_dim + pad_;
+    acc_ = m.put(st_.acc), l_ = m.put(st_.l);
+    out_ = bf16_ ? static_cast<void*>(m.put(std::vector<uint16_t>(lq_ * ld_, 0x7fc1)))
+                 : static_cast<void*>(m.put(std::vector<float>(lq_ * ld_, -3.f)));
+  }
+  void run(Memory& m) override {
+    if (bf16_) {
+#ifdef RINGSCAN_WITH_CUDA
+      kernels::cuda::attention_finalize_to(s_, lq_, acc_, l_, out_, ld_, DType::BF16, m.stream());
+#endif
+      return;
+    }
+    RINGSCAN_OP(m, attention_finalize, s_, lq_, acc_, l_, static_cast<float*>(out_), ld_);
+  }
+  ::testing::AssertionResult verify(Memory& m) override {
+    const int64_t W = s_.q_heads * s_.head_dim;
+    std::vector<float> expect(lq_ * ld_, -3.f);
+    kernels::ref::attention_finalize(s_, lq_, st_.acc.data(), st_.l.data(), expect.data(), ld_);
+    if (bf16_) {
+      const std::vector<uint16_t> got = m.get(static_cast<const uint16_t*>(out_), lq_ * ld_);
+      for (int64_t i = 0; i < lq_; ++i)
+        for (int64_t c = 0; c < ld_; ++c) {
+          const uint16_t g = got[i * ld_ + c];
+          const double e = expect[i * ld_ + c];
+          if (c >= W ? g != 0x7fc1 : !(std::fabs(bf16_to_f32(g) - e) <= std::ldexp(std::fabs(e), -8) + 1e-30))
+            return ::testing::AssertionFailure() << "out[" << i << ", " << c << "] = " << bf16_to_f32(g) << ", expected " << e;
+        }
+      return ::testing::AssertionSuccess();
+    }
+    const std::vector<float> got = m.get(static_cast<const float*>(out_), lq_ * ld_);
+    ::testing::AssertionResult ok = padding_untouched(got.data(), ld_, lq_, W, -3.f);
+    if (!ok) return ok;
+    return all_close(got.data(), ld_, expect.data(), ld_, lq_, W, 0, 1e-6);
+  }
+  double bytes() const override { return double(lq_) * s_.q_heads * (s_.head_dim * (bf16_ ? 6 : 8) + 4); }
+
+ private:
+  kernels::AttentionShape s_;
+  int64_t lq_, pad_;
+  bool bf16_;
+  int64_t ld_ = 0;
+  AttentionState st_{s_, lq_};
+  float *acc_ = nullptr, *l_ = nullptr;
+  void* out_ = nullptr;
+};
+
 }  // namespace
 
-void add_attention_ops(std::vector<OpFamily>& f) { f.push_back({"attention_block", attention_block_cases_for}); }
+void add_attention_ops(std::vector<OpFamily>& f) {
+  f.push_back({"attention_block", attention_block_cases_for});
+  f.push_back({"attention_merge", [](const PerfShapes* p) {
+                 Cases c;
+                 if (p) {
+                   add<MergeCase>(c, kernels::AttentionShape{p->q_heads, p->kv_heads, p->head_dim}, p->tokens);
+                   return c;
+                 }
+                 for (int64_t lq : {1, 37}) add<MergeCase>(c, kernels::AttentionShape{8, 2, 64}, lq);
+                 add<MergeCase>(c, kernels::AttentionShape{3, 3, 7}, 5);
+                 return c;
+               }});
+  f.push_back({"attention_finalize", [](const PerfShapes* p) {
+                 Cases c;
+                 for (bool bf16 : {false, true}) {
+                   if (p) {
+                     add<FinalizeCase>(c, kernels::AttentionShape{p->q_heads, p->kv_heads, p->head_dim}, p->tokens, 0, bf16);
+                     continue;
+                   }
+                   add<FinalizeCase>(c, kernels::AttentionShape{4, 2, 24}, 19, 13, bf16);
+                   add<FinalizeCase>(c, kernels::AttentionShape{40, 8, 128}, 7, 0, bf16);
+                 }
+                 return c;
+               }});
+}
 
 }  // namespace ringscan::test::ops

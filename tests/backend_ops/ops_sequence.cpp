@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "backend_ops/op_case.h"
 #include "kernels/causal_conv1d.h"
@@ -101,6 +102,59 @@ class CausalConv1dCase : public OpCase {
   std::vector<float> x_, hist_;
   TestWeight w_, b_;
   float *d_x_ = nullptr, *d_hist_ = nullptr, *d_out_ = nullptr;
+  WeightView d_w_, d_b_;
+};
+
+// Packed sequences (cuda::causal_conv1d_varlen): each sequence convolved
+// alone from a zero history; the reference convolves each one's rows. Same
+// tolerance as one sequence.
+class CausalConv1dVarlenCase : public OpCase {
+ public:
+  CausalConv1dVarlenCase(std::vector<int64_t> lens, int64_t channels, int64_t K, int64_t ld_x)
+      : lens_(std::move(lens)), C_(channels), K_(K), ld_x_(ld_x) {
+    for (int64_t n : lens_) rows_ += n;
+  }
+  std::string describe() const override {
+    std::ostringstream s;
+    s << "channels " << C_ << " K " << K_ << " ld_x " << ld_x_ << ", sequences of";
+    for (int64_t n : lens_) s << " " << n;
+    return s.str();
+  }
+  bool supports(const Backend& b) const override { return b.is_cuda(); }
+  void setup(Memory& m) override {
+    x_ = random_floats(rows_ * ld_x_, 85, -2.f, 2.f);
+    w_ = random_weight(DType::BF16, C_, K_, 86, -0.5f, 0.5f);
+    b_ = random_weight(DType::BF16, 1, C_, 87, -0.5f, 0.5f);
+    std::vector<int32_t> seq;
+    for (size_t i = 0; i < lens_.size(); ++i) seq.insert(seq.end(), lens_[i], static_cast<int32_t>(i));
+    d_x_ = m.put(x_), d_seq_ = m.put(seq);
+    d_w_ = m.weight(w_), d_b_ = m.weight(b_);
+    d_out_ = static_cast<float*>(m.bytes(rows_ * C_ * 4));
+  }
+  void run(Memory& m) override {
+#ifdef RINGSCAN_WITH_CUDA
+    kernels::cuda::causal_conv1d_varlen(d_x_, ld_x_, rows_, C_, d_seq_, d_w_, d_b_, true, d_out_, m.stream());
+#endif
+  }
+  ::testing::AssertionResult verify(Memory& m) override {
+    std::vector<float> expect(rows_ * C_);
+    int64_t r = 0;
+    for (int64_t n : lens_) {
+      kernels::ref::causal_conv1d(x_.data() + r * ld_x_, ld_x_, n, C_, nullptr, w_.view(), b_.view(), true,
+                                  expect.data() + r * C_);
+      r += n;
+    }
+    return all_close(m.get(d_out_, expect.size()), expect, 1e-5, 1e-5);
+  }
+  double bytes() const override { return 8.0 * rows_ * C_; }
+
+ private:
+  std::vector<int64_t> lens_;
+  int64_t C_, K_, ld_x_, rows_ = 0;
+  std::vector<float> x_;
+  TestWeight w_, b_;
+  float *d_x_ = nullptr, *d_out_ = nullptr;
+  int32_t* d_seq_ = nullptr;
   WeightView d_w_, d_b_;
 };
 
@@ -265,6 +319,19 @@ Cases token_log_prob_cases(const PerfShapes* p) {
 void add_sequence_ops(std::vector<OpFamily>& f) {
   f.push_back({"rope", rope_cases});
   f.push_back({"causal_conv1d", conv_cases});
+  f.push_back({"causal_conv1d_varlen", [](const PerfShapes* p) {
+                 Cases c;
+                 if (p) {
+                   add<CausalConv1dVarlenCase>(c, std::vector<int64_t>(64, std::max<int64_t>(p->tokens / 64, 1)),
+                                               p->conv_dim, p->conv_kernel, p->in_proj);
+                   return c;
+                 }
+                 // One-token sequences and ones shorter than the kernel, next to longer ones.
+                 add<CausalConv1dVarlenCase>(c, std::vector<int64_t>{1, 2, 3, 40, 1, 17}, 37, 4, 40);
+                 add<CausalConv1dVarlenCase>(c, std::vector<int64_t>{5, 5}, 9728, 4, 9728 * 2);
+                 add<CausalConv1dVarlenCase>(c, std::vector<int64_t>{3, 1, 9}, 50, 7, 60);
+                 return c;
+               }});
   f.push_back({"log_softmax", log_softmax_cases});
   f.push_back({"token_log_prob", token_log_prob_cases});
 }

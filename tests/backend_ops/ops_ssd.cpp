@@ -268,6 +268,12 @@ Cases ssd_scan_cases(const PerfShapes* p) {
     both(scan_of({700, 4, 80, 2, 128, 256}, DtRange::Realistic, 3), with_init);
     both(scan_of({300, 24, 80, 2, 128, 256}, DtRange::Realistic, 4), with_init);
   }
+  // The tensor-core kernels' tile widths over head_dim (80 where it pads less
+  // than 64: 80, 160) and their two sources of per-token factors (shared memory
+  // for chunks of up to 256 tokens, global memory for longer chunks).
+  for (const SsdShape& sh : {SsdShape{600, 2, 80, 1, 32, 512}, SsdShape{200, 2, 160, 1, 16, 64},
+                             SsdShape{130, 3, 96, 1, 16, 300}, SsdShape{90, 2, 40, 2, 24, 32}})
+    for (bool with_init : {false, true}) both(scan_of(sh, DtRange::Realistic, 31), with_init);
   // dt*A down to -80 per token: only causal differences may be exponentiated.
   for_each_strong_decay_case([&](const SsdShape& s, bool with_init, DtRange r, uint64_t seed) {
     both(scan_of(s, r, seed), with_init);
@@ -277,6 +283,113 @@ Cases ssd_scan_cases(const PerfShapes* p) {
     for (bool with_init : {false, true}) both(scan_of({200, 4, 6, 2, 8, 64}, DtRange::Realistic, 12, a), with_init);
   // Without a final state.
   for (bool with_init : {false, true}) both(scan_of({77, 4, 6, 2, 8, 16}, DtRange::Realistic, 5), with_init, false);
+  return c;
+}
+
+// Packed sequences (cuda::ssd_scan_varlen, the GPU's packed prefill of short
+// documents): the rows of several sequences stacked, each scanned from a zero
+// state in one set of launches, against the reference scan of each sequence
+// alone. Tolerances as the unpacked scans: kTol (fp32) and the bf16 bound of
+// ssd_bf16_scan_close, applied to each sequence's reference and |terms| scan.
+class SsdVarlenCase : public OpCase {
+ public:
+  SsdVarlenCase(SsdShape s, std::vector<int64_t> lens, int64_t ws_chunks, bool bf16)
+      : s_(s), lens_(std::move(lens)), ws_chunks_(ws_chunks), bf16_(bf16) {
+    s_.len = 0;
+    for (int64_t n : lens_) s_.len += n;
+  }
+  std::string describe() const override {
+    std::ostringstream o;
+    o << (bf16_ ? "bf16 mma, " : "fp32, ") << test::describe(s_, false) << ", sequences of";
+    for (int64_t n : lens_) o << " " << n;
+    if (ws_chunks_) o << ", workspace of " << ws_chunks_ << " chunks";
+    return o.str();
+  }
+  bool supports(const Backend& b) const override { return b.is_cuda(); }
+  void setup(Memory& m) override {
+    in_ = make_ssd_inputs(s_, 3, DtRange::Realistic, 57);
+    std::vector<int32_t> seq;
+    for (size_t i = 0; i < lens_.size(); ++i) seq.insert(seq.end(), lens_[i], static_cast<int32_t>(i));
+    d_x_ = m.put(in_.x), d_dt_ = m.put(in_.dt), d_A_ = m.put(in_.A), d_B_ = m.put(in_.B), d_C_ = m.put(in_.C);
+    d_seq_ = m.put(seq);
+    d_y_ = m.put(std::vector<float>(s_.len * in_.ld_y, kSsdYSentinel));
+#ifdef RINGSCAN_WITH_CUDA
+    ws_ = m.workspace(ws_chunks_ ? kernels::ssd_scan_scratch(s_, ws_chunks_, true).bytes
+                                 : kernels::cuda::ssd_scan_workspace(s_));
+#endif
+  }
+  void run(Memory& m) override {
+#ifdef RINGSCAN_WITH_CUDA
+    kernels::cuda::ssd_scan_varlen(s_, d_x_, in_.ld_x, d_dt_, d_A_, d_B_, in_.ld_b, d_C_, in_.ld_c, d_seq_, d_y_,
+                                   in_.ld_y, bf16_, ws_, m.stream());
+#endif
+  }
+  ::testing::AssertionResult verify(Memory& m) override {
+    const std::vector<float> got = m.get(d_y_, s_.len * in_.ld_y);
+    ::testing::AssertionResult ok = ssd_padding_untouched(in_, got);
+    if (!ok) return ok;
+    const std::vector<float> want = per_sequence(in_), mag = per_sequence(absolute(in_));
+    const int64_t width = s_.heads * s_.head_dim;
+    const double scale = ssd_y_scale(in_, want);
+    std::vector<float> tol(want.size());
+    for (size_t i = 0; i < tol.size(); ++i)
+      tol[i] = static_cast<float>(bf16_ ? 5 * std::ldexp(1.0, -8) * std::fabs(mag[i]) + 1e-6 * scale
+                                        : kTol * (scale + std::fabs(want[i])));
+    return all_within(got.data(), in_.ld_y, want.data(), in_.ld_y, tol.data(), in_.ld_y, s_.len, width);
+  }
+  double bytes() const override {
+    return 4.0 * s_.len * (2.0 * s_.heads * s_.head_dim + 2.0 * s_.groups * s_.state + s_.heads);
+  }
+
+ private:
+  // y of the reference scan of each sequence alone from a zero state.
+  std::vector<float> per_sequence(const SsdInputs& in) const {
+    std::vector<float> y(s_.len * in.ld_y, kSsdYSentinel);
+    int64_t r = 0;
+    for (int64_t n : lens_) {
+      SsdShape one = s_;
+      one.len = n;
+      kernels::ref::ssd_scan(one, in.x.data() + r * in.ld_x, in.ld_x, in.dt.data() + r * s_.heads, in.A.data(),
+                             in.B.data() + r * in.ld_b, in.ld_b, in.C.data() + r * in.ld_c, in.ld_c, nullptr,
+                             y.data() + r * in.ld_y, in.ld_y, nullptr);
+      r += n;
+    }
+    return y;
+  }
+
+  SsdShape s_;
+  std::vector<int64_t> lens_;
+  int64_t ws_chunks_;
+  bool bf16_;
+  SsdInputs in_;
+  float *d_x_ = nullptr, *d_dt_ = nullptr, *d_A_ = nullptr, *d_B_ = nullptr, *d_C_ = nullptr, *d_y_ = nullptr;
+  int32_t* d_seq_ = nullptr;
+  kernels::Workspace ws_;
+};
+
+Cases ssd_varlen_cases(const PerfShapes* p) {
+  Cases c;
+  if (p) {  // 64 documents of tokens / 64 each
+    for (bool bf16 : {false, true})
+      add<SsdVarlenCase>(c, SsdShape{0, p->mamba_heads, p->mamba_head_dim, p->groups, p->state, p->chunk},
+                         std::vector<int64_t>(64, std::max<int64_t>(p->tokens / 64, 1)), 0, bf16);
+    return c;
+  }
+  // Boundaries inside chunks, at chunk starts and ends, one-token sequences,
+  // sequences longer than a chunk; chunks staged (<= 256) and not; several
+  // workspace passes (the state carried across a pass boundary within a sequence).
+  const std::vector<int64_t> lens = {1, 5, 70, 16, 64, 1, 200, 33};
+  for (const SsdShape& layout : kSsdHeadLayouts)
+    for (int64_t chunk : {16, 64, 300})
+      for (bool bf16 : {false, true}) {
+        SsdShape s = layout;
+        s.chunk = chunk;
+        add<SsdVarlenCase>(c, s, lens, 0, bf16);
+      }
+  for (bool bf16 : {false, true}) {
+    add<SsdVarlenCase>(c, SsdShape{0, 4, 80, 2, 128, 256}, std::vector<int64_t>{300, 40, 256, 1, 100}, 0, bf16);
+    add<SsdVarlenCase>(c, SsdShape{0, 6, 16, 2, 32, 64}, std::vector<int64_t>{130, 64, 7, 200}, 3, bf16);
+  }
   return c;
 }
 
@@ -318,6 +431,7 @@ Cases ssd_step_cases(const PerfShapes* p) {
 
 void add_ssd_ops(std::vector<OpFamily>& f) {
   f.push_back({"ssd_scan", ssd_scan_cases});
+  f.push_back({"ssd_scan_varlen", ssd_varlen_cases});
   f.push_back({"ssd_state_correction", ssd_state_correction_cases});
   f.push_back({"ssd_step", ssd_step_cases});
 }

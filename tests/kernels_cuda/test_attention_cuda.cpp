@@ -104,44 +104,6 @@ TEST(AttentionCuda, FullyMaskedRowsAndMerges) {
   }
 }
 
-// Merge against the reference's merge on two arbitrary partial states.
-TEST(AttentionCuda, MergeMatchesReference) {
-  const AttentionShape s{8, 2, 64};
-  const int64_t lq = 37;
-  const Inputs a = make_attention_inputs(s, lq, 40, 0, 31);
-  const Inputs b = make_attention_inputs(s, lq, 50, 0, 41);
-  State pa(s, lq), pb(s, lq);
-  ref_fold(a, a, 100, 0, 40, 80, 0.125f, true, pa);  // some rows see none of a's keys
-  ref_fold(b, a, 100, 0, 50, 30, 0.125f, true, pb);
-  State expect = pa;
-  ref::attention_merge(s, lq, pb.acc.data(), pb.m.data(), pb.l.data(), expect.acc.data(),
-                       expect.m.data(), expect.l.data());
-  DState d(s, lq);
-  d.acc.upload(pa.acc), d.m.upload(pa.m), d.l.upload(pa.l);
-  const test::DeviceArray<float> acc2(pb.acc), m2(pb.m), l2(pb.l);
-  cuda::attention_merge(s, lq, acc2.get(), m2.get(), l2.get(), d.acc.get(), d.m.get(), d.l.get());
-  // Same fp32 inputs; the GPU computes a * w1 + b * w2 in fp32 with expf
-  // weights (2 ulp), the reference in double: the error is at most
-  // (|a| w1 + |b| w2) * (2 ulp of expf + 2 roundings) < 5e-7 * (|a| w1 + |b| w2).
-  const State got = d.download(s, lq);
-  EXPECT_TRUE(test::all_close(got.m, expect.m, 0, 0));  // a max: exact
-  std::vector<float> tol_l(pa.l.size()), tol_acc(pa.acc.size());
-  for (size_t r = 0; r < pa.m.size(); ++r) {
-    const double mx = std::max(pa.m[r], pb.m[r]);
-    const double w1 = mx == -INFINITY ? 0 : std::exp(pa.m[r] - mx);
-    const double w2 = mx == -INFINITY ? 0 : std::exp(pb.m[r] - mx);
-    tol_l[r] = static_cast<float>(5e-7 * (pa.l[r] * w1 + pb.l[r] * w2));
-    for (int64_t d = 0; d < s.head_dim; ++d) {
-      const size_t e = r * s.head_dim + d;
-      tol_acc[e] = static_cast<float>(5e-7 * (std::fabs(pa.acc[e]) * w1 + std::fabs(pb.acc[e]) * w2));
-    }
-  }
-  const int64_t rows = lq * s.q_heads;
-  EXPECT_TRUE(test::all_within(got.l.data(), 1, expect.l.data(), 1, tol_l.data(), 1, rows, 1));
-  EXPECT_TRUE(test::all_within(got.acc.data(), s.head_dim, expect.acc.data(), s.head_dim,
-                               tol_acc.data(), s.head_dim, rows, s.head_dim));
-}
-
 // What ring attention relies on: causal attention over all keys equals (a) the
 // keys folded in several blocks, and (b) partial states over disjoint key
 // ranges computed independently and merged (last to first), and both equal
@@ -222,23 +184,6 @@ TEST(AttentionCuda, QuerySegmentsAndDecodeShards) {
   const std::vector<float> h1 = out1.download();
   EXPECT_TRUE(test::all_close(h1.data(), W, naive.data() + 149 * W, W, 1, W, kOutAtol, 0));
   EXPECT_TRUE(test::padding_untouched(h1.data(), W + 9, 1, W, -7.f));
-}
-
-// Finalize into a strided output of several rows: padding stays untouched.
-TEST(AttentionCuda, FinalizeStridedMatchesReference) {
-  const AttentionShape s{4, 2, 24};
-  const int64_t lq = 19, W = s.q_heads * s.head_dim, ld = W + 13;
-  const Inputs in = make_attention_inputs(s, lq, 40, 0, 51);
-  State st(s, lq);
-  ref_fold(in, in, 10, 0, 40, 0, 0.2f, true, st);
-  std::vector<float> expect(lq * ld, -3.f);
-  ref::attention_finalize(s, lq, st.acc.data(), st.l.data(), expect.data(), ld);
-  const test::DeviceArray<float> acc(st.acc), l(st.l);
-  test::DeviceArray<float> out(std::vector<float>(lq * ld, -3.f));
-  cuda::attention_finalize(s, lq, acc.get(), l.get(), out.get(), ld);
-  const std::vector<float> got = out.download();
-  EXPECT_TRUE(test::all_close(got.data(), ld, expect.data(), ld, lq, W, 0, 1e-6));  // one division
-  EXPECT_TRUE(test::padding_untouched(got.data(), ld, lq, W, -3.f));
 }
 
 TEST(AttentionCuda, RejectsBadShapes) {

@@ -118,7 +118,7 @@ void DeviceModel::attention_decode(int layer, int64_t n, DeviceSequence* const* 
     k::attention_block(s, q, W, 1, pos, c.k.as<float>(), kvd, c.v.as<float>(), kvd, c.kv_rows, c.kv_pos0, scale,
                        /*causal=*/true, acc_ + i * qd, m_ + i * m.num_heads, l_ + i * m.num_heads, stream_);
   }
-  k::attention_finalize(s, n, acc_, l_, y_, qd, stream_);
+  attention_output(n, acc_, l_, y_);
   attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }
 

@@ -155,19 +155,30 @@ void DeviceModel::mamba_in_proj(int layer, const void* d_x, int64_t n, const Mam
 }
 
 void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
-                             float* d_final) {
+                             float* d_final, const int32_t* d_seq) {
   const ModelConfig& m = cfg_;
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim(), H = m.mamba_heads;
   const int64_t GN = m.n_groups * m.ssm_state;
-  k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
+  if (d_seq && (d_history || d_init || d_final))
+    throw Error("internal: a packed Mamba scan starts every sequence from zeros and keeps no state");
+  if (d_seq)
+    k::causal_conv1d_varlen(b.proj + di, P, n, cd, d_seq, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
+  else
+    k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
   k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt, stream_);
   mark("mamba conv1d + dt");
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   // bf16 GEMM inputs: the scan's GEMM stages on the tensor cores too.
-  const auto scan = gemm_ == GemmInputs::Bf16 ? k::ssd_scan_bf16 : k::ssd_scan;
-  scan(s, b.conv, cd, b.dt, static_cast<const float*>(L.A.data), b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y,
-       di, d_final, ssd_ws_, stream_);
+  const bool tensor_cores = gemm_ == GemmInputs::Bf16;
+  const float* A = static_cast<const float*>(L.A.data);
+  if (d_seq) {
+    k::ssd_scan_varlen(s, b.conv, cd, b.dt, A, b.conv + di, cd, b.conv + di + GN, cd, d_seq, b.y, di, tensor_cores,
+                       ssd_ws_, stream_);
+  } else {
+    const auto scan = tensor_cores ? k::ssd_scan_bf16 : k::ssd_scan;
+    scan(s, b.conv, cd, b.dt, A, b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y, di, d_final, ssd_ws_, stream_);
+  }
   mark("mamba SSD scan");
 }
 
@@ -238,8 +249,13 @@ void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t p
   mark("attention Q/K/V GEMM");
 }
 
-void DeviceModel::attention_out(int layer, int64_t n, const float* d_y, float* d_out, bool accumulate) {
-  linear(d_y, DType::F32, cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, DType::F32, cfg_.hidden_size,
+void DeviceModel::attention_output(int64_t n, const float* d_acc, const float* d_l, void* d_y) {
+  const kernels::AttentionShape s{cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim};
+  k::attention_finalize_to(s, n, d_acc, d_l, d_y, cfg_.num_heads * cfg_.head_dim, act_dtype(), stream_);
+}
+
+void DeviceModel::attention_out(int layer, int64_t n, const void* d_y, float* d_out, bool accumulate) {
+  linear(d_y, act_dtype(), cfg_.num_heads * cfg_.head_dim, n, layers_[layer].o, d_out, DType::F32, cfg_.hidden_size,
          accumulate);
   mark("attention o_proj GEMM");
 }
@@ -266,7 +282,7 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
   k::attention_init(s, n, acc_, m_, l_, stream_);
   attention_fold(qkv_, W, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
-  k::attention_finalize(s, n, acc_, l_, y_, qd, stream_);
+  attention_output(n, acc_, l_, y_);
   mark("attention kernel");
   attention_out(layer, n, y_, h_, /*accumulate=*/true);
 }

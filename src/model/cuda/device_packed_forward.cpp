@@ -1,4 +1,8 @@
-// DeviceModel::forward_packed: short sequences stacked into one block.
+// DeviceModel::forward_packed: short sequences stacked into one block. The
+// per-token work (norms, GEMMs, MLP) runs once over all rows; the Mamba
+// layers' conv and SSD scan run once over all rows as packed sequences
+// (varlen: a sequence index per row, each sequence from zeros); attention
+// still runs per sequence (RoPE positions and the causal mask restart).
 #include <cmath>
 #include <numeric>
 
@@ -23,9 +27,14 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
   ids.reserve(N);
   for (const auto& s : seqs) ids.insert(ids.end(), s.begin(), s.end());
   embed(ids.data(), N, h_);
+  // The sequence of each row, for the packed Mamba layers.
+  std::vector<int32_t> seq(N);
+  for (size_t i = 0; i < seqs.size(); ++i)
+    std::fill(seq.begin() + row0[i], seq.begin() + row0[i + 1], static_cast<int32_t>(i));
+  // (From pageable memory: staged before the call returns, so `seq` may go.)
+  cuda_check(cudaMemcpyAsync(seq_, seq.data(), N * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
+             "sequence index upload");
 
-  const int64_t P = m.count(LayerKind::Mamba) ? m.in_proj_dim() : 0, cd = m.count(LayerKind::Mamba) ? m.conv_dim() : 0;
-  const int64_t H = m.mamba_heads, di = m.count(LayerKind::Mamba) ? m.d_inner() : 0;
   const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
   for (int layer = 0; layer < static_cast<int>(layers_.size()); ++layer) {
     norm(layer, h_, N, normed_);
@@ -33,13 +42,8 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
       case LayerKind::Mamba: {
         const MambaBuffers all{proj_, conv_, dt_, y_};
         mamba_in_proj(layer, normed_, N, all);
-        for (size_t i = 0; i < seqs.size(); ++i) {
-          const int64_t r = row0[i], n = row0[i + 1] - r;
-          if (n == 0) continue;
-          // Each sequence from zero conv history and zero state.
-          mamba_scan(layer, n, nullptr, nullptr, MambaBuffers{proj_ + r * P, conv_ + r * cd, dt_ + r * H, y_ + r * di},
-                     nullptr);
-        }
+        // Every sequence's conv and scan from zeros in one set of launches (varlen).
+        mamba_scan(layer, N, nullptr, nullptr, all, nullptr, seq_);
         mamba_out(layer, N, all, h_, /*accumulate=*/true);
         break;
       }
@@ -54,7 +58,7 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
           k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads, stream_);
           attention_fold(qkv, W, n, 0, qkv + qd, qkv + qd + kvd, W, n, 0, acc_ + r * qd, m_ + r * m.num_heads,
                          l_ + r * m.num_heads);
-          k::attention_finalize(s, n, acc_ + r * qd, l_ + r * m.num_heads, y_ + r * qd, qd, stream_);
+          attention_output(n, acc_ + r * qd, l_ + r * m.num_heads, act_row(static_cast<void*>(y_), r, qd));
         }
         attention_out(layer, N, y_, h_, /*accumulate=*/true);
         break;

@@ -166,6 +166,7 @@ void DeviceModel::layout_arena() {
                         f(logits_, a.logits), f(logprob_, a.logprob),
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
                         {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
+                        {reinterpret_cast<void**>(&seq_), uint64_t(a.seq) * 4},
                         {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)},
                         {&attn_ws_.data, uint64_t(a.attn_ws)},
                         {&gemm_ws_.data, uint64_t(a.gemm_ws)},

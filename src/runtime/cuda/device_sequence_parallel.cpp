@@ -221,7 +221,7 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
   }
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   float *acc = S.acc.as<float>(), *m = S.m.as<float>(), *l = S.l.as<float>();
-  kernels::cuda::attention_init(shape, my_rows, acc, m, l);
+  kernels::cuda::attention_init(shape, my_rows, acc, m, l, model_.stream());
   // Every (query piece, visible key segment) pair of src's block, on the device.
   auto fold = [&](int src, const float* kv) {
     const int64_t src_rows = layout_.tokens_of(src);
@@ -251,8 +251,8 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
-    kernels::cuda::attention_finalize(shape, n, acc + row0[i] * qd, l + row0[i] * Hq, S.y[i].as<float>(), qd);
-    model_.attention_out(layer, n, S.y[i].as<float>(), pieces[i].hidden.as<float>(), /*accumulate=*/true);
+    model_.attention_output(n, acc + row0[i] * qd, l + row0[i] * Hq, S.y[i].get());
+    model_.attention_out(layer, n, S.y[i].get(), pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
 }
 
