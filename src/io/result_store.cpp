@@ -221,7 +221,7 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         FinalIdentity id = read_final_identity(s.out_);
         why = run_difference(s.identity_, s.documents_hash_, n, id.run_identity, id.documents_hash, id.n_documents);
       } catch (const Error& e) {
-        why = std::string("it is not a ringscan result file this run can use (") + e.what() + ")";
+        why = std::string("content that is not a ringscan result this run can use (") + e.what() + ")";
       }
       if (why.empty()) {
         // A crash between renaming the final file and removing the parts leaves them stale.
