@@ -187,8 +187,8 @@ ResultTables read_result_tables(const std::string& path) {
   const hsize_t n = docs.front().rows();
   const Json& n_attr = t.attributes.contains("n_documents") ? t.attributes["n_documents"] : Json();
   if (!n_attr.is_number_integer() || n_attr.get<int64_t>() < 0 || uint64_t(n_attr.get<int64_t>()) != n)
-    throw Error(path + ": attribute n_documents is " + n_attr.dump() + " but /documents has " + std::to_string(n) +
-                " rows");
+    throw Error(path + ": attribute n_documents is " + n_attr.dump(-1, ' ', false, Json::error_handler_t::replace) +
+                " but /documents has " + std::to_string(n) + " rows");  // replace: a string may be any bytes
   const auto tokens = open_group(file, "/tokens", {{"ids", Kind::I32}, {"logprob", Kind::F32}}, path);
   const auto files = open_group(file, "/files",
                                 {{"document", Kind::U64}, {"path", Kind::String}, {"token_begin", Kind::U64},

@@ -26,7 +26,7 @@ class Parser {
   Parser(std::string_view text, Tokenizer::Impl& impl) : impl_(impl), file_(impl.source) {
     try {
       root_ = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
       throw Error(file_ + ": not valid JSON (" + std::string(e.what()) + ")");
     }
     if (!root_.is_object()) throw Error(file_ + ": expected a JSON object at the top level");

@@ -78,7 +78,7 @@ Json parse_json_relaxed(const std::string& text, const std::string& source) {
   };
   try {
     return Json::parse(quote_nonfinite(text), refuse_repeats);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e400
     throw Error(source + " is not valid JSON (" + e.what() + ")");
   }
 }

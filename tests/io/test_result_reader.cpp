@@ -123,6 +123,10 @@ TEST(ResultReader, AttributesThatAreNotSingleValuesAreIgnored) {
   s = ResultFileSpec::valid(2);
   s.attributes["job"] = Json(std::vector<int>(1000, 1));
   EXPECT_EQ(read_error(s), "(no error)");
+  // Found by tools/fuzz: a string attribute is any bytes; quoting it in a message must not throw.
+  s = ResultFileSpec::valid(2);
+  s.attributes["n_documents"] = "\xF6\x01";
+  EXPECT_CONTAINS(read_error(s), "attribute n_documents is \"\xEF\xBF\xBD\\u0001\" but /documents has 2 rows");
 }
 
 }  // namespace

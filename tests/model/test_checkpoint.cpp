@@ -237,6 +237,14 @@ TEST(Checkpoint, RepeatedKeysAreRefused) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "x.json repeats the key \"c\" in the object at [\"b\"]; each key may appear once");
   }
+  // Found by tools/fuzz: a number beyond double's range (Python reads it as inf) is
+  // nlohmann's out_of_range, which escaped as an internal error.
+  try {
+    parse_json_relaxed(R"({"layer_norm_epsilon": 1e405})", "config.json");
+    ADD_FAILURE() << "no error for 1e405";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json is not valid JSON"), std::string::npos) << e.what();
+  }
   // The same key in different objects, and in an array of objects, is fine.
   EXPECT_EQ(parse_json_relaxed(R"([{"a": 1}, {"a": 2}])", "y.json")[1]["a"], 2);
 

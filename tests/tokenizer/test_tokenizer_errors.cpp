@@ -58,6 +58,10 @@ TEST(TokenizerErrors, MinimalTokenizerLoads) {
 TEST(TokenizerErrors, BadJson) {
   EXPECT_MESSAGE(load_error_text("{\"model\": "), "/ckpt/tokenizer.json", "not valid JSON");
   EXPECT_MESSAGE(load_error_text("[1, 2]"), "/ckpt/tokenizer.json", "JSON object");
+  // Found by tools/fuzz: a number beyond double's range is nlohmann's out_of_range, not a parse_error.
+  EXPECT_MESSAGE(load_error_text("{\"model\": 1e405}"), "/ckpt/tokenizer.json", "not valid JSON", "1e405");
+  EXPECT_MESSAGE(load_error_text(minimal().dump(), "{\"add_bos_token\": 1e999}"), "/ckpt/tokenizer_config.json",
+                 "not valid JSON");
 }
 
 TEST(TokenizerErrors, ModelProblems) {
