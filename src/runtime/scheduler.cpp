@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "model/memory_plan.h"
@@ -60,13 +61,15 @@ std::string memory_gib_option(uint64_t bytes) {
   const double gib = bytes / kGiB;
   const double step = std::pow(10.0, 1 - std::floor(std::log10(gib)));  // 1 / (the second digit's unit)
   double rounded = std::ceil(gib * step) / step;
-  // The job turns the option back into bytes by truncation: make sure that still covers `bytes`.
-  while (static_cast<uint64_t>(rounded * kGiB) < bytes) rounded += 1 / step;
   // Digits of the rounded value (0.0999 rounds up to 0.10, not 0.100).
   const int decimals = std::max(0, 1 - static_cast<int>(std::floor(std::log10(rounded) + 1e-9)));
   char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, rounded);
-  return text;
+  while (true) {
+    std::snprintf(text, sizeof text, "%.*f", decimals, rounded);
+    // The job turns the option back into bytes by truncation: what is printed must cover `bytes`.
+    if (static_cast<uint64_t>(std::strtod(text, nullptr) * kGiB) >= bytes) return text;
+    rounded += std::pow(10.0, -decimals);
+  }
 }
 
 uint64_t default_memory_per_rank(int ranks_on_node) {

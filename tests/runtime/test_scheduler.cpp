@@ -58,6 +58,10 @@ TEST(Scheduler, MemoryOptionIsRoundedUpToTwoDigits) {
   EXPECT_EQ(memory_gib_option(gib / 1000 * 73), "0.073");  // 0.072999... GiB
   EXPECT_EQ(memory_gib_option(gib * 123 / 10), "13");
   EXPECT_EQ(memory_gib_option(gib * 1234), "1300");
+  // Whatever is printed covers the bytes once the job reads it back (truncating to bytes).
+  for (uint64_t b = 1; b < (uint64_t(1) << 44); b = b * 3 + 7)
+    for (uint64_t x : {b, gib / 10 * (b % 97 + 1), gib / 100 + b % 3})
+      EXPECT_GE(static_cast<uint64_t>(std::stod(memory_gib_option(x)) * (1ull << 30)), x) << x;
 }
 
 }  // namespace
