@@ -420,7 +420,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   si.forced_sp = o.sp;
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o.memory_gib > 0 ? static_cast<uint64_t>(o.memory_gib * (1ull << 30)) : 0;  // 0: the engine's default
-  si.budget_tokens = engine->token_budget(memory, node_ranks, &si.per_token_bytes);
+  si.budget_tokens = engine->token_budget(memory, node_ranks, &si.cost);
   // Every rank must plan the same schedule: use the smallest budget of any node.
   int64_t neg_budget = -si.budget_tokens;
   world->all_reduce(&neg_budget, 1, comm::ReduceOp::max);

@@ -1,5 +1,7 @@
 #include "jobs/prompt.h"
 
+#include <filesystem>
+
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -19,6 +21,11 @@ PromptFrame make_prompt_frame(const Tokenizer& tok, const PromptOptions& o) {
     bos = tok.add_bos();
   } else {
     const std::string& tpl = tok.chat_template();
+    if (tok.config_path().empty())
+      throw Error((std::filesystem::path(tok.source()).parent_path() / "tokenizer_config.json").string() +
+                  " is missing, and the prompt comes from its chat template; add it, or give --prompt-file");
+    if (tpl.empty())
+      throw Error(tok.config_path() + " has no chat_template to build the prompt from; give --prompt-file");
     if (tpl.find("<|im_start|>") == std::string::npos || tpl.find("<|im_end|>") == std::string::npos)
       throw Error(tok.source() + ": the chat template is not ChatML-style (<|im_start|>/<|im_end|>); give --prompt-file");
     if (!o.system.empty()) before += "<|im_start|>system\n" + o.system + "<|im_end|>\n";

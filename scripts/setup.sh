@@ -13,6 +13,8 @@ packages=(
   libopenblas-openmp-dev
   libgtest-dev googletest libbenchmark-dev
   python3 python3-venv python3-pip
+  # scripts/fuzz.sh: clang with libFuzzer and the sanitizers' runtimes, and clang's OpenMP
+  clang libclang-rt-14-dev libomp-dev
   # Slurm for slurm/ and its test (a one-machine cluster): daemons, client, munge
   # authentication; mpi_pmix.so (srun --mpi=pmix) is in slurm-wlm-basic-plugins and
   # loads libpmix2's libpmix.so through libpmix-dev's symlink (OpenMPI uses the same PMIx).

@@ -17,6 +17,7 @@
 #include "io/glob.h"
 #include "io/utf8_check.h"
 #include "util/error.h"
+#include "util/json_util.h"
 
 namespace ringscan::io {
 
@@ -138,22 +139,32 @@ class Walker {
 
   void add_list(const std::string& list_path) {
     if (list_path.empty()) throw Error("input '@' names no list file; expected @FILE with one path per line");
-    std::ifstream in(list_path, std::ios::binary);
-    if (!in) throw Error("cannot open input list " + list_path + ": " + os_error(errno));
+    std::string text;
+    try {  // a regular file or a pipe, bounded (not /dev/zero, not a folder)
+      text = read_text_file(list_path);
+    } catch (const Error& e) {
+      throw Error(std::string("input list: ") + e.what());
+    }
     const std::string base = parent_of(clean_path(list_path));
-    std::string line;
-    int line_no = 0;
-    while (std::getline(in, line)) {
-      ++line_no;
-      std::string entry = trim(line);
+    size_t pos = 0;
+    for (int line_no = 1; pos < text.size(); ++line_no) {
+      size_t eol = text.find('\n', pos);
+      if (eol == std::string::npos) eol = text.size();
+      std::string entry = trim(text.substr(pos, eol - pos));
+      pos = eol + 1;
+      const std::string where = " (line " + std::to_string(line_no) + " of " + list_path + ")";
+      if (entry.find('\0') != std::string::npos)
+        throw Error("input list " + list_path + ": line " + std::to_string(line_no) +
+                    " holds a NUL byte; expected a text file with one path per line");
       if (entry.empty() || entry[0] == '#') continue;
       if (entry[0] != '/') entry = join(base, entry);
-      add_input(entry, " (line " + std::to_string(line_no) + " of " + list_path + ")");
+      add_input(entry, where);
     }
-    if (in.bad()) throw Error("cannot read input list " + list_path + ": " + os_error(errno));
   }
 
   void add_input(const std::string& given, const std::string& where) {
+    // clean_path("") is "." (the current folder): an empty --input is a mistake, not a request.
+    if (given.empty()) throw Error("input \"\"" + where + " names no path; expected a file, a directory or @LIST");
     const std::string name = clean_path(given);
     struct stat st;
     if (lstat(name.c_str(), &st) != 0) {

@@ -158,7 +158,8 @@ std::vector<PartEntry> read_part_index(const std::string& path) {
     throw Error("part file " + path + " is damaged: it does not start with RSPART01");
   ByteReader h(std::string_view(header).substr(sizeof kMagic), path);
   const uint64_t n = h.u64(), payload = h.u64(), index_sum = h.u64();
-  if (n > (size - kHeaderBytes) / kEntryBytes || size != kHeaderBytes + n * kEntryBytes + payload)
+  // Compared by subtraction: a hostile payload size near 2^64 must not wrap around to the file's size.
+  if (n > (size - kHeaderBytes) / kEntryBytes || payload != size - kHeaderBytes - n * kEntryBytes)
     throw Error("part file " + path + " is damaged: its size " + std::to_string(size) +
                 " does not match its header (" + std::to_string(n) + " records, " + std::to_string(payload) +
                 " payload bytes)");
@@ -173,7 +174,7 @@ std::vector<PartEntry> read_part_index(const std::string& path) {
     e.checksum = in.u64();
     e.failed = in.u64() == status_code(doc_status::kFailed);
     e.content_sha256 = digest_hex(in.raw(kDigestBytes));
-    if (e.offset < kHeaderBytes + n * kEntryBytes || e.offset + e.length > size)
+    if (e.offset < kHeaderBytes + n * kEntryBytes || e.offset > size || e.length > size - e.offset)
       throw Error("part file " + path + " is damaged: a record lies outside the file");
   }
   return entries;

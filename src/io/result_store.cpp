@@ -322,7 +322,7 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         why = run_difference(s.identity_, s.about_, s.documents_hash_, n, id.run_identity, id.run_about,
                              id.documents_hash, id.n_documents);
       } catch (const Error& e) {
-        why = std::string("it is not a ringscan result file this run can use (") + e.what() + ")";
+        why = std::string("content that is not a ringscan result this run can use (") + e.what() + ")";
       }
       if (why.empty()) {
         // Same run. Documents that changed since, or failed, are computed again; the

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <initializer_list>
 
+#include "model/safetensors.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -220,6 +221,7 @@ ModelConfig parse_model_config(const Json& j, const std::string& source) {
 }
 
 ModelConfig load_model_config(const std::string& model_dir) {
+  require_model_folder(model_dir);
   std::string path = model_dir + "/config.json";
   return parse_model_config(read_json_file(path), path);
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +60,25 @@ bool parse_dtype(const std::string& s, DType& out) {
 
 const char* to_safetensors_dtype(DType d) { return dtype_name(d); }
 
+// Bytes of a tensor of `shape` and `dtype`; false when that does not fit in 64 bits.
+bool tensor_bytes(const std::vector<int64_t>& shape, DType dtype, uint64_t& bytes) {
+  uint64_t n = dtype_size(dtype);
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
+  bytes = n;
+  return true;
+}
+
 }  // namespace
+
+void require_model_folder(const std::string& model_dir) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(model_dir, ec);
+  if (!fs::exists(st)) throw Error("model folder " + model_dir + " does not exist");
+  if (!fs::is_directory(st))
+    throw Error("model folder " + model_dir + " is a file, not a folder; expected the checkpoint folder that holds "
+                "config.json and model.safetensors");
+}
 
 void Checkpoint::add_file(const std::string& path) {
   auto file = std::make_unique<MappedFile>(path);
@@ -76,6 +95,11 @@ void Checkpoint::add_file(const std::string& path) {
   const uint8_t* base = file->data() + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
 
+  struct Range {
+    uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
   for (auto it = h.begin(); it != h.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const std::string& name = it.key();
@@ -88,12 +112,10 @@ void Checkpoint::add_file(const std::string& path) {
     t.file = path;
     if (!e["dtype"].is_string() || !parse_dtype(e["dtype"].get<std::string>(), t.dtype))
       throw Error(where + " has dtype " + e["dtype"].dump() + "; ringscan reads BF16, F16 and F32");
-    int64_t numel = 1;
     if (!e["shape"].is_array()) throw Error(where + " has a malformed shape " + e["shape"].dump());
     for (const auto& d : e["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) throw Error(where + " has a malformed shape " + e["shape"].dump());
       t.shape.push_back(d.get<int64_t>());
-      numel *= t.shape.back();
     }
     const Json& off = e["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
@@ -102,19 +124,42 @@ void Checkpoint::add_file(const std::string& path) {
     if (begin > end || end > data_size)
       throw Error(where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                   "] outside the file's " + std::to_string(data_size) + " data bytes (truncated file?)");
-    if (end - begin != static_cast<uint64_t>(numel) * dtype_size(t.dtype))
+    uint64_t bytes = 0;
+    if (!tensor_bytes(t.shape, t.dtype, bytes))
+      throw Error(where + " has shape " + shape_str(t.shape) + ", whose size in bytes does not fit in 64 bits");
+    if (end - begin != bytes)
       throw Error(where + " has " + std::to_string(end - begin) + " bytes but shape " + shape_str(t.shape) +
-                  " of " + dtype_name(t.dtype) + " needs " + std::to_string(numel * dtype_size(t.dtype)));
+                  " of " + dtype_name(t.dtype) + " needs " + std::to_string(bytes));
     if (begin % dtype_size(t.dtype) != 0) throw Error(where + " is not aligned to its element size");
     t.data = base + begin;
     if (tensors_.count(name)) throw Error(where + " also appears in " + tensors_[name].file);
+    ranges.push_back({begin, end, name});
     tensors_.emplace(name, std::move(t));
   }
+  // The format: tensors tile the data section, no overlaps (two names for the same
+  // bytes, a way to smuggle one tensor's change into another) and no gaps.
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  uint64_t covered = 0;
+  const std::string* last = nullptr;
+  for (const Range& r : ranges) {
+    if (r.begin < covered)
+      throw Error(path + ": tensors " + *last + " and " + r.name + " overlap in the file (bytes " +
+                  std::to_string(r.begin) + " to " + std::to_string(std::min(covered, r.end)) +
+                  " of the data); each tensor must have bytes of its own");
+    if (r.begin > covered)
+      throw Error(path + ": bytes " + std::to_string(covered) + " to " + std::to_string(r.begin) +
+                  " of the data belong to no tensor; safetensors tensors must cover the data without gaps");
+    if (r.end > covered || !last) covered = r.end, last = &r.name;
+  }
+  if (covered != data_size)
+    throw Error(path + ": the last " + std::to_string(data_size - covered) +
+                " bytes of the file belong to no tensor; safetensors tensors must cover the data without gaps");
   files_.push_back(std::move(file));
 }
 
 Checkpoint Checkpoint::open(const std::string& model_dir) {
-  if (!fs::is_directory(model_dir)) throw Error("model folder " + model_dir + " does not exist");
+  require_model_folder(model_dir);
   Checkpoint c;
   c.dir_ = model_dir;
   std::string single = model_dir + "/model.safetensors";
@@ -127,13 +172,17 @@ Checkpoint Checkpoint::open(const std::string& model_dir) {
     std::map<std::string, std::string> expected;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it.value().is_string()) throw Error(index + ": weight_map entry for " + it.key() + " is not a file name");
+      const std::string& shard = it.value().get_ref<const std::string&>();
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos)
+        throw Error(index + ": weight_map entry for " + it.key() + " is \"" + shard +
+                    "\"; expected the name of a file in the model folder");
       shards.insert(it.value().get<std::string>());
       expected[it.key()] = it.value().get<std::string>();
     }
     for (const auto& s : shards) c.add_file(model_dir + "/" + s);
     for (const auto& [name, shard] : expected) {
       auto t = c.tensors_.find(name);
-      if (t == c.tensors_.end())
+      if (t == c.tensors_.end() || t->second.file != model_dir + "/" + shard)
         throw Error(index + " maps tensor " + name + " to " + shard + ", which does not contain it");
     }
   } else if (fs::exists(single)) {

@@ -67,6 +67,9 @@ class Checkpoint {
 
 std::string shape_str(const std::vector<int64_t>& shape);
 
+// Throws Error naming `model_dir` when it is missing or not a folder.
+void require_model_folder(const std::string& model_dir);
+
 // Writes a safetensors file (used by make-model), one tensor at a time: `fill`
 // writes numel elements of dtype into dst, so a multi-GB checkpoint never sits
 // in memory whole.

@@ -16,6 +16,7 @@
 #include "runtime/document_values.h"
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
+#include "runtime/scheduler.h"
 
 namespace ringscan {
 
@@ -25,7 +26,7 @@ class ComputeBackend {
  public:
   virtual ~ComputeBackend() = default;
   // Engine::token_budget.
-  virtual int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const = 0;
+  virtual int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const = 0;
   // One document on this rank, prefilled in memory-bounded blocks.
   virtual DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want) = 0;
   // Short documents at once, their per-token GEMMs batched: the same values

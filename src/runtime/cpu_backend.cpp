@@ -34,10 +34,9 @@ class CpuBackend final : public ComputeBackend {
  public:
   explicit CpuBackend(Model& model) : model_(model) {}
 
-  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const override {
+  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const override {
     return ringscan::token_budget(model_.config(), model_.checkpoint().total_bytes(),
-                                  memory_bytes ? memory_bytes : default_memory_per_rank(ranks_on_node),
-                                  per_token_bytes);
+                                  memory_bytes ? memory_bytes : default_memory_per_rank(ranks_on_node), cost);
   }
 
   DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want) override {

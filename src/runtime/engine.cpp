@@ -38,8 +38,8 @@ ComputeBackend& Engine::backend() const {
   return *backend_;
 }
 
-int64_t Engine::token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const {
-  return backend().token_budget(memory_bytes, ranks_on_node, per_token_bytes);
+int64_t Engine::token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const {
+  return backend().token_budget(memory_bytes, ranks_on_node, cost);
 }
 
 DocumentValues Engine::compute(const std::vector<int32_t>& ids, const WantedOutputs& want) {

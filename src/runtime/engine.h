@@ -20,6 +20,7 @@
 #include "runtime/document_values.h"
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
+#include "runtime/scheduler.h"
 
 namespace ringscan {
 
@@ -56,8 +57,8 @@ class Engine {
   // backend's memory plan: on the CPU, host memory (memory_bytes, or this
   // node's share); on a GPU, its memory (memory_bytes, or 90% of what is free
   // plus what the engine already holds, shared by the node's ranks on that
-  // GPU) against model/memory_plan.h's DeviceMemoryPlan. per_token_bytes: for messages.
-  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const;
+  // GPU) against model/memory_plan.h's DeviceMemoryPlan. cost: for messages.
+  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const;
   // One document on this rank.
   DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want);
   // Short documents at once (a packed batch of at most one block of tokens).

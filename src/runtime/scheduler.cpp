@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 
 #include "model/memory_plan.h"
@@ -24,11 +26,14 @@ std::vector<DocPlan> schedule_documents(const ScheduleInput& in) {
     const int64_t need = in.forced_sp > 1 ? in.forced_sp : (n + budget - 1) / budget;
     if (need > in.ranks || (in.forced_sp > 1 && (n + in.forced_sp - 1) / in.forced_sp > budget)) {
       p.route = DocRoute::TooLong;
-      const double gib = static_cast<double>(in.per_token_bytes) * ((n + in.ranks - 1) / in.ranks) / (1 << 30);
+      // The memory that would fit it on the ranks it may use: the advice must work when followed.
+      const int64_t group = in.forced_sp > 1 ? std::min<int64_t>(in.forced_sp, in.ranks) : in.ranks;
+      const uint64_t per_rank = in.cost.fixed_bytes + in.cost.per_token_bytes * static_cast<uint64_t>((n + group - 1) / group);
       p.error = "document of " + std::to_string(n) + " tokens needs " + std::to_string((n + budget - 1) / budget) +
                 " ranks at " + std::to_string(budget) + " tokens per rank (" + std::to_string(in.ranks) +
-                " available), or about " + std::to_string(static_cast<int>(std::ceil(gib))) +
-                " GiB per rank over all ranks; use more ranks, --memory-per-rank, or --max-tokens to truncate";
+                " available), or --memory-per-rank " + memory_gib_option(per_rank) + " (GiB) over " +
+                (group == in.ranks ? "all " : "") + std::to_string(group) +
+                " rank(s); use more ranks, more memory per rank, or --max-tokens to truncate";
       continue;
     }
     p.route = in.ranks == 1 ? DocRoute::DataParallel : DocRoute::SequenceParallel;
@@ -38,16 +43,33 @@ std::vector<DocPlan> schedule_documents(const ScheduleInput& in) {
   return plans;
 }
 
-int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memory_bytes, uint64_t* per_token_bytes) {
+int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memory_bytes, MemoryCost* cost) {
   // Two plans of a sequence-parallel segment differ only by the per-token costs.
   MemoryPlan a = plan_memory(c, weight_bytes, 1024, 2, 1 << 30), b = plan_memory(c, weight_bytes, 2048, 2, 1 << 30);
   const uint64_t per_token = (b.total_private() - a.total_private()) / 1024;
   const uint64_t fixed = a.total_private() - per_token * 1024;
-  if (per_token_bytes) *per_token_bytes = per_token;
   // Weights are mmapped and shared by the node's ranks; count them once per rank as a bound.
   const uint64_t used = weight_bytes + fixed;
+  if (cost) *cost = MemoryCost{used, per_token};
   if (memory_bytes <= used) return 1;
   return static_cast<int64_t>((memory_bytes - used) / std::max<uint64_t>(per_token, 1));
+}
+
+std::string memory_gib_option(uint64_t bytes) {
+  constexpr double kGiB = double(1ull << 30);
+  if (bytes == 0) return "0";
+  const double gib = bytes / kGiB;
+  const double step = std::pow(10.0, 1 - std::floor(std::log10(gib)));  // 1 / (the second digit's unit)
+  double rounded = std::ceil(gib * step) / step;
+  // Digits of the rounded value (0.0999 rounds up to 0.10, not 0.100).
+  const int decimals = std::max(0, 1 - static_cast<int>(std::floor(std::log10(rounded) + 1e-9)));
+  char text[64];
+  while (true) {
+    std::snprintf(text, sizeof text, "%.*f", decimals, rounded);
+    // The job turns the option back into bytes by truncation: what is printed must cover `bytes`.
+    if (static_cast<uint64_t>(std::strtod(text, nullptr) * kGiB) >= bytes) return text;
+    rounded += std::pow(10.0, -decimals);
+  }
 }
 
 uint64_t default_memory_per_rank(int ranks_on_node) {

@@ -22,21 +22,32 @@ struct DocPlan {
   std::string error;   // TooLong: why
 };
 
+// What one rank needs to hold `t` tokens of a document: fixed + per_token * t bytes
+// (the backend's memory plan; on the CPU the fixed part includes the weights).
+struct MemoryCost {
+  uint64_t fixed_bytes = 0;
+  uint64_t per_token_bytes = 0;
+};
+
 struct ScheduleInput {
   std::vector<int64_t> tokens;        // per document
   std::vector<int> tokenized_on;      // per document: the rank holding its tokens
   int ranks = 1;
   int64_t budget_tokens = 0;          // max tokens one rank may hold
   int forced_sp = 0;                  // --sp N: group size for every long document (0: from length)
-  uint64_t per_token_bytes = 0;       // for the message of a document that cannot fit
+  MemoryCost cost;                    // for the message of a document that cannot fit
 };
 
 std::vector<DocPlan> schedule_documents(const ScheduleInput& in);
 
 // Tokens one rank can hold in `memory_bytes` besides the weights, from the
 // memory plan's per-token and fixed costs (sequence-parallel runner: whole
-// segments in flight).
-int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memory_bytes, uint64_t* per_token_bytes);
+// segments in flight); `cost` receives those costs.
+int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memory_bytes, MemoryCost* cost);
+
+// The smallest --memory-per-rank (GiB, as the option takes it) that covers `bytes`:
+// two significant digits, rounded up ("0.074", "1.3", "13").
+std::string memory_gib_option(uint64_t bytes);
 
 // Memory one rank may use by default: physical memory shared by the ranks on
 // this node, less a safety margin.

@@ -63,7 +63,9 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, std::int32_t>>& voca
   }
   merges_.reserve(merges.size());
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [a, b] = merges[rank];
+    // Plain references, not a structured binding: clang before 16 cannot capture those in the lambda.
+    const std::string& a = merges[rank].first;
+    const std::string& b = merges[rank].second;
     auto id_of = [&](const std::string& t) {
       const std::int32_t id = vocab_.find(t);
       if (id < 0) {

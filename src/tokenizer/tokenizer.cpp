@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <fstream>
-#include <sstream>
 
 #include "tokenizer/nfc.h"
 #include "util/sha256.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
+#include "util/json_util.h"
 
 namespace ringscan {
 
@@ -21,15 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 std::atomic<std::uint64_t> next_instance_id{1};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open the file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path.string() + ": read error");
-  return ss.str();
-}
 
 // The thread's encoding scratch, rebuilt when the thread moves to another tokenizer.
 tok::EncodeState& thread_state(const Tokenizer::Impl& impl) {
@@ -91,7 +81,8 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   parse_tokenizer_json(tokenizer_json, *impl);
   const fs::path dir = fs::path(origin).parent_path();
   if (!tokenizer_config_json.empty()) {
-    parse_tokenizer_config(tokenizer_config_json, (dir / "tokenizer_config.json").string(), *impl);
+    impl->config_path = (dir / "tokenizer_config.json").string();
+    parse_tokenizer_config(tokenizer_config_json, impl->config_path, *impl);
   }
   if (!generation_config_json.empty()) {
     parse_generation_config(generation_config_json, (dir / "generation_config.json").string(), *impl);
@@ -109,11 +100,11 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   if (is_dir && !fs::exists(file, ec)) {
     throw Error(path.string() + ": the directory has no tokenizer.json");
   }
-  const std::string json = read_file(file);
+  const std::string json = read_text_file(file.string());
   const fs::path config = dir / "tokenizer_config.json";
   const fs::path generation = dir / "generation_config.json";
-  const std::string config_text = fs::exists(config, ec) ? read_file(config) : std::string();
-  const std::string generation_text = fs::exists(generation, ec) ? read_file(generation) : std::string();
+  const std::string config_text = fs::exists(config, ec) ? read_text_file(config.string()) : std::string();
+  const std::string generation_text = fs::exists(generation, ec) ? read_text_file(generation.string()) : std::string();
   return from_json(json, config_text, generation_text, file.string());
 }
 
@@ -199,6 +190,7 @@ bool Tokenizer::add_bos() const {
 }
 
 const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
+const std::string& Tokenizer::config_path() const { return impl_->config_path; }
 
 std::vector<std::int32_t> Tokenizer::chat_template_special_ids() const {
   std::vector<std::int32_t> ids;

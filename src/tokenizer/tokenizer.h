@@ -73,6 +73,8 @@ class Tokenizer {
   // tokenizer_config.json's chat_template ("" when absent) and the special
   // tokens it writes (e.g. <|im_start|>, <|im_end|>, <think>), by id.
   const std::string& chat_template() const;
+  // The tokenizer_config.json that was read ("" when there was none beside tokenizer.json).
+  const std::string& config_path() const;
   std::vector<std::int32_t> chat_template_special_ids() const;
 
   // SHA-256 (lowercase hex) of the tokenizer.json bytes, for output attributes.

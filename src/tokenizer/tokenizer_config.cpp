@@ -16,7 +16,7 @@ json parse_object(std::string_view text, const std::string& origin) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
     throw Error(origin + ": not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!j.is_object()) throw Error(origin + ": expected a JSON object at the top level");

@@ -56,6 +56,7 @@ struct Tokenizer::Impl {
   std::vector<std::int32_t> eos_ids;
   std::optional<bool> add_bos_token;
   std::string chat_template;
+  std::string config_path;  // the tokenizer_config.json read; "" when there was none
 
   std::optional<std::int32_t> token_to_id(std::string_view token) const;
   void encode_into(std::string_view text, bool add_special, tok::EncodeState& state,

@@ -26,7 +26,7 @@ class Parser {
   Parser(std::string_view text, Tokenizer::Impl& impl) : impl_(impl), file_(impl.source) {
     try {
       root_ = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e400
       throw Error(file_ + ": not valid JSON (" + std::string(e.what()) + ")");
     }
     if (!root_.is_object()) throw Error(file_ + ": expected a JSON object at the top level");
@@ -75,6 +75,23 @@ class Parser {
       fail(field + "." + key, "must be a non-negative integer");
     }
     return j[key].get<std::int64_t>();
+  }
+
+  std::int64_t added_token_count() const {
+    const json& a = value("added_tokens");
+    return a.is_array() ? static_cast<std::int64_t>(a.size()) : 0;
+  }
+
+  // Id tables are indexed by id, so ids must be dense: HF's vocabularies number
+  // their entries and added tokens 0..n-1 (added tokens may reuse vocab ids). A
+  // stray huge id would otherwise allocate gigabytes before anything else fails.
+  void check_dense(std::int64_t id, const std::string& field) const {
+    const std::int64_t limit = vocab_entries_ + added_token_count();
+    if (id >= limit || id > INT32_MAX) {
+      fail(field, "is id " + std::to_string(id) + ", but model.vocab has " + std::to_string(vocab_entries_) +
+           " entries and added_tokens " + std::to_string(added_token_count()) + ", so ids must be below " +
+           std::to_string(limit));
+    }
   }
 
   void parse_normalizer(const json& j, const std::string& field) {
@@ -196,12 +213,14 @@ class Parser {
       options.unk_token = m["unk_token"].get<std::string>();
     }
     if (!m.contains("vocab") || !m["vocab"].is_object()) fail("model.vocab", "must be an object of token: id");
+    vocab_entries_ = static_cast<std::int64_t>(m["vocab"].size());
     std::vector<std::pair<std::string, std::int32_t>> vocab;
     vocab.reserve(m["vocab"].size());
     for (const auto& [token, id] : m["vocab"].items()) {
-      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() > INT32_MAX) {
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0) {
         fail("model.vocab[\"" + token + "\"]", "must be a non-negative integer id, got " + id.dump());
       }
+      check_dense(id.get<std::int64_t>(), "model.vocab[\"" + token + "\"]");
       vocab.emplace_back(token, static_cast<std::int32_t>(id.get<std::int64_t>()));
     }
     if (!m.contains("merges") || !m["merges"].is_array()) {
@@ -238,7 +257,7 @@ class Parser {
         if (!e.is_object()) fail(field, "must be an object");
         tok::AddedToken t;
         const std::int64_t id = get_uint(e, "id", field);
-        if (id > INT32_MAX) fail(field + ".id", "is too large");
+        check_dense(id, field + ".id");
         t.id = static_cast<std::int32_t>(id);
         t.content = get_string(e, "content", field);
         t.single_word = get_bool(e, "single_word", field, false);
@@ -423,6 +442,7 @@ class Parser {
   std::vector<std::string> step_fields_;
   std::shared_ptr<const tok::Regex> gpt2_;
   bool byte_level_ = false;
+  std::int64_t vocab_entries_ = 0;  // in model.vocab (ids must be below this plus the added tokens)
 };
 
 }  // namespace

@@ -1,11 +1,17 @@
 #include "util/json_util.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
+#include <set>
+#include <vector>
 
 #include "util/error.h"
 
@@ -44,19 +50,65 @@ std::string quote_nonfinite(const std::string& text) {
 }  // namespace
 
 Json parse_json_relaxed(const std::string& text, const std::string& source) {
+  // nlohmann keeps the last of repeated keys; a reader that keeps the first (or
+  // refuses, as the safetensors format requires) would see another file. Track
+  // the keys of every object being parsed and refuse a repeat.
+  struct Open {
+    bool object;
+    std::string key;  // the member being parsed (objects)
+    std::set<std::string> keys;
+  };
+  std::vector<Open> open;
+  auto where = [&] {
+    std::string path;
+    for (size_t i = 0; i + 1 < open.size(); ++i) path += open[i].object ? "[\"" + open[i].key + "\"]" : "[...]";
+    return path.empty() ? std::string("the top-level object") : "the object at " + path;
+  };
+  auto refuse_repeats = [&](int, Json::parse_event_t event, Json& parsed) {
+    using E = Json::parse_event_t;
+    if (event == E::object_start || event == E::array_start) open.push_back({event == E::object_start, "", {}});
+    if (event == E::object_end || event == E::array_end) open.pop_back();
+    if (event == E::key) {
+      Open& o = open.back();
+      o.key = parsed.get<std::string>();
+      if (!o.keys.insert(o.key).second)
+        throw Error(source + " repeats the key \"" + o.key + "\" in " + where() + "; each key may appear once");
+    }
+    return true;
+  };
   try {
-    return Json::parse(quote_nonfinite(text));
-  } catch (const nlohmann::json::parse_error& e) {
+    return Json::parse(quote_nonfinite(text), refuse_repeats);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e400
     throw Error(source + " is not valid JSON (" + e.what() + ")");
   }
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path + " for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path + " for reading: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+  // A folder reads as nothing and a device (/dev/zero) as endless bytes: neither is
+  // what a user meant. Pipes are fine (`--ids-file <(...)`), up to the same bound.
+  if (S_ISDIR(st.st_mode)) throw Error(path + " is a folder; expected a file");
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    throw Error(path + " is a device or socket; expected a regular file");
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+    if (n == 0) return out;
+    if (out.size() + size_t(n) > kMaxTextFileBytes)
+      throw Error(path + " is larger than " + std::to_string(kMaxTextFileBytes >> 20) +
+                  " MiB; expected a text file of at most that size");
+    out.append(buf, size_t(n));
+  }
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

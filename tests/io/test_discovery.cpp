@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "io/discovery.h"
 #include "io/text_reader.h"
@@ -220,6 +221,58 @@ TEST(Discovery, MissingInputsAreErrorsNamingThePath) {
   EXPECT_THROW(discover(o), Error);
   EXPECT_THROW(parse_document_mode("files"), Error);
   EXPECT_EQ(parse_document_mode("codebase"), DocumentMode::Codebase);
+}
+
+// clean_path("") is ".": an empty --input used to scan the current folder silently.
+TEST(Discovery, AnEmptyInputIsRefused) {
+  TempDir t;
+  write_file(t / "a.txt", "a\n");
+  DiscoveryOptions o;
+  o.inputs = {t / "a.txt", ""};
+  try {
+    discover(o);
+    FAIL() << "an empty input must be an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "input \"\" names no path; expected a file, a directory or @LIST");
+  }
+}
+
+// A list is read whole and bounded: a device (/dev/zero once read without end), a
+// folder, or a line with a NUL byte (which would name a shorter path) is refused.
+TEST(Discovery, ListFilesMustBeTextFilesOrPipes) {
+  TempDir t;
+  write_file(t / "a.txt", "a\n");
+  DiscoveryOptions o;
+  o.inputs = {"@/dev/zero"};
+  try {
+    discover(o);
+    FAIL() << "@/dev/zero must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "input list: /dev/zero is a device or socket; expected a regular file");
+  }
+  test::make_dirs(t / "folder");
+  o.inputs = {"@" + t / "folder"};
+  try {
+    discover(o);
+    FAIL() << "a folder as a list must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(t / "folder is a folder"), std::string::npos) << e.what();
+  }
+  write_file(t / "nul.lst", std::string("a.txt\n") + "a.txt" + std::string(1, '\0') + "junk\n");
+  o.inputs = {"@" + t / "nul.lst"};
+  try {
+    discover(o);
+    FAIL() << "a NUL byte in a list must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2 holds a NUL byte"), std::string::npos) << e.what();
+  }
+  // A pipe is a fine list (e.g. @<(find ...)).
+  ASSERT_EQ(mkfifo((t / "pipe").c_str(), 0644), 0);
+  std::thread writer([&] { write_file(t / "pipe", t / "a.txt\n"); });
+  o.inputs = {"@" + t / "pipe"};
+  const Discovery d = discover(o);
+  writer.join();
+  EXPECT_EQ(names(d), (std::vector<std::string>{t / "a.txt"}));
 }
 
 TEST(Discovery, SymlinkedFoldersAreFollowedOnceAndCyclesStop) {

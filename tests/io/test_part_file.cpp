@@ -96,6 +96,24 @@ TEST(PartFile, DamageIsDetected) {
   DocumentResult bad_digest = test::fixture_result(1);
   bad_digest.content_sha256 = "not hex";
   EXPECT_THROW(encode_part({bad_digest}), Error);
+
+  // Sizes near 2^64 must not wrap around to pass the size checks (and then ask for
+  // exabytes): a header whose payload size is 2^64 - 64 + the real size, with a valid
+  // index checksum, and an index entry whose length wraps past the end.
+  auto set_u64 = [](std::string& bytes, size_t at, uint64_t v) { std::memcpy(bytes.data() + at, &v, 8); };
+  auto get_u64 = [](const std::string& bytes, size_t at) {
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + at, 8);
+    return v;
+  };
+  std::string wrapped = good;
+  set_u64(wrapped, 16, get_u64(good, 16) + (uint64_t(0) - 64));  // payload + 2^64 - 64 ...
+  wrapped.resize(good.size() - 64);                               // ... and 64 bytes fewer: sums agree mod 2^64
+  expect_damaged(wrapped, "a payload size that wraps around");
+  std::string long_entry = good;
+  set_u64(long_entry, 32 + 16, uint64_t(0) - get_u64(good, 32 + 8) + 1);  // offset + length = 2^64 + 1
+  set_u64(long_entry, 24, fnv1a64(std::string_view(long_entry).substr(32, 2 * 72)));
+  expect_damaged(long_entry, "a record length that wraps around");
 }
 
 }  // namespace

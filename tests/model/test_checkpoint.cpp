@@ -210,3 +210,126 @@ TEST(Checkpoint, UnexpectedTensorsAreReported) {
             std::string::npos)
       << r.output;
 }
+
+namespace {
+
+// A model folder whose model.safetensors has this header text and these data bytes.
+std::string raw_safetensors(const std::string& name, const std::string& header, const std::string& data) {
+  std::string d = fresh_dir(name);
+  fs::create_directories(d);
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  std::ofstream(d + "/model.safetensors", std::ios::binary) << bytes << header << data;
+  return d;
+}
+
+std::string open_error(const std::string& dir) {
+  try {
+    Checkpoint::open(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+// JSON leaves repeated keys open and nlohmann keeps the last: a reader that keeps the
+// first would see another model. config.json, safetensors headers and the shard index
+// refuse them, naming the key.
+TEST(Checkpoint, RepeatedKeysAreRefused) {
+  try {
+    parse_json_relaxed(R"({"a": 1, "b": {"c": 2, "c": 3}})", "x.json");
+    ADD_FAILURE() << "no error for a repeated nested key";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "x.json repeats the key \"c\" in the object at [\"b\"]; each key may appear once");
+  }
+  // Found by tools/fuzz: a number beyond double's range (Python reads it as inf) is
+  // nlohmann's out_of_range, which escaped as an internal error.
+  try {
+    parse_json_relaxed(R"({"layer_norm_epsilon": 1e405})", "config.json");
+    ADD_FAILURE() << "no error for 1e405";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json is not valid JSON"), std::string::npos) << e.what();
+  }
+  // The same key in different objects, and in an array of objects, is fine.
+  EXPECT_EQ(parse_json_relaxed(R"([{"a": 1}, {"a": 2}])", "y.json")[1]["a"], 2);
+
+  std::string d = tiny_model("repeated-config-key");
+  std::string cfg = read_text_file(d + "/config.json");
+  cfg.insert(cfg.find('{') + 1, "\"hidden_size\": 48,");
+  write_text_file(d + "/config.json", cfg);
+  expect_cli_error(d, "config.json repeats the key \"hidden_size\" in the top-level object");
+
+  const std::string two = std::string(8, '\0');
+  d = raw_safetensors("repeated-tensor",
+                      R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                      R"( "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})",
+                      two);
+  EXPECT_NE(open_error(d).find("repeats the key \"w\""), std::string::npos) << open_error(d);
+
+  d = tiny_model("repeated-index-key", DType::F32, 100 << 10);
+  std::string index = read_text_file(d + "/model.safetensors.index.json");
+  const size_t map = index.find("\"weight_map\"");
+  ASSERT_NE(map, std::string::npos);
+  index.insert(index.find('{', map) + 1, "\"lm_head.weight\": \"model-00001-of-00007.safetensors\",");
+  write_text_file(d + "/model.safetensors.index.json", index);
+  EXPECT_NE(open_error(d).find("model.safetensors.index.json repeats the key \"lm_head.weight\""), std::string::npos)
+      << open_error(d);
+}
+
+// The format gives each tensor bytes of its own, tiling the data section.
+TEST(Checkpoint, OverlappingOrStrayBytesAreRefused) {
+  const std::string data(16, '\0');
+  std::string d = raw_safetensors("overlap",
+                                  R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                                  R"( "b": {"dtype": "F32", "shape": [3], "data_offsets": [4, 16]}})",
+                                  data);
+  EXPECT_NE(open_error(d).find("tensors a and b overlap in the file (bytes 4 to 8 of the data)"), std::string::npos)
+      << open_error(d);
+  d = raw_safetensors("same-bytes",
+                      R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
+                      R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})",
+                      data);
+  EXPECT_NE(open_error(d).find("overlap"), std::string::npos) << open_error(d);
+  d = raw_safetensors("gap",
+                      R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
+                      R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})",
+                      data);
+  EXPECT_NE(open_error(d).find("bytes 4 to 8 of the data belong to no tensor"), std::string::npos) << open_error(d);
+  d = raw_safetensors("trailing", R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", data);
+  EXPECT_NE(open_error(d).find("the last 8 bytes of the file belong to no tensor"), std::string::npos) << open_error(d);
+  // Back to back, including an empty tensor, is a valid file.
+  d = raw_safetensors("tiled",
+                      R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                      R"( "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [8, 8]},)"
+                      R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})",
+                      data);
+  EXPECT_EQ(Checkpoint::open(d).tensors().size(), 3u);
+}
+
+// [2^40, 2^40] of F32 is 2^82 bytes: the size check must not wrap around to 0.
+TEST(Checkpoint, ShapeSizesDoNotOverflow) {
+  std::string d = raw_safetensors("huge-shape",
+                                  R"({"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 0]}})",
+                                  "");
+  EXPECT_NE(open_error(d).find("tensor w has shape [1099511627776, 1099511627776], whose size in bytes does not fit in 64 bits"),
+            std::string::npos)
+      << open_error(d);
+  d = raw_safetensors("wrapping-shape",
+                      R"({"w": {"dtype": "BF16", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", "");
+  EXPECT_NE(open_error(d).find("does not fit in 64 bits"), std::string::npos) << open_error(d);
+}
+
+TEST(Checkpoint, ModelFolderThatIsAFileIsNamedAsSuch) {
+  std::string d = tiny_model("folder-is-file");
+  expect_cli_error(d + "/config.json", "model folder " + d + "/config.json is a file, not a folder");
+  CliResult r = run_cli("info --model " + d + "/config.json");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("is a file, not a folder"), std::string::npos) << r.output;
+  // The ids file of forward: a folder is not a file "holding no token ids".
+  r = run_cli("forward --model " + d + " --ids-file " + d);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find(d + " is a folder; expected a file"), std::string::npos) << r.output;
+}

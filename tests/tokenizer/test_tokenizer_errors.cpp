@@ -58,6 +58,10 @@ TEST(TokenizerErrors, MinimalTokenizerLoads) {
 TEST(TokenizerErrors, BadJson) {
   EXPECT_MESSAGE(load_error_text("{\"model\": "), "/ckpt/tokenizer.json", "not valid JSON");
   EXPECT_MESSAGE(load_error_text("[1, 2]"), "/ckpt/tokenizer.json", "JSON object");
+  // Found by tools/fuzz: a number beyond double's range is nlohmann's out_of_range, not a parse_error.
+  EXPECT_MESSAGE(load_error_text("{\"model\": 1e405}"), "/ckpt/tokenizer.json", "not valid JSON", "1e405");
+  EXPECT_MESSAGE(load_error_text(minimal().dump(), "{\"add_bos_token\": 1e999}"), "/ckpt/tokenizer_config.json",
+                 "not valid JSON");
 }
 
 TEST(TokenizerErrors, ModelProblems) {
@@ -91,6 +95,26 @@ TEST(TokenizerErrors, ModelProblems) {
   j = minimal();
   j["model"]["vocab"] = json::array();
   EXPECT_MESSAGE(load_error(j), "model.vocab", "object");
+}
+
+// Id tables are indexed by id: one stray huge id once made loading allocate 23 GB
+// (268435456) or fail with "cannot create std::vector larger than max_size()"
+// (2^31-1). Ids must stay below the vocab's entries plus the added tokens.
+TEST(TokenizerErrors, SparseIdsAreRefusedBeforeAllocating) {
+  for (const std::int64_t id : {std::int64_t{268435456}, std::int64_t{2147483647}, std::int64_t{6}}) {
+    json j = minimal();
+    j["model"]["vocab"]["c"] = id;  // 5 entries and 1 added token: ids must be below 6
+    const std::string is_id = "is id " + std::to_string(id);
+    EXPECT_MESSAGE(load_error(j), "/ckpt/tokenizer.json", "model.vocab[\"c\"]", is_id.c_str(),
+                   "model.vocab has 5 entries and added_tokens 1", "below 6");
+  }
+  json j = minimal();
+  j["added_tokens"][0]["id"] = 268435456;
+  j["model"]["vocab"].erase("<s>");
+  EXPECT_MESSAGE(load_error(j), "added_tokens[0].id", "is id 268435456", "below 4");
+  j = minimal();
+  j["model"]["vocab"]["c"] = 5;  // the highest id allowed (id 4 unused)
+  EXPECT_EQ(Tokenizer::from_json(j.dump()).vocab_size(), 6);
 }
 
 TEST(TokenizerErrors, PipelineProblems) {
@@ -136,8 +160,8 @@ TEST(TokenizerErrors, PipelineProblems) {
 
 TEST(TokenizerErrors, AddedTokenProblems) {
   json j = minimal();
-  j["added_tokens"][0]["id"] = 9;
-  EXPECT_MESSAGE(load_error(j), "added_tokens[0]", "\"<s>\"", "id 9", "id 3");
+  j["added_tokens"][0]["id"] = 4;  // within the ids allowed (below 5), but not <s>'s id in model.vocab
+  EXPECT_MESSAGE(load_error(j), "added_tokens[0]", "\"<s>\"", "id 4", "id 3");
   j = minimal();
   j["added_tokens"].push_back(j["added_tokens"][0]);
   EXPECT_MESSAGE(load_error(j), "added_tokens[1]", "repeats");

@@ -43,7 +43,7 @@ class GpuBackend final : public ComputeBackend {
   GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl_ring)
       : gpu_(model, DeviceModelOptions{}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_ring_(nccl_ring) {}
 
-  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, uint64_t* per_token_bytes) const override {
+  int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const override {
     const ModelConfig& c = gpu_.config();
     uint64_t memory = memory_bytes;
     if (memory == 0) {  // 90% of what is free plus what the engine holds, shared by the ranks on this GPU
@@ -54,7 +54,7 @@ class GpuBackend final : public ComputeBackend {
     const DeviceMemoryPlan a = plan_device_memory(c, 1024, 2, gpu_.block_tokens()),
                            b = plan_device_memory(c, 2048, 2, gpu_.block_tokens());
     const uint64_t per_token = std::max<uint64_t>((b.total() - a.total()) / 1024, 1), fixed = a.total() - per_token * 1024;
-    if (per_token_bytes) *per_token_bytes = per_token;
+    if (cost) *cost = MemoryCost{fixed, per_token};
     return memory <= fixed ? 1 : static_cast<int64_t>((memory - fixed) / per_token);
   }
 
