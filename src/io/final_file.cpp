@@ -2,6 +2,7 @@
 
 #include <hdf5.h>  // declares the MPI-IO driver when built parallel
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -339,6 +340,16 @@ void write_final_numeric(const std::string& path, const FinalLayout& layout, con
   // are closed on every rank in the same order as the exception leaves: collectively.
   Id fapl, file, dxpl;
   std::vector<Id> datasets;
+  // First, before HDF5 opens it, the file is made as long as it can become (a hole: no
+  // space yet): then closing it never has to extend it, which fails where the size of
+  // files is limited (RLIMIT_FSIZE), leaving HDF5 unable to close it.
+  agree(comm, [&] {
+    if (rank != 0) return;
+    uint64_t bound = file_size(path) + (uint64_t(64) << 10);
+    for (const NumericColumn& c : columns)
+      bound += total_rows(layout.shape, c.rows) * (c.width ? c.width : 1) * H5Tget_size(c.file_type) + 4096;
+    set_file_size(path, bound);
+  });
   agree(comm, [&] {
     fapl = Id(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create HDF5 file-access properties");
     h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot select parallel HDF5 (MPI-IO) for " + path);
@@ -352,15 +363,19 @@ void write_final_numeric(const std::string& path, const FinalLayout& layout, con
       datasets.emplace_back(H5Dopen2(file, c.name, H5P_DEFAULT), H5Dclose,
                             std::string("cannot open dataset ") + c.name + " of " + path);
   });
-  // Only metadata so far, in blocks the image already occupies: if the space for the
-  // rows cannot be had, closing the file needs none either.
-  uint64_t size = 0;
+  // Only metadata changed so far, in blocks the image already occupies: if the space for
+  // the rows cannot be had, closing the file needs none either.
   agree(comm, [&] {
     if (rank != 0) return;
-    hsize_t sz = 0;
-    h5::check(H5Fget_filesize(file, &sz), "cannot read the size of " + path);
-    size = uint64_t(sz);
-    reserve_file_space(path, size);
+    uint64_t end = file_size(path);  // the bound: covers every dataset's storage, checked here
+    uint64_t used = 0;
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const haddr_t at = H5Dget_offset(datasets[k]);
+      if (at == HADDR_UNDEF) continue;  // no storage: no rows
+      used = std::max<uint64_t>(used, uint64_t(at) + uint64_t(H5Dget_storage_size(datasets[k])));
+    }
+    if (used > end) set_file_size(path, used);  // not expected
+    reserve_file_space(path, used);
   });
   crash_point("final_space_reserved");
   for (size_t k = 0; k < columns.size(); ++k) {
@@ -374,8 +389,19 @@ void write_final_numeric(const std::string& path, const FinalLayout& layout, con
     });
   }
   agree(comm, [&] {
-    for (size_t k = datasets.size(); k-- > 0;) datasets[k].close(std::string("cannot close dataset ") + columns[k].name + " of " + path);
+    for (size_t k = datasets.size(); k-- > 0;)
+      datasets[k].close(std::string("cannot close dataset ") + columns[k].name + " of " + path);
     file.close("cannot finish writing " + path);
+  });
+  // The hole beyond the end HDF5 recorded goes: the bytes are those of a file HDF5 sized.
+  agree(comm, [&] {
+    if (rank != 0) return;
+    haddr_t eoa = 0;
+    {
+      Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot reopen " + path);
+      h5::check(H5Fget_eoa(f, &eoa), "cannot read the size of " + path);
+    }
+    set_file_size(path, uint64_t(eoa));
   });
 }
 

@@ -85,6 +85,7 @@ void write_new_file(const std::string& path, std::string_view bytes) {
 }
 
 void reserve_file_space(const std::string& path, uint64_t size) {
+  if (size == 0) return;  // nothing to reserve (posix_fallocate refuses a length of 0)
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open " + path + " to reserve its space: " + os_error());
   int err = 0;
@@ -94,6 +95,11 @@ void reserve_file_space(const std::string& path, uint64_t size) {
   close(fd);
   if (err != 0)
     throw Error("cannot reserve " + std::to_string(size) + " bytes for " + path + ": " + std::strerror(err));
+}
+
+void set_file_size(const std::string& path, uint64_t size) {
+  if (truncate(path.c_str(), off_t(size)) != 0)
+    throw Error("cannot reserve " + std::to_string(size) + " bytes for " + path + ": " + os_error());
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {

@@ -22,6 +22,10 @@ void write_new_file(const std::string& path, std::string_view bytes);
 // for PATH: No space left on device".
 void reserve_file_space(const std::string& path, uint64_t size);
 
+// Sets the size of an existing file (truncate(2): extending adds a hole, no space).
+// Error: "cannot reserve N bytes for PATH: File too large".
+void set_file_size(const std::string& path, uint64_t size);
+
 // Makes a rename or unlink inside `dir` durable.
 void fsync_dir(const std::string& dir);
 // Flushes a file's data to disk (e.g. before renaming it into place).

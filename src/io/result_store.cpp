@@ -389,7 +389,8 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
       throw Error("another ringscan run is writing " + s.out_ + " (" + lock +
                   " is locked); wait for it to finish or stop it first");
     {
-      const std::string text = read_whole_file(lock);
+      const uint64_t size = file_size(lock);
+      const std::string text = size == std::strlen(kLockText) ? read_whole_file(lock) : std::string(size ? "?" : "");
       if (!text.empty() && text != kLockText)
         throw Error(lock + " exists and was not written by ringscan (ringscan keeps its lock there and deletes it at "
                            "the end); move it away or choose another output path");
