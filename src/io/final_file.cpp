@@ -165,72 +165,58 @@ uint64_t total_rows(const FinalShape& s, Rows r) {
   return r == Rows::kDocuments ? s.n_documents : r == Rows::kTokens ? s.n_tokens : s.n_file_rows;
 }
 
-// This rank's rows of every numeric dataset, as the bytes to write (by dataset name).
+template <class T>
+void append(std::vector<char>& bytes, const T& v) {
+  const char* p = reinterpret_cast<const char*>(&v);
+  bytes.insert(bytes.end(), p, p + sizeof v);
+}
+
+template <class T>
+void append(std::vector<char>& bytes, const std::vector<T>& v) {
+  const char* p = reinterpret_cast<const char*>(v.data());
+  bytes.insert(bytes.end(), p, p + v.size() * sizeof(T));
+}
+
+// This rank's rows of every numeric dataset, as the bytes to write (by dataset name),
+// built in place: the tokens' rows are most of a rank's memory at the end.
 std::map<std::string, std::vector<char>> numeric_rows(const std::vector<DocumentResult>& docs,
                                                       const FinalLayout& layout) {
-  const size_t n = docs.size();
   const uint64_t dim_mean = layout.shape.dim_mean, dim_last = layout.shape.dim_last;
-  std::vector<uint64_t> n_tokens(n), token_offset(n), n_scored(n);
-  std::vector<double> nll_sum(n), nll_mean(n), perplexity(n);
-  std::vector<uint8_t> truncated(n);
-  std::vector<int32_t> ids;
-  std::vector<float> logprob;
-  std::vector<uint64_t> f_document, f_begin, f_end, f_scored;
-  std::vector<double> f_nll, f_ppl;
-  std::vector<float> emb_mean(n * dim_mean), emb_last(n * dim_last);
+  uint64_t tokens = 0;
+  for (const DocumentResult& d : docs) tokens += d.token_ids.size();
+  std::map<std::string, std::vector<char>> out;
+  for (const NumericColumn& c : numeric_columns(layout.shape)) out[c.name];  // every column, empty or not
+  out.at("/tokens/ids").reserve(tokens * sizeof(int32_t));
+  out.at("/tokens/logprob").reserve(tokens * sizeof(float));
   const float nan = std::numeric_limits<float>::quiet_NaN();
   uint64_t tok = layout.first_token;
-  for (size_t i = 0; i < n; ++i) {
-    const DocumentResult& d = docs[i];
-    n_tokens[i] = d.token_ids.size();
-    token_offset[i] = tok;
+  for (const DocumentResult& d : docs) {
+    append(out.at("/documents/n_tokens"), uint64_t(d.token_ids.size()));
+    append(out.at("/documents/token_offset"), tok);
     tok += d.token_ids.size();
-    n_scored[i] = d.n_scored;
-    nll_sum[i] = d.nll_sum;
-    nll_mean[i] = d.nll_mean;
-    perplexity[i] = d.perplexity;
-    truncated[i] = d.truncated ? 1 : 0;
-    ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
-    if (d.logprob.empty()) logprob.insert(logprob.end(), d.token_ids.size(), nan);
-    else logprob.insert(logprob.end(), d.logprob.begin(), d.logprob.end());
+    append(out.at("/documents/n_scored"), uint64_t(d.n_scored));
+    append(out.at("/documents/nll_sum"), d.nll_sum);
+    append(out.at("/documents/nll_mean"), d.nll_mean);
+    append(out.at("/documents/perplexity"), d.perplexity);
+    append(out.at("/documents/truncated"), uint8_t(d.truncated ? 1 : 0));
+    append(out.at("/tokens/ids"), d.token_ids);
+    if (d.logprob.empty()) append(out.at("/tokens/logprob"), std::vector<float>(d.token_ids.size(), nan));
+    else append(out.at("/tokens/logprob"), d.logprob);
     for (const FileResult& f : d.files) {
-      f_document.push_back(d.index);
-      f_begin.push_back(f.token_begin);
-      f_end.push_back(f.token_end);
-      f_scored.push_back(f.n_scored);
-      f_nll.push_back(f.nll_sum);
-      f_ppl.push_back(f.perplexity);
+      append(out.at("/files/document"), uint64_t(d.index));
+      append(out.at("/files/token_begin"), uint64_t(f.token_begin));
+      append(out.at("/files/token_end"), uint64_t(f.token_end));
+      append(out.at("/files/n_scored"), uint64_t(f.n_scored));
+      append(out.at("/files/nll_sum"), f.nll_sum);
+      append(out.at("/files/perplexity"), f.perplexity);
     }
-    auto put = [&](std::vector<float>& out, const std::vector<float>& v, uint64_t dim) {
-      if (dim == 0) return;
-      if (v.empty()) std::fill(out.begin() + i * dim, out.begin() + (i + 1) * dim, nan);
-      else std::copy(v.begin(), v.end(), out.begin() + i * dim);
+    // A document without an embedding gets a row of NaN.
+    auto embedding = [&](const char* name, const std::vector<float>& v, uint64_t dim) {
+      if (dim) append(out.at(name), v.empty() ? std::vector<float>(dim, nan) : v);
     };
-    put(emb_mean, d.embedding_mean, dim_mean);
-    put(emb_last, d.embedding_last, dim_last);
+    embedding("/embeddings/mean", d.embedding_mean, dim_mean);
+    embedding("/embeddings/last", d.embedding_last, dim_last);
   }
-  std::map<std::string, std::vector<char>> out;
-  auto bytes = [&](const char* name, const auto& v) {
-    const char* p = reinterpret_cast<const char*>(v.data());
-    out[name].assign(p, p + v.size() * sizeof(v[0]));
-  };
-  bytes("/documents/n_tokens", n_tokens);
-  bytes("/documents/token_offset", token_offset);
-  bytes("/documents/n_scored", n_scored);
-  bytes("/documents/nll_sum", nll_sum);
-  bytes("/documents/nll_mean", nll_mean);
-  bytes("/documents/perplexity", perplexity);
-  bytes("/documents/truncated", truncated);
-  bytes("/tokens/ids", ids);
-  bytes("/tokens/logprob", logprob);
-  bytes("/files/document", f_document);
-  bytes("/files/token_begin", f_begin);
-  bytes("/files/token_end", f_end);
-  bytes("/files/n_scored", f_scored);
-  bytes("/files/nll_sum", f_nll);
-  bytes("/files/perplexity", f_ppl);
-  bytes("/embeddings/mean", emb_mean);
-  bytes("/embeddings/last", emb_last);
   return out;
 }
 
