@@ -36,7 +36,7 @@ namespace {
 struct JobOptions {
   std::vector<std::string> inputs, include, exclude;
   std::string model_dir, out, mode = "file", layout = "zigzag", device = "auto", comm = "auto";
-  bool no_gitignore = false, overwrite = false, quiet = false;
+  bool no_gitignore = false, overwrite = false, repair = false, quiet = false;
   int sp = 0;
   int64_t max_tokens = 0;
   double memory_gib = 0;
@@ -68,7 +68,7 @@ std::string command_line(int argc, char** argv) {
 // The engine is part of it: GPU results (bf16 GEMM inputs) differ from the
 // CPU's in the last digits, and one file must not mix them.
 // Options that cannot change a result (--memory-per-rank, --sp, --layout, the number of
-// ranks, progress, --overwrite) stay out of it, so that a rerun may change them.
+// ranks, progress, --overwrite, --repair) stay out of it, so that a rerun may change them.
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
                   const Engine& engine, const std::string& weights_sha256) {
   return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
@@ -236,6 +236,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("layout", po::value(&o.layout)->default_value("zigzag"), "sequence-parallel layout: zigzag or contiguous")
       ("memory-per-rank", po::value(&o.memory_gib)->default_value(0), "GiB a rank may use (0: this node's memory / ranks on it x 0.7; on GPUs: 90% of its GPU's free memory / ranks sharing it)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing output from a different model or options")
+      ("repair", po::bool_switch(&o.repair), "drop damaged part files of an unfinished run and compute their documents again")
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
@@ -297,6 +298,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
     d.exclude = o.exclude;
     d.mode = io::parse_document_mode(o.mode);
     d.use_gitignore = !o.no_gitignore;
+    d.own_output = o.out;
     found = io::discover(d);
   });
   if (vm.count("help")) {
@@ -358,7 +360,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   for (const auto& d : docs) names.push_back(d.name);
   cli::check_collectively(*world, [&]() {
     store = io::ResultStore::open(o.out, run_identity(spec, o, c, *tok, *engine, weights), o.overwrite, names,
-                                  MPI_COMM_WORLD, content, Json{{"model_dir", o.model_dir}});
+                                  MPI_COMM_WORLD, content, Json{{"model_dir", o.model_dir}}, o.repair);
   });
   if (me == 0 && !o.quiet) {
     std::cerr << "ringscan " << spec.name << ": device " << engine->label()

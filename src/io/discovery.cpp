@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -119,7 +120,17 @@ bool included(const std::vector<PathGlob>& include, const std::string& rel) {
 class Walker {
  public:
   Walker(const DiscoveryOptions& o)
-      : opts_(o), include_(compile_globs(o.include, "include")), exclude_(compile_globs(o.exclude, "exclude")) {}
+      : opts_(o), include_(compile_globs(o.include, "include")), exclude_(compile_globs(o.exclude, "exclude")) {
+    if (o.own_output.empty()) return;
+    // Matched by folder identity and name, not by path: the output may be named through
+    // other links than the inputs, and may not exist yet (a rerun then finds it).
+    const std::string out = clean_path(o.own_output);
+    struct stat st;
+    if (stat(parent_of(out).c_str(), &st) != 0) return;
+    own_dir_ = {st.st_dev, st.st_ino, parent_of(out)};
+    const std::string base = out.substr(out.rfind('/') == std::string::npos ? 0 : out.rfind('/') + 1);
+    for (const char* suffix : {"", ".parts", ".lock", ".tmp"}) own_names_.insert(base + suffix);
+  }
 
   Discovery run() {
     for (const std::string& input : opts_.inputs) {
@@ -177,6 +188,12 @@ class Walker {
       throw Error("cannot access input " + given + where + ": " + os_error(errno));
     }
     const std::string abs = absolute_of(name);
+    struct stat parent;
+    const size_t slash = name.rfind('/');
+    if (own_names_.count(slash == std::string::npos ? name : name.substr(slash + 1)) &&
+        stat(parent_of(name).c_str(), &parent) == 0 && is_own_dir(parent))
+      throw Error("input " + given + where + " is this run's own output (--out " + opts_.own_output +
+                  ") or a file ringscan keeps next to it; expected documents");
     if (S_ISDIR(st.st_mode)) {
       add_directory(name, abs, st);
     } else if (S_ISREG(st.st_mode)) {
@@ -276,8 +293,10 @@ class Walker {
       // An unreadable .gitignore is reported when the walk reaches it as a file below.
     }
 
+    const bool own_dir = is_own_dir(ancestors_.back());
     for (const std::string& n : names) {
       if (n == ".git") continue;  // git's own data, never a document
+      if (own_dir && own_names_.count(n)) continue;  // this run's output and its parts
       const std::string rel = prefix.empty() ? n : prefix + "/" + n;
       const std::string abs = join(dir_abs, n);
       const std::string shown = join(root_name, rel);
@@ -341,6 +360,9 @@ class Walker {
     std::string shown;
   };
 
+  bool is_own_dir(const Ancestor& a) const { return own_dir_ && own_dir_->dev == a.dev && own_dir_->ino == a.ino; }
+  bool is_own_dir(const struct stat& st) const { return is_own_dir(Ancestor{st.st_dev, st.st_ino, ""}); }
+
   const DiscoveryOptions& opts_;
   std::vector<PathGlob> include_, exclude_;
   Discovery out_;
@@ -349,6 +371,8 @@ class Walker {
   std::vector<SourceFile> files_;       // of the directory being walked
   GitignoreRules rules_;
   std::vector<Ancestor> ancestors_;
+  std::optional<Ancestor> own_dir_;  // the folder of the run's output
+  std::set<std::string> own_names_;  // the output's name there, and its .parts, .lock, .tmp
 };
 
 std::string describe(const std::string& reason) {

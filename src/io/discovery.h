@@ -16,6 +16,10 @@
 //   - discovery only looks at metadata (stat). Files it cannot use are skipped with a
 //     reason (SkipReason); reading the bytes, and the skips that needs, is read_text's
 //     job (text_reader.h), so that ranks can share the reading;
+//   - the run's own output (own_output, the --out file) and the files ringscan keeps next
+//     to it (`<out>.parts/`, `<out>.lock`, `<out>.tmp`) are never documents: a walk passes
+//     them by (so that a rerun finds the same documents), and naming one as an input is
+//     an error;
 //   - an input named directly that does not exist (or is a broken link, a link loop or
 //     neither a file nor a directory) is an error: ringscan::Error, one sentence.
 // The result is deterministic: inputs in the order given, files inside a directory
@@ -38,6 +42,7 @@ struct DiscoveryOptions {
   std::vector<std::string> exclude;
   DocumentMode mode = DocumentMode::File;
   bool use_gitignore = true;
+  std::string own_output;  // the run's --out file ("" = none): never a document, nor what is next to it
 };
 
 struct SourceFile {

@@ -2,10 +2,14 @@
 
 #include <hdf5.h>  // declares the MPI-IO driver when built parallel
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <map>
 
+#include "io/fs_util.h"
 #include "io/hdf5_util.h"
+#include "io/mpi_agree.h"
 #include "util/error.h"
 
 namespace ringscan::io {
@@ -28,11 +32,19 @@ Id make_group(hid_t file, const char* name, const std::string& path) {
             std::string("cannot create group ") + name + " in " + path);
 }
 
-Id make_dataset(hid_t loc, const std::string& name, hid_t file_type, std::initializer_list<hsize_t> dims,
-                const std::string& path) {
-  std::vector<hsize_t> d(dims);
-  Id space(H5Screate_simple(int(d.size()), d.data(), nullptr), H5Sclose, "cannot create an HDF5 dataspace");
+// A numeric dataset of the image: no storage until parallel HDF5 opens it for writing
+// (then every row is written, so no fill value is either).
+Id late_storage_properties(const std::string& what) {
   Id dcpl = untimed(H5P_DATASET_CREATE, "dataset");
+  h5::check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_LATE), "cannot set the allocation time of " + what);
+  h5::check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot set the fill time of " + what);
+  return dcpl;
+}
+
+Id make_dataset(hid_t loc, const std::string& name, hid_t file_type, const std::vector<hsize_t>& dims,
+                const std::string& path, bool no_storage_yet = false) {
+  Id space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose, "cannot create an HDF5 dataspace");
+  Id dcpl = no_storage_yet ? late_storage_properties(name + " of " + path) : untimed(H5P_DATASET_CREATE, "dataset");
   return Id(H5Dcreate2(loc, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose,
             "cannot create dataset " + name + " in " + path);
 }
@@ -57,19 +69,6 @@ void write_rows(hid_t ds, hid_t mem_type, uint64_t first, uint64_t rows, uint64_
             "cannot select rows of " + what);
   Id mspace(H5Screate_simple(rank, count, nullptr), H5Sclose, "cannot create an HDF5 dataspace");
   h5::check(H5Dwrite(ds, mem_type, mspace, fspace, dxpl, data), "cannot write " + what);
-}
-
-template <class T>
-void write_column(hid_t group, const std::string& name, hid_t file_type, hid_t mem_type, uint64_t total, uint64_t first,
-                  const std::vector<T>& values, hid_t dxpl, const std::string& path) {
-  Id ds = make_dataset(group, name, file_type, {total}, path);
-  // An empty dataset has no storage to write to (every rank knows total: no rank calls).
-  if (total > 0) write_rows(ds, mem_type, first, values.size(), 1, values.data(), dxpl, name + " of " + path);
-  ds.close("cannot close dataset " + name + " of " + path);
-}
-
-void check_mpi(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) throw Error(std::string(what) + " failed while writing the result file");
 }
 
 Id string_column(hid_t loc, const std::string& name, const std::vector<std::string>& values, const std::string& path) {
@@ -127,130 +126,160 @@ int64_t read_int_attribute(hid_t loc, const char* name, const std::string& path)
 
 }  // namespace
 
-void write_final_numeric(const std::string& path, uint64_t n_documents, uint64_t first,
-                         const std::vector<DocumentResult>& docs, uint64_t dim_mean, uint64_t dim_last, MPI_Comm comm) {
-  h5::quiet();
-  // Row counts of this rank, and where its rows start (exclusive scan over ranks).
+namespace {
+
+enum class Rows { kDocuments, kTokens, kFiles };
+
+// The numeric datasets, in the order they are created and written.
+struct NumericColumn {
+  const char* name;
+  hid_t file_type, mem_type;
+  Rows rows;
+  uint64_t width = 0;  // 0: a column; else the columns of a 2-D dataset (embeddings)
+};
+
+std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
+  std::vector<NumericColumn> c = {
+      {"/documents/n_tokens", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
+      {"/documents/token_offset", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
+      {"/documents/n_scored", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
+      {"/documents/nll_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kDocuments},
+      {"/documents/nll_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kDocuments},
+      {"/documents/perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kDocuments},
+      {"/documents/truncated", H5T_STD_U8LE, H5T_NATIVE_UINT8, Rows::kDocuments},
+      {"/tokens/ids", H5T_STD_I32LE, H5T_NATIVE_INT32, Rows::kTokens},
+      {"/tokens/logprob", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kTokens},
+      {"/files/document", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/token_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/token_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/n_scored", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/nll_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kFiles},
+      {"/files/perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kFiles},
+  };
+  if (s.dim_mean) c.push_back({"/embeddings/mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kDocuments, s.dim_mean});
+  if (s.dim_last) c.push_back({"/embeddings/last", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kDocuments, s.dim_last});
+  return c;
+}
+
+uint64_t total_rows(const FinalShape& s, Rows r) {
+  return r == Rows::kDocuments ? s.n_documents : r == Rows::kTokens ? s.n_tokens : s.n_file_rows;
+}
+
+template <class T>
+void append(std::vector<char>& bytes, const T& v) {
+  const char* p = reinterpret_cast<const char*>(&v);
+  bytes.insert(bytes.end(), p, p + sizeof v);
+}
+
+template <class T>
+void append(std::vector<char>& bytes, const std::vector<T>& v) {
+  const char* p = reinterpret_cast<const char*>(v.data());
+  bytes.insert(bytes.end(), p, p + v.size() * sizeof(T));
+}
+
+// This rank's rows of every numeric dataset, as the bytes to write (by dataset name),
+// built in place: the tokens' rows are most of a rank's memory at the end.
+std::map<std::string, std::vector<char>> numeric_rows(const std::vector<DocumentResult>& docs,
+                                                      const FinalLayout& layout) {
+  const uint64_t dim_mean = layout.shape.dim_mean, dim_last = layout.shape.dim_last;
+  uint64_t tokens = 0;
+  for (const DocumentResult& d : docs) tokens += d.token_ids.size();
+  std::map<std::string, std::vector<char>> out;
+  for (const NumericColumn& c : numeric_columns(layout.shape)) out[c.name];  // every column, empty or not
+  out.at("/tokens/ids").reserve(tokens * sizeof(int32_t));
+  out.at("/tokens/logprob").reserve(tokens * sizeof(float));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  uint64_t tok = layout.first_token;
+  for (const DocumentResult& d : docs) {
+    append(out.at("/documents/n_tokens"), uint64_t(d.token_ids.size()));
+    append(out.at("/documents/token_offset"), tok);
+    tok += d.token_ids.size();
+    append(out.at("/documents/n_scored"), uint64_t(d.n_scored));
+    append(out.at("/documents/nll_sum"), d.nll_sum);
+    append(out.at("/documents/nll_mean"), d.nll_mean);
+    append(out.at("/documents/perplexity"), d.perplexity);
+    append(out.at("/documents/truncated"), uint8_t(d.truncated ? 1 : 0));
+    append(out.at("/tokens/ids"), d.token_ids);
+    if (d.logprob.empty()) append(out.at("/tokens/logprob"), std::vector<float>(d.token_ids.size(), nan));
+    else append(out.at("/tokens/logprob"), d.logprob);
+    for (const FileResult& f : d.files) {
+      append(out.at("/files/document"), uint64_t(d.index));
+      append(out.at("/files/token_begin"), uint64_t(f.token_begin));
+      append(out.at("/files/token_end"), uint64_t(f.token_end));
+      append(out.at("/files/n_scored"), uint64_t(f.n_scored));
+      append(out.at("/files/nll_sum"), f.nll_sum);
+      append(out.at("/files/perplexity"), f.perplexity);
+    }
+    // A document without an embedding gets a row of NaN.
+    auto embedding = [&](const char* name, const std::vector<float>& v, uint64_t dim) {
+      if (dim) append(out.at(name), v.empty() ? std::vector<float>(dim, nan) : v);
+    };
+    embedding("/embeddings/mean", d.embedding_mean, dim_mean);
+    embedding("/embeddings/last", d.embedding_last, dim_last);
+  }
+  return out;
+}
+
+// Rows this rank writes of a dataset of `rows` kind.
+std::pair<uint64_t, uint64_t> my_rows(const FinalLayout& l, const std::vector<DocumentResult>& docs, Rows rows) {
+  uint64_t tokens = 0, files = 0;
+  for (const DocumentResult& d : docs) {
+    tokens += d.token_ids.size();
+    files += d.files.size();
+  }
+  if (rows == Rows::kDocuments) return {l.first_document, docs.size()};
+  if (rows == Rows::kTokens) return {l.first_token, tokens};
+  return {l.first_file_row, files};
+}
+
+}  // namespace
+
+FinalLayout final_layout(const std::vector<DocumentResult>& docs, uint64_t n_documents, uint64_t first_document,
+                         uint64_t dim_mean, uint64_t dim_last, MPI_Comm comm) {
   uint64_t local[2] = {0, 0};  // tokens, file rows
   for (const DocumentResult& d : docs) {
     local[0] += d.token_ids.size();
     local[1] += d.files.size();
   }
   uint64_t offset[2] = {0, 0}, total[2] = {0, 0};
-  check_mpi(MPI_Exscan(local, offset, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan");
+  check_mpi(MPI_Exscan(local, offset, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan", "writing the result file");
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (rank == 0) offset[0] = offset[1] = 0;  // MPI_Exscan leaves rank 0's result undefined
-  check_mpi(MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce");
-
-  const size_t n = docs.size();
-  std::vector<uint64_t> n_tokens(n), token_offset(n), n_scored(n);
-  std::vector<double> nll_sum(n), nll_mean(n), perplexity(n);
-  std::vector<uint8_t> truncated(n);
-  std::vector<int32_t> ids;
-  std::vector<float> logprob;
-  ids.reserve(local[0]);
-  logprob.reserve(local[0]);
-  std::vector<uint64_t> f_document, f_begin, f_end, f_scored;
-  std::vector<double> f_nll, f_ppl;
-  std::vector<float> emb_mean(n * dim_mean), emb_last(n * dim_last);
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  uint64_t tok = offset[0];
-  for (size_t i = 0; i < n; ++i) {
-    const DocumentResult& d = docs[i];
-    n_tokens[i] = d.token_ids.size();
-    token_offset[i] = tok;
-    tok += d.token_ids.size();
-    n_scored[i] = d.n_scored;
-    nll_sum[i] = d.nll_sum;
-    nll_mean[i] = d.nll_mean;
-    perplexity[i] = d.perplexity;
-    truncated[i] = d.truncated ? 1 : 0;
-    ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
-    if (d.logprob.empty()) logprob.insert(logprob.end(), d.token_ids.size(), nan);
-    else logprob.insert(logprob.end(), d.logprob.begin(), d.logprob.end());
-    for (const FileResult& f : d.files) {
-      f_document.push_back(d.index);
-      f_begin.push_back(f.token_begin);
-      f_end.push_back(f.token_end);
-      f_scored.push_back(f.n_scored);
-      f_nll.push_back(f.nll_sum);
-      f_ppl.push_back(f.perplexity);
-    }
-    auto put = [&](std::vector<float>& out, const std::vector<float>& v, uint64_t dim) {
-      if (dim == 0) return;
-      if (v.empty()) std::fill(out.begin() + i * dim, out.begin() + (i + 1) * dim, nan);
-      else std::copy(v.begin(), v.end(), out.begin() + i * dim);
-    };
-    put(emb_mean, d.embedding_mean, dim_mean);
-    put(emb_last, d.embedding_last, dim_last);
-  }
-
-  Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create HDF5 file-access properties");
-  h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot select parallel HDF5 (MPI-IO) for " + path);
-  Id fcpl = untimed(H5P_FILE_CREATE, "file");
-  Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose, "cannot create result file " + path);
-  Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose, "cannot create HDF5 transfer properties");
-  h5::check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "cannot select collective MPI-IO for " + path);
-
-  {
-    Id g = make_group(file, "documents", path);
-    write_column(g, "n_tokens", H5T_STD_U64LE, H5T_NATIVE_UINT64, n_documents, first, n_tokens, dxpl, path);
-    write_column(g, "token_offset", H5T_STD_U64LE, H5T_NATIVE_UINT64, n_documents, first, token_offset, dxpl, path);
-    write_column(g, "n_scored", H5T_STD_U64LE, H5T_NATIVE_UINT64, n_documents, first, n_scored, dxpl, path);
-    write_column(g, "nll_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n_documents, first, nll_sum, dxpl, path);
-    write_column(g, "nll_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n_documents, first, nll_mean, dxpl, path);
-    write_column(g, "perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n_documents, first, perplexity, dxpl, path);
-    write_column(g, "truncated", H5T_STD_U8LE, H5T_NATIVE_UINT8, n_documents, first, truncated, dxpl, path);
-  }
-  {
-    Id g = make_group(file, "tokens", path);
-    write_column(g, "ids", H5T_STD_I32LE, H5T_NATIVE_INT32, total[0], offset[0], ids, dxpl, path);
-    write_column(g, "logprob", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, total[0], offset[0], logprob, dxpl, path);
-  }
-  {
-    Id g = make_group(file, "files", path);
-    write_column(g, "document", H5T_STD_U64LE, H5T_NATIVE_UINT64, total[1], offset[1], f_document, dxpl, path);
-    write_column(g, "token_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, total[1], offset[1], f_begin, dxpl, path);
-    write_column(g, "token_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, total[1], offset[1], f_end, dxpl, path);
-    write_column(g, "n_scored", H5T_STD_U64LE, H5T_NATIVE_UINT64, total[1], offset[1], f_scored, dxpl, path);
-    write_column(g, "nll_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, total[1], offset[1], f_nll, dxpl, path);
-    write_column(g, "perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, total[1], offset[1], f_ppl, dxpl, path);
-  }
-  make_group(file, "skipped", path);
-  if (dim_mean || dim_last) {
-    Id g = make_group(file, "embeddings", path);
-    if (dim_mean) {
-      Id ds = make_dataset(g, "mean", H5T_IEEE_F32LE, {n_documents, dim_mean}, path);
-      write_rows(ds, H5T_NATIVE_FLOAT, first, n, dim_mean, emb_mean.data(), dxpl, "embeddings/mean of " + path);
-    }
-    if (dim_last) {
-      Id ds = make_dataset(g, "last", H5T_IEEE_F32LE, {n_documents, dim_last}, path);
-      write_rows(ds, H5T_NATIVE_FLOAT, first, n, dim_last, emb_last.data(), dxpl, "embeddings/last of " + path);
-    }
-  }
-  file.close("cannot finish writing " + path);
+  check_mpi(MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce", "writing the result file");
+  FinalLayout l;
+  l.shape = {n_documents, total[0], total[1], dim_mean, dim_last};
+  l.first_document = first_document;
+  l.first_token = offset[0];
+  l.first_file_row = offset[1];
+  return l;
 }
 
-void write_final_strings(const std::string& path, const FinalStrings& s, const Json& run_identity,
-                         const Json& run_about, const std::string& documents_hash, uint64_t n_documents,
-                         const Json& attributes) {
+std::string final_file_image(const FinalShape& shape, const FinalStrings& s, const Json& run_identity,
+                             const Json& run_about, const std::string& documents_hash, const Json& attributes) {
   h5::quiet();
-  Id file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, "cannot reopen result file " + path);
+  const std::string path = "the result file (built in memory)";
+  Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create HDF5 file-access properties");
+  h5::check(H5Pset_fapl_core(fapl, 1 << 20, /*backing_store=*/false), "cannot select HDF5's in-memory driver");
+  Id fcpl = untimed(H5P_FILE_CREATE, "file");
+  Id file(H5Fcreate("ringscan-result-image", H5F_ACC_TRUNC, fcpl, fapl), H5Fclose, "cannot create " + path);
   {
-    Id g(H5Gopen2(file, "documents", H5P_DEFAULT), H5Gclose, "cannot open group documents of " + path);
+    std::map<std::string, Id> groups;
+    for (const char* g : {"documents", "tokens", "files", "skipped"}) groups.emplace(g, make_group(file, g, path));
+    if (shape.dim_mean || shape.dim_last) groups.emplace("embeddings", make_group(file, "embeddings", path));
+    for (const NumericColumn& c : numeric_columns(shape)) {
+      std::vector<hsize_t> dims = {total_rows(shape, c.rows)};
+      if (c.width) dims.push_back(c.width);
+      make_dataset(file, c.name, c.file_type, dims, path, /*no_storage_yet=*/true);
+    }
+    hid_t g = groups.at("documents");
     string_column(g, "path", s.doc_path, path);
     string_column(g, "status", s.doc_status, path);
     string_column(g, "error", s.doc_error, path);
     string_column(g, "extra", s.doc_extra, path);
     string_column(g, "content_sha256", s.doc_content_sha256, path);
-  }
-  {
-    Id g(H5Gopen2(file, "files", H5P_DEFAULT), H5Gclose, "cannot open group files of " + path);
-    string_column(g, "path", s.file_path, path);
-  }
-  {
-    Id g(H5Gopen2(file, "skipped", H5P_DEFAULT), H5Gclose, "cannot open group skipped of " + path);
+    string_column(groups.at("files"), "path", s.file_path, path);
+    g = groups.at("skipped");
     Id ds = make_dataset(g, "document", H5T_STD_I64LE, {s.skipped_document.size()}, path);
     if (!s.skipped_document.empty())
       h5::check(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.skipped_document.data()),
@@ -263,7 +292,7 @@ void write_final_strings(const std::string& path, const FinalStrings& s, const J
   string_attribute(file, "run_identity", run_identity.dump(), path);
   string_attribute(file, "run_about", run_about.dump(), path);
   string_attribute(file, "documents_hash", documents_hash, path);
-  number_attribute<int64_t>(file, "n_documents", H5T_STD_I64LE, H5T_NATIVE_INT64, int64_t(n_documents), path);
+  number_attribute<int64_t>(file, "n_documents", H5T_STD_I64LE, H5T_NATIVE_INT64, int64_t(shape.n_documents), path);
   for (const auto& [name, v] : attributes.items()) {
     if (v.is_string()) {
       string_attribute(file, name, v.get<std::string>(), path);
@@ -277,7 +306,89 @@ void write_final_strings(const std::string& path, const FinalStrings& s, const J
       string_attribute(file, name, v.dump(), path);
     }
   }
-  file.close("cannot finish writing " + path);
+  h5::check(H5Fflush(file, H5F_SCOPE_GLOBAL), "cannot flush " + path);
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size < 0) h5::fail("cannot read the image of " + path);
+  std::string image(size_t(size), '\0');
+  if (H5Fget_file_image(file, image.data(), image.size()) != size) h5::fail("cannot read the image of " + path);
+  file.close("cannot close " + path);
+  return image;
+}
+
+void write_final_numeric(const std::string& path, const FinalLayout& layout, const std::vector<DocumentResult>& docs,
+                         MPI_Comm comm) {
+  h5::quiet();
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const std::vector<NumericColumn> columns = numeric_columns(layout.shape);
+  const std::map<std::string, std::vector<char>> rows = numeric_rows(docs, layout);
+  // Declared before the steps so that, when a step fails (on every rank: agreed), they
+  // are closed on every rank in the same order as the exception leaves: collectively.
+  Id fapl, file, dxpl;
+  std::vector<Id> datasets;
+  // First, before HDF5 opens it, the file is made as long as it can become (a hole: no
+  // space yet): then closing it never has to extend it, which fails where the size of
+  // files is limited (RLIMIT_FSIZE), leaving HDF5 unable to close it.
+  agree(comm, [&] {
+    if (rank != 0) return;
+    uint64_t bound = file_size(path) + (uint64_t(64) << 10);
+    for (const NumericColumn& c : columns)
+      bound += total_rows(layout.shape, c.rows) * (c.width ? c.width : 1) * H5Tget_size(c.file_type) + 4096;
+    set_file_size(path, bound);
+  });
+  agree(comm, [&] {
+    fapl = Id(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create HDF5 file-access properties");
+    h5::check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot select parallel HDF5 (MPI-IO) for " + path);
+    file = Id(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose, "cannot open result file " + path);
+    dxpl = Id(H5Pcreate(H5P_DATASET_XFER), H5Pclose, "cannot create HDF5 transfer properties");
+    h5::check(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "cannot select collective MPI-IO for " + path);
+  });
+  // Opening for writing gives each dataset its file space (parallel HDF5 allocates early).
+  agree(comm, [&] {
+    for (const NumericColumn& c : columns)
+      datasets.emplace_back(H5Dopen2(file, c.name, H5P_DEFAULT), H5Dclose,
+                            std::string("cannot open dataset ") + c.name + " of " + path);
+  });
+  // Only metadata changed so far, in blocks the image already occupies: if the space for
+  // the rows cannot be had, closing the file needs none either.
+  agree(comm, [&] {
+    if (rank != 0) return;
+    uint64_t end = file_size(path);  // the bound: covers every dataset's storage, checked here
+    uint64_t used = 0;
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const haddr_t at = H5Dget_offset(datasets[k]);
+      if (at == HADDR_UNDEF) continue;  // no storage: no rows
+      used = std::max<uint64_t>(used, uint64_t(at) + uint64_t(H5Dget_storage_size(datasets[k])));
+    }
+    if (used > end) set_file_size(path, used);  // not expected
+    reserve_file_space(path, used);
+  });
+  crash_point("final_space_reserved");
+  for (size_t k = 0; k < columns.size(); ++k) {
+    const NumericColumn& c = columns[k];
+    const uint64_t total = total_rows(layout.shape, c.rows);
+    if (total == 0) continue;  // no storage to write to (every rank knows: none calls)
+    const auto [first, count] = my_rows(layout, docs, c.rows);
+    agree(comm, [&] {
+      write_rows(datasets[k], c.mem_type, first, count, c.width ? c.width : 1, rows.at(c.name).data(), dxpl,
+                 std::string(c.name) + " of " + path);
+    });
+  }
+  agree(comm, [&] {
+    for (size_t k = datasets.size(); k-- > 0;)
+      datasets[k].close(std::string("cannot close dataset ") + columns[k].name + " of " + path);
+    file.close("cannot finish writing " + path);
+  });
+  // The hole beyond the end HDF5 recorded goes: the bytes are those of a file HDF5 sized.
+  agree(comm, [&] {
+    if (rank != 0) return;
+    haddr_t eoa = 0;
+    {
+      Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot reopen " + path);
+      h5::check(H5Fget_eoa(f, &eoa), "cannot read the size of " + path);
+    }
+    set_file_size(path, uint64_t(eoa));
+  });
 }
 
 FinalIdentity read_final_identity(const std::string& path) {
@@ -298,6 +409,20 @@ FinalIdentity read_final_identity(const std::string& path) {
     id.run_about = parse_json_relaxed(read_string_attribute(file, "run_about", path), path + " run_about");
   id.n_documents = uint64_t(read_int_attribute(file, "n_documents", path));
   return id;
+}
+
+bool is_result_file(const std::string& path) {
+  h5::quiet();
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    h5::last_error();  // clear the stack
+    return false;
+  }
+  try {
+    Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open " + path);
+    return H5Aexists(file, "format_version") > 0 && H5Aexists(file, "run_identity") > 0;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 }  // namespace ringscan::io

@@ -1,7 +1,7 @@
 // Reading a finished result file back into DocumentResults, so that a complete output
 // can be reopened: when documents changed or failed since, the result store turns the
 // file's other results back into a part file and computes only those documents again
-// (result_store.h). The inverse of write_final_numeric + write_final_strings: writing
+// (result_store.h). The inverse of final_file_image + write_final_numeric: writing
 // what this reads gives the same bytes.
 #pragma once
 #include <cstdint>

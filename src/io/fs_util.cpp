@@ -67,17 +67,44 @@ void fsync_file(const std::string& path) {
   close(fd);
 }
 
+void write_new_file(const std::string& path, std::string_view bytes) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error("cannot create " + path + ": " + os_error());
+  try {
+    write_all(fd, bytes, path);  // closes fd when it throws
+    if (fsync(fd) != 0) {
+      std::string err = os_error();
+      close(fd);
+      throw Error("cannot sync " + path + " to disk: " + err);
+    }
+    if (close(fd) != 0) throw Error("cannot write " + path + ": " + os_error());
+  } catch (const Error&) {
+    unlink(path.c_str());  // a partial file is of no use, and holds space a full disk needs
+    throw;
+  }
+}
+
+void reserve_file_space(const std::string& path, uint64_t size) {
+  if (size == 0) return;  // nothing to reserve (posix_fallocate refuses a length of 0)
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path + " to reserve its space: " + os_error());
+  int err = 0;
+  do {
+    err = posix_fallocate(fd, 0, off_t(size));
+  } while (err == EINTR);
+  close(fd);
+  if (err != 0)
+    throw Error("cannot reserve " + std::to_string(size) + " bytes for " + path + ": " + std::strerror(err));
+}
+
+void set_file_size(const std::string& path, uint64_t size) {
+  if (truncate(path.c_str(), off_t(size)) != 0)
+    throw Error("cannot reserve " + std::to_string(size) + " bytes for " + path + ": " + os_error());
+}
+
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot create " + tmp + ": " + os_error());
-  write_all(fd, bytes, tmp);
-  if (fsync(fd) != 0) {
-    std::string err = os_error();
-    close(fd);
-    throw Error("cannot sync " + tmp + " to disk: " + err);
-  }
-  if (close(fd) != 0) throw Error("cannot write " + tmp + ": " + os_error());
+  write_new_file(tmp, bytes);
   crash_point("atomic_tmp_written");
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error("cannot rename " + tmp + " to " + path + ": " + os_error());
   crash_point("atomic_renamed");

@@ -13,6 +13,19 @@ namespace ringscan::io {
 // `path`, fsync the folder.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
+// Creates (or truncates) `path`, writes `bytes` and fsyncs it; on failure (e.g. no space
+// left) the partial file is removed and an Error names the path and the OS error.
+void write_new_file(const std::string& path, std::string_view bytes);
+
+// Has the filesystem allocate bytes [0, size) of an existing file (posix_fallocate), so
+// that writing inside that range cannot run out of space. Error: "cannot reserve N bytes
+// for PATH: No space left on device".
+void reserve_file_space(const std::string& path, uint64_t size);
+
+// Sets the size of an existing file (truncate(2): extending adds a hole, no space).
+// Error: "cannot reserve N bytes for PATH: File too large".
+void set_file_size(const std::string& path, uint64_t size);
+
 // Makes a rename or unlink inside `dir` durable.
 void fsync_dir(const std::string& dir);
 // Flushes a file's data to disk (e.g. before renaming it into place).

@@ -17,6 +17,7 @@
 #include "io/final_file.h"
 #include "io/final_reader.h"
 #include "io/fs_util.h"
+#include "io/mpi_agree.h"
 #include "io/part_file.h"
 #include "io/utf8_check.h"
 #include "util/error.h"
@@ -28,41 +29,12 @@ namespace {
 constexpr const char* kRunFile = "run.json";
 constexpr const char* kRunFormat = "ringscan result parts";
 constexpr int kRunFormatVersion = 2;  // 2: part files RSPART02 (status and content digest in the index)
-
-void check_mpi(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) throw Error(std::string("result store: ") + what + " failed");
-}
-
-void bcast_bytes(std::string& s, int root, MPI_Comm comm) {
-  uint64_t n = s.size();
-  check_mpi(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm), "MPI_Bcast");
-  s.resize(n);
-  // Chunks: MPI counts are int.
-  for (uint64_t off = 0; off < n; off += uint64_t(INT_MAX)) {
-    const int len = int(std::min<uint64_t>(n - off, uint64_t(INT_MAX)));
-    check_mpi(MPI_Bcast(s.data() + off, len, MPI_CHAR, root, comm), "MPI_Bcast");
-  }
-}
-
-// Runs fn on every rank (fn must not call collectives). If it throws on any rank, every
-// rank throws Error with the message of the lowest failing rank.
-void agree(MPI_Comm comm, const std::function<void()>& fn) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  std::string message;
-  int mine = INT_MAX;
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    message = e.what();
-    mine = rank;
-  }
-  int lowest = INT_MAX;
-  check_mpi(MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
-  if (lowest == INT_MAX) return;
-  bcast_bytes(message, lowest, comm);
-  throw Error(message);
-}
+// The final file while it is written: inside the parts folder, so that it is never a
+// file of the user's (and goes with the folder).
+constexpr const char* kFinalTmp = "result.h5.tmp";
+// What `<out>.lock` holds once a ringscan run has taken it (an empty one is a run's
+// that died at once): anything else is the user's file, never used or deleted.
+constexpr const char* kLockText = "ringscan result lock\n";
 
 // A value for a sentence: short strings as they are, long ones (digests) cut.
 std::string short_value(const Json& v) {
@@ -119,19 +91,6 @@ std::string run_difference(const Json& identity, const Json& about, const std::s
   return "";
 }
 
-// Removes a parts folder: part files first, run.json last, so that a crash in between
-// leaves a folder that is still recognised as this run's (or as empty).
-void remove_parts_dir(const std::string& dir) {
-  if (!path_exists(dir)) return;
-  if (!is_directory(dir)) throw Error(dir + " exists and is not a folder; remove it or choose another output path");
-  for (const std::string& n : list_dir(dir)) {
-    if (n == kRunFile) continue;
-    remove_file(dir + "/" + n);
-    crash_point("parts_file_removed");
-  }
-  remove_flat_dir(dir);
-}
-
 struct PartName {
   int attempt = -1;
   int rank = -1;
@@ -160,6 +119,67 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+// The names ringscan writes inside a parts folder (and their `.tmp` while being written).
+bool is_own_name(const std::string& name) {
+  PartName p;
+  if (name == kRunFile || name == kFinalTmp || parse_part_name(name, p)) return true;
+  return ends_with(name, ".tmp") && name.size() > 4 && is_own_name(name.substr(0, name.size() - 4));
+}
+
+// Why `dir` is not a parts folder of a ringscan run ("" when it is one): a real folder
+// (not a link) holding only plain files of the names ringscan writes, with a run.json of
+// ringscan's format, or nothing yet (a run that died before writing it). ringscan uses,
+// and deletes, only such folders.
+std::string not_a_parts_folder(const std::string& dir) {
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return "";
+  if (S_ISLNK(st.st_mode)) return "it is a symbolic link";
+  if (!S_ISDIR(st.st_mode)) return "it is not a folder";
+  bool has_parts = false, has_run = false;
+  for (const std::string& name : list_dir(dir)) {
+    struct stat e;
+    if (!is_own_name(name) || lstat((dir + "/" + name).c_str(), &e) != 0 || !S_ISREG(e.st_mode))
+      return "it holds " + name + ", which ringscan did not write";
+    PartName p;
+    has_parts |= parse_part_name(name, p);
+    has_run |= name == kRunFile;
+  }
+  if (!has_run) return has_parts ? "it holds part files but no " + std::string(kRunFile) : "";
+  Json run;
+  try {
+    run = read_json_file(dir + "/" + kRunFile);
+  } catch (const std::exception&) {
+    return "its " + std::string(kRunFile) + " is not ringscan's (not JSON)";
+  }
+  if (!run.is_object() || run.value("format", "") != kRunFormat)
+    return "its " + std::string(kRunFile) + " is not ringscan's (no \"format\": \"" + kRunFormat + "\")";
+  return "";
+}
+
+// Removes a parts folder of a ringscan run: part files first, run.json last, so that a
+// crash in between leaves a folder that is still recognised as this run's (or as empty).
+// Anything else is not ringscan's to delete: an Error, before anything is removed.
+void remove_parts_dir(const std::string& dir) {
+  if (!path_exists(dir)) return;
+  if (const std::string why = not_a_parts_folder(dir); !why.empty())
+    throw Error("cannot remove " + dir + ": " + why + "; ringscan deletes only what it wrote");
+  for (const std::string& n : list_dir(dir)) {
+    if (n == kRunFile) continue;
+    remove_file(dir + "/" + n);
+    crash_point("parts_file_removed");
+  }
+  remove_flat_dir(dir);
+}
+
+// "a character device" etc.: what a path that is not a regular file or folder is.
+std::string special_file_kind(mode_t m) {
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
 void require_utf8(const std::string& s, const std::string& what, uint64_t doc) {
   if (!is_valid_utf8(s))
     throw Error("result of document " + std::to_string(doc) + ": " + what + " is not valid UTF-8");
@@ -174,7 +194,16 @@ struct PartIndex {
   std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
 };
 
-PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt) {
+// A part file that cannot be used, and why (one sentence naming it).
+struct DamagedPart {
+  std::string name;  // in the parts folder
+  std::string why;
+};
+
+// Indexes the parts folder. A document in two part files of one attempt is damage: it
+// throws, or, when `duplicates` is given, the later file is listed there instead.
+PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
+                     std::vector<DamagedPart>* duplicates = nullptr) {
   PartIndex idx;
   idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
   if (max_attempt) *max_attempt = -1;
@@ -191,15 +220,46 @@ PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_atte
                     " but the run has " + std::to_string(n_documents) + " documents");
       auto& slot = idx.at[e.document];
       if (slot.first != UINT32_MAX) {
-        if (idx.attempt[slot.first] == p.attempt)
-          throw Error("the parts folder " + dir + " is damaged: document " + std::to_string(e.document) +
-                      " is in two part files of one attempt, " + idx.files[slot.first] + " and " + n);
+        if (idx.attempt[slot.first] == p.attempt) {
+          const std::string why = "part file " + dir + "/" + n + " is damaged: its document " +
+                                  std::to_string(e.document) + " is also in " + idx.files[slot.first] +
+                                  ", of the same attempt";
+          if (!duplicates) throw Error(why);
+          duplicates->push_back({n, why});
+          break;
+        }
         if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
       }
       slot = {file, std::move(e)};
     }
   }
   return idx;
+}
+
+// Reads a part file whole: its index and every record (checksums, decoding, document
+// indexes below n). "" when it is sound, else the sentence that says why not.
+std::string check_part(const std::string& path, uint64_t n_documents) {
+  try {
+    for (const PartEntry& e : read_part_index(path)) {
+      if (e.document >= n_documents)
+        return "part file " + path + " is damaged: it holds document " + std::to_string(e.document) +
+               " but the run has " + std::to_string(n_documents) + " documents";
+      (void)read_part_record(path, e);
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The way out of damaged parts, for the error sentence.
+std::string repair_advice(const std::string& parts, const std::vector<DamagedPart>& damaged) {
+  const std::string first = parts + "/" + damaged[0].name;
+  const size_t k = damaged.size();
+  return damaged[0].why +
+         (k > 1 ? " (and " + std::to_string(k - 1) + " more damaged part file" + (k > 2 ? "s" : "") + ")" : "") +
+         "; rerun with --repair to drop the damaged part file" + (k > 1 ? "s" : "") +
+         " and compute their documents again, or delete " + (k > 1 ? "them" : first) + " yourself";
 }
 
 // A complete output that must be reopened: its results, except those of the documents
@@ -267,7 +327,8 @@ ResultStore::~ResultStore() {
 
 std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, const Json& identity, bool overwrite,
                                                const std::vector<std::string>& document_names, MPI_Comm comm,
-                                               const std::vector<std::string>& content_sha256, const Json& about) {
+                                               const std::vector<std::string>& content_sha256, const Json& about,
+                                               bool repair) {
   std::unique_ptr<ResultStore> store(new ResultStore());
   ResultStore& s = *store;
   s.comm_ = comm;
@@ -282,11 +343,10 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
   s.content_ = content_sha256.empty() ? std::vector<std::string>(n) : content_sha256;
   const std::string parts = s.parts_dir();
   const std::string run_file = parts + "/" + kRunFile;
-  const std::string final_tmp = s.out_ + ".tmp";
 
   std::string state;  // rank 0 -> all: "complete" / "fresh" / "resume" / "reopen"
   s.done_.assign(n, 0);
-  uint64_t counts[5] = {0, 0, 0, 0, 0};  // changed, failed before, complete: ok, skipped, failed
+  uint64_t counts[6] = {0, 0, 0, 0, 0, 0};  // changed, failed before, complete: ok, skipped, failed; parts dropped
   agree(comm, [&] {
     if (s.out_.empty()) throw Error("no output path given; expected --out FILE.h5");
     if (!identity.is_object()) throw Error("result store: the run identity must be a JSON object");
@@ -305,15 +365,42 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
     const std::string folder = parent_dir(s.out_);
     if (!is_directory(folder))
       throw Error("the folder " + folder + " of output " + s.out_ + " does not exist; create it first");
-    if (is_directory(s.out_)) throw Error("output " + s.out_ + " is a folder; expected the path of an .h5 file");
+    // Only a regular file (or a link to one) may be replaced, and only a ringscan result
+    // (checked below): never a device, FIFO or socket, whatever the options.
+    struct stat st;
+    if (lstat(s.out_.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode) && stat(s.out_.c_str(), &st) != 0)
+        throw Error("output " + s.out_ + " is a symbolic link to nothing (" + std::strerror(errno) +
+                    "); expected the path of an .h5 file");
+      if (S_ISDIR(st.st_mode)) throw Error("output " + s.out_ + " is a folder; expected the path of an .h5 file");
+      if (!S_ISREG(st.st_mode))
+        throw Error("output " + s.out_ + " is " + special_file_kind(st.st_mode) +
+                    ", not a regular file; expected the path of an .h5 file");
+    }
     const std::string lock = s.out_ + ".lock";
-    s.lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lstat(lock.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      throw Error(lock + " exists and is not a regular file; ringscan keeps its lock there: move it away or choose "
+                         "another output path");
+    s.lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (s.lock_fd_ < 0)
       throw Error("cannot create " + lock + " next to output " + s.out_ + ": " + std::strerror(errno) +
                   "; expected a writable output folder");
     if (flock(s.lock_fd_, LOCK_EX | LOCK_NB) != 0)
       throw Error("another ringscan run is writing " + s.out_ + " (" + lock +
                   " is locked); wait for it to finish or stop it first");
+    {
+      const uint64_t size = file_size(lock);
+      const std::string text = size == std::strlen(kLockText) ? read_whole_file(lock) : std::string(size ? "?" : "");
+      if (!text.empty() && text != kLockText)
+        throw Error(lock + " exists and was not written by ringscan (ringscan keeps its lock there and deletes it at "
+                           "the end); move it away or choose another output path");
+      if (text.empty() && ::pwrite(s.lock_fd_, kLockText, std::strlen(kLockText), 0) != ssize_t(std::strlen(kLockText)))
+        throw Error("cannot write " + lock + ": " + std::strerror(errno));
+    }
+    // The parts folder, if any, must be ringscan's before anything is kept or deleted.
+    if (const std::string why = not_a_parts_folder(parts); !why.empty())
+      throw Error(parts + " is not a folder of a ringscan run (" + why +
+                  "); ringscan deletes only what it wrote, so move it away or choose another output path");
 
     if (path_exists(s.out_)) {
       std::string why;
@@ -322,7 +409,11 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         why = run_difference(s.identity_, s.about_, s.documents_hash_, n, id.run_identity, id.run_about,
                              id.documents_hash, id.n_documents);
       } catch (const Error& e) {
-        why = std::string("content that is not a ringscan result this run can use (") + e.what() + ")";
+        if (!is_result_file(s.out_))
+          throw Error("output " + s.out_ +
+                      " exists and is not a ringscan result file; ringscan replaces only its own results, also with "
+                      "--overwrite: move it away or choose another output path");
+        why = std::string("results this ringscan cannot use (") + e.what() + ")";
       }
       if (why.empty()) {
         // Same run. Documents that changed since, or failed, are computed again; the
@@ -344,7 +435,6 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
         }
         // A crash between renaming the final file and removing the parts leaves them stale.
         remove_parts_dir(parts);
-        remove_file(final_tmp);
         if (counts[0] + counts[1] == 0) {
           remove_file(lock);  // nothing to write; the lock is held until this store goes
           state = "complete";
@@ -371,26 +461,20 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
     }
 
     if (state.empty() && path_exists(parts)) {
-      if (!is_directory(parts)) throw Error(parts + " exists and is not a folder; remove it or choose another output path");
       std::string why;
       if (path_exists(run_file)) {
         Json run = read_json_file(run_file);
-        if (!run.is_object() || run.value("format", "") != kRunFormat || run.value("version", 0) != kRunFormatVersion) {
-          why = "a run file " + run_file + " of another format";
+        if (run.value("version", 0) != kRunFormatVersion) {
+          why = "another ringscan version (" + std::string(kRunFile) + " version " + run.value("version", Json()).dump() +
+                "; this one writes " + std::to_string(kRunFormatVersion) + ")";
         } else {
           why = run_difference(s.identity_, s.about_, s.documents_hash_, n, run.value("identity", Json()),
                                run.value("about", Json::object()), run.value("documents_hash", ""),
                                run.value("n_documents", uint64_t(0)));
         }
       } else {
-        bool has_parts = false;
-        for (const std::string& name : list_dir(parts)) {
-          PartName p;
-          has_parts |= parse_part_name(name, p);
-        }
         // Without run.json no part was ever written (run.json comes first): nothing to keep.
-        why = has_parts ? "part files but no " + std::string(kRunFile) : "";
-        if (!has_parts) remove_parts_dir(parts);
+        remove_parts_dir(parts);
       }
       if (!why.empty()) {
         if (!overwrite)
@@ -409,17 +493,58 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
       fsync_dir(folder);
       state = "fresh";
     }
-    // Leftovers of writes a crash interrupted: never complete, never needed.
+    // Leftovers of writes a crash interrupted (parts, the final file): never complete,
+    // never needed.
     for (const std::string& name : list_dir(parts))
       if (ends_with(name, ".tmp")) remove_file(parts + "/" + name);
-    remove_file(final_tmp);
+  });
+  bcast_bytes(state, 0, comm);
 
+  // A resumed run reads every part whole now, spread over the ranks, so that damage is
+  // found before anything is computed rather than at the end.
+  std::string damaged_list;  // on rank 0: "name\0why\0" per damaged part
+  if (state == "resume") {
+    std::string names;
+    agree(comm, [&] {
+      if (s.rank_ != 0) return;
+      for (const std::string& name : list_dir(parts)) {
+        PartName p;
+        if (parse_part_name(name, p)) names += name + '\n';
+      }
+    });
+    bcast_bytes(names, 0, comm);
+    std::string mine;
+    size_t k = 0;
+    for (size_t b = 0, e; b < names.size(); b = e + 1, ++k) {
+      e = names.find('\n', b);
+      if (k % size_t(s.size_) != size_t(s.rank_)) continue;
+      const std::string name = names.substr(b, e - b);
+      if (const std::string why = check_part(parts + "/" + name, n); !why.empty()) mine += name + '\0' + why + '\0';
+    }
+    damaged_list = gather_bytes(mine, 0, comm);
+  }
+
+  agree(comm, [&] {
+    if (s.rank_ != 0 || state == "complete") return;
+    std::vector<DamagedPart> damaged;
+    for (size_t b = 0; b < damaged_list.size();) {
+      const size_t e1 = damaged_list.find('\0', b), e2 = damaged_list.find('\0', e1 + 1);
+      damaged.push_back({damaged_list.substr(b, e1 - b), damaged_list.substr(e1 + 1, e2 - e1 - 1)});
+      b = e2 + 1;
+    }
     int max_attempt = -1;
     PartIndex idx;
-    try {
-      idx = scan_parts(parts, n, &max_attempt);
-    } catch (const Error& e) {
-      throw Error(std::string(e.what()) + "; delete " + parts + " to start this run again");
+    for (;;) {
+      std::vector<DamagedPart> duplicates;
+      if (damaged.empty()) idx = scan_parts(parts, n, &max_attempt, &duplicates);
+      damaged.insert(damaged.end(), duplicates.begin(), duplicates.end());
+      if (damaged.empty()) break;
+      if (!repair) throw Error(repair_advice(parts, damaged));
+      // Dropping a part only loses results: their documents are computed again.
+      for (const DamagedPart& d : damaged) remove_file(parts + "/" + d.name);
+      fsync_dir(parts);
+      counts[5] += damaged.size();
+      damaged.clear();
     }
     for (uint64_t i = 0; i < n; ++i) {
       if (idx.at[i].first == UINT32_MAX) continue;
@@ -431,9 +556,8 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
     s.attempt_ = max_attempt + 1;
   });
 
-  bcast_bytes(state, 0, comm);
   check_mpi(MPI_Bcast(&s.attempt_, 1, MPI_INT, 0, comm), "MPI_Bcast");
-  check_mpi(MPI_Bcast(counts, 5, MPI_UINT64_T, 0, comm), "MPI_Bcast");
+  check_mpi(MPI_Bcast(counts, 6, MPI_UINT64_T, 0, comm), "MPI_Bcast");
   std::string done(reinterpret_cast<const char*>(s.done_.data()), s.done_.size());
   bcast_bytes(done, 0, comm);
   std::memcpy(s.done_.data(), done.data(), done.size());
@@ -443,6 +567,9 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
   std::string again;
   if (counts[0]) again += "; " + std::to_string(counts[0]) + " changed since (computed again)";
   if (counts[1]) again += "; " + std::to_string(counts[1]) + " failed before (tried again)";
+  if (counts[5])
+    again += "; " + std::to_string(counts[5]) + " damaged part file" + (counts[5] > 1 ? "s" : "") +
+             " dropped (--repair): their documents are computed again";
   if (state == "complete") {
     s.complete_ = true;
     s.status_counts_ = {counts[2], counts[3], counts[4]};
@@ -539,7 +666,7 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
   if (complete_) return;
   const uint64_t n = names_.size();
   const std::string parts = parts_dir();
-  const std::string final_tmp = out_ + ".tmp";
+  const std::string final_tmp = parts + "/" + kFinalTmp;
 
   agree(comm_, [&] {
     if (!attributes.is_object()) throw Error("result store: the output attributes must be a JSON object");
@@ -601,7 +728,13 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       at[i].second.content_sha256 = in.str();
     }
     for (uint64_t i = first; i < last; ++i) {
-      docs.push_back(read_part_record(parts + "/" + files[at[i].first], at[i].second));
+      const std::string part = parts + "/" + files[at[i].first];
+      try {
+        docs.push_back(read_part_record(part, at[i].second));
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + "; rerun with --repair to drop it and compute its documents again, or "
+                                            "delete " + part + " yourself");
+      }
       const DocumentResult& d = docs.back();
       if (!d.embedding_mean.empty()) dims[0] = std::max<uint64_t>(dims[0], d.embedding_mean.size());
       if (!d.embedding_last.empty()) dims[1] = std::max<uint64_t>(dims[1], d.embedding_last.size());
@@ -643,57 +776,52 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       throw Error("the paths and messages of documents " + std::to_string(first) + ".." + std::to_string(last) +
                   " exceed 2 GiB; use more ranks");
   });
-  const int my_bytes = int(mine.bytes().size());
-  std::vector<int> counts(size_), displs(size_);
-  check_mpi(MPI_Gather(&my_bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm_), "MPI_Gather");
-  std::string all;
-  agree(comm_, [&] {
-    if (rank_ != 0) return;
-    uint64_t total = 0;
-    for (int r = 0; r < size_; ++r) {
-      displs[r] = int(total);
-      total += uint64_t(counts[r]);
-    }
-    if (total > uint64_t(INT_MAX)) throw Error("the paths and messages of all documents exceed 2 GiB");
-    all.resize(total);
-  });
-  check_mpi(MPI_Gatherv(mine.bytes().data(), my_bytes, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, 0,
-                        comm_),
-            "MPI_Gatherv");
-
-  agree(comm_, [&] { write_final_numeric(final_tmp, n, first, docs, dim[0], dim[1], comm_); });
-  crash_point("final_numeric_written");
+  const std::string all = gather_bytes(mine.bytes(), 0, comm_);
+  const FinalLayout layout = final_layout(docs, n, first, dim[0], dim[1], comm_);
 
   uint64_t status_count[3] = {0, 0, 0};  // ok, skipped, failed (rank 0 counts, every rank learns)
+  // The file is written into the parts folder, the parts untouched: when it fails (a full
+  // disk), every rank stops with the same sentence and a rerun can finish the file.
+  try {
+    agree(comm_, [&] {
+      if (rank_ != 0) return;
+      FinalStrings st;
+      for (const SkippedFile& sk : discovery_skipped) {
+        st.skipped_document.push_back(-1);
+        st.skipped_path.push_back(sk.path);
+        st.skipped_reason.push_back(sk.reason);
+        st.skipped_detail.push_back(sk.detail);
+      }
+      ByteReader in(all, "the gathered strings");
+      for (uint64_t i = 0; i < n; ++i) {
+        st.doc_path.push_back(in.str());
+        st.doc_status.push_back(in.str());
+        st.doc_error.push_back(in.str());
+        st.doc_extra.push_back(in.str());
+        st.doc_content_sha256.push_back(in.str());
+        for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
+        for (uint64_t k = in.u64(); k > 0; --k) {
+          st.skipped_document.push_back(int64_t(i));
+          st.skipped_path.push_back(in.str());
+          st.skipped_reason.push_back(in.str());
+          st.skipped_detail.push_back(in.str());
+        }
+      }
+      for (const std::string& status : st.doc_status)
+        ++status_count[status == doc_status::kOk ? 0 : status == doc_status::kSkipped ? 1 : 2];
+      write_new_file(final_tmp, final_file_image(layout.shape, st, identity_, about_, documents_hash_, attributes));
+      crash_point("final_image_written");
+    });
+    write_final_numeric(final_tmp, layout, docs, comm_);
+  } catch (const Error& e) {
+    if (rank_ == 0) unlink(final_tmp.c_str());  // the space it holds may be what is missing
+    throw Error(std::string(e.what()) + "; the results computed so far are kept in " + parts +
+                ": free some space (or remove the cause) and rerun the same command to write " + out_);
+  }
+  crash_point("final_numeric_written");
 
   agree(comm_, [&] {
     if (rank_ != 0) return;
-    FinalStrings st;
-    for (const SkippedFile& sk : discovery_skipped) {
-      st.skipped_document.push_back(-1);
-      st.skipped_path.push_back(sk.path);
-      st.skipped_reason.push_back(sk.reason);
-      st.skipped_detail.push_back(sk.detail);
-    }
-    ByteReader in(all, "the gathered strings");
-    for (uint64_t i = 0; i < n; ++i) {
-      st.doc_path.push_back(in.str());
-      st.doc_status.push_back(in.str());
-      st.doc_error.push_back(in.str());
-      st.doc_extra.push_back(in.str());
-      st.doc_content_sha256.push_back(in.str());
-      for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
-      for (uint64_t k = in.u64(); k > 0; --k) {
-        st.skipped_document.push_back(int64_t(i));
-        st.skipped_path.push_back(in.str());
-        st.skipped_reason.push_back(in.str());
-        st.skipped_detail.push_back(in.str());
-      }
-    }
-    for (const std::string& status : st.doc_status)
-      ++status_count[status == doc_status::kOk ? 0 : status == doc_status::kSkipped ? 1 : 2];
-    write_final_strings(final_tmp, st, identity_, about_, documents_hash_, n, attributes);
-    crash_point("final_strings_written");
     fsync_file(final_tmp);
     if (std::rename(final_tmp.c_str(), out_.c_str()) != 0)
       throw Error("cannot rename " + final_tmp + " to " + out_ + ": " + std::strerror(errno));

@@ -3,8 +3,12 @@
 // While a run is in progress, results live in `<out>.parts/`: a run.json naming the run
 // (the caller's identity object, the number of documents and a hash of their names) and
 // part files (part_file.h) that each rank writes atomically (tmp, fsync, rename) on
-// flush(). The final `<out>` is only assembled by finalize(), from the parts, with
-// parallel HDF5, into `<out>.tmp` that is then renamed; the parts folder is removed last.
+// flush(). The final `<out>` is only assembled by finalize(), from the parts, into
+// `<out>.parts/result.h5.tmp` (its space reserved before any row is written, so that a
+// full disk is an agreed error on every rank, with the parts intact), which is then
+// renamed; the parts folder is removed last. ringscan deletes only what it wrote: a
+// parts folder must hold a run.json of its format and only part files, and `<out>` may
+// be replaced only when it is a ringscan result file (or a link to one).
 // So a run killed at any moment and rerun with the same command skips the documents of
 // every part written, loses none of them, duplicates none, and its final file has the
 // same bytes as an uninterrupted run's (documents are ordered by index, whatever rank
@@ -26,10 +30,8 @@
 //   store->status_counts();                     // how many ok / skipped / failed (every rank)
 // Every document index 0..n-1 must have been added by some rank (in this attempt or an
 // earlier one) before finalize(). Errors in open() and finalize() are agreed: every
-// rank throws the same ringscan::Error (the message of the lowest failing rank). Only a
-// failure inside the HDF5 library during finalize's parallel write can leave other ranks
-// waiting; a job should treat an error from finalize like any error in the middle of a
-// computation (abort every rank).
+// rank throws the same ringscan::Error (the message of the lowest failing rank),
+// including a failure of finalize's parallel HDF5 write (e.g. no space left).
 // The output folder must be one that every rank sees (a shared filesystem), as parallel
 // HDF5 needs anyway. One run per output path at a time. Results buffered by add() and
 // not yet flushed are lost if the store is destroyed without finalize() (as in a crash).
@@ -49,9 +51,12 @@ namespace ringscan::io {
 class ResultStore {
  public:
   // Collective. Checks the output path, creates or resumes `<out>.parts/`, removes stale
-  // temporary files, and lists the completed documents. Throws Error (on every rank) when
-  // the output folder does not exist or is not writable, or `<out>` or its parts hold a
-  // different run and overwrite is false.
+  // temporary files, reads every part whole (spread over the ranks), and lists the
+  // completed documents. Throws Error (on every rank) when the output folder does not
+  // exist or is not writable, `<out>` is not a regular file or not a ringscan result,
+  // `<out>.lock` or `<out>.parts` hold something ringscan did not write, `<out>` or its
+  // parts hold a different run and overwrite is false, or a part is damaged and repair
+  // is false.
   //   out_path: the final .h5 file; its folder must exist.
   //   identity: what makes results differ (model config, tokenizer hash, options that
   //     change results): any JSON object, compared exactly, stored as the run_identity
@@ -68,11 +73,13 @@ class ResultStore {
   //   about: what names the run for people (e.g. {"model_dir": ...}); never compared,
   //     recorded in run.json and as the run_about attribute, and quoted when another
   //     run's identity differs so that the sentence names both.
+  //   repair: drop damaged part files (and a part that repeats a document of its own
+  //     attempt) instead of stopping: their documents are computed again.
   // The identity may hold no NaN or infinity (JSON writes both as null).
   static std::unique_ptr<ResultStore> open(const std::string& out_path, const Json& identity, bool overwrite,
                                            const std::vector<std::string>& document_names, MPI_Comm comm,
                                            const std::vector<std::string>& content_sha256 = {},
-                                           const Json& about = Json::object());
+                                           const Json& about = Json::object(), bool repair = false);
 
   ResultStore(const ResultStore&) = delete;  // one owner of the buffer and part numbering
   ResultStore& operator=(const ResultStore&) = delete;

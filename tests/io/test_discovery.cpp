@@ -375,5 +375,53 @@ TEST(Discovery, UnreadableFilesAndFoldersAreSkipped) {
                        "4: an unreadable input directory was not reported once";
 }
 
+// Issue 13: an output inside the input tree must not become a document, or a rerun
+// would see another document list (and --overwrite would score the output).
+TEST(Discovery, TheRunsOwnOutputIsNeverADocument) {
+  TempDir t;
+  const std::string root = t / "selfin";
+  write_file(root + "/a.txt", "alpha\n");
+  write_file(root + "/out.h5", "HDF5 stand-in\n");
+  write_file(root + "/out.h5.lock", "ringscan result lock\n");
+  write_file(root + "/out.h5.tmp", "half a file\n");
+  write_file(root + "/out.h5.parts/run.json", "{}\n");
+  write_file(root + "/out.h5.parts/part-a0000-r00000-000000.bin", "part\n");
+  write_file(root + "/sub/out.h5", "another folder: a document\n");
+  write_file(root + "/out.h5.txt", "another name: a document\n");
+  ASSERT_EQ(symlink(root.c_str(), (t / "via_link").c_str()), 0);
+  DiscoveryOptions o;
+  o.inputs = {root};
+  o.own_output = root + "/out.h5";
+  const std::vector<std::string> expected = {root + "/a.txt", root + "/out.h5.txt", root + "/sub/out.h5"};
+  EXPECT_EQ(names(discover(o)), expected);
+  EXPECT_TRUE(discover(o).skipped.empty());
+  for (const DocumentMode mode : {DocumentMode::File, DocumentMode::Codebase}) {
+    // The output named through a link (and relative to another spelling) is the same file.
+    o.mode = mode;
+    o.own_output = t / "via_link/out.h5";
+    const Discovery d = discover(o);
+    std::vector<std::string> files;
+    for (const Document& doc : d.documents)
+      for (const SourceFile& f : doc.files) files.push_back(f.path);
+    EXPECT_EQ(files.size(), 3u) << testing::PrintToString(files);
+  }
+  o.mode = DocumentMode::File;
+  // Without own_output (another run's folder), they are ordinary files.
+  o.own_output = "";
+  EXPECT_EQ(discover(o).documents.size(), 8u);
+  // Named directly, it is an error, not a silent skip.
+  o.own_output = root + "/out.h5";
+  for (const std::string& input : {root + "/out.h5", root + "/out.h5.parts"}) {
+    o.inputs = {input};
+    try {
+      discover(o);
+      ADD_FAILURE() << "accepted " << input;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), "input " + input + " is this run's own output (--out " + root +
+                                           "/out.h5) or a file ringscan keeps next to it; expected documents");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ringscan::io

@@ -1,7 +1,8 @@
 // The result store under mpirun (1, 2 and 3 ranks): round trip through the final HDF5
 // file read back by h5py, resume after abandoned attempts (bytes equal to an
 // uninterrupted run), no-op reruns, identity and path errors agreed on every rank.
-// Kills at arbitrary moments are in test_store_kill.cpp.
+// Kills at arbitrary moments are in test_store_kill.cpp; the user's files, damaged parts
+// and --repair in test_store_own_files.cpp.
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "io/fs_util.h"
 #include "io/result_store.h"
 #include "io_test_util.h"
+#include "store_mpi_util.h"
 #include "store_checks.h"
 #include "store_fixture.h"
 #include "util/error.h"
@@ -23,87 +25,7 @@ namespace {
 
 using test::fixture_result;
 
-int world_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
-}
-int world_size() {
-  int s = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &s);
-  return s;
-}
-
-std::string bcast_string(std::string s) {
-  uint64_t n = s.size();
-  MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-  s.resize(n);
-  MPI_Bcast(s.data(), int(n), MPI_CHAR, 0, MPI_COMM_WORLD);
-  return s;
-}
-
-// A scratch folder made by rank 0 and seen by all (one machine: /tmp is shared).
-class SharedDir {
- public:
-  SharedDir() {
-    if (world_rank() == 0) dir_ = std::make_unique<test::TempDir>("store");
-    path_ = bcast_string(dir_ ? dir_->path() : "");
-  }
-  ~SharedDir() { MPI_Barrier(MPI_COMM_WORLD); }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::unique_ptr<test::TempDir> dir_;
-  std::string path_;
-};
-
-std::unique_ptr<ResultStore> open_store(const std::string& out, uint64_t n, const Json& identity = test::fixture_identity(),
-                                        bool overwrite = false, MPI_Comm comm = MPI_COMM_WORLD) {
-  return ResultStore::open(out, identity, overwrite, test::fixture_names(n), comm);
-}
-
-Json attributes() {
-  Json a = test::fixture_attributes();
-  a["ranks"] = world_size();
-  return a;
-}
-
-void finalize(ResultStore& s) { s.finalize(attributes(), test::fixture_discovery_skips()); }
-
-using Set = std::set<uint64_t>;
-
-// Adds the documents `owner` gives to `rank` (and not done yet), flushing every few.
-void add_owned(ResultStore& s, uint64_t first, uint64_t last, const std::function<int(uint64_t)>& owner, int rank,
-               int flush_every = 2) {
-  int since = 0;
-  for (uint64_t i = first; i < last; ++i) {
-    if (owner(i) != rank || s.is_completed(i)) continue;
-    s.add(fixture_result(i));
-    if (++since == flush_every) {
-      s.flush();
-      since = 0;
-    }
-  }
-  s.flush();
-}
-
-// Runs fn, which must throw ringscan::Error on every rank with the same message.
-std::string agreed_error(const std::function<void()>& fn) {
-  std::string message;
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  uint64_t h = fnv1a64(message), lo = 0, hi = 0;
-  MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-  EXPECT_EQ(lo, hi) << "ranks reported different errors; this rank: " << message;
-  return message;
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using namespace test::mpi;
 
 void uninterrupted_run(const std::string& out, uint64_t n) {
   auto s = open_store(out, n);
@@ -156,9 +78,11 @@ TEST(ResultStore, ResumeAfterAbandonedAttemptsEqualsUninterruptedRun) {
     add_owned(*s, 0, 4, [](uint64_t) { return 0; }, 0);
     s->add(fixture_result(4));
     s->add(fixture_result(5));
-    // Debris of writes a crash interrupted: a half-written part and final file.
+    // Debris of writes a crash interrupted: a half-written part and final file. A file
+    // of the user's next to the output is none of ringscan's business.
     test::write_file(out + ".parts/part-a0000-r00000-000099.bin.tmp", "half a part");
-    test::write_file(out + ".tmp", "half a final file");
+    test::write_file(out + ".parts/result.h5.tmp", "half a final file");
+    test::write_file(out + ".tmp", "the user's own file");
   }
   MPI_Barrier(MPI_COMM_WORLD);
 
@@ -167,8 +91,11 @@ TEST(ResultStore, ResumeAfterAbandonedAttemptsEqualsUninterruptedRun) {
     auto s = open_store(out, kDocs);
     EXPECT_EQ(s->completed(), (Set{0, 1, 2, 3}));
     EXPECT_TRUE(contains(s->summary(), "4 of 13 documents already done")) << s->summary();
-    EXPECT_FALSE(path_exists(out + ".tmp"));
+    EXPECT_FALSE(path_exists(out + ".parts/result.h5.tmp"));
     EXPECT_FALSE(path_exists(out + ".parts/part-a0000-r00000-000099.bin.tmp"));
+    if (rank == 0) {
+      EXPECT_EQ(read_whole_file(out + ".tmp"), "the user's own file");
+    }
     add_owned(*s, 0, 9, [P](uint64_t i) { return P - 1 - int(i % uint64_t(P)); }, rank);
     s->add(fixture_result(9 + uint64_t(rank)));  // never flushed: lost with this attempt
   }
@@ -195,8 +122,12 @@ TEST(ResultStore, RerunOfACompleteRunIsANoOp) {
   constexpr uint64_t kDocs = 7;  // none failed (a failed document would be tried again)
   uninterrupted_run(out, kDocs);
   std::string before = world_rank() == 0 ? read_whole_file(out) : "";
-  // A crash between renaming the final file and removing the parts leaves stale parts.
-  if (world_rank() == 0) test::write_file(out + ".parts/part-a0007-r00000-000000.bin", "stale");
+  // A crash between renaming the final file and removing the parts leaves stale parts
+  // (run.json goes last).
+  if (world_rank() == 0) {
+    test::write_file(out + ".parts/part-a0007-r00000-000000.bin", "stale");
+    test::write_file(out + ".parts/run.json", R"({"format": "ringscan result parts", "version": 2})");
+  }
   MPI_Barrier(MPI_COMM_WORLD);
   auto s = open_store(out, kDocs);
   EXPECT_TRUE(s->already_complete());
@@ -345,9 +276,16 @@ TEST(ResultStore, OutputPathErrors) {
   EXPECT_TRUE(contains(msg, "is a folder")) << msg;
   if (world_rank() == 0) test::write_file(dir / "notes.h5", "not hdf5\n");
   MPI_Barrier(MPI_COMM_WORLD);
-  msg = agreed_error([&] { open_store(dir / "notes.h5", 3); });
-  EXPECT_TRUE(contains(msg, "is not an HDF5 file")) << msg;
-  EXPECT_TRUE(contains(msg, "--overwrite")) << msg;
+  // Not a ringscan result: never replaced, also with --overwrite.
+  for (bool overwrite : {false, true}) {
+    msg = agreed_error([&] { open_store(dir / "notes.h5", 3, test::fixture_identity(), overwrite); });
+    EXPECT_EQ(msg, "output " + dir / "notes.h5" +
+                       " exists and is not a ringscan result file; ringscan replaces only its own results, also with "
+                       "--overwrite: move it away or choose another output path");
+  }
+  if (world_rank() == 0) {
+    EXPECT_EQ(read_whole_file(dir / "notes.h5"), "not hdf5\n");
+  }
   msg = agreed_error([&] { open_store("", 3); });
   EXPECT_TRUE(contains(msg, "no output path")) << msg;
 }
@@ -447,25 +385,6 @@ TEST(ResultStore, ReservedAttributeNamesAreRejected) {
   a["format_version"] = 2;
   const std::string msg = agreed_error([&] { s->finalize(a, {}); });
   EXPECT_TRUE(contains(msg, "'format_version' is written by the result store itself")) << msg;
-}
-
-TEST(ResultStore, DamagedPartFileIsAClearError) {
-  SharedDir dir;
-  const std::string out = dir / "dmg.h5";
-  {
-    auto s = open_store(out, 4);
-    add_owned(*s, 0, 4, [](uint64_t) { return 0; }, world_rank());
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (world_rank() == 0) {
-    const std::string part = out + ".parts/part-a0000-r00000-000000.bin";
-    const std::string bytes = read_whole_file(part);
-    test::write_file(part, bytes.substr(0, bytes.size() - 3));
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-  const std::string msg = agreed_error([&] { open_store(out, 4); });
-  EXPECT_TRUE(contains(msg, "part file " + out + ".parts/part-a0000-r00000-000000.bin is damaged")) << msg;
-  EXPECT_TRUE(contains(msg, "; delete " + out + ".parts to start this run again")) << msg;
 }
 
 }  // namespace

@@ -138,10 +138,10 @@ TEST(StoreKill, CrashAtEveryCommitPointThenRerunEqualsUninterrupted) {
   const std::string ref = reference(t);
   const std::string ref_bytes = read_whole_file(ref);
   // Hits of atomic_*: 1 = run.json, 2.. = part files (3 documents each).
-  const char* points[] = {"atomic_tmp_written:1", "atomic_renamed:1",      "atomic_tmp_written:2",
-                          "atomic_renamed:3",     "atomic_tmp_written:9",  "final_numeric_written",
-                          "final_strings_written", "final_renamed",        "parts_file_removed:1",
-                          "parts_file_removed:4"};
+  const char* points[] = {"atomic_tmp_written:1",  "atomic_renamed:1",      "atomic_tmp_written:2",
+                          "atomic_renamed:3",      "atomic_tmp_written:9",  "final_image_written",
+                          "final_space_reserved",  "final_numeric_written", "final_renamed",
+                          "parts_file_removed:1",  "parts_file_removed:4"};
   int k = 0;
   for (const char* point : points) {
     SCOPED_TRACE(point);

@@ -48,8 +48,8 @@ class HostileInputs(unittest.TestCase):
         with open(out, "w") as f:
             f.write("my notes\n")
         self.fails_with(self.score("--input", self.doc, out="not-a-result.h5"),
-                        f"output {out} already exists with content that is not a ringscan result this run can "
-                        f"use ({out} is not an HDF5 file); rerun with --overwrite")
+                        f"output {out} exists and is not a ringscan result file; ringscan replaces only its own "
+                        f"results, also with --overwrite: move it away or choose another output path")
 
     def test_missing_tokenizer_config_is_named_not_the_chat_template(self):
         model = os.path.join(self.tmp, "no-config-model")
