@@ -138,11 +138,18 @@ io::DocumentResult generation_result(int64_t index, const io::Document& doc, boo
   r.index = static_cast<uint64_t>(index);
   r.path = doc.name;
   r.status = io::doc_status::kOk;
+  if (g.reason == StopReason::NonFiniteLogits) {
+    r.status = io::doc_status::kFailed;
+    r.error = "non-finite logits after " + std::to_string(g.tokens.size()) +
+              " generated tokens; check the checkpoint's weights and config.json";
+  }
   r.truncated = truncated;
   r.nll_sum = r.nll_mean = r.perplexity = std::numeric_limits<double>::quiet_NaN();
   r.extra = Json{{"generated_ids", g.tokens},
                  {"text", tok.decode(g.tokens, /*skip_special=*/true)},
-                 {"finish_reason", g.reason == StopReason::StopId ? "stop" : "length"},
+                 {"finish_reason", g.reason == StopReason::StopId ? "stop"
+                                   : g.reason == StopReason::Length ? "length"
+                                                                    : "non_finite_logits"},
                  {"n_generated", g.tokens.size()},
                  {"prompt_tokens", g.prompt_tokens},
                  {"first_token_seconds", g.first_token_seconds},

@@ -50,6 +50,11 @@ inline double sampling_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
   return static_cast<double>(bits) * 0x1.0p-53;
 }
 
+// A row whose largest logit is not finite (+inf, or every logit -inf or NaN:
+// broken weights or inputs; a NaN logit counts as -inf) gets kSampleNonFinite
+// instead of an id, and the other rows their ids as usual: the caller fails
+// that sequence alone.
+inline constexpr int32_t kSampleNonFinite = -1;
 // Row r: logits + r * ld_logits ([vocab] floats), params[r], stream[r],
 // step[r] -> out[r]. Bitwise the same ids from ref and cpu: both compute w
 // with std::exp in double and sum in the orders stated above.

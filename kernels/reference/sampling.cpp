@@ -11,9 +11,9 @@ namespace ringscan::kernels::ref {
 namespace {
 int32_t sample_row(const float* x, int64_t V, const SamplingParams& p, uint64_t stream, uint64_t step) {
   int64_t best = 0;
-  for (int64_t i = 1; i < V; ++i)
-    if (x[i] > x[best]) best = i;
-  if (!std::isfinite(x[best])) throw std::invalid_argument("sample: the largest logit is not finite");
+  for (int64_t i = 1; i < V; ++i)  // a NaN logit counts as -inf (as cuda's)
+    if (x[i] > x[best] || std::isnan(x[best])) best = i;
+  if (!std::isfinite(x[best])) return kSampleNonFinite;
   if (p.temperature <= 0.f) return static_cast<int32_t>(best);
 
   const double T = p.temperature, zmax = x[best] / T;

@@ -15,7 +15,14 @@ double now_seconds() {
 }
 }  // namespace
 
-const char* stop_reason_name(StopReason r) { return r == StopReason::StopId ? "stop_id" : "length"; }
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::StopId: return "stop_id";
+    case StopReason::NonFiniteLogits: return "non_finite_logits";
+    case StopReason::Length: break;
+  }
+  return "length";
+}
 
 void check_generation_request(const GenerationRequest& r, int64_t vocab_size) {
   const std::string who = "generation request " + std::to_string(r.id);
@@ -37,8 +44,14 @@ GenerationTrack::GenerationTrack(GenerationRequest r) : req_(std::move(r)) {
 
 bool GenerationTrack::accept(int32_t token) {
   if (finished_) throw Error("generation request " + std::to_string(req_.id) + " got a token after it finished");
-  result_.tokens.push_back(token);
   const double t = now_seconds();
+  if (token == kernels::kSampleNonFinite) {
+    finished_ = true;
+    result_.reason = StopReason::NonFiniteLogits;
+    result_.decode_seconds = result_.tokens.empty() ? 0 : t - first_token_at;
+    return true;
+  }
+  result_.tokens.push_back(token);
   if (result_.tokens.size() == 1) {
     first_token_at = t;
     result_.first_token_seconds = t - started;

@@ -61,8 +61,10 @@ struct GenerationRequest {
 // budget, or (given the vocabulary size) a prompt id outside the vocabulary.
 void check_generation_request(const GenerationRequest& r, int64_t vocab_size);
 
-enum class StopReason { Length, StopId };
-const char* stop_reason_name(StopReason r);  // "length" | "stop_id"
+// NonFiniteLogits: the logits of the next token were not finite (the sampler's
+// kSampleNonFinite); no token was added, and the document has failed.
+enum class StopReason { Length, StopId, NonFiniteLogits };
+const char* stop_reason_name(StopReason r);  // "length" | "stop_id" | "non_finite_logits"
 
 struct GenerationResult {
   uint64_t id = 0;

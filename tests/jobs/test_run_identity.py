@@ -231,6 +231,13 @@ class RunIdentity(unittest.TestCase):
                 env=self.env)
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn("non-finite embedding", docs(self.path("nan-emb.h5"))["f0.txt"]["error"])
+        # summarize: the sampler meets non-finite logits: each document failed with the reason.
+        p = run(["summarize", "--model", broken, "--input", self.corpus, "--out", self.path("nan-sum.h5"),
+                 "--max-new-tokens", "3", "--quiet"], env=self.env)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        for name, d in docs(self.path("nan-sum.h5")).items():
+            self.assertEqual(d["status"], "failed", name)
+            self.assertIn("non-finite logits", d["error"])
 
 
 if __name__ == "__main__":

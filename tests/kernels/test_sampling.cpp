@@ -64,7 +64,18 @@ TEST(Sampling, GreedyIsArgmaxLowestIdOnTies) {
     EXPECT_EQ(one(f, {0.f, 3.f, -1.f, 3.f, 2.f}, g, 0, 0), 1);
     EXPECT_EQ(one(f, {-INFINITY, -5.f, -INFINITY}, g, 0, 0), 1);
     EXPECT_EQ(one(f, {4.f}, g, 0, 0), 0);
-    EXPECT_THROW(one(f, {-INFINITY, -INFINITY}, g, 0, 0), std::invalid_argument);
+    // Not finite at the top: kSampleNonFinite for that row, the other rows drawn as usual.
+    EXPECT_EQ(one(f, {-INFINITY, -INFINITY}, g, 0, 0), kSampleNonFinite);
+    EXPECT_EQ(one(f, {1.f, INFINITY}, g, 0, 0), kSampleNonFinite);
+    EXPECT_EQ(one(f, {NAN, 1.f}, g, 0, 0), 1);  // NaN counts as -inf
+    EXPECT_EQ(one(f, {NAN, NAN}, g, 0, 0), kSampleNonFinite);
+    const float rows[2][3] = {{0.f, NAN, 1.f}, {NAN, NAN, NAN}};
+    const SamplingParams ps[2] = {g, g};
+    const uint64_t st[2] = {0, 1}, sp[2] = {0, 0};
+    int32_t ids[2] = {-5, -5};
+    f(&rows[0][0], 3, 2, 3, ps, st, sp, ids);
+    EXPECT_EQ(ids[0], 2);
+    EXPECT_EQ(ids[1], kSampleNonFinite);
   }
 }
 

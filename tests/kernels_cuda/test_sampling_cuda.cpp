@@ -42,8 +42,11 @@ TEST(SamplingCuda, GreedyHandCases) {
   EXPECT_EQ(greedy({0.f, 3.f, -1.f, 3.f, 2.f}), 1);
   EXPECT_EQ(greedy({-INFINITY, -5.f, -INFINITY}), 1);
   EXPECT_EQ(greedy({4.f}), 0);
-  EXPECT_THROW(greedy({-INFINITY, -INFINITY}), std::invalid_argument);
-  EXPECT_THROW(greedy({1.f, INFINITY}), std::invalid_argument);  // the reference throws too
+  // Not finite at the top: kSampleNonFinite for that row (the reference's too).
+  EXPECT_EQ(greedy({-INFINITY, -INFINITY}), kSampleNonFinite);
+  EXPECT_EQ(greedy({1.f, INFINITY}), kSampleNonFinite);
+  EXPECT_EQ(greedy({NAN, 1.f}), 1);  // NaN counts as -inf
+  EXPECT_EQ(greedy({NAN, NAN}), kSampleNonFinite);
 }
 
 // Hand cases of the warpers: which ids can come out at all.
