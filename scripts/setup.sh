@@ -19,6 +19,8 @@ packages=(
   # authentication; mpi_pmix.so (srun --mpi=pmix) is in slurm-wlm-basic-plugins and
   # loads libpmix2's libpmix.so through libpmix-dev's symlink (OpenMPI uses the same PMIx).
   slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge libpmix2 libpmix-dev
+  # tests/portable: the default binary under qemu-x86_64 -cpu Haswell (an AVX2 CPU without AVX-512)
+  qemu-user
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include "model/memory_plan.h"
 #include "model/presets.h"
 #include "model/safetensors.h"
+#include "runtime/memory_limit.h"
 #include "util/error.h"
 
 namespace po = boost::program_options;
@@ -49,6 +50,10 @@ int run_info(int argc, char** argv) {
               human_bytes(ckpt.total_bytes()).c_str());
   std::printf("per token    KV cache %s  (fp32)   per Mamba layer: state %s (fp32)\n",
               human_bytes(kv_bytes_per_token(c)).c_str(), human_bytes(ssm_state_bytes_per_layer(c)).c_str());
+
+  // What a run's default --memory-per-rank is taken from (70% of it, shared by the node's ranks).
+  const MemoryLimit limit = node_memory_limit();
+  std::printf("memory: %s (%s)\n", human_bytes(limit.bytes).c_str(), limit.source.c_str());
 
   MemoryPlan p = plan_memory(c, ckpt.total_bytes(), tokens, ranks, block);
   std::printf("\nmemory plan: %lld tokens over %d rank(s) = %lld tokens per rank\n", (long long)tokens, ranks,

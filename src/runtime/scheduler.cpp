@@ -1,7 +1,5 @@
 #include "runtime/scheduler.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +7,7 @@
 #include <numeric>
 
 #include "model/memory_plan.h"
+#include "runtime/memory_limit.h"
 
 namespace ringscan {
 
@@ -73,8 +72,7 @@ std::string memory_gib_option(uint64_t bytes) {
 }
 
 uint64_t default_memory_per_rank(int ranks_on_node) {
-  const uint64_t phys = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
-  return phys / std::max(1, ranks_on_node) * 7 / 10;
+  return node_memory_limit().bytes / std::max(1, ranks_on_node) * 7 / 10;
 }
 
 std::vector<int> balance_by_size(const std::vector<uint64_t>& sizes, int ranks) {

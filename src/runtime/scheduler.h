@@ -49,8 +49,8 @@ int64_t token_budget(const ModelConfig& c, uint64_t weight_bytes, uint64_t memor
 // two significant digits, rounded up ("0.074", "1.3", "13").
 std::string memory_gib_option(uint64_t bytes);
 
-// Memory one rank may use by default: physical memory shared by the ranks on
-// this node, less a safety margin.
+// Memory one rank may use by default: the node's memory limit (node_memory_limit:
+// cgroup, Slurm or physical) shared by the ranks on this node, less a safety margin.
 uint64_t default_memory_per_rank(int ranks_on_node);
 
 // Longest-processing-time assignment of items (e.g. file sizes) to ranks:
