@@ -25,9 +25,11 @@ struct RowScratch {
 int32_t sample_row(const float* x, int64_t V, const SamplingParams& p, uint64_t stream, uint64_t step,
                    RowScratch& s) {
   int64_t best = 0;
-  float bx = x[0];
-  for (int64_t i = 1; i < V; ++i)  // a NaN logit counts as -inf (as cuda's)
-    if (x[i] > bx || std::isnan(bx)) bx = x[i], best = i;
+  // A NaN logit counts as -inf (as cuda's): only x[0] can start the maximum as
+  // NaN, since a NaN never compares greater.
+  float bx = std::isnan(x[0]) ? -INFINITY : x[0];
+  for (int64_t i = 1; i < V; ++i)
+    if (x[i] > bx) bx = x[i], best = i;
   if (!std::isfinite(bx)) return kSampleNonFinite;
   if (p.temperature <= 0.f) return static_cast<int32_t>(best);
 

@@ -5,13 +5,12 @@
 #include <string>
 
 #include "backend_ops/backend.h"
+#include "kernels_cuda/cuda_test_util.h"
 
 namespace ringscan::test::ops {
 namespace {
 
-void ok(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("cuda backend: ") + what + ": " + cudaGetErrorString(e));
-}
+using test::cuda_ok;
 
 class CudaBackend final : public Backend {
  public:
@@ -23,29 +22,29 @@ class CudaBackend final : public Backend {
     else if (count == 0)
       why_ = "no GPU (cudaGetDeviceCount returned 0)";
     else
-      ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+      cuda_ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   const char* name() const override { return "cuda"; }
   bool is_cuda() const override { return true; }
   std::string unavailable() const override { return why_; }
   void* alloc(size_t bytes) override {
     void* p = nullptr;
-    ok(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+    cuda_ok(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
     return p;
   }
   void release(void* p) override { cudaFree(p); }
   void upload(void* dst, const void* src, size_t bytes) override {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+    cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
     finish();
   }
   void download(void* dst, const void* src, size_t bytes) override {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
+    cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
     finish();
   }
   // Also surfaces the asynchronous faults of the queued kernels here.
   void finish() override {
-    ok(cudaStreamSynchronize(stream_), "stream");
-    ok(cudaGetLastError(), "kernel");
+    cuda_ok(cudaStreamSynchronize(stream_), "stream");
+    cuda_ok(cudaGetLastError(), "kernel");
   }
   kernels::GpuStream stream() const override { return stream_; }
 

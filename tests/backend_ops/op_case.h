@@ -89,6 +89,14 @@ struct OpFamily {
 // Every op family, in the order the kernels README lists the ops.
 const std::vector<OpFamily>& op_families();
 
+// A bf16 output of a strided [rows, ld] matrix written over kBf16Sentinel:
+// columns < cols within 2^-8 |expected| + atol of the fp32 expected values
+// (one round-to-nearest of the fp32 result: bf16 has 8 significant bits), the
+// padding columns still holding the sentinel (a NaN pattern no op writes).
+inline constexpr uint16_t kBf16Sentinel = 0x7fc1;
+::testing::AssertionResult bf16_out_close(const std::vector<uint16_t>& got, const std::vector<float>& expect,
+                                          int64_t rows, int64_t cols, int64_t ld, double atol);
+
 // Adds a case built in place: add<RmsnormCase>(cases, args...).
 template <class C, class... A>
 void add(Cases& cases, A&&... args) {

@@ -6,25 +6,18 @@ or printed a garbled sentence. Runs the real binary on one rank.
 """
 import os
 import shutil
-import tempfile
 import unittest
 
-from test_jobs import run
+from jobs_util import DemoModelCase, run
 
 
-class HostileInputs(unittest.TestCase):
+class HostileInputs(DemoModelCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="ringscan-hostile-")
-        cls.model = os.path.join(cls.tmp, "model")
-        run(["make-model", "--preset", "demo", "--out", cls.model], np_=0)
+        super().setUpClass()
         cls.doc = os.path.join(cls.tmp, "doc.txt")
         with open(cls.doc, "w") as f:
             f.write("int main() { return 0; }\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def fails_with(self, args, sentence, cwd=None):
         p = run(args, np_=0, check=False, timeout=120)

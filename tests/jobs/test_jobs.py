@@ -5,41 +5,34 @@ and reads the HDF5 results with h5py only (no ringscan code).
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
 import h5py
 import numpy as np
 
-BIN = os.environ.get("RINGSCAN_BIN", "build/ringscan")
-MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
+import jobs_util
+from jobs_util import BIN, MPIRUN, DemoModelCase
+
+# Text with multi-byte UTF-8 and indentation, as source files have.
+TEXT_WORDS = ["int", "return", "the", "value", "for", "while", "x", "y", "=", "+", "(", ")", "{", "}", ";",
+              "if", "else", "data", "é", "数据", "🙂", "\n", "    "]
 
 
 def run(args, np_=1, check=True, timeout=600):
-    cmd = (MPIRUN + ["-np", str(np_)] if np_ else []) + [BIN] + args
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
+    return jobs_util.run(args, np_=np_, check=check, timeout=timeout)
 
 
 def words(seed, n):
-    rng = np.random.default_rng(seed)
-    vocab = ["int", "return", "the", "value", "for", "while", "x", "y", "=", "+", "(", ")", "{", "}", ";",
-             "if", "else", "data", "é", "数据", "🙂", "\n", "    "]
-    return " ".join(rng.choice(vocab, size=n))
+    return jobs_util.words(seed, n, TEXT_WORDS)
 
 
-class Jobs(unittest.TestCase):
+class Jobs(DemoModelCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="ringscan-jobs-")
-        cls.model = os.path.join(cls.tmp, "model")
-        run(["make-model", "--preset", "demo", "--out", cls.model], np_=0)
+        super().setUpClass()
         # A corpus: small files (data parallel), one long file (sequence parallel when the
         # memory budget is small), a codebase folder, and one file of each skip kind.
         c = cls.corpus = os.path.join(cls.tmp, "corpus")
@@ -70,13 +63,6 @@ class Jobs(unittest.TestCase):
         with open(os.path.join(skips, "fine.txt"), "w") as f:
             f.write("plain text that is fine")
 
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def out(self, name):
-        return os.path.join(self.tmp, name)
-
     def score(self, out, extra=(), np_=2, inputs=None, check=True):
         inputs = inputs or [os.path.join(self.corpus, f"small{i}.txt") for i in range(5)] + \
             [os.path.join(self.corpus, "long.txt")]
@@ -99,7 +85,7 @@ class Jobs(unittest.TestCase):
             return rows
 
     def test_dp_and_sp_in_one_run_match_forward(self):
-        out = self.out("mixed.h5")
+        out = self.path("mixed.h5")
         # ~0.03 GiB per rank: the long file exceeds one rank's budget, the small ones do not.
         self.score(out, ["--memory-per-rank", "0.03"])
         rows = self.docs(out)
@@ -112,7 +98,7 @@ class Jobs(unittest.TestCase):
             self.assertAlmostEqual(r["nll"], -float(np.sum(r["lp"][1:], dtype=np.float64)), delta=1e-3)
             self.assertAlmostEqual(r["ppl"], float(np.exp(r["nll"] / (r["n"] - 1))), delta=1e-6 * r["ppl"])
             # The per-token log-probs equal `ringscan forward` on the same ids (single rank).
-            ids_file = self.out("ids.txt")
+            ids_file = self.path("ids.txt")
             with open(ids_file, "w") as f:
                 f.write(" ".join(map(str, r["ids"])))
             fw = run(["forward", "--model", self.model, "--ids-file", ids_file, "--top-k", "0"], np_=0)
@@ -122,7 +108,7 @@ class Jobs(unittest.TestCase):
                                        err_msg=r["path"])
 
     def test_codebase_mode_per_file_rows(self):
-        out = self.out("codebase.h5")
+        out = self.path("codebase.h5")
         run(["score", "--model", self.model, "--out", out, "--quiet", "--mode", "codebase",
              "--input", os.path.join(self.corpus, "pkg")], np_=2)
         with h5py.File(out) as f:
@@ -144,7 +130,7 @@ class Jobs(unittest.TestCase):
         self.assertIn("perplexity", table)
 
     def test_every_skip_reason_is_recorded(self):
-        out = self.out("skips.h5")
+        out = self.path("skips.h5")
         p = run(["score", "--model", self.model, "--out", out, "--input", self.skips], np_=2, check=False)
         self.assertEqual(p.returncode, 3, p.stderr)  # written, but some documents are not ok (docs/cli.md)
         with h5py.File(out) as f:
@@ -162,7 +148,7 @@ class Jobs(unittest.TestCase):
             self.assertIn(name, p.stderr)  # one warning line each
 
     def test_embed_sp_equals_dp(self):
-        a, b = self.out("emb-dp.h5"), self.out("emb-sp.h5")
+        a, b = self.path("emb-dp.h5"), self.path("emb-sp.h5")
         long_doc = [os.path.join(self.corpus, "long.txt")]
         run(["embed", "--model", self.model, "--out", a, "--quiet", "--input", long_doc[0]], np_=2)
         run(["embed", "--model", self.model, "--out", b, "--quiet", "--input", long_doc[0], "--sp", "2"], np_=2)
@@ -175,7 +161,7 @@ class Jobs(unittest.TestCase):
                 np.testing.assert_allclose(x, y, atol=2e-5, rtol=0)  # fp32 reassociation only
 
     def test_too_long_fails_alone_and_max_tokens_truncates(self):
-        out = self.out("toolong.h5")
+        out = self.path("toolong.h5")
         p = self.score(out, ["--memory-per-rank", "0.0165"], check=False)  # the long file needs more than 2 ranks
         self.assertEqual(p.returncode, 3, p.stderr)
         rows = {os.path.basename(r["path"]): r for r in self.docs(out)}
@@ -183,19 +169,19 @@ class Jobs(unittest.TestCase):
         self.assertIn("needs", rows["long.txt"]["error"])
         self.assertIn("ranks", rows["long.txt"]["error"])
         self.assertEqual(rows["small1.txt"]["status"], "ok")
-        out2 = self.out("trunc.h5")
+        out2 = self.path("trunc.h5")
         self.score(out2, ["--max-tokens", "50"])
         for r in self.docs(out2):
             self.assertLessEqual(r["n"], 50)
         self.assertTrue(any(r["truncated"] for r in self.docs(out2)))
 
     def test_resume_after_kill_equals_uninterrupted(self):
-        ref = self.out("ref.h5")
+        ref = self.path("ref.h5")
         inputs = [os.path.join(self.corpus, f"small{i}.txt") for i in range(5)] + \
             [os.path.join(self.corpus, "long.txt"), os.path.join(self.corpus, "pkg")]
         self.score(ref, inputs=inputs)
         for delay in (0.5, 1.5, 3.0):
-            out = self.out(f"killed-{delay}.h5")
+            out = self.path(f"killed-{delay}.h5")
             args = MPIRUN + ["-np", "2", BIN, "score", "--model", self.model, "--out", out, "--quiet"]
             for i in inputs:
                 args += ["--input", i]
@@ -221,7 +207,7 @@ class Jobs(unittest.TestCase):
         inputs = [os.path.join(self.corpus, f"small{i}.txt") for i in range(4)]
         runs = {}
         for name, extra in (("batched", ["--batch", "4"]), ("alone", ["--batch", "1"]), ("sp", ["--sp", "2"])):
-            out = self.out(f"sum-{name}.h5")
+            out = self.path(f"sum-{name}.h5")
             args = ["summarize", "--model", self.model, "--out", out, "--quiet", "--max-new-tokens", "6"] + extra
             for i in inputs:
                 args += ["--input", i]
@@ -235,17 +221,17 @@ class Jobs(unittest.TestCase):
             self.assertEqual(r["n_generated"], len(r["generated_ids"]))
             self.assertIn(r["finish_reason"], ("length", "stop"))
             self.assertIsInstance(r["text"], str)
-        bad = self.out("bad-prompt.txt")
+        bad = self.path("bad-prompt.txt")
         with open(bad, "w") as f:
             f.write("no placeholder here")
-        p = run(["summarize", "--model", self.model, "--out", self.out("bad.h5"), "--input", inputs[0],
+        p = run(["summarize", "--model", self.model, "--out", self.path("bad.h5"), "--input", inputs[0],
                  "--prompt-file", bad], np_=2, check=False, timeout=120)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("{document}", p.stderr)
 
     def test_second_run_on_the_same_output_is_refused_while_the_first_runs(self):
-        out = self.out("locked.h5")
+        out = self.path("locked.h5")
         # A first run that takes seconds: 3000 decode steps.
         common = ["summarize", "--model", self.model, "--out", out, "--quiet", "--max-new-tokens", "3000",
                   "--ignore-eos", "--input", os.path.join(self.corpus, "small0.txt")]
@@ -266,7 +252,7 @@ class Jobs(unittest.TestCase):
         self.assertEqual(self.docs(out)[0]["status"], "ok")
 
     def test_device_is_recorded_and_cuda_without_a_gpu_fails_clearly(self):
-        out = self.out("device.h5")
+        out = self.path("device.h5")
         p = self.score(out, ["--device", "auto"], inputs=[os.path.join(self.corpus, "small0.txt")])
         with h5py.File(out) as f:
             device = f.attrs["device"]
@@ -279,30 +265,30 @@ class Jobs(unittest.TestCase):
         self.assertEqual(device, "cpu")
         self.assertEqual(gemm, "fp32")
         # No GPU: --device cuda is refused by one error line, on 2 ranks, before any work.
-        p = self.score(self.out("device-cuda.h5"), ["--device", "cuda"], check=False)
+        p = self.score(self.path("device-cuda.h5"), ["--device", "cuda"], check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("--device cuda: no usable GPU", p.stderr)
-        self.assertFalse(os.path.exists(self.out("device-cuda.h5")))
+        self.assertFalse(os.path.exists(self.path("device-cuda.h5")))
         # --comm nccl needs the GPU engine: refused the same way.
-        p = self.score(self.out("comm-nccl.h5"), ["--comm", "nccl"], check=False)
+        p = self.score(self.path("comm-nccl.h5"), ["--comm", "nccl"], check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("--comm nccl needs the GPU engine", p.stderr)
         # summarize too: cuda without a GPU is refused, not run on the CPU.
-        p = run(["summarize", "--model", self.model, "--out", self.out("sum-cuda.h5"), "--device", "cuda",
+        p = run(["summarize", "--model", self.model, "--out", self.path("sum-cuda.h5"), "--device", "cuda",
                  "--input", os.path.join(self.corpus, "small0.txt")], np_=2, check=False, timeout=120)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("--device cuda: no usable GPU", p.stderr)
 
     def test_bad_inputs_fail_clearly_on_every_rank(self):
-        p = run(["score", "--model", self.out("nope"), "--input", self.corpus, "--out", self.out("x.h5")],
+        p = run(["score", "--model", self.path("nope"), "--input", self.corpus, "--out", self.path("x.h5")],
                 np_=2, check=False, timeout=120)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         self.assertIn("nope", p.stderr)
-        p = run(["score", "--model", self.model, "--input", self.out("missing-dir"), "--out", self.out("y.h5")],
+        p = run(["score", "--model", self.model, "--input", self.path("missing-dir"), "--out", self.path("y.h5")],
                 np_=2, check=False, timeout=120)
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
@@ -314,7 +300,7 @@ class Jobs(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr.count("ringscan: error:"), 1, p.stderr)
         # An existing output from different options is not overwritten silently.
-        out = self.out("guard.h5")
+        out = self.path("guard.h5")
         self.score(out, inputs=[os.path.join(self.corpus, "small0.txt")])
         p = self.score(out, ["--max-tokens", "10"], inputs=[os.path.join(self.corpus, "small0.txt")], check=False)
         self.assertNotEqual(p.returncode, 0)

@@ -21,11 +21,10 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import h5py
-from test_run_identity import BIN, MPIRUN, docs, run, words, write
+from jobs_util import BIN, MPIRUN, DemoModelCase, docs, run, words, write
 
 
 def run_bounded(args, np_, env, timeout=60, file_limit=None):
@@ -110,26 +109,14 @@ class SmallDisk:
             subprocess.run(["umount", "-l", self.path], check=False)  # still busy: detach it
 
 
-class LostFiles(unittest.TestCase):
+class LostFiles(DemoModelCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="ringscan-lost-")
-        cls.env = dict(os.environ, XDG_CACHE_HOME=os.path.join(cls.tmp, "xdg"))
-        cls.model = cls.path("demo")
-        p = run(["make-model", "--preset", "demo", "--out", cls.model], np_=0)
-        assert p.returncode == 0, p.stderr
+        super().setUpClass()
         cls.corpus = cls.path("corpus")
         os.makedirs(cls.corpus)
         for i in range(6):  # long enough for several part files and some KiB of rows
             write(os.path.join(cls.corpus, f"f{i}.txt"), words(i, 500 + 50 * i))
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def path(cls, name):
-        return os.path.join(cls.tmp, name)
 
     def score(self, out, extra=(), np_=1, inputs=None, env=None):
         args = ["score", "--model", self.model, "--out", out, "--quiet"]

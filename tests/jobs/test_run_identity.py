@@ -14,67 +14,22 @@ Runs the real binary (RINGSCAN_BIN) on the small demo model; reads results with 
 import json
 import os
 import shutil
-import struct
 import subprocess
-import tempfile
 import unittest
 
 import h5py
 import numpy as np
 
-BIN = os.environ.get("RINGSCAN_BIN", "build/ringscan")
-MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
+from jobs_util import BIN, MPIRUN, DemoModelCase, docs, run, set_tensor, words, write
 
 
-def run(args, np_=1, env=None, timeout=300):
-    cmd = (MPIRUN + ["-np", str(np_)] if np_ else []) + [BIN] + args
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def words(seed, n):
-    rng = np.random.default_rng(seed)
-    vocab = ["int", "return", "the", "value", "for", "x", "y", "=", "+", "(", ")", ";", "data", "\n"]
-    return " ".join(rng.choice(vocab, size=n))
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def docs(path):
-    with h5py.File(path) as f:
-        d = f["documents"]
-        out = {}
-        for i in range(len(d["path"])):
-            off, n = int(d["token_offset"][i]), int(d["n_tokens"][i])
-            out[os.path.basename(d["path"].asstr()[i])] = dict(
-                status=d["status"].asstr()[i], error=d["error"].asstr()[i],
-                ids=f["tokens/ids"][off:off + n].tolist(), lp=f["tokens/logprob"][off:off + n].tobytes())
-        return out
-
-
-def set_tensor(path, name, value):
-    """Overwrites every element of one f32 tensor of a safetensors file in place."""
-    with open(path, "r+b") as f:
-        header_len = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(header_len))
-        t = header[name]
-        assert t["dtype"] == "F32", t
-        begin, end = t["data_offsets"]
-        f.seek(8 + header_len + begin)
-        f.write(struct.pack("<f", value) * ((end - begin) // 4))
-
-
-class RunIdentity(unittest.TestCase):
+class RunIdentity(DemoModelCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="ringscan-identity-")
-        cls.env = dict(os.environ, XDG_CACHE_HOME=os.path.join(cls.tmp, "xdg"))
-        cls.model = cls.path("demo")
+        super().setUpClass()
         cls.model_s1 = cls.path("demo_s1")       # same config, other weights
         cls.model_f32 = cls.path("demo_f32")     # same config and seed, f32 weights
-        for out, extra in ((cls.model, []), (cls.model_s1, ["--seed", "1"]), (cls.model_f32, ["--dtype", "f32"])):
+        for out, extra in ((cls.model_s1, ["--seed", "1"]), (cls.model_f32, ["--dtype", "f32"])):
             p = run(["make-model", "--preset", "demo", "--out", out] + extra, np_=0)
             assert p.returncode == 0, p.stderr
         with open(os.path.join(cls.model, "config.json")) as a, open(os.path.join(cls.model_f32, "config.json")) as b:
@@ -83,14 +38,6 @@ class RunIdentity(unittest.TestCase):
         os.makedirs(cls.corpus)
         for i in range(3):
             write(os.path.join(cls.corpus, f"f{i}.txt"), words(i, 60 + 20 * i))
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    @classmethod
-    def path(cls, name):
-        return os.path.join(cls.tmp, name)
 
     def score(self, model, out, extra=(), np_=1, inputs=None, env=None):
         args = ["score", "--model", model, "--out", out]
