@@ -26,7 +26,8 @@ namespace cpu { void ssd_step RINGSCAN_SSD_STEP_SIG; }
 // CUDA (kernels/cuda/ssd_step.cu): every pointer is a device pointer, A
 // included; `state` is a DEVICE array of s.len device pointers, each to one
 // sequence's [heads, head_dim, state] fp32 state (distinct sequences must not
-// share a state). Legacy default stream, no synchronisation at return.
+// share a state). A null state[b] marks a padding row (a captured batch size
+// above the batch): its y row is zeros. No synchronisation at return.
 namespace cuda { void ssd_step RINGSCAN_CUDA_SIG(RINGSCAN_SSD_STEP_SIG); }
 #endif
 }  // namespace ringscan::kernels
