@@ -23,6 +23,12 @@ namespace ringscan::kernels {
 #define RINGSCAN_ATTENTION_DECODE_SIG                                                             \
   (const AttentionShape& s, const float* q, int64_t ld_q, int64_t batch, const void* const* k_cache, \
    const void* const* v_cache, DType kv_dtype, const int32_t* len, float scale, float* acc, float* m, float* l)
+// The key splits the CUDA op makes for a batch (1..16: enough blocks to fill
+// an H200 twice; never dependent on the lengths) and the bytes of workspace
+// their partials need (0 for one split). Host functions in every build, so
+// that memory plans count the workspace.
+int attention_decode_splits(const AttentionShape& s, int64_t batch);
+size_t attention_decode_workspace(const AttentionShape& s, int64_t batch);
 namespace ref { void attention_decode RINGSCAN_ATTENTION_DECODE_SIG; }
 namespace cpu { void attention_decode RINGSCAN_ATTENTION_DECODE_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
@@ -31,13 +37,11 @@ namespace cpu { void attention_decode RINGSCAN_ATTENTION_DECODE_SIG; }
 // (ceil(len / splits) of them, from the length read on the device, so a
 // captured graph serves any lengths), and a second launch merges the splits'
 // partials by their log-sum-exp. The number of splits depends only on the
-// batch size and the shape (enough blocks to fill the GPU, at most 16), never
-// on the lengths, and is capped by the workspace: partials need
-// attention_decode_workspace(s, batch) bytes; with less the op splits less
-// (none without workspace). fp32 scores, softmax statistics and accumulation;
+// batch size and the shape (attention_decode_splits), never on the lengths,
+// and is capped by the workspace: partials need attention_decode_workspace(s,
+// batch) bytes; with less the op splits less (none without workspace). fp32 scores, softmax statistics and accumulation;
 // BF16 keys and values are widened exactly. Follows the GPU op contract.
 namespace cuda {
-size_t attention_decode_workspace(const AttentionShape& s, int64_t batch);
 void attention_decode RINGSCAN_CUDA_WS_SIG(RINGSCAN_ATTENTION_DECODE_SIG);
 }  // namespace cuda
 #endif

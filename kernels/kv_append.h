@@ -18,6 +18,14 @@ namespace ringscan::kernels {
 namespace ref { void kv_append RINGSCAN_KV_APPEND_SIG; }
 namespace cpu { void kv_append RINGSCAN_KV_APPEND_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void kv_append RINGSCAN_CUDA_SIG(RINGSCAN_KV_APPEND_SIG); }
+namespace cuda {
+void kv_append RINGSCAN_CUDA_SIG(RINGSCAN_KV_APPEND_SIG);
+// The prefill form: `rows` consecutive rows of one sequence, out[r] = x[r]
+// (fp32 rows with leading dimension ld_x; out [rows, width] with ld_out, in
+// dtype F32 or BF16 as kv_append stores them): a block's K or V into its cache,
+// or the block's queries rounded to the cache's dtype for the attention kernel.
+void store_rows(const float* x, int64_t ld_x, int64_t rows, int64_t width, void* out, int64_t ld_out, DType dtype,
+                GpuStream stream = nullptr);
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

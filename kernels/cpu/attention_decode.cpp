@@ -1,10 +1,24 @@
 // Each sequence's query over its widened cache: attention_init, then
 // attention_block over every key (all visible: no causal mask needed).
+#include <algorithm>
 #include <vector>
 
 #include "attention_decode.h"
 
-namespace ringscan::kernels::cpu {
+namespace ringscan::kernels {
+
+int attention_decode_splits(const AttentionShape& s, int64_t batch) {
+  constexpr int64_t kTargetBlocks = 2 * 132, kMaxSplits = 16;  // two waves of an H200's SMs
+  const int64_t blocks = std::max<int64_t>(1, batch * s.kv_heads);
+  return static_cast<int>(std::clamp<int64_t>((kTargetBlocks + blocks - 1) / blocks, 1, kMaxSplits));
+}
+
+size_t attention_decode_workspace(const AttentionShape& s, int64_t batch) {
+  const int splits = attention_decode_splits(s, batch);
+  return splits > 1 ? static_cast<size_t>(splits * batch * s.q_heads * (s.head_dim + 2)) * 4 : 0;
+}
+
+namespace cpu {
 
 void attention_decode(const AttentionShape& s, const float* q, int64_t ld_q, int64_t batch, const void* const* k_cache,
                       const void* const* v_cache, DType kv_dtype, const int32_t* len, float scale, float* acc,
@@ -28,4 +42,5 @@ void attention_decode(const AttentionShape& s, const float* q, int64_t ld_q, int
   }
 }
 
-}  // namespace ringscan::kernels::cpu
+}  // namespace cpu
+}  // namespace ringscan::kernels

@@ -21,8 +21,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kTile = 32;
-constexpr int kMaxSplits = 16;
-constexpr int kTargetBlocks = 2 * 132;  // two waves of an H200's SMs
 
 template <bool kBf16>
 __device__ __forceinline__ float load_kv(const void* p, int64_t i) {
@@ -149,21 +147,11 @@ int64_t smem_bytes(const AttentionShape& s) {
   return (2 * G * hd + kTile * hd + G * kTile + 3 * G) * 4;
 }
 
-int wanted_splits(const AttentionShape& s, int64_t batch) {
-  const int64_t blocks = std::max<int64_t>(1, batch * s.kv_heads);
-  return static_cast<int>(std::clamp<int64_t>((kTargetBlocks + blocks - 1) / blocks, 1, kMaxSplits));
-}
-
 size_t split_bytes(const AttentionShape& s, int64_t batch) {
   return static_cast<size_t>(batch * s.q_heads * (s.head_dim + 2)) * 4;
 }
 
 }  // namespace
-
-size_t attention_decode_workspace(const AttentionShape& s, int64_t batch) {
-  const int splits = wanted_splits(s, batch);
-  return splits > 1 ? splits * split_bytes(s, batch) : 0;
-}
 
 void attention_decode(const AttentionShape& s, const float* q, int64_t ld_q, int64_t batch, const void* const* k_cache,
                       const void* const* v_cache, DType kv_dtype, const int32_t* len, float scale, float* acc,
@@ -180,7 +168,7 @@ void attention_decode(const AttentionShape& s, const float* q, int64_t ld_q, int
   if (batch <= 0) return;
   if (batch > 0x7fffffff || s.kv_heads > 65535)
     throw std::invalid_argument("cuda::attention_decode: batch or kv_heads exceeds the grid limit");
-  const int splits = std::max<int>(1, std::min<int64_t>(wanted_splits(s, batch), ws.bytes / split_bytes(s, batch)));
+  const int splits = std::max<int>(1, std::min<int64_t>(attention_decode_splits(s, batch), ws.bytes / split_bytes(s, batch)));
   float* part = splits > 1 ? static_cast<float*>(ws.data) : nullptr;
   const dim3 grid(static_cast<unsigned>(batch), static_cast<unsigned>(s.kv_heads), static_cast<unsigned>(splits));
   const int qh = static_cast<int>(s.q_heads), kh = static_cast<int>(s.kv_heads), hd = static_cast<int>(s.head_dim);

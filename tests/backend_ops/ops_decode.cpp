@@ -188,7 +188,7 @@ class AttentionDecodeCase : public OpCase {
     d_m_ = static_cast<float*>(m.bytes(B * s_.q_heads * 4));
     d_l_ = static_cast<float*>(m.bytes(B * s_.q_heads * 4));
 #ifdef RINGSCAN_WITH_CUDA
-    if (m.cuda() && split_) ws_ = m.workspace(kernels::cuda::attention_decode_workspace(s_, B));
+    if (m.cuda() && split_) ws_ = m.workspace(kernels::attention_decode_workspace(s_, B));
 #endif
   }
   void run(Memory& m) override {
@@ -259,6 +259,54 @@ class AttentionDecodeCase : public OpCase {
 };
 
 #ifdef RINGSCAN_WITH_CUDA
+// cuda::store_rows (the prefill form of kv_append): fp32 copies or one
+// round-to-nearest-even to bf16 (f32_to_bf16), byte for byte; the padding
+// columns of out untouched.
+class StoreRowsCase : public OpCase {
+ public:
+  StoreRowsCase(int64_t rows, int64_t width, int64_t ld_x, int64_t ld_out, DType dt)
+      : rows_(rows), width_(width), ld_x_(ld_x), ld_out_(ld_out), dt_(dt) {}
+  std::string describe() const override {
+    std::ostringstream o;
+    o << "rows " << rows_ << " width " << width_ << " ld_x " << ld_x_ << " ld_out " << ld_out_ << " " << dtype_name(dt_);
+    return o.str();
+  }
+  bool supports(const Backend& b) const override { return b.is_cuda(); }
+  void setup(Memory& m) override {
+    x_ = random_floats(rows_ * ld_x_, 41, -3.f, 3.f);
+    init_.assign(rows_ * ld_out_ * dtype_size(dt_), 0xAB);
+    d_x_ = m.put(x_), d_out_ = m.put(init_);
+  }
+  void run(Memory& m) override {
+    kernels::cuda::store_rows(d_x_, ld_x_, rows_, width_, d_out_, ld_out_, dt_, m.stream());
+  }
+  ::testing::AssertionResult verify(Memory& m) override {
+    std::vector<uint8_t> want = init_;
+    for (int64_t r = 0; r < rows_; ++r)
+      for (int64_t c = 0; c < width_; ++c) {
+        const float v = x_[r * ld_x_ + c];
+        if (dt_ == DType::F32)
+          std::memcpy(want.data() + (r * ld_out_ + c) * 4, &v, 4);
+        else {
+          const uint16_t h = f32_to_bf16(v);
+          std::memcpy(want.data() + (r * ld_out_ + c) * 2, &h, 2);
+        }
+      }
+    if (m.get(static_cast<const uint8_t*>(d_out_), want.size()) != want)
+      return ::testing::AssertionFailure() << "rows are not kv_append's";
+    return ::testing::AssertionSuccess();
+  }
+  double bytes() const override { return double(rows_) * width_ * (4 + dtype_size(dt_)); }
+
+ private:
+  int64_t rows_, width_, ld_x_, ld_out_;
+  DType dt_;
+  std::vector<float> x_;
+  std::vector<uint8_t> init_;
+  float* d_x_ = nullptr;
+  void* d_out_ = nullptr;
+};
+
 // cuda::rope_at: each row rotated at its own position = ref::rope of that
 // row alone (the 1e-6 bound of RopeCase).
 class RopeAtCase : public OpCase {
@@ -351,6 +399,15 @@ void add_decode_ops(std::vector<OpFamily>& f) {
   f.push_back({"kv_append", kv_append_cases});
   f.push_back({"attention_decode", attention_decode_cases});
 #ifdef RINGSCAN_WITH_CUDA
+  f.push_back({"store_rows", [](const PerfShapes* p) {
+                 Cases c;
+                 if (p) return c;
+                 for (DType dt : {DType::F32, DType::BF16}) {
+                   add<StoreRowsCase>(c, 5, 256, 1280, 256, dt);
+                   add<StoreRowsCase>(c, 3, 7, 9, 8, dt);
+                 }
+                 return c;
+               }});
   f.push_back({"rope_at", [](const PerfShapes* p) {
                  Cases c;
                  if (p) return c;
