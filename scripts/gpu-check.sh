@@ -25,8 +25,8 @@
 # prefill (score path) tokens/s and MFU at 4K/32K/128K tokens with a per-op GPU
 # time profile of each, SSD scan and attention kernel throughput (the bf16
 # tensor-core kernels against the bf16 peak, their fp32 references up to 32K
-# against the fp32 peak), decode tokens/s at batch
-# 1 and 64, peak GPU memory; then bench_ops --backend cuda (every op alone at
+# against the fp32 peak), time to first token at 4K and 32K, decode tokens/s at
+# batch 1, 8, 64 and 256 (CUDA-graph and op-by-op steps), peak GPU memory; then bench_ops --backend cuda (every op alone at
 # the model's shapes at 4K tokens against its roofline: the op tests' perf mode).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
@@ -287,8 +287,12 @@ for line in open(sys.argv[1]):
         top = ", ".join(f"{k} {v:.1f}" for k, v in ms[:8])
         rest = sum(v for _, v in ms[8:])
         rows.append((f"profile {r['tokens']//1024}K", f"{r['total_ms']:.0f} ms", f"{top}, other {rest:.1f} (ms)"))
+    elif b == "decode" and "error" in r:
+        rows.append((f"decode batch {r['batch']}", "error", r["error"][:80]))
     elif b == "decode":
-        rows.append((f"decode batch {r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}"))
+        rows.append((f"decode {r.get('mode', '')} b{r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}, {r.get('kv_cache', '')} KV"))
+    elif b == "ttft":
+        rows.append((f"first token {r['tokens']//1024}K", f"{1e3*r['seconds']:.0f} ms", "prefill + lm_head + draw, one document"))
     elif b == "memory":
         rows.append(("peak GPU memory", f"{r['peak_used_gib']:.1f} GiB", f"of {r['total_gib']:.0f} GiB"))
 for name, value, note in rows:

@@ -136,6 +136,8 @@ class DeviceModel {
   int64_t graphs_captured() const { return graphs_captured_; }
   int64_t graphs_kept() const { return static_cast<int64_t>(graphs_.size()); }
   DType kv_cache_dtype() const { return kv_dtype_; }
+  // Turns the graph path on or off (benchmarks compare the two).
+  void set_decode_graphs(bool on) { decode_graphs_ = on; }
 
   // Next tokens from rows of final hidden states (lm_head and the draw on the
   // GPU, kernels/sampling.h): params, stream, step and out are host arrays of
