@@ -37,8 +37,9 @@ __global__ void __launch_bounds__(kThreads)
   const int G = q_heads / kv_heads;
   float* q_s = sm;                  // [G, hd]
   float* acc_s = q_s + G * hd;      // [G, hd]
-  float* tile = acc_s + G * hd;     // [kTile, hd]: K, then V
-  float* p_s = tile + kTile * hd;   // [G, kTile]: scores, then weights
+  const int hs = hd + 1;            // tile row stride: rows of one warp's score threads in distinct banks
+  float* tile = acc_s + G * hd;     // [kTile, hs]: K, then V
+  float* p_s = tile + kTile * hs;   // [G, kTile]: scores, then weights
   float* m_s = p_s + G * kTile;     // [G]
   float* l_s = m_s + G;             // [G]
   float* alpha_s = l_s + G;         // [G]
@@ -55,46 +56,46 @@ __global__ void __launch_bounds__(kThreads)
     q_s[i] = q[b * ld_q + int64_t(h0) * hd + i];
     acc_s[i] = 0.f;
   }
-  if (tid < G) m_s[tid] = -INFINITY, l_s[tid] = 0.f;
+  for (int g = tid; g < G; g += kThreads) m_s[g] = -INFINITY, l_s[g] = 0.f;
   __syncthreads();
   for (int64_t t0 = j0; t0 < j1; t0 += kTile) {
     const int cnt = static_cast<int>(min(int64_t{kTile}, j1 - t0));
     for (int i = tid; i < cnt * hd; i += kThreads)
-      tile[i] = load_kv<kBf16>(kc, (t0 + i / hd) * kvd + int64_t(kvh) * hd + i % hd);
+      tile[(i / hd) * hs + i % hd] = load_kv<kBf16>(kc, (t0 + i / hd) * kvd + int64_t(kvh) * hd + i % hd);
     __syncthreads();
     for (int i = tid; i < G * kTile; i += kThreads) {
       const int g = i / kTile, r = i % kTile;
       if (r >= cnt) continue;
       const float* qg = q_s + g * hd;
-      const float* kr = tile + r * hd;
+      const float* kr = tile + r * hs;
       float dot = 0.f;
       for (int d = 0; d < hd; ++d) dot = fmaf(qg[d], kr[d], dot);
       p_s[i] = dot * scale;
     }
     __syncthreads();
-    if (tid < G) {
-      float* ps = p_s + tid * kTile;
-      float mx = m_s[tid];
+    for (int g = tid; g < G; g += kThreads) {
+      float* ps = p_s + g * kTile;
+      float mx = m_s[g];
       for (int r = 0; r < cnt; ++r) mx = fmaxf(mx, ps[r]);
-      const float alpha = expf(m_s[tid] - mx);  // 0 while m was -inf
+      const float alpha = expf(m_s[g] - mx);  // 0 while m was -inf
       float sum = 0.f;
       for (int r = 0; r < cnt; ++r) {
         ps[r] = expf(ps[r] - mx);
         sum += ps[r];
       }
-      l_s[tid] = l_s[tid] * alpha + sum;
-      m_s[tid] = mx;
-      alpha_s[tid] = alpha;
+      l_s[g] = l_s[g] * alpha + sum;
+      m_s[g] = mx;
+      alpha_s[g] = alpha;
     }
     __syncthreads();  // the K tile is no longer read: V may overwrite it
     for (int i = tid; i < cnt * hd; i += kThreads)
-      tile[i] = load_kv<kBf16>(vc, (t0 + i / hd) * kvd + int64_t(kvh) * hd + i % hd);
+      tile[(i / hd) * hs + i % hd] = load_kv<kBf16>(vc, (t0 + i / hd) * kvd + int64_t(kvh) * hd + i % hd);
     __syncthreads();
     for (int d = tid; d < hd; d += kThreads)
       for (int g = 0; g < G; ++g) {
         float a = acc_s[g * hd + d] * alpha_s[g];
         const float* pg = p_s + g * kTile;
-        for (int r = 0; r < cnt; ++r) a = fmaf(pg[r], tile[r * hd + d], a);
+        for (int r = 0; r < cnt; ++r) a = fmaf(pg[r], tile[r * hs + d], a);
         acc_s[g * hd + d] = a;
       }
     __syncthreads();
@@ -108,13 +109,13 @@ __global__ void __launch_bounds__(kThreads)
     else
       acc[row * hd + d] = acc_s[i];
   }
-  if (tid < G) {
-    const int64_t row = b * q_heads + h0 + tid;
+  for (int g = tid; g < G; g += kThreads) {
+    const int64_t row = b * q_heads + h0 + g;
     if (part) {
       float* p = part + ((sp * batch) * q_heads + row) * (hd + 2) + hd;
-      p[0] = m_s[tid], p[1] = l_s[tid];
+      p[0] = m_s[g], p[1] = l_s[g];
     } else {
-      m[row] = m_s[tid], l[row] = l_s[tid];
+      m[row] = m_s[g], l[row] = l_s[g];
     }
   }
 }
@@ -144,7 +145,7 @@ __global__ void __launch_bounds__(kThreads)
 
 int64_t smem_bytes(const AttentionShape& s) {
   const int64_t G = s.q_heads / s.kv_heads, hd = s.head_dim;
-  return (2 * G * hd + kTile * hd + G * kTile + 3 * G) * 4;
+  return (2 * G * hd + kTile * (hd + 1) + G * kTile + 3 * G) * 4;
 }
 
 size_t split_bytes(const AttentionShape& s, int64_t batch) {

@@ -34,6 +34,8 @@ class DeviceProfiler;
 enum class GemmInputs { Bf16, Fp32 };
 
 struct DeviceModelOptions {
+  // The two settings every caller gives (DeviceModelOptions{gemm, block}); the rest by name.
+  DeviceModelOptions(GemmInputs g = GemmInputs::Bf16, int64_t block = 0) : gemm(g), block_tokens(block) {}
   GemmInputs gemm = GemmInputs::Bf16;
   int64_t block_tokens = 0;  // tokens per prefill block (0: the host model's); also the largest decode batch
   // KV cache element type, F32 or BF16 (fp32 accumulation either way). Unset:

@@ -385,7 +385,8 @@ Cases attention_decode_cases(const PerfShapes* p) {
       {{4, 2, 16}, {1, 5, 33, 0, 70}, 0},                  // an empty cache, lengths around the tile
       {{5, 1, 24}, {300, 2, 64}, 2},                       // GQA 5:1, a padding row
       {{40, 8, 128}, {129, 1}, 0},                         // the model's heads
-      {{6, 3, 8}, std::vector<int32_t>(20, 9), 7}};        // a larger batch: fewer splits
+      {{6, 3, 8}, std::vector<int32_t>(20, 9), 7},         // a larger batch: fewer splits
+      {{130, 1, 4}, {40, 3}, 0}};                          // more query heads per KV head than threads
   for (const S& s : shapes)
     for (DType dt : {DType::F32, DType::BF16})
       for (bool split : {false, true}) add<AttentionDecodeCase>(c, s.s, s.lens, s.pad, dt, split);
