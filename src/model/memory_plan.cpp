@@ -9,8 +9,8 @@
 
 namespace ringscan {
 
-uint64_t kv_bytes_per_token(const ModelConfig& c) {
-  return static_cast<uint64_t>(c.count(LayerKind::Attention)) * 2 * c.num_kv_heads * c.head_dim * 4;
+uint64_t kv_bytes_per_token(const ModelConfig& c, int elem_bytes) {
+  return static_cast<uint64_t>(c.count(LayerKind::Attention)) * 2 * c.num_kv_heads * c.head_dim * elem_bytes;
 }
 
 uint64_t ssm_state_bytes_per_layer(const ModelConfig& c) {
@@ -136,7 +136,8 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
   const uint64_t H = mamba ? c.mamba_heads : 0, di = mamba ? c.d_inner() : 0;
   p.weight_bytes = static_cast<uint64_t>(parameter_count(c)) * 2;
   p.arena_bytes = device_arena(c, block_tokens).bytes();
-  p.kv_cache_bytes = T * kv_bytes_per_token(c);
+  // The GPU engine's default KV cache is bf16 (DeviceModelOptions::kv_cache).
+  p.kv_cache_bytes = T * kv_bytes_per_token(c, 2);
   p.ssm_state_bytes = c.count(LayerKind::Mamba) * ssm_state_bytes_per_layer(c);
   // GEMM inputs rounded to bf16 and the SSD scan's scratch come from the
   // arena, a block's worth at a time (longer calls go in passes). Outside it:

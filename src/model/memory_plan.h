@@ -77,8 +77,9 @@ struct DecodeTableLayout {
 inline constexpr uint64_t kSampleRowBytes = 40;
 DecodeTableLayout decode_table_layout(const ModelConfig& c, int64_t rows);
 
-// KV cache bytes per token (fp32, all attention layers) and SSM state bytes per Mamba layer.
-uint64_t kv_bytes_per_token(const ModelConfig& c);
+// KV cache bytes per token (all attention layers; fp32 elements unless
+// elem_bytes says otherwise) and SSM state bytes per Mamba layer.
+uint64_t kv_bytes_per_token(const ModelConfig& c, int elem_bytes = 4);
 uint64_t ssm_state_bytes_per_layer(const ModelConfig& c);
 
 std::string human_bytes(uint64_t b);

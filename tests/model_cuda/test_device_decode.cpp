@@ -11,6 +11,7 @@
 
 #include "model/device_model.h"
 #include "model/hf_fixtures.h"
+#include "model/memory_plan.h"
 #include "model/model.h"
 #include "runtime/decode.h"
 #include "runtime/decode_engine.h"
@@ -123,6 +124,10 @@ TEST(DeviceDecode, Bf16CacheAgreementWithTransformers) {
     f32.kv_cache = DType::F32;
     DeviceModel a(*model, f32), b(*model, b16);
     ASSERT_EQ(b.kv_cache_dtype(), DType::BF16);  // the bf16 engine's default
+    // ... which the GPU memory plan (info, the scheduler's token budget) counts.
+    const ModelConfig& c = model->config();
+    EXPECT_EQ(plan_device_memory(c, 1000, 1, b.block_tokens()).kv_cache_bytes,
+              1000 * kv_bytes_per_token(c, dtype_size(DeviceModel(*model, DeviceModelOptions{}).kv_cache_dtype())));
     auto ea = make_device_decode_engine(a), eb = make_device_decode_engine(b);
     const Json gens = read_json_file(dir_of(name) + "/generate.json");
     std::vector<GenerationRequest> reqs;
