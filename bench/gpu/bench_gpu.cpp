@@ -7,7 +7,7 @@
 // 8 GB file to write on a short lease) and uploads it.
 //   prefill  tokens/s of the scoring path (forward + lm_head + log-probs of
 //            every next token) and model FLOPs utilisation (bench/prefill/
-//            model_flops.h) against --peak-tflops (H200 SXM dense bf16: 989)
+//            model/model_flops.h) against --peak-tflops (H200 SXM dense bf16: 989)
 //   ssd      the SSD scan alone at the model's shapes, "kernel": "bf16_mma"
 //            (ssd_scan_bf16, what the engine runs) against the bf16 peak, and
 //            "fp32_simt" (ssd_scan, the reference) against the fp32 peak; bytes/s
@@ -53,8 +53,8 @@
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
+#include "model/model_flops.h"
 #include "runtime/decode_engine.h"
-#include "model_flops.h"
 
 using namespace ringscan;
 
