@@ -22,6 +22,7 @@
 #include "runtime/engine.h"
 #include "runtime/mpi_context.h"
 #include "runtime/scheduler.h"
+#include "runtime/work_progress.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -100,7 +101,8 @@ class BatchRun {
   void compute_sequence_parallel_documents();
   void compute_values_sequence_parallel(int64_t d, comm::Communicator* group, const SequenceLayout& layout,
                                         SegmentsFromHolder& segments);
-  void generate_sequence_parallel(int64_t d, comm::Communicator* group, SegmentsFromHolder& segments);
+  // Returns the number of tokens generated (0 on ranks outside the group).
+  int64_t generate_sequence_parallel(int64_t d, comm::Communicator* group, SegmentsFromHolder& segments);
   void move_values_to_holder(int64_t d, DocumentValues& values);
   // Not collective: each rank runs the documents it tokenized.
   void compute_values_data_parallel();
@@ -108,7 +110,13 @@ class BatchRun {
   GenerationRequest generation_request(int64_t d) const;
   void store_computed(io::DocumentResult r, const char* route, int ranks);
   void flush_store();
-  void finished_here(int64_t d);  // a data-parallel document of this rank is stored
+  // A data-parallel document of this rank is stored (generated: its new tokens).
+  void finished_here(int64_t d, int64_t generated = 0);
+  // Positions a document accounts for once finished, and what its generation budget left unused.
+  ProgressCounts finished_counts(int64_t d, int64_t generated) const;
+  // Rank 0 prints, the others send their counts (data-parallel phase); called as work advances.
+  void show_progress();
+  ProgressCounts with_work_in_flight(ProgressCounts c) const;
   void write_result_file();
   void print_summary();
 
@@ -136,15 +144,19 @@ class BatchRun {
   std::vector<DocPlan> plan_;
   int64_t budget_tokens_ = 0;
 
+  // Progress counts token positions: prompts, and generated tokens (jobs/progress.h).
   std::unique_ptr<Progress> progress_;
   std::unique_ptr<ProgressRelay> relay_;  // the other ranks' counts during the data-parallel phase
-  int64_t total_docs_ = 0, total_tokens_ = 0;
-  int64_t sp_docs_done_ = 0, sp_tokens_done_ = 0;  // sequence-parallel documents (every rank counts them)
-  int64_t my_docs_ = 0, my_tokens_ = 0;            // data-parallel documents this rank ran
+  int64_t total_docs_ = 0, total_positions_ = 0;
+  bool in_sequence_parallel_phase_ = false;
+  ProgressCounts sp_done_;  // sequence-parallel documents (every rank counts them, rank 0 shows them)
+  ProgressCounts my_done_;  // data-parallel documents this rank ran
+  double in_flight_ = 0;    // positions done inside documents not finished yet (runtime/work_progress.h)
 
   // Where the time goes, per rank (bench/score reports the shares).
   Clock::time_point read_start_, compute_start_;
   double t_tokenize_ = 0, t_compute_ = 0, t_write_ = 0;
+  double t_wait_ = 0;     // done, waiting for the other ranks to finish computing
   double comm_wait_ = 0;  // seconds blocked in sequence-parallel communication
   double t_flush_ = 0;    // writing part files (inside the compute phase's time)
 };
@@ -300,6 +312,8 @@ void BatchRun::plan_schedule() {
   si.tokenized_on = holder_;
   si.ranks = P_;
   si.forced_sp = o_.sp;
+  // Summarize on GPUs decodes data-parallel only (below): sequence parallel only where memory needs it.
+  si.sp_for_speed = !(engine_->on_gpu() && spec_.want.generate);
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o_.memory_gib > 0 ? static_cast<uint64_t>(o_.memory_gib * (1ull << 30)) : 0;  // 0: the engine's default
   si.budget_tokens = engine_->token_budget(memory, node_ranks, &si.cost);
@@ -323,19 +337,35 @@ void BatchRun::plan_schedule() {
 }
 
 void BatchRun::compute_documents() {
+  // Summarize's total counts every document's whole generation budget until it stops.
+  const int64_t budget = spec_.want.generate ? o_.max_new_tokens : 0;
   for (int64_t d = 0; d < n_docs_; ++d)
-    if (counts_[d] >= 0) total_tokens_ += counts_[d], ++total_docs_;
-  progress_ = std::make_unique<Progress>(spec_.name, total_docs_, total_tokens_, me_ == 0 && !o_.quiet,
+    if (counts_[d] >= 0) total_positions_ += counts_[d] + budget, ++total_docs_;
+  progress_ = std::make_unique<Progress>(spec_.name, total_docs_, total_positions_, me_ == 0 && !o_.quiet,
                                          o_.progress_interval);
   relay_ = std::make_unique<ProgressRelay>();
+  ScopedWorkListener listener([this](double positions) {
+    in_flight_ += positions;
+    show_progress();
+  });
   // Long documents first, sequence parallel; then the rest, each rank its own.
+  in_sequence_parallel_phase_ = true;
   compute_sequence_parallel_documents();
+  in_sequence_parallel_phase_ = false;
   if (spec_.want.generate)
     generate_data_parallel();
   else
     compute_values_data_parallel();
-  relay_->finish(my_docs_, my_tokens_);
+  in_flight_ = 0;
   t_compute_ = seconds_since(compute_start_) - t_flush_;
+  // A rank with less work waits here for the others (rank 0 showing their progress):
+  // measured as waiting, not as part of the write that follows.
+  const auto wait_start = Clock::now();
+  relay_->finish(my_done_, [&](const ProgressCounts& all) {
+    progress_->update({sp_done_.docs + all.docs, sp_done_.positions + all.positions, sp_done_.unused + all.unused});
+  });
+  world_->barrier();
+  t_wait_ = seconds_since(wait_start);
 }
 
 // Every rank walks the sequence-parallel documents in the same order.
@@ -346,14 +376,16 @@ void BatchRun::compute_sequence_parallel_documents() {
     auto group = world_->split(me_ < g ? 0 : -1, me_);
     const SequenceLayout layout = make_layout(counts_[d], g, layout_kind_);
     SegmentsFromHolder segments(*world_, layout, counts_[d], h, me_ == h ? &mine_.at(d).ids : nullptr);
+    int64_t generated = 0;
     if (spec_.want.generate)
-      generate_sequence_parallel(d, group.get(), segments);
+      generated = generate_sequence_parallel(d, group.get(), segments);
     else
       compute_values_sequence_parallel(d, group.get(), layout, segments);
     mine_.erase(d);
-    ++sp_docs_done_;
-    sp_tokens_done_ += counts_[d];
-    progress_->update(sp_docs_done_, sp_tokens_done_);
+    const ProgressCounts c = finished_counts(d, generated);
+    sp_done_.docs += c.docs, sp_done_.positions += c.positions, sp_done_.unused += c.unused;
+    in_flight_ = 0;
+    show_progress();
   }
 }
 
@@ -394,7 +426,8 @@ void BatchRun::move_values_to_holder(int64_t d, DocumentValues& values) {
 }
 
 // Every rank of the group decodes together and gets the result; rank 0 stores it.
-void BatchRun::generate_sequence_parallel(int64_t d, comm::Communicator* group, SegmentsFromHolder& segments) {
+int64_t BatchRun::generate_sequence_parallel(int64_t d, comm::Communicator* group, SegmentsFromHolder& segments) {
+  int64_t generated = 0;
   if (group) {
     ShardedDecoder dec(*model_, *group, layout_kind_, 1);
     GenerationRequest req = generation_request(d);
@@ -406,6 +439,7 @@ void BatchRun::generate_sequence_parallel(int64_t d, comm::Communicator* group, 
     };
     dec.submit(std::move(req));
     std::vector<GenerationResult> results = dec.run();
+    generated = static_cast<int64_t>(results.at(0).tokens.size());
     for (const auto& [label, t] : group->traffic_by_label()) comm_wait_ += t.wait_seconds;
     if (me_ == 0) {
       store_computed(generation_result(d, found_.documents[d], truncated_[d] != 0, results.at(0), *tok_),
@@ -414,6 +448,7 @@ void BatchRun::generate_sequence_parallel(int64_t d, comm::Communicator* group, 
     }
   }
   segments.wait_sent();
+  return generated;
 }
 
 // Short documents go in packed batches of up to one prefill block of tokens (their
@@ -470,7 +505,7 @@ void BatchRun::generate_data_parallel() {
     for (const GenerationResult& g : dec.step()) {
       const int64_t d = static_cast<int64_t>(g.id);
       store_computed(generation_result(d, docs[d], truncated_[d] != 0, g, *tok_), "data_parallel", 1);
-      finished_here(d);
+      finished_here(d, static_cast<int64_t>(g.tokens.size()));
     }
   mine_.clear();
 }
@@ -496,16 +531,37 @@ void BatchRun::flush_store() {
   t_flush_ += seconds_since(t);
 }
 
-void BatchRun::finished_here(int64_t d) {
+void BatchRun::finished_here(int64_t d, int64_t generated) {
   flush_store();
-  ++my_docs_;
-  my_tokens_ += counts_[d];
-  relay_->report(my_docs_, my_tokens_);
-  if (me_ == 0) {
-    int64_t all_docs = 0, all_tokens = 0;
-    relay_->totals(&all_docs, &all_tokens);
-    progress_->update(sp_docs_done_ + all_docs, sp_tokens_done_ + all_tokens);
+  const ProgressCounts c = finished_counts(d, generated);
+  my_done_.docs += c.docs, my_done_.positions += c.positions, my_done_.unused += c.unused;
+  // What the runtime reported of this document while it ran is now in my_done_.
+  in_flight_ = std::max(0.0, in_flight_ - static_cast<double>(c.positions));
+  show_progress();
+}
+
+ProgressCounts BatchRun::finished_counts(int64_t d, int64_t generated) const {
+  ProgressCounts c;
+  c.docs = 1;
+  c.positions = counts_[d] + generated;
+  if (spec_.want.generate) c.unused = o_.max_new_tokens - generated;
+  return c;
+}
+
+ProgressCounts BatchRun::with_work_in_flight(ProgressCounts c) const {
+  c.positions += static_cast<int64_t>(in_flight_);
+  return c;
+}
+
+void BatchRun::show_progress() {
+  if (in_sequence_parallel_phase_) {  // the group's layers advance together: rank 0 alone counts them
+    if (me_ == 0) progress_->update(with_work_in_flight(sp_done_));
+    return;
   }
+  relay_->report(with_work_in_flight(my_done_));
+  if (me_ != 0) return;
+  const ProgressCounts all = relay_->totals();
+  progress_->update({sp_done_.docs + all.docs, sp_done_.positions + all.positions, sp_done_.unused + all.unused});
 }
 
 void BatchRun::write_result_file() {
@@ -528,18 +584,23 @@ void BatchRun::write_result_file() {
     if (const char* v = std::getenv(var)) attributes[key] = v;
   check_collectively(*world_, [&]() { store_->finalize(attributes, found_.skipped); });
   t_write_ = seconds_since(t) + t_flush_;
-  progress_->finish(total_docs_, total_tokens_);
+  if (me_ == 0) {
+    const ProgressCounts all = relay_->totals();
+    progress_->finish({sp_done_.docs + all.docs, sp_done_.positions + all.positions, sp_done_.unused + all.unused});
+  }
 }
 
 void BatchRun::print_summary() {
   // Slowest rank's seconds per phase: reading+tokenizing, computing (of which
-  // blocked in communication), assembling the HDF5 file.
-  float timing[4] = {static_cast<float>(t_tokenize_), static_cast<float>(t_compute_), static_cast<float>(comm_wait_),
-                     static_cast<float>(t_write_)};
-  world_->all_reduce(timing, 4, comm::ReduceOp::max);
+  // blocked in communication), done and waiting for the others, assembling the HDF5 file.
+  float timing[5] = {static_cast<float>(t_tokenize_), static_cast<float>(t_compute_), static_cast<float>(comm_wait_),
+                     static_cast<float>(t_wait_), static_cast<float>(t_write_)};
+  world_->all_reduce(timing, 5, comm::ReduceOp::max);
   if (me_ == 0 && !o_.quiet)
-    std::fprintf(stderr, "ringscan %s: time (slowest rank): read+tokenize %.2fs, compute %.2fs (communication %.2fs), write %.2fs\n",
-                 spec_.name.c_str(), timing[0], timing[1], timing[2], timing[3]);
+    std::fprintf(stderr,
+                 "ringscan %s: time (slowest rank): read+tokenize %.2fs, compute %.2fs (communication %.2fs), "
+                 "waiting for other ranks %.2fs, write %.2fs\n",
+                 spec_.name.c_str(), timing[0], timing[1], timing[2], timing[3], timing[4]);
   const io::ResultStore::StatusCounts& n = store_->status_counts();
   if (me_ == 0 && n.failed + n.skipped > 0)  // even with --quiet: the exit status says it, this line says why
     std::fprintf(stderr, "ringscan %s: %llu of %lld documents failed and %llu were skipped (see /documents/status and "
