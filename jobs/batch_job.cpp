@@ -7,13 +7,16 @@
 #include <deque>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 
 #include "io/discovery.h"
+#include "io/mpi_agree.h"
 #include "io/result_store.h"
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
+#include "kernels/blas_runtime.h"
 #include "jobs/progress.h"
 #include "jobs/prompt.h"
 #include "jobs/result_rows.h"
@@ -24,6 +27,7 @@
 #include "runtime/scheduler.h"
 #include "runtime/work_progress.h"
 #include "tokenizer/tokenizer.h"
+#include "util/build_info.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -182,9 +186,18 @@ int BatchRun::run() {
 }
 
 void BatchRun::load_model_and_find_documents() {
+  // Stdin reaches rank 0 only (mpirun forwards it there): rank 0 reads it, every rank gets it.
+  std::shared_ptr<const std::string> stdin_text;
+  if (std::find(o_.inputs.begin(), o_.inputs.end(), "-") != o_.inputs.end()) {
+    std::string text;
+    if (me_ == 0) text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    io::bcast_bytes(text, 0, MPI_COMM_WORLD);
+    stdin_text = std::make_shared<const std::string>(std::move(text));
+  }
   check_collectively(*world_, [&]() {
     layout_kind_ = parse_layout(o_.layout);
     check_job_options(spec_, o_, P_);
+    if (o_.threads > 0) set_compute_threads(o_.threads);
     model_ = Model::load(o_.model_dir, me_ != 0);
     engine_ = std::make_unique<Engine>(o_.device, o_.comm, local_rank_);
     tok_ = std::make_unique<Tokenizer>(Tokenizer::load(o_.model_dir));
@@ -199,6 +212,10 @@ void BatchRun::load_model_and_find_documents() {
     d.mode = io::parse_document_mode(o_.mode);
     d.use_gitignore = !o_.no_gitignore;
     d.own_output = o_.out;
+    d.format = io::parse_input_format(o_.input_format);
+    d.jsonl_id = o_.jsonl_id;
+    d.jsonl_text = o_.jsonl_text;
+    d.stdin_text = stdin_text;
     found_ = io::discover(d);
   });
   check_collectively(*world_, [&]() { engine_->agree(*world_); });
@@ -263,7 +280,8 @@ std::vector<std::string> BatchRun::read_documents_and_hash_contents() {
 
 void BatchRun::print_run_start() const {
   std::cerr << "ringscan " << spec_.name << ": device " << engine_->label()
-            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << "\n";
+            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", " << compute_threads()
+            << " CPU threads per rank\n";
   std::cerr << "ringscan " << spec_.name << ": " << store_->summary() << "\n";
   if (!store_->already_complete())
     for (const auto& s : found_.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -575,7 +593,7 @@ void BatchRun::write_result_file() {
                      {"model_dir", o_.model_dir},
                      {"model_config", model_->config().raw.dump()},
                      {"tokenizer_hash", tok_->hash()},
-                     {"ringscan_version", RINGSCAN_VERSION}};
+                     {"ringscan_version", ringscan_version()}};
   // Which Slurm job wrote the file (recorded only: not part of the run identity, so a
   // resubmitted job, which gets a new id, still resumes).
   for (const auto& [key, var] : {std::pair{"slurm_job_id", "SLURM_JOB_ID"},
