@@ -90,13 +90,13 @@ class BatchRun {
   void load_model_and_find_documents();
   // Every document is read and its content hashed, spread over ranks by size; with the
   // weights' hash this is the run's identity, under which the result store opens (and
-  // resumes a killed run). Only documents still to compute are tokenized, later.
+  // resumes a killed run). Finished documents are tokenized later only for their length.
   void read_documents_and_open_store();
   std::string agreed_weights_sha256();
   std::vector<std::string> read_documents_and_hash_contents();
   void print_run_start() const;  // rank 0
   // The documents still to compute, tokenized on the rank that read them; every rank
-  // learns each one's token count.
+  // learns each one's token count, and that of the finished ones (for the plan).
   void tokenize_pending_documents();
   // Routes (data parallel, sequence parallel, too long) from token counts and the
   // smallest memory budget of any node, the same on every rank.
@@ -144,6 +144,7 @@ class BatchRun {
   std::vector<int> holder_;                 // per document: who tokenized it; -1: done before
   std::map<int64_t, DocumentTokens> mine_;  // documents this rank tokenized and still has to run
   std::vector<int64_t> counts_;             // tokens per document; -1: not to run
+  std::vector<int64_t> plan_counts_;        // tokens per document, finished ones too; -1: unreadable
   std::vector<int64_t> truncated_;
   std::vector<DocPlan> plan_;
   int64_t budget_tokens_ = 0;
@@ -293,10 +294,17 @@ void BatchRun::tokenize_pending_documents() {
   for (int64_t d = 0; d < n_docs_; ++d)
     if (!store_->is_completed(static_cast<uint64_t>(d))) holder_[d] = reader_[d];
   counts_.assign(n_docs_, -1);
+  plan_counts_.assign(n_docs_, -1);
   truncated_.assign(n_docs_, 0);
   for (auto& [d, l] : loaded_) {
-    if (store_->is_completed(static_cast<uint64_t>(d))) continue;
+    const bool completed = store_->is_completed(static_cast<uint64_t>(d));
+    if (completed && !l.ok()) continue;
     io::LoadedDocument doc = std::move(l);
+    if (completed) {  // its length only, so that a resumed run plans as an uninterrupted one
+      plan_counts_[d] = static_cast<int64_t>(tokenize_document(*tok_, doc, o_.max_tokens, !spec_.want.generate).ids.size() +
+                                             (spec_.want.generate ? frame_.before.size() + frame_.after.size() : 0));
+      continue;
+    }
     if (!o_.quiet)
       for (const auto& s : doc.skipped) std::cerr << io::skip_warning(s) << "\n";
     if (!doc.ok()) {
@@ -313,21 +321,25 @@ void BatchRun::tokenize_pending_documents() {
       t.ids.insert(t.ids.end(), frame_.after.begin(), frame_.after.end());
       for (auto& f : t.files) f.begin += frame_.before.size(), f.end += frame_.before.size();
     }
-    counts_[d] = static_cast<int64_t>(t.ids.size());
+    counts_[d] = plan_counts_[d] = static_cast<int64_t>(t.ids.size());
     truncated_[d] = t.truncated;
     mine_.emplace(d, std::move(t));
   }
   loaded_.clear();
   t_tokenize_ = seconds_since(read_start_);
   world_->all_reduce(counts_.data(), counts_.size(), comm::ReduceOp::max);
+  world_->all_reduce(plan_counts_.data(), plan_counts_.size(), comm::ReduceOp::max);
   world_->all_reduce(truncated_.data(), truncated_.size(), comm::ReduceOp::max);
   compute_start_ = Clock::now();
 }
 
 void BatchRun::plan_schedule() {
+  // Planned over every document, finished ones included, each on the rank that read it:
+  // the speed rule weighs documents against each other, and a resumed run must route
+  // (and so compute, to the last bit) each document as the uninterrupted run did.
   ScheduleInput si;
-  si.tokens = counts_;
-  si.tokenized_on = holder_;
+  si.tokens = plan_counts_;
+  si.tokenized_on = reader_;
   si.ranks = P_;
   si.forced_sp = o_.sp;
   // Summarize on GPUs decodes data-parallel only (below): sequence parallel only where memory needs it.
