@@ -11,6 +11,7 @@
 #include "runtime/layout.h"
 #include "runtime/memory_limit.h"
 #include "runtime/perf_model.h"
+#include "runtime/saved_state.h"
 #include "util/error.h"
 
 namespace po = boost::program_options;
@@ -40,8 +41,33 @@ void print_prediction(const ModelConfig& c, const PerfQuery& q, const DeviceRate
               100 * p.parallel_efficiency);
 }
 
+// info --state: what a saved prefill state holds and what it costs per rank.
+int print_state_info(const std::string& dir) {
+  const Json m = read_state_manifest(dir);
+  const Json& about = m.at("about");
+  const StateSizes sz = state_sizes(m);
+  std::printf("state        %s  (format %d)\n", dir.c_str(), m.at("format_version").get<int>());
+  std::printf("document     %s  %lld tokens, %zu file(s)%s\n", about.value("document", "").c_str(),
+              (long long)m.at("n_tokens").get<int64_t>(), about.at("files").size(),
+              about.value("truncated", false) ? ", truncated" : "");
+  std::printf("model        %s  weights sha256 %s\n", about.value("model_dir", "").c_str(),
+              about.value("weights_sha256", "").substr(0, 16).c_str());
+  std::printf("saved on     %d rank(s), %s layout; driver rank %d\n", m.at("ranks").get<int>(),
+              m.at("layout").get<std::string>().c_str(), m.at("driver").get<int>());
+  uint64_t total = sz.driver + sz.ids;
+  for (size_t r = 0; r < sz.kv_per_rank.size(); ++r) {
+    const uint64_t own = sz.kv_per_rank[r] + (static_cast<int>(r) == m.at("driver").get<int>() ? sz.driver : 0);
+    std::printf("  rank %-4zu  %s  (K/V %s%s)\n", r, human_bytes(own).c_str(), human_bytes(sz.kv_per_rank[r]).c_str(),
+                static_cast<int>(r) == m.at("driver").get<int>() ? (", Mamba/conv states " + human_bytes(sz.driver)).c_str()
+                                                                 : "");
+    total += sz.kv_per_rank[r];
+  }
+  std::printf("total        %s (ids %s)\n", human_bytes(total).c_str(), human_bytes(sz.ids).c_str());
+  return 0;
+}
+
 int run_info(int argc, char** argv) {
-  std::string model_dir, preset, device, link_name = "nvlink", calibration, layout = "zigzag";
+  std::string model_dir, preset, state, device, link_name = "nvlink", calibration, layout = "zigzag";
   int64_t tokens = 4096;
   int ranks = 1, ranks_per_device = 1, kv_bytes = 4;
   int64_t block = 2048;
@@ -49,6 +75,7 @@ int run_info(int argc, char** argv) {
   po::options_description opts("ringscan info: model architecture, the memory a run needs and its predicted time");
   opts.add_options()("help,h", "this help")
       ("model", po::value(&model_dir), "model folder")
+      ("state", po::value(&state), "a saved state (ringscan prefill --out): its size per rank, prefix and files")
       ("preset", po::value(&preset), "a built-in shape instead of a folder (tiny, demo, nano-4b; bf16 weights)")
       ("tokens", po::value(&tokens)->default_value(4096), "document length in tokens")
       ("ranks", po::value(&ranks)->default_value(1), "ranks the document is split over (sequence parallel)")
@@ -64,9 +91,10 @@ int run_info(int argc, char** argv) {
       ("kv-bytes", po::value(&kv_bytes)->default_value(4), "bytes per K/V element on the ring: 4 (fp32) or 2 (bf16)");
   po::variables_map vm;
   if (!parse_options(argc, argv, opts, vm)) return 0;
+  if (!state.empty()) return print_state_info(state);
   if (tokens < 1 || ranks < 1 || block < 1 || ranks_per_device < 1)
     throw Error("--tokens, --ranks, --block-tokens and --ranks-per-device must be positive");
-  if (model_dir.empty() == preset.empty()) throw Error("info needs exactly one of --model FOLDER and --preset NAME");
+  if (model_dir.empty() == preset.empty()) throw Error("info needs exactly one of --model FOLDER, --preset NAME and --state DIR");
   if (kv_bytes != 2 && kv_bytes != 4) throw Error("--kv-bytes must be 2 (bf16) or 4 (fp32)");
   if (!device.empty() && !calibration.empty()) throw Error("give --gpu or --calibration, not both");
   ModelConfig c = preset.empty() ? load_model_config(model_dir) : preset_config(preset);

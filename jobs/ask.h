@@ -1,0 +1,30 @@
+// ringscan ask: questions against a saved prefill state (jobs/prefill_state.h).
+// Every question forks the state, appends its own ids (the state's question
+// template around its text) and generates; all questions decode together
+// (runtime/prefix_decode.h), and the answers go to one HDF5 file
+// (docs/hdf5-schema.md, "ringscan ask").
+//
+// Questions: JSONL, one object per line with "question" (text) and optionally
+// "id" (a string naming it; default: its line number).
+#pragma once
+#include <string>
+
+#include "comm/communicator.h"
+#include "kernels/sampling.h"
+
+namespace ringscan {
+
+struct AskOptions {
+  std::string state, questions, out, model_dir, device = "auto";  // model_dir "": the one the state names
+  int64_t max_new_tokens = 128;
+  int batch = 64;
+  int threads = 0;
+  kernels::SamplingParams sampling;
+  bool ignore_eos = false, overwrite = false, quiet = false;
+  std::string command_line;
+};
+
+// Collective over `world`; returns the exit status. Errors: ringscan::Error (collective).
+int run_ask(const AskOptions& o, comm::Communicator& world);
+
+}  // namespace ringscan

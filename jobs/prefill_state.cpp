@@ -1,0 +1,146 @@
+// ringscan prefill (jobs/prefill_state.h).
+#include "jobs/prefill_state.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "comm/mpi_session.h"
+#include "io/discovery.h"
+#include "io/text_reader.h"
+#include "jobs/document_tokens.h"
+#include "jobs/prompt.h"
+#include "jobs/run_identity.h"
+#include "kernels/blas_runtime.h"
+#include "runtime/engine.h"
+#include "runtime/forwarded_segments.h"
+#include "runtime/mpi_context.h"
+#include "runtime/saved_state.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+
+struct Prefix {
+  std::vector<int32_t> ids;
+  Json files = Json::array();
+  bool truncated = false;
+  std::string document;
+  Json question_template;
+};
+
+Prefix build_prefix(const PrefillStateOptions& o, const Tokenizer& tok) {
+  io::DiscoveryOptions d;
+  d.inputs = o.inputs;
+  d.include = o.include;
+  d.exclude = o.exclude;
+  d.mode = io::parse_document_mode(o.mode);
+  d.use_gitignore = !o.no_gitignore;
+  d.own_output = o.out;
+  io::Discovery found = io::discover(d);
+  if (found.documents.size() != 1)
+    throw Error("prefill saves the state of one document, but the inputs make " +
+                std::to_string(found.documents.size()) +
+                " (give one directory with --mode codebase, or one file)");
+  io::LoadedDocument doc = io::load_document(found.documents[0]);
+  if (!doc.ok()) throw Error(found.documents[0].name + " has no readable text (" + doc.skip_reason + ")");
+  Prefix p;
+  p.document = found.documents[0].name;
+  if (o.no_chat_template) {
+    DocumentTokens t = tokenize_document(tok, doc, o.max_tokens, /*with_bos=*/true);
+    p.ids = std::move(t.ids);
+    for (const FileRange& f : t.files) p.files.push_back({{"path", f.path}, {"token_begin", f.begin}, {"token_end", f.end}});
+    p.truncated = t.truncated;
+    p.question_template = {{"text_before", "\n\nQuestion: "}, {"text_after", "\nAnswer:"}, {"ids_after", Json::array()}};
+    return p;
+  }
+  PromptOptions po;
+  po.instruction = o.instruction;
+  po.system = o.system;
+  const PromptFrame frame = make_prompt_frame(tok, po);
+  DocumentTokens t = tokenize_document(tok, doc, o.max_tokens, /*with_bos=*/false);
+  const int64_t shift = static_cast<int64_t>(frame.before.size());
+  p.ids = frame.before;
+  p.ids.insert(p.ids.end(), t.ids.begin(), t.ids.end());
+  for (const FileRange& f : t.files)
+    p.files.push_back({{"path", f.path}, {"token_begin", f.begin + shift}, {"token_end", f.end + shift}});
+  p.truncated = t.truncated;
+  p.question_template = {{"text_before", "\n\n"}, {"text_after", ""}, {"ids_after", frame.after}};
+  return p;
+}
+
+}  // namespace
+
+int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
+  const int me = world.rank(), P = world.size();
+  const int local_rank = comm::local_rank();
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Tokenizer> tok;
+  Prefix prefix;
+  LayoutKind kind{};
+  check_collectively(world, [&]() {
+    if (o.out.empty()) throw Error("prefill needs --out DIR (where the state goes)");
+    if (o.inputs.empty()) throw Error("prefill needs --input PATH");
+    kind = parse_layout(o.layout);
+    if (o.threads > 0) set_compute_threads(o.threads);
+    model = Model::load(o.model_dir, me != 0);
+    engine = std::make_unique<Engine>(o.device, "auto", local_rank);
+    if (engine->on_gpu())
+      throw Error("prefill saves states from the CPU engine only in this version: give --device cpu");
+    tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
+    prefix = build_prefix(o, *tok);
+    if (prefix.ids.empty()) throw Error(prefix.document + " gives no tokens to prefill");
+  });
+  check_collectively(world, [&]() { engine->agree(world); });
+  check_collectively(world, [&]() { engine->prepare(*model); });
+  std::string weights;
+  check_collectively(world, [&]() {
+    if (me == 0) weights = weights_sha256(*model, o.quiet, "prefill");
+  });
+  weights.resize(64);
+  world.broadcast(weights.data(), weights.size(), 0);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const SequenceLayout layout = make_layout(static_cast<int64_t>(prefix.ids.size()), P, kind);
+  std::unique_ptr<ForwardedSegments> mine;
+  check_collectively(world, [&]() {
+    mine = engine->forward_sp(
+        world, layout,
+        [&](const Segment& s) { return std::vector<int32_t>(prefix.ids.begin() + s.begin, prefix.ids.begin() + s.end()); },
+        /*keep_decode_state=*/true);
+  });
+  SequenceParallelDecodeState st = mine->take_decode_state();
+  mine.reset();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const Json about = {{"model_dir", o.model_dir},
+                      {"weights_sha256", weights},
+                      {"tokenizer_sha256", tok->hash()},
+                      {"model_config", model->config().raw},
+                      {"engine", "cpu"},
+                      {"document", prefix.document},
+                      {"mode", o.mode},
+                      {"files", prefix.files},
+                      {"truncated", prefix.truncated},
+                      {"chat_template", !o.no_chat_template},
+                      {"question_template", prefix.question_template},
+                      {"prefill_seconds", seconds},
+                      {"command_line", o.command_line}};
+  save_state(world, o.out, layout, model->config(), st, prefix.ids, about, o.overwrite);
+  if (me == 0 && !o.quiet) {
+    const StateSizes sz = state_sizes(read_state_manifest(o.out));
+    uint64_t total = sz.driver + sz.ids;
+    for (uint64_t b : sz.kv_per_rank) total += b;
+    std::fprintf(stderr,
+                 "ringscan prefill: %s: %zu tokens (%zu file(s)%s) on %d rank(s), %s layout, in %.2fs (%.0f tokens/s); "
+                 "state %.1f MiB saved to %s\n",
+                 prefix.document.c_str(), prefix.ids.size(), prefix.files.size(),
+                 prefix.truncated ? ", truncated by --max-tokens" : "", P, layout_name(kind), seconds,
+                 prefix.ids.size() / std::max(seconds, 1e-9), total / 1048576.0, o.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace ringscan

@@ -1,0 +1,63 @@
+// A sequence's model state after a sequence-parallel prefill, saved to disk
+// and loaded again, possibly on another number of ranks (docs/state-files.md).
+//
+// A state is a directory:
+//   manifest.json        what it is (format, model identity, layout, segments,
+//                        the caller's `about`), and per data file its size and SHA-256
+//   ids.bin              the prefix's token ids, int32 little-endian
+//   driver.bin           per Mamba layer conv history then SSM state, then the
+//                        last position's final hidden row (fp32): the driver's part
+//   kv-rank-NNNN.bin     per attention layer K rows then V rows of the segments that
+//                        rank held (fp32, [rows, kv_heads*head_dim] each)
+// Saved crash-safely: every rank writes into `<dir>.partial/`, rank 0 writes the
+// manifest last and renames the directory into place; a crash leaves no `<dir>`
+// (or the previous one), never a half-written one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/config.h"
+#include "runtime/layout.h"
+#include "runtime/sequence_parallel.h"
+#include "util/json_util.h"
+
+namespace ringscan {
+
+inline constexpr int kStateFormatVersion = 1;
+
+// Collective over `group` (the ranks of the prefill, which ran with `layout`).
+// `st` is this rank's take_decode_state(); `ids` the prefix's ids (read on rank 0);
+// `about` free JSON the job adds to the manifest (model identity, files, prompt).
+// An existing `dir` is an Error unless `overwrite`.
+void save_state(comm::Communicator& group, const std::string& dir, const SequenceLayout& layout,
+                const ModelConfig& c, const SequenceParallelDecodeState& st, const std::vector<int32_t>& ids,
+                const Json& about, bool overwrite);
+
+// manifest.json of a state directory, checked for format and version (Error otherwise).
+Json read_state_manifest(const std::string& dir);
+
+struct LoadedState {
+  Json manifest;
+  SequenceLayout layout;            // on this group's ranks
+  int saved_ranks = 0;              // the ranks that saved it
+  SequenceParallelDecodeState st;   // this rank's part (re-sharded when saved_ranks != group size)
+  std::vector<int32_t> ids;         // the prefix's ids, on every rank
+  bool resharded() const { return saved_ranks != layout.ranks; }
+};
+
+// Collective over `group`. Checks every data file's size and SHA-256 (each by one
+// rank), and that the state fits `c` (layer pattern and shapes); the KV rows of
+// each new segment are read from whichever saved shards hold them.
+LoadedState load_state(comm::Communicator& group, const std::string& dir, const ModelConfig& c);
+
+// Bytes of a state's data files, per saving rank (rank 0..P-1) plus the driver file:
+// what `info --state` prints.
+struct StateSizes {
+  std::vector<uint64_t> kv_per_rank;
+  uint64_t driver = 0, ids = 0;
+};
+StateSizes state_sizes(const Json& manifest);
+
+}  // namespace ringscan
