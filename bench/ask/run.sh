@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Prefill once, ask many (issue 18) on the demo model, against re-prefilling per question.
+#   bench/ask/run.sh [prefix_words] [new_tokens] [questions...]     (defaults: 48000 200 1 16 256)
+# 48000 words of the generated code make a ~64K-token prefix with the demo tokenizer.
+# Prints, from one run (compare ratios: the machine is shared):
+#   prefill      the prefix once, sequence-parallel on $NP ranks (default 1), state saved
+#   ask Q        Q questions against the saved state (--ignore-eos: every answer new_tokens long)
+#   short Q      the same Q questions against a ~100-token prefix: Q "independent" answers,
+#                the decode cost without the long prefix
+#   reprefill    one forward --generate over prefix + one question (single rank): what each
+#                question costs without a saved state
+# and per Q: (prefill + ask Q) / (prefill + short Q)  [issue 18's target: < 2 for Q = 256]
+#            Q * reprefill / (prefill + ask Q)         [the saving]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+words=${1:-48000}; new=${2:-200}; shift $(( $# > 2 ? 2 : $# )) || true
+qs=("$@"); [ ${#qs[@]} -gt 0 ] || qs=(1 16 256)
+np=${NP:-1}; threads=${THREADS:-$((2 / np > 0 ? 2 / np : 1))}
+work=build/bench-ask
+model=build/bench-models/demo
+mkdir -p "$work"
+[ -f "$model/tokenizer.json" ] || build/ringscan make-model --preset demo --out "$model" >/dev/null 2>&1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=$threads
+python3 - "$work" "$words" "${qs[@]}" <<'PY'
+import json, os, random, sys
+work, words, qs = sys.argv[1], int(sys.argv[2]), [int(q) for q in sys.argv[3:]]
+rng = random.Random(7)
+vocab = "int return the value for while x y = + ( ) { } ; if else data struct class void const auto".split()
+def text(n): return " ".join(rng.choice(vocab) for _ in range(n)) + "\n"
+for name, n, files in (("long", words, 16), ("short", 60, 1)):
+    d = os.path.join(work, f"repo-{name}-{n}")
+    os.makedirs(d, exist_ok=True)
+    for i in range(files):
+        open(os.path.join(d, f"f{i:02d}.c"), "w").write(text(n // files))
+for q in qs:
+    with open(os.path.join(work, f"q{q}.jsonl"), "w") as f:
+        for i in range(q):
+            f.write(json.dumps({"question": f"What does function {i} in file {i % 16} return, and why?"}) + "\n")
+PY
+secs() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
+run() { mpirun --oversubscribe --bind-to none -np "$np" build/ringscan "$@" --threads "$threads"; }
+# The jobs' own timing (after process start and model load): "... in 12.34s".
+job_secs() { grep -o ' in [0-9.]*s' "$1" | head -1 | grep -o '[0-9.]*'; }
+declare -A t
+for name in long short; do
+  n=$([ $name = long ] && echo "$words" || echo 60)
+  run prefill --model "$model" --input "$work/repo-$name-$n" --out "$work/$name.state" --overwrite 2>"$work/log-prefill-$name.txt"
+  t[prefill-$name]=$(job_secs "$work/log-prefill-$name.txt")
+done
+prefix=$(python3 -c "import json;print(json.load(open('$work/long.state/manifest.json'))['n_tokens'])")
+echo "prefix $prefix tokens, $np rank(s) x $threads thread(s), answers of $new tokens (seconds: the jobs' own timing)"
+echo "prefill         ${t[prefill-long]} s"
+for q in "${qs[@]}"; do
+  for name in long short; do
+    run ask --state "$work/$name.state" --questions "$work/q$q.jsonl" --out "$work/a-$name-$q.h5" \
+      --max-new-tokens "$new" --ignore-eos --batch 256 --overwrite 2>"$work/log-ask-$name-$q.txt"
+    t[ask-$name-$q]=$(sed -n 's/.* tokens in \([0-9.]*\)s .*/\1/p' "$work/log-ask-$name-$q.txt")
+  done
+  echo "ask $q: ${t[ask-long-$q]} s   short prefix: ${t[ask-short-$q]} s"
+done
+# One question re-prefilled: the prefix ids + its own ids through forward --generate
+# (wall time less that of a 1-token forward: process start and model load).
+"$(tools/h5check/ensure_venv.sh)" - "$work" <<'PY'
+import sys, h5py, numpy as np
+work = sys.argv[1]
+prefix = np.fromfile(f"{work}/long.state/ids.bin", dtype="<i4")
+with h5py.File(f"{work}/a-long-1.h5") as f:
+    own = f["tokens/question_ids"][:]
+open(f"{work}/reprefill-ids.txt", "w").write(",".join(map(str, np.concatenate([prefix, own]))))
+PY
+full=$(secs mpirun -np 1 build/ringscan forward --model "$model" --ids-file "$work/reprefill-ids.txt" --generate "$new" \
+       --top-k 0 --threads 2)
+start=$(secs mpirun -np 1 build/ringscan forward --model "$model" --ids 1 --top-k 0 --threads 2)
+t[reprefill]=$(echo "$full - $start" | bc)
+echo "reprefill (1 question) ${t[reprefill]} s"
+for q in "${qs[@]}"; do
+  echo "Q=$q: (prefill+ask)/(prefill+short) = $(echo "scale=2; (${t[prefill-long]} + ${t[ask-long-$q]}) / (${t[prefill-long]} + ${t[ask-short-$q]})" | bc)" \
+       "  Q*reprefill/(prefill+ask) = $(echo "scale=2; $q * ${t[reprefill]} / (${t[prefill-long]} + ${t[ask-long-$q]})" | bc)"
+done
