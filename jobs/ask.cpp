@@ -116,7 +116,7 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
   });
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<GenerationResult> results;
-  check_collectively(world, [&]() { results = decoder.run(); });
+  results = decoder.run();  // not inside check_collectively: a failure mid-step aborts every rank (cli/main.cpp)
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   int64_t generated = 0, own_tokens = 0;

@@ -104,13 +104,11 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const SequenceLayout layout = make_layout(static_cast<int64_t>(prefix.ids.size()), P, kind);
-  std::unique_ptr<ForwardedSegments> mine;
-  check_collectively(world, [&]() {
-    mine = engine->forward_sp(
-        world, layout,
-        [&](const Segment& s) { return std::vector<int32_t>(prefix.ids.begin() + s.begin, prefix.ids.begin() + s.end()); },
-        /*keep_decode_state=*/true);
-  });
+  // Not inside check_collectively: a failure mid-exchange aborts every rank (cli/main.cpp).
+  std::unique_ptr<ForwardedSegments> mine = engine->forward_sp(
+      world, layout,
+      [&](const Segment& s) { return std::vector<int32_t>(prefix.ids.begin() + s.begin, prefix.ids.begin() + s.end()); },
+      /*keep_decode_state=*/true);
   SequenceParallelDecodeState st = mine->take_decode_state();
   mine.reset();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
