@@ -133,6 +133,15 @@ class AskState(DemoModelCase):
         p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", state], np_=1, env=self.env)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("already exists: give --overwrite", p.stderr)
+        # A question file with a line that is not a question, and inputs that are not one document.
+        qbad = self.path("bad.jsonl")
+        write(qbad, '{"question": "a"}\nnot json\n')
+        p = run(["ask", "--state", state, "--questions", qbad, "--out", self.path("w.h5")], np_=2, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("bad.jsonl line 2 is not a JSON object", p.stderr)
+        p = run(["prefill", "--model", self.model, "--input", self.repo, self.questions, "--mode", "file",
+                 "--out", self.path("two.state")], np_=1, env=self.env)
+        self.assertIn("prefill saves the state of one document, but the inputs make 2", p.stderr)
         os.remove(os.path.join(bad, "manifest.json"))
         p = run(["ask", "--state", bad, "--questions", self.questions, "--out", self.path("z.h5")], np_=1)
         self.assertIn("has no manifest.json", p.stderr)
