@@ -99,7 +99,8 @@ class AskState(DemoModelCase):
     def test_info_prints_size_per_rank(self):
         state = self.prefill(3, "contiguous", "s-info")
         p = run(["info", "--state", state], np_=0, check=True)
-        manifest = json.load(open(os.path.join(state, "manifest.json")))
+        with open(os.path.join(state, "manifest.json")) as f:
+            manifest = json.load(f)
         for r in range(3):
             self.assertIn(f"rank {r}", p.stdout)
         self.assertIn(f"{manifest['n_tokens']} tokens, 3 file(s)", p.stdout)
@@ -139,9 +140,9 @@ class AskState(DemoModelCase):
         p = run(["ask", "--state", state, "--questions", qbad, "--out", self.path("w.h5")], np_=2, env=self.env)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("bad.jsonl line 2 is not a JSON object", p.stderr)
-        p = run(["prefill", "--model", self.model, "--input", self.repo, self.questions, "--mode", "file",
+        p = run(["prefill", "--model", self.model, "--input", os.path.join(self.repo, "src"), "--mode", "file",
                  "--out", self.path("two.state")], np_=1, env=self.env)
-        self.assertIn("prefill saves the state of one document, but the inputs make 2", p.stderr)
+        self.assertIn("prefill saves the state of one document, but the inputs make 3", p.stderr)
         os.remove(os.path.join(bad, "manifest.json"))
         p = run(["ask", "--state", bad, "--questions", self.questions, "--out", self.path("z.h5")], np_=1)
         self.assertIn("has no manifest.json", p.stderr)
