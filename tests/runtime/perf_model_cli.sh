@@ -33,7 +33,7 @@ expect_error() {  # expected-substring, args...
 }
 expect_error 'unknown device "a100"' --preset demo --gpu a100
 expect_error 'unknown link "ethernet"' --preset demo --gpu h200 --link ethernet
-expect_error 'exactly one of --model FOLDER and --preset NAME' --preset demo --model /nonexistent
+expect_error 'exactly one of --model FOLDER, --preset NAME and --state DIR' --preset demo --model /nonexistent
 expect_error 'cannot read the calibration file /nonexistent.jsonl' --preset demo --calibration /nonexistent.jsonl
 expect_error '--kv-bytes must be 2' --preset demo --gpu h200 --kv-bytes 3
 echo "perf_model_cli: ok"
