@@ -17,6 +17,9 @@ struct JobOptions {
   bool no_gitignore = false, overwrite = false, repair = false, quiet = false;
   int sp = 0;
   int64_t max_tokens = 0;
+  // score: a sliding window of at most `window` tokens moved by `stride`
+  // (runtime/score_windows.h) for documents longer than the window; 0: none.
+  int64_t window = 0, stride = 0;
   double memory_gib = 0;
   double progress_interval = 10;
   // summarize
