@@ -98,14 +98,14 @@ void Tokenizer::Impl::encode_into(std::string_view text, bool add_special, tok::
       };
       auto run = [&](std::uint32_t sub_at, std::string_view sub) {
         pre_tokenizer.run(sub, st.pre, [&](std::string_view piece, std::uint32_t at, std::uint32_t inserted) {
-          const std::size_t first = out.size();
+          st.piece_ids.clear();
           st.spans.clear();
-          model.tokenize(piece, st.bpe, out, st.spans);
-          std::vector<std::int32_t> ids(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
-          out.resize(first);
+          model.tokenize(piece, st.bpe, st.piece_ids, st.spans);
+          // Piece bytes -> segment bytes: the inserted prefix space stands for nothing.
           const std::uint64_t base = std::uint64_t(sub_at) + at;
           auto pos = [&](std::uint32_t x) { return base + (x > inserted ? x - inserted : 0); };
-          for (std::size_t k = 0; k < ids.size(); ++k) emit_norm(ids[k], pos(st.spans[k].first), pos(st.spans[k].second));
+          for (std::size_t k = 0; k < st.piece_ids.size(); ++k)
+            emit_norm(st.piece_ids[k], pos(st.spans[k].first), pos(st.spans[k].second));
         });
       };
       if (!added.has_normalized()) {

@@ -24,6 +24,8 @@ struct EncodeState {
   BpeScratch bpe;
   std::string sanitized, normalized;
   std::vector<AddedSplit> raw_splits, normalized_splits;
+  // encode_with_offsets: one piece's ids and their bytes of the piece.
+  std::vector<std::int32_t> piece_ids;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
 };
 

@@ -112,7 +112,9 @@ TEST(ScoreWindows, EveryTokenScoredOnceWithEnoughContext) {
         previous_begin = win.begin;
         for (int64_t t = win.first_scored; t < win.end; ++t) {
           ++scored[t];
-          if (win.begin > 0) EXPECT_GE(t - win.begin, w - s) << "token " << t << " lacks context";
+          if (win.begin > 0) {
+            EXPECT_GE(t - win.begin, w - s) << "token " << t << " lacks context";
+          }
         }
       }
       for (int64_t t = 0; t < n; ++t) EXPECT_EQ(scored[t], 1) << "n " << n << " token " << t;
