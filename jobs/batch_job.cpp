@@ -7,13 +7,16 @@
 #include <deque>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 
 #include "io/discovery.h"
+#include "io/mpi_agree.h"
 #include "io/result_store.h"
 #include "io/text_reader.h"
 #include "jobs/document_tokens.h"
+#include "kernels/blas_runtime.h"
 #include "jobs/progress.h"
 #include "jobs/prompt.h"
 #include "jobs/result_rows.h"
@@ -24,6 +27,7 @@
 #include "runtime/scheduler.h"
 #include "runtime/work_progress.h"
 #include "tokenizer/tokenizer.h"
+#include "util/build_info.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -86,13 +90,13 @@ class BatchRun {
   void load_model_and_find_documents();
   // Every document is read and its content hashed, spread over ranks by size; with the
   // weights' hash this is the run's identity, under which the result store opens (and
-  // resumes a killed run). Only documents still to compute are tokenized, later.
+  // resumes a killed run). Finished documents are tokenized later only for their length.
   void read_documents_and_open_store();
   std::string agreed_weights_sha256();
   std::vector<std::string> read_documents_and_hash_contents();
   void print_run_start() const;  // rank 0
   // The documents still to compute, tokenized on the rank that read them; every rank
-  // learns each one's token count.
+  // learns each one's token count, and that of the finished ones (for the plan).
   void tokenize_pending_documents();
   // Routes (data parallel, sequence parallel, too long) from token counts and the
   // smallest memory budget of any node, the same on every rank.
@@ -144,6 +148,7 @@ class BatchRun {
   std::vector<int> holder_;                 // per document: who tokenized it; -1: done before
   std::map<int64_t, DocumentTokens> mine_;  // documents this rank tokenized and still has to run
   std::vector<int64_t> counts_;             // tokens per document; -1: not to run
+  std::vector<int64_t> plan_counts_;        // tokens per document, finished ones too; -1: unreadable
   std::vector<int64_t> truncated_;
   std::vector<DocPlan> plan_;
   int64_t budget_tokens_ = 0;
@@ -187,9 +192,18 @@ int BatchRun::run() {
 }
 
 void BatchRun::load_model_and_find_documents() {
+  // Stdin reaches rank 0 only (mpirun forwards it there): rank 0 reads it, every rank gets it.
+  std::shared_ptr<const std::string> stdin_text;
+  if (std::find(o_.inputs.begin(), o_.inputs.end(), "-") != o_.inputs.end()) {
+    std::string text;
+    if (me_ == 0) text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    io::bcast_bytes(text, 0, MPI_COMM_WORLD);
+    stdin_text = std::make_shared<const std::string>(std::move(text));
+  }
   check_collectively(*world_, [&]() {
     layout_kind_ = parse_layout(o_.layout);
     check_job_options(spec_, o_, P_);
+    if (o_.threads > 0) set_compute_threads(o_.threads);
     model_ = Model::load(o_.model_dir, me_ != 0);
     engine_ = std::make_unique<Engine>(o_.device, o_.comm, local_rank_);
     tok_ = std::make_unique<Tokenizer>(Tokenizer::load(o_.model_dir));
@@ -204,6 +218,10 @@ void BatchRun::load_model_and_find_documents() {
     d.mode = io::parse_document_mode(o_.mode);
     d.use_gitignore = !o_.no_gitignore;
     d.own_output = o_.out;
+    d.format = io::parse_input_format(o_.input_format);
+    d.jsonl_id = o_.jsonl_id;
+    d.jsonl_text = o_.jsonl_text;
+    d.stdin_text = stdin_text;
     found_ = io::discover(d);
   });
   check_collectively(*world_, [&]() { engine_->agree(*world_); });
@@ -268,7 +286,8 @@ std::vector<std::string> BatchRun::read_documents_and_hash_contents() {
 
 void BatchRun::print_run_start() const {
   std::cerr << "ringscan " << spec_.name << ": device " << engine_->label()
-            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << "\n";
+            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", " << compute_threads()
+            << " CPU threads per rank\n";
   std::cerr << "ringscan " << spec_.name << ": " << store_->summary() << "\n";
   if (!store_->already_complete())
     for (const auto& s : found_.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -280,10 +299,17 @@ void BatchRun::tokenize_pending_documents() {
   for (int64_t d = 0; d < n_docs_; ++d)
     if (!store_->is_completed(static_cast<uint64_t>(d))) holder_[d] = reader_[d];
   counts_.assign(n_docs_, -1);
+  plan_counts_.assign(n_docs_, -1);
   truncated_.assign(n_docs_, 0);
   for (auto& [d, l] : loaded_) {
-    if (store_->is_completed(static_cast<uint64_t>(d))) continue;
+    const bool completed = store_->is_completed(static_cast<uint64_t>(d));
+    if (completed && !l.ok()) continue;
     io::LoadedDocument doc = std::move(l);
+    if (completed) {  // its length only, so that a resumed run plans as an uninterrupted one
+      plan_counts_[d] = static_cast<int64_t>(tokenize_document(*tok_, doc, o_.max_tokens, !spec_.want.generate).ids.size() +
+                                             (spec_.want.generate ? frame_.before.size() + frame_.after.size() : 0));
+      continue;
+    }
     if (!o_.quiet)
       for (const auto& s : doc.skipped) std::cerr << io::skip_warning(s) << "\n";
     if (!doc.ok()) {
@@ -305,13 +331,14 @@ void BatchRun::tokenize_pending_documents() {
       t.text_end.insert(t.text_end.end(), frame_.after.size(), t.text.size());
       for (auto& f : t.files) f.begin += frame_.before.size(), f.end += frame_.before.size();
     }
-    counts_[d] = static_cast<int64_t>(t.ids.size());
+    counts_[d] = plan_counts_[d] = static_cast<int64_t>(t.ids.size());
     truncated_[d] = t.truncated;
     mine_.emplace(d, std::move(t));
   }
   loaded_.clear();
   t_tokenize_ = seconds_since(read_start_);
   world_->all_reduce(counts_.data(), counts_.size(), comm::ReduceOp::max);
+  world_->all_reduce(plan_counts_.data(), plan_counts_.size(), comm::ReduceOp::max);
   world_->all_reduce(truncated_.data(), truncated_.size(), comm::ReduceOp::max);
   compute_start_ = Clock::now();
 }
@@ -340,12 +367,15 @@ void BatchRun::warn_beyond_trained_context() const {
 }
 
 void BatchRun::plan_schedule() {
+  // Planned over every document, finished ones included, each on the rank that read it:
+  // the speed rule weighs documents against each other, and a resumed run must route
+  // (and so compute, to the last bit) each document as the uninterrupted run did.
   ScheduleInput si;
-  si.tokens = counts_;
+  si.tokens = plan_counts_;
   // A windowed document needs one window's memory at a time, on the rank that holds it.
-  for (int64_t d = 0; d < n_docs_; ++d)
-    if (windowed(d)) si.tokens[d] = o_.window;
-  si.tokenized_on = holder_;
+  if (o_.window > 0)
+    for (int64_t& n : si.tokens) n = std::min(n, o_.window);
+  si.tokenized_on = reader_;
   si.ranks = P_;
   si.forced_sp = o_.sp;
   // Summarize on GPUs decodes data-parallel only (below): sequence parallel only where memory needs it.
@@ -361,7 +391,7 @@ void BatchRun::plan_schedule() {
   for (int64_t d = 0; d < n_docs_; ++d)
     if (windowed(d) && plan_[d].route == DocRoute::SequenceParallel) {
       plan_[d].route = DocRoute::DataParallel;
-      plan_[d].rank = holder_[d];
+      plan_[d].rank = reader_[d];
       plan_[d].group_size = 1;
     }
   if (engine_->on_gpu() && spec_.want.generate)
@@ -621,7 +651,7 @@ void BatchRun::write_result_file() {
                      {"model_dir", o_.model_dir},
                      {"model_config", model_->config().raw.dump()},
                      {"tokenizer_hash", tok_->hash()},
-                     {"ringscan_version", RINGSCAN_VERSION}};
+                     {"ringscan_version", ringscan_version()}};
   // Which Slurm job wrote the file (recorded only: not part of the run identity, so a
   // resubmitted job, which gets a new id, still resumes).
   for (const auto& [key, var] : {std::pair{"slurm_job_id", "SLURM_JOB_ID"},

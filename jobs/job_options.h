@@ -14,8 +14,10 @@ namespace ringscan {
 struct JobOptions {
   std::vector<std::string> inputs, include, exclude;
   std::string model_dir, out, mode = "file", layout = "zigzag", device = "auto", comm = "auto";
+  std::string input_format = "auto", jsonl_id = "id", jsonl_text = "text";  // io/discovery.h
   bool no_gitignore = false, overwrite = false, repair = false, quiet = false;
   int sp = 0;
+  int threads = 0;  // CPU threads per rank (0: OMP_NUM_THREADS, else every core)
   int64_t max_tokens = 0;
   // score: a sliding window of at most `window` tokens moved by `stride`
   // (runtime/score_windows.h) for documents longer than the window; 0: none.

@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "kernels/blas_runtime.h"
 #include "runtime/mpi_context.h"
+#include "util/build_info.h"
 #include "util/error.h"
 
 namespace ringscan::cli {
@@ -33,7 +34,7 @@ bool parse_options(int argc, char** argv, const boost::program_options::options_
 
 namespace {
 void usage(std::ostream& os) {
-  os << "usage: ringscan <command> [options]   (ringscan <command> --help for its options)\n\ncommands:\n";
+  os << "usage: ringscan <command> [options]   (ringscan <command> --help for its options; ringscan --version)\n\ncommands:\n";
   for (const auto& [name, cmd] : ringscan::cli::command_registry())
     os << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << cmd.summary << "\n";
 }
@@ -46,6 +47,10 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << ringscan::version_text();
+    return 0;
   }
   std::string name = argv[1];
   auto it = registry.find(name);

@@ -18,6 +18,10 @@ comm::MpiSession& start_mpi(int* argc, char*** argv);
 void stop_mpi();
 int mpi_world_size();  // 1 when MPI was not started
 
+// Throws Error when --sp N cannot run on `ranks` ranks: N below 0, or more ranks than
+// the run has (the sentence says how to start N: mpirun -np N).
+void check_sp_option(int sp, int ranks);
+
 // Thrown on the rank that reports a collectively agreed failure.
 class CollectiveError : public Error {
  public:

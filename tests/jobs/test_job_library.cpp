@@ -74,7 +74,7 @@ TEST_F(JobLibraryTest, EveryJobIsRegistered) {
   EXPECT_TRUE(batch_job("score").want.logprobs);
   EXPECT_TRUE(batch_job("embed").want.embeddings);
   EXPECT_TRUE(batch_job("summarize").want.generate);
-  EXPECT_EQ(batch_jobs().size(), 3u);
+  EXPECT_GE(batch_jobs().size(), 3u);
   EXPECT_THROW(batch_job("no-such-job"), Error);
 }
 
