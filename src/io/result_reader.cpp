@@ -198,6 +198,29 @@ ResultTables read_result_tables(const std::string& path) {
   open_group(file, "/skipped",
              {{"document", Kind::I64}, {"path", Kind::String}, {"reason", Kind::String}, {"detail", Kind::String}},
              path);
+  // Text and offsets: all of them or none (files written before they were stored).
+  std::vector<uint64_t> text_offset, text_bytes, f_text_begin, f_text_end;
+  std::vector<std::string> f_status;
+  t.has_text = link_exists(file, "/text/utf8");
+  if (t.has_text) {
+    const Column text = open_column(file, "/text/utf8", Kind::U8, 1, path);
+    const auto doc_text = open_group(file, "/documents", {{"path", Kind::String}, {"text_offset", Kind::U64},
+                                                           {"text_bytes", Kind::U64}}, path);
+    open_group(file, "/tokens", {{"ids", Kind::I32}, {"text_begin", Kind::U64}, {"text_end", Kind::U64}}, path);
+    const auto file_text = open_group(file, "/files", {{"path", Kind::String}, {"status", Kind::String},
+                                                        {"header", Kind::String}, {"text_begin", Kind::U64},
+                                                        {"text_end", Kind::U64}}, path);
+    text_offset = read_numbers<uint64_t>(column(doc_text, "/documents/text_offset"), H5T_NATIVE_UINT64, path);
+    text_bytes = read_numbers<uint64_t>(column(doc_text, "/documents/text_bytes"), H5T_NATIVE_UINT64, path);
+    for (size_t i = 0; i < n; ++i)
+      if (text_offset[i] > text.rows() || text_bytes[i] > text.rows() - text_offset[i])
+        throw Error(path + ": document " + std::to_string(i) + " has text [" + std::to_string(text_offset[i]) + ", +" +
+                    std::to_string(text_bytes[i]) + ") beyond the " + std::to_string(text.rows()) +
+                    " bytes of /text/utf8");
+    f_status = read_strings(column(file_text, "/files/status"), path);
+    f_text_begin = read_numbers<uint64_t>(column(file_text, "/files/text_begin"), H5T_NATIVE_UINT64, path);
+    f_text_end = read_numbers<uint64_t>(column(file_text, "/files/text_end"), H5T_NATIVE_UINT64, path);
+  }
   for (const char* name : {"/embeddings/mean", "/embeddings/last"}) {
     if (!link_exists(file, name)) continue;
     const Column e = open_column(file, name, Kind::F32, 2, path);
@@ -218,7 +241,8 @@ ResultTables read_result_tables(const std::string& path) {
     if (offset[i] > total_tokens || n_tokens[i] > total_tokens - offset[i])
       throw Error(path + ": document " + std::to_string(i) + " has tokens [" + std::to_string(offset[i]) + ", +" +
                   std::to_string(n_tokens[i]) + ") beyond the " + std::to_string(total_tokens) + " rows of /tokens");
-    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0});
+    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0,
+                           t.has_text ? text_bytes[i] : 0});
   }
   auto fdoc = read_numbers<uint64_t>(column(files, "/files/document"), H5T_NATIVE_UINT64, path);
   auto fpath = read_strings(column(files, "/files/path"), path);
@@ -229,7 +253,11 @@ ResultTables read_result_tables(const std::string& path) {
     if (fdoc[i] >= n || fb[i] > fe[i] || fe[i] > n_tokens[fdoc[i]])
       throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", tokens [" +
                   std::to_string(fb[i]) + ", " + std::to_string(fe[i]) + ")) lies outside its document");
-    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i]});
+    if (t.has_text && (f_text_begin[i] > f_text_end[i] || f_text_end[i] > text_bytes[fdoc[i]]))
+      throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", text [" +
+                  std::to_string(f_text_begin[i]) + ", " + std::to_string(f_text_end[i]) +
+                  ")) lies outside its document's text");
+    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i], t.has_text ? f_status[i] : "ok"});
   }
   return t;
 }

@@ -14,6 +14,7 @@ struct DocumentRow {
   uint64_t n_tokens = 0;
   double perplexity = 0;
   bool truncated = false;
+  uint64_t text_bytes = 0;  // 0 when the file stores no text
 };
 
 struct FileRow {
@@ -21,9 +22,11 @@ struct FileRow {
   std::string path;
   uint64_t token_begin = 0, token_end = 0;
   double perplexity = 0;
+  std::string status = "ok";  // "ok" when the file stores no /files/status
 };
 
 struct ResultTables {
+  bool has_text = false;  // /text/utf8 and the offsets are stored (docs/hdf5-schema.md)
   std::vector<DocumentRow> documents;
   std::vector<FileRow> files;
   Json attributes = Json::object();  // root attributes, strings and numbers
