@@ -4,6 +4,7 @@
 
 #include "io/final_file.h"
 #include "io/hdf5_util.h"
+#include "io/utf8_check.h"
 #include "util/error.h"
 
 namespace ringscan::io {
@@ -109,6 +110,28 @@ const Column& column(const std::vector<Column>& cs, const std::string& name) {
   throw Error("result reader: no column " + name);  // a bug here, never the file's
 }
 
+// Datasets added by a later version of the schema (issue 16's text and offsets): all of
+// `columns` or none. Each present one is checked like the others and must have `rows` rows.
+std::vector<Column> open_optional(hid_t file, const std::vector<std::pair<const char*, Kind>>& columns, hsize_t rows,
+                                  const std::string& path) {
+  std::vector<Column> out;
+  const char* missing = nullptr;
+  for (const auto& [name, kind] : columns) {
+    if (!link_exists(file, name)) {
+      missing = missing ? missing : name;
+      continue;
+    }
+    out.push_back(open_column(file, name, kind, 1, path));
+    if (rows != hsize_t(-1) && out.back().rows() != rows)
+      throw Error(path + ": dataset " + out.back().name + " has " + std::to_string(out.back().rows()) + " rows; " +
+                  std::to_string(rows) + " were expected, one per row of its group (docs/hdf5-schema.md)");
+  }
+  if (!out.empty() && missing)
+    throw Error(path + " has dataset " + out.front().name + " but not " + missing +
+                "; docs/hdf5-schema.md stores them together");
+  return out;
+}
+
 template <class T>
 std::vector<T> read_numbers(const Column& c, hid_t mem_type, const std::string& path) {
   std::vector<T> v(c.rows());
@@ -206,6 +229,31 @@ ResultTables read_result_tables(const std::string& path) {
                   std::to_string(n));
   }
 
+  // Issue 16: the documents' text and each token's bytes in it (optional: older files).
+  const auto text = open_optional(file,
+                                  {{"/text/utf8", Kind::U8}, {"/documents/text_offset", Kind::U64},
+                                   {"/documents/text_bytes", Kind::U64}, {"/tokens/text_begin", Kind::U64},
+                                   {"/tokens/text_end", Kind::U64}},
+                                  hsize_t(-1), path);
+  t.has_text = !text.empty();
+  if (t.has_text) {
+    for (const char* name : {"/documents/text_offset", "/documents/text_bytes"})
+      if (column(text, name).rows() != n)
+        throw Error(path + ": dataset " + std::string(name) + " has " + std::to_string(column(text, name).rows()) +
+                    " rows but /documents has " + std::to_string(n));
+    for (const char* name : {"/tokens/text_begin", "/tokens/text_end"})
+      if (column(text, name).rows() != tokens.front().rows())
+        throw Error(path + ": dataset " + std::string(name) + " has " + std::to_string(column(text, name).rows()) +
+                    " rows but /tokens/ids has " + std::to_string(tokens.front().rows()));
+  }
+  const auto file_text = open_optional(file,
+                                       {{"/files/status", Kind::String}, {"/files/header", Kind::String},
+                                        {"/files/text_begin", Kind::U64}, {"/files/text_end", Kind::U64}},
+                                       files.front().rows(), path);
+  t.has_file_text = !file_text.empty();
+  if (t.has_file_text && !t.has_text)
+    throw Error(path + " has dataset /files/text_begin but not /text/utf8; docs/hdf5-schema.md stores them together");
+
   auto paths = read_strings(column(docs, "/documents/path"), path);
   auto status = read_strings(column(docs, "/documents/status"), path);
   auto error = read_strings(column(docs, "/documents/error"), path);
@@ -213,25 +261,81 @@ ResultTables read_result_tables(const std::string& path) {
   auto offset = read_numbers<uint64_t>(column(docs, "/documents/token_offset"), H5T_NATIVE_UINT64, path);
   auto ppl = read_numbers<double>(column(docs, "/documents/perplexity"), H5T_NATIVE_DOUBLE, path);
   auto trunc = read_numbers<uint8_t>(column(docs, "/documents/truncated"), H5T_NATIVE_UINT8, path);
+  auto scored = read_numbers<uint64_t>(column(docs, "/documents/n_scored"), H5T_NATIVE_UINT64, path);
+  auto nll = read_numbers<double>(column(docs, "/documents/nll_sum"), H5T_NATIVE_DOUBLE, path);
+  auto extra = read_strings(column(docs, "/documents/extra"), path);
+  std::vector<uint64_t> text_offset(n), text_bytes(n);
+  if (t.has_text) {
+    text_offset = read_numbers<uint64_t>(column(text, "/documents/text_offset"), H5T_NATIVE_UINT64, path);
+    text_bytes = read_numbers<uint64_t>(column(text, "/documents/text_bytes"), H5T_NATIVE_UINT64, path);
+  }
+  const hsize_t total_text = t.has_text ? column(text, "/text/utf8").rows() : 0;
   const hsize_t total_tokens = tokens.front().rows();
   for (size_t i = 0; i < n; ++i) {
     if (offset[i] > total_tokens || n_tokens[i] > total_tokens - offset[i])
       throw Error(path + ": document " + std::to_string(i) + " has tokens [" + std::to_string(offset[i]) + ", +" +
                   std::to_string(n_tokens[i]) + ") beyond the " + std::to_string(total_tokens) + " rows of /tokens");
-    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0});
+    if (text_offset[i] > total_text || text_bytes[i] > total_text - text_offset[i])
+      throw Error(path + ": document " + std::to_string(i) + " has text [" + std::to_string(text_offset[i]) + ", +" +
+                  std::to_string(text_bytes[i]) + ") beyond the " + std::to_string(total_text) + " bytes of /text/utf8");
+    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0, offset[i], scored[i],
+                           nll[i], extra[i], text_offset[i], text_bytes[i]});
   }
   auto fdoc = read_numbers<uint64_t>(column(files, "/files/document"), H5T_NATIVE_UINT64, path);
   auto fpath = read_strings(column(files, "/files/path"), path);
   auto fb = read_numbers<uint64_t>(column(files, "/files/token_begin"), H5T_NATIVE_UINT64, path);
   auto fe = read_numbers<uint64_t>(column(files, "/files/token_end"), H5T_NATIVE_UINT64, path);
   auto fp = read_numbers<double>(column(files, "/files/perplexity"), H5T_NATIVE_DOUBLE, path);
+  auto fscored = read_numbers<uint64_t>(column(files, "/files/n_scored"), H5T_NATIVE_UINT64, path);
+  auto fnll = read_numbers<double>(column(files, "/files/nll_sum"), H5T_NATIVE_DOUBLE, path);
+  std::vector<std::string> fstatus(fpath.size(), "ok"), fheader(fpath.size());
+  std::vector<uint64_t> ftb(fpath.size()), fte(fpath.size());
+  if (t.has_file_text) {
+    fstatus = read_strings(column(file_text, "/files/status"), path);
+    fheader = read_strings(column(file_text, "/files/header"), path);
+    ftb = read_numbers<uint64_t>(column(file_text, "/files/text_begin"), H5T_NATIVE_UINT64, path);
+    fte = read_numbers<uint64_t>(column(file_text, "/files/text_end"), H5T_NATIVE_UINT64, path);
+  }
   for (size_t i = 0; i < fpath.size(); ++i) {
     if (fdoc[i] >= n || fb[i] > fe[i] || fe[i] > n_tokens[fdoc[i]])
       throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", tokens [" +
                   std::to_string(fb[i]) + ", " + std::to_string(fe[i]) + ")) lies outside its document");
-    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i]});
+    if (ftb[i] > fte[i] || fte[i] > text_bytes[fdoc[i]])
+      throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", text [" +
+                  std::to_string(ftb[i]) + ", " + std::to_string(fte[i]) + ")) lies outside its document's " +
+                  std::to_string(text_bytes[fdoc[i]]) + " bytes of text");
+    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i], fscored[i], fnll[i], fstatus[i], fheader[i], ftb[i], fte[i]});
   }
   return t;
+}
+
+ResultTokenReader::ResultTokenReader(const std::string& path, const ResultTables& tables)
+    : path_(path),
+      tables_(tables),
+      file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + " is not an HDF5 file") {}
+
+DocumentTokens ResultTokenReader::read(uint64_t document) const {
+  const DocumentRow& d = tables_.documents.at(document);
+  DocumentTokens out;
+  out.logprob.resize(d.n_tokens);
+  h5::read_rows(file_, "/tokens/logprob", H5T_NATIVE_FLOAT, d.token_offset, d.n_tokens, 1, out.logprob.data(), path_);
+  if (!tables_.has_text) return out;
+  out.text_begin.resize(d.n_tokens);
+  out.text_end.resize(d.n_tokens);
+  h5::read_rows(file_, "/tokens/text_begin", H5T_NATIVE_UINT64, d.token_offset, d.n_tokens, 1, out.text_begin.data(),
+                path_);
+  h5::read_rows(file_, "/tokens/text_end", H5T_NATIVE_UINT64, d.token_offset, d.n_tokens, 1, out.text_end.data(), path_);
+  out.text.resize(d.text_bytes);
+  h5::read_rows(file_, "/text/utf8", H5T_NATIVE_UINT8, d.text_offset, d.text_bytes, 1, out.text.data(), path_);
+  const std::string doc = path_ + ": document " + std::to_string(document) + " (" + d.path + ")";
+  if (const size_t bad = utf8_invalid_offset(out.text); bad != std::string::npos)
+    throw Error(doc + ": its text in /text/utf8 is not valid UTF-8 at byte " + std::to_string(bad));
+  for (uint64_t k = 0; k < d.n_tokens; ++k)
+    if (out.text_begin[k] > out.text_end[k] || out.text_end[k] > d.text_bytes)
+      throw Error(doc + ": token " + std::to_string(k) + " covers bytes [" + std::to_string(out.text_begin[k]) + ", " +
+                  std::to_string(out.text_end[k]) + ") in /tokens/text_begin|text_end, outside its " +
+                  std::to_string(d.text_bytes) + " bytes of text");
+  return out;
 }
 
 }  // namespace ringscan::io
