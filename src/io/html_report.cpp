@@ -116,6 +116,7 @@ std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint
   };
   std::vector<ByteSegment> segs;
   uint64_t pos = begin;
+  bool open = false;  // the last token ended inside a character: the next one continues its segment
   const double none = std::nan("");
   const size_t n = std::min(d.text_begin.size(), d.text_end.size());
   for (size_t k = 0; k < n; ++k) {
@@ -123,16 +124,16 @@ std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint
     if (rb >= re || re <= begin || rb >= end) continue;  // empty (BOS) or outside the entry
     const double lp = k < d.logprob.size() ? double(d.logprob[k]) : none;
     const uint64_t b = snap(rb), e = snap(re);
-    if (b > pos) segs.push_back({b, none}), pos = b;  // bytes no token covers
-    if (e <= pos || b < pos) {
-      // Within or overlapping the previous segment (a part of a character): merged into it.
-      if (segs.empty()) segs.push_back({e, lp});
-      else segs.back().logprob += lp, segs.back().end = std::max(segs.back().end, e);
-      pos = std::max(pos, e);
-      continue;
+    const bool ends_inside = e != std::clamp(re, begin, end);
+    if (!open && b > pos) segs.push_back({b, none}), pos = b;  // bytes no token covers
+    if (!segs.empty() && (open || b < pos || e <= pos)) {
+      segs.back().logprob += lp;
+      segs.back().end = std::max(segs.back().end, e);
+    } else {
+      segs.push_back({e, lp});
     }
-    segs.push_back({e, lp});
-    pos = e;
+    pos = std::max(pos, e);
+    open = ends_inside;
   }
   if (pos < end) segs.push_back({end, none});
   std::vector<Segment> out;

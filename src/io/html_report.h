@@ -28,9 +28,10 @@ struct Entry {
 };
 std::vector<Entry> entries(const ResultTables& t);
 
-// A run of text with one colour: a token, clipped to the entry's text; a token that
-// covers part of a character is merged with its neighbour (the sum of their log-probs);
-// bytes no token covers form segments of their own with no value.
+// A run of text with one colour: a token, clipped to the entry's text. A token that ends
+// inside a character (byte fallback) is merged with the next ones until one ends on a
+// character boundary (the segment shows the sum of their log-probs), so that a segment
+// is whole characters; bytes no token covers form segments of their own with no value.
 struct Segment {
   uint64_t units = 0;  // length in UTF-16 code units (how the page's JavaScript counts)
   double logprob = 0;  // NaN: no value (not scored, or no token)

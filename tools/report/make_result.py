@@ -32,16 +32,25 @@ def file_text(rng, lines):
 
 
 def tokenize(text, rng):
-    """(begin, end) byte offsets of each token of text; a 4-byte character is sometimes
-    two tokens that each cover half of it (a byte-fallback split)."""
-    spans, pos = [], 0
+    """(begin, end) byte offsets of each token of text. Like byte-fallback tokens, some
+    tokens end inside a character: a 4-byte character is sometimes two tokens of 2 bytes,
+    and a token ending in another multi-byte character sometimes leaves its last byte
+    to the next token."""
+    spans, pos, carry = [], 0, None
     for m in TOKEN.finditer(text):
         b = len(m.group(0).encode())
-        if b == 4 and rng.random() < 0.5:
-            spans += [(pos, pos + 2), (pos + 2, pos + 4)]
+        start, carry = (pos if carry is None else carry), None
+        last = len(m.group(0)[-1].encode())
+        if b == 4 and last == 4 and rng.random() < 0.5:
+            spans += [(start, pos + 2), (pos + 2, pos + 4)]
+        elif last in (2, 3) and rng.random() < 0.3:
+            spans.append((start, pos + b - 1))
+            carry = pos + b - 1
         else:
-            spans.append((pos, pos + b))
+            spans.append((start, pos + b))
         pos += b
+    if carry is not None:
+        spans.append((carry, pos))
     return spans
 
 

@@ -1,0 +1,238 @@
+// The data behind `ringscan report`'s page, without a browser (the page itself is
+// tested in tests/jobs/test_report.py): issue 16's optional datasets in the result
+// reader, the ranked entries, heat map segments (clipping, characters split over two
+// tokens, UTF-16 lengths), their encoding, and the directory tree.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "io/html_report.h"
+#include "io/result_reader.h"
+#include "io_test_util.h"
+#include "result_file_builder.h"
+#include "util/error.h"
+
+namespace ringscan::io {
+namespace {
+
+using test::ColumnSpec;
+using test::ColumnType;
+using test::ResultFileSpec;
+
+#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+
+// valid(n) plus issue 16's datasets: every document's text is "ab\n", its 3 tokens are
+// BOS [0, 0), "a" [0, 1) and "b\n" [1, 3); document 0's one file is all of it.
+ResultFileSpec with_text(size_t n) {
+  ResultFileSpec s = ResultFileSpec::valid(n);
+  std::vector<double> bytes, offset, size, begin, end;
+  for (size_t i = 0; i < n; ++i) {
+    for (char c : std::string("ab\n")) bytes.push_back(uint8_t(c));
+    offset.push_back(3.0 * i), size.push_back(3);
+    begin.insert(begin.end(), {0, 0, 1});
+    end.insert(end.end(), {0, 1, 3});
+  }
+  auto col = [](const char* name, ColumnType t, std::vector<double> v) {
+    return ColumnSpec{name, t, {v.size()}, v, {}, true};
+  };
+  s.columns.push_back(col("/text/utf8", ColumnType::U8, bytes));
+  s.columns.push_back(col("/documents/text_offset", ColumnType::U64, offset));
+  s.columns.push_back(col("/documents/text_bytes", ColumnType::U64, size));
+  s.columns.push_back(col("/tokens/text_begin", ColumnType::U64, begin));
+  s.columns.push_back(col("/tokens/text_end", ColumnType::U64, end));
+  const size_t f = n > 0 ? 1 : 0;
+  s.columns.push_back({"/files/status", ColumnType::String, {f}, {}, std::vector<std::string>(f, "ok"), true});
+  s.columns.push_back({"/files/header", ColumnType::String, {f}, {}, std::vector<std::string>(f, "### FILE: a.py\n"), true});
+  s.columns.push_back(col("/files/text_begin", ColumnType::U64, std::vector<double>(f, 0)));
+  s.columns.push_back(col("/files/text_end", ColumnType::U64, std::vector<double>(f, 3)));
+  return s;
+}
+
+std::string read_error(const ResultFileSpec& spec, bool tokens_of_doc0 = false) {
+  test::TempDir t;
+  const std::string path = t / "r.h5";
+  spec.write(path);
+  try {
+    const ResultTables tables = read_result_tables(path);
+    if (tokens_of_doc0) ResultTokenReader(path, tables).read(0);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ResultReaderText, TextAndOffsetsReadBack) {
+  test::TempDir t;
+  with_text(3).write(t / "r.h5");
+  const ResultTables r = read_result_tables(t / "r.h5");
+  EXPECT_TRUE(r.has_text);
+  EXPECT_TRUE(r.has_file_text);
+  EXPECT_EQ(r.documents[2].text_offset, 6u);
+  EXPECT_EQ(r.files[0].header, "### FILE: a.py\n");
+  const DocumentTokens d = ResultTokenReader(t / "r.h5", r).read(2);
+  EXPECT_EQ(d.text, "ab\n");
+  EXPECT_EQ(d.text_end, (std::vector<uint64_t>{0, 1, 3}));
+  EXPECT_EQ(d.logprob.size(), 3u);
+  // Older files: no text, and still read.
+  ResultFileSpec::valid(3).write(t / "old.h5");
+  const ResultTables old = read_result_tables(t / "old.h5");
+  EXPECT_FALSE(old.has_text);
+  EXPECT_FALSE(old.has_file_text);
+  EXPECT_TRUE(ResultTokenReader(t / "old.h5", old).read(1).text.empty());
+}
+
+TEST(ResultReaderText, DamagedTextIsRefused) {
+  ResultFileSpec s = with_text(3);
+  s.remove("/tokens/text_end");
+  EXPECT_CONTAINS(read_error(s), "has dataset /text/utf8 but not /tokens/text_end; docs/hdf5-schema.md stores them together");
+  s = with_text(3);
+  s.remove("/files/header");
+  EXPECT_CONTAINS(read_error(s), "has dataset /files/status but not /files/header");
+  s = with_text(3);
+  for (const char* c : {"/text/utf8", "/documents/text_offset", "/documents/text_bytes", "/tokens/text_begin",
+                        "/tokens/text_end"})
+    s.remove(c);
+  EXPECT_CONTAINS(read_error(s), "has dataset /files/text_begin but not /text/utf8");
+  s = with_text(3);
+  s.column("/documents/text_offset").numbers = {0, 3, 7};
+  EXPECT_CONTAINS(read_error(s), "document 2 has text [7, +3) beyond the 9 bytes of /text/utf8");
+  s = with_text(3);
+  s.column("/tokens/text_begin").dims = {8};
+  EXPECT_CONTAINS(read_error(s), "dataset /tokens/text_begin has 8 rows but /tokens/ids has 9");
+  s = with_text(3);
+  s.column("/documents/text_bytes").type = ColumnType::I64;
+  EXPECT_CONTAINS(read_error(s), "dataset /documents/text_bytes does not hold uint64");
+  s = with_text(3);
+  s.column("/files/text_end").numbers = {4};
+  EXPECT_CONTAINS(read_error(s), "/files row 0 (document 0, text [0, 4)) lies outside its document's 3 bytes of text");
+  s = with_text(3);
+  s.column("/tokens/text_end").numbers[2] = 4;
+  EXPECT_CONTAINS(read_error(s, true), "document 0 (doc0.txt): token 2 covers bytes [1, 4)");
+  s = with_text(3);
+  s.column("/text/utf8").numbers[1] = 0xC3;  // "a\xC3\n": a cut character
+  EXPECT_CONTAINS(read_error(s, true), "its text in /text/utf8 is not valid UTF-8 at byte 1");
+  EXPECT_EQ(read_error(with_text(3), true), "(no error)");
+}
+
+// Text "a🙂é\nb" (bytes: a 0, 🙂 1-4, é 5-6, \n 7, b 8) with its tokens.
+DocumentTokens sample(std::vector<std::pair<uint64_t, uint64_t>> spans, std::vector<float> lp) {
+  DocumentTokens d;
+  d.text = "a\xF0\x9F\x99\x82\xC3\xA9\nb";
+  for (auto [b, e] : spans) d.text_begin.push_back(b), d.text_end.push_back(e);
+  d.logprob = std::move(lp);
+  return d;
+}
+
+TEST(ReportHeat, SegmentsAreTokensInUtf16Units) {
+  const float nan = std::nanf("");
+  const DocumentTokens d = sample({{0, 0}, {0, 1}, {1, 5}, {5, 7}, {7, 8}, {8, 9}}, {nan, -1, -2, -3, -4, -5});
+  const auto s = report::heat_segments(d, 0, 9);
+  ASSERT_EQ(s.size(), 5u);  // BOS covers nothing
+  EXPECT_EQ(s[0].units, 1u);
+  EXPECT_EQ(s[1].units, 2u);  // a 4-byte character is a surrogate pair
+  EXPECT_EQ(s[2].units, 1u);
+  EXPECT_DOUBLE_EQ(s[1].logprob, -2);
+  EXPECT_DOUBLE_EQ(s[4].logprob, -5);
+}
+
+TEST(ReportHeat, ATokenEndingInsideACharacterIsMergedWithItsNeighbour) {
+  // Byte fallback: 🙂 is two tokens of 2 bytes; é is split 1 + (1 byte and the newline).
+  const DocumentTokens d = sample({{0, 1}, {1, 3}, {3, 5}, {5, 6}, {6, 8}, {8, 9}}, {-1, -2, -3, -4, -5, -6});
+  const auto s = report::heat_segments(d, 0, 9);
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_EQ(s[1].units, 2u);
+  EXPECT_DOUBLE_EQ(s[1].logprob, -5);  // -2 + -3
+  EXPECT_EQ(s[2].units, 2u);           // "é\n"
+  EXPECT_DOUBLE_EQ(s[2].logprob, -9);
+  uint64_t units = 0;
+  for (const auto& x : s) units += x.units;
+  EXPECT_EQ(units, 6u);  // "a🙂é\nb" in UTF-16
+}
+
+TEST(ReportHeat, TokensAreClippedToTheFileAndGapsHaveNoValue) {
+  // The file is bytes [1, 8) (🙂é\n); the first token covers "a🙂", the last "\nb".
+  const DocumentTokens d = sample({{0, 5}, {5, 7}, {7, 9}}, {-1, -2, -3});
+  auto s = report::heat_segments(d, 1, 8);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].units, 2u);
+  EXPECT_DOUBLE_EQ(s[0].logprob, -1);
+  EXPECT_EQ(s[2].units, 1u);
+  // Bytes no token covers (here é) form a segment with no value.
+  const DocumentTokens g = sample({{0, 5}, {7, 9}}, {-1, -3});
+  s = report::heat_segments(g, 0, 9);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[1].units, 1u);
+  EXPECT_TRUE(std::isnan(s[1].logprob));
+  // No offsets stored: one segment without a value.
+  DocumentTokens none;
+  none.text = "xyz";
+  s = report::heat_segments(none, 0, 3);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_TRUE(std::isnan(s[0].logprob));
+}
+
+TEST(ReportHeat, EncodingRoundsToHundredthsAndKeepsNoValue) {
+  const std::vector<report::Segment> in = {{1, -0.123}, {300, -17.456}, {2, std::nan("")}, {70000, 0.0}, {5, -1e9}};
+  const std::string b64 = report::encode_segments(in);
+  EXPECT_EQ(b64.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="), std::string::npos);
+  const auto out = report::decode_segments(b64);
+  ASSERT_EQ(out.size(), in.size());
+  EXPECT_EQ(out[1].units, 300u);
+  EXPECT_EQ(out[3].units, 70000u);
+  EXPECT_DOUBLE_EQ(out[0].logprob, -0.12);
+  EXPECT_DOUBLE_EQ(out[1].logprob, -17.46);
+  EXPECT_TRUE(std::isnan(out[2].logprob));
+  EXPECT_DOUBLE_EQ(out[3].logprob, 0.0);
+  EXPECT_DOUBLE_EQ(out[4].logprob, -1e9);
+}
+
+TEST(ReportEntries, FilesOfCodebasesAndDocumentsOfTheirOwn) {
+  ResultTables t;
+  for (const char* p : {"/r/code", "/r/notes.txt", "/r/bin.dat"}) t.documents.emplace_back().path = p;
+  t.documents[0].status = t.documents[1].status = "ok";
+  t.documents[1].truncated = true;
+  t.documents[2].status = "skipped";
+  t.documents[1].extra = R"({"text": "A summary.", "finish_reason": "stop"})";
+  t.documents[2].extra = "not json";
+  FileRow a, b;
+  a.path = "src/a.py", a.token_end = 6;
+  b.path = "b.py", b.token_begin = 6, b.token_end = 10, b.status = "dropped";
+  t.files = {a, b};
+  const auto e = report::entries(t);
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[0].path, "/r/code/src/a.py");
+  EXPECT_EQ(e[0].n_tokens, 6u);
+  EXPECT_EQ(e[0].file, 0);
+  EXPECT_EQ(e[1].status, "dropped");
+  EXPECT_EQ(e[2].path, "/r/notes.txt");
+  EXPECT_EQ(e[2].file, -1);
+  EXPECT_EQ(e[2].status, "truncated");
+  EXPECT_EQ(e[2].summary, "A summary.");
+  EXPECT_EQ(e[3].status, "skipped");
+  EXPECT_EQ(e[3].summary, "");
+}
+
+TEST(ReportEntries, DirectoryTreeBelowTheCommonFolder) {
+  std::vector<report::Entry> e(3);
+  e[0].path = "/r/a/x.py", e[0].n_tokens = 10, e[0].n_scored = 9, e[0].nll_sum = 9;
+  e[1].path = "/r/a/b/y.py", e[1].n_tokens = 5, e[1].n_scored = 4, e[1].nll_sum = 8;
+  e[2].path = "/r/z.py", e[2].n_tokens = 1;
+  const auto t = report::directory_tree(e);
+  EXPECT_EQ(t.root, "/r");
+  ASSERT_EQ(t.directories.size(), 3u);
+  EXPECT_EQ(t.directories[1].path, "a");
+  EXPECT_EQ(t.directories[2].path, "a/b");
+  EXPECT_EQ(t.directories[2].parent, 1);
+  EXPECT_EQ(t.directories[0].n_tokens, 16u);
+  EXPECT_EQ(t.directories[1].files, 2u);
+  EXPECT_DOUBLE_EQ(t.directories[1].nll_sum, 17);
+  EXPECT_EQ(t.entry_directory, (std::vector<int64_t>{1, 2, 0}));
+  // Relative paths and a single file.
+  std::vector<report::Entry> one(1);
+  one[0].path = "x.py";
+  EXPECT_EQ(report::directory_tree(one).root, "");
+  EXPECT_EQ(report::directory_tree(one).directories.size(), 1u);
+}
+
+}  // namespace
+}  // namespace ringscan::io
