@@ -33,13 +33,6 @@ std::string join_path(const std::string& dir, const std::string& file) {
   return dir.back() == '/' ? dir + file : dir + "/" + file;
 }
 
-// The generated text of a summarize result ("" when the document has none).
-std::string summary_of(const std::string& extra) {
-  const Json j = Json::parse(extra, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("text") && j["text"].is_string()) return j["text"].get<std::string>();
-  return "";
-}
-
 std::vector<std::string> split_dirs(const std::string& path) {
   std::vector<std::string> parts;
   size_t start = 0;
@@ -85,7 +78,7 @@ std::vector<Entry> entries(const ResultTables& t) {
   std::vector<Entry> out;
   for (size_t i = 0; i < t.documents.size(); ++i) {
     const DocumentRow& d = t.documents[i];
-    const std::string summary = summary_of(d.extra);
+    const std::string& summary = d.summary;
     if (files_of[i].empty()) {
       const std::string status = d.status == "ok" && d.truncated ? "truncated" : d.status;
       out.push_back({i, -1, d.path, status, d.n_tokens, d.n_scored, d.nll_sum, d.perplexity, summary});

@@ -3,7 +3,9 @@
 #include <filesystem>
 
 #include "io/final_file.h"
+#include "io/fs_util.h"
 #include "io/hdf5_util.h"
+#include "io/part_file.h"
 #include "io/utf8_check.h"
 #include "util/error.h"
 
@@ -153,6 +155,14 @@ std::vector<std::string> read_strings(const Column& c, const std::string& path) 
   return out;
 }
 
+// The generated text of a summarize result ("" for other documents). extra is free-form
+// JSON: what is not an object with a string "text" has no summary.
+std::string summary_of(const std::string& extra) {
+  const Json j = Json::parse(extra, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("text") && j["text"].is_string()) return j["text"].get<std::string>();
+  return "";
+}
+
 // Root attributes that are single values (strings and numbers); others are not ours: skipped.
 herr_t collect_attribute(hid_t loc, const char* name, const H5A_info_t*, void* data) {
   auto* j = static_cast<Json*>(data);
@@ -279,7 +289,7 @@ ResultTables read_result_tables(const std::string& path) {
       throw Error(path + ": document " + std::to_string(i) + " has text [" + std::to_string(text_offset[i]) + ", +" +
                   std::to_string(text_bytes[i]) + ") beyond the " + std::to_string(total_text) + " bytes of /text/utf8");
     t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0, offset[i], scored[i],
-                           nll[i], extra[i], text_offset[i], text_bytes[i]});
+                           nll[i], extra[i], summary_of(extra[i]), text_offset[i], text_bytes[i]});
   }
   auto fdoc = read_numbers<uint64_t>(column(files, "/files/document"), H5T_NATIVE_UINT64, path);
   auto fpath = read_strings(column(files, "/files/path"), path);
@@ -305,6 +315,51 @@ ResultTables read_result_tables(const std::string& path) {
                   std::to_string(ftb[i]) + ", " + std::to_string(fte[i]) + ")) lies outside its document's " +
                   std::to_string(text_bytes[fdoc[i]]) + " bytes of text");
     t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i], fscored[i], fnll[i], fstatus[i], fheader[i], ftb[i], fte[i]});
+  }
+  return t;
+}
+
+ResultTables read_parts_tables(const std::string& dir) {
+  const std::string run_path = dir + "/" + kRunFile;
+  if (!path_exists(run_path))
+    throw Error(dir + " holds no " + std::string(kRunFile) + "; expected the parts folder of a ringscan run");
+  Json run;
+  try {
+    run = read_json_file(run_path);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + "; expected the " + kRunFile + " of a ringscan run");
+  }
+  if (!run.is_object() || run.value("format", "") != kRunFormat || !run.contains("n_documents") ||
+      !run["n_documents"].is_number_unsigned())
+    throw Error(run_path + " is not the run.json of a ringscan run (no \"format\": \"" + std::string(kRunFormat) +
+                "\" with n_documents)");
+  ResultTables t;
+  t.in_progress = true;
+  t.run_documents = run["n_documents"].get<uint64_t>();
+  t.attributes["n_documents"] = t.run_documents;
+  const Json identity = run.value("identity", Json::object()), about = run.value("about", Json::object());
+  if (identity.is_object() && identity.contains("job") && identity["job"].is_string()) t.attributes["job"] = identity["job"];
+  if (about.is_object())
+    for (const auto& [k, v] : about.items())
+      if (v.is_string() || v.is_number()) t.attributes[k] = v;
+  const PartIndex idx = scan_parts(dir, t.run_documents, nullptr);
+  t.part_files = idx.files.size();
+  for (uint64_t i = 0; i < t.run_documents; ++i) {
+    const auto& [file, entry] = idx.at[i];
+    if (file == UINT32_MAX) continue;
+    const DocumentResult r = read_part_record(dir + "/" + idx.files[file], entry);
+    DocumentRow d;
+    d.path = r.path, d.status = r.status, d.error = r.error, d.truncated = r.truncated;
+    d.n_tokens = r.token_ids.size(), d.perplexity = r.perplexity, d.n_scored = r.n_scored, d.nll_sum = r.nll_sum;
+    d.extra = r.extra.dump(-1, ' ', false, Json::error_handler_t::replace);
+    d.summary = summary_of(d.extra);
+    for (const FileResult& f : r.files) {
+      FileRow row;
+      row.document = t.documents.size(), row.path = f.path, row.token_begin = f.token_begin, row.token_end = f.token_end;
+      row.perplexity = f.perplexity, row.n_scored = f.n_scored, row.nll_sum = f.nll_sum;
+      t.files.push_back(row);
+    }
+    t.documents.push_back(std::move(d));
   }
   return t;
 }

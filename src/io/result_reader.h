@@ -17,7 +17,8 @@ struct DocumentRow {
   bool truncated = false;
   uint64_t token_offset = 0, n_scored = 0;
   double nll_sum = 0;
-  std::string extra;  // JSON text (summarize: the generation)
+  std::string extra;    // JSON text (summarize: the generation)
+  std::string summary;  // summarize's generated text (extra's "text"); "" when none
   // Where the document's text is in /text/utf8 (ResultTables::has_text only).
   uint64_t text_offset = 0, text_bytes = 0;
 };
@@ -42,11 +43,22 @@ struct ResultTables {
   // Files written before issue 16 have neither: readers then say "no text stored".
   bool has_text = false;       // /text/utf8, /documents/text_offset|text_bytes, /tokens/text_begin|text_end
   bool has_file_text = false;  // /files/status|header|text_begin|text_end
+  // read_parts_tables: the run is still in progress; `documents` are those done so far
+  // (the run has run_documents), recorded in part_files part files.
+  bool in_progress = false;
+  uint64_t run_documents = 0, part_files = 0;
 };
 
 // Throws ringscan::Error naming the file when it is missing or not a ringscan result.
 // The datasets of issue 16 (text and offsets) are optional, but checked when present.
 ResultTables read_result_tables(const std::string& path);
+
+// The documents finished so far by a run in progress, from its parts folder
+// (`<out>.parts`, docs/hdf5-schema.md "Resume"), in document order; their tokens are not
+// read into the tables (ResultTokenReader reads only result files). Attributes: job,
+// model_dir and n_documents from its run.json. Error naming the folder when it is not a
+// ringscan run's or a part is damaged.
+ResultTables read_parts_tables(const std::string& parts_dir);
 
 // One document's per-token values and text, for a file read_result_tables accepted.
 struct DocumentTokens {

@@ -81,6 +81,17 @@ TEST(ResultReaderText, TextAndOffsetsReadBack) {
   EXPECT_TRUE(ResultTokenReader(t / "old.h5", old).read(1).text.empty());
 }
 
+TEST(ResultReaderText, SummariesComeFromExtra) {
+  test::TempDir t;
+  ResultFileSpec s = ResultFileSpec::valid(4);
+  s.column("/documents/extra").strings = {R"({"text": "A summary.", "finish_reason": "stop"})", "not JSON",
+                                          R"({"text": 3})", "[1]"};
+  s.write(t / "r.h5");
+  const ResultTables r = read_result_tables(t / "r.h5");
+  EXPECT_EQ(r.documents[0].summary, "A summary.");
+  for (int i : {1, 2, 3}) EXPECT_EQ(r.documents[i].summary, "") << i;
+}
+
 TEST(ResultReaderText, DamagedTextIsRefused) {
   ResultFileSpec s = with_text(3);
   s.remove("/tokens/text_end");
@@ -192,8 +203,7 @@ TEST(ReportEntries, FilesOfCodebasesAndDocumentsOfTheirOwn) {
   t.documents[0].status = t.documents[1].status = "ok";
   t.documents[1].truncated = true;
   t.documents[2].status = "skipped";
-  t.documents[1].extra = R"({"text": "A summary.", "finish_reason": "stop"})";
-  t.documents[2].extra = "not json";
+  t.documents[1].summary = "A summary.";
   FileRow a, b;
   a.path = "src/a.py", a.token_end = 6;
   b.path = "b.py", b.token_begin = 6, b.token_end = 10, b.status = "dropped";
