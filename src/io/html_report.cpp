@@ -93,7 +93,8 @@ std::vector<Entry> entries(const ResultTables& t) {
   return out;
 }
 
-std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint64_t end) {
+std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint64_t end, uint64_t first_token,
+                                   uint64_t last_token) {
   const std::string& s = d.text;
   end = std::min<uint64_t>(end, s.size());
   begin = std::min(begin, end);
@@ -111,8 +112,8 @@ std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint
   uint64_t pos = begin;
   bool open = false;  // the last token ended inside a character: the next one continues its segment
   const double none = std::nan("");
-  const size_t n = std::min(d.text_begin.size(), d.text_end.size());
-  for (size_t k = 0; k < n; ++k) {
+  const uint64_t n = std::min<uint64_t>({d.text_begin.size(), d.text_end.size(), last_token});
+  for (uint64_t k = first_token; k < n; ++k) {
     const uint64_t rb = d.text_begin[k], re = d.text_end[k];
     if (rb >= re || re <= begin || rb >= end) continue;  // empty (BOS) or outside the entry
     const double lp = k < d.logprob.size() ? double(d.logprob[k]) : none;
@@ -297,11 +298,11 @@ PageStats write_page(const std::string& results, const std::string& out) {
       const DocumentTokens d = reader->read(doc);
       for (size_t k = i; k < j; ++k) {
         if (!has_payload[k]) continue;
-        uint64_t begin = 0, end = d.text.size();
+        uint64_t begin = 0, end = d.text.size(), first = 0, last = UINT64_MAX;
         std::string header;
         if (es[k].file >= 0) {
           const FileRow& f = t.files[es[k].file];
-          begin = f.text_begin, end = f.text_end, header = f.header;
+          begin = f.text_begin, end = f.text_end, header = f.header, first = f.token_begin, last = f.token_end;
           for (uint64_t p : {begin, end})
             if (p < d.text.size() && continuation(d.text[p]))
               throw Error(results + ": /files row " + std::to_string(es[k].file) + " (" + f.path +
@@ -310,7 +311,7 @@ PageStats write_page(const std::string& results, const std::string& out) {
         }
         const Json payload = {{"t", d.text.substr(begin, end - begin)},
                               {"h", header},
-                              {"k", encode_segments(heat_segments(d, begin, end))}};
+                              {"k", encode_segments(heat_segments(d, begin, end, first, last))}};
         os << "<script type=\"application/json\" id=\"rs-e" << k << "\">" << script_json(payload) << "</script>\n";
         ++stats.entries_with_text;
       }

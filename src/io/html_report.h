@@ -36,8 +36,10 @@ struct Segment {
   uint64_t units = 0;  // length in UTF-16 code units (how the page's JavaScript counts)
   double logprob = 0;  // NaN: no value (not scored, or no token)
 };
-// The segments covering bytes [begin, end) of the document's text.
-std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint64_t end);
+// The segments covering bytes [begin, end) of the document's text, from its tokens
+// [first_token, last_token) (a file's own: its /files token range; the rest are not looked at).
+std::vector<Segment> heat_segments(const DocumentTokens& d, uint64_t begin, uint64_t end, uint64_t first_token = 0,
+                                   uint64_t last_token = UINT64_MAX);
 
 // Segments as the page reads them: base64 of varint pairs (units, q) with q = 0 for no
 // value, else round(-logprob * 100) + 1 (the hover shows the log-prob to 0.01).

@@ -174,6 +174,12 @@ TEST(ReportHeat, TokensAreClippedToTheFileAndGapsHaveNoValue) {
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[1].units, 1u);
   EXPECT_TRUE(std::isnan(s[1].logprob));
+  // Only the file's own tokens are looked at: token 1 (é) left out is a gap.
+  s = report::heat_segments(d, 0, 9, 0, 1);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_DOUBLE_EQ(s[0].logprob, -1);
+  EXPECT_TRUE(std::isnan(s[1].logprob));
+  EXPECT_EQ(s[1].units, 3u);  // "é\nb"
   // No offsets stored: one segment without a value.
   DocumentTokens none;
   none.text = "xyz";
