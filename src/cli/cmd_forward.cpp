@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "cli/mpi_context.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
 #include "runtime/decode.h"
 #include "runtime/engine.h"
+#include "runtime/mpi_context.h"
 #include "util/error.h"
 #include "util/json_util.h"
 #include "util/npy.h"

@@ -236,9 +236,11 @@ PageStats write_page(const std::string& results, const std::string& out) {
   struct stat st {};
   const std::string written = ::stat(results.c_str(), &st) == 0 ? time_text(st.st_mtime) : "";
 
-  // Which entries carry their text and heat map (a script element each).
+  // Which entries carry their text and heat map (a script element each): not documents
+  // without text (summarize stores none) nor files --max-tokens dropped.
   std::vector<uint8_t> has_payload(es.size());
-  for (size_t i = 0; i < es.size(); ++i) has_payload[i] = t.has_text && (es[i].file < 0 || t.has_file_text);
+  for (size_t i = 0; i < es.size(); ++i)
+    has_payload[i] = t.has_text && t.documents[es[i].document].text_bytes > 0 && es[i].status != "dropped";
 
   Json cols = {{"path", Json::array()}, {"doc", Json::array()}, {"status", Json::array()}, {"tokens", Json::array()},
                {"scored", Json::array()}, {"ppl", Json::array()}, {"dir", Json::array()},

@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '2'};
+constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '3'};
 constexpr size_t kHeaderBytes = 32;
 constexpr size_t kDigestBytes = 32;
 constexpr size_t kEntryBytes = 40 + kDigestBytes;
@@ -59,6 +59,9 @@ std::string encode_result(const DocumentResult& r) {
   w.u8(r.truncated ? 1 : 0);
   w.vec(r.token_ids);
   w.vec(r.logprob);
+  w.str(r.text);
+  w.vec(r.text_begin);
+  w.vec(r.text_end);
   w.u64(r.n_scored);
   w.f64(r.nll_sum);
   w.f64(r.nll_mean);
@@ -71,6 +74,10 @@ std::string encode_result(const DocumentResult& r) {
     w.f64(f.nll_sum);
     w.u64(f.n_scored);
     w.f64(f.perplexity);
+    w.str(f.status);
+    w.str(f.header);
+    w.u64(f.text_begin);
+    w.u64(f.text_end);
   }
   w.vec(r.embedding_mean);
   w.vec(r.embedding_last);
@@ -94,6 +101,9 @@ DocumentResult decode_result(std::string_view bytes, const std::string& source) 
   r.truncated = in.u8() != 0;
   r.token_ids = in.vec<int32_t>();
   r.logprob = in.vec<float>();
+  r.text = in.str();
+  r.text_begin = in.vec<uint64_t>();
+  r.text_end = in.vec<uint64_t>();
   r.n_scored = in.u64();
   r.nll_sum = in.f64();
   r.nll_mean = in.f64();
@@ -107,6 +117,10 @@ DocumentResult decode_result(std::string_view bytes, const std::string& source) 
     f.nll_sum = in.f64();
     f.n_scored = in.u64();
     f.perplexity = in.f64();
+    f.status = in.str();
+    f.header = in.str();
+    f.text_begin = in.u64();
+    f.text_end = in.u64();
     r.files.push_back(std::move(f));
   }
   r.embedding_mean = in.vec<float>();
@@ -157,7 +171,8 @@ std::vector<PartEntry> read_part_index(const std::string& path) {
   if (size < kHeaderBytes) throw Error("part file " + path + " is damaged: shorter than its 32-byte header");
   const std::string header = read_file_range(path, 0, kHeaderBytes);
   if (header.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0)
-    throw Error("part file " + path + " is damaged: it does not start with RSPART01");
+    throw Error("part file " + path + " is damaged or from another version of ringscan: it does not start with " +
+                std::string(kMagic, sizeof kMagic));
   ByteReader h(std::string_view(header).substr(sizeof kMagic), path);
   const uint64_t n = h.u64(), payload = h.u64(), index_sum = h.u64();
   // Compared by subtraction: a hostile payload size near 2^64 must not wrap around to the file's size.

@@ -3,7 +3,7 @@
 // "Resume"). Each file is written once, atomically, and never changed.
 //
 // Layout (host byte order, little-endian on every supported machine):
-//   header  32 bytes: magic "RSPART02", u64 n_records, u64 payload_bytes,
+//   header  32 bytes: magic "RSPART03", u64 n_records, u64 payload_bytes,
 //                     u64 fnv1a64 of the index table
 //   index   n_records x 72 bytes: u64 document index, u64 offset in payload,
 //                     u64 length, u64 fnv1a64 of the record, u64 status (0 ok,

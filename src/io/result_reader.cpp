@@ -112,28 +112,6 @@ const Column& column(const std::vector<Column>& cs, const std::string& name) {
   throw Error("result reader: no column " + name);  // a bug here, never the file's
 }
 
-// Datasets added by a later version of the schema (issue 16's text and offsets): all of
-// `columns` or none. Each present one is checked like the others and must have `rows` rows.
-std::vector<Column> open_optional(hid_t file, const std::vector<std::pair<const char*, Kind>>& columns, hsize_t rows,
-                                  const std::string& path) {
-  std::vector<Column> out;
-  const char* missing = nullptr;
-  for (const auto& [name, kind] : columns) {
-    if (!link_exists(file, name)) {
-      missing = missing ? missing : name;
-      continue;
-    }
-    out.push_back(open_column(file, name, kind, 1, path));
-    if (rows != hsize_t(-1) && out.back().rows() != rows)
-      throw Error(path + ": dataset " + out.back().name + " has " + std::to_string(out.back().rows()) + " rows; " +
-                  std::to_string(rows) + " were expected, one per row of its group (docs/hdf5-schema.md)");
-  }
-  if (!out.empty() && missing)
-    throw Error(path + " has dataset " + out.front().name + " but not " + missing +
-                "; docs/hdf5-schema.md stores them together");
-  return out;
-}
-
 template <class T>
 std::vector<T> read_numbers(const Column& c, hid_t mem_type, const std::string& path) {
   std::vector<T> v(c.rows());
@@ -239,30 +217,18 @@ ResultTables read_result_tables(const std::string& path) {
                   std::to_string(n));
   }
 
-  // Issue 16: the documents' text and each token's bytes in it (optional: older files).
-  const auto text = open_optional(file,
-                                  {{"/text/utf8", Kind::U8}, {"/documents/text_offset", Kind::U64},
-                                   {"/documents/text_bytes", Kind::U64}, {"/tokens/text_begin", Kind::U64},
-                                   {"/tokens/text_end", Kind::U64}},
-                                  hsize_t(-1), path);
-  t.has_text = !text.empty();
+  // Issue 16's text and offsets: all of them or none (files written before they were stored).
+  std::vector<Column> doc_text, file_text;
+  hsize_t total_text = 0;
+  t.has_text = link_exists(file, "/text/utf8");
   if (t.has_text) {
-    for (const char* name : {"/documents/text_offset", "/documents/text_bytes"})
-      if (column(text, name).rows() != n)
-        throw Error(path + ": dataset " + std::string(name) + " has " + std::to_string(column(text, name).rows()) +
-                    " rows but /documents has " + std::to_string(n));
-    for (const char* name : {"/tokens/text_begin", "/tokens/text_end"})
-      if (column(text, name).rows() != tokens.front().rows())
-        throw Error(path + ": dataset " + std::string(name) + " has " + std::to_string(column(text, name).rows()) +
-                    " rows but /tokens/ids has " + std::to_string(tokens.front().rows()));
+    total_text = open_column(file, "/text/utf8", Kind::U8, 1, path).rows();
+    doc_text = open_group(file, "/documents", {{"path", Kind::String}, {"text_offset", Kind::U64},
+                                               {"text_bytes", Kind::U64}}, path);
+    open_group(file, "/tokens", {{"ids", Kind::I32}, {"text_begin", Kind::U64}, {"text_end", Kind::U64}}, path);
+    file_text = open_group(file, "/files", {{"path", Kind::String}, {"status", Kind::String}, {"header", Kind::String},
+                                            {"text_begin", Kind::U64}, {"text_end", Kind::U64}}, path);
   }
-  const auto file_text = open_optional(file,
-                                       {{"/files/status", Kind::String}, {"/files/header", Kind::String},
-                                        {"/files/text_begin", Kind::U64}, {"/files/text_end", Kind::U64}},
-                                       files.front().rows(), path);
-  t.has_file_text = !file_text.empty();
-  if (t.has_file_text && !t.has_text)
-    throw Error(path + " has dataset /files/text_begin but not /text/utf8; docs/hdf5-schema.md stores them together");
 
   auto paths = read_strings(column(docs, "/documents/path"), path);
   auto status = read_strings(column(docs, "/documents/status"), path);
@@ -276,10 +242,9 @@ ResultTables read_result_tables(const std::string& path) {
   auto extra = read_strings(column(docs, "/documents/extra"), path);
   std::vector<uint64_t> text_offset(n), text_bytes(n);
   if (t.has_text) {
-    text_offset = read_numbers<uint64_t>(column(text, "/documents/text_offset"), H5T_NATIVE_UINT64, path);
-    text_bytes = read_numbers<uint64_t>(column(text, "/documents/text_bytes"), H5T_NATIVE_UINT64, path);
+    text_offset = read_numbers<uint64_t>(column(doc_text, "/documents/text_offset"), H5T_NATIVE_UINT64, path);
+    text_bytes = read_numbers<uint64_t>(column(doc_text, "/documents/text_bytes"), H5T_NATIVE_UINT64, path);
   }
-  const hsize_t total_text = t.has_text ? column(text, "/text/utf8").rows() : 0;
   const hsize_t total_tokens = tokens.front().rows();
   for (size_t i = 0; i < n; ++i) {
     if (offset[i] > total_tokens || n_tokens[i] > total_tokens - offset[i])
@@ -300,7 +265,7 @@ ResultTables read_result_tables(const std::string& path) {
   auto fnll = read_numbers<double>(column(files, "/files/nll_sum"), H5T_NATIVE_DOUBLE, path);
   std::vector<std::string> fstatus(fpath.size(), "ok"), fheader(fpath.size());
   std::vector<uint64_t> ftb(fpath.size()), fte(fpath.size());
-  if (t.has_file_text) {
+  if (t.has_text) {
     fstatus = read_strings(column(file_text, "/files/status"), path);
     fheader = read_strings(column(file_text, "/files/header"), path);
     ftb = read_numbers<uint64_t>(column(file_text, "/files/text_begin"), H5T_NATIVE_UINT64, path);
@@ -312,8 +277,8 @@ ResultTables read_result_tables(const std::string& path) {
                   std::to_string(fb[i]) + ", " + std::to_string(fe[i]) + ")) lies outside its document");
     if (ftb[i] > fte[i] || fte[i] > text_bytes[fdoc[i]])
       throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", text [" +
-                  std::to_string(ftb[i]) + ", " + std::to_string(fte[i]) + ")) lies outside its document's " +
-                  std::to_string(text_bytes[fdoc[i]]) + " bytes of text");
+                  std::to_string(ftb[i]) + ", " + std::to_string(fte[i]) + ")) lies outside its document's text (" +
+                  std::to_string(text_bytes[fdoc[i]]) + " bytes)");
     t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i], fscored[i], fnll[i], fstatus[i], fheader[i], ftb[i], fte[i]});
   }
   return t;
@@ -356,7 +321,7 @@ ResultTables read_parts_tables(const std::string& dir) {
     for (const FileResult& f : r.files) {
       FileRow row;
       row.document = t.documents.size(), row.path = f.path, row.token_begin = f.token_begin, row.token_end = f.token_end;
-      row.perplexity = f.perplexity, row.n_scored = f.n_scored, row.nll_sum = f.nll_sum;
+      row.perplexity = f.perplexity, row.n_scored = f.n_scored, row.nll_sum = f.nll_sum, row.status = f.status;
       t.files.push_back(row);
     }
     t.documents.push_back(std::move(d));

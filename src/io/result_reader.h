@@ -30,8 +30,9 @@ struct FileRow {
   double perplexity = 0;
   uint64_t n_scored = 0;
   double nll_sum = 0;
-  // ResultTables::has_file_text only: "ok", "truncated" or "dropped", the header inserted
-  // before the file, and the file's own content [text_begin, text_end) in its document's text.
+  // ResultTables::has_text only: "ok", "truncated" or "dropped" (when --max-tokens cut the
+  // codebase), the header inserted before the file, and the file's own content
+  // [text_begin, text_end) in its document's text.
   std::string status = "ok", header;
   uint64_t text_begin = 0, text_end = 0;
 };
@@ -40,9 +41,10 @@ struct ResultTables {
   std::vector<DocumentRow> documents;
   std::vector<FileRow> files;
   Json attributes = Json::object();  // root attributes, strings and numbers
-  // Files written before issue 16 have neither: readers then say "no text stored".
-  bool has_text = false;       // /text/utf8, /documents/text_offset|text_bytes, /tokens/text_begin|text_end
-  bool has_file_text = false;  // /files/status|header|text_begin|text_end
+  // /text/utf8 and the offsets are stored (docs/hdf5-schema.md): /documents/text_offset|
+  // text_bytes, /tokens/text_begin|text_end, /files/status|header|text_begin|text_end.
+  // Files written before issue 16 have none of them: readers then say "no text stored".
+  bool has_text = false;
   // read_parts_tables: the run is still in progress; `documents` are those done so far
   // (the run has run_documents), recorded in part_files part files.
   bool in_progress = false;

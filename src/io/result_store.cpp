@@ -26,7 +26,8 @@ namespace ringscan::io {
 
 namespace {
 
-constexpr int kRunFormatVersion = 2;  // 2: part files RSPART02 (status and content digest in the index)
+// 2: part files RSPART02 (status and content digest in the index); 3: RSPART03 (text and offsets)
+constexpr int kRunFormatVersion = 3;
 // The final file while it is written: inside the parts folder, so that it is never a
 // file of the user's (and goes with the folder).
 constexpr const char* kFinalTmp = "result.h5.tmp";
@@ -549,11 +550,26 @@ void ResultStore::add(DocumentResult r) {
     throw Error(doc + " has " + std::to_string(r.logprob.size()) + " log-probs for " + std::to_string(nt) +
                 " tokens; expected none or one per token");
   if (r.n_scored > nt) throw Error(doc + " has n_scored " + std::to_string(r.n_scored) + " > " + std::to_string(nt) + " tokens");
+  if (r.text_begin.size() != r.text_end.size() || (!r.text_begin.empty() && r.text_begin.size() != nt))
+    throw Error(doc + " has " + std::to_string(r.text_begin.size()) + " token starts and " +
+                std::to_string(r.text_end.size()) + " token ends for " + std::to_string(nt) +
+                " tokens; expected none or one of each per token");
+  for (size_t t = 0; t < r.text_begin.size(); ++t)
+    if (r.text_begin[t] > r.text_end[t] || r.text_end[t] > r.text.size())
+      throw Error(doc + ": token " + std::to_string(t) + " covers bytes [" + std::to_string(r.text_begin[t]) + ", " +
+                  std::to_string(r.text_end[t]) + ") outside the document's " + std::to_string(r.text.size()) +
+                  " bytes of text");
   for (const FileResult& f : r.files) {
     if (f.token_begin > f.token_end || f.token_end > nt)
       throw Error(doc + ": file " + f.path + " has token range [" + std::to_string(f.token_begin) + ", " +
                   std::to_string(f.token_end) + ") outside the document's " + std::to_string(nt) + " tokens");
+    if (f.text_begin > f.text_end || f.text_end > r.text.size())
+      throw Error(doc + ": file " + f.path + " has text range [" + std::to_string(f.text_begin) + ", " +
+                  std::to_string(f.text_end) + ") outside the document's " + std::to_string(r.text.size()) + " bytes");
+    if (f.status != file_status::kOk && f.status != file_status::kTruncated && f.status != file_status::kDropped)
+      throw Error(doc + ": file " + f.path + " has status '" + f.status + "'; expected ok, truncated or dropped");
     require_utf8(f.path, "a file path", r.index);
+    require_utf8(f.header, "a file header", r.index);
   }
   auto check_dim = [&](const std::vector<float>& v, uint64_t& dim, const char* which) {
     if (v.empty()) return;
@@ -687,7 +703,11 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     mine.str(d.extra.dump());
     mine.str(d.content_sha256);
     mine.u64(d.files.size());
-    for (const FileResult& f : d.files) mine.str(f.path);
+    for (const FileResult& f : d.files) {
+      mine.str(f.path);
+      mine.str(f.status);
+      mine.str(f.header);
+    }
     mine.u64(d.skipped_files.size());
     for (const SkippedFile& sk : d.skipped_files) {
       mine.str(sk.path);
@@ -703,7 +723,8 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
   const std::string all = gather_bytes(mine.bytes(), 0, comm_);
   const FinalLayout layout = final_layout(docs, n, first, dim[0], dim[1], comm_);
 
-  uint64_t status_count[3] = {0, 0, 0};  // ok, skipped, failed (rank 0 counts, every rank learns)
+  // ok, skipped, failed documents; truncated, dropped files (rank 0 counts, every rank learns)
+  uint64_t status_count[5] = {0, 0, 0, 0, 0};
   // The file is written into the parts folder, the parts untouched: when it fails (a full
   // disk), every rank stops with the same sentence and a rerun can finish the file.
   try {
@@ -723,7 +744,11 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
         st.doc_error.push_back(in.str());
         st.doc_extra.push_back(in.str());
         st.doc_content_sha256.push_back(in.str());
-        for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
+        for (uint64_t k = in.u64(); k > 0; --k) {
+          st.file_path.push_back(in.str());
+          st.file_status.push_back(in.str());
+          st.file_header.push_back(in.str());
+        }
         for (uint64_t k = in.u64(); k > 0; --k) {
           st.skipped_document.push_back(int64_t(i));
           st.skipped_path.push_back(in.str());
@@ -733,6 +758,10 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       }
       for (const std::string& status : st.doc_status)
         ++status_count[status == doc_status::kOk ? 0 : status == doc_status::kSkipped ? 1 : 2];
+      for (const std::string& status : st.file_status) {
+        if (status == file_status::kTruncated) ++status_count[3];
+        if (status == file_status::kDropped) ++status_count[4];
+      }
       write_new_file(final_tmp, final_file_image(layout.shape, st, identity_, about_, documents_hash_, attributes));
       crash_point("final_image_written");
     });
@@ -757,13 +786,18 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     remove_file(out_ + ".lock");
     fsync_dir(parent_dir(out_));
   });
-  check_mpi(MPI_Bcast(status_count, 3, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
-  status_counts_ = {status_count[0], status_count[1], status_count[2]};
+  check_mpi(MPI_Bcast(status_count, 5, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
+  status_counts_ = {status_count[0], status_count[1], status_count[2], status_count[3], status_count[4]};
   complete_ = true;
   summary_ = "wrote " + out_ + " (" + std::to_string(n) + " documents" +
              (status_count[0] == n ? "" : ": " + std::to_string(status_count[0]) + " ok, " +
                                               std::to_string(status_count[1]) + " skipped, " +
-                                              std::to_string(status_count[2]) + " failed") + ")";
+                                              std::to_string(status_count[2]) + " failed") +
+             (status_count[3] + status_count[4] == 0
+                  ? ""
+                  : "; --max-tokens truncated " + std::to_string(status_count[3]) + " file(s) and dropped " +
+                        std::to_string(status_count[4]) + " (see /files/status)") +
+             ")";
 }
 
 }  // namespace ringscan::io

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include "runtime/backend.h"
+#include "runtime/score_windows.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -44,6 +45,15 @@ int64_t Engine::token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCos
 
 DocumentValues Engine::compute(const std::vector<int32_t>& ids, const WantedOutputs& want) {
   return backend().compute(ids, want);
+}
+
+DocumentValues Engine::compute_windowed(const std::vector<int32_t>& ids, int64_t window, int64_t stride) {
+  const WantedOutputs logprobs_only{true, false, false};
+  DocumentValues v;
+  v.logprob = windowed_logprobs(ids, window, stride, [&](const std::vector<int32_t>& part) {
+    return backend().compute(part, logprobs_only).logprob;
+  });
+  return v;
 }
 
 std::vector<DocumentValues> Engine::compute_packed(const std::vector<std::vector<int32_t>>& docs,

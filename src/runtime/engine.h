@@ -32,11 +32,11 @@ class Engine {
   // exchange. "auto" and "mpi": MPI (the GPU backend stages through host
   // memory, so ranks may share a GPU); "nccl" (GPU backend only): the K/V
   // ring over NCCL on device buffers, one GPU per rank. Throws Error when
-  // this rank cannot honour them (call inside cli::check_collectively).
+  // this rank cannot honour them (call inside check_collectively, runtime/mpi_context.h).
   Engine(const std::string& device, const std::string& comm, int local_rank);
   // Collective over world, after every rank constructed its engine: the GPU
   // only if every rank chose one (--comm nccl without it is an Error on every
-  // rank: call inside cli::check_collectively).
+  // rank: call inside check_collectively, runtime/mpi_context.h).
   void agree(comm::Communicator& world);
   ~Engine();
   Engine(Engine&&) noexcept;
@@ -61,6 +61,9 @@ class Engine {
   int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const;
   // One document on this rank.
   DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want);
+  // One document's log-probs scored with a sliding window of at most `window` tokens
+  // moved by `stride` (runtime/score_windows.h), each window on this rank.
+  DocumentValues compute_windowed(const std::vector<int32_t>& ids, int64_t window, int64_t stride);
   // Short documents at once (a packed batch of at most one block of tokens).
   std::vector<DocumentValues> compute_packed(const std::vector<std::vector<int32_t>>& docs, const WantedOutputs& want);
   // One document sequence-parallel over `group` (every rank of it calls

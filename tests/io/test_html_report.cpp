@@ -1,6 +1,5 @@
 // The data behind `ringscan report`'s page, without a browser (the page itself is
-// tested in tests/jobs/test_report.py): issue 16's optional datasets in the result
-// reader, the ranked entries, heat map segments (clipping, characters split over two
+// tested in tests/jobs/test_report.py): reading a document's text and token offsets, the ranked entries, heat map segments (clipping, characters split over two
 // tokens, UTF-16 lengths), their encoding, and the directory tree.
 #include <gtest/gtest.h>
 
@@ -21,33 +20,6 @@ using test::ResultFileSpec;
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
-// valid(n) plus issue 16's datasets: every document's text is "ab\n", its 3 tokens are
-// BOS [0, 0), "a" [0, 1) and "b\n" [1, 3); document 0's one file is all of it.
-ResultFileSpec with_text(size_t n) {
-  ResultFileSpec s = ResultFileSpec::valid(n);
-  std::vector<double> bytes, offset, size, begin, end;
-  for (size_t i = 0; i < n; ++i) {
-    for (char c : std::string("ab\n")) bytes.push_back(uint8_t(c));
-    offset.push_back(3.0 * i), size.push_back(3);
-    begin.insert(begin.end(), {0, 0, 1});
-    end.insert(end.end(), {0, 1, 3});
-  }
-  auto col = [](const char* name, ColumnType t, std::vector<double> v) {
-    return ColumnSpec{name, t, {v.size()}, v, {}, true};
-  };
-  s.columns.push_back(col("/text/utf8", ColumnType::U8, bytes));
-  s.columns.push_back(col("/documents/text_offset", ColumnType::U64, offset));
-  s.columns.push_back(col("/documents/text_bytes", ColumnType::U64, size));
-  s.columns.push_back(col("/tokens/text_begin", ColumnType::U64, begin));
-  s.columns.push_back(col("/tokens/text_end", ColumnType::U64, end));
-  const size_t f = n > 0 ? 1 : 0;
-  s.columns.push_back({"/files/status", ColumnType::String, {f}, {}, std::vector<std::string>(f, "ok"), true});
-  s.columns.push_back({"/files/header", ColumnType::String, {f}, {}, std::vector<std::string>(f, "### FILE: a.py\n"), true});
-  s.columns.push_back(col("/files/text_begin", ColumnType::U64, std::vector<double>(f, 0)));
-  s.columns.push_back(col("/files/text_end", ColumnType::U64, std::vector<double>(f, 3)));
-  return s;
-}
-
 std::string read_error(const ResultFileSpec& spec, bool tokens_of_doc0 = false) {
   test::TempDir t;
   const std::string path = t / "r.h5";
@@ -63,21 +35,19 @@ std::string read_error(const ResultFileSpec& spec, bool tokens_of_doc0 = false) 
 
 TEST(ResultReaderText, TextAndOffsetsReadBack) {
   test::TempDir t;
-  with_text(3).write(t / "r.h5");
+  ResultFileSpec::valid_with_text(3).write(t / "r.h5");
   const ResultTables r = read_result_tables(t / "r.h5");
   EXPECT_TRUE(r.has_text);
-  EXPECT_TRUE(r.has_file_text);
   EXPECT_EQ(r.documents[2].text_offset, 6u);
   EXPECT_EQ(r.files[0].header, "### FILE: a.py\n");
   const DocumentTokens d = ResultTokenReader(t / "r.h5", r).read(2);
-  EXPECT_EQ(d.text, "ab\n");
-  EXPECT_EQ(d.text_end, (std::vector<uint64_t>{0, 1, 3}));
+  EXPECT_EQ(d.text, "abc");
+  EXPECT_EQ(d.text_end, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_EQ(d.logprob.size(), 3u);
   // Older files: no text, and still read.
   ResultFileSpec::valid(3).write(t / "old.h5");
   const ResultTables old = read_result_tables(t / "old.h5");
   EXPECT_FALSE(old.has_text);
-  EXPECT_FALSE(old.has_file_text);
   EXPECT_TRUE(ResultTokenReader(t / "old.h5", old).read(1).text.empty());
 }
 
@@ -92,37 +62,19 @@ TEST(ResultReaderText, SummariesComeFromExtra) {
   for (int i : {1, 2, 3}) EXPECT_EQ(r.documents[i].summary, "") << i;
 }
 
-TEST(ResultReaderText, DamagedTextIsRefused) {
-  ResultFileSpec s = with_text(3);
-  s.remove("/tokens/text_end");
-  EXPECT_CONTAINS(read_error(s), "has dataset /text/utf8 but not /tokens/text_end; docs/hdf5-schema.md stores them together");
-  s = with_text(3);
-  s.remove("/files/header");
-  EXPECT_CONTAINS(read_error(s), "has dataset /files/status but not /files/header");
-  s = with_text(3);
-  for (const char* c : {"/text/utf8", "/documents/text_offset", "/documents/text_bytes", "/tokens/text_begin",
-                        "/tokens/text_end"})
-    s.remove(c);
-  EXPECT_CONTAINS(read_error(s), "has dataset /files/text_begin but not /text/utf8");
-  s = with_text(3);
-  s.column("/documents/text_offset").numbers = {0, 3, 7};
-  EXPECT_CONTAINS(read_error(s), "document 2 has text [7, +3) beyond the 9 bytes of /text/utf8");
-  s = with_text(3);
-  s.column("/tokens/text_begin").dims = {8};
-  EXPECT_CONTAINS(read_error(s), "dataset /tokens/text_begin has 8 rows but /tokens/ids has 9");
-  s = with_text(3);
-  s.column("/documents/text_bytes").type = ColumnType::I64;
-  EXPECT_CONTAINS(read_error(s), "dataset /documents/text_bytes does not hold uint64");
-  s = with_text(3);
-  s.column("/files/text_end").numbers = {4};
-  EXPECT_CONTAINS(read_error(s), "/files row 0 (document 0, text [0, 4)) lies outside its document's 3 bytes of text");
-  s = with_text(3);
+// (tests/io/test_result_reader.cpp checks the datasets' presence, shapes and ranges.)
+TEST(ResultReaderText, DamagedTokenOffsetsAreRefused) {
+  ResultFileSpec s = ResultFileSpec::valid_with_text(3);
   s.column("/tokens/text_end").numbers[2] = 4;
-  EXPECT_CONTAINS(read_error(s, true), "document 0 (doc0.txt): token 2 covers bytes [1, 4)");
-  s = with_text(3);
-  s.column("/text/utf8").numbers[1] = 0xC3;  // "a\xC3\n": a cut character
+  EXPECT_CONTAINS(read_error(s, true), "document 0 (doc0.txt): token 2 covers bytes [2, 4)");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/tokens/text_begin").numbers[1] = 2;
+  s.column("/tokens/text_end").numbers[1] = 1;
+  EXPECT_CONTAINS(read_error(s, true), "token 1 covers bytes [2, 1)");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/text/utf8").numbers[1] = 0xC3;  // "a\xC3c": a cut character
   EXPECT_CONTAINS(read_error(s, true), "its text in /text/utf8 is not valid UTF-8 at byte 1");
-  EXPECT_EQ(read_error(with_text(3), true), "(no error)");
+  EXPECT_EQ(read_error(ResultFileSpec::valid_with_text(3), true), "(no error)");
 }
 
 // Text "a🙂é\nb" (bytes: a 0, 🙂 1-4, é 5-6, \n 7, b 8) with its tokens.

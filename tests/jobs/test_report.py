@@ -183,6 +183,9 @@ class Report(DemoModelCase):
         self.assertTrue(all(np.isnan(v) for v in values[len(finite):]))
         self.assertEqual(status.count("dropped"), 3)
         self.assertEqual(len(values) - len(finite), 3)
+        dom, console = render(page, f"#file={status.index('dropped')}")
+        self.assertEqual(console, [])
+        self.assertIn("this file was dropped (beyond --max-tokens)", dom.by_id("view-code").text())
         # Pages: the second page of 10 shows the next 10 of the ranking.
         dom, _ = render(page, "#size=10&page=2")
         self.assertEqual(listed_paths(dom), shown[10:20])

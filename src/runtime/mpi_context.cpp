@@ -1,9 +1,9 @@
-#include "cli/mpi_context.h"
+#include "runtime/mpi_context.h"
 
 #include <cstdint>
 #include <limits>
 
-namespace ringscan::cli {
+namespace ringscan {
 
 namespace {
 std::unique_ptr<comm::MpiSession>& session() {
@@ -38,4 +38,4 @@ void check_collectively(comm::Communicator& comm, const std::function<void()>& f
   throw ReportedElsewhere();
 }
 
-}  // namespace ringscan::cli
+}  // namespace ringscan

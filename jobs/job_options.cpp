@@ -1,0 +1,44 @@
+#include "jobs/job_options.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+}  // namespace
+
+void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks) {
+  if (o.sp < 0 || o.sp > ranks)
+    throw Error("--sp " + std::to_string(o.sp) + " is not between 0 and the " + std::to_string(ranks) + " ranks");
+  if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+  if (o.window < 0) throw Error("--window must be >= 0 (0: no window), got " + std::to_string(o.window));
+  if (o.window == 0 && o.stride != 0) throw Error("--stride " + std::to_string(o.stride) + " needs --window");
+  if (o.window > 0 && !(o.stride >= 1 && o.stride <= o.window))
+    throw Error("--stride must be between 1 and --window " + std::to_string(o.window) + ", got " + std::to_string(o.stride));
+  if (o.window > 0 && !spec.want.logprobs) throw Error("--window applies to scoring (ringscan score) only");
+  // Comparisons written so that NaN fails them: a NaN option would pass "< 0" checks.
+  if (!(std::isfinite(o.memory_gib) && o.memory_gib >= 0))
+    throw Error("--memory-per-rank must be a finite number of GiB >= 0 (0: the default), got " + number_text(o.memory_gib));
+  if (!(std::isfinite(o.progress_interval) && o.progress_interval > 0))
+    throw Error("--progress-interval must be a finite number of seconds > 0, got " + number_text(o.progress_interval));
+  if (!spec.want.generate) return;
+  if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
+  if (o.batch < 1) throw Error("--batch must be at least 1");
+  if (!(std::isfinite(o.sampling.temperature) && o.sampling.temperature >= 0))
+    throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.sampling.temperature));
+  if (!(std::isfinite(o.sampling.top_p) && o.sampling.top_p > 0 && o.sampling.top_p <= 1))
+    throw Error("--top-p must be a number in (0, 1] (1: no limit), got " + number_text(o.sampling.top_p));
+  if (o.sampling.top_k < 0) throw Error("--top-k must be >= 0 (0: no limit)");
+}
+
+}  // namespace ringscan
