@@ -127,6 +127,23 @@ class Inspect(DemoModelCase):
             self.assertEqual(j, final[j["path"]])
         self.assertNotIn("in progress", run(["inspect", out], np_=0, check=True).stdout)
 
+    def test_a_real_summarize_run(self):
+        doc = self.path("note.txt")
+        jobs_util.write(doc, jobs_util.words(7, 40))
+        out = self.path("summaries.h5")
+        run(["summarize", "--model", self.model, "--out", out, "--quiet", "--input", doc, "--max-new-tokens", "6"],
+            np_=1, check=True)
+        with h5py.File(out) as f:
+            text = json.loads(f["documents/extra"].asstr()[0])["text"]
+        rows = [json.loads(line) for line in run(["inspect", out, "--format", "jsonl"], np_=0, check=True).stdout.splitlines()]
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0].get("summary", ""), text)
+        self.assertIsNone(rows[0]["perplexity"])  # summarize scores nothing
+        table = run(["inspect", out], np_=0, check=True, env=dict(os.environ, COLUMNS="400")).stdout
+        if text.strip():
+            self.assertIn("summary: " + text.split("\n")[0].replace("\t", " ").rstrip(), table)
+        self.assertIn("perplexity - (no document scored)", table.splitlines()[-1])
+
     def test_a_folder_that_is_not_a_parts_folder(self):
         d = self.path("not-parts")
         os.makedirs(d)
