@@ -1,6 +1,7 @@
 #include "io/html_report.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -280,52 +281,66 @@ PageStats write_page(const std::string& results, const std::string& out) {
   const std::string_view page = report_page_html();
   const size_t marker = page.find(kDataMarker);
   if (marker == std::string_view::npos) throw Error("report: the embedded page has no data marker");  // a build bug
-  const std::string tmp = out + ".tmp";
-  std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-  if (!os) throw Error("cannot create " + tmp + " for --out " + out + ": " + std::strerror(errno));
-  os << page.substr(0, marker);
-  os << "<script type=\"application/json\" id=\"rs-index\">" << script_json(index) << "</script>\n";
-
+  if (std::filesystem::is_directory(out, ec))
+    throw Error("--out " + out + " is a folder; expected the path of an .html file");
+  // Written next to `out` under a name no other file has, then renamed over it; removed
+  // on failure, so that a failed report leaves nothing behind and replaces nothing.
+  std::string tmp = out + ".XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw Error("cannot create " + tmp + " for --out " + out + ": " + std::strerror(errno));
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);  // as a file the user creates (mkstemp makes it private)
+  ::close(fd);
   PageStats stats;
-  stats.entries = es.size();
-  std::optional<ResultTokenReader> reader;
-  if (t.has_text) reader.emplace(results, t);
-  for (size_t i = 0; i < es.size();) {
-    const uint64_t doc = es[i].document;
-    size_t j = i;
-    while (j < es.size() && es[j].document == doc) ++j;
-    bool any = false;
-    for (size_t k = i; k < j; ++k) any |= has_payload[k] != 0;
-    if (any) {
-      const DocumentTokens d = reader->read(doc);
-      for (size_t k = i; k < j; ++k) {
-        if (!has_payload[k]) continue;
-        uint64_t begin = 0, end = d.text.size(), first = 0, last = UINT64_MAX;
-        std::string header;
-        if (es[k].file >= 0) {
-          const FileRow& f = t.files[es[k].file];
-          begin = f.text_begin, end = f.text_end, header = f.header, first = f.token_begin, last = f.token_end;
-          for (uint64_t p : {begin, end})
-            if (p < d.text.size() && continuation(d.text[p]))
-              throw Error(results + ": /files row " + std::to_string(es[k].file) + " (" + f.path +
-                          "): its text range [" + std::to_string(begin) + ", " + std::to_string(end) +
-                          ") starts or ends inside a character");
+  try {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    if (!os) throw Error("cannot write " + tmp + " for --out " + out + ": " + std::strerror(errno));
+    os << page.substr(0, marker);
+    os << "<script type=\"application/json\" id=\"rs-index\">" << script_json(index) << "</script>\n";
+    stats.entries = es.size();
+    std::optional<ResultTokenReader> reader;
+    if (t.has_text) reader.emplace(results, t);
+    for (size_t i = 0; i < es.size();) {
+      const uint64_t doc = es[i].document;
+      size_t j = i;
+      while (j < es.size() && es[j].document == doc) ++j;
+      bool any = false;
+      for (size_t k = i; k < j; ++k) any |= has_payload[k] != 0;
+      if (any) {
+        const DocumentTokens d = reader->read(doc);
+        for (size_t k = i; k < j; ++k) {
+          if (!has_payload[k]) continue;
+          uint64_t begin = 0, end = d.text.size(), first = 0, last = UINT64_MAX;
+          std::string header;
+          if (es[k].file >= 0) {
+            const FileRow& f = t.files[es[k].file];
+            begin = f.text_begin, end = f.text_end, header = f.header, first = f.token_begin, last = f.token_end;
+            for (uint64_t p : {begin, end})
+              if (p < d.text.size() && continuation(d.text[p]))
+                throw Error(results + ": /files row " + std::to_string(es[k].file) + " (" + f.path +
+                            "): its text range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") starts or ends inside a character");
+          }
+          const Json payload = {{"t", d.text.substr(begin, end - begin)},
+                                {"h", header},
+                                {"k", encode_segments(heat_segments(d, begin, end, first, last))}};
+          os << "<script type=\"application/json\" id=\"rs-e" << k << "\">" << script_json(payload) << "</script>\n";
+          ++stats.entries_with_text;
         }
-        const Json payload = {{"t", d.text.substr(begin, end - begin)},
-                              {"h", header},
-                              {"k", encode_segments(heat_segments(d, begin, end, first, last))}};
-        os << "<script type=\"application/json\" id=\"rs-e" << k << "\">" << script_json(payload) << "</script>\n";
-        ++stats.entries_with_text;
       }
+      i = j;
     }
-    i = j;
+    os << page.substr(marker + kDataMarker.size());
+    os.flush();
+    if (!os) throw Error("cannot write " + tmp + " for --out " + out + ": " + std::strerror(errno));
+    os.close();
+    std::filesystem::rename(tmp, out, ec);
+    if (ec) throw Error("cannot rename " + tmp + " to " + out + ": " + ec.message());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
   }
-  os << page.substr(marker + kDataMarker.size());
-  os.flush();
-  if (!os) throw Error("cannot write " + tmp + " for --out " + out + ": " + std::strerror(errno));
-  os.close();
-  std::filesystem::rename(tmp, out, ec);
-  if (ec) throw Error("cannot rename " + tmp + " to " + out + ": " + ec.message());
   stats.bytes = std::filesystem::file_size(out);
   return stats;
 }

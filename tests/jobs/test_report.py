@@ -84,6 +84,12 @@ def render(page, fragment=""):
     return b.root, [line for line in p.stderr.splitlines() if ":CONSOLE" in line]
 
 
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def listed_paths(dom):
     return [n.find(lambda x: x.tag == "a")[0].text() for n in dom.find(lambda n: "data-entry" in n.attrs)]
 
@@ -333,6 +339,22 @@ class Report(DemoModelCase):
         p = run(["report", h5, "--out", self.path("no/such/dir/x.html")], np_=0)
         self.assertEqual(p.returncode, 1)
         self.assertIn("cannot create", p.stderr)
+        folder = self.path("a-folder")
+        os.makedirs(folder)
+        p = run(["report", h5, "--out", folder], np_=0)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(f"--out {folder} is a folder; expected the path of an .html file", p.stderr)
+        # A damaged file fails before anything is written, and leaves nothing behind.
+        with h5py.File(h5, "r+") as f:
+            f["tokens/text_end"][3] = 10 ** 9
+        before = sorted(os.listdir(self.tmp))
+        p = run(["report", h5, "--out", self.path("damaged.html")], np_=0)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("token 3 covers bytes", p.stderr)
+        self.assertEqual(sorted(os.listdir(self.tmp)), before)
+        # A page is readable by others, as files the user makes are.
+        page = self.report(self.make("perm.h5", "--files", "2"), "perm.html")
+        self.assertEqual(os.stat(page).st_mode & 0o777, 0o666 & ~current_umask())
 
 
 if __name__ == "__main__":
