@@ -21,6 +21,8 @@ packages=(
   slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge libpmix2 libpmix-dev
   # tests/portable: the default binary under qemu-x86_64 -cpu Haswell (an AVX2 CPU without AVX-512)
   qemu-user
+  # tests/jobs/test_report.py: `ringscan report`'s page rendered by headless Chromium
+  chromium
 )
 
 missing=()

@@ -1,5 +1,7 @@
 #include "io/part_file.h"
 
+#include <cstdio>
+
 #include "io/fs_util.h"
 #include "util/error.h"
 
@@ -206,6 +208,56 @@ DocumentResult read_part_record(const std::string& path, const PartEntry& e) {
                 " does not match the record it points to");
   r.content_sha256 = e.content_sha256;
   return r;
+}
+
+bool parse_part_name(const std::string& n, PartName& p) {
+  int a = 0, r = 0;
+  unsigned long long s = 0;
+  int consumed = 0;
+  if (std::sscanf(n.c_str(), "part-a%d-r%d-%llu.bin%n", &a, &r, &s, &consumed) != 3) return false;
+  if (size_t(consumed) != n.size()) return false;
+  p = {a, r, s};
+  return true;
+}
+
+std::string part_name(int attempt, int rank, uint64_t seq) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "part-a%04d-r%05d-%06llu.bin", attempt, rank, static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
+                     std::vector<DamagedPart>* duplicates) {
+  PartIndex idx;
+  idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
+  if (max_attempt) *max_attempt = -1;
+  for (const std::string& n : list_dir(dir)) {
+    PartName p;
+    if (!parse_part_name(n, p)) continue;
+    if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
+    const uint32_t file = uint32_t(idx.files.size());
+    idx.files.push_back(n);
+    idx.attempt.push_back(p.attempt);
+    for (PartEntry& e : read_part_index(dir + "/" + n)) {
+      if (e.document >= n_documents)
+        throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
+                    " but the run has " + std::to_string(n_documents) + " documents");
+      auto& slot = idx.at[e.document];
+      if (slot.first != UINT32_MAX) {
+        if (idx.attempt[slot.first] == p.attempt) {
+          const std::string why = "part file " + dir + "/" + n + " is damaged: its document " +
+                                  std::to_string(e.document) + " is also in " + idx.files[slot.first] +
+                                  ", of the same attempt";
+          if (!duplicates) throw Error(why);
+          duplicates->push_back({n, why});
+          break;
+        }
+        if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
+      }
+      slot = {file, std::move(e)};
+    }
+  }
+  return idx;
 }
 
 }  // namespace ringscan::io

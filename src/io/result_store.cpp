@@ -26,8 +26,6 @@ namespace ringscan::io {
 
 namespace {
 
-constexpr const char* kRunFile = "run.json";
-constexpr const char* kRunFormat = "ringscan result parts";
 // 2: part files RSPART02 (status and content digest in the index); 3: RSPART03 (text and offsets)
 constexpr int kRunFormatVersion = 3;
 // The final file while it is written: inside the parts folder, so that it is never a
@@ -90,29 +88,6 @@ std::string run_difference(const Json& identity, const Json& about, const std::s
     return "a different document list: " + std::to_string(their_n) + " documents instead of " + std::to_string(n);
   if (their_hash != hash) return "a different document list (same count, other names or order)";
   return "";
-}
-
-struct PartName {
-  int attempt = -1;
-  int rank = -1;
-  uint64_t seq = 0;
-};
-
-// "part-a0003-r00001-000012.bin"
-bool parse_part_name(const std::string& n, PartName& p) {
-  int a = 0, r = 0;
-  unsigned long long s = 0;
-  int consumed = 0;
-  if (std::sscanf(n.c_str(), "part-a%d-r%d-%llu.bin%n", &a, &r, &s, &consumed) != 3) return false;
-  if (size_t(consumed) != n.size()) return false;
-  p = {a, r, s};
-  return true;
-}
-
-std::string part_name(int attempt, int rank, uint64_t seq) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "part-a%04d-r%05d-%06llu.bin", attempt, rank, static_cast<unsigned long long>(seq));
-  return buf;
 }
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -184,57 +159,6 @@ std::string special_file_kind(mode_t m) {
 void require_utf8(const std::string& s, const std::string& what, uint64_t doc) {
   if (!is_valid_utf8(s))
     throw Error("result of document " + std::to_string(doc) + ": " + what + " is not valid UTF-8");
-}
-
-// Where each document's record is: parts folder listing, on the rank that scans it.
-// A document recomputed in a later attempt (it changed, or had failed) has records in
-// two parts: the later attempt's wins. Two records from one attempt are damage.
-struct PartIndex {
-  std::vector<std::string> files;                  // part file names
-  std::vector<int> attempt;                        // per file
-  std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
-};
-
-// A part file that cannot be used, and why (one sentence naming it).
-struct DamagedPart {
-  std::string name;  // in the parts folder
-  std::string why;
-};
-
-// Indexes the parts folder. A document in two part files of one attempt is damage: it
-// throws, or, when `duplicates` is given, the later file is listed there instead.
-PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
-                     std::vector<DamagedPart>* duplicates = nullptr) {
-  PartIndex idx;
-  idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
-  if (max_attempt) *max_attempt = -1;
-  for (const std::string& n : list_dir(dir)) {
-    PartName p;
-    if (!parse_part_name(n, p)) continue;
-    if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
-    const uint32_t file = uint32_t(idx.files.size());
-    idx.files.push_back(n);
-    idx.attempt.push_back(p.attempt);
-    for (PartEntry& e : read_part_index(dir + "/" + n)) {
-      if (e.document >= n_documents)
-        throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
-                    " but the run has " + std::to_string(n_documents) + " documents");
-      auto& slot = idx.at[e.document];
-      if (slot.first != UINT32_MAX) {
-        if (idx.attempt[slot.first] == p.attempt) {
-          const std::string why = "part file " + dir + "/" + n + " is damaged: its document " +
-                                  std::to_string(e.document) + " is also in " + idx.files[slot.first] +
-                                  ", of the same attempt";
-          if (!duplicates) throw Error(why);
-          duplicates->push_back({n, why});
-          break;
-        }
-        if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
-      }
-      slot = {file, std::move(e)};
-    }
-  }
-  return idx;
 }
 
 // Reads a part file whole: its index and every record (checksums, decoding, document
