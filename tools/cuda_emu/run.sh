@@ -2,13 +2,16 @@
 # cuda_emu: build the CUDA kernels and the GPU engine against the host
 # emulator and run the CUDA tests on the CPU. See README.md.
 #
-#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|jobs|all] [extra gtest args...]
+#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|comm|jobs|all] [extra gtest args...]
 #
 # jobs: the `ringscan` program itself on the emulated GPU (score, embed,
 # summarize, forward; 1 and 2 ranks) against --device cpu (jobs_check.py).
 #
 # Environment: CUDA_EMU_BUILD (build dir, default /tmp/ringscan-cuda-emu),
-# JOBS (make -j, default 2), OPT (default -O2), NP (ranks for `sp`, default 2),
+# JOBS (make -j, default 2), OPT (default -O2), NP (rank counts for `sp` and
+# `comm`, default "1 2 3 4": each runs under mpirun once per count, with as many
+# emulated GPUs as ranks unless CUDA_EMU_DEVICES says otherwise, so the NCCL
+# path (emu_nccl.cpp, one GPU per rank) runs too),
 # PYTHON_H5 (a python with h5py and numpy for `jobs`; default: the venv of
 # tools/h5check/ensure_venv.sh),
 # CUDA_EMU_ABORT=1 (abort at the first emulator error report),
@@ -33,11 +36,19 @@ run_kernels() {
   "$B/test_backend_ops" "$@" || status=$?
 }
 run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
-run_sp() {
-  build sp
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-    mpirun --oversubscribe -np "${NP:-2}" "$B/test_device_sp" "$@" || status=$?
+# Each rank count under mpirun, every rank on its own emulated GPU by default.
+mpi_runs() {
+  local prog=$1 np
+  shift
+  for np in ${NP:-1 2 3 4}; do
+    echo "== $(basename "$prog"): mpirun -np $np"
+    CUDA_EMU_DEVICES=${CUDA_EMU_DEVICES:-$np} OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+      mpirun --oversubscribe -np "$np" "$prog" "$@" || status=$?
+  done
 }
+run_sp() { build sp; mpi_runs "$B/test_device_sp" "$@"; }
+# tests/comm over the emulated NCCL (device buffers), as test_comm_nccl runs on GPUs.
+run_comm() { build comm; mpi_runs "$B/test_comm_nccl" "$@"; }
 # The GPU engine end to end through the real program (extra args: none; gtest
 # filters given to `all` are not for it).
 run_jobs() {
@@ -53,8 +64,9 @@ case "$what" in
   kernels) run_kernels "$@" ;;
   model) run_model "$@" ;;
   sp) run_sp "$@" ;;
+  comm) run_comm "$@" ;;
   jobs) run_jobs ;;
-  all) build all selftest ringscan; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@"; run_jobs ;;
-  *) echo "usage: $0 [build|selftest|kernels|model|sp|jobs|all] [gtest args...]" >&2; exit 2 ;;
+  all) build all selftest ringscan; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@"; run_comm; run_jobs ;;
+  *) echo "usage: $0 [build|selftest|kernels|model|sp|comm|jobs|all] [gtest args...]" >&2; exit 2 ;;
 esac
 exit $status
