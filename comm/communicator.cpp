@@ -68,6 +68,14 @@ void Request::wait() {
   impl_.reset();
 }
 
+void Request::wait_on_stream(void* stream) {
+  if (impl_ && impl_->enqueue_wait(stream)) {
+    impl_.reset();
+    return;
+  }
+  wait();
+}
+
 bool Request::test() {
   if (!impl_) return true;
   if (!impl_->test()) return false;
@@ -283,7 +291,13 @@ void Communicator::exclusive_state_scan(const std::vector<int>& order, const Sta
   }
 
   if (!have_excl) local_fill_identity(excl, args.n_heads, args.state_elems);
+  if (args.next_state) {  // excl o (a, S), from the inputs before any output may overwrite them
+    local_copy(tmp, args.decay, nh * sizeof(float));
+    local_copy(tmp + nh, args.state, nh * args.state_elems * sizeof(float));
+    local_combine(excl, tmp, tmp, args.n_heads, args.state_elems);
+  }
   local_copy(args.prefix_state, excl + nh, nh * args.state_elems * sizeof(float));
+  if (args.next_state) local_copy(args.next_state, tmp + nh, nh * args.state_elems * sizeof(float));
   if (args.prefix_decay) local_copy(args.prefix_decay, excl, nh * sizeof(float));
   local_finish();
 }

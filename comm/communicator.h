@@ -73,6 +73,10 @@ class Request {
     virtual ~Impl() = default;
     virtual void wait() = 0;
     virtual bool test() = 0;
+    // Makes work queued later on `stream` (a cudaStream_t) wait for this
+    // operation, without blocking the host; false if the backend cannot (then
+    // the caller waits). Buffers stay in use until that work has run.
+    virtual bool enqueue_wait(void* stream) { (void)stream; return false; }
   };
 
   Request() = default;
@@ -85,6 +89,9 @@ class Request {
 
   void wait();
   bool test();
+  // Device backends: the CUDA `stream` waits for the operation on an event
+  // (the host does not block) and the request is complete; host backends: wait().
+  void wait_on_stream(void* stream);
   bool pending() const { return impl_ != nullptr; }
 
  private:
@@ -117,9 +124,11 @@ class [[nodiscard]] CounterScope {
 //   prefix_state [n_heads][state_elems]    out: H, the true state entering this segment
 //   prefix_decay [n_heads]                 out, optional: product of the decays of all
 //                                          earlier segments (and of carry_decay)
+//   next_state   [n_heads][state_elems]    out, optional: decay * H + S, the true state
+//                                          after this segment (the inclusive result; what a
+//                                          following run of segments takes as its carry)
 // Inputs are copied before any output is written, so outputs may alias inputs.
-// The state after this segment is decay * H + S and its inclusive decay
-// prefix_decay * decay: both local. Algorithm and message counts:
+// The inclusive decay prefix_decay * decay is local. Algorithm and message counts:
 // comm/state_scan_schedule.h (ceil(log2 P) rounds; every message is
 // n_heads * (1 + state_elems) * 4 bytes).
 //
@@ -135,6 +144,7 @@ struct StateScanArgs {
   const float* state = nullptr;
   float* prefix_state = nullptr;
   float* prefix_decay = nullptr;
+  float* next_state = nullptr;
   const float* carry_decay = nullptr;
   const float* carry_state = nullptr;
 };

@@ -247,7 +247,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: mpi (through host memory; ranks may share a GPU), nccl (device buffers, one GPU per rank), auto (nccl when every rank has its own GPU, else mpi)");
   if (spec.want.generate)
     opts.add_options()
         ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(128), "tokens to generate per document at most")
@@ -371,7 +371,8 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
   });
   if (me == 0 && !o.quiet) {
     std::cerr << "ringscan " << spec.name << ": device " << engine->label()
-              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
+              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << ", comm "
+              << engine->comm_backend() << "\n";
     std::cerr << "ringscan " << spec.name << ": " << store->summary() << "\n";
     if (!store->already_complete())
       for (const auto& s : found.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -634,6 +635,7 @@ int run_batch_job(const JobSpec& spec, int argc, char** argv) {
                      {"ranks", P},
                      {"device", engine->label()},
                      {"gemm_inputs", engine->gemm_inputs()},
+                     {"comm", engine->comm_backend()},
                      {"layout", o.layout},
                      {"model_dir", o.model_dir},
                      {"model_config", c.raw.dump()},

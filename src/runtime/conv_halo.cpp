@@ -9,65 +9,80 @@
 
 namespace ringscan {
 
-namespace {
-// Last `k` rows of [prev (k rows) ; tail (m rows)], rows of `channels`.
-std::vector<float> last_rows(const std::vector<float>& prev, const std::vector<float>& tail, int64_t m,
-                             int64_t channels, int64_t k) {
-  std::vector<float> out(k * channels);
-  for (int64_t r = 0; r < k; ++r) {
-    const int64_t src = m - k + r;  // row of `tail`; negative: row k + src of prev
-    const float* p = src >= 0 ? tail.data() + src * channels : prev.data() + (k + src) * channels;
-    std::memcpy(out.data() + r * channels, p, channels * sizeof(float));
-  }
-  return out;
-}
-}  // namespace
-
 std::string traffic_label(int layer, const char* kind) { return "layer" + std::to_string(layer) + "." + kind; }
+
+SpaceOps host_space_ops() {
+  SpaceOps ops;
+  ops.copy_rows = [](float* dst, const float* src, int64_t pitch, int64_t rows, int64_t channels) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * channels, src + r * pitch, channels * sizeof(float));
+  };
+  ops.zero = [](float* dst, int64_t n) { std::memset(dst, 0, n * sizeof(float)); };
+  return ops;
+}
+
+void exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout, const std::vector<int>& my_segments,
+                        const HaloBuffers& buf, int64_t channels, int64_t halo_rows, const std::string& label,
+                        const SpaceOps& ops) {
+  const int me = comm.rank();
+  const int nseg = static_cast<int>(layout.segments.size());
+  const int64_t k = halo_rows;
+  if (k == 0) return;
+  auto _ = comm.counter_scope(label);
+  std::vector<int> piece_of(nseg, -1);
+  for (size_t p = 0; p < my_segments.size(); ++p) piece_of[my_segments[p]] = static_cast<int>(p);
+  // outgoing[p] = the last k rows of [halo[p] (k rows) ; tail[p] (m rows)].
+  auto compose = [&](size_t p) {
+    const int64_t m = std::min<int64_t>(layout.segments[my_segments[p]].len, k);
+    const int64_t from_halo = k - m;
+    if (from_halo > 0) ops.copy_rows(buf.outgoing[p], buf.halo[p] + m * channels, channels, from_halo, channels);
+    if (m > 0) ops.copy_rows(buf.outgoing[p] + from_halo * channels, buf.tail[p], buf.tail_pitch, m, channels);
+  };
+  std::vector<comm::Request> sends;
+  auto deliver = [&](size_t p) {
+    const int next = my_segments[p] + 1;
+    if (next >= nseg) return;
+    const int to = layout.segments[next].owner;
+    if (to != me) sends.push_back(comm.isend(buf.outgoing[p], k * channels, to));
+  };
+  // Step 1: long segments send their own tails immediately.
+  for (size_t p = 0; p < my_segments.size(); ++p)
+    if (layout.segments[my_segments[p]].len >= k) {
+      compose(p);
+      deliver(p);
+    }
+  // Step 2: in sequence order, receive each halo; short segments forward theirs.
+  for (size_t p = 0; p < my_segments.size(); ++p) {
+    const int seg = my_segments[p];
+    if (seg == 0) {
+      ops.zero(buf.halo[p], k * channels);
+    } else if (layout.segments[seg - 1].owner == me) {  // a local hand-over
+      ops.copy_rows(buf.halo[p], buf.outgoing[piece_of[seg - 1]], channels, k, channels);
+    } else {
+      comm.recv(buf.halo[p], k * channels, layout.segments[seg - 1].owner);
+    }
+    if (layout.segments[seg].len < k) {
+      compose(p);
+      deliver(p);
+    }
+  }
+  comm::wait_all(sends);
+}
 
 std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout,
                                                    const std::vector<int>& my_segments,
                                                    const std::vector<std::vector<float>>& tails, int64_t channels,
                                                    int64_t halo_rows, const std::string& label) {
-  const int me = comm.rank();
-  const int nseg = static_cast<int>(layout.segments.size());
-  const int64_t k = halo_rows;
-  std::vector<std::vector<float>> halo(my_segments.size(), std::vector<float>(k * channels, 0.f));
-  if (k == 0) return halo;
-  auto _ = comm.counter_scope(label);
-  auto tail_len = [&](size_t p) { return std::min<int64_t>(layout.segments[my_segments[p]].len, k); };
-
-  // Outgoing tails by segment index; a send to ourselves is a local hand-over.
-  std::vector<std::vector<float>> outgoing(nseg);
-  std::vector<comm::Request> sends;
-  auto deliver = [&](int seg) {
-    int next = seg + 1;
-    if (next >= nseg) return;
-    int to = layout.segments[next].owner;
-    if (to != me) sends.push_back(comm.isend(outgoing[seg].data(), outgoing[seg].size(), to));
-  };
-  // Step 1: long segments send their own tails immediately.
-  for (size_t p = 0; p < my_segments.size(); ++p) {
-    int seg = my_segments[p];
-    if (layout.segments[seg].len >= k) {
-      outgoing[seg] = last_rows({}, tails[p], tail_len(p), channels, k);
-      deliver(seg);
-    }
+  const size_t np = my_segments.size();
+  std::vector<std::vector<float>> halo(np, std::vector<float>(halo_rows * channels, 0.f)),
+      outgoing(np, std::vector<float>(halo_rows * channels));
+  HaloBuffers buf;
+  buf.tail_pitch = channels;
+  for (size_t p = 0; p < np; ++p) {
+    buf.tail.push_back(tails[p].data());
+    buf.halo.push_back(halo[p].data());
+    buf.outgoing.push_back(outgoing[p].data());
   }
-  // Step 2: in sequence order, receive each halo; short segments forward theirs.
-  for (size_t p = 0; p < my_segments.size(); ++p) {
-    int seg = my_segments[p];
-    if (seg > 0) {
-      int from = layout.segments[seg - 1].owner;
-      if (from == me) halo[p] = outgoing[seg - 1];
-      else comm.recv(halo[p].data(), halo[p].size(), from);
-    }
-    if (layout.segments[seg].len < k) {
-      outgoing[seg] = last_rows(halo[p], tails[p], tail_len(p), channels, k);
-      deliver(seg);
-    }
-  }
-  comm::wait_all(sends);
+  exchange_conv_halo(comm, layout, my_segments, buf, channels, halo_rows, label, host_space_ops());
   return halo;
 }
 

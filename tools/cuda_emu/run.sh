@@ -48,7 +48,16 @@ mpi_runs() {
 }
 run_sp() { build sp; mpi_runs "$B/test_device_sp" "$@"; }
 # tests/comm over the emulated NCCL (device buffers), as test_comm_nccl runs on GPUs.
-run_comm() { build comm; mpi_runs "$B/test_comm_nccl" "$@"; }
+# Then 3 ranks on 2 emulated GPUs: every rank must stop with one sentence, not hang.
+run_comm() {
+  build comm
+  mpi_runs "$B/test_comm_nccl" "$@"
+  echo "== comm_error_probe nccl_crowded: 3 ranks, 2 GPUs"
+  CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    cmake -DMPIEXEC=mpirun -DNP=3 -DPROBE="$B/comm_error_probe" -DARGS=nccl_crowded -DMAX_LINES=3 \
+      "-DEXPECT=the NCCL backend needs one GPU per rank, but this node runs 3 ranks on 2 visible GPU(s)" \
+      -P "$root/tests/comm/check_error_exit.cmake" || status=$?
+}
 # The GPU engine end to end through the real program (extra args: none; gtest
 # filters given to `all` are not for it).
 run_jobs() {
