@@ -41,6 +41,7 @@ struct Case {
   const char* fixture;
   const char* comm;  // "mpi" or "nccl"
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.fixture << " over " << c.comm; }
 std::string case_name(const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.fixture) + "_" + i.param.comm; }
 
 class DeviceSp : public ::testing::TestWithParam<Case> {};

@@ -46,7 +46,17 @@ mpi_runs() {
       mpirun --oversubscribe -np "$np" "$prog" "$@" || status=$?
   done
 }
-run_sp() { build sp; mpi_runs "$B/test_device_sp" "$@"; }
+# Then bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the exposed communication per layer.
+run_sp() {
+  build sp
+  mpi_runs "$B/test_device_sp" "$@"
+  echo "== bench_sp_gpu: mpirun -np 2 --comm nccl"
+  local out
+  out=$(CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
+    "$B/bench_sp_gpu" --model "$root/tests/fixtures/hf/swiglu" --tokens 64 --repeat 1 --comm nccl) || status=$?
+  echo "$out"
+  grep -q '"exposed_comm_ms"' <<<"$out" && grep -q '"ring_bytes"' <<<"$out" || { echo "bench_sp_gpu: no per-layer report"; status=1; }
+}
 # tests/comm over the emulated NCCL (device buffers), as test_comm_nccl runs on GPUs.
 # Then 3 ranks on 2 emulated GPUs: every rank must stop with one sentence, not hang.
 run_comm() {
