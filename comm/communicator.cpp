@@ -170,6 +170,18 @@ Request Communicator::ip2p(const void* sbuf, std::size_t sbytes, int dest, void*
   return Request(do_isendrecv(sbuf, sbytes, dest, rbuf, rbytes, src), this, label_);
 }
 
+Request Communicator::post_transfers(const std::vector<Transfer>& transfers) {
+  for (const auto& t : transfers) {
+    check_peer(t.peer, t.send ? "post_transfers send" : "post_transfers receive");
+    if (t.bytes > 0 && (t.send ? t.sbuf == nullptr : t.rbuf == nullptr)) fail("post_transfers given a null buffer");
+  }
+  for (const auto& t : transfers) {
+    if (t.send) record_send(t.bytes, t.peer);
+    else record_recv(t.bytes, t.peer);
+  }
+  return Request(do_post_transfers(transfers), this, label_);
+}
+
 void Communicator::gather_bytes(const void* send, void* recv, const std::vector<std::size_t>& bytes) {
   if (bytes.size() != static_cast<std::size_t>(size_))
     fail("all_gather_v given " + std::to_string(bytes.size()) + " counts for " + std::to_string(size_) +

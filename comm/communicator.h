@@ -11,6 +11,10 @@
 //    between a pair of ranks are matched in the order they were posted (NCCL
 //    has no tags), and the receiver passes exactly the size that was sent
 //    (the MPI backend aborts every rank on a mismatch; NCCL cannot check).
+//  - NCCL does not buffer sends: transfers between ranks that must progress
+//    together (a ring shift, an exchange) go in one call (sendrecv,
+//    isendrecv, post_transfers: one NCCL group). Separately posted ones that
+//    need the peer to buffer may hang on GPUs; tools/cuda_emu's NCCL reports them.
 //  - Calls come from one thread (MPI_THREAD_FUNNELED).
 //  - Blocking calls return when the operation is complete: for NCCL, the
 //    device buffers have been written and work queued before the call on the
@@ -182,6 +186,20 @@ class Communicator {
   template <class T>
   Request isendrecv(const T* sbuf, std::size_t scount, int dest, T* rbuf, std::size_t rcount, int src);
 
+  // Several transfers posted at once, completing together (wait() on the
+  // request): NCCL runs them as one group, so they progress concurrently and
+  // no order among them can deadlock (NCCL documents that separately posted
+  // sends and receives between the same ranks may). A receive may not read
+  // a buffer another transfer of the group writes. Sizes in bytes.
+  struct Transfer {
+    bool send = true;
+    const void* sbuf = nullptr;  // send
+    void* rbuf = nullptr;        // receive
+    std::size_t bytes = 0;
+    int peer = 0;
+  };
+  Request post_transfers(const std::vector<Transfer>& transfers);
+
   // ---- collectives -------------------------------------------------------------
   // recv holds size() blocks of `count` in rank order; send may equal recv + rank()*count.
   template <class T> void all_gather(const T* send, std::size_t count, T* recv);
@@ -223,6 +241,7 @@ class Communicator {
                            std::size_t rbytes, int src, Channel ch) = 0;
   virtual std::unique_ptr<Request::Impl> do_isendrecv(const void* sbuf, std::size_t sbytes, int dest,
                                                       void* rbuf, std::size_t rbytes, int src) = 0;
+  virtual std::unique_ptr<Request::Impl> do_post_transfers(const std::vector<Transfer>& transfers) = 0;
   // Collectives book their own bytes (record_send/record_recv): the algorithm decides.
   virtual void do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) = 0;
   virtual void do_all_reduce(void* data, std::size_t count, DType type, ReduceOp op) = 0;

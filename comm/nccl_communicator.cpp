@@ -110,23 +110,23 @@ bool self_recv_waiting(const NcclCommunicator::State& s, std::uint64_t id) {
 
 class NcclRequest final : public Request::Impl {
  public:
-  NcclRequest(NcclCommunicator::State* s, cudaEvent_t ev, std::uint64_t self_recv)
-      : s_(s), ev_(ev), self_recv_(self_recv) {}
+  NcclRequest(NcclCommunicator::State* s, cudaEvent_t ev, std::vector<std::uint64_t> self_recvs)
+      : s_(s), ev_(ev), self_recvs_(std::move(self_recvs)) {}
   ~NcclRequest() override { cudaEventDestroy(ev_); }
   void wait() override {
     // MPI would block forever here; say so instead.
-    if (self_recv_ && self_recv_waiting(*s_, self_recv_))
+    if (self_waiting())
       fail_here("nccl communicator: waiting for a receive from self that no send to self matches (it would never "
                 "complete)");
     wait_event(*s_, ev_);
   }
   bool enqueue_wait(void* stream) override {
-    if (self_recv_ && self_recv_waiting(*s_, self_recv_)) return false;  // wait() says why it would hang
+    if (self_waiting()) return false;  // wait() says why it would hang
     check_cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), ev_, 0), "cudaStreamWaitEvent");
     return true;  // the event may be destroyed now: CUDA keeps it until the wait has run
   }
   bool test() override {
-    if (self_recv_ && self_recv_waiting(*s_, self_recv_)) return false;
+    if (self_waiting()) return false;
     const cudaError_t e = cudaEventQuery(ev_);
     if (e == cudaSuccess) return true;
     if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery");
@@ -137,9 +137,15 @@ class NcclRequest final : public Request::Impl {
   }
 
  private:
+  bool self_waiting() const {
+    for (std::uint64_t id : self_recvs_)
+      if (self_recv_waiting(*s_, id)) return true;
+    return false;
+  }
+
   NcclCommunicator::State* s_;
   cudaEvent_t ev_;
-  std::uint64_t self_recv_;  // 0, or the receive from self this request posted
+  std::vector<std::uint64_t> self_recvs_;  // receives from self this request posted that waited for their send
 };
 
 // Stream and events of a new communicator on the current device.
@@ -321,7 +327,36 @@ std::unique_ptr<Request::Impl> NcclCommunicator::do_isendrecv(const void* sbuf, 
   cudaEvent_t ev;
   check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   check_cuda(cudaEventRecord(ev, s_->stream), "cudaEventRecord");
-  return std::make_unique<NcclRequest>(s_.get(), ev, waiting);
+  return std::make_unique<NcclRequest>(s_.get(), ev, std::vector<std::uint64_t>{waiting});
+}
+
+std::unique_ptr<Request::Impl> NcclCommunicator::do_post_transfers(const std::vector<Transfer>& transfers) {
+  for (const auto& t : transfers) check_device_pointer(t.bytes ? (t.send ? t.sbuf : t.rbuf) : nullptr, "transfer");
+  order_after_compute(*s_);
+  std::vector<std::uint64_t> waiting;
+  bool remote = false;
+  for (const auto& t : transfers) {
+    if (t.peer != rank()) {
+      remote = true;
+      continue;
+    }
+    if (const std::uint64_t id = post_self(t.sbuf, t.bytes, t.send, t.rbuf, t.bytes, !t.send)) waiting.push_back(id);
+  }
+  if (remote) {
+    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    for (const auto& t : transfers) {
+      if (t.peer == rank()) continue;
+      if (t.send)
+        check_nccl(ncclSend(t.sbuf, t.bytes, ncclUint8, t.peer, s_->nccl, s_->stream), "ncclSend", s_->nccl);
+      else
+        check_nccl(ncclRecv(t.rbuf, t.bytes, ncclUint8, t.peer, s_->nccl, s_->stream), "ncclRecv", s_->nccl);
+    }
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", s_->nccl);
+  }
+  cudaEvent_t ev;
+  check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  check_cuda(cudaEventRecord(ev, s_->stream), "cudaEventRecord");
+  return std::make_unique<NcclRequest>(s_.get(), ev, std::move(waiting));
 }
 
 void NcclCommunicator::do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) {

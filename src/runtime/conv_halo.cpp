@@ -1,8 +1,13 @@
 // Conv halo exchange: each segment needs the last K-1 pre-conv rows before it.
-// A segment at least K-1 long sends its own tail to the next segment's owner
-// at once; a shorter one must first receive its own halo and forward the last
-// K-1 rows of [halo; its rows]. Ranks handle their segments in sequence order,
-// so a chain of short segments resolves front to back without deadlock.
+// A segment at least K-1 long (or the first) can send its own tail at once; a
+// shorter one must first receive its own halo and forward the last K-1 rows
+// of [halo; its rows]. So the exchange runs in rounds that every rank derives
+// from the layout alone: segment s sends in round ready(s) = 0 if it is long
+// or the first, else ready(s-1) + 1 (one round for any layout whose segments
+// are all at least K-1 long). Each round's sends and receives are posted
+// together (Communicator::post_transfers: one NCCL group), so no rank blocks
+// in a send its peer has not yet matched.
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/segment_exchange.h"
@@ -28,44 +33,39 @@ void exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout, 
   const int64_t k = halo_rows;
   if (k == 0) return;
   auto _ = comm.counter_scope(label);
-  std::vector<int> piece_of(nseg, -1);
+  std::vector<int> piece_of(nseg, -1), ready(nseg, 0);
   for (size_t p = 0; p < my_segments.size(); ++p) piece_of[my_segments[p]] = static_cast<int>(p);
-  // outgoing[p] = the last k rows of [halo[p] (k rows) ; tail[p] (m rows)].
-  auto compose = [&](size_t p) {
-    const int64_t m = std::min<int64_t>(layout.segments[my_segments[p]].len, k);
-    const int64_t from_halo = k - m;
-    if (from_halo > 0) ops.copy_rows(buf.outgoing[p], buf.halo[p] + m * channels, channels, from_halo, channels);
-    if (m > 0) ops.copy_rows(buf.outgoing[p] + from_halo * channels, buf.tail[p], buf.tail_pitch, m, channels);
-  };
-  std::vector<comm::Request> sends;
-  auto deliver = [&](size_t p) {
-    const int next = my_segments[p] + 1;
-    if (next >= nseg) return;
-    const int to = layout.segments[next].owner;
-    if (to != me) sends.push_back(comm.isend(buf.outgoing[p], k * channels, to));
-  };
-  // Step 1: long segments send their own tails immediately.
-  for (size_t p = 0; p < my_segments.size(); ++p)
-    if (layout.segments[my_segments[p]].len >= k) {
-      compose(p);
-      deliver(p);
-    }
-  // Step 2: in sequence order, receive each halo; short segments forward theirs.
-  for (size_t p = 0; p < my_segments.size(); ++p) {
-    const int seg = my_segments[p];
-    if (seg == 0) {
-      ops.zero(buf.halo[p], k * channels);
-    } else if (layout.segments[seg - 1].owner == me) {  // a local hand-over
-      ops.copy_rows(buf.halo[p], buf.outgoing[piece_of[seg - 1]], channels, k, channels);
-    } else {
-      comm.recv(buf.halo[p], k * channels, layout.segments[seg - 1].owner);
-    }
-    if (layout.segments[seg].len < k) {
-      compose(p);
-      deliver(p);
-    }
+  int rounds = 1;
+  for (int s = 1; s < nseg; ++s) {
+    if (layout.segments[s].len < k) ready[s] = ready[s - 1] + 1;
+    rounds = std::max(rounds, ready[s] + 1);
   }
-  comm::wait_all(sends);
+  auto owner = [&](int s) { return layout.segments[s].owner; };
+  for (size_t p = 0; p < my_segments.size(); ++p)
+    if (my_segments[p] == 0) ops.zero(buf.halo[p], k * channels);
+  for (int t = 0; t < rounds; ++t) {
+    std::vector<comm::Communicator::Transfer> transfers;
+    // In sequence order: segments sending this round compose their outgoing
+    // rows = the last k of [halo (k rows) ; tail (m rows)]; a local successor
+    // takes them at once (a short one may then send in a later round).
+    for (size_t p = 0; p < my_segments.size(); ++p) {
+      const int s = my_segments[p];
+      if (ready[s] != t || s + 1 >= nseg) continue;
+      const int64_t m = std::min<int64_t>(layout.segments[s].len, k), from_halo = k - m;
+      if (from_halo > 0) ops.copy_rows(buf.outgoing[p], buf.halo[p] + m * channels, channels, from_halo, channels);
+      if (m > 0) ops.copy_rows(buf.outgoing[p] + from_halo * channels, buf.tail[p], buf.tail_pitch, m, channels);
+      if (owner(s + 1) == me)
+        ops.copy_rows(buf.halo[piece_of[s + 1]], buf.outgoing[p], channels, k, channels);
+      else
+        transfers.push_back({true, buf.outgoing[p], nullptr, static_cast<size_t>(k * channels) * sizeof(float), owner(s + 1)});
+    }
+    for (size_t p = 0; p < my_segments.size(); ++p) {
+      const int s = my_segments[p];
+      if (s > 0 && ready[s - 1] == t && owner(s - 1) != me)
+        transfers.push_back({false, nullptr, buf.halo[p], static_cast<size_t>(k * channels) * sizeof(float), owner(s - 1)});
+    }
+    if (!transfers.empty()) comm.post_transfers(transfers).wait();
+  }
 }
 
 std::vector<std::vector<float>> exchange_conv_halo(comm::Communicator& comm, const SequenceLayout& layout,

@@ -17,7 +17,10 @@
 //  - ncclGroupEnd without ncclGroupStart (ncclInvalidUsage).
 // Not checked by NCCL, reported here as emulator ERRORs because they are bugs
 // that corrupt data or hang on a GPU: a receive whose size differs from the
-// matching send's.
+// matching send's; and a send that relies on buffering: sends are synchronous
+// here (MPI_Issend, complete once matched), so transfers posted in an order
+// that needs the peer to buffer a send hang, as NCCL may on a GPU, and after
+// CUDA_EMU_NCCL_TIMEOUT seconds (default 120) the run stops with a report.
 //
 // Bootstrap: ncclGetUniqueId writes the caller's MPI_COMM_WORLD rank into the
 // id; ncclCommInitRank sends (rank, world rank) to that process over
@@ -162,6 +165,7 @@ ncclResult_t run_p2p(std::vector<P2p>& ops) {
 
   std::vector<MPI_Request> reqs;
   std::vector<const P2p*> recv_of;  // per request: the receive it completes, or null
+  std::vector<const P2p*> op_of;    // per request: its operation
   for (int pass = 0; pass < 2; ++pass)  // receives first, then sends
     for (auto& op : ops) {
       if (op.peer == op.comm->rank || op.send != (pass == 1)) continue;
@@ -170,18 +174,36 @@ ncclResult_t run_p2p(std::vector<P2p>& ops) {
         emu::report("emulated NCCL: a transfer of %zu B is above what the emulation carries (2 GiB)", op.bytes);
         return fail(op.comm, ncclInternalError, "transfer too large for the emulation");
       }
-      if (op.send)
-        check_mpi(MPI_Isend(op.buf, static_cast<int>(op.bytes), MPI_BYTE, op.peer, kTagP2p, op.comm->mpi, &req),
-                  "MPI_Isend");
+      if (op.send)  // synchronous mode: completes only once the peer's receive has matched it, as on a GPU
+        check_mpi(MPI_Issend(op.buf, static_cast<int>(op.bytes), MPI_BYTE, op.peer, kTagP2p, op.comm->mpi, &req),
+                  "MPI_Issend");
       else
         check_mpi(MPI_Irecv(op.buf, static_cast<int>(op.bytes), MPI_BYTE, op.peer, kTagP2p, op.comm->mpi, &req),
                   "MPI_Irecv");
       reqs.push_back(req);
       recv_of.push_back(op.send ? nullptr : &op);
+      op_of.push_back(&op);
     }
+  // A group whose transfers are not all matched within the limit would hang on
+  // a GPU (NCCL does not buffer sends): say so and stop, rather than hang CI.
+  const char* limit_env = std::getenv("CUDA_EMU_NCCL_TIMEOUT");
+  const double limit = limit_env ? std::atof(limit_env) : 120.0;
+  const double t0 = MPI_Wtime();
   for (size_t i = 0; i < reqs.size(); ++i) {
     MPI_Status st;
-    const int rc = MPI_Wait(&reqs[i], &st);
+    int done = 0, rc = MPI_SUCCESS;
+    while (!done && rc == MPI_SUCCESS) {
+      rc = MPI_Test(&reqs[i], &done, &st);
+      if (!done && MPI_Wtime() - t0 > limit) {
+        emu::report("emulated NCCL: a %s of %zu B %s rank %d was not matched within %.0f s: on a GPU this group "
+                    "would hang (NCCL sends are not buffered: post the matching transfers in the same group, or "
+                    "in an order every rank reaches)",
+                    op_of[i]->send ? "send" : "receive", op_of[i]->bytes, op_of[i]->send ? "to" : "from",
+                    op_of[i]->peer, limit);
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
+    }
     if (rc != MPI_SUCCESS) {  // a truncated receive: the sender sent more than was posted
       emu::report("emulated NCCL: a receive of %zu B from rank %d got a larger message (sizes disagree)",
                   recv_of[i] ? recv_of[i]->bytes : 0, recv_of[i] ? recv_of[i]->peer : -1);
