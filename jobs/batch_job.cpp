@@ -286,8 +286,8 @@ std::vector<std::string> BatchRun::read_documents_and_hash_contents() {
 
 void BatchRun::print_run_start() const {
   std::cerr << "ringscan " << spec_.name << ": device " << engine_->label()
-            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", " << compute_threads()
-            << " CPU threads per rank\n";
+            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", comm "
+            << engine_->comm_backend() << ", " << compute_threads() << " CPU threads per rank\n";
   std::cerr << "ringscan " << spec_.name << ": " << store_->summary() << "\n";
   if (!store_->already_complete())
     for (const auto& s : found_.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -647,6 +647,7 @@ void BatchRun::write_result_file() {
                      {"ranks", P_},
                      {"device", engine_->label()},
                      {"gemm_inputs", engine_->gemm_inputs()},
+                     {"comm", engine_->comm_backend()},
                      {"layout", o_.layout},
                      {"model_dir", o_.model_dir},
                      {"model_config", model_->config().raw.dump()},

@@ -783,6 +783,30 @@ void ssd_scan_varlen(const SsdShape& s, const float* x, int64_t ld_x, const floa
     ssd_scan_impl<false>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, nullptr, y, ld_y, nullptr, ws, stream, seq_idx);
 }
 
+namespace {
+// One block per head: each thread sums a stride of dt's rows in double, then a
+// tree over the block (blockDim.x a power of two).
+__global__ void segment_decay_kernel(int64_t L, int64_t H, const float* dt, const float* A, float* decay) {
+  __shared__ double part[256];
+  const int64_t h = blockIdx.x;
+  double sum = 0.0;
+  for (int64_t t = threadIdx.x; t < L; t += blockDim.x) sum += dt[t * H + h];
+  part[threadIdx.x] = sum;
+  __syncthreads();
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) decay[h] = static_cast<float>(exp(static_cast<double>(A[h]) * part[0]));
+}
+}  // namespace
+
+void ssd_segment_decay(const SsdShape& s, const float* dt, const float* A, float* decay, GpuStream stream) {
+  check_shape(s, "cuda::ssd_segment_decay");
+  segment_decay_kernel<<<static_cast<unsigned>(s.heads), 256, 0, stream>>>(s.len, s.heads, dt, A, decay);
+  detail::check_launch("ssd_segment_decay");
+}
+
 size_t ssd_scan_workspace(const SsdShape& s) {
   check_shape(s, "cuda::ssd_scan_workspace");
   if (s.len <= 0 || s.chunk <= 0) return 0;

@@ -37,7 +37,7 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: mpi (through host memory; ranks may share a GPU), nccl (device buffers, one GPU per rank), auto (nccl when every rank has its own GPU, else mpi)");
   if (spec.want.logprobs && !spec.want.generate)
     opts.add_options()
         ("window", po::value(&o.window)->default_value(0), "score documents longer than this many tokens with a sliding window: each token sees at most this many (0: whole documents)")

@@ -185,6 +185,9 @@ class DeviceModel {
                   float* d_final, const int32_t* d_seq = nullptr);
   // A = -exp(A_log) of a Mamba layer, on the host ([heads]).
   const std::vector<float>& mamba_A(int layer) const;
+  // d_decay [heads] = exp(A * sum of b.dt's n rows): the segment's total decay
+  // for the sequence-parallel state scan (kernels/ssd_scan.h), on the device.
+  void mamba_segment_decay(int layer, int64_t n, const MambaBuffers& b, float* d_decay);
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
   // ws: ssd_state_correction_scratch({n, ...}).bytes of the caller's (kernels/ssd_scan.h).
   void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,

@@ -29,15 +29,22 @@ class ComputeBackend;
 class Engine {
  public:
   // This rank's choice of --device, and --comm: how sequence-parallel ranks
-  // exchange. "auto" and "mpi": MPI (the GPU backend stages through host
-  // memory, so ranks may share a GPU); "nccl" (GPU backend only): the K/V
-  // ring over NCCL on device buffers, one GPU per rank. Throws Error when
-  // this rank cannot honour them (call inside check_collectively, runtime/mpi_context.h).
+  // exchange. "mpi": MPI through host memory (on GPUs the exchanged data is
+  // staged through the host, so ranks may share a GPU); "nccl" (GPU backend
+  // only): halos, state scan and K/V ring over NCCL on device buffers, one GPU
+  // per rank; "auto": nccl when every rank has a GPU of its own, else mpi.
+  // Throws Error when this rank cannot honour them (call inside
+  // check_collectively, runtime/mpi_context.h).
   Engine(const std::string& device, const std::string& comm, int local_rank);
-  // Collective over world, after every rank constructed its engine: the GPU
-  // only if every rank chose one (--comm nccl without it is an Error on every
-  // rank: call inside check_collectively, runtime/mpi_context.h).
+  // Collective over world (MPI_COMM_WORLD's ranks), after every rank
+  // constructed its engine: the GPU only if every rank chose one, and the
+  // communicator --comm resolves to. --comm nccl without a GPU on every rank,
+  // or with more ranks on a node than its GPUs, is an Error on every rank
+  // (call inside check_collectively, runtime/mpi_context.h).
   void agree(comm::Communicator& world);
+  // "nccl" or "mpi": what sequence-parallel groups exchange over (after
+  // agree(); before it, "mpi" unless --comm nccl). Logs and output attributes.
+  const std::string& comm_backend() const { return resolved_comm_; }
   ~Engine();
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
@@ -89,6 +96,7 @@ class Engine {
 
   DeviceChoice choice_;
   std::string comm_;
+  std::string resolved_comm_;
   const Model* model_ = nullptr;
   std::unique_ptr<ComputeBackend> backend_;
 };

@@ -568,6 +568,10 @@ cudaError_t do_free(void* p, const char* api) {
 }
 
 }  // namespace
+bool device_range(const void* p, size_t n, const char* api, const char* which) {
+  return is_device(p) && check_device_range(p, n, api, which);
+}
+
 }  // namespace emu
 
 using namespace emu;

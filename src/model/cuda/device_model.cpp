@@ -200,6 +200,12 @@ void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const
 
 const std::vector<float>& DeviceModel::mamba_A(int layer) const { return layers_[layer].A_host; }
 
+void DeviceModel::mamba_segment_decay(int layer, int64_t n, const MambaBuffers& b, float* d_decay) {
+  const ModelConfig& m = cfg_;
+  const kernels::SsdShape s{n, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
+  k::ssd_segment_decay(s, b.dt, static_cast<const float*>(layers_[layer].A.data), d_decay, stream_);
+}
+
 void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,
                                          const kernels::Workspace& ws) {
   const ModelConfig& m = cfg_;
