@@ -56,8 +56,10 @@ else()
   set(RINGSCAN_MPI_TEST_ENV "")
 endif()
 list(JOIN RINGSCAN_MPIEXEC_TEST_FLAGS " " ringscan_mpiexec_flags)
-string(REGEX REPLACE "[\r\n\t ]+" " " ringscan_mpi_version_line "${MPI_C_LIBRARY_VERSION_STRING}")
+# The first line, up to a comma: "Open MPI v4.1.4", "MPICH Version: 4.0.2".
+string(REGEX REPLACE "[\r\n].*" "" ringscan_mpi_version_line "${MPI_C_LIBRARY_VERSION_STRING}")
 string(REGEX REPLACE ",.*" "" ringscan_mpi_version_line "${ringscan_mpi_version_line}")
+string(REGEX REPLACE "[\t ]+" " " ringscan_mpi_version_line "${ringscan_mpi_version_line}")
 message(STATUS "ringscan: MPI is ${RINGSCAN_MPI_FLAVOR} (${ringscan_mpi_version_line}); tests launch "
                "${MPIEXEC_EXECUTABLE} ${ringscan_mpiexec_flags}")
 

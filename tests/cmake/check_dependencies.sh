@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: check_dependencies.sh <cmake> <source dir> <build dir>
+# usage: check_dependencies.sh <cmake> <source dir> <build dir> <MPI flavor: "Open MPI" or "MPICH">
 # Configures ringscan afresh twice, as a cluster user's first configure would go:
 #  1. with every pkg-config .pc file hidden (PKG_CONFIG_LIBDIR: an empty folder): it must
 #     succeed and find each dependency exactly where this build's configure found it
@@ -7,10 +7,12 @@
 #     compiled, linked and tested with those same libraries, so an identical result
 #     stands for the build too (a second full build would take ~10 min on CI's 2 cores).
 #  2. with an HDF5 compiler wrapper that reports a serial HDF5: it must stop with the
-#     one sentence saying a parallel HDF5 is needed.
+#     one sentence saying a parallel HDF5 is needed;
+#  3. with an mpiexec of the other MPI (Open MPI for an MPICH build and the reverse): it
+#     must stop with the sentence naming the mismatch.
 # The MPI and HDF5 choices of this build are passed on, so an MPICH build checks MPICH.
 set -euo pipefail
-cmake=$1 src=$2 build=$3
+cmake=$1 src=$2 build=$3 flavor=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -50,4 +52,19 @@ fi
 tr -s ' \n' '  ' <"$work/b2.log" | grep -q "is serial, but ringscan writes one file from all ranks and needs a parallel HDF5" \
   || { cat "$work/b2.log"; fail "configure failed without saying that the HDF5 is serial"; }
 grep -A3 "CMake Error" "$work/b2.log" | head -6
+
+# An mpiexec of the other MPI than the library's (the usual mistake with two MPIs on PATH).
+if [[ "$flavor" == MPICH ]]; then
+  printf '#!/bin/sh\necho "mpirun (Open MPI) 4.1.4"\n' >"$work/mpiexec"; other="Open MPI"
+else
+  printf '#!/bin/sh\necho "HYDRA build details:"\necho "    Version: 4.0.2"\n' >"$work/mpiexec"; other="MPICH"
+fi
+chmod +x "$work/mpiexec"
+echo "== configure with $other's mpiexec"
+mismatch_args=("${args[@]/#-DMPIEXEC_EXECUTABLE=*/-DMPIEXEC_EXECUTABLE=$work/mpiexec}")
+if "$cmake" -S "$src" -B "$work/b3" "${mismatch_args[@]}" >"$work/b3.log" 2>&1; then
+  fail "configure accepted $other's mpiexec for a library of the other MPI"
+fi
+tr -s ' \n' '  ' <"$work/b3.log" | grep -q "is $other's launcher but the MPI library found" \
+  || { cat "$work/b3.log"; fail "configure failed without naming the MPI mismatch"; }
 echo PASS
