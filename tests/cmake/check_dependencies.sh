@@ -19,8 +19,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 cache_value() { sed -nE "s/^$1:[A-Z]+=(.*)/\1/p" "$build/CMakeCache.txt" | head -1; }
 
 args=(-DRINGSCAN_WITH_CUDA=OFF -DRINGSCAN_BUILD_TESTS=OFF -DRINGSCAN_BUILD_BENCH=OFF)
-for var in MPI_C_COMPILER MPI_CXX_COMPILER MPIEXEC_EXECUTABLE HDF5_C_COMPILER_EXECUTABLE CMAKE_PREFIX_PATH \
-           Boost_DIR nlohmann_json_DIR OpenBLAS_DIR; do
+for var in MPI_C_COMPILER MPI_CXX_COMPILER MPIEXEC_EXECUTABLE HDF5_C_COMPILER_EXECUTABLE CMAKE_PREFIX_PATH; do
   val=$(cache_value "$var")
   [[ -n "$val" && "$val" != *-NOTFOUND ]] && args+=("-D$var=$val")
 done
