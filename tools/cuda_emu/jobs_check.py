@@ -96,6 +96,7 @@ class Runner:
         cmd = [self.ringscan] + args
         env = self.env
         if ranks > 1:
+            # Open MPI's flag: the emulator's ringscan is built with Open MPI (Makefile).
             cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] + cmd
             env = dict(env, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")  # 2 ranks on 2 cores
         t0 = time.monotonic()

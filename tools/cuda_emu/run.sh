@@ -35,6 +35,8 @@ run_kernels() {
 run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
 run_sp() {
   build sp
+  # Open MPI's mpirun, flags and variables: the Makefile builds with Open MPI's mpicxx
+  # (--showme), whichever MPI the CMake build uses.
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     mpirun --oversubscribe -np "${NP:-2}" "$B/test_device_sp" "$@" || status=$?
 }
