@@ -9,7 +9,8 @@
 #  2. with an HDF5 compiler wrapper that reports a serial HDF5: it must stop with the
 #     one sentence saying a parallel HDF5 is needed;
 #  3. with an mpiexec of the other MPI (Open MPI for an MPICH build and the reverse): it
-#     must stop with the sentence naming the mismatch.
+#     must stop with the sentence naming the mismatch;
+#  4. with a CUDAToolkit_ROOT that has no nvcc: it must stop saying so.
 # The MPI and HDF5 choices of this build are passed on, so an MPICH build checks MPICH.
 set -euo pipefail
 cmake=$1 src=$2 build=$3 flavor=$4
@@ -66,4 +67,13 @@ if "$cmake" -S "$src" -B "$work/b3" "${mismatch_args[@]}" >"$work/b3.log" 2>&1; 
 fi
 tr -s ' \n' '  ' <"$work/b3.log" | grep -q "is $other's launcher but the MPI library found" \
   || { cat "$work/b3.log"; fail "configure failed without naming the MPI mismatch"; }
+# CUDAToolkit_ROOT names the toolkit whose nvcc (and so libraries) the build takes; one
+# without bin/nvcc is refused rather than replaced by another toolkit.
+echo "== configure with a CUDAToolkit_ROOT that holds no toolkit"
+if "$cmake" -S "$src" -B "$work/b4" "${args[@]/#-DRINGSCAN_WITH_CUDA=OFF/-DRINGSCAN_WITH_CUDA=AUTO}" \
+     -DCUDAToolkit_ROOT="$work/no-pc" >"$work/b4.log" 2>&1; then
+  fail "configure accepted a CUDAToolkit_ROOT without nvcc"
+fi
+tr -s ' \n' '  ' <"$work/b4.log" | grep -q "CUDAToolkit_ROOT is $work/no-pc but it has no bin/nvcc" \
+  || { cat "$work/b4.log"; fail "configure failed without naming CUDAToolkit_ROOT"; }
 echo PASS
