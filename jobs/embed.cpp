@@ -1,15 +1,15 @@
 // ringscan embed: one vector per document: the mean of its final hidden
 // states and the last token's, both float32.
-#include "cli/command.h"
-#include "jobs/batch_job.h"
+#include "jobs/job_spec.h"
 
 namespace ringscan {
 namespace {
-int run_embed(int argc, char** argv) {
-  JobSpec spec{"embed", "ringscan embed: document embeddings (mean and last hidden state), into HDF5", {}};
+JobSpec embed_job() {
+  JobSpec spec{"embed", "ringscan embed: document embeddings (mean and last hidden state), into HDF5",
+               "document embeddings (mean and last final hidden state), into HDF5", {}};
   spec.want.embeddings = true;
-  return run_batch_job(spec, argc, argv);
+  return spec;
 }
 }  // namespace
-RINGSCAN_COMMAND("embed", "document embeddings (mean and last final hidden state), into HDF5", run_embed);
+RINGSCAN_BATCH_JOB(embed_job());
 }  // namespace ringscan

@@ -4,12 +4,21 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <omp.h>
+
 #include <cstdio>
 #include <cstdlib>
 
 namespace ringscan {
 
 const char* blas_core_name() { return openblas_get_corename(); }
+
+void set_compute_threads(int n) {
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);  // its OpenMP build follows omp_set_num_threads too; the pthreads one needs this
+}
+
+int compute_threads() { return omp_get_max_threads(); }
 
 void reexec_with_fast_blas_if_needed(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's (or our earlier) choice

@@ -14,4 +14,9 @@ void reexec_with_fast_blas_if_needed(char** argv);
 // The kernel family OpenBLAS is using, e.g. "SkylakeX".
 const char* blas_core_name();
 
+// Threads of the CPU kernels (OpenMP) and of OpenBLAS from now on (--threads N);
+// without a call, OMP_NUM_THREADS or every core. compute_threads(): the number in use.
+void set_compute_threads(int n);
+int compute_threads();
+
 }  // namespace ringscan

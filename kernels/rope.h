@@ -19,6 +19,13 @@ namespace ringscan::kernels {
 namespace ref { void rope RINGSCAN_ROPE_SIG; }
 namespace cpu { void rope RINGSCAN_ROPE_SIG; }
 #ifdef RINGSCAN_WITH_CUDA
-namespace cuda { void rope RINGSCAN_CUDA_SIG(RINGSCAN_ROPE_SIG); }  // device pointers, see cuda/cuda_common.cuh
+namespace cuda {  // device pointers, see cuda/cuda_common.cuh
+void rope RINGSCAN_CUDA_SIG(RINGSCAN_ROPE_SIG);
+// The same with row r at position pos[r] (device, [rows]): a decode batch,
+// each sequence at its own position, read on the device (a captured graph
+// serves any positions). Equals rope of each row alone at pos0 = pos[r].
+void rope_at(float* x, int64_t ld_x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rotary_dim,
+             const int64_t* pos, float theta, GpuStream stream = nullptr);
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

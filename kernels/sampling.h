@@ -2,6 +2,8 @@
 #include <array>
 #include <cstdint>
 
+#include "gpu_op.h"
+
 namespace ringscan::kernels {
 // Next-token choice from one row of logits per sequence, with HF generate's
 // warpers in HF's order: temperature, top-k, top-p, then a draw.
@@ -75,6 +77,28 @@ namespace cpu { void sample RINGSCAN_SAMPLE_SIG; }
 // by (logit desc, id asc), the same as (w desc, id asc) unless distinct
 // logits give equal w (w underflowing to 0). NaN logits count as -inf. The
 // ids depend only on the row and (seed, stream, step), never on the batch.
-namespace cuda { void sample RINGSCAN_SAMPLE_SIG; }
+namespace cuda {
+void sample RINGSCAN_SAMPLE_SIG;
+
+// The same draw in the GPU op contract's form (a decode step captured as a
+// graph): sample_prepare fills one SampleRow per row on the host (u from
+// sampling_uniform, the limits normalised), into memory the caller copies to
+// the device (a pinned buffer, asynchronously); sample_rows then runs on
+// `stream` from device rows into device ids, never allocating or
+// synchronising. cuda::sample above is exactly these two calls.
+struct SampleRow {
+  double u;      // sampling_uniform(seed, stream, step); 0 for greedy rows
+  double T;      // temperature
+  double top_p;  // the float top_p, compared in double as the reference does
+  int32_t top_k; // > 0 only when it limits (0 < top_k < vocab)
+  int32_t greedy;
+  int32_t use_top_p;
+  int32_t unused = 0;
+};
+void sample_prepare(const SamplingParams* params, const uint64_t* stream, const uint64_t* step, int64_t rows,
+                    int64_t vocab, SampleRow* out);
+void sample_rows(const float* logits, int64_t ld_logits, int64_t rows, int64_t vocab, const SampleRow* rows_params,
+                 int32_t* out, GpuStream stream);
+}  // namespace cuda
 #endif
 }  // namespace ringscan::kernels

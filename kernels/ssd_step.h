@@ -16,7 +16,8 @@ namespace ringscan::kernels {
 // chunked machinery (layout transposes, small GEMMs) that only pays off over
 // many tokens. s.len is the batch size; s.chunk is unused. x, B, C, y are
 // row-major with the leading dimensions given (as ssd_scan); dt is
-// [batch, heads] contiguous.
+// [batch, heads] contiguous. A null state[b] marks a padding row (a captured
+// batch size above the batch): its y row is zeros, no state is touched.
 #define RINGSCAN_SSD_STEP_SIG                                                                  \
   (const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B, \
    int64_t ld_b, const float* C, int64_t ld_c, float* const* state, float* y, int64_t ld_y)
@@ -26,7 +27,7 @@ namespace cpu { void ssd_step RINGSCAN_SSD_STEP_SIG; }
 // CUDA (kernels/cuda/ssd_step.cu): every pointer is a device pointer, A
 // included; `state` is a DEVICE array of s.len device pointers, each to one
 // sequence's [heads, head_dim, state] fp32 state (distinct sequences must not
-// share a state). Legacy default stream, no synchronisation at return.
+// share a state). No synchronisation at return.
 namespace cuda { void ssd_step RINGSCAN_CUDA_SIG(RINGSCAN_SSD_STEP_SIG); }
 #endif
 }  // namespace ringscan::kernels

@@ -25,9 +25,13 @@
 # prefill (score path) tokens/s and MFU at 4K/32K/128K tokens with a per-op GPU
 # time profile of each, SSD scan and attention kernel throughput (the bf16
 # tensor-core kernels against the bf16 peak, their fp32 references up to 32K
-# against the fp32 peak), decode tokens/s at batch
-# 1 and 64, peak GPU memory; then bench_ops --backend cuda (every op alone at
-# the model's shapes at 4K tokens against its roofline: the op tests' perf mode).
+# against the fp32 peak), time to first token at 4K and 32K, decode tokens/s at
+# batch 1, 8, 64 and 256 (CUDA-graph and op-by-op steps), peak GPU memory; then
+# bench_ops --backend cuda (every op alone at the model's shapes at 4K tokens
+# against its roofline: the op tests' perf mode); then the performance model
+# (`ringscan info --calibration`) from those op rates: one GPU at 4K/32K/128K
+# (to hold against the measured prefill) and the planned 1M tokens on 8 H200
+# (NVLink) and 4M on 32 (InfiniBand).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
 # itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
@@ -258,6 +262,17 @@ else
   echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
 fi
 [[ $late_status -ne 0 ]] && status=1
+# The performance model (runtime/perf_model.h) calibrated from this lease's bench_ops rates:
+# one GPU at the measured lengths (compare with the prefill rows), then the planned scales.
+perf_log="$build/gpu-check-perf-model.txt"
+: >"$perf_log"
+if grep -q '"bench": "op"' "$bench_log" 2>/dev/null; then
+  for spec in "4096 1 nvlink" "32768 1 nvlink" "131072 1 nvlink" "1048576 8 nvlink" "4194304 32 ib"; do
+    read -r n p link <<<"$spec"
+    "$build/ringscan" info --preset nano-4b --calibration "$bench_log" --tokens "$n" --ranks "$p" --link "$link" \
+      2>&1 | sed -n '/^performance model/,$p' >>"$perf_log"
+  done
+fi
 t4=$(date +%s)
 
 # --- one table -----------------------------------------------------------------------------
@@ -296,8 +311,12 @@ for line in open(sys.argv[1]):
         top = ", ".join(f"{k} {v:.1f}" for k, v in ms[:8])
         rest = sum(v for _, v in ms[8:])
         rows.append((f"profile {r['tokens']//1024}K", f"{r['total_ms']:.0f} ms", f"{top}, other {rest:.1f} (ms)"))
+    elif b == "decode" and "error" in r:
+        rows.append((f"decode batch {r['batch']}", "error", r["error"][:80]))
     elif b == "decode":
-        rows.append((f"decode batch {r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}"))
+        rows.append((f"decode {r.get('mode', '')} b{r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}, {r.get('kv_cache', '')} KV"))
+    elif b == "ttft":
+        rows.append((f"first token {r['tokens']//1024}K", f"{1e3*r['seconds']:.0f} ms", "prefill + lm_head + draw, one document"))
     elif b == "memory":
         rows.append(("peak GPU memory", f"{r['peak_used_gib']:.1f} GiB", f"of {r['total_gib']:.0f} GiB"))
 for name, value, note in rows:
@@ -311,11 +330,13 @@ PY
   cat "$table"
   echo
   [[ -s "$bench_log" ]] && bench_table
+  [[ -s "$perf_log" ]] && { echo; echo "performance model from this lease's op rates:"; grep -E '^performance model|^  total' "$perf_log"; }
 } | tee "$build/gpu-check.txt"
 if [[ -n "$out_dir" ]]; then
   cp "$build/gpu-check.txt" "$out_dir/gpu-check.txt"
   cp "$log" "$out_dir/gpu-check-ctest.log" 2>/dev/null || true
   cp "$bench_log" "$out_dir/gpu-check-bench.jsonl" 2>/dev/null || true
+  cp "$perf_log" "$out_dir/gpu-check-perf-model.txt" 2>/dev/null || true
   cp "$build/gpu-check-deps.txt" "$build"/gpu-check-cudnn* "$build"/gpu-check-realscale-*.log "$realscale_dir/hf.json" "$out_dir/" 2>/dev/null || true
 fi
 rm -f "$table"

@@ -1,12 +1,13 @@
 // GPU engine benchmarks on one device, one JSON line per measurement:
 //   bench_gpu [--model DIR | --preset nano-4b] [--lengths 4096,32768,131072]
-//             [--decode-batches 1,64] [--decode-prompt 512] [--decode-steps 32]
+//             [--decode-batches 1,8,64,256] [--decode-prompt 512] [--decode-steps 32]
+//             [--ttft-lengths 4096,32768]
 //             [--peak-tflops 989] [--fp32-peak-tflops 67] [--bandwidth-tbs 4.8]
 // --preset builds the random checkpoint of that preset in host memory (no
 // 8 GB file to write on a short lease) and uploads it.
 //   prefill  tokens/s of the scoring path (forward + lm_head + log-probs of
 //            every next token) and model FLOPs utilisation (bench/prefill/
-//            model_flops.h) against --peak-tflops (H200 SXM dense bf16: 989)
+//            model/model_flops.h) against --peak-tflops (H200 SXM dense bf16: 989)
 //   ssd      the SSD scan alone at the model's shapes, "kernel": "bf16_mma"
 //            (ssd_scan_bf16, what the engine runs) against the bf16 peak, and
 //            "fp32_simt" (ssd_scan, the reference) against the fp32 peak; bytes/s
@@ -18,7 +19,9 @@
 //   profile  GPU milliseconds per op kind over each timed prefill (CUDA events)
 //   (every op alone at the model's shapes: bench_ops --backend cuda, the op
 //   tests' perf mode, bench/ops)
-//   decode   tokens/s of batched greedy decode (decode_step + lm_head + draw)
+//   ttft     time to first token of one document (prefill + lm_head + draw)
+//   decode   tokens/s of batched greedy decode (decode_and_sample: the step
+//            replayed as a CUDA graph, "graph", and queued op by op, "eager")
 //   memory   the process's peak GPU memory
 #include <cuda_runtime.h>
 
@@ -50,7 +53,8 @@
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
-#include "model_flops.h"
+#include "model/model_flops.h"
+#include "runtime/decode_engine.h"
 
 using namespace ringscan;
 
@@ -270,13 +274,22 @@ void bench_attention_cudnn(const ModelConfig& c, int64_t L, const Peaks& pk) {
 }
 #endif
 
+// Batched greedy decode as the engine runs it (decode_and_sample: every layer,
+// lm_head, the draw and the ids back), with the step replayed as a CUDA graph
+// ("graph") or queued op by op ("eager"); batches of B sequences after a
+// prompt of `prompt` tokens each.
 void bench_decode(DeviceModel& dev, int64_t B, int64_t prompt, int64_t steps) {
   const ModelConfig& c = dev.config();
+  if (B > dev.block_tokens()) {
+    std::printf("{\"bench\": \"decode\", \"batch\": %lld, \"error\": \"above the engine's largest batch %lld\"}\n",
+                static_cast<long long>(B), static_cast<long long>(dev.block_tokens()));
+    return;
+  }
   std::vector<DeviceSequence> seqs;
   std::vector<DeviceSequence*> ptrs;
   seqs.reserve(B);
   for (int64_t b = 0; b < B; ++b) {
-    seqs.push_back(dev.new_sequence(prompt + steps + 1));
+    seqs.push_back(dev.new_sequence(prompt + 2 * (steps + 1) + 1));
     const std::vector<int32_t> ids = bench::synthetic_ids(prompt, c.vocab_size, b + 7);
     dev.forward(ids.data(), prompt, seqs.back(), nullptr);
   }
@@ -285,21 +298,45 @@ void bench_decode(DeviceModel& dev, int64_t B, int64_t prompt, int64_t steps) {
   std::vector<kernels::SamplingParams> params(B);  // greedy
   std::vector<uint64_t> stream(B), step(B, 0);
   for (int64_t b = 0; b < B; ++b) stream[b] = static_cast<uint64_t>(b);
-  auto one_step = [&]() {
-    const float* h = dev.decode_step(tokens.data(), B, ptrs.data());
-    dev.sample(h, B, params.data(), stream.data(), step.data(), tokens.data());
-    for (auto& s : step) ++s;
-  };
-  one_step();
+  for (bool graphs : {true, false}) {
+    dev.set_decode_graphs(graphs);
+    auto one_step = [&]() {
+      dev.decode_and_sample(tokens.data(), B, ptrs.data(), params.data(), stream.data(), step.data(), tokens.data());
+      for (auto& s : step) ++s;
+    };
+    one_step();  // the graph's capture, cuBLAS's first calls
+    device_sync();
+    const double t0 = now();
+    for (int64_t t = 0; t < steps; ++t) one_step();
+    device_sync();
+    const double sec = now() - t0;
+    std::printf("{\"bench\": \"decode\", \"mode\": \"%s\", \"batch\": %lld, \"prompt\": %lld, \"steps\": %lld, "
+                "\"seconds\": %.3f, \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, \"kv_cache\": \"%s\"}\n",
+                graphs ? "graph" : "eager", static_cast<long long>(B), static_cast<long long>(prompt),
+                static_cast<long long>(steps), sec, B * steps / sec, 1e3 * sec / steps, dtype_name(dev.kv_cache_dtype()));
+    std::fflush(stdout);
+  }
+  dev.set_decode_graphs(true);
+}
+
+// Time to first token of one document of L tokens through the decode engine
+// (prefill, lm_head of the last row, the draw): what a summarize request waits.
+void bench_ttft(DeviceModel& dev, int64_t L) {
+  auto engine = make_device_decode_engine(dev);
+  const std::vector<int32_t> ids = bench::synthetic_ids(L, dev.config().vocab_size, 99);
+  const kernels::SamplingParams greedy;
+  {  // warm-up at a short length (cuBLAS handles, first launches)
+    auto s = engine->prefill(std::vector<int32_t>(ids.begin(), ids.begin() + std::min<int64_t>(L, 64)));
+    engine->first_token(*s, greedy, 0, 0);
+  }
   device_sync();
   const double t0 = now();
-  for (int64_t t = 0; t < steps; ++t) one_step();
+  auto s = engine->prefill(ids);
+  const int32_t tok = engine->first_token(*s, greedy, 0, 0);
   device_sync();
   const double sec = now() - t0;
-  std::printf("{\"bench\": \"decode\", \"batch\": %lld, \"prompt\": %lld, \"steps\": %lld, \"seconds\": %.3f, "
-              "\"tokens_per_s\": %.1f, \"ms_per_step\": %.2f}\n",
-              static_cast<long long>(B), static_cast<long long>(prompt), static_cast<long long>(steps), sec,
-              B * steps / sec, 1e3 * sec / steps);
+  std::printf("{\"bench\": \"ttft\", \"tokens\": %lld, \"seconds\": %.4f, \"first_token\": %d}\n",
+              static_cast<long long>(L), sec, tok);
   std::fflush(stdout);
 }
 
@@ -307,7 +344,7 @@ void bench_decode(DeviceModel& dev, int64_t B, int64_t prompt, int64_t steps) {
 
 int main(int argc, char** argv) {
   std::string dir, preset = "nano-4b";
-  std::vector<int64_t> lengths = {4096, 32768, 131072}, batches = {1, 64};
+  std::vector<int64_t> lengths = {4096, 32768, 131072}, batches = {1, 8, 64, 256}, ttft = {4096, 32768};
   int64_t prompt = 512, steps = 32;
   Peaks pk;
   for (int i = 1; i < argc; ++i) {
@@ -322,6 +359,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode-batches") batches = parse_list(next());
     else if (a == "--decode-prompt") prompt = std::atoll(next().c_str());
     else if (a == "--decode-steps") steps = std::atoll(next().c_str());
+    else if (a == "--ttft-lengths") ttft = parse_list(next());
     else if (a == "--peak-tflops") pk.bf16_tflops = std::atof(next().c_str());
     else if (a == "--fp32-peak-tflops") pk.fp32_tflops = std::atof(next().c_str());
     else if (a == "--bandwidth-tbs") pk.tbs = std::atof(next().c_str());
@@ -366,6 +404,7 @@ int main(int argc, char** argv) {
     bench_attention(model->config(), L, pk, "bf16_mma_f32in");
     if (L <= kSimtMaxTokens) bench_attention(model->config(), L, pk, "fp32_simt");
   }
+  for (int64_t L : ttft) bench_ttft(dev, L);
   for (int64_t B : batches) bench_decode(dev, B, prompt, steps);
   const DeviceMemory m = device_memory();
   std::printf("{\"bench\": \"memory\", \"peak_used_gib\": %.2f, \"total_gib\": %.2f}\n",

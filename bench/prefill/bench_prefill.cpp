@@ -12,7 +12,7 @@
 
 #include "kernels/blas_runtime.h"
 #include "model/model.h"
-#include "model_flops.h"
+#include "model/model_flops.h"
 
 using namespace ringscan;
 

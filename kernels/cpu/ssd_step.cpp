@@ -18,6 +18,10 @@ void ssd_step(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
 #pragma omp parallel for schedule(static) if (tasks * P * N > (int64_t{1} << 16))
   for (int64_t task = 0; task < tasks; ++task) {
     const int64_t b = task / H, h = task % H, g = h / hpg;
+    if (!state[b]) {  // a padding row
+      for (int64_t p = 0; p < P; ++p) y[b * ld_y + h * P + p] = 0.f;
+      continue;
+    }
     const float d = dt[b * H + h];
     // Decays below exp(-87) are far below fp32 resolution of the state's terms: flush to 0.
     const double e = static_cast<double>(d) * A[h];

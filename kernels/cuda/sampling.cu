@@ -48,16 +48,7 @@ constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBuckets = 16;  // 4 bits per radix pass, 8 passes over 32 bits
 
-// What the kernel needs of one row; computed on the host from params,
-// stream and step.
-struct RowParams {
-  double u;      // sampling_uniform(seed, stream, step)
-  double T;      // temperature (> 0 unless greedy)
-  double top_p;  // the float top_p, compared in double as the reference does
-  int32_t top_k; // > 0 only when it limits (0 < top_k < vocab)
-  int32_t greedy;
-  int32_t use_top_p;
-};
+using RowParams = SampleRow;
 
 struct Smem {
   int cnt[kWarps][kBuckets];
@@ -314,7 +305,36 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Device scratch on the legacy stream, freed in stream order on every path.
+}  // namespace
+
+void sample_prepare(const SamplingParams* params, const uint64_t* stream, const uint64_t* step, int64_t rows,
+                    int64_t vocab, SampleRow* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const SamplingParams& p = params[r];
+    SampleRow& q = out[r];
+    q.greedy = p.temperature <= 0.f;
+    q.T = p.temperature;
+    q.top_k = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
+    q.use_top_p = p.top_p < 1.f;
+    q.top_p = p.top_p;
+    q.u = q.greedy ? 0.0 : sampling_uniform(p.seed, stream[r], step[r]);
+    q.unused = 0;
+  }
+}
+
+void sample_rows(const float* logits, int64_t ld_logits, int64_t rows, int64_t vocab, const SampleRow* rows_params,
+                 int32_t* out, GpuStream stream) {
+  if (vocab <= 0) throw std::invalid_argument("cuda::sample: vocab must be positive");
+  if (vocab > INT_MAX / 2) throw std::invalid_argument("cuda::sample: vocab too large");
+  if (rows <= 0) return;
+  const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
+  sample_kernel<<<grid, kThreads, 0, stream>>>(logits, ld_logits, rows, static_cast<int>(vocab), rows_params, out);
+  detail::check_launch("sample");
+}
+
+namespace {
+// Device scratch on the legacy stream, freed in stream order on every path
+// (the host-array form below only: tests and one-off calls).
 struct DeviceScratch {
   void* p = nullptr;
   explicit DeviceScratch(size_t bytes) {
@@ -330,29 +350,16 @@ struct DeviceScratch {
 void sample(const float* logits, int64_t ld_logits, int64_t rows, int64_t vocab,
             const SamplingParams* params, const uint64_t* stream, const uint64_t* step,
             int32_t* out) {
-  if (vocab <= 0) throw std::invalid_argument("cuda::sample: vocab must be positive");
-  if (vocab > INT_MAX / 2) throw std::invalid_argument("cuda::sample: vocab too large");
   if (rows <= 0) return;
   std::vector<RowParams> hp(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    const SamplingParams& p = params[r];
-    RowParams& q = hp[r];
-    q.greedy = p.temperature <= 0.f;
-    q.T = p.temperature;
-    q.top_k = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
-    q.use_top_p = p.top_p < 1.f;
-    q.top_p = p.top_p;
-    q.u = q.greedy ? 0.0 : sampling_uniform(p.seed, stream[r], step[r]);
-  }
+  sample_prepare(params, stream, step, rows, vocab, hp.data());
   const size_t param_bytes = hp.size() * sizeof(RowParams);
   DeviceScratch scratch(param_bytes + static_cast<size_t>(rows) * sizeof(int32_t));
   auto* d_params = static_cast<RowParams*>(scratch.p);
   auto* d_out = reinterpret_cast<int32_t*>(static_cast<char*>(scratch.p) + param_bytes);
   detail::check_cuda(cudaMemcpy(d_params, hp.data(), param_bytes, cudaMemcpyHostToDevice), "sample",
                      "cudaMemcpy of the parameters");
-  const unsigned grid = static_cast<unsigned>(rows < 65535 * 16 ? rows : 65535 * 16);
-  sample_kernel<<<grid, kThreads>>>(logits, ld_logits, rows, static_cast<int>(vocab), d_params, d_out);
-  detail::check_launch("sample");
+  sample_rows(logits, ld_logits, rows, vocab, d_params, d_out, nullptr);
   // Synchronises with the kernel (out is a host array).
   detail::check_cuda(cudaMemcpy(out, d_out, static_cast<size_t>(rows) * sizeof(int32_t),
                                 cudaMemcpyDeviceToHost),

@@ -16,6 +16,10 @@ __global__ void __launch_bounds__(kBlock)
                     int64_t ld_x, const float* dt, const float* A, const float* B, int64_t ld_b,
                     const float* C, int64_t ld_c, float* const* state, float* y, int64_t ld_y) {
   const int64_t task = blockIdx.x, b = task / heads, h = task % heads, g = h / heads_per_group;
+  if (!state[b]) {  // a padding row (block-uniform): zeros, no state
+    for (int64_t p = threadIdx.x; p < P; p += blockDim.x) y[b * ld_y + h * P + p] = 0.f;
+    return;
+  }
   const float d = dt[b * heads + h];
   const float a = expf(d * A[h]);  // underflows to 0 for very strong decays: fine
   const float* xb = x + b * ld_x + h * P;

@@ -14,6 +14,10 @@ void ssd_step(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, 
   for (int64_t b = 0; b < s.len; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
       const int64_t g = h / hpg;
+      if (!state[b]) {  // a padding row
+        for (int64_t p = 0; p < P; ++p) y[b * ld_y + h * P + p] = 0.f;
+        continue;
+      }
       const double d = dt[b * s.heads + h], a = std::exp(d * A[h]);
       float* S = state[b] + h * P * N;
       for (int64_t p = 0; p < P; ++p) {

@@ -4,7 +4,9 @@
 // group of --sp N) and rank 0 prints the same lines a single rank would.
 // --generate N then continues the ids greedily from the state the forward
 // left (sequence-parallel: KV cache sharded over the group) and prints one
-// more line, {"generated": [ids...]}.
+// more line, {"generated": [ids...]}. --prompt TEXT instead of ids: the text
+// tokenized with the checkpoint's tokenizer, and every id's text printed
+// beside it ("text", "next_text", "top_k_text", "generated_text").
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <filesystem>
@@ -13,11 +15,13 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "cli/mpi_context.h"
+#include "kernels/blas_runtime.h"
 #include "kernels/log_softmax.h"
 #include "model/model.h"
 #include "runtime/decode.h"
 #include "runtime/engine.h"
+#include "runtime/mpi_context.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/json_util.h"
 #include "util/npy.h"
@@ -73,9 +77,10 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& sourc
 namespace {
 
 struct ForwardOptions {
-  std::string model_dir, ids_arg, ids_file, logits_out, layout = "zigzag", device = "auto", comm = "auto";
+  std::string model_dir, ids_arg, ids_file, prompt, logits_out, layout = "zigzag", device = "auto", comm = "auto";
   int top_k = 5;
   int sp = 0;
+  int threads = 0;
   int64_t generate = 0;
   bool stop_at_eos = false;
 };
@@ -110,10 +115,15 @@ GenerationRequest greedy_request(const ForwardOptions& o, const std::vector<int3
   return r;  // default sampling: greedy
 }
 
-void print_generated(const std::vector<int32_t>& tokens) {
+// Text may end inside a UTF-8 character (a token is a few bytes): such bytes print as U+FFFD.
+std::string json_line(const Json& line) { return line.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n"; }
+
+// tok (--prompt): the generated text beside the ids.
+void print_generated(const std::vector<int32_t>& tokens, const Tokenizer* tok) {
   Json line = Json::object();
   line["generated"] = tokens;
-  std::cout << line.dump() << "\n";
+  if (tok) line["generated_text"] = tok->decode(tokens);
+  std::cout << json_line(line);
 }
 
 // Per-position output of a block of rows: one JSON line each, plus the raw logits.
@@ -126,8 +136,10 @@ struct RowBlock {
 int64_t rows_per_block(int64_t vocab) { return std::max<int64_t>(1, (64 << 20) / (vocab * 4)); }
 
 // The lines of n positions from their logits [n, V] (host), whichever engine made them.
+// tok (--prompt): each id's text beside it ("text", "next_text", "top_k_text").
 RowBlock rows_from_logits(std::vector<float> logits, int64_t V, int64_t pos0, int64_t n,
-                          const std::vector<int32_t>& ids, int top_k, bool keep_logits) {
+                          const std::vector<int32_t>& ids, int top_k, bool keep_logits, const Tokenizer* tok) {
+  auto text = [&](int32_t id) { return tok->decode({id}); };
   const int64_t L = ids.size();
   RowBlock out;
   std::vector<float> lp(n * V);
@@ -137,18 +149,24 @@ RowBlock rows_from_logits(std::vector<float> logits, int64_t V, int64_t pos0, in
     const int64_t pos = pos0 + i;
     const float* row = lp.data() + i * V;
     Json line = {{"pos", pos}, {"id", ids[pos]}};
+    if (tok) line["text"] = text(ids[pos]);
     if (pos + 1 < L) line["next_id"] = ids[pos + 1], line["logprob_next"] = row[ids[pos + 1]];
     else line["next_id"] = nullptr, line["logprob_next"] = nullptr;
+    if (tok) line["next_text"] = pos + 1 < L ? Json(text(ids[pos + 1])) : Json();
     if (top_k > 0) {
       const int kk = static_cast<int>(std::min<int64_t>(top_k, V));
       std::iota(order.begin(), order.end(), 0);
       std::partial_sort(order.begin(), order.begin() + kk, order.end(),
                         [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
-      Json top = Json::array();
+      Json top = Json::array(), top_text = Json::array();
       for (int j = 0; j < kk; ++j) top.push_back({order[j], row[order[j]]});
       line["top_k"] = top;
+      if (tok) {
+        for (int j = 0; j < kk; ++j) top_text.push_back(text(order[j]));
+        line["top_k_text"] = top_text;
+      }
     }
-    out.lines += line.dump() + "\n";
+    out.lines += json_line(line);
   }
   if (keep_logits) out.logits = std::move(logits);
   return out;
@@ -157,12 +175,13 @@ RowBlock rows_from_logits(std::vector<float> logits, int64_t V, int64_t pos0, in
 // One rank (the first) runs it alone: the lines of every position as the
 // prefill produces them, then --generate continues the same sequence.
 void forward_one_rank(Engine& engine, const ForwardOptions& o, const std::vector<int32_t>& ids,
-                      const std::vector<int32_t>& stop_ids, int64_t V) {
+                      const std::vector<int32_t>& stop_ids, int64_t V, const Tokenizer* tok) {
   std::unique_ptr<NpyWriter> npy;
   if (!o.logits_out.empty())
     npy = std::make_unique<NpyWriter>(o.logits_out, std::vector<int64_t>{static_cast<int64_t>(ids.size()), V});
   const LogitsSink print{rows_per_block(V), [&](int64_t row0, int64_t rows, std::vector<float> logits) {
-                           RowBlock b = rows_from_logits(std::move(logits), V, row0, rows, ids, o.top_k, npy != nullptr);
+                           RowBlock b =
+                               rows_from_logits(std::move(logits), V, row0, rows, ids, o.top_k, npy != nullptr, tok);
                            std::cout << b.lines;
                            if (npy) npy->append(b.logits.data(), b.logits.size());
                          }};
@@ -172,7 +191,7 @@ void forward_one_rank(Engine& engine, const ForwardOptions& o, const std::vector
   if (o.generate == 0) return;
   Decoder d(decode, 1);
   d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(seq));
-  print_generated(d.run().at(0).tokens);
+  print_generated(d.run().at(0).tokens, tok);
 }
 
 // Sequence parallel over `group` (every rank of it): rank 0 prints in
@@ -180,7 +199,7 @@ void forward_one_rank(Engine& engine, const ForwardOptions& o, const std::vector
 // --generate then decodes with the KV cache left sharded over the group.
 void forward_sequence_parallel(Engine& engine, Model& model, comm::Communicator& group, const ForwardOptions& o,
                                const std::vector<int32_t>& ids, LayoutKind layout_kind,
-                               const std::vector<int32_t>& stop_ids) {
+                               const std::vector<int32_t>& stop_ids, const Tokenizer* tok) {
   const int64_t L = ids.size(), V = model.config().vocab_size, block = rows_per_block(V);
   const bool want_logits = !o.logits_out.empty();
   const SequenceLayout layout = make_layout(L, group.size(), layout_kind);
@@ -197,7 +216,8 @@ void forward_sequence_parallel(Engine& engine, Model& model, comm::Communicator&
       const int64_t nr = std::min(block, s.len - r0);
       RowBlock b;
       if (is_mine)
-        b = rows_from_logits(mine->hidden(next_piece).logits(r0, nr), V, s.begin + r0, nr, ids, o.top_k, want_logits);
+        b = rows_from_logits(mine->hidden(next_piece).logits(r0, nr), V, s.begin + r0, nr, ids, o.top_k, want_logits,
+                             tok);
       if (group.rank() != 0) {
         std::uint64_t n = b.lines.size();
         group.send(&n, 1, 0);
@@ -227,7 +247,7 @@ void forward_sequence_parallel(Engine& engine, Model& model, comm::Communicator&
   ShardedDecoder d(model, group, layout_kind, 1);
   d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(st));
   auto results = d.run();  // collective; every rank gets the tokens
-  if (group.rank() == 0) print_generated(results.at(0).tokens);
+  if (group.rank() == 0) print_generated(results.at(0).tokens, tok);
 }
 
 int run_forward(int argc, char** argv) {
@@ -237,10 +257,12 @@ int run_forward(int argc, char** argv) {
       ("model", po::value(&o.model_dir)->required(), "model folder (config.json, safetensors)")
       ("ids", po::value(&o.ids_arg), "token ids, comma separated: 1,2,3")
       ("ids-file", po::value(&o.ids_file), "file of token ids (whitespace or comma separated)")
+      ("prompt", po::value(&o.prompt), "text, tokenized with the checkpoint's tokenizer (BOS as its config says); each id's text is printed beside it")
       ("logits-out", po::value(&o.logits_out), "write all logits as float32 .npy [L, vocab]")
       ("top-k", po::value(&o.top_k)->default_value(5), "top next ids to print per position (0: none)")
       ("sp", po::value(&o.sp)->default_value(0), "ranks the sequence is split over (default: all ranks)")
       ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous")
+      ("threads", po::value(&o.threads)->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else every core)")
       ("generate", po::value(&o.generate)->default_value(0),
        "then generate N ids greedily and print {\"generated\": [...]} (mpirun: KV cache stays sharded)")
       ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model")
@@ -256,19 +278,28 @@ int run_forward(int argc, char** argv) {
   LayoutKind layout_kind{};
   std::vector<int32_t> stop_ids;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<Tokenizer> tok;  // --prompt only
   check_collectively(*world, [&]() {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help")) return;
     po::notify(vm);
-    if (vm.count("ids") == vm.count("ids-file")) throw Error("give exactly one of --ids and --ids-file");
+    if (vm.count("ids") + vm.count("ids-file") + vm.count("prompt") != 1)
+      throw Error("give exactly one of --ids, --ids-file and --prompt");
+    if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
+    if (o.threads > 0) set_compute_threads(o.threads);
     if (o.top_k < 0) throw Error("--top-k must be >= 0");
-    if (o.sp < 0 || o.sp > world->size())
-      throw Error("--sp " + std::to_string(o.sp) + " is not between 1 and the " + std::to_string(world->size()) + " ranks");
+    check_sp_option(o.sp, world->size());
     layout_kind = parse_layout(o.layout);
     if (o.generate < 0) throw Error("--generate must be >= 0");
     if (o.stop_at_eos && o.generate == 0) throw Error("--stop-at-eos needs --generate N");
     if (o.stop_at_eos) stop_ids = eos_ids(o.model_dir);
-    ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
+    if (vm.count("prompt")) {
+      tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
+      ids = tok->encode(o.prompt, /*add_special=*/true);
+      if (ids.empty()) throw Error("--prompt gives no tokens: give some text");
+    } else {
+      ids = vm.count("ids") ? parse_ids(o.ids_arg, "--ids") : parse_ids(read_text_file(o.ids_file), o.ids_file);
+    }
     model = Model::load(o.model_dir, world->rank() != 0);
     engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
     if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
@@ -294,11 +325,11 @@ int run_forward(int argc, char** argv) {
     if (world->rank() < sp) engine->prepare(*model);
   });
   if (sp == 1) {
-    if (world->rank() == 0) forward_one_rank(*engine, o, ids, stop_ids, model->config().vocab_size);
+    if (world->rank() == 0) forward_one_rank(*engine, o, ids, stop_ids, model->config().vocab_size, tok.get());
     return 0;
   }
   auto group = world->split(world->rank() < sp ? 0 : -1, world->rank());
-  if (group) forward_sequence_parallel(*engine, *model, *group, o, ids, layout_kind, stop_ids);
+  if (group) forward_sequence_parallel(*engine, *model, *group, o, ids, layout_kind, stop_ids, tok.get());
   return 0;
 }
 

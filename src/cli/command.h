@@ -1,9 +1,11 @@
-// Subcommands of the `ringscan` binary register themselves here: a new job or
-// tool is one .cpp file under src/cli/ (compiled into the executable) with
+// Subcommands of the `ringscan` binary register themselves here: a new tool is
+// one .cpp file under src/cli/ (compiled into the executable) with
 //   RINGSCAN_COMMAND(name, "one-line summary", function)
 // where function is `int f(int argc, char** argv)` receiving the arguments
 // after the subcommand name (argv[0] is "ringscan <name>"). It returns the exit
 // status; it may throw ringscan::Error for a clear one-sentence failure.
+// Batch jobs are registered in jobs/ (jobs/job_spec.h) and become subcommands
+// through register_batch_job_commands().
 #pragma once
 #include <boost/program_options.hpp>
 #include <functional>
@@ -20,6 +22,10 @@ struct Command {
 };
 
 std::map<std::string, Command>& command_registry();
+
+// Adds a subcommand for every batch job of jobs/ (cli/cmd_batch_jobs.cpp). main() calls
+// it first: the jobs register themselves during static initialisation, in no set order.
+void register_batch_job_commands();
 
 struct CommandRegistrar {
   CommandRegistrar(const std::string& name, const std::string& summary, CommandFn fn) {

@@ -16,6 +16,7 @@
 
 #include "io/gitignore.h"
 #include "io/glob.h"
+#include "io/jsonl_input.h"
 #include "io/utf8_check.h"
 #include "util/error.h"
 #include "util/json_util.h"
@@ -173,9 +174,36 @@ class Walker {
     }
   }
 
+  void add_stdin(const std::string& where) {
+    if (!opts_.stdin_text) throw Error("input -" + where + " (stdin) can only be given on the command line, once");
+    const std::string& text = *opts_.stdin_text;
+    if (opts_.format == InputFormat::Jsonl) {
+      add_jsonl("-", text);
+    } else if (text.empty()) {
+      skip("-", skip_reason::kEmpty, "stdin gave 0 bytes");
+    } else {
+      SourceFile f{"-", "", text.size()};
+      f.text = opts_.stdin_text;
+      add_document(Document{"-", false, {std::move(f)}}, "-");
+    }
+  }
+
+  void add_jsonl(const std::string& source, const std::string& text) {
+    JsonlFields fields;
+    fields.id = opts_.jsonl_id;
+    fields.text = opts_.jsonl_text;
+    for (Document& d : jsonl_documents(source, text, fields, &out_.skipped)) out_.documents.push_back(std::move(d));
+  }
+
+  bool is_jsonl(const std::string& name) const {
+    if (opts_.format != InputFormat::Auto) return opts_.format == InputFormat::Jsonl;
+    return name.size() > 6 && name.compare(name.size() - 6, 6, ".jsonl") == 0;
+  }
+
   void add_input(const std::string& given, const std::string& where) {
     // clean_path("") is "." (the current folder): an empty --input is a mistake, not a request.
     if (given.empty()) throw Error("input \"\"" + where + " names no path; expected a file, a directory or @LIST");
+    if (given == "-") return add_stdin(where);
     const std::string name = clean_path(given);
     struct stat st;
     if (lstat(name.c_str(), &st) != 0) {
@@ -196,6 +224,12 @@ class Walker {
                   ") or a file ringscan keeps next to it; expected documents");
     if (S_ISDIR(st.st_mode)) {
       add_directory(name, abs, st);
+    } else if (S_ISREG(st.st_mode) && is_jsonl(name)) {
+      if (!seen_.emplace(abs, out_.documents.size()).second) {
+        skip(name, skip_reason::kDuplicate, "this JSONL file is already an input");
+        return;
+      }
+      add_jsonl(name, read_text_file(name));
     } else if (S_ISREG(st.st_mode)) {
       if (check_file(name, abs, st)) add_document(Document{name, false, {SourceFile{name, abs, uint64_t(st.st_size)}}}, abs);
     } else {
@@ -400,6 +434,13 @@ DocumentMode parse_document_mode(const std::string& name) {
   if (name == "file") return DocumentMode::File;
   if (name == "codebase") return DocumentMode::Codebase;
   throw Error("document mode '" + name + "' is not known; expected 'file' or 'codebase'");
+}
+
+InputFormat parse_input_format(const std::string& name) {
+  if (name == "auto") return InputFormat::Auto;
+  if (name == "text") return InputFormat::Text;
+  if (name == "jsonl") return InputFormat::Jsonl;
+  throw Error("--input-format '" + name + "' is not known; expected 'auto', 'text' or 'jsonl'");
 }
 
 Discovery discover(const DiscoveryOptions& options) {

@@ -26,6 +26,7 @@
 // sorted bytewise by relative path; a path reached twice becomes one document.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,13 +37,24 @@ enum class DocumentMode { File, Codebase };
 // "file" or "codebase"; anything else is an Error naming the option value.
 DocumentMode parse_document_mode(const std::string& name);
 
+// How input files are read: auto (a file named *.jsonl is JSONL, anything else text),
+// text, or jsonl (every file, and stdin, is JSONL: jsonl_input.h). Anything else is an
+// Error naming the option value.
+enum class InputFormat { Auto, Text, Jsonl };
+InputFormat parse_input_format(const std::string& name);
+
 struct DiscoveryOptions {
-  std::vector<std::string> inputs;   // files, directories, "@list.txt"
+  std::vector<std::string> inputs;   // files, directories, "@list.txt", "-" (stdin)
   std::vector<std::string> include;  // empty: every file
   std::vector<std::string> exclude;
   DocumentMode mode = DocumentMode::File;
   bool use_gitignore = true;
   std::string own_output;  // the run's --out file ("" = none): never a document, nor what is next to it
+  InputFormat format = InputFormat::Auto;
+  std::string jsonl_id = "id", jsonl_text = "text";  // JSONL field names
+  // What the job read from stdin, for an input "-": one document named "-" (or JSONL
+  // records). Null: no "-" input is allowed.
+  std::shared_ptr<const std::string> stdin_text;
 };
 
 struct SourceFile {
@@ -51,6 +63,9 @@ struct SourceFile {
   std::string path;
   std::string abs_path;  // absolute path to open (not resolved through symbolic links)
   uint64_t bytes = 0;    // size when discovered
+  // The contents when they came with the input (stdin, a JSONL record): then abs_path is
+  // "" and the text is checked as a file's would be, not read again.
+  std::shared_ptr<const std::string> text;
 };
 
 struct Document {

@@ -100,11 +100,11 @@ void number_attribute(hid_t loc, const std::string& name, hid_t file_type, hid_t
 }
 
 std::string read_string_attribute(hid_t loc, const char* name, const std::string& path) {
-  if (H5Aexists(loc, name) <= 0) throw Error(path + " is not a ringscan result file (it has no " + name + " attribute)");
+  if (H5Aexists(loc, name) <= 0) throw Error(path + " has no " + name + " attribute, which a ringscan result file has");
   Id a(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose, std::string("cannot open attribute ") + name + " of " + path);
   Id ftype(H5Aget_type(a), H5Tclose, std::string("cannot read the type of attribute ") + name + " of " + path);
   if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0)
-    throw Error(path + " is not a ringscan result file (attribute " + name + " is not a variable-length string)");
+    throw Error(path + ": attribute " + name + " is not a variable-length string, as in a ringscan result file");
   Id type = h5::utf8_string_type();
   char* value = nullptr;
   h5::check(H5Aread(a, type, &value), std::string("cannot read attribute ") + name + " of " + path);
@@ -114,11 +114,11 @@ std::string read_string_attribute(hid_t loc, const char* name, const std::string
 }
 
 int64_t read_int_attribute(hid_t loc, const char* name, const std::string& path) {
-  if (H5Aexists(loc, name) <= 0) throw Error(path + " is not a ringscan result file (it has no " + name + " attribute)");
+  if (H5Aexists(loc, name) <= 0) throw Error(path + " has no " + name + " attribute, which a ringscan result file has");
   Id a(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose, std::string("cannot open attribute ") + name + " of " + path);
   Id ftype(H5Aget_type(a), H5Tclose, std::string("cannot read the type of attribute ") + name + " of " + path);
   if (H5Tget_class(ftype) != H5T_INTEGER)
-    throw Error(path + " is not a ringscan result file (attribute " + name + " is not an integer)");
+    throw Error(path + ": attribute " + name + " is not an integer, as in a ringscan result file");
   int64_t v = 0;
   h5::check(H5Aread(a, H5T_NATIVE_INT64, &v), std::string("cannot read attribute ") + name + " of " + path);
   return v;

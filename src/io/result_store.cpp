@@ -413,7 +413,8 @@ std::unique_ptr<ResultStore> ResultStore::open(const std::string& out_path, cons
           throw Error("output " + s.out_ +
                       " exists and is not a ringscan result file; ringscan replaces only its own results, also with "
                       "--overwrite: move it away or choose another output path");
-        why = std::string("results this ringscan cannot use (") + e.what() + ")";
+        // A result file of another ringscan version, or damaged: say why it cannot be reused.
+        why = std::string("results this ringscan cannot reuse (") + e.what() + ")";
       }
       if (why.empty()) {
         // Same run. Documents that changed since, or failed, are computed again; the

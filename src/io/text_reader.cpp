@@ -35,6 +35,7 @@ ReadResult fail(const char* reason, std::string detail) {
 }  // namespace
 
 ReadResult read_text(const SourceFile& file) {
+  if (file.text) return check_text(*file.text);
   // O_NONBLOCK: a file replaced by a FIFO since discovery must not hang the run.
   int fd = open(file.abs_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return fail(skip_reason::kUnreadable, std::strerror(errno));
@@ -59,7 +60,10 @@ ReadResult read_text(const SourceFile& file) {
     text.append(buf, size_t(n));
   }
   close(fd);
+  return check_text(std::move(text));
+}
 
+ReadResult check_text(std::string text) {
   if (text.empty()) return fail(skip_reason::kEmpty, "0 bytes");
   const size_t sniff = std::min(text.size(), kSniffBytes);
   size_t controls = 0;

@@ -24,7 +24,10 @@ struct ReadResult {
 //     code points above U+10FFFF are invalid; a byte-order mark is kept as text);
 //   - unreadable: open or read failed (detail: the OS error), or it is no longer a
 //     regular file.
+// Contents given inline (SourceFile::text) are checked the same way, not read.
 ReadResult read_text(const SourceFile& file);
+// The checks alone, on bytes already read.
+ReadResult check_text(std::string text);
 
 // The line that precedes each file of a codebase document:
 //   "### FILE: " + relpath + "\n"

@@ -18,12 +18,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "kernels/gpu_op.h"
 #include "kernels/sampling.h"
 #include "model/config.h"
 #include "model/device_buffer.h"
+#include "model/memory_plan.h"
 #include "model/model.h"
 
 namespace ringscan {
@@ -32,15 +34,30 @@ class DeviceProfiler;
 enum class GemmInputs { Bf16, Fp32 };
 
 struct DeviceModelOptions {
+  // The two settings every caller gives (DeviceModelOptions{gemm, block}); the rest by name.
+  DeviceModelOptions(GemmInputs g = GemmInputs::Bf16, int64_t block = 0) : gemm(g), block_tokens(block) {}
   GemmInputs gemm = GemmInputs::Bf16;
   int64_t block_tokens = 0;  // tokens per prefill block (0: the host model's); also the largest decode batch
+  // KV cache element type, F32 or BF16 (fp32 accumulation either way). Unset:
+  // BF16 with bf16 GEMM inputs, F32 with fp32 ones. The bf16 engine's prefill
+  // attention rounds K and V to bf16 on the tensor cores anyway, so storing
+  // them rounded changes no prefill result, while it halves the cache and the
+  // bytes each decode step reads from it; the fp32 engine is the exact path
+  // compared with the CPU engine, so it keeps an exact cache.
+  std::optional<DType> kv_cache;
+  // Decode steps with sampling (decode_and_sample) replayed as CUDA graphs,
+  // one per padded batch size (decode_graph_size), at most graph_cache of them
+  // kept (least recently used evicted).
+  bool decode_graphs = true;
+  int graph_cache = 8;
 };
 
 // What a sequence leaves behind on the device, as InferenceState on the host.
 struct DeviceLayerCache {
   DeviceBuffer conv_history;  // Mamba: [K-1, conv_dim], zeros at start
   DeviceBuffer ssm_state;     // Mamba: [heads, head_dim, state]
-  DeviceBuffer k, v;          // attention: [capacity, kv_heads*head_dim]
+  DeviceBuffer k, v;          // attention: [capacity, kv_heads*head_dim] in kv_dtype
+  DType kv_dtype = DType::F32;
   int64_t kv_rows = 0, kv_capacity = 0, kv_pos0 = 0;
 };
 struct DeviceSequence {
@@ -102,6 +119,27 @@ class DeviceModel {
   // hidden states [n, hidden] (valid until the next call). Equals forward()
   // of each sequence alone, token by token, up to summation order.
   const float* decode_step(const int32_t* ids, int64_t n, DeviceSequence* const* seqs);
+
+  // decode_step and sample() in one: the next token of each of n sequences
+  // into out (host). The whole step (the tables' upload, every layer, lm_head,
+  // the draw, the ids' download) is one CUDA graph per padded batch size when
+  // graphs are on (DeviceModelOptions::decode_graphs), else the same work
+  // queued op by op; both give the same ids. Synchronises once, to read the
+  // ids. The batch is padded to decode_graph_size(n) with rows that touch no
+  // sequence (null state pointers): a continuous batch that shrinks or grows
+  // by a few sequences reuses its graph instead of capturing a new one.
+  void decode_and_sample(const int32_t* ids, int64_t n, DeviceSequence* const* seqs,
+                         const kernels::SamplingParams* params, const uint64_t* stream, const uint64_t* step,
+                         int32_t* out);
+  // The captured batch size for n sequences: 1, 2, 4, 8, then multiples of 8
+  // (at most block_tokens()).
+  int64_t decode_graph_size(int64_t n) const;
+  // Graphs captured so far (a capture per miss of the cache) and kept now.
+  int64_t graphs_captured() const { return graphs_captured_; }
+  int64_t graphs_kept() const { return static_cast<int64_t>(graphs_.size()); }
+  DType kv_cache_dtype() const { return kv_dtype_; }
+  // Turns the graph path on or off (benchmarks compare the two).
+  void set_decode_graphs(bool on) { decode_graphs_ = on; }
 
   // Next tokens from rows of final hidden states (lm_head and the draw on the
   // GPU, kernels/sampling.h): params, stream, step and out are host arrays of
@@ -194,8 +232,20 @@ class DeviceModel {
               int64_t ld_y, bool accumulate = false);
   void mamba_block(int layer, DeviceLayerCache& c, int64_t n);
   void attention_block(int layer, DeviceLayerCache& c, int64_t n, int64_t pos0);
-  void mamba_decode(int layer, int64_t n, DeviceSequence* const* seqs, float* const* d_states);
-  void attention_decode(int layer, int64_t n, DeviceSequence* const* seqs);
+  // Decode (device_decode_step.cpp): prepare_decode checks the batch, grows
+  // the caches and fills the pinned tables for n sequences padded to rows;
+  // enqueue_decode queues the step of `rows` rows on the stream from the
+  // tables only (capturable); with sample, also lm_head, the draw and the ids'
+  // copy into pinned memory.
+  void prepare_decode(const int32_t* ids, int64_t n, int64_t rows, DeviceSequence* const* seqs);
+  void enqueue_decode(int64_t rows, bool sample);
+  void enqueue_sample(const float* d_hidden, int64_t rows);
+  void mamba_decode(int layer, int mamba_index, int64_t rows);
+  void attention_decode(int layer, int attn_index, int64_t rows);
+  void run_decode_graph(int64_t rows);
+  void finish_decode(int64_t n, DeviceSequence* const* seqs);
+  template <class T>
+  T* table(uint64_t offset, int index = 0, bool device = true) const;
   void ensure_kv_capacity(DeviceLayerCache& c, int64_t rows) const;
   void init_caches(DeviceSequence& seq) const;
 
@@ -216,7 +266,23 @@ class DeviceModel {
   kernels::Workspace gemm_ws_;  // fp32 GEMM inputs rounded to bf16
   kernels::Workspace ssd_ws_;   // the SSD scan's scratch for a block
   int32_t *ids_ = nullptr, *targets_ = nullptr, *seq_ = nullptr;
-  float** state_ptrs_ = nullptr;  // decode: one SSM state pointer per sequence
+  // Decode tables (model/memory_plan.h DecodeTableLayout): the device copy in
+  // the arena, the host copy pinned; the ids drawn come back to pinned memory.
+  DecodeTableLayout tables_;
+  char* d_tables_ = nullptr;
+  char* h_tables_ = nullptr;
+  int32_t* d_out_ids_ = nullptr;
+  int32_t* h_out_ids_ = nullptr;
+  kernels::Workspace attn_decode_ws_;
+  struct EventHandle;
+  std::unique_ptr<EventHandle> upload_done_;  // the last step's table upload: the pinned tables may be rewritten
+  DType kv_dtype_ = DType::F32;
+  bool decode_graphs_ = true, capturing_ = false;
+  int graph_cache_ = 8;
+  struct Graph;
+  std::vector<std::unique_ptr<Graph>> graphs_;
+  int64_t graphs_captured_ = 0;
+  uint64_t graph_clock_ = 0;
   DeviceProfiler* prof_ = nullptr;
 };
 

@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kernels/attention_decode.h"
 #include "kernels/ssd_scan.h"
 #include "model/presets.h"
 
 namespace ringscan {
 
-uint64_t kv_bytes_per_token(const ModelConfig& c) {
-  return static_cast<uint64_t>(c.count(LayerKind::Attention)) * 2 * c.num_kv_heads * c.head_dim * 4;
+uint64_t kv_bytes_per_token(const ModelConfig& c, int elem_bytes) {
+  return static_cast<uint64_t>(c.count(LayerKind::Attention)) * 2 * c.num_kv_heads * c.head_dim * elem_bytes;
 }
 
 uint64_t ssm_state_bytes_per_layer(const ModelConfig& c) {
@@ -40,6 +41,41 @@ MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t toke
   return p;
 }
 
+namespace {
+// The largest decode attention workspace of any batch up to B (the split
+// count falls as the batch grows, so the product is not monotone).
+int64_t decode_attention_ws(const ModelConfig& c, int64_t B) {
+  const kernels::AttentionShape s{c.num_heads, c.num_kv_heads, c.head_dim};
+  size_t most = 0;
+  for (int64_t b = 1; b <= B; ++b) most = std::max(most, kernels::attention_decode_workspace(s, b));
+  return static_cast<int64_t>(most);
+}
+}  // namespace
+
+DecodeTableLayout decode_table_layout(const ModelConfig& c, int64_t rows) {
+  DecodeTableLayout t;
+  t.rows = rows;
+  const uint64_t R = static_cast<uint64_t>(std::max<int64_t>(rows, 1));
+  const uint64_t M = c.count(LayerKind::Mamba), A = c.count(LayerKind::Attention);
+  uint64_t off = 0;
+  auto take = [&](uint64_t bytes) {
+    const uint64_t at = off;
+    off += (std::max<uint64_t>(bytes, 4) + 255) / 256 * 256;
+    return at;
+  };
+  t.ids = take(R * 4);
+  t.pos = take(R * 8);
+  t.conv_hist = take(M * R * 8);
+  t.ssm_state = take(M * R * 8);
+  t.kv_k = take(A * R * 8);
+  t.kv_v = take(A * R * 8);
+  t.kv_row = take(A * R * 4);
+  t.kv_len = take(A * R * 4);
+  t.sample = take(R * kSampleRowBytes);
+  t.bytes = off;
+  return t;
+}
+
 DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   DeviceArena a;
   const int64_t B = a.block = block, D = c.hidden_size;
@@ -62,7 +98,8 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   a.logits = a.logits_rows * c.vocab_size;
   a.logprob = a.targets = a.logits_rows;
   a.ids = a.seq = B;
-  a.state_ptrs = B * std::max<int64_t>(1, c.count(LayerKind::Mamba));
+  a.decode_tables = static_cast<int64_t>(decode_table_layout(c, B).bytes) + (B * 4 + 255) / 256 * 256;  // + the ids drawn
+  a.attn_decode_ws = attn ? decode_attention_ws(c, B) : 0;
   // Partials (acc, m, l) of up to 64 key splits of a block's queries, capped
   // at 4 MiB: splits only happen for short query blocks, and with less room
   // the kernel splits less (kernels/attention.h).
@@ -86,7 +123,7 @@ uint64_t DeviceArena::bytes() const {
   uint64_t b = 0;
   for (int64_t f : {h, normed, proj, conv, dt, y, qkv, acc, m, l, up, gate, hist_tmp, logits, logprob})
     b += al(f, 4);
-  return b + al(targets, 4) + al(ids, 4) + al(seq, 4) + al(state_ptrs, 8) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
+  return b + al(targets, 4) + al(ids, 4) + al(seq, 4) + al(decode_tables, 1) + al(attn_decode_ws, 1) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
 }
 
 DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens) {
@@ -99,7 +136,8 @@ DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ra
   const uint64_t H = mamba ? c.mamba_heads : 0, di = mamba ? c.d_inner() : 0;
   p.weight_bytes = static_cast<uint64_t>(parameter_count(c)) * 2;
   p.arena_bytes = device_arena(c, block_tokens).bytes();
-  p.kv_cache_bytes = T * kv_bytes_per_token(c);
+  // The GPU engine's default KV cache is bf16 (DeviceModelOptions::kv_cache).
+  p.kv_cache_bytes = T * kv_bytes_per_token(c, 2);
   p.ssm_state_bytes = c.count(LayerKind::Mamba) * ssm_state_bytes_per_layer(c);
   // GEMM inputs rounded to bf16 and the SSD scan's scratch come from the
   // arena, a block's worth at a time (longer calls go in passes). Outside it:

@@ -75,9 +75,15 @@ void require_model_folder(const std::string& model_dir) {
   std::error_code ec;
   const fs::file_status st = fs::status(model_dir, ec);
   if (!fs::exists(st)) throw Error("model folder " + model_dir + " does not exist");
-  if (!fs::is_directory(st))
-    throw Error("model folder " + model_dir + " is a file, not a folder; expected the checkpoint folder that holds "
-                "config.json and model.safetensors");
+  if (!fs::is_directory(st)) {
+    // A checkpoint's own file (config.json, a safetensors file) names the folder meant.
+    const fs::path file(model_dir);
+    const std::string folder = file.has_parent_path() ? file.parent_path().string() : ".";
+    const bool in_checkpoint = fs::is_regular_file(fs::path(folder) / "config.json", ec);
+    throw Error("model folder " + model_dir + " is a file, not a folder; --model takes the checkpoint folder that "
+                "holds config.json and model.safetensors" +
+                (in_checkpoint ? std::string(": --model ") + folder : std::string()));
+  }
 }
 
 void Checkpoint::add_file(const std::string& path) {

@@ -4,6 +4,7 @@
 #include "runtime/backend.h"
 #include "runtime/scheduler.h"
 #include "runtime/sequence_parallel.h"
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -42,7 +43,9 @@ class CpuBackend final : public ComputeBackend {
   DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want) override {
     std::vector<float> hidden(ids.size() * model_.config().hidden_size);
     InferenceState st = model_.new_state();
-    model_.forward(ids.data(), static_cast<int64_t>(ids.size()), st, hidden.data());
+    const double layers = static_cast<double>(model_.config().layers.size());
+    model_.forward(ids.data(), static_cast<int64_t>(ids.size()), st, hidden.data(),
+                   [&](int, int64_t, const float*, int64_t n) { report_work(static_cast<double>(n) / layers); });
     DocumentValuesBuilder values(ids, model_.config().hidden_size, want);
     values.add(0, HostFinalHidden(model_, hidden.data(), static_cast<int64_t>(ids.size())));
     return values.take();

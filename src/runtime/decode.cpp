@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -120,8 +121,12 @@ void Decoder::admit(Sequence s, std::vector<GenerationResult>& done) {
     done.push_back(std::move(t.result()));
     return;
   }
-  if (!s.state) s.state = engine_.prefill(t.request().prompt);
+  if (!s.state) {
+    s.state = engine_.prefill(t.request().prompt);
+    report_work(static_cast<double>(t.request().prompt.size()));
+  }
   const int32_t token = engine_.first_token(*s.state, t.request().sampling, t.request().id, 0);
+  report_work(1);
   if (t.accept(token)) done.push_back(std::move(t.result()));
   else active_.push_back(std::move(s));
 }
@@ -148,6 +153,7 @@ std::vector<GenerationResult> Decoder::step() {
     step[b] = t.steps();
   }
   engine_.step(ids.data(), B, states.data(), params.data(), stream.data(), step.data(), drawn.data());
+  report_work(static_cast<double>(B));
   std::vector<Sequence> still;
   for (int64_t b = 0; b < B; ++b) {
     if (active_[b].track->accept(drawn[b])) done.push_back(std::move(active_[b].track->result()));

@@ -32,11 +32,11 @@ class Engine {
   // exchange. "auto" and "mpi": MPI (the GPU backend stages through host
   // memory, so ranks may share a GPU); "nccl" (GPU backend only): the K/V
   // ring over NCCL on device buffers, one GPU per rank. Throws Error when
-  // this rank cannot honour them (call inside cli::check_collectively).
+  // this rank cannot honour them (call inside check_collectively, runtime/mpi_context.h).
   Engine(const std::string& device, const std::string& comm, int local_rank);
   // Collective over world, after every rank constructed its engine: the GPU
   // only if every rank chose one (--comm nccl without it is an Error on every
-  // rank: call inside cli::check_collectively).
+  // rank: call inside check_collectively, runtime/mpi_context.h).
   void agree(comm::Communicator& world);
   ~Engine();
   Engine(Engine&&) noexcept;

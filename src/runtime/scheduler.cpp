@@ -11,6 +11,43 @@
 
 namespace ringscan {
 
+double sequence_parallel_cost(int64_t tokens, int ranks) {
+  return static_cast<double>(tokens) / (std::max(ranks, 1) * kSequenceParallelEfficiency) +
+         static_cast<double>(kSequenceParallelFixedTokens);
+}
+
+namespace {
+
+// The speed rule (scheduler.h): moves the longest data-parallel documents to sequence
+// parallel over every rank while the estimated time of the run goes down.
+void move_to_sequence_parallel_when_faster(const ScheduleInput& in, std::vector<DocPlan>& plans) {
+  if (in.ranks < 2) return;
+  std::vector<double> load(in.ranks, 0);  // data-parallel tokens per rank
+  double sp_time = 0;
+  std::vector<size_t> dp;
+  for (size_t d = 0; d < plans.size(); ++d) {
+    if (in.tokens[d] < 0) continue;  // not to run
+    if (plans[d].route == DocRoute::SequenceParallel) sp_time += sequence_parallel_cost(in.tokens[d], in.ranks);
+    if (plans[d].route != DocRoute::DataParallel) continue;
+    load[plans[d].rank] += static_cast<double>(in.tokens[d]);
+    dp.push_back(d);
+  }
+  std::stable_sort(dp.begin(), dp.end(), [&](size_t a, size_t b) { return in.tokens[a] > in.tokens[b]; });
+  auto estimate = [&]() { return sp_time + *std::max_element(load.begin(), load.end()); };
+  for (size_t d : dp) {
+    const double before = estimate();
+    const double n = static_cast<double>(in.tokens[d]);
+    load[plans[d].rank] -= n;
+    sp_time += sequence_parallel_cost(in.tokens[d], in.ranks);
+    if (estimate() >= before) return;  // longest first: a shorter one gains less
+    plans[d].route = DocRoute::SequenceParallel;
+    plans[d].group_size = in.ranks;
+    plans[d].rank = 0;
+  }
+}
+
+}  // namespace
+
 std::vector<DocPlan> schedule_documents(const ScheduleInput& in) {
   std::vector<DocPlan> plans(in.tokens.size());
   const int64_t budget = std::max<int64_t>(1, in.budget_tokens);
@@ -37,8 +74,10 @@ std::vector<DocPlan> schedule_documents(const ScheduleInput& in) {
     }
     p.route = in.ranks == 1 ? DocRoute::DataParallel : DocRoute::SequenceParallel;
     p.rank = 0;
-    p.group_size = static_cast<int>(std::max<int64_t>(need, in.ranks == 1 ? 1 : 2));
+    // --sp N: that group; otherwise every rank, since the others would wait meanwhile.
+    p.group_size = in.ranks == 1 ? 1 : in.forced_sp > 1 ? in.forced_sp : in.ranks;
   }
+  if (in.forced_sp == 0 && in.sp_for_speed) move_to_sequence_parallel_when_faster(in, plans);
   return plans;
 }
 

@@ -1,9 +1,19 @@
-// Which rank(s) run each document (DESIGN.md §3): documents within one rank's
-// token budget run data-parallel on the rank that tokenized them (files were
-// spread over ranks by size, so the load is balanced and no tokens move);
-// longer ones run sequence-parallel over the smallest group of ranks whose
-// budgets hold them (or --sp N); one that would not fit even across every rank
-// fails with a message saying what it would need, and the rest still run.
+// Which rank(s) run each document (DESIGN.md §3): documents run data-parallel
+// on the rank that tokenized them (files were spread over ranks by size, so no
+// tokens move), except those that do not fit one rank's token budget and those
+// that finish sooner sequence-parallel (the speed rule below); sequence-parallel
+// documents run over every rank (or --sp N), one after another, before the
+// data-parallel ones. One that would not fit even across every rank fails with
+// a message saying what it would need, and the rest still run.
+//
+// The speed rule. Time is counted in units of one token's prefill on one rank:
+// a rank's data-parallel time is the sum of its documents' tokens; a document of
+// n tokens sequence-parallel over P ranks takes n / (P * kSequenceParallelEfficiency)
+// + kSequenceParallelFixedTokens on every rank (the exchanges' share of the work,
+// and their latency per layer). The run takes the sequence-parallel documents' time
+// plus the busiest rank's data-parallel time; the longest data-parallel document
+// moves to sequence parallel while that lowers the estimate. So one large document
+// on P ranks uses all P, and many similar documents stay data-parallel.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -34,9 +44,16 @@ struct ScheduleInput {
   std::vector<int> tokenized_on;      // per document: the rank holding its tokens
   int ranks = 1;
   int64_t budget_tokens = 0;          // max tokens one rank may hold
-  int forced_sp = 0;                  // --sp N: group size for every long document (0: from length)
+  int forced_sp = 0;                  // --sp N: every document over N ranks (0: the rules here; 1: no speed rule)
   MemoryCost cost;                    // for the message of a document that cannot fit
+  bool sp_for_speed = true;           // the speed rule; false: sequence parallel only when memory needs it
 };
+
+// The cost model of the speed rule (see above).
+inline constexpr double kSequenceParallelEfficiency = 0.8;
+inline constexpr int64_t kSequenceParallelFixedTokens = 512;
+// Estimated time of one document sequence-parallel over `ranks` ranks, in tokens of one rank's prefill.
+double sequence_parallel_cost(int64_t tokens, int ranks);
 
 std::vector<DocPlan> schedule_documents(const ScheduleInput& in);
 

@@ -8,6 +8,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/ssd_scan.h"
 #include "runtime/segment_exchange.h"
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -61,6 +62,7 @@ std::vector<Piece> SequenceParallelForward::run(
     }
     if (observer)
       for (const auto& p : pieces) observer(static_cast<int>(i), p);
+    report_work(static_cast<double>(layout_.length) / static_cast<double>(c.layers.size()));
   }
   for (auto& p : pieces) k::rmsnorm(p.hidden.data(), p.seg.len, D, model_.weights().norm_f, c.norm_eps, p.hidden.data());
   if (keep_decode_) hand_last_hidden_to_driver(pieces);

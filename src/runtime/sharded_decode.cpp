@@ -6,6 +6,7 @@
 
 #include "kernels/attention.h"
 #include "runtime/decode.h"
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -78,6 +79,7 @@ void ShardedDecoder::admit(Waiting w, std::vector<GenerationResult>& done) {
     auto _ = group_.counter_scope(kTokenLabel);
     group_.broadcast(&token, 1, drv);
   }
+  report_work(1);
   if (t.accept(token)) done.push_back(std::move(t.result()));
   else active_.push_back(std::move(s));
 }
@@ -223,6 +225,7 @@ std::vector<GenerationResult> ShardedDecoder::step() {
     auto _ = group_.counter_scope(kTokenLabel);
     group_.broadcast(drawn.data(), drawn.size(), drv);
   }
+  report_work(static_cast<double>(B));
 
   std::vector<Sequence> still;
   for (int64_t b = 0; b < B; ++b) {

@@ -44,6 +44,7 @@ const std::vector<OpFamily>& op_families() {
     add_attention_ops(f);
     add_ssd_ops(f);
     add_sampling_ops(f);
+    add_decode_ops(f);
     return f;
   }();
   return all;

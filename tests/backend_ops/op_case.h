@@ -125,5 +125,6 @@ void add_linear_ops(std::vector<OpFamily>& f);
 void add_attention_ops(std::vector<OpFamily>& f);
 void add_ssd_ops(std::vector<OpFamily>& f);
 void add_sampling_ops(std::vector<OpFamily>& f);
+void add_decode_ops(std::vector<OpFamily>& f);
 
 }  // namespace ringscan::test::ops

@@ -30,13 +30,15 @@ void sample_on(Memory& m, const float* logits, int64_t ld, int64_t rows, int64_t
 class SampleCase : public OpCase {
  public:
   enum class Kind { Mixed, Greedy, ManyTopPDraws };
-  SampleCase(SamplingBatchCase c, Kind k) : c_(c), kind_(k) {}
+  // device_form: on cuda, the graph-capturable form (sample_prepare on the
+  // host, sample_rows from device rows into device ids on the case's stream).
+  SampleCase(SamplingBatchCase c, Kind k, bool device_form = false) : c_(c), kind_(k), device_form_(device_form) {}
   std::string describe() const override {
     std::ostringstream o;
     o << (kind_ == Kind::Greedy ? "greedy with ties" : kind_ == Kind::Mixed ? "temperature/top-k/top-p mix"
                                                                            : "many top-p draws of one row")
       << ", rows " << c_.rows << " vocab " << c_.vocab << " ld " << c_.ld << " logits in +-" << c_.spread
-      << (c_.quantized ? " quantized" : "");
+      << (c_.quantized ? " quantized" : "") << (device_form_ ? " (device form)" : "");
     return o.str();
   }
   void setup(Memory& m) override {
@@ -59,14 +61,26 @@ class SampleCase : public OpCase {
       }
     d_x_ = m.put(b_.x);
     got_.assign(c_.rows, -5);
+#ifdef RINGSCAN_WITH_CUDA
+    if (m.cuda() && device_form_) {
+      std::vector<kernels::cuda::SampleRow> rows(c_.rows);
+      kernels::cuda::sample_prepare(b_.params.data(), b_.stream.data(), b_.step.data(), c_.rows, c_.vocab, rows.data());
+      d_rows_ = m.put(rows);
+      d_out_ = m.put(got_);
+    }
+#endif
   }
   void run(Memory& m) override {
     // ManyTopPDraws: every row is the first row's logits (ld 0).
     const int64_t ld = kind_ == Kind::ManyTopPDraws ? 0 : c_.ld;
+#ifdef RINGSCAN_WITH_CUDA
+    if (d_rows_) return kernels::cuda::sample_rows(d_x_, ld, c_.rows, c_.vocab, d_rows_, d_out_, m.stream());
+#endif
     sample_on(m, d_x_, ld, c_.rows, c_.vocab, b_.params.data(), b_.stream.data(), b_.step.data(), got_.data());
   }
   ::testing::AssertionResult verify(Memory& m) override {
     const int64_t ld = kind_ == Kind::ManyTopPDraws ? 0 : c_.ld;
+    if (d_out_) got_ = m.get(d_out_, got_.size());
     for (int64_t r = 0; r < c_.rows; ++r) {
       const double margin =
           sampling_ref_margin(b_.x.data() + r * ld, c_.vocab, b_.params[r], b_.stream[r], b_.step[r]);
@@ -87,8 +101,15 @@ class SampleCase : public OpCase {
  private:
   SamplingBatchCase c_;
   Kind kind_;
+  bool device_form_;
   SamplingBatch b_;
   float* d_x_ = nullptr;
+#ifdef RINGSCAN_WITH_CUDA
+  kernels::cuda::SampleRow* d_rows_ = nullptr;
+#else
+  void* d_rows_ = nullptr;
+#endif
+  int32_t* d_out_ = nullptr;
   std::vector<int32_t> got_;
 };
 
@@ -107,6 +128,9 @@ Cases sample_cases(const PerfShapes* p) {
   for (int64_t V : {1, 7, 50000, 131072})
     for (bool quantized : {false, true}) add<SampleCase>(c, SamplingBatchCase{6, V, V + 5, 4.f, quantized}, K::Greedy);
   add<SampleCase>(c, SamplingBatchCase{60, 50000, 50000, 4.f, false}, K::ManyTopPDraws);
+  // The device form (decode steps): the same ids from the same kernel.
+  add<SampleCase>(c, SamplingBatchCase{24, 4099, 4099, 1.f, true}, K::Mixed, true);
+  add<SampleCase>(c, SamplingBatchCase{6, 50000, 50005, 4.f, false}, K::Greedy, true);
   return c;
 }
 

@@ -163,13 +163,16 @@ class SsdCorrectionCase : public OpCase {
 // (plus 1e-5 relative) for every step's y and the final states.
 class SsdStepCase : public OpCase {
  public:
-  SsdStepCase(SsdShape s, int steps) : s_(s), steps_(steps) {}
+  // pad_every > 0: every pad_every-th sequence is a padding row (null state
+  // pointer: y zeros, its buffer untouched).
+  SsdStepCase(SsdShape s, int steps, int pad_every = 0) : s_(s), steps_(steps), pad_(pad_every) {}
   std::string describe() const override {
     std::ostringstream o;
     o << "batch " << s_.len << " heads " << s_.heads << " head_dim " << s_.head_dim << " groups " << s_.groups
-      << " state " << s_.state << ", " << steps_ << " steps";
+      << " state " << s_.state << ", " << steps_ << " steps" << (pad_ ? ", padding rows" : "");
     return o.str();
   }
+  bool is_pad(int64_t b) const { return pad_ > 0 && b % pad_ == pad_ - 1; }
   void setup(Memory& m) override {
     const int64_t elems = s_.heads * s_.head_dim * s_.state;
     std::vector<float*> ptrs;
@@ -177,7 +180,10 @@ class SsdStepCase : public OpCase {
       states_.push_back(random_floats(elems, 50 + b, -1.f, 1.f));
       d_states_.push_back(m.put(states_.back()));
     }
-    d_ptrs_ = m.put(d_states_);
+    std::vector<float*> table = d_states_;
+    for (int64_t b = 0; b < s_.len; ++b)
+      if (is_pad(b)) table[b] = nullptr;
+    d_ptrs_ = m.put(table);
     for (int step = 0; step < steps_; ++step) {
       // Larger steps than prefill's realistic range, so that the decay matters.
       SsdInputs in = make_ssd_inputs(s_.len ? s_ : SsdShape{1, s_.heads, s_.head_dim, s_.groups, s_.state, 1}, 3,
@@ -204,6 +210,8 @@ class SsdStepCase : public OpCase {
     std::vector<std::vector<float>> want = states_;
     std::vector<float*> hp;
     for (auto& h : want) hp.push_back(h.data());
+    for (int64_t b = 0; b < s_.len; ++b)
+      if (is_pad(b)) hp[b] = nullptr;
     const int64_t width = s_.heads * s_.head_dim;
     for (int i = 0; i < steps_; ++i) {
       const SsdInputs& in = inputs_[i];
@@ -233,7 +241,7 @@ class SsdStepCase : public OpCase {
     float *x, *dt, *A, *B, *C, *y;
   };
   SsdShape s_;
-  int steps_;
+  int steps_, pad_;
   std::vector<std::vector<float>> states_;
   std::vector<float*> d_states_;
   float** d_ptrs_ = nullptr;
@@ -424,6 +432,7 @@ Cases ssd_step_cases(const PerfShapes* p) {
   for (const SsdShape s : {SsdShape{1, 4, 8, 2, 16, 0}, SsdShape{5, 8, 16, 1, 64, 0}, SsdShape{3, 96, 80, 8, 128, 0},
                            SsdShape{4, 3, 5, 3, 33, 0}, SsdShape{0, 2, 4, 1, 4, 0}})
     add<SsdStepCase>(c, s, 6);
+  add<SsdStepCase>(c, SsdShape{5, 8, 16, 1, 64, 0}, 3, 2);  // padding rows (a captured batch size)
   return c;
 }
 

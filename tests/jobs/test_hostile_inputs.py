@@ -51,7 +51,7 @@ class HostileInputs(DemoModelCase):
         self.fails_with(["summarize", "--model", model, "--input", self.doc, "--out", os.path.join(self.tmp, "s.h5"),
                          "--quiet"],
                         f"{model}/tokenizer_config.json is missing, and the prompt comes from its chat template; "
-                        "add it, or give --prompt-file")
+                        "add it, or give --prompt-file with --no-chat-template")
 
     def test_model_folder_that_is_a_file(self):
         config = os.path.join(self.model, "config.json")

@@ -581,6 +581,123 @@ unsigned __activemask() {
   return m;
 }
 
+static cudaError_t emu_memcpy2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                                cudaMemcpyKind k);
+static cudaError_t emu_memset(void* p, int v, size_t n);
+static cudaError_t emu_memset2d(void* p, size_t pitch, int v, size_t width, size_t height);
+
+// ---- stream capture ---------------------------------------------------------
+struct CUgraph_st {
+  std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> ops;
+};
+
+namespace emu {
+namespace {
+struct Capture {
+  cudaStream_t stream = nullptr;
+  bool invalid = false;
+  std::vector<std::function<void()>> ops;
+};
+Capture* g_capture = nullptr;  // one capture at a time (one emulated device, one host thread captures)
+std::map<uintptr_t, size_t> g_pinned;  // cudaMallocHost / cudaHostAlloc: base -> bytes
+
+bool is_legacy(cudaStream_t s) { return s == nullptr || s == cudaStreamLegacy; }
+
+// A call CUDA refuses during a (global mode) capture: reported, the capture invalidated.
+cudaError_t refuse_in_capture(const char* api) {
+  if (!g_capture) return cudaSuccess;
+  report("%s during a stream capture: not permitted (cudaErrorStreamCaptureUnsupported); the capture is invalidated",
+         api);
+  g_capture->invalid = true;
+  return g_last_error = cudaErrorStreamCaptureUnsupported;
+}
+
+bool is_pinned(const void* p, size_t n) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_pinned.upper_bound(a);
+  if (it == g_pinned.begin()) return false;
+  --it;
+  return a + n <= it->first + it->second;
+}
+}  // namespace
+
+bool capturing(cudaStream_t s, const char* what) {
+  if (!g_capture) return false;
+  if (s == g_capture->stream) return true;
+  if (is_legacy(s)) {
+    report("%s on the legacy default stream while stream %p captures: the capture is invalidated "
+           "(cudaErrorStreamCaptureImplicit; pass the op its stream)",
+           what, static_cast<void*>(g_capture->stream));
+    g_capture->invalid = true;
+  }
+  return false;
+}
+void record(std::function<void()> op) { g_capture->ops.push_back(std::move(op)); }
+
+// A captured host<->device copy must use pinned host memory (a pageable
+// buffer would be read or written at capture time, not replay time).
+void check_captured_copy(const void* dst, const void* src, size_t n, cudaMemcpyKind k, const char* api) {
+  const bool src_host = k == cudaMemcpyHostToDevice || (k == cudaMemcpyDefault && !is_device(src));
+  const bool dst_host = k == cudaMemcpyDeviceToHost || (k == cudaMemcpyDefault && !is_device(dst));
+  if (src_host && n && !is_pinned(src, n)) report("%s captured from pageable host memory %p (not cudaMallocHost)", api, src);
+  if (dst_host && n && !is_pinned(dst, n)) report("%s captured to pageable host memory %p (not cudaMallocHost)", api, dst);
+}
+}  // namespace emu
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (emu::is_legacy(s)) {
+    report("cudaStreamBeginCapture on the legacy default stream: not permitted");
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  if (emu::g_capture) {
+    report("cudaStreamBeginCapture while another capture is active (not emulated)");
+    return g_last_error = cudaErrorStreamCaptureUnsupported;
+  }
+  emu::g_capture = new emu::Capture{s, false, {}};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
+  if (!emu::g_capture || emu::g_capture->stream != s) {
+    report("cudaStreamEndCapture on a stream that is not capturing");
+    return g_last_error = cudaErrorInvalidValue;
+  }
+  emu::Capture* c = emu::g_capture;
+  emu::g_capture = nullptr;
+  const bool invalid = c->invalid;
+  *g = invalid ? nullptr : new CUgraph_st{std::move(c->ops)};
+  delete c;
+  return invalid ? (g_last_error = cudaErrorStreamCaptureInvalidated) : cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status) {
+  *status = emu::g_capture && emu::g_capture->stream == s
+                ? (emu::g_capture->invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
+                : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  if (!g) return g_last_error = cudaErrorInvalidValue;
+  *e = new CUgraphExec_st{g->ops};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+  if (!e) return g_last_error = cudaErrorInvalidValue;
+  if (emu::g_capture) return emu::refuse_in_capture("cudaGraphLaunch (a graph inside a capture is not emulated)");
+  for (auto& op : e->ops) op();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+cudaError_t cudaGraphGetNodes(cudaGraph_t g, cudaGraphNode_t* nodes, size_t* count) {
+  if (!g || !count) return g_last_error = cudaErrorInvalidValue;
+  if (nodes) return g_last_error = cudaErrorInvalidValue;  // only the count is emulated
+  *count = g->ops.size();
+  return cudaSuccess;
+}
+
 const char* cudaGetErrorName(cudaError_t e) {
   switch (e) {
     case cudaSuccess: return "cudaSuccess";
@@ -591,6 +708,9 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     default: return "cudaError (emulated)";
   }
 }
@@ -604,6 +724,9 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
     default: return "unknown error (cuda_emu)";
   }
 }
@@ -696,7 +819,10 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
   }
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaDeviceSynchronize");
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int* v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaDriverGetVersion(int* v) { *v = 13000; return cudaSuccess; }
@@ -707,13 +833,40 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** p, size_t n) { return do_malloc(p, n, "cudaMalloc"); }
-cudaError_t cudaFree(void* p) { return do_free(p, "cudaFree"); }
-cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) { return do_malloc(p, n, "cudaMallocAsync"); }
-cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return do_free(p, "cudaFreeAsync"); }
-cudaError_t cudaMallocHost(void** p, size_t n) { *p = std::malloc(n ? n : 1); return cudaSuccess; }
-cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) { *p = std::malloc(n ? n : 1); return cudaSuccess; }
-cudaError_t cudaFreeHost(void* p) { std::free(p); return cudaSuccess; }
+cudaError_t cudaMalloc(void** p, size_t n) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMalloc");
+  return do_malloc(p, n, "cudaMalloc");
+}
+cudaError_t cudaFree(void* p) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaFree");
+  return do_free(p, "cudaFree");
+}
+cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) {
+  // Graph memory nodes are not emulated (and the GPU op contract has no allocation in a step).
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMallocAsync");
+  return do_malloc(p, n, "cudaMallocAsync");
+}
+cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaFreeAsync");
+  return do_free(p, "cudaFreeAsync");
+}
+cudaError_t cudaMallocHost(void** p, size_t n) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMallocHost");
+  *p = std::malloc(n ? n : 1);
+  std::lock_guard<std::mutex> lock(g_mu);
+  emu::g_pinned[reinterpret_cast<uintptr_t>(*p)] = n;
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) { return cudaMallocHost(p, n); }
+cudaError_t cudaFreeHost(void* p) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaFreeHost");
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    emu::g_pinned.erase(reinterpret_cast<uintptr_t>(p));
+  }
+  std::free(p);
+  return cudaSuccess;
+}
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   const bool d = is_device(p);
   a->type = d ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
@@ -724,12 +877,18 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind k) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMemcpy (synchronous)");
   const cudaError_t e = copy_check(dst, src, n, k, "cudaMemcpy");
   if (e != cudaSuccess) return e;
   if (n) std::memmove(dst, src, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
+  if (emu::capturing(s, "cudaMemcpyAsync")) {
+    emu::check_captured_copy(dst, src, n, k, "cudaMemcpyAsync");
+    emu::record([=] { cudaMemcpyAsync(dst, src, n, k, nullptr); });
+    return cudaSuccess;
+  }
   const cudaError_t e = copy_check(dst, src, n, k, "cudaMemcpyAsync");
   if (e != cudaSuccess) return e;
   if (n) std::memmove(dst, src, n);
@@ -737,6 +896,11 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind
 }
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind k) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMemcpy2D (synchronous)");
+  return emu_memcpy2d(dst, dpitch, src, spitch, width, height, k);
+}
+static cudaError_t emu_memcpy2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                                cudaMemcpyKind k) {
   if (width > dpitch || width > spitch) return g_last_error = cudaErrorInvalidPitchValue;
   if (height == 0 || width == 0) return cudaSuccess;
   const cudaError_t e = copy_check(dst, src, 1, k, "cudaMemcpy2D");  // kinds (1 byte: ranges are checked below)
@@ -753,10 +917,19 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitc
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind k, cudaStream_t) {
-  return cudaMemcpy2D(dst, dpitch, src, spitch, width, height, k);
+                              cudaMemcpyKind k, cudaStream_t s) {
+  if (emu::capturing(s, "cudaMemcpy2DAsync")) {
+    if (height) emu::check_captured_copy(dst, src, dpitch * (height - 1) + width, k, "cudaMemcpy2DAsync");
+    emu::record([=] { emu_memcpy2d(dst, dpitch, src, spitch, width, height, k); });
+    return cudaSuccess;
+  }
+  return emu_memcpy2d(dst, dpitch, src, spitch, width, height, k);
 }
 cudaError_t cudaMemset(void* p, int v, size_t n) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMemset (synchronous)");
+  return emu_memset(p, v, n);
+}
+static cudaError_t emu_memset(void* p, int v, size_t n) {
   if (n && !check_device_range(p, n, "cudaMemset", "destination")) {
     report("cudaMemset(%p, %zu B): not device memory", p, n);
     return g_last_error = cudaErrorInvalidValue;
@@ -764,8 +937,18 @@ cudaError_t cudaMemset(void* p, int v, size_t n) {
   if (n) std::memset(p, v, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
+cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s) {
+  if (emu::capturing(s, "cudaMemsetAsync")) {
+    emu::record([=] { emu_memset(p, v, n); });
+    return cudaSuccess;
+  }
+  return emu_memset(p, v, n);
+}
 cudaError_t cudaMemset2D(void* p, size_t pitch, int v, size_t width, size_t height) {
+  if (emu::g_capture) return emu::refuse_in_capture("cudaMemset2D (synchronous)");
+  return emu_memset2d(p, pitch, v, width, height);
+}
+static cudaError_t emu_memset2d(void* p, size_t pitch, int v, size_t width, size_t height) {
   if (width > pitch) return g_last_error = cudaErrorInvalidPitchValue;
   if (!width || !height) return cudaSuccess;
   if (!check_device_range(p, pitch * (height - 1) + width, "cudaMemset2D", "destination")) {
@@ -775,14 +958,22 @@ cudaError_t cudaMemset2D(void* p, size_t pitch, int v, size_t width, size_t heig
   for (size_t r = 0; r < height; ++r) std::memset(static_cast<char*>(p) + r * pitch, v, width);
   return cudaSuccess;
 }
-cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int v, size_t width, size_t height, cudaStream_t) {
-  return cudaMemset2D(p, pitch, v, width, height);
+cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int v, size_t width, size_t height, cudaStream_t s) {
+  if (emu::capturing(s, "cudaMemset2DAsync")) {
+    emu::record([=] { emu_memset2d(p, pitch, v, width, height); });
+    return cudaSuccess;
+  }
+  return emu_memset2d(p, pitch, v, width, height);
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = reinterpret_cast<cudaStream_t>(new char); return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { delete reinterpret_cast<char*>(s); return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (emu::g_capture && (s == emu::g_capture->stream || emu::is_legacy(s)))
+    return emu::refuse_in_capture("cudaStreamSynchronize");
+  return cudaSuccess;
+}
 cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = reinterpret_cast<cudaEvent_t>(new char); return cudaSuccess; }
@@ -796,10 +987,15 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 0.
 // ---- cuBLAS ----------------------------------------------------------------
 struct cublasContext {
   cublasMath_t math = CUBLAS_DEFAULT_MATH;
+  cudaStream_t stream = nullptr;
 };
 cublasStatus_t cublasCreate(cublasHandle_t* h) { *h = new cublasContext; return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t) { return h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   h->math = m;
@@ -843,8 +1039,20 @@ float tf32(float x) {  // round to a 10-bit mantissa (nearest, ties away), as TF
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* A, cudaDataType Atype, int lda, const void* B,
                             cudaDataType Btype, int ldb, const void* beta, void* C, cudaDataType Ctype, int ldc,
-                            cublasComputeType_t compute, cublasGemmAlgo_t) {
+                            cublasComputeType_t compute, cublasGemmAlgo_t algo) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (emu::capturing(h->stream, "cublasGemmEx")) {
+    // Host-pointer mode: alpha and beta are read now, the operands at replay.
+    const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+    cublasContext* hc = h;
+    const cublasMath_t math = h->math;
+    emu::record([=] {
+      cublasContext replay{math, nullptr};
+      (void)hc;
+      cublasGemmEx(&replay, ta, tb, m, n, k, &al, A, Atype, lda, B, Btype, ldb, &be, C, Ctype, ldc, compute, algo);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+  }
   if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T)) return CUBLAS_STATUS_NOT_SUPPORTED;
   const int a_rows = ta == CUBLAS_OP_N ? m : k, b_rows = tb == CUBLAS_OP_N ? k : n;

@@ -146,6 +146,10 @@ __global__ void mma_kernel(const __nv_bfloat16* A, const __nv_bfloat16* Bnk, con
     }
 }
 
+__global__ void graph_scale_kernel(float* x, int n, float a) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] *= a;
+}
+
 int main() {
   std::printf("cuda_emu selftest (its deliberate faults show as [cuda-emu] ERROR lines: expected)\n");
   int* d_i;
@@ -350,6 +354,64 @@ int main() {
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0) == cudaSuccess && prop.multiProcessorCount == 132 && prop.major == 9);
   cudaFree(d_i);
+  // Stream capture: nothing runs while capturing; each replay reads the
+  // pinned input as it is then; refused calls and unpinned copies are reported.
+  {
+    cudaStream_t st;
+    cudaStreamCreate(&st);
+    float *h_in, *h_out, *d_x;
+    cudaMallocHost(&h_in, 32 * 4);
+    cudaMallocHost(&h_out, 32 * 4);
+    cudaMalloc(&d_x, 32 * 4);
+    for (int i = 0; i < 32; ++i) h_in[i] = float(i), h_out[i] = -1.f;
+    cudaGraph_t g = nullptr;
+    CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal) == cudaSuccess);
+    cudaStreamCaptureStatus cs;
+    CHECK(cudaStreamIsCapturing(st, &cs) == cudaSuccess && cs == cudaStreamCaptureStatusActive);
+    cudaMemcpyAsync(d_x, h_in, 32 * 4, cudaMemcpyHostToDevice, st);
+    graph_scale_kernel<<<1, 32, 0, st>>>(d_x, 32, 2.f);
+    cudaMemcpyAsync(h_out, d_x, 32 * 4, cudaMemcpyDeviceToHost, st);
+    CHECK(cudaStreamEndCapture(st, &g) == cudaSuccess && g);
+    CHECK(h_out[5] == -1.f);  // recorded, not run
+    size_t nodes = 0;
+    CHECK(cudaGraphGetNodes(g, nullptr, &nodes) == cudaSuccess && nodes == 3);
+    cudaGraphExec_t ex = nullptr;
+    CHECK(cudaGraphInstantiate(&ex, g, 0) == cudaSuccess);
+    for (int rep = 1; rep <= 2; ++rep) {
+      for (int i = 0; i < 32; ++i) h_in[i] = float(i * rep);
+      CHECK(cudaGraphLaunch(ex, st) == cudaSuccess);
+      cudaStreamSynchronize(st);
+      bool ok = true;
+      for (int i = 0; i < 32; ++i) ok = ok && h_out[i] == 2.f * i * rep;
+      CHECK(ok);
+    }
+    cudaGraphExecDestroy(ex);
+    cudaGraphDestroy(g);
+    // A synchronous copy inside a capture: reported, the capture invalidated.
+    int before = emu::error_count();
+    cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+    CHECK(cudaMemcpy(d_x, h_in, 4, cudaMemcpyHostToDevice) == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaStreamEndCapture(st, &g) == cudaErrorStreamCaptureInvalidated && !g);
+    CHECK(emu::error_count() > before);
+    // A kernel on the legacy default stream while another stream captures.
+    before = emu::error_count();
+    cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+    graph_scale_kernel<<<1, 32>>>(d_x, 32, 2.f);
+    CHECK(cudaStreamEndCapture(st, &g) == cudaErrorStreamCaptureInvalidated);
+    CHECK(emu::error_count() > before);
+    // A captured copy from pageable host memory.
+    before = emu::error_count();
+    std::vector<float> pageable(32, 1.f);
+    cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal);
+    cudaMemcpyAsync(d_x, pageable.data(), 32 * 4, cudaMemcpyHostToDevice, st);
+    CHECK(cudaStreamEndCapture(st, &g) == cudaSuccess);
+    CHECK(emu::error_count() > before);
+    cudaGraphDestroy(g);
+    cudaFree(d_x);
+    cudaFreeHost(h_in);
+    cudaFreeHost(h_out);
+    cudaStreamDestroy(st);
+  }
   std::printf("cuda_emu selftest: %s (%d failure(s))\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;
 }

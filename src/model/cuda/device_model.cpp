@@ -12,6 +12,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/gated_rmsnorm.h"
+#include "kernels/kv_append.h"
 #include "kernels/linear.h"
 #include "kernels/log_softmax.h"
 #include "kernels/rmsnorm.h"
@@ -26,18 +27,32 @@ namespace ringscan {
 namespace k = kernels::cuda;
 
 DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
-    : cfg_(host.config()), gemm_(opt.gemm), block_(opt.block_tokens > 0 ? opt.block_tokens : host.block_tokens()) {
+    : cfg_(host.config()),
+      gemm_(opt.gemm),
+      block_(opt.block_tokens > 0 ? opt.block_tokens : host.block_tokens()),
+      kv_dtype_(opt.kv_cache.value_or(opt.gemm == GemmInputs::Bf16 ? DType::BF16 : DType::F32)),
+      decode_graphs_(opt.decode_graphs),
+      graph_cache_(std::max(opt.graph_cache, 1)) {
   if (block_ < 1) throw Error("the GPU engine needs a block of at least one token, not " + std::to_string(block_));
+  if (kv_dtype_ != DType::F32 && kv_dtype_ != DType::BF16)
+    throw Error(std::string("the GPU engine's KV cache is F32 or BF16, not ") + dtype_name(kv_dtype_));
+  if (kv_dtype_ == DType::BF16 && gemm_ == GemmInputs::Fp32)
+    throw Error("a BF16 KV cache needs bf16 GEMM inputs: the fp32 engine's attention reads fp32 keys and values");
   cudaStream_t s = nullptr;
   cuda_check(cudaStreamCreate(&s), "creating the engine's stream");
   stream_ = s;
   upload_weights(host);
   layout_arena();
+  upload_done_ = std::make_unique<EventHandle>();
+  if (!upload_done_->e) throw Error("CUDA: creating the engine's event failed");
 }
 
-// Queued work may still use the arena and the caches: drain it first.
+// Queued work may still use the arena, the caches and the pinned tables: drain it first.
 DeviceModel::~DeviceModel() {
   cudaStreamSynchronize(stream_);
+  graphs_.clear();
+  upload_done_.reset();
+  if (h_tables_) cudaFreeHost(h_tables_);
   cudaStreamDestroy(stream_);
 }
 
@@ -63,6 +78,7 @@ void DeviceModel::init_caches(DeviceSequence& seq) const {
   seq.layers.resize(cfg_.layers.size());
   for (size_t i = 0; i < cfg_.layers.size(); ++i) {
     DeviceLayerCache& c = seq.layers[i];
+    c.kv_dtype = kv_dtype_;
     if (cfg_.layers[i] != LayerKind::Mamba) continue;
     const int64_t K1 = cfg_.conv_kernel - 1;
     c.conv_history = DeviceBuffer(uint64_t(std::max<int64_t>(K1, 1)) * cfg_.conv_dim() * 4, "a conv history");
@@ -83,7 +99,7 @@ DeviceSequence DeviceModel::new_sequence(int64_t expected_tokens) const {
 void DeviceModel::ensure_kv_capacity(DeviceLayerCache& c, int64_t rows) const {
   if (rows <= c.kv_capacity) return;
   const int64_t cap = std::max({rows, 2 * c.kv_capacity, int64_t{256}});
-  const uint64_t row_bytes = uint64_t(cfg_.num_kv_heads) * cfg_.head_dim * 4;
+  const uint64_t row_bytes = uint64_t(cfg_.num_kv_heads) * cfg_.head_dim * dtype_size(c.kv_dtype);
   DeviceBuffer nk(cap * row_bytes, "a KV cache"), nv(cap * row_bytes, "a KV cache");
   if (c.kv_rows > 0) {
     cuda_check(cudaMemcpyAsync(nk.get(), c.k.get(), c.kv_rows * row_bytes, cudaMemcpyDeviceToDevice, stream_), "KV copy");
@@ -119,7 +135,7 @@ void DeviceModel::norm(int layer, const float* d_h, int64_t n, float* d_out) {
 }
 
 void DeviceModel::mark(const char* label) {
-  if (prof_) prof_->mark(label, stream_);
+  if (prof_ && !capturing_) prof_->mark(label, stream_);  // a graph replays kernels, not the profiler's bookkeeping
 }
 
 void DeviceModel::forward(const int32_t* ids, int64_t n, DeviceSequence& seq, const BlockSink& sink) {
@@ -266,14 +282,10 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   attention_qkv(layer, normed_, n, pos0, qkv_);
   if (c.kv_rows == 0) c.kv_pos0 = pos0;
   ensure_kv_capacity(c, c.kv_rows + n);
-  // The block's k and v columns of qkv_ appended to the cache (strided copies).
-  const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
-  cuda_check(cudaMemcpy2DAsync(c.k.as<float>() + c.kv_rows * kvd, row, qkv_ + qd, pitch, row, n,
-                               cudaMemcpyDeviceToDevice, stream_),
-             "K append");
-  cuda_check(cudaMemcpy2DAsync(c.v.as<float>() + c.kv_rows * kvd, row, qkv_ + qd + kvd, pitch, row, n,
-                               cudaMemcpyDeviceToDevice, stream_),
-             "V append");
+  // The block's k and v columns of qkv_ appended to the cache, in its dtype.
+  const size_t es = dtype_size(c.kv_dtype);
+  k::store_rows(qkv_ + qd, W, n, kvd, c.k.as<char>() + c.kv_rows * kvd * es, kvd, c.kv_dtype, stream_);
+  k::store_rows(qkv_ + qd + kvd, W, n, kvd, c.v.as<char>() + c.kv_rows * kvd * es, kvd, c.kv_dtype, stream_);
   c.kv_rows += n;
   mark("attention KV append");
 
@@ -281,7 +293,17 @@ void DeviceModel::attention_block(int layer, DeviceLayerCache& c, int64_t n, int
   // Keys after the block's last query are masked anyway.
   const int64_t visible = std::min(c.kv_rows, pos0 + n - c.kv_pos0);
   k::attention_init(s, n, acc_, m_, l_, stream_);
-  attention_fold(qkv_, W, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
+  if (c.kv_dtype == DType::BF16) {
+    // The tensor-core kernel takes q, k and v in one dtype and rounds fp32
+    // ones to bf16 itself: the queries rounded here (into y_, free until the
+    // output) give it the same inputs.
+    k::store_rows(qkv_, W, n, qd, y_, qd, DType::BF16, stream_);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+    k::attention_block_mma(s, DType::BF16, y_, qd, n, pos0, c.k.get(), kvd, c.v.get(), kvd, visible, c.kv_pos0, scale,
+                           /*causal=*/true, acc_, m_, l_, attn_ws_, stream_);
+  } else {
+    attention_fold(qkv_, W, n, pos0, c.k.as<float>(), c.v.as<float>(), kvd, visible, c.kv_pos0, acc_, m_, l_);
+  }
   attention_output(n, acc_, l_, y_);
   mark("attention kernel");
   attention_out(layer, n, y_, h_, /*accumulate=*/true);
@@ -344,11 +366,20 @@ std::vector<float> DeviceModel::logits_to_host(const float* d_hidden, int64_t n)
 
 void DeviceModel::sample(const float* d_hidden, int64_t n, const kernels::SamplingParams* params,
                          const uint64_t* stream, const uint64_t* step, int32_t* out) {
-  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
-  for (int64_t r0 = 0; r0 < n; r0 += logits_rows_) {
-    const int64_t nr = std::min(logits_rows_, n - r0);
-    logits(d_hidden + r0 * D, nr, logits_);
-    k::sample(logits_, V, nr, V, params + r0, stream + r0, step + r0, out + r0);
+  static_assert(sizeof(kernels::cuda::SampleRow) == kSampleRowBytes, "memory_plan.h's kSampleRowBytes");
+  const int64_t D = cfg_.hidden_size;
+  for (int64_t r0 = 0; r0 < n; r0 += block_) {
+    const int64_t nr = std::min(block_, n - r0);
+    // The pinned rows may still feed the previous step's upload.
+    cuda_check(cudaEventSynchronize(upload_done_->e), "waiting for the last table upload");
+    auto* rows = table<kernels::cuda::SampleRow>(tables_.sample, 0, /*device=*/false);
+    kernels::cuda::sample_prepare(params + r0, stream + r0, step + r0, nr, cfg_.vocab_size, rows);
+    cuda_check(cudaMemcpyAsync(d_tables_ + tables_.sample, rows, nr * kSampleRowBytes, cudaMemcpyHostToDevice, stream_),
+               "sampling rows upload");
+    cuda_check(cudaEventRecord(upload_done_->e, stream_), "recording the table upload");
+    enqueue_sample(d_hidden + r0 * D, nr);
+    cuda_check(cudaStreamSynchronize(stream_), "sampling");
+    std::copy(h_out_ids_, h_out_ids_ + nr, out + r0);
   }
 }
 

@@ -23,6 +23,34 @@ struct DeviceModel::Layer {
   WeightView gate, up, down;
 };
 
+// An event the engine owns (destroyed with it).
+struct DeviceModel::EventHandle {
+  cudaEvent_t e = nullptr;
+  EventHandle() {
+    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) e = nullptr;
+  }
+  ~EventHandle() {
+    if (e) cudaEventDestroy(e);
+  }
+};
+
+// A captured decode step for `rows` rows (device_decode_step.cpp).
+struct DeviceModel::Graph {
+  int64_t rows = 0;
+  cudaGraphExec_t exec = nullptr;
+  uint64_t last_use = 0;
+  ~Graph() {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+};
+
+// Entry `index`'s array (a layer's, for the per-layer arrays) of a decode
+// table at `offset`, in the device or the pinned host copy.
+template <class T>
+T* DeviceModel::table(uint64_t offset, int index, bool device) const {
+  return reinterpret_cast<T*>((device ? d_tables_ : h_tables_) + offset) + int64_t{index} * tables_.rows;
+}
+
 // A failed CUDA call in the engine: a broken device or a bug, named.
 inline void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));

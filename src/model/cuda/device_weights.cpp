@@ -167,19 +167,29 @@ void DeviceModel::layout_arena() {
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
                         {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
                         {reinterpret_cast<void**>(&seq_), uint64_t(a.seq) * 4},
-                        {reinterpret_cast<void**>(&state_ptrs_), uint64_t(a.state_ptrs) * sizeof(float*)},
+                        {reinterpret_cast<void**>(&d_tables_), uint64_t(a.decode_tables)},
+                        {&attn_decode_ws_.data, uint64_t(a.attn_decode_ws)},
                         {&attn_ws_.data, uint64_t(a.attn_ws)},
                         {&gemm_ws_.data, uint64_t(a.gemm_ws)},
                         {&ssd_ws_.data, uint64_t(a.ssd_ws)}};
   attn_ws_.bytes = uint64_t(a.attn_ws);
   gemm_ws_.bytes = uint64_t(a.gemm_ws);
   ssd_ws_.bytes = uint64_t(a.ssd_ws);
+  attn_decode_ws_.bytes = uint64_t(a.attn_decode_ws);
   arena_ = DeviceBuffer(a.bytes(), "the activation arena (" + std::to_string(block_) + "-token blocks)");
   uint64_t off = 0;
   for (const Slot& s : slots) {
     *s.p = arena_.as<char>() + off;
     off += aligned(std::max<uint64_t>(s.bytes, 4));
   }
+  // The decode tables' host side, pinned so that their upload is an
+  // asynchronous copy a graph can hold; the ids drawn come back after them.
+  tables_ = decode_table_layout(cfg_, block_);
+  d_out_ids_ = reinterpret_cast<int32_t*>(d_tables_ + tables_.bytes);
+  void* pinned = nullptr;
+  cuda_check(cudaMallocHost(&pinned, tables_.bytes + uint64_t(block_) * 4), "pinned decode tables");
+  h_tables_ = static_cast<char*>(pinned);
+  h_out_ids_ = reinterpret_cast<int32_t*>(h_tables_ + tables_.bytes);
 }
 
 }  // namespace ringscan

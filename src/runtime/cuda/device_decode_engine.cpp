@@ -48,8 +48,7 @@ class DeviceDecodeEngine final : public DecodeEngine {
             const uint64_t* stream, const uint64_t* step, int32_t* out) override {
     std::vector<DeviceSequence*> s(n);
     for (int64_t i = 0; i < n; ++i) s[i] = &static_cast<GpuSequence*>(seqs[i])->seq;
-    const float* hidden = model_.decode_step(ids, n, s.data());
-    model_.sample(hidden, n, params, stream, step, out);
+    model_.decode_and_sample(ids, n, s.data(), params, stream, step, out);
   }
 
  private:

@@ -13,6 +13,7 @@
 #include "model/device_model.h"
 #include "runtime/segment_exchange.h"
 #include "runtime/sequence_parallel.h"
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -115,6 +116,8 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
       case LayerKind::Attention: attention_layer(i, pieces); break;
       case LayerKind::Mlp: mlp_layer(i, pieces); break;
     }
+    // Launched, not finished; the state scan and the ring wait on each Mamba and attention layer.
+    report_work(static_cast<double>(layout_.length) / static_cast<double>(c.layers.size()));
   }
   for (auto& p : pieces)
     if (p.seg.len) model_.norm(-1, p.d_hidden(), p.seg.len, p.hidden.as<float>());

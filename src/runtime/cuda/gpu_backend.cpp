@@ -14,6 +14,7 @@
 #include "runtime/backend.h"
 #include "runtime/cuda/device_final_hidden.h"
 #include "runtime/device_sequence_parallel.h"
+#include "runtime/work_progress.h"
 #include "util/error.h"
 
 namespace ringscan {
@@ -65,6 +66,7 @@ class GpuBackend final : public ComputeBackend {
     gpu_.forward(ids.data(), static_cast<int64_t>(ids.size()), seq,
                  [&](int64_t row0, int64_t rows, const float* d_hidden) {
                    values.add(row0, DeviceFinalHidden(gpu_, d_hidden, rows));
+                   report_work(static_cast<double>(rows));
                  });
     return values.take();
   }

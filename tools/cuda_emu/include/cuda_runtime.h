@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -102,6 +103,11 @@ struct FnRef {
   FnRef(F& f) : obj(&f), call([](void* o) { (*static_cast<F*>(o))(); }) {}
 };
 void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem, FnRef body);
+// Stream capture (cuda_runtime_api_emu.h): whether an operation on stream s
+// is to be recorded into the active capture instead of run (work on the legacy
+// default stream during a capture is reported), and the recording.
+bool capturing(cudaStream_t s, const char* what);
+void record(std::function<void()> op);
 
 // `kernel<<<g, b, smem, stream>>>(args)` becomes `::emu::Launch(kernel, "kernel", g, b, smem, stream)(args)`.
 template <class... P>
@@ -110,14 +116,22 @@ struct Launch {
   const char* name;
   dim3 g, b;
   size_t smem;
-  Launch(void (*kernel)(P...), const char* n, dim3 grid, dim3 block, size_t s = 0, cudaStream_t = nullptr)
-      : k(kernel), name(n), g(grid), b(block), smem(s) {}
+  cudaStream_t stream;
+  Launch(void (*kernel)(P...), const char* n, dim3 grid, dim3 block, size_t s = 0, cudaStream_t st = nullptr)
+      : k(kernel), name(n), g(grid), b(block), smem(s), stream(st) {}
   template <class... A>
   void operator()(A&&... a) const {
     static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
     // Arguments are converted to the parameter types once, as a launch does;
     // every thread then gets its own copy (by-value parameters).
     std::tuple<std::decay_t<P>...> params(static_cast<std::decay_t<P>>(std::forward<A>(a))...);
+    if (capturing(stream, name)) {  // a graph's kernel node: replayed with these arguments
+      record([k = k, name = name, g = g, b = b, smem = smem, params]() mutable {
+        auto body = [&] { std::apply(k, params); };
+        run_grid(name, reinterpret_cast<const void*>(k), g, b, smem, FnRef(body));
+      });
+      return;
+    }
     auto body = [&] { std::apply(k, params); };
     run_grid(name, reinterpret_cast<const void*>(k), g, b, smem, FnRef(body));
   }

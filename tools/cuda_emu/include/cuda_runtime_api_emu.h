@@ -3,6 +3,8 @@
 #pragma once
 #include <stddef.h>
 
+#include <functional>
+
 #include "driver_types_emu.h"
 
 const char* cudaGetErrorString(cudaError_t e);
@@ -55,6 +57,25 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b);
+
+// Stream capture and graphs. While a stream captures, the operations queued on
+// it (kernels, async copies and memsets, cuBLAS GEMMs on a handle set to it)
+// are recorded instead of run; cudaGraphLaunch replays them in order (an
+// operation reads its arguments' memory, pinned host buffers included, when it
+// replays, as on the GPU). Reported as errors (and the capture invalidated), as
+// CUDA's global capture mode refuses them: synchronous copies and memsets,
+// cudaMalloc/cudaFree/cudaMallocAsync, synchronising the captured stream or
+// the device, work on the legacy default stream (a blocking stream's capture
+// would have to join it), and a captured copy from or to host memory that is
+// not pinned (cudaMallocHost / cudaHostAlloc).
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphGetNodes(cudaGraph_t g, cudaGraphNode_t* nodes, size_t* count);
 
 namespace emu {
 cudaError_t func_set_attribute(const void* fn, cudaFuncAttribute a, int v);

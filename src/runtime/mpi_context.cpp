@@ -1,9 +1,9 @@
-#include "cli/mpi_context.h"
+#include "runtime/mpi_context.h"
 
 #include <cstdint>
 #include <limits>
 
-namespace ringscan::cli {
+namespace ringscan {
 
 namespace {
 std::unique_ptr<comm::MpiSession>& session() {
@@ -20,6 +20,14 @@ comm::MpiSession& start_mpi(int* argc, char*** argv) {
 void stop_mpi() { session().reset(); }
 
 int mpi_world_size() { return session() ? session()->world_size() : 1; }
+
+void check_sp_option(int sp, int ranks) {
+  if (sp < 0) throw Error("--sp " + std::to_string(sp) + " must be >= 0 (0: the scheduler decides)");
+  if (sp > ranks)
+    throw Error("--sp " + std::to_string(sp) + " needs " + std::to_string(sp) + " ranks but this run has " +
+                std::to_string(ranks) + ": start it with mpirun -np " + std::to_string(sp) + " ringscan ... (or srun -n " +
+                std::to_string(sp) + " under Slurm)");
+}
 
 void check_collectively(comm::Communicator& comm, const std::function<void()>& fn) {
   std::string message;
@@ -38,4 +46,4 @@ void check_collectively(comm::Communicator& comm, const std::function<void()>& f
   throw ReportedElsewhere();
 }
 
-}  // namespace ringscan::cli
+}  // namespace ringscan

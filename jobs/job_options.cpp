@@ -1,0 +1,40 @@
+#include "jobs/job_options.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "runtime/mpi_context.h"
+#include "util/error.h"
+
+namespace ringscan {
+
+namespace {
+std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+}  // namespace
+
+void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks) {
+  check_sp_option(o.sp, ranks);
+  if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+  if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
+  // Comparisons written so that NaN fails them: a NaN option would pass "< 0" checks.
+  if (!(std::isfinite(o.memory_gib) && o.memory_gib >= 0))
+    throw Error("--memory-per-rank must be a finite number of GiB >= 0 (0: the default), got " + number_text(o.memory_gib));
+  if (!(std::isfinite(o.progress_interval) && o.progress_interval > 0))
+    throw Error("--progress-interval must be a finite number of seconds > 0, got " + number_text(o.progress_interval));
+  if (!spec.want.generate) return;
+  if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
+  if (o.batch < 1) throw Error("--batch must be at least 1");
+  if (!(std::isfinite(o.sampling.temperature) && o.sampling.temperature >= 0))
+    throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.sampling.temperature));
+  if (!(std::isfinite(o.sampling.top_p) && o.sampling.top_p > 0 && o.sampling.top_p <= 1))
+    throw Error("--top-p must be a number in (0, 1] (1: no limit), got " + number_text(o.sampling.top_p));
+  if (o.sampling.top_k < 0) throw Error("--top-k must be >= 0 (0: no limit)");
+}
+
+}  // namespace ringscan

@@ -1,0 +1,38 @@
+// The options of a batch job as values: the command line (src/cli) fills them
+// from argv, a test may fill them directly. Their meaning is in docs/cli.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "jobs/job_spec.h"
+#include "jobs/prompt.h"
+#include "kernels/sampling.h"
+
+namespace ringscan {
+
+struct JobOptions {
+  std::vector<std::string> inputs, include, exclude;
+  std::string model_dir, out, mode = "file", layout = "zigzag", device = "auto", comm = "auto";
+  std::string input_format = "auto", jsonl_id = "id", jsonl_text = "text";  // io/discovery.h
+  bool no_gitignore = false, overwrite = false, repair = false, quiet = false;
+  int sp = 0;
+  int threads = 0;  // CPU threads per rank (0: OMP_NUM_THREADS, else every core)
+  int64_t max_tokens = 0;
+  double memory_gib = 0;
+  double progress_interval = 10;
+  // summarize
+  PromptOptions prompt;
+  int64_t max_new_tokens = 128;
+  kernels::SamplingParams sampling;
+  int batch = 16;
+  bool ignore_eos = false;
+  // Recorded in the output's attributes (not part of the run identity).
+  std::string command_line;
+};
+
+// Throws ringscan::Error naming the first option out of range for a run on `ranks` ranks
+// (values only: files and the model are checked when they are read).
+void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks);
+
+}  // namespace ringscan
