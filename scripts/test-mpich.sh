@@ -7,6 +7,8 @@
 #   scripts/test-mpich.sh --multi-rank    only what starts ranks through mpiexec: the
 #                                         multi-rank GoogleTest runs, the error-exit runs,
 #                                         `forward` on 3 ranks, and the configure checks
+#                                         (a new multi-rank test's program goes in `targets`:
+#                                         ctest reports it "Not Run" otherwise)
 # Not run here: cuda_emulated, whose emulator build (tools/cuda_emu/Makefile) takes
 # Debian's default mpicxx (Open MPI) whatever this build uses, and checks CUDA logic,
 # not MPI. RINGSCAN_WITH_CUDA=OFF: the CUDA objects are the same as the default build's.
@@ -17,7 +19,7 @@ select=(-E '^cuda_emulated$')
 if [[ "${1:-}" == --multi-rank ]]; then
   shift
   targets=(--target ringscan test_comm_mpi comm_error_probe test_sequence_parallel test_sharded_decode
-           test_io_store_mpi test_decode)
+           test_io_store_mpi test_job_library test_decode)
   select=(-R '_np[0-9]+$|^comm_error_|^comm_harness_|^cmake_dependencies$|^test_decode$')
 fi
 scripts/setup.sh --mpich
