@@ -100,6 +100,7 @@ class Runner:
         cmd = [self.ringscan] + args
         env = self.env if gpus is None else dict(self.env, CUDA_EMU_DEVICES=str(gpus))
         if ranks > 1:
+            # Open MPI's flag: the emulator's ringscan is built with Open MPI (Makefile).
             cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] + cmd
             env = dict(env, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")  # 2 ranks on 2 cores
         t0 = time.monotonic()

@@ -36,7 +36,9 @@ run_kernels() {
   "$B/test_backend_ops" "$@" || status=$?
 }
 run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
-# Each rank count under mpirun, every rank on its own emulated GPU by default.
+# Each rank count under mpirun, every rank on its own emulated GPU by default. Open MPI's
+# mpirun, flags and variables: the Makefile builds with Open MPI's mpicxx (--showme),
+# whichever MPI the CMake build uses.
 mpi_runs() {
   local prog=$1 np
   shift
