@@ -119,11 +119,13 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
 
   // This lane's two rows (h = 0: 16w + gq, h = 1: + 8): state index and visible keys.
   int64_t srow[2];
-  int vis[2];
+  int lo[2], hi[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) packed_row(a, g, r0 + 16 * warp + gq + 8 * h, srow[h], vis[h]);
-  const int n_keys = keys_seen(a, r0, kBM);
-  const int n_tiles = (n_keys + BN - 1) / BN;
+  for (int h = 0; h < 2; ++h) packed_row(a, g, r0 + 16 * warp + gq + 8 * h, srow[h], lo[h], hi[h]);
+  int k_lo, k_hi;
+  key_range(a, r0, kBM, k_lo, k_hi);
+  const int tile0 = k_lo / BN;  // varlen: the tiles of earlier sequences are skipped
+  const int n_tiles = k_hi > k_lo ? (k_hi + BN - 1) / BN - tile0 : 0;
   int t_begin, t_end;
   tile_range(n_tiles, split, a.tiles_per_split, t_begin, t_end);
   if (!split && t_begin >= t_end) return;  // nothing visible: the state stays (uniform per CTA)
@@ -176,8 +178,8 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
   const Tin* vbase = static_cast<const Tin*>(a.v) + static_cast<int64_t>(g) * a.D;
 
   for (int tile = t_begin; tile < t_end; ++tile) {
-    const int j0 = tile * BN;
-    const int nk = min(BN, n_keys - j0);
+    const int j0 = (tile0 + tile) * BN;
+    const int nk = min(BN, k_hi - j0);
     __syncthreads();  // the previous tile's fragments are read
     for (int idx = tid; idx < BN * C8; idx += kThreads) {
       const int r = idx / C8, c = (idx % C8) * 8;
@@ -213,7 +215,8 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const bool visible = j0 + 8 * nt + 2 * t4 + e < vis[h];
+          const int j = j0 + 8 * nt + 2 * t4 + e;
+          const bool visible = j >= lo[h] && j < hi[h];
           float& x = s[nt][2 * h + e];
           x = visible ? x * a.scale : -INFINITY;
           mx = fmaxf(mx, x);
@@ -299,7 +302,9 @@ void launch_mma(AttentionArgs a, int64_t row_tiles, int kv_heads, const Workspac
   static std::atomic<uint64_t> smem_allowed{0};  // above the 48 KB default: raised once per device
   allow_smem_once(attention_mma_kernel<DP, Tin, W>, static_cast<int>(MmaTile<DP, W>::smem_bytes), smem_allowed,
                   "attention_block_mma");
-  const int64_t room = ws.data ? static_cast<int64_t>(ws.bytes) / split_partials_bytes(1, a.lq * a.H, a.D) : 0;
+  // Varlen never splits (its rows see only their own sequence's keys).
+  const int64_t room =
+      ws.data && !a.seq ? static_cast<int64_t>(ws.bytes) / split_partials_bytes(1, a.lq * a.H, a.D) : 0;
   const int64_t splits = choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN,
                                            std::min<int64_t>(kMaxSplits, std::max<int64_t>(room, 1)),
                                            &a.tiles_per_split);
@@ -330,6 +335,20 @@ void dispatch_warps(const AttentionArgs& a, int64_t row_tiles, int kvh, const Wo
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// 16-byte loads when every row and base allows them, then the kernel for the dtype.
+void dispatch_dtype(AttentionArgs a, const AttentionShape& s, DType dtype, const Workspace& ws, cudaStream_t stream) {
+  const int64_t row_tiles = row_tiles_of(s, a.lq);
+  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block_mma: lq too large");
+  const int64_t per16 = dtype == DType::F32 ? 4 : 8;  // elements per 16 bytes
+  a.vec = s.head_dim % 8 == 0 && a.ld_q % per16 == 0 && a.ld_k % per16 == 0 && a.ld_v % per16 == 0 &&
+          aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
+  const int kvh = static_cast<int>(s.kv_heads);
+  if (dtype == DType::F32)
+    dispatch_warps<float>(a, row_tiles, kvh, ws, stream);
+  else
+    dispatch_warps<__nv_bfloat16>(a, row_tiles, kvh, ws, stream);
+}
+
 }  // namespace
 
 size_t attention_block_mma_workspace(const AttentionShape& s, int64_t lq, int64_t lk) {
@@ -350,16 +369,21 @@ void attention_block_mma(const AttentionShape& s, DType dtype, const void* q, in
   if (!make_attention_args("attention_block_mma", s, q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, lk, k_pos0, scale, causal,
                            acc, m, l, &a))
     return;
-  const int64_t row_tiles = row_tiles_of(s, lq);
-  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block_mma: lq too large");
-  const int64_t per16 = dtype == DType::F32 ? 4 : 8;  // elements per 16 bytes
-  a.vec = s.head_dim % 8 == 0 && ld_q % per16 == 0 && ld_k % per16 == 0 && ld_v % per16 == 0 && aligned16(q) &&
-          aligned16(k) && aligned16(v);
-  const int kvh = static_cast<int>(s.kv_heads);
-  if (dtype == DType::F32)
-    dispatch_warps<float>(a, row_tiles, kvh, ws, stream);
-  else
-    dispatch_warps<__nv_bfloat16>(a, row_tiles, kvh, ws, stream);
+  dispatch_dtype(a, s, dtype, ws, stream);
+}
+
+void attention_varlen_mma(const AttentionShape& s, DType dtype, const void* q, int64_t ld_q, const void* k,
+                          int64_t ld_k, const void* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale,
+                          bool causal, float* acc, float* m, float* l, GpuStream stream) {
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    throw std::invalid_argument("cuda::attention_varlen_mma: q, k and v must be F32 or BF16");
+  AttentionArgs a;
+  if (!make_attention_args("attention_varlen_mma", s, q, ld_q, rows, 0, k, ld_k, v, ld_v, rows, 0, scale, causal, acc,
+                           m, l, &a))
+    return;
+  if (!seq_idx) throw std::invalid_argument("cuda::attention_varlen_mma: seq_idx is required");
+  a.seq = seq_idx;
+  dispatch_dtype(a, s, dtype, Workspace{}, stream);
 }
 
 void set_attention_mma_warps(int warps) {
