@@ -137,22 +137,42 @@ __device__ void tile_gemm_mma(TileAcc<kTN>& acc, MmaTileSmem<kTN>& sm, int64_t m
   constexpr int kLoadsA = kMmaK * kTile / kThreads, kLoadsB = kMmaK * kTN / kThreads, kNT = kTN / 16;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int wr = 16 * (warp & 3), wc = (kTN / 2) * (warp >> 2);  // this warp's rows and columns of the tile
-  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaK) {
+  // The next k step's elements are fetched into registers while this step's
+  // mma work runs (software pipelining: the loaders compute their values,
+  // decays folded in, so there is nothing for cp.async to copy as is), then
+  // rounded into the tiles after the barrier: the same tiles as loading each
+  // step in turn.
+  float ra[kLoadsA], rb[kLoadsB];
+  auto fetch = [&](int64_t k0) {
 #pragma unroll
     for (int r = 0; r < kLoadsA; ++r) {
       const int idx = tid + r * kThreads;
       const int ak = AKContig ? idx % kMmaK : idx / kTile;
       const int am = AKContig ? idx / kMmaK : idx % kTile;
-      sm.a[am][ak] = __float2bfloat16_rn(k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f);
+      ra[r] = k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f;
     }
 #pragma unroll
     for (int r = 0; r < kLoadsB; ++r) {
       const int idx = tid + r * kThreads;
       const int bk = BKContig ? idx % kMmaK : idx / kTN;
       const int bn = BKContig ? idx / kMmaK : idx % kTN;
-      sm.b[bn][bk] = __float2bfloat16_rn(k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f);
+      rb[r] = k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f;
+    }
+  };
+  if (k_begin < k_end) fetch(k_begin);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaK) {
+#pragma unroll
+    for (int r = 0; r < kLoadsA; ++r) {
+      const int idx = tid + r * kThreads;
+      sm.a[AKContig ? idx / kMmaK : idx % kTile][AKContig ? idx % kMmaK : idx / kTile] = __float2bfloat16_rn(ra[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < kLoadsB; ++r) {
+      const int idx = tid + r * kThreads;
+      sm.b[BKContig ? idx / kMmaK : idx % kTN][BKContig ? idx % kMmaK : idx / kTN] = __float2bfloat16_rn(rb[r]);
     }
     __syncthreads();
+    if (k0 + kMmaK < k_end) fetch(k0 + kMmaK);  // in flight during this step's mma work
     uint32_t af[2][4];
 #pragma unroll
     for (int kk = 0; kk < 2; ++kk)
