@@ -138,6 +138,32 @@ struct NumericColumn {
   uint64_t width = 0;  // 0: a column; else the columns of a 2-D dataset (embeddings)
 };
 
+// The lines of a document's text (1-based) that byte ranges cover, for ranges in
+// increasing order (a codebase's files): one pass over the text for all of them.
+class LineCounter {
+ public:
+  explicit LineCounter(const std::string& text) : text_(text) {}
+  // [first, end) lines of the bytes [begin, end): the line `begin` is on, and one past
+  // the last line with a byte of the range (a range ending in '\n' ends its line).
+  std::pair<uint64_t, uint64_t> lines_of(uint64_t begin, uint64_t end) {
+    const uint64_t first = line_at(begin);
+    const uint64_t last = line_at(end);
+    const bool open_line = end > begin && text_[std::min<uint64_t>(end, text_.size()) - 1] != '\n';
+    return {first, last + (open_line ? 1 : 0)};
+  }
+
+ private:
+  uint64_t line_at(uint64_t at) {
+    at = std::min<uint64_t>(at, text_.size());
+    if (at < pos_) pos_ = 0, line_ = 1;  // out of order: count again from the start
+    line_ += static_cast<uint64_t>(std::count(text_.begin() + pos_, text_.begin() + at, '\n'));
+    pos_ = at;
+    return line_;
+  }
+  const std::string& text_;
+  uint64_t pos_ = 0, line_ = 1;
+};
+
 std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
   std::vector<NumericColumn> c = {
       {"/documents/n_tokens", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
@@ -161,6 +187,8 @@ std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
       {"/files/perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kFiles},
       {"/files/text_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/files/text_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/line_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/line_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/text/utf8", H5T_STD_U8LE, H5T_NATIVE_UINT8, Rows::kText},
   };
   if (s.dim_mean) c.push_back({"/embeddings/mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kDocuments, s.dim_mean});
@@ -223,7 +251,11 @@ std::map<std::string, std::vector<char>> numeric_rows(const std::vector<Document
     const std::vector<uint64_t> none(d.text_begin.empty() ? d.token_ids.size() : 0, 0);
     append(out.at("/tokens/text_begin"), d.text_begin.empty() ? none : d.text_begin);
     append(out.at("/tokens/text_end"), d.text_end.empty() ? none : d.text_end);
+    LineCounter lines(d.text);
     for (const FileResult& f : d.files) {
+      const auto [line_begin, line_end] = lines.lines_of(f.text_begin, f.text_end);
+      append(out.at("/files/line_begin"), line_begin);
+      append(out.at("/files/line_end"), line_end);
       append(out.at("/files/document"), uint64_t(d.index));
       append(out.at("/files/token_begin"), uint64_t(f.token_begin));
       append(out.at("/files/token_end"), uint64_t(f.token_end));

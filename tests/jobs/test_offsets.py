@@ -38,7 +38,8 @@ def read_result(path):
         files = [dict(document=int(fl["document"][k]), path=fl["path"].asstr()[k], status=fl["status"].asstr()[k],
                       header=fl["header"].asstr()[k], text_begin=int(fl["text_begin"][k]),
                       text_end=int(fl["text_end"][k]), token_begin=int(fl["token_begin"][k]),
-                      token_end=int(fl["token_end"][k]))
+                      token_end=int(fl["token_end"][k]), line_begin=int(fl["line_begin"][k]),
+                      line_end=int(fl["line_end"][k]))
                  for k in range(len(fl["path"]))]
         datasets = {name: f[name][:].tobytes() if f[name].dtype.kind != "O" else list(f[name].asstr()[:])
                     for name in ["text/utf8", "documents/text_offset", "documents/text_bytes", "tokens/text_begin",
@@ -114,6 +115,12 @@ class OffsetsTest(DemoModelCase):
             self.assertEqual(text[at:at + len(f["header"])], f["header"].encode())
             self.assertEqual(f["text_begin"], at + len(f["header"]))
             self.assertEqual(text[f["text_begin"]:f["text_end"]], src, f["path"])
+            # Its lines are the document's lines [line_begin, line_end), counted independently here.
+            doc_lines = text.split(b"\n")
+            src_lines = src.split(b"\n")[:-1] if src.endswith(b"\n") else src.split(b"\n")
+            self.assertEqual(f["line_begin"], text[:f["text_begin"]].count(b"\n") + 1, f["path"])
+            self.assertEqual(f["line_end"] - f["line_begin"], len(src_lines) if src else 0, f["path"])
+            self.assertEqual(doc_lines[f["line_begin"] - 1:f["line_end"] - 1], src_lines if src else [], f["path"])
             at = f["text_end"] + (0 if src.endswith(b"\n") else 1)  # the newline added to a file without one
             # The file's tokens cover its header and content, nothing else.
             b, e = f["token_begin"], f["token_end"]
@@ -145,8 +152,11 @@ class OffsetsTest(DemoModelCase):
                 kept = text[c["text_begin"]:c["text_end"]]
                 self.assertTrue(0 < len(kept) < len(src) and src.startswith(kept), kept)
                 self.assertEqual(c["token_end"], max_tokens)
+                # The kept part's lines, its last one possibly cut.
+                self.assertEqual(c["line_end"] - c["line_begin"], kept.count(b"\n") + (0 if kept.endswith(b"\n") else 1))
             else:
                 self.assertEqual((c["text_begin"], c["text_end"]), (len(text), len(text)))
+                self.assertEqual(c["line_begin"], c["line_end"])
                 self.assertEqual((c["token_begin"], c["token_end"]), (max_tokens, max_tokens))
         n_dropped = len(self.names) - cut_file - 1
         self.assertIn(f"--max-tokens truncated 1 file(s) and dropped {n_dropped} (see /files/status)", p.stderr)
