@@ -68,6 +68,14 @@ void Request::wait() {
   impl_.reset();
 }
 
+void Request::wait_on_stream(void* stream) {
+  if (impl_ && impl_->enqueue_wait(stream)) {
+    impl_.reset();
+    return;
+  }
+  wait();
+}
+
 bool Request::test() {
   if (!impl_) return true;
   if (!impl_->test()) return false;
@@ -160,6 +168,18 @@ Request Communicator::ip2p(const void* sbuf, std::size_t sbytes, int dest, void*
   if (dest != no_peer) record_send(sbytes, dest);
   if (src != no_peer) record_recv(rbytes, src);
   return Request(do_isendrecv(sbuf, sbytes, dest, rbuf, rbytes, src), this, label_);
+}
+
+Request Communicator::post_transfers(const std::vector<Transfer>& transfers) {
+  for (const auto& t : transfers) {
+    check_peer(t.peer, t.send ? "post_transfers send" : "post_transfers receive");
+    if (t.bytes > 0 && (t.send ? t.sbuf == nullptr : t.rbuf == nullptr)) fail("post_transfers given a null buffer");
+  }
+  for (const auto& t : transfers) {
+    if (t.send) record_send(t.bytes, t.peer);
+    else record_recv(t.bytes, t.peer);
+  }
+  return Request(do_post_transfers(transfers), this, label_);
 }
 
 void Communicator::gather_bytes(const void* send, void* recv, const std::vector<std::size_t>& bytes) {
@@ -283,7 +303,13 @@ void Communicator::exclusive_state_scan(const std::vector<int>& order, const Sta
   }
 
   if (!have_excl) local_fill_identity(excl, args.n_heads, args.state_elems);
+  if (args.next_state) {  // excl o (a, S), from the inputs before any output may overwrite them
+    local_copy(tmp, args.decay, nh * sizeof(float));
+    local_copy(tmp + nh, args.state, nh * args.state_elems * sizeof(float));
+    local_combine(excl, tmp, tmp, args.n_heads, args.state_elems);
+  }
   local_copy(args.prefix_state, excl + nh, nh * args.state_elems * sizeof(float));
+  if (args.next_state) local_copy(args.next_state, tmp + nh, nh * args.state_elems * sizeof(float));
   if (args.prefix_decay) local_copy(args.prefix_decay, excl, nh * sizeof(float));
   local_finish();
 }

@@ -11,6 +11,10 @@
 //    between a pair of ranks are matched in the order they were posted (NCCL
 //    has no tags), and the receiver passes exactly the size that was sent
 //    (the MPI backend aborts every rank on a mismatch; NCCL cannot check).
+//  - NCCL does not buffer sends: transfers between ranks that must progress
+//    together (a ring shift, an exchange) go in one call (sendrecv,
+//    isendrecv, post_transfers: one NCCL group). Separately posted ones that
+//    need the peer to buffer may hang on GPUs; tools/cuda_emu's NCCL reports them.
 //  - Calls come from one thread (MPI_THREAD_FUNNELED).
 //  - Blocking calls return when the operation is complete: for NCCL, the
 //    device buffers have been written and work queued before the call on the
@@ -73,6 +77,10 @@ class Request {
     virtual ~Impl() = default;
     virtual void wait() = 0;
     virtual bool test() = 0;
+    // Makes work queued later on `stream` (a cudaStream_t) wait for this
+    // operation, without blocking the host; false if the backend cannot (then
+    // the caller waits). Buffers stay in use until that work has run.
+    virtual bool enqueue_wait(void* stream) { (void)stream; return false; }
   };
 
   Request() = default;
@@ -85,6 +93,9 @@ class Request {
 
   void wait();
   bool test();
+  // Device backends: the CUDA `stream` waits for the operation on an event
+  // (the host does not block) and the request is complete; host backends: wait().
+  void wait_on_stream(void* stream);
   bool pending() const { return impl_ != nullptr; }
 
  private:
@@ -117,9 +128,11 @@ class [[nodiscard]] CounterScope {
 //   prefix_state [n_heads][state_elems]    out: H, the true state entering this segment
 //   prefix_decay [n_heads]                 out, optional: product of the decays of all
 //                                          earlier segments (and of carry_decay)
+//   next_state   [n_heads][state_elems]    out, optional: decay * H + S, the true state
+//                                          after this segment (the inclusive result; what a
+//                                          following run of segments takes as its carry)
 // Inputs are copied before any output is written, so outputs may alias inputs.
-// The state after this segment is decay * H + S and its inclusive decay
-// prefix_decay * decay: both local. Algorithm and message counts:
+// The inclusive decay prefix_decay * decay is local. Algorithm and message counts:
 // comm/state_scan_schedule.h (ceil(log2 P) rounds; every message is
 // n_heads * (1 + state_elems) * 4 bytes).
 //
@@ -135,6 +148,7 @@ struct StateScanArgs {
   const float* state = nullptr;
   float* prefix_state = nullptr;
   float* prefix_decay = nullptr;
+  float* next_state = nullptr;
   const float* carry_decay = nullptr;
   const float* carry_state = nullptr;
 };
@@ -171,6 +185,20 @@ class Communicator {
   // One ring step: post, compute, wait.
   template <class T>
   Request isendrecv(const T* sbuf, std::size_t scount, int dest, T* rbuf, std::size_t rcount, int src);
+
+  // Several transfers posted at once, completing together (wait() on the
+  // request): NCCL runs them as one group, so they progress concurrently and
+  // no order among them can deadlock (NCCL documents that separately posted
+  // sends and receives between the same ranks may). A receive may not read
+  // a buffer another transfer of the group writes. Sizes in bytes.
+  struct Transfer {
+    bool send = true;
+    const void* sbuf = nullptr;  // send
+    void* rbuf = nullptr;        // receive
+    std::size_t bytes = 0;
+    int peer = 0;
+  };
+  Request post_transfers(const std::vector<Transfer>& transfers);
 
   // ---- collectives -------------------------------------------------------------
   // recv holds size() blocks of `count` in rank order; send may equal recv + rank()*count.
@@ -213,6 +241,7 @@ class Communicator {
                            std::size_t rbytes, int src, Channel ch) = 0;
   virtual std::unique_ptr<Request::Impl> do_isendrecv(const void* sbuf, std::size_t sbytes, int dest,
                                                       void* rbuf, std::size_t rbytes, int src) = 0;
+  virtual std::unique_ptr<Request::Impl> do_post_transfers(const std::vector<Transfer>& transfers) = 0;
   // Collectives book their own bytes (record_send/record_recv): the algorithm decides.
   virtual void do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) = 0;
   virtual void do_all_reduce(void* data, std::size_t count, DType type, ReduceOp op) = 0;

@@ -197,6 +197,15 @@ std::unique_ptr<Request::Impl> MpiCommunicator::do_isendrecv(const void* sbuf, s
   return std::make_unique<MpiRequest>(post(comm_, sbuf, sbytes, dest, rbuf, rbytes, src, kTagUser));
 }
 
+std::unique_ptr<Request::Impl> MpiCommunicator::do_post_transfers(const std::vector<Transfer>& transfers) {
+  Posted p;
+  for (const auto& t : transfers)  // receives first: a message to self then finds its receive posted
+    if (!t.send) post_recv(comm_, t.rbuf, t.bytes, t.peer, kTagUser, p);
+  for (const auto& t : transfers)
+    if (t.send) post_send(comm_, t.sbuf, t.bytes, t.peer, kTagUser, p);
+  return std::make_unique<MpiRequest>(std::move(p));
+}
+
 void MpiCommunicator::exchange(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
                                int src, int tag) {
   if (dest != no_peer) record_send(sbytes, dest);

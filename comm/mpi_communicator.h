@@ -52,6 +52,7 @@ class MpiCommunicator final : public Communicator {
                    Channel ch) override;
   std::unique_ptr<Request::Impl> do_isendrecv(const void* sbuf, std::size_t sbytes, int dest, void* rbuf,
                                               std::size_t rbytes, int src) override;
+  std::unique_ptr<Request::Impl> do_post_transfers(const std::vector<Transfer>& transfers) override;
   void do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) override;
   void do_all_reduce(void* data, std::size_t count, DType type, ReduceOp op) override;
   void do_broadcast(void* buf, std::size_t bytes, int root) override;

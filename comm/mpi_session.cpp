@@ -114,20 +114,22 @@ std::string host_name() {
 
 int local_rank() {
   static const int cached = [] {
+    // The node's own view (ranks sharing memory), whatever launched us: the
+    // launchers' variables can describe another job step (mpirun inside an
+    // allocation inherits the batch step's SLURM_LOCALID) or be missing.
+    if (mpi_running()) {
+      MPI_Comm node;
+      check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+                "MPI_Comm_split_type");
+      int r = 0;
+      check_mpi(MPI_Comm_rank(node, &r), "MPI_Comm_rank");
+      check_mpi(MPI_Comm_free(&node), "MPI_Comm_free");
+      return r;
+    }
     if (auto v = env_int("OMPI_COMM_WORLD_LOCAL_RANK")) return *v;
     if (auto v = env_int("MPI_LOCALRANKID")) return *v;
-    if (auto v = env_int("SLURM_LOCALID")) {
-      const auto procid = env_int("SLURM_PROCID");
-      if (procid && *procid == world_rank_or(-1)) return *v;
-    }
-    if (!mpi_running()) return 0;
-    MPI_Comm node;
-    check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
-              "MPI_Comm_split_type");
-    int r = 0;
-    check_mpi(MPI_Comm_rank(node, &r), "MPI_Comm_rank");
-    check_mpi(MPI_Comm_free(&node), "MPI_Comm_free");
-    return r;
+    if (auto v = env_int("SLURM_LOCALID")) return *v;
+    return 0;
   }();
   return cached;
 }

@@ -51,13 +51,12 @@ void check_mpi(int rc, const char* call);
 // MPI_Get_processor_name (gethostname when MPI is not running).
 std::string host_name();
 
-// This process's rank among the ranks on its node, for choosing a GPU. From
-// OMPI_COMM_WORLD_LOCAL_RANK (Open MPI's mpirun), MPI_LOCALRANKID (MPICH),
-// SLURM_LOCALID (srun; only trusted when SLURM_PROCID equals the world rank,
-// since mpirun inside an allocation inherits the batch step's values);
-// otherwise MPI_Comm_split_type(MPI_COMM_TYPE_SHARED), which is collective
-// over MPI_COMM_WORLD: then every rank must call local_rank() together. The
-// result is cached.
+// This process's rank among the ranks on its node, for choosing a GPU:
+// MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED), which is
+// collective over MPI_COMM_WORLD, so every rank must call local_rank()
+// together the first time (the result is cached). Without MPI running, the
+// launcher's variable (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID,
+// SLURM_LOCALID) or 0.
 int local_rank();
 
 // How many ranks of MPI_COMM_WORLD share this node's memory. Collective over

@@ -1,11 +1,12 @@
-// NcclCommunicator: see nccl_communicator.h. NOT YET RUN ON A GPU: this code
-// compiles and links on the CPU-only build machine; test_comm_nccl must pass
-// on a GPU node before the backend is trusted.
+// NcclCommunicator: see nccl_communicator.h. Runs in CI over tools/cuda_emu's
+// NCCL emulation (1 to 4 ranks); on real GPUs only comm_nccl_np1 has run (it
+// failed on the self-send this file now keeps away from NCCL).
 #include "comm/nccl_communicator.h"
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <deque>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,6 +26,16 @@ struct NcclCommunicator::State {
   cudaEvent_t done = nullptr;
   float* workspace = nullptr;
   std::size_t workspace_floats = 0;
+  // Messages to self never reach NCCL (it only pairs a send to self with a
+  // receive from self posted in the same group; ours may come in separate
+  // calls, e.g. isend then irecv). Matched in posting order, like MPI: a send
+  // with no receive waiting is staged in a stream-ordered copy; a receive
+  // posted first waits here for the send.
+  struct StagedSend { void* copy; std::size_t bytes; };
+  struct WaitingRecv { std::uint64_t id; void* buf; std::size_t bytes; };
+  std::deque<StagedSend> self_sends;
+  std::deque<WaitingRecv> self_recvs;
+  std::uint64_t next_self_recv = 1;
 };
 
 namespace {
@@ -90,12 +101,32 @@ ncclDataType_t nccl_type(DType t) {
   return ncclUint8;
 }
 
+// Whether the receive from self `id` still waits for its send.
+bool self_recv_waiting(const NcclCommunicator::State& s, std::uint64_t id) {
+  for (const auto& r : s.self_recvs)
+    if (r.id == id) return true;
+  return false;
+}
+
 class NcclRequest final : public Request::Impl {
  public:
-  NcclRequest(NcclCommunicator::State* s, cudaEvent_t ev) : s_(s), ev_(ev) {}
+  NcclRequest(NcclCommunicator::State* s, cudaEvent_t ev, std::vector<std::uint64_t> self_recvs)
+      : s_(s), ev_(ev), self_recvs_(std::move(self_recvs)) {}
   ~NcclRequest() override { cudaEventDestroy(ev_); }
-  void wait() override { wait_event(*s_, ev_); }
+  void wait() override {
+    // MPI would block forever here; say so instead.
+    if (self_waiting())
+      fail_here("nccl communicator: waiting for a receive from self that no send to self matches (it would never "
+                "complete)");
+    wait_event(*s_, ev_);
+  }
+  bool enqueue_wait(void* stream) override {
+    if (self_waiting()) return false;  // wait() says why it would hang
+    check_cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), ev_, 0), "cudaStreamWaitEvent");
+    return true;  // the event may be destroyed now: CUDA keeps it until the wait has run
+  }
   bool test() override {
+    if (self_waiting()) return false;
     const cudaError_t e = cudaEventQuery(ev_);
     if (e == cudaSuccess) return true;
     if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery");
@@ -106,8 +137,15 @@ class NcclRequest final : public Request::Impl {
   }
 
  private:
+  bool self_waiting() const {
+    for (std::uint64_t id : self_recvs_)
+      if (self_recv_waiting(*s_, id)) return true;
+    return false;
+  }
+
   NcclCommunicator::State* s_;
   cudaEvent_t ev_;
+  std::vector<std::uint64_t> self_recvs_;  // receives from self this request posted that waited for their send
 };
 
 // Stream and events of a new communicator on the current device.
@@ -135,6 +173,23 @@ std::unique_ptr<NcclCommunicator> NcclCommunicator::create(MPI_Comm mpi_comm) {
   if (e != cudaSuccess || devices == 0)
     fail_here(std::string("the NCCL backend needs a CUDA device, but none is visible") +
               (e != cudaSuccess ? std::string(" (cudaGetDeviceCount: ") + cudaGetErrorString(e) + ")" : ""));
+  // One GPU per rank (NCCL refuses two ranks of a communicator on one device):
+  // every rank learns whether any node has more of this communicator's ranks
+  // than GPUs, so all stop with the same sentence instead of some of them
+  // waiting in ncclCommInitRank for ranks that failed.
+  MPI_Comm node;
+  check_mpi(MPI_Comm_split_type(s->mpi, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  int node_ranks = 1;
+  check_mpi(MPI_Comm_size(node, &node_ranks), "MPI_Comm_size");
+  check_mpi(MPI_Comm_free(&node), "MPI_Comm_free");
+  int crowded = node_ranks > devices ? 1 : 0, any_crowded = 0;
+  check_mpi(MPI_Allreduce(&crowded, &any_crowded, 1, MPI_INT, MPI_MAX, s->mpi), "MPI_Allreduce");
+  if (any_crowded)
+    fail_here("the NCCL backend needs one GPU per rank, but " +
+              (crowded ? "this node runs " + std::to_string(node_ranks) + " ranks on " + std::to_string(devices) +
+                             " visible GPU(s)"
+                       : std::string("another node runs more ranks than it has GPUs")) +
+              ": start at most one rank per GPU on every node, or use --comm mpi");
   s->device = local_rank() % devices;
   check_cuda(cudaSetDevice(s->device), "cudaSetDevice");
   create_stream_and_events(*s);
@@ -152,6 +207,7 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state, int rank, int s
 // Best effort: at process exit the CUDA context may already be gone.
 NcclCommunicator::~NcclCommunicator() {
   if (s_->stream) cudaStreamSynchronize(s_->stream);
+  for (const auto& m : s_->self_sends) cudaFree(m.copy);  // sent to self, never received
   if (s_->nccl) ncclCommDestroy(s_->nccl);
   if (s_->workspace) cudaFree(s_->workspace);
   if (s_->done) cudaEventDestroy(s_->done);
@@ -204,30 +260,103 @@ std::vector<std::size_t> NcclCommunicator::all_gather_counts(std::size_t mine) {
   return std::vector<std::size_t>(all.begin(), all.end());
 }
 
-void NcclCommunicator::post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
-                            int src) {
+// A message to self: a device-to-device copy on the stream, paired in posting
+// order (State::self_sends / self_recvs). Returns the id of a receive left
+// waiting for its send, else 0.
+std::uint64_t NcclCommunicator::post_self(const void* sbuf, std::size_t sbytes, bool send, void* rbuf,
+                                          std::size_t rbytes, bool recv) {
+  State& s = *s_;
+  auto size_check = [](std::size_t want, std::size_t got) {
+    if (want != got)
+      fail_here("nccl communicator: expected a message of " + std::to_string(want) +
+                " bytes from this rank itself, received " + std::to_string(got) +
+                " (sender and receiver disagree on the size)");
+  };
+  if (send) {
+    if (!s.self_recvs.empty()) {
+      const State::WaitingRecv r = s.self_recvs.front();
+      s.self_recvs.pop_front();
+      size_check(r.bytes, sbytes);
+      local_copy(r.buf, sbuf, sbytes);
+    } else {
+      void* copy = nullptr;
+      check_cuda(cudaMallocAsync(&copy, sbytes ? sbytes : 1, s.stream), "cudaMallocAsync");
+      local_copy(copy, sbuf, sbytes);
+      s.self_sends.push_back({copy, sbytes});
+    }
+  }
+  if (!recv) return 0;
+  if (!s.self_sends.empty()) {
+    const State::StagedSend m = s.self_sends.front();
+    s.self_sends.pop_front();
+    size_check(rbytes, m.bytes);
+    local_copy(rbuf, m.copy, m.bytes);
+    check_cuda(cudaFreeAsync(m.copy, s.stream), "cudaFreeAsync");
+    return 0;
+  }
+  s.self_recvs.push_back({s.next_self_recv, rbuf, rbytes});
+  return s.next_self_recv++;
+}
+
+std::uint64_t NcclCommunicator::post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
+                                     int src) {
   check_device_pointer(dest != no_peer ? sbuf : nullptr, "send");
   check_device_pointer(src != no_peer ? rbuf : nullptr, "receive");
   order_after_compute(*s_);
+  const std::uint64_t waiting = post_self(sbuf, sbytes, dest == rank(), rbuf, rbytes, src == rank());
+  const bool send = dest != no_peer && dest != rank(), recv = src != no_peer && src != rank();
+  if (!send && !recv) return waiting;
   check_nccl(ncclGroupStart(), "ncclGroupStart");
-  if (dest != no_peer) check_nccl(ncclSend(sbuf, sbytes, ncclUint8, dest, s_->nccl, s_->stream), "ncclSend", s_->nccl);
-  if (src != no_peer) check_nccl(ncclRecv(rbuf, rbytes, ncclUint8, src, s_->nccl, s_->stream), "ncclRecv", s_->nccl);
+  if (send) check_nccl(ncclSend(sbuf, sbytes, ncclUint8, dest, s_->nccl, s_->stream), "ncclSend", s_->nccl);
+  if (recv) check_nccl(ncclRecv(rbuf, rbytes, ncclUint8, src, s_->nccl, s_->stream), "ncclRecv", s_->nccl);
   check_nccl(ncclGroupEnd(), "ncclGroupEnd", s_->nccl);
+  return waiting;
 }
 
 void NcclCommunicator::do_sendrecv(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
                                    int src, Channel) {
-  post(sbuf, sbytes, dest, rbuf, rbytes, src);
+  if (post(sbuf, sbytes, dest, rbuf, rbytes, src))
+    fail_here("nccl communicator: a blocking receive from self with no send to self posted before it would never "
+              "complete");
   sync_stream(*s_);
 }
 
 std::unique_ptr<Request::Impl> NcclCommunicator::do_isendrecv(const void* sbuf, std::size_t sbytes, int dest,
                                                               void* rbuf, std::size_t rbytes, int src) {
-  post(sbuf, sbytes, dest, rbuf, rbytes, src);
+  const std::uint64_t waiting = post(sbuf, sbytes, dest, rbuf, rbytes, src);
   cudaEvent_t ev;
   check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   check_cuda(cudaEventRecord(ev, s_->stream), "cudaEventRecord");
-  return std::make_unique<NcclRequest>(s_.get(), ev);
+  return std::make_unique<NcclRequest>(s_.get(), ev, std::vector<std::uint64_t>{waiting});
+}
+
+std::unique_ptr<Request::Impl> NcclCommunicator::do_post_transfers(const std::vector<Transfer>& transfers) {
+  for (const auto& t : transfers) check_device_pointer(t.bytes ? (t.send ? t.sbuf : t.rbuf) : nullptr, "transfer");
+  order_after_compute(*s_);
+  std::vector<std::uint64_t> waiting;
+  bool remote = false;
+  for (const auto& t : transfers) {
+    if (t.peer != rank()) {
+      remote = true;
+      continue;
+    }
+    if (const std::uint64_t id = post_self(t.sbuf, t.bytes, t.send, t.rbuf, t.bytes, !t.send)) waiting.push_back(id);
+  }
+  if (remote) {
+    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    for (const auto& t : transfers) {
+      if (t.peer == rank()) continue;
+      if (t.send)
+        check_nccl(ncclSend(t.sbuf, t.bytes, ncclUint8, t.peer, s_->nccl, s_->stream), "ncclSend", s_->nccl);
+      else
+        check_nccl(ncclRecv(t.rbuf, t.bytes, ncclUint8, t.peer, s_->nccl, s_->stream), "ncclRecv", s_->nccl);
+    }
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", s_->nccl);
+  }
+  cudaEvent_t ev;
+  check_cuda(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  check_cuda(cudaEventRecord(ev, s_->stream), "cudaEventRecord");
+  return std::make_unique<NcclRequest>(s_.get(), ev, std::move(waiting));
 }
 
 void NcclCommunicator::do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) {

@@ -1,13 +1,22 @@
 // Communicator over NCCL for device (GPU) buffers; built only in CUDA builds
 // (RINGSCAN_HAVE_NCCL is defined for users of ringscan_comm).
 //
-// STATUS: compiled and linked on a machine without a GPU; it has NOT been run
-// yet. tests/comm builds test_comm_nccl (the same tests as the MPI backend,
-// over device buffers); run it on a GPU node before trusting this backend.
+// STATUS: tests/comm's test_comm_nccl (the MPI backend's tests over device
+// buffers) passes on 1 to 4 ranks over tools/cuda_emu's NCCL emulation (NCCL's
+// rules, over MPI, on emulated device memory: `tools/cuda_emu/run.sh comm`).
+// On a GPU only comm_nccl_np1 has run (before the self-send fix); run
+// scripts/gpu-check.sh on the next lease.
 //
 // Design:
-//  - One GPU per rank: create() calls cudaSetDevice(local_rank() % devices).
-//    MPI only broadcasts the ncclUniqueId (and does barrier/count metadata).
+//  - One GPU per rank: create() calls cudaSetDevice(local_rank() % devices)
+//    (local_rank: MPI_Comm_split_type, so it holds across nodes under srun or
+//    mpirun); a node with more of the communicator's ranks than GPUs stops
+//    every rank with one sentence. MPI broadcasts the ncclUniqueId (the NCCL
+//    bootstrap, so srun --mpi=pmix across nodes works) and does
+//    barrier/count metadata.
+//  - Messages to self never reach NCCL (it pairs a send to self only with a
+//    receive from self in the same group): they are device copies on the
+//    stream, paired in posting order like MPI's, staged when the send comes first.
 //  - All NCCL work goes to this communicator's own non-blocking stream. Before
 //    each call, the stream waits (cudaStreamWaitEvent) for the work already
 //    queued on the compute stream (set_compute_stream; default: the legacy
@@ -33,6 +42,7 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +74,7 @@ class NcclCommunicator final : public Communicator {
                    Channel ch) override;
   std::unique_ptr<Request::Impl> do_isendrecv(const void* sbuf, std::size_t sbytes, int dest, void* rbuf,
                                               std::size_t rbytes, int src) override;
+  std::unique_ptr<Request::Impl> do_post_transfers(const std::vector<Transfer>& transfers) override;
   void do_all_gather_v(const void* send, void* recv, const std::vector<std::size_t>& bytes) override;
   void do_all_reduce(void* data, std::size_t count, DType type, ReduceOp op) override;
   void do_broadcast(void* buf, std::size_t bytes, int root) override;
@@ -78,7 +89,9 @@ class NcclCommunicator final : public Communicator {
 
  private:
   NcclCommunicator(std::unique_ptr<State> state, int rank, int size);
-  void post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes, int src);
+  // Returns the id of a receive from self still waiting for its send, else 0.
+  std::uint64_t post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes, int src);
+  std::uint64_t post_self(const void* sbuf, std::size_t sbytes, bool send, void* rbuf, std::size_t rbytes, bool recv);
 
   std::unique_ptr<State> s_;
 };

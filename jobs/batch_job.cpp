@@ -123,6 +123,10 @@ class BatchRun {
   ProgressCounts with_work_in_flight(ProgressCounts c) const;
   void write_result_file();
   void print_summary();
+  // Rank 0, once: documents (or the --window) longer than config.json's max_position_embeddings.
+  void warn_beyond_trained_context() const;
+  // Whether document d is scored with a sliding window (--window), on the rank that holds it.
+  bool windowed(int64_t d) const { return o_.window > 0 && counts_[d] > o_.window; }
 
   const JobSpec& spec_;
   const JobOptions& o_;
@@ -179,6 +183,7 @@ int BatchRun::run() {
   if (me_ == 0 && !o_.quiet) print_run_start();
   if (store_->already_complete()) return exit_status(*store_);
   tokenize_pending_documents();
+  if (me_ == 0 && !o_.quiet) warn_beyond_trained_context();
   plan_schedule();
   compute_documents();
   write_result_file();
@@ -281,8 +286,8 @@ std::vector<std::string> BatchRun::read_documents_and_hash_contents() {
 
 void BatchRun::print_run_start() const {
   std::cerr << "ringscan " << spec_.name << ": device " << engine_->label()
-            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", " << compute_threads()
-            << " CPU threads per rank\n";
+            << (engine_->why_cpu().empty() ? "" : " (" + engine_->why_cpu() + ")") << ", comm "
+            << engine_->comm_backend() << ", " << compute_threads() << " CPU threads per rank\n";
   std::cerr << "ringscan " << spec_.name << ": " << store_->summary() << "\n";
   if (!store_->already_complete())
     for (const auto& s : found_.skipped) std::cerr << io::skip_warning(s) << "\n";
@@ -319,6 +324,11 @@ void BatchRun::tokenize_pending_documents() {
     if (spec_.want.generate) {  // the prompt: frame.before + document + frame.after
       t.ids.insert(t.ids.begin(), frame_.before.begin(), frame_.before.end());
       t.ids.insert(t.ids.end(), frame_.after.begin(), frame_.after.end());
+      // The frame's tokens are not the document's text: [0, 0) for those before, its end after.
+      t.text_begin.insert(t.text_begin.begin(), frame_.before.size(), 0);
+      t.text_end.insert(t.text_end.begin(), frame_.before.size(), 0);
+      t.text_begin.insert(t.text_begin.end(), frame_.after.size(), t.text.size());
+      t.text_end.insert(t.text_end.end(), frame_.after.size(), t.text.size());
       for (auto& f : t.files) f.begin += frame_.before.size(), f.end += frame_.before.size();
     }
     counts_[d] = plan_counts_[d] = static_cast<int64_t>(t.ids.size());
@@ -333,12 +343,38 @@ void BatchRun::tokenize_pending_documents() {
   compute_start_ = Clock::now();
 }
 
+void BatchRun::warn_beyond_trained_context() const {
+  const int64_t trained = model_->config().max_position_embeddings;
+  if (trained <= 0) return;
+  int64_t longest = 0, beyond = 0;
+  for (int64_t d = 0; d < n_docs_; ++d) {
+    const int64_t context = o_.window > 0 ? std::min(counts_[d], o_.window) : counts_[d];
+    longest = std::max(longest, context);
+    beyond += context > trained;
+  }
+  if (beyond == 0) return;
+  std::cerr << "ringscan " << spec_.name << ": warning: "
+            << (o_.window > 0 ? "--window " + std::to_string(o_.window) + " gives " + std::to_string(beyond) +
+                                    " document(s) more context"
+                              : std::to_string(beyond) + " document(s) are longer (the longest: " +
+                                    std::to_string(longest) + " tokens)")
+            << " than the " << trained << " tokens the model was trained on (max_position_embeddings in "
+            << o_.model_dir << "/config.json); values beyond that may be unreliable"
+            << (spec_.want.logprobs && !spec_.want.generate && o_.window == 0
+                    ? " (--window " + std::to_string(trained) + " scores each token with at most that much context)"
+                    : "")
+            << "\n";
+}
+
 void BatchRun::plan_schedule() {
   // Planned over every document, finished ones included, each on the rank that read it:
   // the speed rule weighs documents against each other, and a resumed run must route
   // (and so compute, to the last bit) each document as the uninterrupted run did.
   ScheduleInput si;
   si.tokens = plan_counts_;
+  // A windowed document needs one window's memory at a time, on the rank that holds it.
+  if (o_.window > 0)
+    for (int64_t& n : si.tokens) n = std::min(n, o_.window);
   si.tokenized_on = reader_;
   si.ranks = P_;
   si.forced_sp = o_.sp;
@@ -352,6 +388,12 @@ void BatchRun::plan_schedule() {
   world_->all_reduce(&neg_budget, 1, comm::ReduceOp::max);
   si.budget_tokens = budget_tokens_ = -neg_budget;
   plan_ = schedule_documents(si);
+  for (int64_t d = 0; d < n_docs_; ++d)
+    if (windowed(d) && plan_[d].route == DocRoute::SequenceParallel) {
+      plan_[d].route = DocRoute::DataParallel;
+      plan_[d].rank = reader_[d];
+      plan_[d].group_size = 1;
+    }
   if (engine_->on_gpu() && spec_.want.generate)
     check_collectively(*world_, [&]() {
       // --max-tokens truncates the document, not the prompt around it: leave room for the frame.
@@ -502,7 +544,11 @@ void BatchRun::compute_values_data_parallel() {
   for (auto& [d, t] : mine_) {
     if (plan_[d].route == DocRoute::TooLong) {
       if (!o_.quiet) std::cerr << "ringscan: warning: " << docs[d].name << ": " << plan_[d].error << "\n";
-      store_->add(not_computed(d, docs[d], io::doc_status::kFailed, plan_[d].error, t.ids));
+      store_->add(not_computed(d, docs[d], io::doc_status::kFailed, plan_[d].error, t));
+      finished_here(d);
+    } else if (windowed(d)) {
+      store_computed(make_result(d, docs[d], t, engine_->compute_windowed(t.ids, o_.window, o_.stride), spec_),
+                     "data_parallel", 1);
       finished_here(d);
     } else if (counts_[d] > batch_tokens / 2) {
       store_computed(make_result(d, docs[d], t, engine_->compute(t.ids, spec_.want), spec_), "data_parallel", 1);
@@ -523,7 +569,7 @@ void BatchRun::generate_data_parallel() {
   Decoder dec(engine_->decode_engine(), o_.batch);
   for (auto& [d, t] : mine_) {
     if (plan_[d].route == DocRoute::TooLong) {
-      store_->add(not_computed(d, docs[d], io::doc_status::kFailed, plan_[d].error, t.ids));
+      store_->add(not_computed(d, docs[d], io::doc_status::kFailed, plan_[d].error, t));
       finished_here(d);
       continue;
     }
@@ -601,6 +647,7 @@ void BatchRun::write_result_file() {
                      {"ranks", P_},
                      {"device", engine_->label()},
                      {"gemm_inputs", engine_->gemm_inputs()},
+                     {"comm", engine_->comm_backend()},
                      {"layout", o_.layout},
                      {"model_dir", o_.model_dir},
                      {"model_config", model_->config().raw.dump()},
@@ -632,6 +679,9 @@ void BatchRun::print_summary() {
                  "waiting for other ranks %.2fs, write %.2fs\n",
                  spec_.name.c_str(), timing[0], timing[1], timing[2], timing[3], timing[4]);
   const io::ResultStore::StatusCounts& n = store_->status_counts();
+  // Where the file went, and what --max-tokens left out of it (even with --quiet).
+  if (me_ == 0 && (!o_.quiet || n.files_truncated + n.files_dropped > 0))
+    std::fprintf(stderr, "ringscan %s: %s\n", spec_.name.c_str(), store_->summary().c_str());
   if (me_ == 0 && n.failed + n.skipped > 0)  // even with --quiet: the exit status says it, this line says why
     std::fprintf(stderr, "ringscan %s: %llu of %lld documents failed and %llu were skipped (see /documents/status and "
                          "/documents/error in %s); rerunning the same command retries the failed ones\n",

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "io/document_result.h"
 #include "io/text_reader.h"
 #include "tokenizer/tokenizer.h"
 
@@ -16,16 +17,26 @@ namespace ringscan {
 struct FileRange {
   std::string path;
   int64_t begin = 0, end = 0;  // token positions [begin, end) in the document
+  std::string header;          // the header text before the file's content ("" in file mode)
+  uint64_t text_begin = 0, text_end = 0;  // the file's content (header excluded) in `text`
+  std::string status = io::file_status::kOk;  // ok, truncated or dropped (by max_tokens)
 };
 
 struct DocumentTokens {
   std::vector<int32_t> ids;
-  std::vector<FileRange> files;
+  // The document's text as tokenized (the pieces concatenated; cut after the last kept
+  // token when truncated), and each id's bytes [text_begin, text_end) of it (a BOS
+  // covers [0, 0)).
+  std::string text;
+  std::vector<uint64_t> text_begin, text_end;
+  std::vector<FileRange> files;  // every file, also those max_tokens dropped
   bool truncated = false;  // cut to max_tokens
   std::vector<io::SkippedFile> skipped;  // files of the document that could not be read
 };
 
-// max_tokens <= 0: no limit. File ranges are clipped to what is kept.
+// max_tokens <= 0: no limit. File ranges are clipped to what is kept: a file cut
+// is `truncated`, one left without tokens `dropped` (empty token and text ranges at the
+// end of what is kept).
 // with_bos = false leaves BOS out whatever the tokenizer says (a prompt frame places it).
 DocumentTokens tokenize_document(const Tokenizer& tok, const io::LoadedDocument& doc, int64_t max_tokens,
                                  bool with_bos = true);

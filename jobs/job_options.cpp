@@ -21,6 +21,11 @@ std::string number_text(double v) {
 void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks) {
   check_sp_option(o.sp, ranks);
   if (o.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+  if (o.window < 0) throw Error("--window must be >= 0 (0: no window), got " + std::to_string(o.window));
+  if (o.window == 0 && o.stride != 0) throw Error("--stride " + std::to_string(o.stride) + " needs --window");
+  if (o.window > 0 && !(o.stride >= 1 && o.stride <= o.window))
+    throw Error("--stride must be between 1 and --window " + std::to_string(o.window) + ", got " + std::to_string(o.stride));
+  if (o.window > 0 && !spec.want.logprobs) throw Error("--window applies to scoring (ringscan score) only");
   if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
   // Comparisons written so that NaN fails them: a NaN option would pass "< 0" checks.
   if (!(std::isfinite(o.memory_gib) && o.memory_gib >= 0))

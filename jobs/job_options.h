@@ -19,6 +19,9 @@ struct JobOptions {
   int sp = 0;
   int threads = 0;  // CPU threads per rank (0: OMP_NUM_THREADS, else every core)
   int64_t max_tokens = 0;
+  // score: a sliding window of at most `window` tokens moved by `stride`
+  // (runtime/score_windows.h) for documents longer than the window; 0: none.
+  int64_t window = 0, stride = 0;
   double memory_gib = 0;
   double progress_interval = 10;
   // summarize

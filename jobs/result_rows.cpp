@@ -59,13 +59,21 @@ io::DocumentResult not_computed(int64_t index, const io::Document& doc, const ch
   return r;
 }
 
+io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
+                                const DocumentTokens& t) {
+  io::DocumentResult r = not_computed(index, doc, status, error, t.ids);
+  r.truncated = t.truncated;
+  r.text = t.text;
+  r.text_begin = t.text_begin;
+  r.text_end = t.text_end;
+  return r;
+}
+
 io::DocumentResult make_result(int64_t index, const io::Document& doc, const DocumentTokens& t,
                                const DocumentValues& v, const JobSpec& spec) {
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   if (const std::string why = non_finite_values(v); !why.empty()) {
-    io::DocumentResult r = not_computed(index, doc, io::doc_status::kFailed, why, t.ids);
-    r.truncated = t.truncated;
-    return r;
+    return not_computed(index, doc, io::doc_status::kFailed, why, t);
   }
   io::DocumentResult r;
   r.index = static_cast<uint64_t>(index);
@@ -73,6 +81,9 @@ io::DocumentResult make_result(int64_t index, const io::Document& doc, const Doc
   r.status = io::doc_status::kOk;
   r.truncated = t.truncated;
   r.token_ids = t.ids;
+  r.text = t.text;
+  r.text_begin = t.text_begin;
+  r.text_end = t.text_end;
   r.nll_sum = r.nll_mean = r.perplexity = nan;
   if (spec.want.logprobs) {
     r.logprob = v.logprob;
@@ -86,6 +97,10 @@ io::DocumentResult make_result(int64_t index, const io::Document& doc, const Doc
       fr.path = f.path;
       fr.token_begin = static_cast<uint64_t>(f.begin);
       fr.token_end = static_cast<uint64_t>(f.end);
+      fr.status = f.status;
+      fr.header = f.header;
+      fr.text_begin = f.text_begin;
+      fr.text_end = f.text_end;
       fr.nll_sum = fr.perplexity = nan;
       if (spec.want.logprobs) {  // a file's first token is scored in the context of everything before it
         std::tie(fr.nll_sum, fr.n_scored) = nll_over(v.logprob, f.begin, f.end);

@@ -28,5 +28,8 @@ io::DocumentResult generation_result(int64_t index, const io::Document& doc, boo
 // (error = why); its tokens are kept when it had any, so n_tokens says how long it was.
 io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
                                 std::vector<int32_t> ids = {});
+// The same for a tokenized document: its tokens, text and offsets are kept.
+io::DocumentResult not_computed(int64_t index, const io::Document& doc, const char* status, const std::string& error,
+                                const DocumentTokens& t);
 
 }  // namespace ringscan

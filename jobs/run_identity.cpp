@@ -9,7 +9,7 @@ namespace ringscan {
 
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
                   const Engine& engine, const std::string& weights_sha256) {
-  return Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
+  Json id = Json{{"job", spec.name},          {"model_config", c.raw},      {"tokenizer_sha256", tok.hash()},
               {"weights_sha256", weights_sha256},
               {"engine", engine.on_gpu() ? "cuda" : "cpu"},
               {"inputs", o.inputs},        {"include", o.include},       {"exclude", o.exclude},
@@ -23,6 +23,9 @@ Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c
                                                       {"top_k", o.sampling.top_k}, {"top_p", o.sampling.top_p},
                                                       {"seed", o.sampling.seed}, {"ignore_eos", o.ignore_eos}}
                                                 : Json()}};
+  // Only when set, so that the identity of runs without a window is what it was.
+  if (o.window > 0) id["window"] = Json{{"window", o.window}, {"stride", o.stride}};
+  return id;
 }
 
 std::string weights_sha256(const Model& model, bool quiet, const std::string& job) {

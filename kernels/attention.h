@@ -39,6 +39,16 @@ struct AttentionShape {
 #define RINGSCAN_ATTENTION_MERGE_SIG                                                    \
   (const AttentionShape& s, int64_t lq, const float* acc2, const float* m2, const float* l2, \
    float* acc, float* m, float* l)
+// Packed sequences (varlen): `rows` rows of several sequences stacked in q, k
+// and v alike, seq_idx[t] (non-decreasing ids >= 0) the sequence of row t.
+// The query of row i sees only the keys of its own sequence (with causal, those
+// at or before row i), folded into the running state as attention_block does:
+// equal to attention_block over each sequence's rows alone (q_pos0 == k_pos0),
+// in one call for all of them (a packed prefill of short documents).
+#define RINGSCAN_ATTENTION_VARLEN_SIG                                                    \
+  (const AttentionShape& s, const float* q, int64_t ld_q, const float* k, int64_t ld_k,   \
+   const float* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale, bool causal, \
+   float* acc, float* m, float* l)
 // out[i, h, :] = acc / l (rows with no visible key give zeros); out has ld_out.
 #define RINGSCAN_ATTENTION_FINALIZE_SIG                                                 \
   (const AttentionShape& s, int64_t lq, const float* acc, const float* l, float* out,   \
@@ -49,12 +59,15 @@ void attention_init RINGSCAN_ATTENTION_INIT_SIG;
 void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
+// seq_idx on the host; a decreasing or negative id throws std::invalid_argument.
+void attention_varlen RINGSCAN_ATTENTION_VARLEN_SIG;
 }  // namespace ref
 namespace cpu {
 void attention_init RINGSCAN_ATTENTION_INIT_SIG;
 void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
+void attention_varlen RINGSCAN_ATTENTION_VARLEN_SIG;
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
 // Device pointers for q, k, v, acc, m, l, acc2, m2, l2 and out (see
@@ -68,6 +81,13 @@ void attention_init RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_INIT_SIG);
 void attention_block RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_BLOCK_SIG);
 void attention_merge RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_MERGE_SIG);
 void attention_finalize RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_FINALIZE_SIG);
+// seq_idx on the device (ssd_scan_varlen's form), not checked there: it must
+// be non-decreasing. One launch over all rows: a CTA's query tile may span
+// several sequences and loads only the key tiles its rows can see (from its
+// first row's sequence start to its last row), so the work is that of the
+// sequences alone plus at most one partial tile per boundary. Never splits
+// over keys, never allocates.
+void attention_varlen RINGSCAN_CUDA_SIG(RINGSCAN_ATTENTION_VARLEN_SIG);
 // The same with the output in out_dtype (F32 or BF16, rounded to nearest even
 // once): attention's output as the o_proj GEMM's bf16 input (ld_out in elements).
 void attention_finalize_to(const AttentionShape& s, int64_t lq, const float* acc, const float* l, void* out,
@@ -86,6 +106,12 @@ void attention_block_mma(const AttentionShape& s, DType dtype, const void* q, in
                          int64_t q_pos0, const void* k, int64_t ld_k, const void* v, int64_t ld_v, int64_t lk,
                          int64_t k_pos0, float scale, bool causal, float* acc, float* m, float* l,
                          const Workspace& ws, GpuStream stream);
+// attention_varlen on the tensor cores: attention_block_mma's numerics and
+// dtypes with attention_varlen's rows (q, k, v in `dtype`, seq_idx on the
+// device). No split over keys, so no workspace.
+void attention_varlen_mma(const AttentionShape& s, DType dtype, const void* q, int64_t ld_q, const void* k,
+                          int64_t ld_k, const void* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale,
+                          bool causal, float* acc, float* m, float* l, GpuStream stream);
 // Tuning (benchmarks): warps per CTA of attention_block_mma, 4 (the default;
 // the environment's RINGSCAN_ATTN_WARPS=8 chooses 8) or 8 (128 query rows per
 // CTA: K/V tiles shared by twice the rows, fewer CTAs). Process-wide.

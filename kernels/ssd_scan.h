@@ -129,13 +129,20 @@ constexpr size_t kSsdPassScratchBytes = size_t{256} << 20;
   (const SsdShape& s, const float* dt, const float* A, const float* C, int64_t ld_c,    \
    const float* incoming_state, float* y, int64_t ld_y, float* final_state)
 
+// A segment's total decay per head, what the sequence-parallel state scan
+// combines (DESIGN.md §4.3): decay[h] = exp(A[h] * sum_t dt[t, h]) over the
+// s.len rows of dt ([len, heads], contiguous), the sum in double. len 0 gives 1.
+#define RINGSCAN_SSD_SEGMENT_DECAY_SIG (const SsdShape& s, const float* dt, const float* A, float* decay)
+
 namespace ref {
 void ssd_scan RINGSCAN_SSD_SCAN_SIG;
 void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
+void ssd_segment_decay RINGSCAN_SSD_SEGMENT_DECAY_SIG;
 }  // namespace ref
 namespace cpu {
 void ssd_scan RINGSCAN_SSD_SCAN_SIG;
 void ssd_state_correction RINGSCAN_SSD_STATE_CORRECTION_SIG;
+void ssd_segment_decay RINGSCAN_SSD_SEGMENT_DECAY_SIG;
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
 // CUDA (kernels/cuda/ssd_scan.cu): EVERY pointer is a device pointer, A
@@ -169,6 +176,9 @@ void ssd_scan_varlen(const SsdShape& s, const float* x, int64_t ld_x, const floa
                      int64_t ld_b, const float* C, int64_t ld_c, const int32_t* seq_idx, float* y, int64_t ld_y,
                      bool tensor_cores, const Workspace& ws = {}, GpuStream stream = nullptr);
 void ssd_state_correction RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_STATE_CORRECTION_SIG);
+// One block per head (no scratch): the GPU sequence-parallel runner's decays
+// stay on the device for the NCCL state scan.
+void ssd_segment_decay RINGSCAN_CUDA_SIG(RINGSCAN_SSD_SEGMENT_DECAY_SIG);
 // Workspace for a scan of s in passes of the default budget (all its chunks
 // in one pass when they fit in kSsdPassScratchBytes), and for a state
 // correction of s (proportional to its length).

@@ -10,11 +10,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ringscan
 model=build/demo-model
 [ -f "$model/tokenizer.json" ] || build/ringscan make-model --preset demo --out "$model"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 out=build/demo-scores.h5
 # One thread per rank: 2 ranks on a 2-core machine. --overwrite: a rerun after a
 # change of model or options replaces the old file (an identical rerun resumes).
-OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -np 2 build/ringscan score \
+# build/mpiexec-tests: mpiexec with the flags of the MPI CMake found (cmake/RingscanMpi.cmake).
+OMP_NUM_THREADS=1 build/mpiexec-tests -np 2 build/ringscan score \
   --model "$model" --mode codebase --input src --input kernels --input comm --input jobs \
   --include '*.cpp' --include '*.h' --max-tokens 16384 --out "$out" --overwrite
 build/ringscan inspect "$out" --sort perplexity --desc

@@ -109,13 +109,22 @@ deps_found() {
   local cache="$build/CMakeCache.txt" bad=0 var val path
   for var in Boost_DIR Boost_INCLUDE_DIR nlohmann_json_DIR GTest_DIR benchmark_DIR PKG_CONFIG_EXECUTABLE \
     MPI_C_COMPILER MPI_CXX_COMPILER MPIEXEC_EXECUTABLE MPI_C_HEADER_DIR MPI_mpi_LIBRARY \
-    OPENBLAS_LIBRARY_DIRS PCRE2_LIBRARY_DIRS HDF5MPI_LIBRARY_DIRS HDF5MPI_INCLUDE_DIRS; do
+    HDF5_C_COMPILER_EXECUTABLE OpenBLAS_DIR RINGSCAN_OPENBLAS_LIBRARY RINGSCAN_PCRE2_LIBRARY RINGSCAN_PCRE2_INCLUDE_DIR; do
     val=$(sed -nE "s/^$var:[A-Z]+=(.*)/\1/p" "$cache" | head -1)
+    [[ "$val" == *-NOTFOUND ]] && val=""
     printf '  %-22s %s\n' "$var" "${val:-(not set)}"
     for path in ${val//;/ }; do
       [[ -n "$deps_root" && "$path" != "$deps_root"/* ]] && bad=1
     done
   done
+  # What CMake's configure says it linked (cmake/RingscanDependencies.cmake), each path.
+  while read -r line; do
+    printf '  %s\n' "$line"
+    for path in $line; do
+      path=${path%,}
+      [[ -n "$deps_root" && "$path" == /* && "$path" != "$deps_root"/* ]] && bad=1
+    done
+  done <"$build/ringscan-dependencies.txt"
   return $bad
 }
 deps_found >"$build/gpu-check-deps.txt" || { cat "$build/gpu-check-deps.txt"; die "a dependency was found outside .gpu-deps ($deps_root): see above"; }
@@ -230,10 +239,10 @@ elif ! wait "$realscale_pid"; then
   realscale_row=$(realscale_fail "HF prepare failed or ran past 300 s: $(tail -1 "$build/gpu-check-realscale-prepare.log")")
   late_status=1
 else
-  mpiexec=$(sed -nE 's/^MPIEXEC_EXECUTABLE:[A-Z]+=(.*)/\1/p' "$build/CMakeCache.txt")
+  # The build's launcher script (cmake/RingscanMpi.cmake): its MPI's flags and variables.
   realscale_row=$(LD_LIBRARY_PATH="$host_ld" RINGSCAN_LD_LIBRARY_PATH="${LD_LIBRARY_PATH-}" timeout 180 \
     python3 tools/hf_realscale/realscale.py check --dir "$realscale_dir" --ringscan "$build/ringscan" \
-    --mpirun "${mpiexec:-mpirun} -np 2 --oversubscribe" --device cuda 2>"$build/gpu-check-realscale-check.log" | tail -1)
+    --mpirun "$build/mpiexec-tests -np 2" --device cuda 2>"$build/gpu-check-realscale-check.log" | tail -1)
   [[ -n "$realscale_row" ]] || realscale_row=$(realscale_fail "check failed or ran past 180 s: $(tail -1 "$build/gpu-check-realscale-check.log")")
   grep -q "FAIL" <<<"$realscale_row" && status=1
 fi

@@ -65,6 +65,10 @@ activate() {
     touch "$root/.unpacked"
   fi
   local lib="$root/usr/lib/x86_64-linux-gnu"
+  # CMake's HDF5 and OpenBLAS searches read these (idempotent, so a root unpacked by an
+  # older version of this script is fixed too): h5pcc's install prefix, OpenBLASConfig's paths.
+  sed -i "s#^prefix=\"/usr\"#prefix=\"$root/usr\"#" "$root/usr/bin/h5pcc.openmpi"
+  sed -i "s# /usr/# $root/usr/#g" "$lib/openblas-openmp/cmake/openblas/OpenBLASConfig.cmake"
   export RINGSCAN_DEPS_ROOT="$root"
   export PATH="$root/usr/bin:$PATH"
   export OPAL_PREFIX="$root/usr"  # Open MPI finds its wrappers' data, plugins and help files here
@@ -80,8 +84,9 @@ activate() {
   local boost_dir
   boost_dir=$(echo "$lib"/cmake/Boost-*)
   [[ -f "$boost_dir/BoostConfig.cmake" ]] || { echo "gpu-deps: no BoostConfig.cmake under $lib/cmake" >&2; return 1; }
-  export RINGSCAN_DEPS_CMAKE_ARGS="-DBoost_DIR=$boost_dir -DBoost_NO_SYSTEM_PATHS=ON \
+  export RINGSCAN_DEPS_CMAKE_ARGS="-DBoost_DIR=$boost_dir \
 -Dnlohmann_json_DIR=$root/usr/share/cmake/nlohmann_json -DGTest_DIR=$lib/cmake/GTest -Dbenchmark_DIR=$lib/cmake/benchmark \
+-DHDF5_C_COMPILER_EXECUTABLE=$root/usr/bin/h5pcc.openmpi -DOpenBLAS_DIR=$lib/openblas-openmp/cmake/openblas \
 -DPKG_CONFIG_EXECUTABLE=$root/usr/bin/pkg-config \
 -DMPI_C_COMPILER=$root/usr/bin/mpicc -DMPI_CXX_COMPILER=$root/usr/bin/mpicxx -DMPIEXEC_EXECUTABLE=$root/usr/bin/mpirun"
 }

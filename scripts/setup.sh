@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs every Debian package that ringscan's build and tests need.
 # Idempotent and quiet: when everything is present it only runs dpkg-query.
+#   scripts/setup.sh           the default build (Open MPI)
+#   scripts/setup.sh --mpich   also MPICH and its parallel HDF5, for a second build against
+#                              MPICH (scripts/test-mpich.sh). Debian keeps Open MPI the
+#                              default (mpirun, mpicc, h5pcc point to it); MPICH's tools are
+#                              the *.mpich names.
 set -euo pipefail
+with_mpich=0
+case "${1:-}" in
+  "") ;;
+  --mpich) with_mpich=1 ;;
+  *) echo "usage: scripts/setup.sh [--mpich]" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential cmake pkg-config git
@@ -21,7 +32,11 @@ packages=(
   slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge libpmix2 libpmix-dev
   # tests/portable: the default binary under qemu-x86_64 -cpu Haswell (an AVX2 CPU without AVX-512)
   qemu-user
+  # tests/jobs/test_report.py: `ringscan report`'s page rendered by headless Chromium
+  chromium
 )
+
+if [ $with_mpich -eq 1 ]; then packages+=(mpich libmpich-dev libhdf5-mpich-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -13,8 +13,8 @@ build=${1:-build}
 cores=$(nproc)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-mpi=(mpirun --oversubscribe --bind-to none)
+export OMP_NUM_THREADS=1
+mpi=("$build/mpiexec-tests")  # mpiexec with the flags of the build's MPI (cmake/RingscanMpi.cmake)
 
 "$build/ringscan" make-model --preset demo --out "$tmp/demo" >/dev/null
 "$build/bench/bench_ops" --backend cpu --preset demo --tokens 4096 --min-seconds 0.2 >"$tmp/calib.jsonl" 2>/dev/null

@@ -26,12 +26,12 @@ for i in range(long):
     open(os.path.join(out, f"long{i}.txt"), "w").write(text(long_words))
 PY
 fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# build/mpiexec-tests: mpiexec with the flags of the build's MPI (cmake/RingscanMpi.cmake).
 for np in 1 2; do
   threads=$((2 / np))
   rm -rf "$work/out-$np.h5" "$work/out-$np.h5.parts"
   start=$(date +%s.%N)
-  OMP_NUM_THREADS=$threads mpirun --oversubscribe --bind-to none -np $np build/ringscan score --model "$model" \
+  OMP_NUM_THREADS=$threads build/mpiexec-tests -np $np build/ringscan score --model "$model" \
     --input "$corpus" --out "$work/out-$np.h5" --progress-interval 1000 2> "$work/log-$np.txt"
   end=$(date +%s.%N)
   tokens=$(h5dump -d /tokens/ids -H "$work/out-$np.h5" | grep -o 'DATASPACE  SIMPLE { ( [0-9]*' | grep -o '[0-9]*$')

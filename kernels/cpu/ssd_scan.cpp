@@ -308,4 +308,13 @@ void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, co
   }
 }
 
+// Row by row (dt is [len, heads]): one pass over memory, a double per head.
+void ssd_segment_decay(const SsdShape& s, const float* dt, const float* A, float* decay) {
+  check_ssd_shape(s, "cpu::ssd_segment_decay");
+  std::vector<double> sum(s.heads, 0.0);
+  for (int64_t t = 0; t < s.len; ++t)
+    for (int64_t h = 0; h < s.heads; ++h) sum[h] += dt[t * s.heads + h];
+  for (int64_t h = 0; h < s.heads; ++h) decay[h] = static_cast<float>(std::exp(static_cast<double>(A[h]) * sum[h]));
+}
+
 }  // namespace ringscan::kernels::cpu

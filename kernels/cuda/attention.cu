@@ -93,13 +93,15 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(AttentionArgs
   const int64_t r0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kBM;
 
   // The thread's rows: state index (i * H + h, or -1 past the last row) and
-  // the number of keys visible to it (keys [0, vis) of this block).
+  // the keys visible to it (keys [lo, hi) of this block).
   int64_t srow[kTM];
-  int vis[kTM];
+  int lo[kTM], hi[kTM];
 #pragma unroll
-  for (int t = 0; t < kTM; ++t) packed_row(a, g, r0 + ty * kTM + t, srow[t], vis[t]);
-  const int n_keys = keys_seen(a, r0, kBM);
-  const int n_tiles = (n_keys + BN - 1) / BN;
+  for (int t = 0; t < kTM; ++t) packed_row(a, g, r0 + ty * kTM + t, srow[t], lo[t], hi[t]);
+  int k_lo, k_hi;
+  key_range(a, r0, kBM, k_lo, k_hi);
+  const int tile0 = k_lo / BN;  // varlen: the tiles of earlier sequences are skipped
+  const int n_tiles = k_hi > k_lo ? (k_hi + BN - 1) / BN - tile0 : 0;
   int t_begin, t_end;
   tile_range(n_tiles, split, a.tiles_per_split, t_begin, t_end);
   // Nothing visible: the state stays as it is (a split still writes its empty partial).
@@ -145,8 +147,8 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(AttentionArgs
   const float* vbase = static_cast<const float*>(a.v) + static_cast<int64_t>(g) * D;
 
   for (int tile = t_begin; tile < t_end; ++tile) {
-    const int j0 = tile * BN;
-    const int nk = min(BN, n_keys - j0);  // keys of this tile some row can see (>= 1)
+    const int j0 = (tile0 + tile) * BN;
+    const int nk = min(BN, k_hi - j0);  // keys of this tile up to the last some row can see (>= 1)
     // K and V tiles; rows past nk are zeros (never visible, and a zero V keeps
     // 0 * V finite), V columns past head_dim are zeros.
     for (int j = warp; j < BN; j += kThreads / 32) {
@@ -192,7 +194,8 @@ __global__ void __launch_bounds__(kThreads) attention_block_kernel(AttentionArgs
         float mx = -INFINITY;
 #pragma unroll
         for (int c = 0; c < TN; ++c) {
-          const bool visible = j0 + tx + 16 * c < vis[t];
+          const int j = j0 + tx + 16 * c;
+          const bool visible = j >= lo[t] && j < hi[t];
           s[t][c] = visible ? s[t][c] * a.scale : -INFINITY;
           mx = fmaxf(mx, s[t][c]);
         }
@@ -320,9 +323,10 @@ void launch_block(AttentionArgs a, int64_t row_tiles, int kv_heads, cudaStream_t
   allow_smem_once(attention_block_kernel<DP>, static_cast<int>(smem_floats(BN, DP, DP) * sizeof(float)), smem_allowed,
                   "attention_block");
 
-  // Split the keys when the CTAs do not fill the GPU (decode, short queries).
+  // Split the keys when the CTAs do not fill the GPU (decode, short queries;
+  // never varlen, whose rows see only their own sequence's keys).
   const int64_t splits =
-      choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN, kMaxSplits, &a.tiles_per_split);
+      a.seq ? 1 : choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN, kMaxSplits, &a.tiles_per_split);
 
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads),
                   static_cast<unsigned>(splits));
@@ -344,6 +348,17 @@ void launch_block(AttentionArgs a, int64_t row_tiles, int kv_heads, cudaStream_t
   detail::check_cuda(cudaFreeAsync(scratch, stream), "attention_block", "cudaFreeAsync");
 }
 
+void dispatch_block(const AttentionArgs& a, const AttentionShape& s, cudaStream_t stream) {
+  const int64_t row_tiles = (a.lq * a.G + kBM - 1) / kBM;
+  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block: lq too large");
+  const int kvh = static_cast<int>(s.kv_heads);
+  if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 64) launch_block<64>(a, row_tiles, kvh, stream);
+  else if (s.head_dim <= 128) launch_block<128>(a, row_tiles, kvh, stream);
+  else launch_block<256>(a, row_tiles, kvh, stream);
+}
+
 }  // namespace
 
 void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l, GpuStream stream) {
@@ -362,14 +377,19 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
   if (!make_attention_args("attention_block", s, q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, lk, k_pos0, scale, causal,
                            acc, m, l, &a))
     return;
-  const int64_t row_tiles = (lq * a.G + kBM - 1) / kBM;
-  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block: lq too large");
-  const int kvh = static_cast<int>(s.kv_heads);
-  if (s.head_dim <= 16) launch_block<16>(a, row_tiles, kvh, stream);
-  else if (s.head_dim <= 32) launch_block<32>(a, row_tiles, kvh, stream);
-  else if (s.head_dim <= 64) launch_block<64>(a, row_tiles, kvh, stream);
-  else if (s.head_dim <= 128) launch_block<128>(a, row_tiles, kvh, stream);
-  else launch_block<256>(a, row_tiles, kvh, stream);
+  dispatch_block(a, s, stream);
+}
+
+void attention_varlen(const AttentionShape& s, const float* q, int64_t ld_q, const float* k, int64_t ld_k,
+                      const float* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale, bool causal,
+                      float* acc, float* m, float* l, GpuStream stream) {
+  AttentionArgs a;
+  if (!make_attention_args("attention_varlen", s, q, ld_q, rows, 0, k, ld_k, v, ld_v, rows, 0, scale, causal, acc, m,
+                           l, &a))
+    return;
+  if (!seq_idx) throw std::invalid_argument("cuda::attention_varlen: seq_idx is required");
+  a.seq = seq_idx;
+  dispatch_block(a, s, stream);
 }
 
 void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, const float* m2,

@@ -48,6 +48,9 @@ struct AttentionArgs {
   float *acc, *m, *l;     // running state: read at the start, written at the end
   float *pacc, *pm, *pl;  // split partials [split][lq * H (* D)], or null when not split
   int tiles_per_split;
+  // Varlen (attention_varlen): q and k are the same lq == lk packed rows and
+  // seq[t] (device, non-decreasing) is row t's sequence; null otherwise.
+  const int32_t* seq;
 };
 
 // The checks every attention_block entry makes, then its arguments (vec
@@ -62,32 +65,70 @@ bool make_attention_args(const char* op, const AttentionShape& s, const void* q,
   if (lq <= 0 || lk <= 0) return false;
   *a = AttentionArgs{q,     ld_q,   lq,    q_pos0, k,  ld_k, v, ld_v, k_pos0, static_cast<int>(lk),
                      scale, causal, false, static_cast<int>(s.q_heads), static_cast<int>(s.q_heads / s.kv_heads),
-                     static_cast<int>(s.head_dim), acc, m, l, nullptr, nullptr, nullptr, 0};
+                     static_cast<int>(s.head_dim), acc, m, l, nullptr, nullptr, nullptr, 0, nullptr};
   return true;
 }
 
+// Varlen: the first row of row i's sequence, and one past its last (binary
+// searches over the non-decreasing seq; n rows in all).
+__device__ __forceinline__ int seq_begin(const int32_t* seq, int i) {
+  const int32_t id = seq[i];
+  int lo = 0, hi = i;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (seq[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+__device__ __forceinline__ int seq_end(const int32_t* seq, int n, int i) {
+  const int32_t id = seq[i];
+  int lo = i + 1, hi = n;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (seq[mid] <= id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // Packed row pr of KV head g (query pr / G, head g * G + pr % G; lq * G
-// rows): its state row i * H + head, or -1 past the last row, and how many
-// keys of the block it sees (keys with k_pos <= q_pos when causal).
-__device__ __forceinline__ void packed_row(const AttentionArgs& a, int g, int64_t pr, int64_t& srow, int& vis) {
+// rows): its state row i * H + head, or -1 past the last row, and the keys
+// [lo, hi) of the block it sees: keys with k_pos <= q_pos when causal; varlen:
+// only those of its own sequence.
+__device__ __forceinline__ void packed_row(const AttentionArgs& a, int g, int64_t pr, int64_t& srow, int& lo,
+                                           int& hi) {
   srow = -1;
-  vis = 0;
+  lo = hi = 0;
   if (pr >= a.lq * a.G) return;
   const int64_t i = pr / a.G;
   srow = i * a.H + g * a.G + pr % a.G;
+  if (a.seq) {
+    lo = seq_begin(a.seq, static_cast<int>(i));
+    hi = a.causal ? static_cast<int>(i) + 1 : seq_end(a.seq, a.lk, static_cast<int>(i));
+    return;
+  }
   const int64_t lim = a.q_pos0 + i - a.k_pos0 + 1;
-  vis = a.causal ? static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim)) : a.lk;
+  hi = a.causal ? static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim)) : a.lk;
 }
 
-// Keys [0, n) that some packed row of [r0, r0 + rows) sees: the last row sees
-// the most (visibility grows with the query position), so key tiles past it
-// are skipped.
-__device__ __forceinline__ int keys_seen(const AttentionArgs& a, int64_t r0, int rows) {
-  if (!a.causal) return a.lk;
+// Keys [lo, hi) that some packed row of [r0, r0 + rows) sees: the last row
+// sees the most (visibility grows with the query position), so key tiles past
+// it are skipped; varlen: the first row's sequence starts the range, so the
+// tiles of earlier sequences are skipped too.
+__device__ __forceinline__ void key_range(const AttentionArgs& a, int64_t r0, int rows, int& lo, int& hi) {
+  lo = 0;
+  hi = a.lk;
   const int64_t R = a.lq * a.G;
   const int64_t i_last = ((r0 + rows < R ? r0 + rows : R) - 1) / a.G;
+  if (a.seq) {
+    lo = seq_begin(a.seq, static_cast<int>(r0 / a.G));
+    hi = a.causal ? static_cast<int>(i_last) + 1 : seq_end(a.seq, a.lk, static_cast<int>(i_last));
+    return;
+  }
+  if (!a.causal) return;
   const int64_t lim = a.q_pos0 + i_last - a.k_pos0 + 1;
-  return static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim));
+  hi = static_cast<int>(lim < 0 ? 0 : (lim > a.lk ? a.lk : lim));
 }
 
 // The key tiles [begin, end) of this CTA: all n_tiles, or its split's share.

@@ -19,6 +19,15 @@
 //   lanes of a row group reduced by 2 xor-shuffles;
 //   O = O * corr + P V: S's accumulator fragments are exactly P's A fragments
 //   (rounded to bf16), V's B fragments come from ldmatrix.trans on [key][d].
+// bf16 inputs: the K/V tiles are double-buffered and filled by cp.async
+// (CUDA's pipeline primitives, cuda_pipeline.h: 16-byte copies global ->
+// shared that bypass registers): tile t + 1's copies are issued before tile
+// t is computed and waited for (__pipeline_wait_prior) just before it is
+// used, so the loads overlap the mma work. Padding columns and rows past the
+// last key are plain zero stores; unaligned or odd-width inputs fall back to
+// plain loads into the same buffers. fp32 inputs are rounded to bf16 on the
+// way (through registers: no cp.async), one buffer. The tiles' contents, and
+// so the results, are the same either way.
 // Rows are padded by 8 bf16 (16 bytes) so that the 8 row addresses of an
 // ldmatrix fall in different banks. head_dim is padded with zeros to DP = 32,
 // 64, 128 or 256 (zero columns add nothing to Q K^T and give zero output columns,
@@ -41,20 +50,23 @@
 #include "cuda/attention_common.cuh"
 #include "cuda/cuda_common.cuh"
 #include "cuda/mma.cuh"
+#include <cuda_pipeline.h>
 
 namespace ringscan::kernels::cuda {
 namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
-// W warps per CTA (4 or 8: set_attention_mma_warps), each 16 packed query rows.
-template <int DP, int W>
+// W warps per CTA (4 or 8: set_attention_mma_warps), each 16 packed query rows;
+// K/V buffers: 2 for bf16 inputs (cp.async double buffer), 1 for fp32.
+template <int DP, int W, class Tin>
 struct MmaTile {
+  static constexpr int kStages = sizeof(Tin) == 2 ? 2 : 1;
   static constexpr int kThreads = 32 * W;
   static constexpr int kBM = 16 * W;              // packed query rows per CTA
   static constexpr int BN = DP <= 128 ? 64 : 32;  // keys per tile
   static constexpr int SR = DP + 8;               // shared-memory row, in bf16
-  static constexpr size_t smem_bytes = size_t(kBM + 2 * BN) * SR * 2;
+  static constexpr size_t smem_bytes = size_t(kBM + 2 * kStages * BN) * SR * 2;
 };
 
 std::atomic<int> g_warps{0};  // 0: not chosen yet (RINGSCAN_ATTN_WARPS, else 4)
@@ -99,16 +111,17 @@ __device__ __forceinline__ void stage8(__nv_bfloat16* dst, const Tin* src, int c
 
 template <int DP, class Tin, int W>
 __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) {
-  constexpr int BN = MmaTile<DP, W>::BN, SR = MmaTile<DP, W>::SR;
-  constexpr int kBM = MmaTile<DP, W>::kBM, kThreads = MmaTile<DP, W>::kThreads;
+  constexpr int BN = MmaTile<DP, W, Tin>::BN, SR = MmaTile<DP, W, Tin>::SR;
+  constexpr int kBM = MmaTile<DP, W, Tin>::kBM, kThreads = MmaTile<DP, W, Tin>::kThreads;
   constexpr int NT = BN / 8;  // score n-tiles (8 keys each)
   constexpr int KD = DP / 16; // k steps over head_dim
   constexpr int OT = DP / 8;  // output n-tiles (8 columns each)
   constexpr int C8 = DP / 8;  // 8-element chunks per staged row
   extern __shared__ uint4 smem_u4[];                                // 16-byte aligned
   __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_u4);   // [kBM][SR]
-  __nv_bfloat16* Ks = Qs + kBM * SR;                                // [BN][SR]
-  __nv_bfloat16* Vs = Ks + BN * SR;                                 // [BN][SR]
+  constexpr int kStages = MmaTile<DP, W, Tin>::kStages;
+  __nv_bfloat16* Ks = Qs + kBM * SR;                                // [kStages][BN][SR]
+  __nv_bfloat16* Vs = Ks + kStages * BN * SR;                       // [kStages][BN][SR]
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, t4 = lane & 3;
   const int g = blockIdx.y;  // KV head
@@ -119,11 +132,13 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
 
   // This lane's two rows (h = 0: 16w + gq, h = 1: + 8): state index and visible keys.
   int64_t srow[2];
-  int vis[2];
+  int lo[2], hi[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) packed_row(a, g, r0 + 16 * warp + gq + 8 * h, srow[h], vis[h]);
-  const int n_keys = keys_seen(a, r0, kBM);
-  const int n_tiles = (n_keys + BN - 1) / BN;
+  for (int h = 0; h < 2; ++h) packed_row(a, g, r0 + 16 * warp + gq + 8 * h, srow[h], lo[h], hi[h]);
+  int k_lo, k_hi;
+  key_range(a, r0, kBM, k_lo, k_hi);
+  const int tile0 = k_lo / BN;  // varlen: the tiles of earlier sequences are skipped
+  const int n_tiles = k_hi > k_lo ? (k_hi + BN - 1) / BN - tile0 : 0;
   int t_begin, t_end;
   tile_range(n_tiles, split, a.tiles_per_split, t_begin, t_end);
   if (!split && t_begin >= t_end) return;  // nothing visible: the state stays (uniform per CTA)
@@ -162,6 +177,36 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
     const Tin* src = pr < R ? q + (pr / a.G) * a.ld_q + static_cast<int64_t>(g * a.G + pr % a.G) * a.D : nullptr;
     stage8(Qs + r * SR, src, c, a.D, a.vec);
   }
+  const Tin* kbase = static_cast<const Tin*>(a.k) + static_cast<int64_t>(g) * a.D;
+  const Tin* vbase = static_cast<const Tin*>(a.v) + static_cast<int64_t>(g) * a.D;
+  // Key tile `tile` into K/V buffer `buf`, rows past the last visible key zero:
+  // cp.async where it can (bf16, 16-byte aligned chunks inside head_dim),
+  // plain stores otherwise; with cp.async, one commit group per tile.
+  auto stage_kv = [&](int tile, int buf) {
+    const int j0 = (tile0 + tile) * BN;
+    const int nk = min(BN, k_hi - j0);
+    __nv_bfloat16* kd = Ks + buf * BN * SR;
+    __nv_bfloat16* vd = Vs + buf * BN * SR;
+    for (int idx = tid; idx < BN * C8; idx += kThreads) {
+      const int r = idx / C8, c = (idx % C8) * 8;
+      const bool real = r < nk;
+      const Tin* ks = real ? kbase + static_cast<int64_t>(j0 + r) * a.ld_k : nullptr;
+      const Tin* vs = real ? vbase + static_cast<int64_t>(j0 + r) * a.ld_v : nullptr;
+      if constexpr (kStages == 2) {
+        if (real && a.vec && c < a.D) {
+          __pipeline_memcpy_async(kd + r * SR + c, ks + c, 16);
+          __pipeline_memcpy_async(vd + r * SR + c, vs + c, 16);
+          continue;
+        }
+      }
+      stage8(kd + r * SR, ks, c, a.D, a.vec);
+      stage8(vd + r * SR, vs, c, a.D, a.vec);
+    }
+    if constexpr (kStages == 2) __pipeline_commit();
+  };
+  // The first tile's copies fly while Q's fragments are loaded.
+  if constexpr (kStages == 2)
+    if (t_begin < t_end) stage_kv(t_begin, 0);
   __syncthreads();
   uint32_t qf[KD][4];
   {
@@ -172,21 +217,23 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
 
   // Warps whose 16 rows are all past the last skip the arithmetic (uniform per warp).
   const bool warp_active = r0 + 16 * warp < R;
-  const Tin* kbase = static_cast<const Tin*>(a.k) + static_cast<int64_t>(g) * a.D;
-  const Tin* vbase = static_cast<const Tin*>(a.v) + static_cast<int64_t>(g) * a.D;
 
   for (int tile = t_begin; tile < t_end; ++tile) {
-    const int j0 = tile * BN;
-    const int nk = min(BN, n_keys - j0);
-    __syncthreads();  // the previous tile's fragments are read
-    for (int idx = tid; idx < BN * C8; idx += kThreads) {
-      const int r = idx / C8, c = (idx % C8) * 8;
-      const bool real = r < nk;
-      stage8(Ks + r * SR, real ? kbase + static_cast<int64_t>(j0 + r) * a.ld_k : nullptr, c, a.D, a.vec);
-      stage8(Vs + r * SR, real ? vbase + static_cast<int64_t>(j0 + r) * a.ld_v : nullptr, c, a.D, a.vec);
+    const int j0 = (tile0 + tile) * BN;
+    const int buf = kStages == 2 ? (tile - t_begin) & 1 : 0;
+    __syncthreads();  // the previous tile's fragments are read: its buffer may be refilled
+    if constexpr (kStages == 1) {
+      stage_kv(tile, 0);
+    } else if (tile + 1 < t_end) {
+      stage_kv(tile + 1, buf ^ 1);  // in flight during this tile's mma work
+      __pipeline_wait_prior(1);     // this tile's group has landed (this thread's copies)
+    } else {
+      __pipeline_wait_prior(0);
     }
-    __syncthreads();
+    __syncthreads();  // every thread's copies and stores of this tile are visible
     if (!warp_active) continue;
+    const __nv_bfloat16* Kt = Ks + buf * BN * SR;
+    const __nv_bfloat16* Vt = Vs + buf * BN * SR;
 
     // S = Q K^T: ldmatrix x4 on 8 keys x 32 columns gives B for two k steps.
     float s[NT][4];
@@ -197,7 +244,7 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
 #pragma unroll
       for (int kk = 0; kk < KD; kk += 2) {
         uint32_t kb[4];
-        mma::ldmatrix_x4(kb, Ks + (8 * nt + (lane & 7)) * SR + kk * 16 + (lane >> 3) * 8);
+        mma::ldmatrix_x4(kb, Kt + (8 * nt + (lane & 7)) * SR + kk * 16 + (lane >> 3) * 8);
         const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
         mma::mma_bf16_16816(s[nt], qf[kk], b0);
         mma::mma_bf16_16816(s[nt], qf[kk + 1], b1);
@@ -213,7 +260,8 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
       for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const bool visible = j0 + 8 * nt + 2 * t4 + e < vis[h];
+          const int j = j0 + 8 * nt + 2 * t4 + e;
+          const bool visible = j >= lo[h] && j < hi[h];
           float& x = s[nt][2 * h + e];
           x = visible ? x * a.scale : -INFINITY;
           mx = fmaxf(mx, x);
@@ -252,7 +300,7 @@ __global__ void __launch_bounds__(32 * W) attention_mma_kernel(AttentionArgs a) 
                               mma::pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
                               mma::pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                               mma::pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-      const __nv_bfloat16* vrow = Vs + (16 * kk + ((lane >> 3) & 1) * 8 + (lane & 7)) * SR + (lane >> 4) * 8;
+      const __nv_bfloat16* vrow = Vt + (16 * kk + ((lane >> 3) & 1) * 8 + (lane & 7)) * SR + (lane >> 4) * 8;
 #pragma unroll
       for (int dt = 0; dt < OT; dt += 2) {
         uint32_t vb[4];
@@ -295,17 +343,19 @@ int padded_dim(int64_t head_dim) { return head_dim <= 32 ? 32 : head_dim <= 64 ?
 
 template <int DP, class Tin, int W>
 void launch_mma(AttentionArgs a, int64_t row_tiles, int kv_heads, const Workspace& ws, cudaStream_t stream) {
-  constexpr int BN = MmaTile<DP, W>::BN;
+  constexpr int BN = MmaTile<DP, W, Tin>::BN;
   static std::atomic<uint64_t> smem_allowed{0};  // above the 48 KB default: raised once per device
-  allow_smem_once(attention_mma_kernel<DP, Tin, W>, static_cast<int>(MmaTile<DP, W>::smem_bytes), smem_allowed,
+  allow_smem_once(attention_mma_kernel<DP, Tin, W>, static_cast<int>(MmaTile<DP, W, Tin>::smem_bytes), smem_allowed,
                   "attention_block_mma");
-  const int64_t room = ws.data ? static_cast<int64_t>(ws.bytes) / split_partials_bytes(1, a.lq * a.H, a.D) : 0;
+  // Varlen never splits (its rows see only their own sequence's keys).
+  const int64_t room =
+      ws.data && !a.seq ? static_cast<int64_t>(ws.bytes) / split_partials_bytes(1, a.lq * a.H, a.D) : 0;
   const int64_t splits = choose_key_splits(row_tiles * kv_heads, (a.lk + BN - 1) / BN,
                                            std::min<int64_t>(kMaxSplits, std::max<int64_t>(room, 1)),
                                            &a.tiles_per_split);
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads), static_cast<unsigned>(splits));
   if (splits > 1) carve_split_partials(a, ws.data, splits);
-  attention_mma_kernel<DP, Tin, W><<<grid, MmaTile<DP, W>::kThreads, MmaTile<DP, W>::smem_bytes, stream>>>(a);
+  attention_mma_kernel<DP, Tin, W><<<grid, MmaTile<DP, W, Tin>::kThreads, MmaTile<DP, W, Tin>::smem_bytes, stream>>>(a);
   detail::check_launch("attention_block_mma");
   if (splits > 1) launch_combine_splits(a, splits, stream);
 }
@@ -330,6 +380,20 @@ void dispatch_warps(const AttentionArgs& a, int64_t row_tiles, int kvh, const Wo
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// 16-byte loads when every row and base allows them, then the kernel for the dtype.
+void dispatch_dtype(AttentionArgs a, const AttentionShape& s, DType dtype, const Workspace& ws, cudaStream_t stream) {
+  const int64_t row_tiles = row_tiles_of(s, a.lq);
+  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block_mma: lq too large");
+  const int64_t per16 = dtype == DType::F32 ? 4 : 8;  // elements per 16 bytes
+  a.vec = s.head_dim % 8 == 0 && a.ld_q % per16 == 0 && a.ld_k % per16 == 0 && a.ld_v % per16 == 0 &&
+          aligned16(a.q) && aligned16(a.k) && aligned16(a.v);
+  const int kvh = static_cast<int>(s.kv_heads);
+  if (dtype == DType::F32)
+    dispatch_warps<float>(a, row_tiles, kvh, ws, stream);
+  else
+    dispatch_warps<__nv_bfloat16>(a, row_tiles, kvh, ws, stream);
+}
+
 }  // namespace
 
 size_t attention_block_mma_workspace(const AttentionShape& s, int64_t lq, int64_t lk) {
@@ -350,16 +414,21 @@ void attention_block_mma(const AttentionShape& s, DType dtype, const void* q, in
   if (!make_attention_args("attention_block_mma", s, q, ld_q, lq, q_pos0, k, ld_k, v, ld_v, lk, k_pos0, scale, causal,
                            acc, m, l, &a))
     return;
-  const int64_t row_tiles = row_tiles_of(s, lq);
-  if (row_tiles > INT_MAX) throw std::invalid_argument("cuda::attention_block_mma: lq too large");
-  const int64_t per16 = dtype == DType::F32 ? 4 : 8;  // elements per 16 bytes
-  a.vec = s.head_dim % 8 == 0 && ld_q % per16 == 0 && ld_k % per16 == 0 && ld_v % per16 == 0 && aligned16(q) &&
-          aligned16(k) && aligned16(v);
-  const int kvh = static_cast<int>(s.kv_heads);
-  if (dtype == DType::F32)
-    dispatch_warps<float>(a, row_tiles, kvh, ws, stream);
-  else
-    dispatch_warps<__nv_bfloat16>(a, row_tiles, kvh, ws, stream);
+  dispatch_dtype(a, s, dtype, ws, stream);
+}
+
+void attention_varlen_mma(const AttentionShape& s, DType dtype, const void* q, int64_t ld_q, const void* k,
+                          int64_t ld_k, const void* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale,
+                          bool causal, float* acc, float* m, float* l, GpuStream stream) {
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    throw std::invalid_argument("cuda::attention_varlen_mma: q, k and v must be F32 or BF16");
+  AttentionArgs a;
+  if (!make_attention_args("attention_varlen_mma", s, q, ld_q, rows, 0, k, ld_k, v, ld_v, rows, 0, scale, causal, acc,
+                           m, l, &a))
+    return;
+  if (!seq_idx) throw std::invalid_argument("cuda::attention_varlen_mma: seq_idx is required");
+  a.seq = seq_idx;
+  dispatch_dtype(a, s, dtype, Workspace{}, stream);
 }
 
 void set_attention_mma_warps(int warps) {

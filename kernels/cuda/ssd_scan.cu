@@ -137,22 +137,42 @@ __device__ void tile_gemm_mma(TileAcc<kTN>& acc, MmaTileSmem<kTN>& sm, int64_t m
   constexpr int kLoadsA = kMmaK * kTile / kThreads, kLoadsB = kMmaK * kTN / kThreads, kNT = kTN / 16;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int wr = 16 * (warp & 3), wc = (kTN / 2) * (warp >> 2);  // this warp's rows and columns of the tile
-  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaK) {
+  // The next k step's elements are fetched into registers while this step's
+  // mma work runs (software pipelining: the loaders compute their values,
+  // decays folded in, so there is nothing for cp.async to copy as is), then
+  // rounded into the tiles after the barrier: the same tiles as loading each
+  // step in turn.
+  float ra[kLoadsA], rb[kLoadsB];
+  auto fetch = [&](int64_t k0) {
 #pragma unroll
     for (int r = 0; r < kLoadsA; ++r) {
       const int idx = tid + r * kThreads;
       const int ak = AKContig ? idx % kMmaK : idx / kTile;
       const int am = AKContig ? idx / kMmaK : idx % kTile;
-      sm.a[am][ak] = __float2bfloat16_rn(k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f);
+      ra[r] = k0 + ak < k_end ? a(m0 + am, k0 + ak) : 0.f;
     }
 #pragma unroll
     for (int r = 0; r < kLoadsB; ++r) {
       const int idx = tid + r * kThreads;
       const int bk = BKContig ? idx % kMmaK : idx / kTN;
       const int bn = BKContig ? idx / kMmaK : idx % kTN;
-      sm.b[bn][bk] = __float2bfloat16_rn(k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f);
+      rb[r] = k0 + bk < k_end ? b(k0 + bk, n0 + bn) : 0.f;
+    }
+  };
+  if (k_begin < k_end) fetch(k_begin);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaK) {
+#pragma unroll
+    for (int r = 0; r < kLoadsA; ++r) {
+      const int idx = tid + r * kThreads;
+      sm.a[AKContig ? idx / kMmaK : idx % kTile][AKContig ? idx % kMmaK : idx / kTile] = __float2bfloat16_rn(ra[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < kLoadsB; ++r) {
+      const int idx = tid + r * kThreads;
+      sm.b[BKContig ? idx / kMmaK : idx % kTN][BKContig ? idx % kMmaK : idx / kTN] = __float2bfloat16_rn(rb[r]);
     }
     __syncthreads();
+    if (k0 + kMmaK < k_end) fetch(k0 + kMmaK);  // in flight during this step's mma work
     uint32_t af[2][4];
 #pragma unroll
     for (int kk = 0; kk < 2; ++kk)
@@ -781,6 +801,30 @@ void ssd_scan_varlen(const SsdShape& s, const float* x, int64_t ld_x, const floa
     ssd_scan_impl<true>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, nullptr, y, ld_y, nullptr, ws, stream, seq_idx);
   else
     ssd_scan_impl<false>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, nullptr, y, ld_y, nullptr, ws, stream, seq_idx);
+}
+
+namespace {
+// One block per head: each thread sums a stride of dt's rows in double, then a
+// tree over the block (blockDim.x a power of two).
+__global__ void segment_decay_kernel(int64_t L, int64_t H, const float* dt, const float* A, float* decay) {
+  __shared__ double part[256];
+  const int64_t h = blockIdx.x;
+  double sum = 0.0;
+  for (int64_t t = threadIdx.x; t < L; t += blockDim.x) sum += dt[t * H + h];
+  part[threadIdx.x] = sum;
+  __syncthreads();
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) decay[h] = static_cast<float>(exp(static_cast<double>(A[h]) * part[0]));
+}
+}  // namespace
+
+void ssd_segment_decay(const SsdShape& s, const float* dt, const float* A, float* decay, GpuStream stream) {
+  check_shape(s, "cuda::ssd_segment_decay");
+  segment_decay_kernel<<<static_cast<unsigned>(s.heads), 256, 0, stream>>>(s.len, s.heads, dt, A, decay);
+  detail::check_launch("ssd_segment_decay");
 }
 
 size_t ssd_scan_workspace(const SsdShape& s) {

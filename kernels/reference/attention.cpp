@@ -1,4 +1,5 @@
 #include "attention.h"
+#include "sequence_runs.h"
 
 #include <cmath>
 #include <vector>
@@ -86,6 +87,16 @@ void attention_finalize(const AttentionShape& s, int64_t lq, const float* acc, c
         out[i * ld_out + h * D + d] = l[r] > 0 ? acc[r * D + d] / l[r] : 0.f;
     }
   }
+}
+
+// Each sequence alone: its rows are its own queries and keys (positions restart).
+void attention_varlen(const AttentionShape& s, const float* q, int64_t ld_q, const float* k, int64_t ld_k,
+                      const float* v, int64_t ld_v, int64_t rows, const int32_t* seq_idx, float scale, bool causal,
+                      float* acc, float* m, float* l) {
+  for_each_sequence(seq_idx, rows, "ref::attention_varlen", [&](int64_t r, int64_t n) {
+    attention_block(s, q + r * ld_q, ld_q, n, 0, k + r * ld_k, ld_k, v + r * ld_v, ld_v, n, 0, scale, causal,
+                    acc + r * s.q_heads * s.head_dim, m + r * s.q_heads, l + r * s.q_heads);
+  });
 }
 
 }  // namespace ringscan::kernels::ref

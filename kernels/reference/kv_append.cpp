@@ -1,24 +1,22 @@
-#include <cstring>
-
 #include "kv_append.h"
 
 namespace ringscan::kernels::ref {
 
 void kv_append(const float* k_new, const float* v_new, int64_t ld_new, int64_t batch, int64_t width,
                void* const* k_cache, void* const* v_cache, const int32_t* row, DType dtype) {
-  for (int64_t b = 0; b < batch; ++b) {
-    if (!k_cache[b]) continue;  // padding row
-    for (int pass = 0; pass < 2; ++pass) {
-      const float* src = (pass ? v_new : k_new) + b * ld_new;
-      void* dst = pass ? v_cache[b] : k_cache[b];
+  // Element by element (the CPU form copies rows whole): row[b] of sequence b's caches.
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; k_cache[b] && i < width; ++i) {  // a null cache is a padding row
+      const int64_t at = int64_t{row[b]} * width + i;
+      const float k = k_new[b * ld_new + i], v = v_new[b * ld_new + i];
       if (dtype == DType::F32) {
-        std::memcpy(static_cast<float*>(dst) + int64_t{row[b]} * width, src, static_cast<size_t>(width) * 4);
+        static_cast<float*>(k_cache[b])[at] = k;
+        static_cast<float*>(v_cache[b])[at] = v;
       } else {
-        uint16_t* d = static_cast<uint16_t*>(dst) + int64_t{row[b]} * width;
-        for (int64_t i = 0; i < width; ++i) d[i] = f32_to_bf16(src[i]);
+        static_cast<uint16_t*>(k_cache[b])[at] = f32_to_bf16(k);
+        static_cast<uint16_t*>(v_cache[b])[at] = f32_to_bf16(v);
       }
     }
-  }
 }
 
 }  // namespace ringscan::kernels::ref

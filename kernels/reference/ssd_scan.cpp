@@ -69,4 +69,13 @@ void ssd_state_correction(const SsdShape& s, const float* dt, const float* A, co
   }
 }
 
+void ssd_segment_decay(const SsdShape& s, const float* dt, const float* A, float* decay) {
+  check_ssd_shape(s, "ref::ssd_segment_decay");
+  for (int64_t h = 0; h < s.heads; ++h) {
+    double sum = 0.0;
+    for (int64_t t = 0; t < s.len; ++t) sum += dt[t * s.heads + h];
+    decay[h] = static_cast<float>(std::exp(static_cast<double>(A[h]) * sum));
+  }
+}
+
 }  // namespace ringscan::kernels::ref

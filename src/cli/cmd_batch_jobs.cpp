@@ -1,5 +1,6 @@
 // The batch jobs' subcommands (score, embed, summarize and any other job in
 // jobs/): their options parsed into JobOptions, then the job run (jobs/batch_job.h).
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
 
@@ -36,7 +37,11 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
       ("quiet", po::bool_switch(&o.quiet), "no progress output")
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: mpi (through host memory; ranks may share a GPU), nccl (device buffers, one GPU per rank), auto (nccl when every rank has its own GPU, else mpi)");
+  if (spec.want.logprobs && !spec.want.generate)
+    opts.add_options()
+        ("window", po::value(&o.window)->default_value(0), "score documents longer than this many tokens with a sliding window: each token sees at most this many (0: whole documents)")
+        ("stride", po::value(&o.stride)->default_value(0), "tokens the window moves each step (default with --window: half of it); every token is scored once");
   if (spec.want.generate)
     opts.add_options()
         ("max-new-tokens", po::value(&o.max_new_tokens)->default_value(128), "tokens to generate per document at most")
@@ -80,6 +85,7 @@ int run_job_command(const JobSpec& spec, int argc, char** argv) {
     }
   }
   o.command_line = command_line(argc, argv);
+  if (o.window > 0 && o.stride == 0) o.stride = std::max<int64_t>(1, o.window / 2);
   return run_batch_job(spec, o);
 }
 

@@ -267,7 +267,7 @@ int run_forward(int argc, char** argv) {
        "then generate N ids greedily and print {\"generated\": [...]} (mpirun: KV cache stays sharded)")
       ("stop-at-eos", po::bool_switch(&o.stop_at_eos), "with --generate: stop after an eos_token_id of the model")
       ("device", po::value(&o.device)->default_value("auto"), "auto (a GPU when one is usable, else the CPU), cpu or cuda")
-      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: auto or mpi (on GPUs through host memory), nccl (GPUs: the K/V ring over NCCL)");
+      ("comm", po::value(&o.comm)->default_value("auto"), "sequence-parallel exchanges: mpi (through host memory; ranks may share a GPU), nccl (device buffers, one GPU per rank), auto (nccl when every rank has its own GPU, else mpi)");
 
   start_mpi(&argc, &argv);
   auto world = comm::MpiCommunicator::create();
@@ -318,7 +318,8 @@ int run_forward(int argc, char** argv) {
   check_collectively(*world, [&]() { engine->agree(*world); });  // every rank the same engine
   if (world->rank() == 0)
     std::cerr << "ringscan forward: device " << engine->label()
-              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << "\n";
+              << (engine->why_cpu().empty() ? "" : " (" + engine->why_cpu() + ")") << ", comm "
+              << engine->comm_backend() << "\n";
   // The first `sp` ranks run it; the rest have nothing to do.
   const int sp = o.sp ? o.sp : world->size();
   check_collectively(*world, [&]() {

@@ -21,6 +21,13 @@ inline constexpr const char* kSkipped = "skipped";  // error is a skip_reason:: 
 inline constexpr const char* kFailed = "failed";    // error is one sentence saying why
 }  // namespace doc_status
 
+// A codebase file's status: whether --max-tokens kept it whole.
+namespace file_status {
+inline constexpr const char* kOk = "ok";
+inline constexpr const char* kTruncated = "truncated";  // cut by --max-tokens
+inline constexpr const char* kDropped = "dropped";      // no tokens left: beyond --max-tokens
+}  // namespace file_status
+
 // One file of a codebase document: its tokens are [token_begin, token_end) of the
 // document's tokens (header line included).
 struct FileResult {
@@ -30,6 +37,11 @@ struct FileResult {
   double nll_sum = 0;     // over the scored tokens of the range
   uint64_t n_scored = 0;  // tokens of the range that have a log-prob (not NaN)
   double perplexity = std::numeric_limits<double>::quiet_NaN();  // exp(nll_sum / n_scored)
+  std::string status = file_status::kOk;
+  std::string header;  // the exact header text inserted before the file's content
+  // The file's own content (header excluded) in the document's text; begin == end for
+  // a dropped file (its content is not in the text).
+  uint64_t text_begin = 0, text_end = 0;
 };
 
 struct DocumentResult {
@@ -43,6 +55,11 @@ struct DocumentResult {
   // logprob[t] = log P(token_ids[t] | token_ids[0..t-1]); logprob[0] is NaN (nothing
   // predicts the first token).
   std::vector<float> logprob;
+  // The document's text as tokenized (UTF-8; for a codebase, headers included; cut after
+  // the last kept token when truncated) and each token's bytes [text_begin, text_end)
+  // of it: empty, or one per token. Empty for documents that were not tokenized.
+  std::string text;
+  std::vector<uint64_t> text_begin, text_end;
   uint64_t n_scored = 0;  // tokens with a log-prob: n_tokens - 1 for a scored document
   double nll_sum = 0;     // -sum of the log-probs, accumulated in double
   double nll_mean = std::numeric_limits<double>::quiet_NaN();    // nll_sum / n_scored

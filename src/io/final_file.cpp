@@ -128,7 +128,7 @@ int64_t read_int_attribute(hid_t loc, const char* name, const std::string& path)
 
 namespace {
 
-enum class Rows { kDocuments, kTokens, kFiles };
+enum class Rows { kDocuments, kTokens, kFiles, kText };
 
 // The numeric datasets, in the order they are created and written.
 struct NumericColumn {
@@ -136,6 +136,32 @@ struct NumericColumn {
   hid_t file_type, mem_type;
   Rows rows;
   uint64_t width = 0;  // 0: a column; else the columns of a 2-D dataset (embeddings)
+};
+
+// The lines of a document's text (1-based) that byte ranges cover, for ranges in
+// increasing order (a codebase's files): one pass over the text for all of them.
+class LineCounter {
+ public:
+  explicit LineCounter(const std::string& text) : text_(text) {}
+  // [first, end) lines of the bytes [begin, end): the line `begin` is on, and one past
+  // the last line with a byte of the range (a range ending in '\n' ends its line).
+  std::pair<uint64_t, uint64_t> lines_of(uint64_t begin, uint64_t end) {
+    const uint64_t first = line_at(begin);
+    const uint64_t last = line_at(end);
+    const bool open_line = end > begin && text_[std::min<uint64_t>(end, text_.size()) - 1] != '\n';
+    return {first, last + (open_line ? 1 : 0)};
+  }
+
+ private:
+  uint64_t line_at(uint64_t at) {
+    at = std::min<uint64_t>(at, text_.size());
+    if (at < pos_) pos_ = 0, line_ = 1;  // out of order: count again from the start
+    line_ += static_cast<uint64_t>(std::count(text_.begin() + pos_, text_.begin() + at, '\n'));
+    pos_ = at;
+    return line_;
+  }
+  const std::string& text_;
+  uint64_t pos_ = 0, line_ = 1;
 };
 
 std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
@@ -147,14 +173,23 @@ std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
       {"/documents/nll_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kDocuments},
       {"/documents/perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kDocuments},
       {"/documents/truncated", H5T_STD_U8LE, H5T_NATIVE_UINT8, Rows::kDocuments},
+      {"/documents/text_offset", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
+      {"/documents/text_bytes", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kDocuments},
       {"/tokens/ids", H5T_STD_I32LE, H5T_NATIVE_INT32, Rows::kTokens},
       {"/tokens/logprob", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kTokens},
+      {"/tokens/text_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kTokens},
+      {"/tokens/text_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kTokens},
       {"/files/document", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/files/token_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/files/token_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/files/n_scored", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
       {"/files/nll_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kFiles},
       {"/files/perplexity", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, Rows::kFiles},
+      {"/files/text_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/text_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/line_begin", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/files/line_end", H5T_STD_U64LE, H5T_NATIVE_UINT64, Rows::kFiles},
+      {"/text/utf8", H5T_STD_U8LE, H5T_NATIVE_UINT8, Rows::kText},
   };
   if (s.dim_mean) c.push_back({"/embeddings/mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kDocuments, s.dim_mean});
   if (s.dim_last) c.push_back({"/embeddings/last", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, Rows::kDocuments, s.dim_last});
@@ -162,7 +197,13 @@ std::vector<NumericColumn> numeric_columns(const FinalShape& s) {
 }
 
 uint64_t total_rows(const FinalShape& s, Rows r) {
-  return r == Rows::kDocuments ? s.n_documents : r == Rows::kTokens ? s.n_tokens : s.n_file_rows;
+  switch (r) {
+    case Rows::kDocuments: return s.n_documents;
+    case Rows::kTokens: return s.n_tokens;
+    case Rows::kFiles: return s.n_file_rows;
+    case Rows::kText: return s.n_text_bytes;
+  }
+  return 0;
 }
 
 template <class T>
@@ -189,7 +230,7 @@ std::map<std::string, std::vector<char>> numeric_rows(const std::vector<Document
   out.at("/tokens/ids").reserve(tokens * sizeof(int32_t));
   out.at("/tokens/logprob").reserve(tokens * sizeof(float));
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  uint64_t tok = layout.first_token;
+  uint64_t tok = layout.first_token, text = layout.first_text_byte;
   for (const DocumentResult& d : docs) {
     append(out.at("/documents/n_tokens"), uint64_t(d.token_ids.size()));
     append(out.at("/documents/token_offset"), tok);
@@ -199,16 +240,30 @@ std::map<std::string, std::vector<char>> numeric_rows(const std::vector<Document
     append(out.at("/documents/nll_mean"), d.nll_mean);
     append(out.at("/documents/perplexity"), d.perplexity);
     append(out.at("/documents/truncated"), uint8_t(d.truncated ? 1 : 0));
+    append(out.at("/documents/text_offset"), text);
+    append(out.at("/documents/text_bytes"), uint64_t(d.text.size()));
+    text += d.text.size();
+    out.at("/text/utf8").insert(out.at("/text/utf8").end(), d.text.begin(), d.text.end());
     append(out.at("/tokens/ids"), d.token_ids);
     if (d.logprob.empty()) append(out.at("/tokens/logprob"), std::vector<float>(d.token_ids.size(), nan));
     else append(out.at("/tokens/logprob"), d.logprob);
+    // Tokens without offsets (none recorded) cover no text: [0, 0).
+    const std::vector<uint64_t> none(d.text_begin.empty() ? d.token_ids.size() : 0, 0);
+    append(out.at("/tokens/text_begin"), d.text_begin.empty() ? none : d.text_begin);
+    append(out.at("/tokens/text_end"), d.text_end.empty() ? none : d.text_end);
+    LineCounter lines(d.text);
     for (const FileResult& f : d.files) {
+      const auto [line_begin, line_end] = lines.lines_of(f.text_begin, f.text_end);
+      append(out.at("/files/line_begin"), line_begin);
+      append(out.at("/files/line_end"), line_end);
       append(out.at("/files/document"), uint64_t(d.index));
       append(out.at("/files/token_begin"), uint64_t(f.token_begin));
       append(out.at("/files/token_end"), uint64_t(f.token_end));
       append(out.at("/files/n_scored"), uint64_t(f.n_scored));
       append(out.at("/files/nll_sum"), f.nll_sum);
       append(out.at("/files/perplexity"), f.perplexity);
+      append(out.at("/files/text_begin"), uint64_t(f.text_begin));
+      append(out.at("/files/text_end"), uint64_t(f.text_end));
     }
     // A document without an embedding gets a row of NaN.
     auto embedding = [&](const char* name, const std::vector<float>& v, uint64_t dim) {
@@ -222,13 +277,15 @@ std::map<std::string, std::vector<char>> numeric_rows(const std::vector<Document
 
 // Rows this rank writes of a dataset of `rows` kind.
 std::pair<uint64_t, uint64_t> my_rows(const FinalLayout& l, const std::vector<DocumentResult>& docs, Rows rows) {
-  uint64_t tokens = 0, files = 0;
+  uint64_t tokens = 0, files = 0, text = 0;
   for (const DocumentResult& d : docs) {
     tokens += d.token_ids.size();
     files += d.files.size();
+    text += d.text.size();
   }
   if (rows == Rows::kDocuments) return {l.first_document, docs.size()};
   if (rows == Rows::kTokens) return {l.first_token, tokens};
+  if (rows == Rows::kText) return {l.first_text_byte, text};
   return {l.first_file_row, files};
 }
 
@@ -236,22 +293,24 @@ std::pair<uint64_t, uint64_t> my_rows(const FinalLayout& l, const std::vector<Do
 
 FinalLayout final_layout(const std::vector<DocumentResult>& docs, uint64_t n_documents, uint64_t first_document,
                          uint64_t dim_mean, uint64_t dim_last, MPI_Comm comm) {
-  uint64_t local[2] = {0, 0};  // tokens, file rows
+  uint64_t local[3] = {0, 0, 0};  // tokens, file rows, text bytes
   for (const DocumentResult& d : docs) {
     local[0] += d.token_ids.size();
     local[1] += d.files.size();
+    local[2] += d.text.size();
   }
-  uint64_t offset[2] = {0, 0}, total[2] = {0, 0};
-  check_mpi(MPI_Exscan(local, offset, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan", "writing the result file");
+  uint64_t offset[3] = {0, 0, 0}, total[3] = {0, 0, 0};
+  check_mpi(MPI_Exscan(local, offset, 3, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan", "writing the result file");
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
-  if (rank == 0) offset[0] = offset[1] = 0;  // MPI_Exscan leaves rank 0's result undefined
-  check_mpi(MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce", "writing the result file");
+  if (rank == 0) offset[0] = offset[1] = offset[2] = 0;  // MPI_Exscan leaves rank 0's result undefined
+  check_mpi(MPI_Allreduce(local, total, 3, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce", "writing the result file");
   FinalLayout l;
-  l.shape = {n_documents, total[0], total[1], dim_mean, dim_last};
+  l.shape = {n_documents, total[0], total[1], total[2], dim_mean, dim_last};
   l.first_document = first_document;
   l.first_token = offset[0];
   l.first_file_row = offset[1];
+  l.first_text_byte = offset[2];
   return l;
 }
 
@@ -265,7 +324,7 @@ std::string final_file_image(const FinalShape& shape, const FinalStrings& s, con
   Id file(H5Fcreate("ringscan-result-image", H5F_ACC_TRUNC, fcpl, fapl), H5Fclose, "cannot create " + path);
   {
     std::map<std::string, Id> groups;
-    for (const char* g : {"documents", "tokens", "files", "skipped"}) groups.emplace(g, make_group(file, g, path));
+    for (const char* g : {"documents", "tokens", "files", "skipped", "text"}) groups.emplace(g, make_group(file, g, path));
     if (shape.dim_mean || shape.dim_last) groups.emplace("embeddings", make_group(file, "embeddings", path));
     for (const NumericColumn& c : numeric_columns(shape)) {
       std::vector<hsize_t> dims = {total_rows(shape, c.rows)};
@@ -279,6 +338,8 @@ std::string final_file_image(const FinalShape& shape, const FinalStrings& s, con
     string_column(g, "extra", s.doc_extra, path);
     string_column(g, "content_sha256", s.doc_content_sha256, path);
     string_column(groups.at("files"), "path", s.file_path, path);
+    string_column(groups.at("files"), "status", s.file_status, path);
+    string_column(groups.at("files"), "header", s.file_header, path);
     g = groups.at("skipped");
     Id ds = make_dataset(g, "document", H5T_STD_I64LE, {s.skipped_document.size()}, path);
     if (!s.skipped_document.empty())

@@ -16,6 +16,7 @@ struct FinalShape {
   uint64_t n_documents = 0;
   uint64_t n_tokens = 0;                // rows of /tokens/*
   uint64_t n_file_rows = 0;             // rows of /files/*
+  uint64_t n_text_bytes = 0;            // bytes of /text/utf8
   uint64_t dim_mean = 0, dim_last = 0;  // embedding dimensions; 0 = no such embedding
 };
 
@@ -24,7 +25,7 @@ struct FinalShape {
 // and its tokens and /files rows follow the same order.
 struct FinalLayout {
   FinalShape shape;
-  uint64_t first_document = 0, first_token = 0, first_file_row = 0;
+  uint64_t first_document = 0, first_token = 0, first_file_row = 0, first_text_byte = 0;
 };
 
 // Collective: the shape and this rank's row offsets (an exclusive scan over the ranks).
@@ -35,7 +36,7 @@ FinalLayout final_layout(const std::vector<DocumentResult>& docs, uint64_t n_doc
 // Every string of the file, for all documents, gathered on the rank that writes them.
 struct FinalStrings {
   std::vector<std::string> doc_path, doc_status, doc_error, doc_extra, doc_content_sha256;  // n_documents each
-  std::vector<std::string> file_path;                                   // one per /files row
+  std::vector<std::string> file_path, file_status, file_header;        // one per /files row
   std::vector<int64_t> skipped_document;  // -1: skipped by discovery
   std::vector<std::string> skipped_path, skipped_reason, skipped_detail;
 };

@@ -69,6 +69,19 @@ FinalFileReader::FinalFileReader(const std::string& path) : path_(path) {
   f_scored_ = column<uint64_t>(file_, "/files/n_scored", H5T_NATIVE_UINT64, f, w);
   f_nll_ = column<double>(file_, "/files/nll_sum", H5T_NATIVE_DOUBLE, f, w);
   f_ppl_ = column<double>(file_, "/files/perplexity", H5T_NATIVE_DOUBLE, f, w);
+  has_text_ = H5Lexists(file_, "/text", H5P_DEFAULT) > 0;
+  if (has_text_) {
+    text_offset_ = column<uint64_t>(file_, "/documents/text_offset", H5T_NATIVE_UINT64, n, w);
+    text_bytes_ = column<uint64_t>(file_, "/documents/text_bytes", H5T_NATIVE_UINT64, n, w);
+    const uint64_t text_total = rows_of(file_, "/text/utf8", w);
+    for (uint64_t i = 0; i < n; ++i)
+      if (text_offset_[i] > text_total || text_bytes_[i] > text_total - text_offset_[i])
+        throw Error(w + ": document " + std::to_string(i) + "'s text lies outside /text/utf8");
+    f_status_ = strings_of_length(file_, "/files/status", f, w);
+    f_header_ = strings_of_length(file_, "/files/header", f, w);
+    f_text_begin_ = column<uint64_t>(file_, "/files/text_begin", H5T_NATIVE_UINT64, f, w);
+    f_text_end_ = column<uint64_t>(file_, "/files/text_end", H5T_NATIVE_UINT64, f, w);
+  }
   file_rows_.assign(n, {0, 0});
   for (uint64_t r = 0; r < f;) {  // rows are in document order
     const uint64_t d = f_doc[r];
@@ -123,8 +136,27 @@ DocumentResult FinalFileReader::read(uint64_t i) const {
   r.nll_sum = nll_sum_[i];
   r.nll_mean = nll_mean_[i];
   r.perplexity = perplexity_[i];
-  for (uint64_t k = file_rows_[i].first; k < file_rows_[i].second; ++k)
+  for (uint64_t k = file_rows_[i].first; k < file_rows_[i].second; ++k) {
     r.files.push_back({f_path_[k], f_begin_[k], f_end_[k], f_nll_[k], f_scored_[k], f_ppl_[k]});
+    if (has_text_) {
+      r.files.back().status = f_status_[k];
+      r.files.back().header = f_header_[k];
+      r.files.back().text_begin = f_text_begin_[k];
+      r.files.back().text_end = f_text_end_[k];
+    }
+  }
+  if (has_text_) {
+    r.text.resize(text_bytes_[i]);
+    h5::read_rows(file_, "/text/utf8", H5T_NATIVE_UINT8, text_offset_[i], text_bytes_[i], 1, r.text.data(), w);
+    r.text_begin.resize(n_tokens_[i]);
+    r.text_end.resize(n_tokens_[i]);
+    h5::read_rows(file_, "/tokens/text_begin", H5T_NATIVE_UINT64, token_offset_[i], n_tokens_[i], 1, r.text_begin.data(), w);
+    h5::read_rows(file_, "/tokens/text_end", H5T_NATIVE_UINT64, token_offset_[i], n_tokens_[i], 1, r.text_end.data(), w);
+    // Written as [0, 0) rows for "no offsets": read back as none, so the file is rewritten the same.
+    bool all_zero = true;
+    for (size_t t = 0; t < r.text_end.size() && all_zero; ++t) all_zero = r.text_end[t] == 0;
+    if (all_zero) r.text_begin.clear(), r.text_end.clear();
+  }
   auto embedding = [&](const char* name, uint64_t dim) {
     std::vector<float> v(dim);
     h5::read_rows(file_, name, H5T_NATIVE_FLOAT, i, 1, dim, v.data(), w);

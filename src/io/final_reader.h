@@ -36,6 +36,12 @@ class FinalFileReader {
   std::vector<uint64_t> n_tokens_, token_offset_, n_scored_;
   std::vector<double> nll_sum_, nll_mean_, perplexity_;
   std::vector<uint8_t> truncated_;
+  // Text and offsets (docs/hdf5-schema.md); absent in files written before they were
+  // stored: then documents read back without text.
+  bool has_text_ = false;
+  std::vector<uint64_t> text_offset_, text_bytes_;
+  std::vector<std::string> f_status_, f_header_;
+  std::vector<uint64_t> f_text_begin_, f_text_end_;
   // Rows of /files and /skipped per document: [first, last) into the columns below.
   std::vector<std::pair<uint64_t, uint64_t>> file_rows_;
   std::vector<std::string> f_path_;

@@ -1,5 +1,7 @@
 #include "io/part_file.h"
 
+#include <cstdio>
+
 #include "io/fs_util.h"
 #include "util/error.h"
 
@@ -10,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '2'};
+constexpr char kMagic[8] = {'R', 'S', 'P', 'A', 'R', 'T', '0', '3'};
 constexpr size_t kHeaderBytes = 32;
 constexpr size_t kDigestBytes = 32;
 constexpr size_t kEntryBytes = 40 + kDigestBytes;
@@ -57,6 +59,9 @@ std::string encode_result(const DocumentResult& r) {
   w.u8(r.truncated ? 1 : 0);
   w.vec(r.token_ids);
   w.vec(r.logprob);
+  w.str(r.text);
+  w.vec(r.text_begin);
+  w.vec(r.text_end);
   w.u64(r.n_scored);
   w.f64(r.nll_sum);
   w.f64(r.nll_mean);
@@ -69,6 +74,10 @@ std::string encode_result(const DocumentResult& r) {
     w.f64(f.nll_sum);
     w.u64(f.n_scored);
     w.f64(f.perplexity);
+    w.str(f.status);
+    w.str(f.header);
+    w.u64(f.text_begin);
+    w.u64(f.text_end);
   }
   w.vec(r.embedding_mean);
   w.vec(r.embedding_last);
@@ -92,6 +101,9 @@ DocumentResult decode_result(std::string_view bytes, const std::string& source) 
   r.truncated = in.u8() != 0;
   r.token_ids = in.vec<int32_t>();
   r.logprob = in.vec<float>();
+  r.text = in.str();
+  r.text_begin = in.vec<uint64_t>();
+  r.text_end = in.vec<uint64_t>();
   r.n_scored = in.u64();
   r.nll_sum = in.f64();
   r.nll_mean = in.f64();
@@ -105,6 +117,10 @@ DocumentResult decode_result(std::string_view bytes, const std::string& source) 
     f.nll_sum = in.f64();
     f.n_scored = in.u64();
     f.perplexity = in.f64();
+    f.status = in.str();
+    f.header = in.str();
+    f.text_begin = in.u64();
+    f.text_end = in.u64();
     r.files.push_back(std::move(f));
   }
   r.embedding_mean = in.vec<float>();
@@ -155,7 +171,8 @@ std::vector<PartEntry> read_part_index(const std::string& path) {
   if (size < kHeaderBytes) throw Error("part file " + path + " is damaged: shorter than its 32-byte header");
   const std::string header = read_file_range(path, 0, kHeaderBytes);
   if (header.compare(0, sizeof kMagic, kMagic, sizeof kMagic) != 0)
-    throw Error("part file " + path + " is damaged: it does not start with RSPART01");
+    throw Error("part file " + path + " is damaged or from another version of ringscan: it does not start with " +
+                std::string(kMagic, sizeof kMagic));
   ByteReader h(std::string_view(header).substr(sizeof kMagic), path);
   const uint64_t n = h.u64(), payload = h.u64(), index_sum = h.u64();
   // Compared by subtraction: a hostile payload size near 2^64 must not wrap around to the file's size.
@@ -191,6 +208,56 @@ DocumentResult read_part_record(const std::string& path, const PartEntry& e) {
                 " does not match the record it points to");
   r.content_sha256 = e.content_sha256;
   return r;
+}
+
+bool parse_part_name(const std::string& n, PartName& p) {
+  int a = 0, r = 0;
+  unsigned long long s = 0;
+  int consumed = 0;
+  if (std::sscanf(n.c_str(), "part-a%d-r%d-%llu.bin%n", &a, &r, &s, &consumed) != 3) return false;
+  if (size_t(consumed) != n.size()) return false;
+  p = {a, r, s};
+  return true;
+}
+
+std::string part_name(int attempt, int rank, uint64_t seq) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "part-a%04d-r%05d-%06llu.bin", attempt, rank, static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
+                     std::vector<DamagedPart>* duplicates) {
+  PartIndex idx;
+  idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
+  if (max_attempt) *max_attempt = -1;
+  for (const std::string& n : list_dir(dir)) {
+    PartName p;
+    if (!parse_part_name(n, p)) continue;
+    if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
+    const uint32_t file = uint32_t(idx.files.size());
+    idx.files.push_back(n);
+    idx.attempt.push_back(p.attempt);
+    for (PartEntry& e : read_part_index(dir + "/" + n)) {
+      if (e.document >= n_documents)
+        throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
+                    " but the run has " + std::to_string(n_documents) + " documents");
+      auto& slot = idx.at[e.document];
+      if (slot.first != UINT32_MAX) {
+        if (idx.attempt[slot.first] == p.attempt) {
+          const std::string why = "part file " + dir + "/" + n + " is damaged: its document " +
+                                  std::to_string(e.document) + " is also in " + idx.files[slot.first] +
+                                  ", of the same attempt";
+          if (!duplicates) throw Error(why);
+          duplicates->push_back({n, why});
+          break;
+        }
+        if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
+      }
+      slot = {file, std::move(e)};
+    }
+  }
+  return idx;
 }
 
 }  // namespace ringscan::io

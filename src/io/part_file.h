@@ -3,7 +3,7 @@
 // "Resume"). Each file is written once, atomically, and never changed.
 //
 // Layout (host byte order, little-endian on every supported machine):
-//   header  32 bytes: magic "RSPART02", u64 n_records, u64 payload_bytes,
+//   header  32 bytes: magic "RSPART03", u64 n_records, u64 payload_bytes,
 //                     u64 fnv1a64 of the index table
 //   index   n_records x 72 bytes: u64 document index, u64 offset in payload,
 //                     u64 length, u64 fnv1a64 of the record, u64 status (0 ok,
@@ -47,6 +47,42 @@ std::vector<PartEntry> read_part_index(const std::string& path);
 
 // Reads one record and checks its checksum; its content_sha256 comes from the entry.
 DocumentResult read_part_record(const std::string& path, const PartEntry& entry);
+
+// A parts folder's first file: its run (format, identity, about, n_documents).
+inline constexpr const char* kRunFile = "run.json";
+inline constexpr const char* kRunFormat = "ringscan result parts";
+
+// A part file's name, "part-a0003-r00001-000012.bin": the attempt (run) that wrote it,
+// the rank, and the rank's sequence number.
+struct PartName {
+  int attempt = -1;
+  int rank = -1;
+  uint64_t seq = 0;
+};
+bool parse_part_name(const std::string& name, PartName& p);
+std::string part_name(int attempt, int rank, uint64_t seq);
+
+// Where each document's record is in a parts folder (the result store when it resumes,
+// `ringscan inspect` on a run in progress). A document recomputed in a later attempt
+// (it changed, or had failed) has records in two parts: the later attempt's wins. Two
+// records from one attempt are damage.
+struct PartIndex {
+  std::vector<std::string> files;                  // part file names
+  std::vector<int> attempt;                        // per file
+  std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
+};
+
+// A part file that cannot be used, and why (one sentence naming it).
+struct DamagedPart {
+  std::string name;  // in the parts folder
+  std::string why;
+};
+
+// Indexes the parts folder `dir` of a run of n_documents. A document in two part files
+// of one attempt is damage: it throws, or, when `duplicates` is given, the later file is
+// listed there instead. max_attempt (if given): the latest attempt found, -1 for none.
+PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
+                     std::vector<DamagedPart>* duplicates = nullptr);
 
 // Append-only byte encoding shared by part files and the store's gathers.
 class ByteWriter {

@@ -3,7 +3,10 @@
 #include <filesystem>
 
 #include "io/final_file.h"
+#include "io/fs_util.h"
 #include "io/hdf5_util.h"
+#include "io/part_file.h"
+#include "io/utf8_check.h"
 #include "util/error.h"
 
 namespace ringscan::io {
@@ -130,6 +133,14 @@ std::vector<std::string> read_strings(const Column& c, const std::string& path) 
   return out;
 }
 
+// The generated text of a summarize result ("" for other documents). extra is free-form
+// JSON: what is not an object with a string "text" has no summary.
+std::string summary_of(const std::string& extra) {
+  const Json j = Json::parse(extra, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("text") && j["text"].is_string()) return j["text"].get<std::string>();
+  return "";
+}
+
 // Root attributes that are single values (strings and numbers); others are not ours: skipped.
 herr_t collect_attribute(hid_t loc, const char* name, const H5A_info_t*, void* data) {
   auto* j = static_cast<Json*>(data);
@@ -206,6 +217,19 @@ ResultTables read_result_tables(const std::string& path) {
                   std::to_string(n));
   }
 
+  // Issue 16's text and offsets: all of them or none (files written before they were stored).
+  std::vector<Column> doc_text, file_text;
+  hsize_t total_text = 0;
+  t.has_text = link_exists(file, "/text/utf8");
+  if (t.has_text) {
+    total_text = open_column(file, "/text/utf8", Kind::U8, 1, path).rows();
+    doc_text = open_group(file, "/documents", {{"path", Kind::String}, {"text_offset", Kind::U64},
+                                               {"text_bytes", Kind::U64}}, path);
+    open_group(file, "/tokens", {{"ids", Kind::I32}, {"text_begin", Kind::U64}, {"text_end", Kind::U64}}, path);
+    file_text = open_group(file, "/files", {{"path", Kind::String}, {"status", Kind::String}, {"header", Kind::String},
+                                            {"text_begin", Kind::U64}, {"text_end", Kind::U64}}, path);
+  }
+
   auto paths = read_strings(column(docs, "/documents/path"), path);
   auto status = read_strings(column(docs, "/documents/status"), path);
   auto error = read_strings(column(docs, "/documents/error"), path);
@@ -213,25 +237,125 @@ ResultTables read_result_tables(const std::string& path) {
   auto offset = read_numbers<uint64_t>(column(docs, "/documents/token_offset"), H5T_NATIVE_UINT64, path);
   auto ppl = read_numbers<double>(column(docs, "/documents/perplexity"), H5T_NATIVE_DOUBLE, path);
   auto trunc = read_numbers<uint8_t>(column(docs, "/documents/truncated"), H5T_NATIVE_UINT8, path);
+  auto scored = read_numbers<uint64_t>(column(docs, "/documents/n_scored"), H5T_NATIVE_UINT64, path);
+  auto nll = read_numbers<double>(column(docs, "/documents/nll_sum"), H5T_NATIVE_DOUBLE, path);
+  auto extra = read_strings(column(docs, "/documents/extra"), path);
+  std::vector<uint64_t> text_offset(n), text_bytes(n);
+  if (t.has_text) {
+    text_offset = read_numbers<uint64_t>(column(doc_text, "/documents/text_offset"), H5T_NATIVE_UINT64, path);
+    text_bytes = read_numbers<uint64_t>(column(doc_text, "/documents/text_bytes"), H5T_NATIVE_UINT64, path);
+  }
   const hsize_t total_tokens = tokens.front().rows();
   for (size_t i = 0; i < n; ++i) {
     if (offset[i] > total_tokens || n_tokens[i] > total_tokens - offset[i])
       throw Error(path + ": document " + std::to_string(i) + " has tokens [" + std::to_string(offset[i]) + ", +" +
                   std::to_string(n_tokens[i]) + ") beyond the " + std::to_string(total_tokens) + " rows of /tokens");
-    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0});
+    if (text_offset[i] > total_text || text_bytes[i] > total_text - text_offset[i])
+      throw Error(path + ": document " + std::to_string(i) + " has text [" + std::to_string(text_offset[i]) + ", +" +
+                  std::to_string(text_bytes[i]) + ") beyond the " + std::to_string(total_text) + " bytes of /text/utf8");
+    t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0, offset[i], scored[i],
+                           nll[i], extra[i], summary_of(extra[i]), text_offset[i], text_bytes[i]});
   }
   auto fdoc = read_numbers<uint64_t>(column(files, "/files/document"), H5T_NATIVE_UINT64, path);
   auto fpath = read_strings(column(files, "/files/path"), path);
   auto fb = read_numbers<uint64_t>(column(files, "/files/token_begin"), H5T_NATIVE_UINT64, path);
   auto fe = read_numbers<uint64_t>(column(files, "/files/token_end"), H5T_NATIVE_UINT64, path);
   auto fp = read_numbers<double>(column(files, "/files/perplexity"), H5T_NATIVE_DOUBLE, path);
+  auto fscored = read_numbers<uint64_t>(column(files, "/files/n_scored"), H5T_NATIVE_UINT64, path);
+  auto fnll = read_numbers<double>(column(files, "/files/nll_sum"), H5T_NATIVE_DOUBLE, path);
+  std::vector<std::string> fstatus(fpath.size(), "ok"), fheader(fpath.size());
+  std::vector<uint64_t> ftb(fpath.size()), fte(fpath.size());
+  if (t.has_text) {
+    fstatus = read_strings(column(file_text, "/files/status"), path);
+    fheader = read_strings(column(file_text, "/files/header"), path);
+    ftb = read_numbers<uint64_t>(column(file_text, "/files/text_begin"), H5T_NATIVE_UINT64, path);
+    fte = read_numbers<uint64_t>(column(file_text, "/files/text_end"), H5T_NATIVE_UINT64, path);
+  }
   for (size_t i = 0; i < fpath.size(); ++i) {
     if (fdoc[i] >= n || fb[i] > fe[i] || fe[i] > n_tokens[fdoc[i]])
       throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", tokens [" +
                   std::to_string(fb[i]) + ", " + std::to_string(fe[i]) + ")) lies outside its document");
-    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i]});
+    if (ftb[i] > fte[i] || fte[i] > text_bytes[fdoc[i]])
+      throw Error(path + ": /files row " + std::to_string(i) + " (document " + std::to_string(fdoc[i]) + ", text [" +
+                  std::to_string(ftb[i]) + ", " + std::to_string(fte[i]) + ")) lies outside its document's text (" +
+                  std::to_string(text_bytes[fdoc[i]]) + " bytes)");
+    t.files.push_back({fdoc[i], fpath[i], fb[i], fe[i], fp[i], fscored[i], fnll[i], fstatus[i], fheader[i], ftb[i], fte[i]});
   }
   return t;
+}
+
+ResultTables read_parts_tables(const std::string& dir) {
+  const std::string run_path = dir + "/" + kRunFile;
+  if (!path_exists(run_path))
+    throw Error(dir + " holds no " + std::string(kRunFile) + "; expected the parts folder of a ringscan run");
+  Json run;
+  try {
+    run = read_json_file(run_path);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + "; expected the " + kRunFile + " of a ringscan run");
+  }
+  if (!run.is_object() || run.value("format", "") != kRunFormat || !run.contains("n_documents") ||
+      !run["n_documents"].is_number_unsigned())
+    throw Error(run_path + " is not the run.json of a ringscan run (no \"format\": \"" + std::string(kRunFormat) +
+                "\" with n_documents)");
+  ResultTables t;
+  t.in_progress = true;
+  t.run_documents = run["n_documents"].get<uint64_t>();
+  t.attributes["n_documents"] = t.run_documents;
+  const Json identity = run.value("identity", Json::object()), about = run.value("about", Json::object());
+  if (identity.is_object() && identity.contains("job") && identity["job"].is_string()) t.attributes["job"] = identity["job"];
+  if (about.is_object())
+    for (const auto& [k, v] : about.items())
+      if (v.is_string() || v.is_number()) t.attributes[k] = v;
+  const PartIndex idx = scan_parts(dir, t.run_documents, nullptr);
+  t.part_files = idx.files.size();
+  for (uint64_t i = 0; i < t.run_documents; ++i) {
+    const auto& [file, entry] = idx.at[i];
+    if (file == UINT32_MAX) continue;
+    const DocumentResult r = read_part_record(dir + "/" + idx.files[file], entry);
+    DocumentRow d;
+    d.path = r.path, d.status = r.status, d.error = r.error, d.truncated = r.truncated;
+    d.n_tokens = r.token_ids.size(), d.perplexity = r.perplexity, d.n_scored = r.n_scored, d.nll_sum = r.nll_sum;
+    d.extra = r.extra.dump(-1, ' ', false, Json::error_handler_t::replace);
+    d.summary = summary_of(d.extra);
+    for (const FileResult& f : r.files) {
+      FileRow row;
+      row.document = t.documents.size(), row.path = f.path, row.token_begin = f.token_begin, row.token_end = f.token_end;
+      row.perplexity = f.perplexity, row.n_scored = f.n_scored, row.nll_sum = f.nll_sum, row.status = f.status;
+      t.files.push_back(row);
+    }
+    t.documents.push_back(std::move(d));
+  }
+  return t;
+}
+
+ResultTokenReader::ResultTokenReader(const std::string& path, const ResultTables& tables)
+    : path_(path),
+      tables_(tables),
+      file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + " is not an HDF5 file") {}
+
+DocumentTokens ResultTokenReader::read(uint64_t document) const {
+  const DocumentRow& d = tables_.documents.at(document);
+  DocumentTokens out;
+  out.logprob.resize(d.n_tokens);
+  h5::read_rows(file_, "/tokens/logprob", H5T_NATIVE_FLOAT, d.token_offset, d.n_tokens, 1, out.logprob.data(), path_);
+  if (!tables_.has_text) return out;
+  out.text_begin.resize(d.n_tokens);
+  out.text_end.resize(d.n_tokens);
+  h5::read_rows(file_, "/tokens/text_begin", H5T_NATIVE_UINT64, d.token_offset, d.n_tokens, 1, out.text_begin.data(),
+                path_);
+  h5::read_rows(file_, "/tokens/text_end", H5T_NATIVE_UINT64, d.token_offset, d.n_tokens, 1, out.text_end.data(), path_);
+  out.text.resize(d.text_bytes);
+  h5::read_rows(file_, "/text/utf8", H5T_NATIVE_UINT8, d.text_offset, d.text_bytes, 1, out.text.data(), path_);
+  const std::string doc = path_ + ": document " + std::to_string(document) + " (" + d.path + ")";
+  if (const size_t bad = utf8_invalid_offset(out.text); bad != std::string::npos)
+    throw Error(doc + ": its text in /text/utf8 is not valid UTF-8 at byte " + std::to_string(bad));
+  for (uint64_t k = 0; k < d.n_tokens; ++k)
+    if (out.text_begin[k] > out.text_end[k] || out.text_end[k] > d.text_bytes)
+      throw Error(doc + ": token " + std::to_string(k) + " covers bytes [" + std::to_string(out.text_begin[k]) + ", " +
+                  std::to_string(out.text_end[k]) + ") in /tokens/text_begin|text_end, outside its " +
+                  std::to_string(d.text_bytes) + " bytes of text");
+  return out;
 }
 
 }  // namespace ringscan::io

@@ -26,9 +26,8 @@ namespace ringscan::io {
 
 namespace {
 
-constexpr const char* kRunFile = "run.json";
-constexpr const char* kRunFormat = "ringscan result parts";
-constexpr int kRunFormatVersion = 2;  // 2: part files RSPART02 (status and content digest in the index)
+// 2: part files RSPART02 (status and content digest in the index); 3: RSPART03 (text and offsets)
+constexpr int kRunFormatVersion = 3;
 // The final file while it is written: inside the parts folder, so that it is never a
 // file of the user's (and goes with the folder).
 constexpr const char* kFinalTmp = "result.h5.tmp";
@@ -89,29 +88,6 @@ std::string run_difference(const Json& identity, const Json& about, const std::s
     return "a different document list: " + std::to_string(their_n) + " documents instead of " + std::to_string(n);
   if (their_hash != hash) return "a different document list (same count, other names or order)";
   return "";
-}
-
-struct PartName {
-  int attempt = -1;
-  int rank = -1;
-  uint64_t seq = 0;
-};
-
-// "part-a0003-r00001-000012.bin"
-bool parse_part_name(const std::string& n, PartName& p) {
-  int a = 0, r = 0;
-  unsigned long long s = 0;
-  int consumed = 0;
-  if (std::sscanf(n.c_str(), "part-a%d-r%d-%llu.bin%n", &a, &r, &s, &consumed) != 3) return false;
-  if (size_t(consumed) != n.size()) return false;
-  p = {a, r, s};
-  return true;
-}
-
-std::string part_name(int attempt, int rank, uint64_t seq) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "part-a%04d-r%05d-%06llu.bin", attempt, rank, static_cast<unsigned long long>(seq));
-  return buf;
 }
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -183,57 +159,6 @@ std::string special_file_kind(mode_t m) {
 void require_utf8(const std::string& s, const std::string& what, uint64_t doc) {
   if (!is_valid_utf8(s))
     throw Error("result of document " + std::to_string(doc) + ": " + what + " is not valid UTF-8");
-}
-
-// Where each document's record is: parts folder listing, on the rank that scans it.
-// A document recomputed in a later attempt (it changed, or had failed) has records in
-// two parts: the later attempt's wins. Two records from one attempt are damage.
-struct PartIndex {
-  std::vector<std::string> files;                  // part file names
-  std::vector<int> attempt;                        // per file
-  std::vector<std::pair<uint32_t, PartEntry>> at;  // per document: (file, entry); file = UINT32_MAX if none
-};
-
-// A part file that cannot be used, and why (one sentence naming it).
-struct DamagedPart {
-  std::string name;  // in the parts folder
-  std::string why;
-};
-
-// Indexes the parts folder. A document in two part files of one attempt is damage: it
-// throws, or, when `duplicates` is given, the later file is listed there instead.
-PartIndex scan_parts(const std::string& dir, uint64_t n_documents, int* max_attempt,
-                     std::vector<DamagedPart>* duplicates = nullptr) {
-  PartIndex idx;
-  idx.at.assign(n_documents, {UINT32_MAX, PartEntry{}});
-  if (max_attempt) *max_attempt = -1;
-  for (const std::string& n : list_dir(dir)) {
-    PartName p;
-    if (!parse_part_name(n, p)) continue;
-    if (max_attempt) *max_attempt = std::max(*max_attempt, p.attempt);
-    const uint32_t file = uint32_t(idx.files.size());
-    idx.files.push_back(n);
-    idx.attempt.push_back(p.attempt);
-    for (PartEntry& e : read_part_index(dir + "/" + n)) {
-      if (e.document >= n_documents)
-        throw Error("part file " + dir + "/" + n + " is damaged: it holds document " + std::to_string(e.document) +
-                    " but the run has " + std::to_string(n_documents) + " documents");
-      auto& slot = idx.at[e.document];
-      if (slot.first != UINT32_MAX) {
-        if (idx.attempt[slot.first] == p.attempt) {
-          const std::string why = "part file " + dir + "/" + n + " is damaged: its document " +
-                                  std::to_string(e.document) + " is also in " + idx.files[slot.first] +
-                                  ", of the same attempt";
-          if (!duplicates) throw Error(why);
-          duplicates->push_back({n, why});
-          break;
-        }
-        if (idx.attempt[slot.first] > p.attempt) continue;  // superseded
-      }
-      slot = {file, std::move(e)};
-    }
-  }
-  return idx;
 }
 
 // Reads a part file whole: its index and every record (checksums, decoding, document
@@ -626,11 +551,26 @@ void ResultStore::add(DocumentResult r) {
     throw Error(doc + " has " + std::to_string(r.logprob.size()) + " log-probs for " + std::to_string(nt) +
                 " tokens; expected none or one per token");
   if (r.n_scored > nt) throw Error(doc + " has n_scored " + std::to_string(r.n_scored) + " > " + std::to_string(nt) + " tokens");
+  if (r.text_begin.size() != r.text_end.size() || (!r.text_begin.empty() && r.text_begin.size() != nt))
+    throw Error(doc + " has " + std::to_string(r.text_begin.size()) + " token starts and " +
+                std::to_string(r.text_end.size()) + " token ends for " + std::to_string(nt) +
+                " tokens; expected none or one of each per token");
+  for (size_t t = 0; t < r.text_begin.size(); ++t)
+    if (r.text_begin[t] > r.text_end[t] || r.text_end[t] > r.text.size())
+      throw Error(doc + ": token " + std::to_string(t) + " covers bytes [" + std::to_string(r.text_begin[t]) + ", " +
+                  std::to_string(r.text_end[t]) + ") outside the document's " + std::to_string(r.text.size()) +
+                  " bytes of text");
   for (const FileResult& f : r.files) {
     if (f.token_begin > f.token_end || f.token_end > nt)
       throw Error(doc + ": file " + f.path + " has token range [" + std::to_string(f.token_begin) + ", " +
                   std::to_string(f.token_end) + ") outside the document's " + std::to_string(nt) + " tokens");
+    if (f.text_begin > f.text_end || f.text_end > r.text.size())
+      throw Error(doc + ": file " + f.path + " has text range [" + std::to_string(f.text_begin) + ", " +
+                  std::to_string(f.text_end) + ") outside the document's " + std::to_string(r.text.size()) + " bytes");
+    if (f.status != file_status::kOk && f.status != file_status::kTruncated && f.status != file_status::kDropped)
+      throw Error(doc + ": file " + f.path + " has status '" + f.status + "'; expected ok, truncated or dropped");
     require_utf8(f.path, "a file path", r.index);
+    require_utf8(f.header, "a file header", r.index);
   }
   auto check_dim = [&](const std::vector<float>& v, uint64_t& dim, const char* which) {
     if (v.empty()) return;
@@ -764,7 +704,11 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     mine.str(d.extra.dump());
     mine.str(d.content_sha256);
     mine.u64(d.files.size());
-    for (const FileResult& f : d.files) mine.str(f.path);
+    for (const FileResult& f : d.files) {
+      mine.str(f.path);
+      mine.str(f.status);
+      mine.str(f.header);
+    }
     mine.u64(d.skipped_files.size());
     for (const SkippedFile& sk : d.skipped_files) {
       mine.str(sk.path);
@@ -780,7 +724,8 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
   const std::string all = gather_bytes(mine.bytes(), 0, comm_);
   const FinalLayout layout = final_layout(docs, n, first, dim[0], dim[1], comm_);
 
-  uint64_t status_count[3] = {0, 0, 0};  // ok, skipped, failed (rank 0 counts, every rank learns)
+  // ok, skipped, failed documents; truncated, dropped files (rank 0 counts, every rank learns)
+  uint64_t status_count[5] = {0, 0, 0, 0, 0};
   // The file is written into the parts folder, the parts untouched: when it fails (a full
   // disk), every rank stops with the same sentence and a rerun can finish the file.
   try {
@@ -800,7 +745,11 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
         st.doc_error.push_back(in.str());
         st.doc_extra.push_back(in.str());
         st.doc_content_sha256.push_back(in.str());
-        for (uint64_t k = in.u64(); k > 0; --k) st.file_path.push_back(in.str());
+        for (uint64_t k = in.u64(); k > 0; --k) {
+          st.file_path.push_back(in.str());
+          st.file_status.push_back(in.str());
+          st.file_header.push_back(in.str());
+        }
         for (uint64_t k = in.u64(); k > 0; --k) {
           st.skipped_document.push_back(int64_t(i));
           st.skipped_path.push_back(in.str());
@@ -810,6 +759,10 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
       }
       for (const std::string& status : st.doc_status)
         ++status_count[status == doc_status::kOk ? 0 : status == doc_status::kSkipped ? 1 : 2];
+      for (const std::string& status : st.file_status) {
+        if (status == file_status::kTruncated) ++status_count[3];
+        if (status == file_status::kDropped) ++status_count[4];
+      }
       write_new_file(final_tmp, final_file_image(layout.shape, st, identity_, about_, documents_hash_, attributes));
       crash_point("final_image_written");
     });
@@ -834,13 +787,18 @@ void ResultStore::finalize(const Json& attributes, const std::vector<SkippedFile
     remove_file(out_ + ".lock");
     fsync_dir(parent_dir(out_));
   });
-  check_mpi(MPI_Bcast(status_count, 3, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
-  status_counts_ = {status_count[0], status_count[1], status_count[2]};
+  check_mpi(MPI_Bcast(status_count, 5, MPI_UINT64_T, 0, comm_), "MPI_Bcast");
+  status_counts_ = {status_count[0], status_count[1], status_count[2], status_count[3], status_count[4]};
   complete_ = true;
   summary_ = "wrote " + out_ + " (" + std::to_string(n) + " documents" +
              (status_count[0] == n ? "" : ": " + std::to_string(status_count[0]) + " ok, " +
                                               std::to_string(status_count[1]) + " skipped, " +
-                                              std::to_string(status_count[2]) + " failed") + ")";
+                                              std::to_string(status_count[2]) + " failed") +
+             (status_count[3] + status_count[4] == 0
+                  ? ""
+                  : "; --max-tokens truncated " + std::to_string(status_count[3]) + " file(s) and dropped " +
+                        std::to_string(status_count[4]) + " (see /files/status)") +
+             ")";
 }
 
 }  // namespace ringscan::io

@@ -110,10 +110,12 @@ class ResultStore {
   //   discovery_skipped: Discovery::skipped (the same on every rank; rank 0 writes it).
   void finalize(const Json& attributes, const std::vector<SkippedFile>& discovery_skipped = {});
 
-  // After finalize(), or when already_complete(): documents per status, the same on
-  // every rank (the job's exit status comes from it).
+  // After finalize(), or when already_complete(): documents per status, and codebase files
+  // cut or dropped by --max-tokens, the same on every rank (the job's exit status comes
+  // from it). summary() then says where the file went and these counts.
   struct StatusCounts {
     uint64_t ok = 0, skipped = 0, failed = 0;
+    uint64_t files_truncated = 0, files_dropped = 0;  // codebase files, by /files/status
   };
   const StatusCounts& status_counts() const { return status_counts_; }
 

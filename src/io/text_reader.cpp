@@ -119,10 +119,12 @@ LoadedDocument load_document(const Document& doc) {
     if (doc.codebase) {
       piece.text = codebase_header(f.path);
       piece.header_bytes = piece.text.size();
+      piece.content_bytes = r.text.size();
       piece.text += r.text;
       if (piece.text.back() != '\n') piece.text += '\n';
     } else {
       piece.text = std::move(r.text);
+      piece.content_bytes = piece.text.size();
     }
     out.pieces.push_back(std::move(piece));
   }

@@ -41,6 +41,7 @@ struct LoadedPiece {
   std::string text;           // codebase: header + content (+ "\n" when the content does
                               // not end with one); file mode: the content, unchanged
   size_t header_bytes = 0;    // length of the header at the start of text (0 in file mode)
+  size_t content_bytes = 0;   // the file's own bytes, after the header (without the "\n" added)
 };
 
 struct LoadedDocument {

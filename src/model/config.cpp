@@ -170,6 +170,10 @@ ModelConfig parse_model_config(const Json& j, const std::string& source) {
     throw Error(source + ": partial_rotary_factor must be in (0, 1], got " + json_number_text(partial));
   c.rotary_dim = static_cast<int64_t>(std::llround(c.head_dim * partial)) / 2 * 2;
 
+  c.max_position_embeddings = r.integer({"max_position_embeddings"}, 0);
+  if (c.max_position_embeddings < 0)
+    throw Error(source + ": max_position_embeddings must be >= 0, got " + std::to_string(c.max_position_embeddings));
+
   c.intermediate_size = r.integer({"intermediate_size"}, 0);
   std::string act = r.string({"mlp_hidden_act", "hidden_act"}, "relu2");
   if (act == "relu2") c.mlp = MlpKind::Relu2;
@@ -255,6 +259,7 @@ Json model_config_to_json(const ModelConfig& c) {
   // Infinity is written as Python's json would (read back by parse_json_relaxed).
   j["time_step_limit"] = {c.dt_min_limit, std::isinf(c.dt_max_limit) ? Json("Infinity") : Json(c.dt_max_limit)};
   j["position_embedding_type"] = c.rope ? "rope" : "none";
+  if (c.max_position_embeddings > 0) j["max_position_embeddings"] = c.max_position_embeddings;
   if (c.rope) {
     j["rope_theta"] = c.rope_theta;
     j["partial_rotary_factor"] = static_cast<double>(c.rotary_dim) / static_cast<double>(c.head_dim);

@@ -50,6 +50,10 @@ struct ModelConfig {
   float dt_min_limit = 0.f;  // time_step_limit
   float dt_max_limit = std::numeric_limits<float>::infinity();
 
+  // The context length the model was trained for (config.json's optional
+  // max_position_embeddings, as HF's NemotronHConfig calls it); 0 = not given.
+  int64_t max_position_embeddings = 0;
+
   Json raw;  // the config.json as read, kept for output attributes
 
   int64_t d_inner() const { return mamba_heads * mamba_head_dim; }

@@ -185,6 +185,9 @@ class DeviceModel {
                   float* d_final, const int32_t* d_seq = nullptr);
   // A = -exp(A_log) of a Mamba layer, on the host ([heads]).
   const std::vector<float>& mamba_A(int layer) const;
+  // d_decay [heads] = exp(A * sum of b.dt's n rows): the segment's total decay
+  // for the sequence-parallel state scan (kernels/ssd_scan.h), on the device.
+  void mamba_segment_decay(int layer, int64_t n, const MambaBuffers& b, float* d_decay);
   // b.y += the contribution of an incoming state (kernels/ssd_scan.h).
   // ws: ssd_state_correction_scratch({n, ...}).bytes of the caller's (kernels/ssd_scan.h).
   void mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,
@@ -195,9 +198,11 @@ class DeviceModel {
   void mamba_out(int layer, int64_t n, const MambaBuffers& b, float* d_out, bool accumulate = false);
   // Attention: one GEMM (the q, k and v weights stored as one matrix) into
   // d_qkv [n, qkv_dim()], each row q | k | v (heads*head_dim, then
-  // kv_heads*head_dim twice), RoPE applied at positions pos0.. .
+  // kv_heads*head_dim twice), RoPE applied at positions pos0.. (d_pos, device
+  // [n]: row r at d_pos[r] instead, the packed prefill's restarting positions).
   int64_t qkv_dim() const { return (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
-  void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv);
+  void attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv,
+                     const int64_t* d_pos = nullptr);
   // Attention's output from a state (acc, l of n queries): [n, heads*head_dim]
   // in act_dtype() at d_y (o_proj's input, written as the GEMM reads it).
   void attention_output(int64_t n, const float* d_acc, const float* d_l, void* d_y);
@@ -210,6 +215,11 @@ class DeviceModel {
   // (short queries) use the arena's attention workspace.
   void attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int64_t q_pos0, const float* d_k, const float* d_v,
                       int64_t ld_kv, int64_t lk, int64_t k_pos0, float* d_acc, float* d_m, float* d_l);
+  // The same for n packed rows of several sequences (d_seq: each row's
+  // sequence), each attending causally to its own: one launch for all
+  // (kernels/attention.h's attention_varlen), on the same two kernels.
+  void attention_fold_varlen(const float* d_qkv, int64_t n, const int32_t* d_seq, float* d_acc, float* d_m,
+                             float* d_l);
   // MLP of d_x (act_dtype()) into d_out (or += with accumulate); up and gate
   // are [n, intermediate] float-sized scratch (gate unused for relu2).
   void mlp(int layer, const void* d_x, int64_t n, float* d_up, float* d_gate, float* d_out, bool accumulate = false);
@@ -266,6 +276,7 @@ class DeviceModel {
   kernels::Workspace gemm_ws_;  // fp32 GEMM inputs rounded to bf16
   kernels::Workspace ssd_ws_;   // the SSD scan's scratch for a block
   int32_t *ids_ = nullptr, *targets_ = nullptr, *seq_ = nullptr;
+  int64_t* pos_ = nullptr;  // packed prefill: each row's position in its sequence (RoPE)
   // Decode tables (model/memory_plan.h DecodeTableLayout): the device copy in
   // the arena, the host copy pinned; the ids drawn come back to pinned memory.
   DecodeTableLayout tables_;

@@ -98,6 +98,7 @@ DeviceArena device_arena(const ModelConfig& c, int64_t block) {
   a.logits = a.logits_rows * c.vocab_size;
   a.logprob = a.targets = a.logits_rows;
   a.ids = a.seq = B;
+  a.pos = c.rope ? B : 0;
   a.decode_tables = static_cast<int64_t>(decode_table_layout(c, B).bytes) + (B * 4 + 255) / 256 * 256;  // + the ids drawn
   a.attn_decode_ws = attn ? decode_attention_ws(c, B) : 0;
   // Partials (acc, m, l) of up to 64 key splits of a block's queries, capped
@@ -123,7 +124,7 @@ uint64_t DeviceArena::bytes() const {
   uint64_t b = 0;
   for (int64_t f : {h, normed, proj, conv, dt, y, qkv, acc, m, l, up, gate, hist_tmp, logits, logprob})
     b += al(f, 4);
-  return b + al(targets, 4) + al(ids, 4) + al(seq, 4) + al(decode_tables, 1) + al(attn_decode_ws, 1) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
+  return b + al(targets, 4) + al(ids, 4) + al(seq, 4) + al(pos, 8) + al(decode_tables, 1) + al(attn_decode_ws, 1) + al(attn_ws, 1) + al(gemm_ws, 1) + al(ssd_ws, 1);
 }
 
 DeviceMemoryPlan plan_device_memory(const ModelConfig& c, int64_t tokens, int ranks, int64_t block_tokens) {

@@ -47,6 +47,7 @@ struct DeviceArena {
   int64_t h = 0, normed = 0, proj = 0, conv = 0, dt = 0, y = 0, qkv = 0, acc = 0, m = 0, l = 0,
           up = 0, gate = 0, hist_tmp = 0, logits = 0, logprob = 0;  // floats
   int64_t targets = 0, ids = 0, seq = 0;  // int32 (seq: packed prefill's sequence index per row)
+  int64_t pos = 0;             // int64: packed prefill's position of each row in its sequence (RoPE)
   int64_t decode_tables = 0;   // bytes: a decode step's tables (decode_table_layout), device copy
   int64_t attn_decode_ws = 0;  // bytes: split-over-keys partials of decode attention (any batch <= block)
   int64_t attn_ws = 0;  // bytes: split-over-keys partials of the tensor-core attention

@@ -42,8 +42,8 @@ class ComputeBackend {
 
 // model outlives the backend.
 std::unique_ptr<ComputeBackend> make_cpu_backend(Model& model);
-// Uploads the weights to the GPU `choice` made current. nccl_ring: the K/V
-// ring of sequence-parallel groups over NCCL (--comm nccl).
-std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl_ring);
+// Uploads the weights to the GPU `choice` made current. nccl: sequence-parallel
+// groups exchange over NCCL on device buffers (--comm nccl, or auto with a GPU per rank).
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl);
 
 }  // namespace ringscan

@@ -1,13 +1,20 @@
 // Sequence-parallel forward on GPUs (CUDA builds): the algorithm of
 // sequence_parallel.h with the GPU engine's phases (model/device_model.h)
-// between the same exchanges (segment_exchange.h). This version stages the
-// exchanged data (conv halos, segment states, K/V blocks) through host
-// memory and an MPI communicator (`--comm mpi`), so several ranks may share
-// one GPU; activations stay on the device. With `--comm nccl` the K/V ring
-// (most of the traffic) runs over NCCL on device buffers instead.
+// between the same exchanges (segment_exchange.h), on either communicator:
+//  - device memory (NCCL, `--comm nccl`, one GPU per rank): conv halos, the
+//    O(log P) state scan (its combine on the device) and the K/V ring pass
+//    device buffers; nothing goes through the host. The ring's transfer of the
+//    next block runs on the communicator's stream while the compute stream
+//    folds the current one; the compute stream waits for it on an event.
+//  - host memory (MPI, `--comm mpi`): the exchanged data (halo rows, segment
+//    states and decays, K/V blocks) is staged through host memory, so several
+//    ranks may share one GPU; activations stay on the device.
+// Either way the segment decays are computed on the device (only [heads]
+// floats per segment leave it on the MPI path).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -28,12 +35,9 @@ struct DevicePiece {
 
 class DeviceSequenceParallelForward {
  public:
-  // comm must be a host-memory (MPI) communicator: an Error says so otherwise.
-  // ring_comm (optional): a device-memory (NCCL) communicator over the same
-  // ranks for the K/V ring, which then passes device buffers directly (`--comm
-  // nccl`; never run on two GPUs); halos and states still go through comm.
-  DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm, SequenceLayout layout,
-                                comm::Communicator* ring_comm = nullptr);
+  // comm: host (MPI) or device (NCCL) memory. A device communicator must
+  // order its work after the model's stream (NcclCommunicator::set_compute_stream).
+  DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm, SequenceLayout layout);
   ~DeviceSequenceParallelForward();
 
   // ids_of_segment(s) gives the ids of each of this rank's segments. Returns
@@ -42,16 +46,31 @@ class DeviceSequenceParallelForward {
 
   const SequenceLayout& layout() const { return layout_; }
 
+  // Exposed communication: the time the compute stream had nothing to run
+  // because it waited for an exchange, per layer (ms, summed over that layer's
+  // exchanges), measured with timing events on the compute stream around each
+  // wait. Off by default (events cost a little); valid after run().
+  void set_measure_exposed(bool on) { measure_exposed_ = on; }
+  const std::vector<double>& exposed_ms_by_layer() const { return exposed_ms_; }
+
  private:
   struct Scratch;
   void mamba_layer(int layer, std::vector<DevicePiece>& pieces);
   void attention_layer(int layer, std::vector<DevicePiece>& pieces);
   void mlp_layer(int layer, std::vector<DevicePiece>& pieces);
 
+  struct Timing;
+  // Marks the start / end of a wait of the compute stream for layer's exchange.
+  void exposed_begin(int layer);
+  void exposed_end(int layer);
+  bool on_device() const { return comm_.memory_space() == comm::MemorySpace::cuda; }
+
   DeviceModel& model_;
   comm::Communicator& comm_;
-  comm::Communicator* ring_comm_;
   SequenceLayout layout_;
+  bool measure_exposed_ = false;
+  std::vector<double> exposed_ms_;
+  std::unique_ptr<Timing> timing_;
   std::vector<int> mine_;             // this rank's segment indices
   std::unique_ptr<Scratch> scratch_;  // device buffers sized for this rank's segments
 };

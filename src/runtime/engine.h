@@ -29,15 +29,22 @@ class ComputeBackend;
 class Engine {
  public:
   // This rank's choice of --device, and --comm: how sequence-parallel ranks
-  // exchange. "auto" and "mpi": MPI (the GPU backend stages through host
-  // memory, so ranks may share a GPU); "nccl" (GPU backend only): the K/V
-  // ring over NCCL on device buffers, one GPU per rank. Throws Error when
-  // this rank cannot honour them (call inside check_collectively, runtime/mpi_context.h).
+  // exchange. "mpi": MPI through host memory (on GPUs the exchanged data is
+  // staged through the host, so ranks may share a GPU); "nccl" (GPU backend
+  // only): halos, state scan and K/V ring over NCCL on device buffers, one GPU
+  // per rank; "auto": nccl when every rank has a GPU of its own, else mpi.
+  // Throws Error when this rank cannot honour them (call inside
+  // check_collectively, runtime/mpi_context.h).
   Engine(const std::string& device, const std::string& comm, int local_rank);
-  // Collective over world, after every rank constructed its engine: the GPU
-  // only if every rank chose one (--comm nccl without it is an Error on every
-  // rank: call inside check_collectively, runtime/mpi_context.h).
+  // Collective over world (MPI_COMM_WORLD's ranks), after every rank
+  // constructed its engine: the GPU only if every rank chose one, and the
+  // communicator --comm resolves to. --comm nccl without a GPU on every rank,
+  // or with more ranks on a node than its GPUs, is an Error on every rank
+  // (call inside check_collectively, runtime/mpi_context.h).
   void agree(comm::Communicator& world);
+  // "nccl" or "mpi": what sequence-parallel groups exchange over (after
+  // agree(); before it, "mpi" unless --comm nccl). Logs and output attributes.
+  const std::string& comm_backend() const { return resolved_comm_; }
   ~Engine();
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
@@ -61,6 +68,9 @@ class Engine {
   int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const;
   // One document on this rank.
   DocumentValues compute(const std::vector<int32_t>& ids, const WantedOutputs& want);
+  // One document's log-probs scored with a sliding window of at most `window` tokens
+  // moved by `stride` (runtime/score_windows.h), each window on this rank.
+  DocumentValues compute_windowed(const std::vector<int32_t>& ids, int64_t window, int64_t stride);
   // Short documents at once (a packed batch of at most one block of tokens).
   std::vector<DocumentValues> compute_packed(const std::vector<std::vector<int32_t>>& docs, const WantedOutputs& want);
   // One document sequence-parallel over `group` (every rank of it calls
@@ -86,6 +96,7 @@ class Engine {
 
   DeviceChoice choice_;
   std::string comm_;
+  std::string resolved_comm_;
   const Model* model_ = nullptr;
   std::unique_ptr<ComputeBackend> backend_;
 };

@@ -7,7 +7,8 @@
 namespace ringscan {
 
 void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const float* own, float* a, float* b,
-               int64_t kvd, const std::string& label, const std::function<void(int src, const float* block)>& fold) {
+               int64_t kvd, const std::string& label, const std::function<void(int src, const float* block)>& fold,
+               const std::function<void(comm::Request&)>& wait) {
   const int P = comm.size(), me = comm.rank();
   const float* cur = own;
   int src = me;  // rank whose block `cur` is
@@ -23,7 +24,8 @@ void ring_pass(comm::Communicator& comm, const SequenceLayout& layout, const flo
     fold(src, cur);
     if (step + 1 < P) {
       auto _ = comm.counter_scope(label);
-      inflight.wait();
+      if (wait) wait(inflight);
+      inflight.wait();  // a no-op when `wait` completed it
       cur = next;
       src = from;
     }

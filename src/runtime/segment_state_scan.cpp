@@ -6,14 +6,10 @@
 
 namespace ringscan {
 
-SegmentStates scan_segment_states(comm::Communicator& comm, const SequenceLayout& layout,
-                                  const std::vector<int>& my_segments, const std::vector<std::vector<float>>& decay,
-                                  const std::vector<std::vector<float>>& local_state, int64_t heads,
-                                  size_t state_elems, const std::string& label) {
+void scan_segment_states(comm::Communicator& comm, const SequenceLayout& layout, const std::vector<int>& my_segments,
+                         const SegmentStateBuffers& buf, int64_t heads, size_t state_elems, const std::string& label) {
   const size_t np = my_segments.size();
-  SegmentStates out;
-  out.incoming.assign(np, std::vector<float>(heads * state_elems, 0.f));
-  std::vector<float> carry_a, carry_S;
+  const float* carry = nullptr;  // the state after the previous run, on the owner of its last segment
   for (const auto& run : layout.scan_runs()) {
     std::vector<int> order;
     for (int s : run) order.push_back(layout.segments[s].owner);
@@ -24,36 +20,51 @@ SegmentStates scan_segment_states(comm::Communicator& comm, const SequenceLayout
     comm::StateScanArgs a;
     a.n_heads = static_cast<int>(heads);
     a.state_elems = state_elems;
-    std::vector<float> idle_decay(heads, 1.f), idle_state(heads * state_elems, 0.f), idle_out(heads * state_elems);
-    a.decay = mine >= 0 ? decay[mine].data() : idle_decay.data();
-    a.state = mine >= 0 ? local_state[mine].data() : idle_state.data();
-    a.prefix_state = mine >= 0 ? out.incoming[mine].data() : idle_out.data();
-    if (!carry_a.empty() && mine >= 0 && my_segments[mine] == run.front()) {
-      a.carry_decay = carry_a.data();
-      a.carry_state = carry_S.data();
+    a.decay = mine >= 0 ? buf.decay[mine] : buf.ones;
+    a.state = mine >= 0 ? buf.state[mine] : buf.zeros;
+    a.prefix_state = mine >= 0 ? buf.incoming[mine] : buf.idle_out;
+    a.next_state = mine >= 0 ? buf.after[mine] : nullptr;
+    // The next run continues from this run's last segment, whose owner also
+    // owns the next run's first segment: the true state after it, with no
+    // further decay to track (carry decay 1).
+    if (carry && mine >= 0 && my_segments[mine] == run.front()) {
+      a.carry_decay = buf.ones;
+      a.carry_state = carry;
     }
     {
       auto _ = comm.counter_scope(label);
       comm.exclusive_state_scan(order, a);
     }
-    // The next run continues from this run's last segment, which its owner
-    // (also the owner of the next run's first segment) completes locally.
-    carry_a.clear();
-    carry_S.clear();
-    for (size_t i = 0; i < np; ++i) {
-      if (my_segments[i] != run.back()) continue;
-      // (a, a*H + S) is the inclusive result: the true state after the run.
-      carry_a.assign(heads, 1.f);  // the absolute state needs no further decay bookkeeping
-      carry_S = local_state[i];
-      for (int64_t h = 0; h < heads; ++h)
-        for (size_t e = 0; e < state_elems; ++e)
-          carry_S[h * state_elems + e] += decay[i][h] * out.incoming[i][h * state_elems + e];
-    }
+    carry = nullptr;
+    for (size_t i = 0; i < np; ++i)
+      if (my_segments[i] == run.back()) carry = buf.after[i];
   }
-  // After the last run, carry_S on the last segment's owner is the state after the whole sequence.
+}
+
+SegmentStates scan_segment_states(comm::Communicator& comm, const SequenceLayout& layout,
+                                  const std::vector<int>& my_segments, const std::vector<std::vector<float>>& decay,
+                                  const std::vector<std::vector<float>>& local_state, int64_t heads,
+                                  size_t state_elems, const std::string& label) {
+  const size_t np = my_segments.size();
+  SegmentStates out;
+  out.incoming.assign(np, std::vector<float>(heads * state_elems, 0.f));
+  std::vector<std::vector<float>> after(np, std::vector<float>(heads * state_elems));
+  std::vector<float> ones(heads, 1.f), zeros(heads * state_elems, 0.f), idle(heads * state_elems);
+  SegmentStateBuffers buf;
+  for (size_t i = 0; i < np; ++i) {
+    buf.decay.push_back(decay[i].data());
+    buf.state.push_back(local_state[i].data());
+    buf.incoming.push_back(out.incoming[i].data());
+    buf.after.push_back(after[i].data());
+  }
+  buf.ones = ones.data();
+  buf.zeros = zeros.data();
+  buf.idle_out = idle.data();
+  scan_segment_states(comm, layout, my_segments, buf, heads, state_elems, label);
+  // The state after the whole sequence, on the last segment's owner.
   const int last_segment = static_cast<int>(layout.segments.size()) - 1;
   for (size_t i = 0; i < np; ++i)
-    if (my_segments[i] == last_segment) out.final_state = carry_S;
+    if (my_segments[i] == last_segment) out.final_state = after[i];
   return out;
 }
 

@@ -96,14 +96,11 @@ SequenceParallelDecodeState SequenceParallelForward::take_decode_state() {
   return std::move(decode_);
 }
 
-// exp(A[h] * sum_t dt[t, h]) per head: a segment's total decay (sum in double).
+// exp(A[h] * sum_t dt[t, h]) per head: a segment's total decay (kernels/ssd_scan.h).
 std::vector<float> segment_decay(const float* dt, int64_t n, const std::vector<float>& A) {
   const int64_t H = static_cast<int64_t>(A.size());
-  std::vector<double> sum(H, 0.0);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t h = 0; h < H; ++h) sum[h] += dt[t * H + h];
   std::vector<float> out(H);
-  for (int64_t h = 0; h < H; ++h) out[h] = static_cast<float>(std::exp(A[h] * sum[h]));
+  kernels::cpu::ssd_segment_decay(kernels::SsdShape{n, H, 1, 1, 1, 0}, dt, A.data(), out.data());
   return out;
 }
 

@@ -61,6 +61,20 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, std::int32_t>>& voca
     const char raw_byte = static_cast<char>(b);
     byte_ids_[b] = options_.byte_level ? model_vocab_.find(std::string_view(&raw_byte, 1)) : -1;
   }
+  id_bytes_.assign(id_to_token_.size(), -1);
+  for (std::size_t id = 0; id < id_to_token_.size(); ++id) {
+    if (!used[id]) continue;
+    if (options_.byte_level) {
+      if (bl.to_bytes(id_to_token_[id], raw)) id_bytes_[id] = static_cast<std::int32_t>(raw.size());
+    } else {
+      id_bytes_[id] = static_cast<std::int32_t>(id_to_token_[id].size());
+    }
+  }
+  if (options_.byte_fallback)
+    for (std::int32_t id : byte_fallback_ids_)
+      if (id >= 0) id_bytes_[id] = -1;
+  if (options_.unk_token)
+    if (const std::int32_t unk = vocab_.find(*options_.unk_token); unk >= 0) id_bytes_[unk] = -1;
   merges_.reserve(merges.size());
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
     // Plain references, not a structured binding: clang before 16 cannot capture those in the lambda.
@@ -79,14 +93,22 @@ BpeModel::BpeModel(const std::vector<std::pair<std::string, std::int32_t>>& voca
   }
 }
 
-void BpeModel::add_fallback_or_unk(std::string_view unit, std::vector<std::int32_t>& symbols,
-                                   std::optional<std::int32_t>& pending_unk) const {
+void BpeModel::add_fallback_or_unk(std::string_view unit, Span where, std::vector<std::int32_t>& symbols,
+                                   std::vector<Span>* spans, std::optional<std::int32_t>& pending_unk,
+                                   Span& pending_span) const {
   if (options_.byte_fallback) {
     bool all = true;
     for (char c : unit) all = all && byte_fallback_ids_[static_cast<unsigned char>(c)] >= 0;
     if (all) {
       // Like HF, byte tokens do not flush a pending unknown token.
-      for (char c : unit) symbols.push_back(byte_fallback_ids_[static_cast<unsigned char>(c)]);
+      const bool per_byte = unit.size() == where.second - where.first;
+      for (std::size_t k = 0; k < unit.size(); ++k) {
+        symbols.push_back(byte_fallback_ids_[static_cast<unsigned char>(unit[k])]);
+        if (spans) {
+          const auto b = static_cast<std::uint32_t>(where.first + k);
+          spans->push_back(per_byte ? Span{b, b + 1} : where);
+        }
+      }
       return;
     }
   }
@@ -96,41 +118,58 @@ void BpeModel::add_fallback_or_unk(std::string_view unit, std::vector<std::int32
     throw Error(where_ + ": model.unk_token \"" + *options_.unk_token +
                 "\" is needed for an unknown character but is not in model.vocab");
   }
-  if (pending_unk && !options_.fuse_unk) symbols.push_back(*pending_unk);
+  if (pending_unk && !options_.fuse_unk) {
+    symbols.push_back(*pending_unk);
+    if (spans) spans->push_back(pending_span);
+    pending_unk.reset();
+  }
+  if (pending_unk) {
+    pending_span.second = where.second;  // fused
+  } else {
+    pending_span = where;
+  }
   pending_unk = unk;
 }
 
-void BpeModel::initial_symbols(std::string_view piece, std::vector<std::int32_t>& symbols) const {
+void BpeModel::initial_symbols(std::string_view piece, std::vector<std::int32_t>& symbols,
+                               std::vector<Span>* spans) const {
   symbols.clear();
+  if (spans) spans->clear();
   std::optional<std::int32_t> pending_unk;
+  Span pending_span{0, 0};
+  auto known = [&](std::int32_t id, Span where) {
+    if (pending_unk) {
+      symbols.push_back(*pending_unk);
+      if (spans) spans->push_back(pending_span);
+    }
+    pending_unk.reset();
+    symbols.push_back(id);
+    if (spans) spans->push_back(where);
+  };
   if (options_.byte_level) {
     const ByteLevelTable& bl = ByteLevelTable::get();
-    for (char c : piece) {
-      const std::int32_t id = byte_ids_[static_cast<unsigned char>(c)];
-      if (id >= 0) {
-        if (pending_unk) symbols.push_back(*pending_unk);
-        pending_unk.reset();
-        symbols.push_back(id);
-      } else {
-        add_fallback_or_unk(bl.byte_to_utf8[static_cast<unsigned char>(c)], symbols, pending_unk);
-      }
+    for (std::size_t i = 0; i < piece.size(); ++i) {
+      const auto c = static_cast<unsigned char>(piece[i]);
+      const Span where{static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + 1)};
+      const std::int32_t id = byte_ids_[c];
+      if (id >= 0) known(id, where);
+      else add_fallback_or_unk(bl.byte_to_utf8[c], where, symbols, spans, pending_unk, pending_span);
     }
   } else {
     for (std::size_t i = 0; i < piece.size();) {
       const std::size_t len = utf8_lead_length(static_cast<unsigned char>(piece[i]));
       const std::string_view unit = piece.substr(i, len);
+      const Span where{static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + len)};
       const std::int32_t id = model_vocab_.find(unit);
-      if (id >= 0) {
-        if (pending_unk) symbols.push_back(*pending_unk);
-        pending_unk.reset();
-        symbols.push_back(id);
-      } else {
-        add_fallback_or_unk(unit, symbols, pending_unk);
-      }
+      if (id >= 0) known(id, where);
+      else add_fallback_or_unk(unit, where, symbols, spans, pending_unk, pending_span);
       i += len;
     }
   }
-  if (pending_unk) symbols.push_back(*pending_unk);
+  if (pending_unk) {
+    symbols.push_back(*pending_unk);
+    if (spans) spans->push_back(pending_span);
+  }
 }
 
 void BpeModel::merge_small(std::vector<std::int32_t>& s, BpeScratch& scratch) const {
@@ -237,6 +276,60 @@ void BpeModel::tokenize(std::string_view piece, BpeScratch& scratch, std::vector
   merge(symbols, scratch, symbols.size() > kSmallWord);
   if (cacheable) scratch.cache.put(piece, h, symbols.data(), symbols.size());
   out.insert(out.end(), symbols.begin(), symbols.end());
+}
+
+void BpeModel::tokenize(std::string_view piece, BpeScratch& scratch, std::vector<std::int32_t>& out,
+                        std::vector<Span>& spans) const {
+  const std::size_t first = out.size();
+  tokenize(piece, scratch, out);
+  // Usually each id stands for a fixed string, and the ids tile the piece.
+  std::uint64_t total = 0;
+  bool fixed = true;
+  for (std::size_t k = first; k < out.size() && fixed; ++k) {
+    const std::int32_t id = out[k];
+    fixed = id >= 0 && static_cast<std::size_t>(id) < id_bytes_.size() && id_bytes_[id] >= 0;
+    if (fixed) total += static_cast<std::uint64_t>(id_bytes_[id]);
+  }
+  if (fixed && total == piece.size()) {
+    std::uint32_t at = 0;
+    for (std::size_t k = first; k < out.size(); ++k) {
+      const auto n = static_cast<std::uint32_t>(id_bytes_[out[k]]);
+      spans.push_back({at, at + n});
+      at += n;
+    }
+    return;
+  }
+  // Otherwise (unknown or byte-fallback tokens, dropped characters): merge again,
+  // following each symbol's bytes.
+  out.resize(first);
+  if (options_.ignore_merges) {
+    const std::int32_t id = model_vocab_.find(piece);
+    if (id >= 0) {
+      out.push_back(id);
+      spans.push_back({0, static_cast<std::uint32_t>(piece.size())});
+      return;
+    }
+  }
+  std::vector<Span> initial;
+  auto& symbols = scratch.symbols;
+  initial_symbols(piece, symbols, &initial);
+  const std::size_t n = symbols.size();
+  if (n < 2) {
+    out.insert(out.end(), symbols.begin(), symbols.end());
+    spans.insert(spans.end(), initial.begin(), initial.end());
+    return;
+  }
+  // The heap merge gives the same merges as the scan and keeps its nodes: each live
+  // node stands for the initial symbols up to the next live one.
+  merge_heap(symbols, scratch);
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!scratch.nodes[i].alive) continue;
+    std::size_t j = i + 1;
+    while (j < n && !scratch.nodes[j].alive) ++j;
+    out.push_back(symbols[k++]);
+    spans.push_back({initial[i].first, initial[j - 1].second});
+  }
 }
 
 }  // namespace ringscan::tok

@@ -53,6 +53,13 @@ class BpeModel {
   // Appends the ids of one pre-tokenized piece (raw bytes in byte-level mode).
   void tokenize(std::string_view piece, BpeScratch& scratch, std::vector<std::int32_t>& out) const;
 
+  // The same, and for each id appended the bytes [begin, end) of `piece` it stands
+  // for (appended to `spans`). Tokens tile the piece, except that a character dropped
+  // for want of an unknown token belongs to no token, and byte-fallback tokens of one
+  // character each cover that character's bytes (byte-level) or one byte each.
+  void tokenize(std::string_view piece, BpeScratch& scratch, std::vector<std::int32_t>& out,
+                std::vector<std::pair<std::uint32_t, std::uint32_t>>& spans) const;
+
   // Exposed for tests: merges `symbols` in place with the small-word scan or the heap.
   void merge(std::vector<std::int32_t>& symbols, BpeScratch& scratch, bool use_heap) const;
 
@@ -62,9 +69,13 @@ class BpeModel {
   const BpeOptions& options() const { return options_; }
 
  private:
-  void initial_symbols(std::string_view piece, std::vector<std::int32_t>& symbols) const;
-  void add_fallback_or_unk(std::string_view unit, std::vector<std::int32_t>& symbols,
-                           std::optional<std::int32_t>& pending_unk) const;
+  using Span = std::pair<std::uint32_t, std::uint32_t>;
+  // `spans` (may be null) receives each symbol's bytes of the piece.
+  void initial_symbols(std::string_view piece, std::vector<std::int32_t>& symbols,
+                       std::vector<Span>* spans = nullptr) const;
+  void add_fallback_or_unk(std::string_view unit, Span where, std::vector<std::int32_t>& symbols,
+                           std::vector<Span>* spans, std::optional<std::int32_t>& pending_unk,
+                           Span& pending_span) const;
   void merge_small(std::vector<std::int32_t>& symbols, BpeScratch& scratch) const;
   void merge_heap(std::vector<std::int32_t>& symbols, BpeScratch& scratch) const;
 
@@ -74,6 +85,9 @@ class BpeModel {
   StringIdMap model_vocab_;  // strings in the model's space (raw bytes when byte-level) -> id
   std::vector<std::string> id_to_token_;  // tokenizer.json strings; empty for unused ids
   MergeMap merges_;
+  // Per id, the bytes of a piece it always stands for, or -1 when that depends on how
+  // it arose (the unknown token, byte-fallback tokens): then spans are worked out again.
+  std::vector<std::int32_t> id_bytes_;
   std::int32_t byte_ids_[256];  // byte-level: id of each single byte, -1 if absent
   std::int32_t byte_fallback_ids_[256];  // id of "<0xXX>", -1 if absent
 };

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <vector>
 
+#include "tokenizer/offset_map.h"
 #include "tokenizer/utf8.h"
 
 #include "tokenizer/unicode_nfc_tables.inc"
@@ -63,7 +64,60 @@ char32_t compose(char32_t a, char32_t b) {
   return (it != std::end(t) && (*it)[0] == a && (*it)[1] == b) ? (*it)[2] : 0;
 }
 
+// Whether `cp` appears as the second character of a canonical composition (then it
+// may combine with what precedes it, even as a starter).
+bool composes_with_previous(char32_t cp) {
+  if (cp >= kVBase && cp < kVBase + kVCount) return true;
+  if (cp > kTBase && cp < kTBase + kTCount) return true;
+  static const std::vector<char32_t> seconds = [] {
+    std::vector<char32_t> v;
+    for (const auto& e : nfc_data::kComposition) v.push_back(e[1]);
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  }();
+  return std::binary_search(seconds.begin(), seconds.end(), cp);
+}
+
+// Whether NFC of a text equals NFC of its part before `cp` joined with NFC of the
+// rest: `cp` decomposes to a starter that nothing before it can compose with.
+bool nfc_boundary_before(char32_t cp, std::vector<char32_t>& scratch) {
+  scratch.clear();
+  decompose(cp, scratch);
+  return combining_class(scratch.front()) == 0 && !composes_with_previous(scratch.front());
+}
+
 }  // namespace
+
+std::string_view nfc(std::string_view s, std::string& scratch, OffsetMap& map) {
+  const std::string_view whole = nfc(s, scratch);
+  if (whole.data() == s.data()) {
+    map.copied(s.size());
+    return s;
+  }
+  // Normalize chunk by chunk, cut where NFC cannot join across, so that each rewritten
+  // chunk maps back to its own source characters.
+  std::string out, piece;
+  std::vector<char32_t> cps;
+  std::size_t chunk = 0;
+  auto finish_chunk = [&](std::size_t end) {
+    const std::string_view src = s.substr(chunk, end - chunk);
+    const std::string_view norm = nfc(src, piece);
+    if (norm.data() == src.data()) map.copied(src.size());
+    else map.rewritten(norm.size(), src.size());
+    out.append(norm);
+    chunk = end;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 0;
+    const char32_t cp = utf8_decode_at(s, i, &len);
+    if (i > chunk && nfc_boundary_before(cp, cps)) finish_chunk(i);
+    i += len;
+  }
+  finish_chunk(s.size());
+  scratch = std::move(out);
+  return scratch;
+}
 
 const char* nfc_unicode_version() { return nfc_data::kUnicodeVersion; }
 

@@ -10,6 +10,10 @@ namespace ringscan::tok {
 // NFC of valid UTF-8 `s`: `s` itself when it is unchanged, else a view of `scratch`.
 std::string_view nfc(std::string_view s, std::string& scratch);
 
+class OffsetMap;
+// The same, appending to `map` where each byte of the result came from in `s`.
+std::string_view nfc(std::string_view s, std::string& scratch, OffsetMap& map);
+
 const char* nfc_unicode_version();
 
 }  // namespace ringscan::tok

@@ -4,6 +4,7 @@
 // which gives the same order as HF's stage-by-stage passes because each
 // stage works on every piece independently.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -105,26 +106,29 @@ class PreTokenizer {
 
   const std::vector<PreTokenizerStep>& steps() const { return steps_; }
 
-  // Calls sink(piece) for every final piece of `segment`, in order.
+  // Calls sink(piece, at, inserted) for every final piece of `segment`, in order: the
+  // piece's first `inserted` bytes are a prefix space ByteLevel added (0 or 1), and
+  // the rest is segment[at, at + piece.size() - inserted).
   template <class Sink>
   void run(std::string_view segment, PreTokenizerScratch& scratch, Sink&& sink) const {
     if (scratch.prefixed.size() < steps_.size()) scratch.prefixed.resize(steps_.size());
-    run_from(0, segment, scratch, sink);
+    run_from(0, segment, 0, 0, scratch, sink);
   }
 
  private:
   template <class Sink>
-  void run_from(std::size_t step, std::string_view piece, PreTokenizerScratch& scratch, Sink& sink) const;
+  void run_from(std::size_t step, std::string_view piece, std::uint32_t at, std::uint32_t inserted,
+                PreTokenizerScratch& scratch, Sink& sink) const;
 
   std::vector<PreTokenizerStep> steps_;
 };
 
 template <class Sink>
-void PreTokenizer::run_from(std::size_t step, std::string_view piece, PreTokenizerScratch& scratch,
-                            Sink& sink) const {
+void PreTokenizer::run_from(std::size_t step, std::string_view piece, std::uint32_t at, std::uint32_t inserted,
+                            PreTokenizerScratch& scratch, Sink& sink) const {
   if (piece.empty()) return;  // HF drops empty splits
   if (step == steps_.size()) {
-    sink(piece);
+    sink(piece, at, inserted);
     return;
   }
   const PreTokenizerStep& s = steps_[step];
@@ -135,15 +139,17 @@ void PreTokenizer::run_from(std::size_t step, std::string_view piece, PreTokeniz
       prefixed.assign(1, ' ');
       prefixed.append(piece);
       text = prefixed;
+      inserted = 1;  // a piece starting with an inserted space never gets another
     }
     if (!s.use_regex) {
       // The byte mapping itself is implicit: the model reads raw bytes.
-      run_from(step + 1, text, scratch, sink);
+      run_from(step + 1, text, at, inserted, scratch, sink);
       return;
     }
   }
   split_stream(text, *s.regex, s.behavior, s.invert, scratch.regex, [&](std::uint32_t b, std::uint32_t e) {
-    run_from(step + 1, text.substr(b, e - b), scratch, sink);
+    const std::uint32_t kept = b < inserted ? std::min(inserted - b, e - b) : 0;
+    run_from(step + 1, text.substr(b, e - b), at + (b > inserted ? b - inserted : 0), kept, scratch, sink);
   });
 }
 

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "tokenizer/nfc.h"
+#include "tokenizer/offset_map.h"
 #include "util/sha256.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
@@ -43,33 +44,91 @@ std::optional<std::int32_t> Tokenizer::Impl::token_to_id(std::string_view token)
 }
 
 void Tokenizer::Impl::encode_into(std::string_view text, bool add_special, tok::EncodeState& st,
-                                  std::vector<std::int32_t>& out) const {
-  if (add_special) out.insert(out.end(), special_prefix.begin(), special_prefix.end());
-  const std::string_view valid = tok::utf8_sanitize(text, st.sanitized);
-  auto to_model = [&](std::string_view piece) { model.tokenize(piece, st.bpe, out); };
-  // Text between raw added tokens: normalize, then find the normalized added tokens.
-  auto normalized_segment = [&](std::string_view segment) {
-    const std::string_view norm = nfc ? tok::nfc(segment, st.normalized) : segment;
-    if (!added.has_normalized()) {
-      pre_tokenizer.run(norm, st.pre, to_model);
-      return;
-    }
-    added.split(norm, true, st.pre.regex, st.normalized_splits);
-    for (const tok::AddedSplit& s : st.normalized_splits) {
-      if (s.id >= 0) out.push_back(s.id);
-      else pre_tokenizer.run(norm.substr(s.begin, s.end - s.begin), st.pre, to_model);
+                                  std::vector<std::int32_t>& out, tok::TokenOffsets* offsets) const {
+  // Specials the post-processor adds stand for no text: [0, 0), as in HF.
+  auto specials = [&](const std::vector<std::int32_t>& ids) {
+    out.insert(out.end(), ids.begin(), ids.end());
+    if (offsets) {
+      offsets->begin.resize(out.size(), 0);
+      offsets->end.resize(out.size(), 0);
     }
   };
-  if (!added.has_raw()) {
-    normalized_segment(valid);
+  if (add_special) specials(special_prefix);
+  if (!offsets) {
+    const std::string_view valid = tok::utf8_sanitize(text, st.sanitized);
+    auto to_model = [&](std::string_view piece, std::uint32_t, std::uint32_t) { model.tokenize(piece, st.bpe, out); };
+    // Text between raw added tokens: normalize, then find the normalized added tokens.
+    auto normalized_segment = [&](std::string_view segment) {
+      const std::string_view norm = nfc ? tok::nfc(segment, st.normalized) : segment;
+      if (!added.has_normalized()) {
+        pre_tokenizer.run(norm, st.pre, to_model);
+        return;
+      }
+      added.split(norm, true, st.pre.regex, st.normalized_splits);
+      for (const tok::AddedSplit& s : st.normalized_splits) {
+        if (s.id >= 0) out.push_back(s.id);
+        else pre_tokenizer.run(norm.substr(s.begin, s.end - s.begin), st.pre, to_model);
+      }
+    };
+    if (!added.has_raw()) {
+      normalized_segment(valid);
+    } else {
+      added.split(valid, false, st.pre.regex, st.raw_splits);
+      for (const tok::AddedSplit& s : st.raw_splits) {
+        if (s.id >= 0) out.push_back(s.id);
+        else normalized_segment(valid.substr(s.begin, s.end - s.begin));
+      }
+    }
   } else {
-    added.split(valid, false, st.pre.regex, st.raw_splits);
-    for (const tok::AddedSplit& s : st.raw_splits) {
-      if (s.id >= 0) out.push_back(s.id);
-      else normalized_segment(valid.substr(s.begin, s.end - s.begin));
+    // The same steps, following each piece's position back through every rewrite:
+    // normalized text -> its segment (NFC map) -> the valid text -> the input (UTF-8 map).
+    tok::OffsetMap valid_map;
+    const std::string_view valid = tok::utf8_sanitize(text, st.sanitized, valid_map);
+    auto emit = [&](std::int32_t id, std::uint64_t b, std::uint64_t e) {
+      out.push_back(id);
+      offsets->begin.push_back(valid_map.source_begin(b));
+      offsets->end.push_back(std::max(valid_map.source_end(e), offsets->begin.back()));
+    };
+    auto normalized_segment = [&](std::string_view segment, std::uint64_t seg_at) {
+      tok::OffsetMap norm_map;
+      const std::string_view norm = nfc ? tok::nfc(segment, st.normalized, norm_map) : segment;
+      auto emit_norm = [&](std::int32_t id, std::uint64_t b, std::uint64_t e) {
+        if (norm_map.identity()) emit(id, seg_at + b, seg_at + e);
+        else emit(id, seg_at + norm_map.source_begin(b), seg_at + norm_map.source_end(e));
+      };
+      auto run = [&](std::uint32_t sub_at, std::string_view sub) {
+        pre_tokenizer.run(sub, st.pre, [&](std::string_view piece, std::uint32_t at, std::uint32_t inserted) {
+          st.piece_ids.clear();
+          st.spans.clear();
+          model.tokenize(piece, st.bpe, st.piece_ids, st.spans);
+          // Piece bytes -> segment bytes: the inserted prefix space stands for nothing.
+          const std::uint64_t base = std::uint64_t(sub_at) + at;
+          auto pos = [&](std::uint32_t x) { return base + (x > inserted ? x - inserted : 0); };
+          for (std::size_t k = 0; k < st.piece_ids.size(); ++k)
+            emit_norm(st.piece_ids[k], pos(st.spans[k].first), pos(st.spans[k].second));
+        });
+      };
+      if (!added.has_normalized()) {
+        run(0, norm);
+        return;
+      }
+      added.split(norm, true, st.pre.regex, st.normalized_splits);
+      for (const tok::AddedSplit& s : st.normalized_splits) {
+        if (s.id >= 0) emit_norm(s.id, s.begin, s.end);
+        else run(s.begin, norm.substr(s.begin, s.end - s.begin));
+      }
+    };
+    if (!added.has_raw()) {
+      normalized_segment(valid, 0);
+    } else {
+      added.split(valid, false, st.pre.regex, st.raw_splits);
+      for (const tok::AddedSplit& s : st.raw_splits) {
+        if (s.id >= 0) emit(s.id, s.begin, s.end);
+        else normalized_segment(valid.substr(s.begin, s.end - s.begin), s.begin);
+      }
     }
   }
-  if (add_special) out.insert(out.end(), special_suffix.begin(), special_suffix.end());
+  if (add_special) specials(special_suffix);
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
@@ -113,6 +172,13 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
   out.reserve(text.size() / 3 + 8);
   impl_->encode_into(text, add_special, thread_state(*impl_), out);
   return out;
+}
+
+Tokenizer::Encoding Tokenizer::encode_with_offsets(std::string_view text, bool add_special) const {
+  Encoding e;
+  tok::TokenOffsets offsets{e.begin, e.end};
+  impl_->encode_into(text, add_special, thread_state(*impl_), e.ids, &offsets);
+  return e;
 }
 
 std::vector<std::vector<std::int32_t>> Tokenizer::encode_many(const std::vector<std::string>& texts,

@@ -41,6 +41,20 @@ class Tokenizer {
   // bytes.decode("utf-8", "replace") does.
   std::vector<std::int32_t> encode(std::string_view text, bool add_special) const;
 
+  // encode() that also says where each token came from: token k stands for bytes
+  // [begin[k], end[k]) of `text`. Tokens follow the text in order and, in a byte-level
+  // tokenizer without normalizer, tile it exactly. Where the text was rewritten before
+  // tokenizing (an ill-formed UTF-8 sequence, characters NFC composed), a token
+  // covers the whole of what it came from, so neighbours may share bytes. A
+  // byte-fallback token of a byte-level model covers its whole byte; tokens the
+  // post-processor adds (a leading <s>) and a prefix space ByteLevel inserts cover
+  // no bytes: [0, 0) and [at, at).
+  struct Encoding {
+    std::vector<std::int32_t> ids;
+    std::vector<std::uint64_t> begin, end;
+  };
+  Encoding encode_with_offsets(std::string_view text, bool add_special) const;
+
   // encode() of many texts on `threads` threads (0: OpenMP's default).
   std::vector<std::vector<std::int32_t>> encode_many(const std::vector<std::string>& texts, bool add_special,
                                                      int threads = 0) const;

@@ -24,6 +24,15 @@ struct EncodeState {
   BpeScratch bpe;
   std::string sanitized, normalized;
   std::vector<AddedSplit> raw_splits, normalized_splits;
+  // encode_with_offsets: one piece's ids and their bytes of the piece.
+  std::vector<std::int32_t> piece_ids;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
+};
+
+// Where encode_into puts each token's bytes of the input (null: nowhere).
+struct TokenOffsets {
+  std::vector<std::uint64_t>& begin;
+  std::vector<std::uint64_t>& end;
 };
 
 }  // namespace tok
@@ -60,7 +69,7 @@ struct Tokenizer::Impl {
 
   std::optional<std::int32_t> token_to_id(std::string_view token) const;
   void encode_into(std::string_view text, bool add_special, tok::EncodeState& state,
-                   std::vector<std::int32_t>& out) const;
+                   std::vector<std::int32_t>& out, tok::TokenOffsets* offsets = nullptr) const;
 };
 
 // Parses tokenizer.json into `impl` (tokenizer_json.cpp).

@@ -1,5 +1,7 @@
 #include "tokenizer/utf8.h"
 
+#include "tokenizer/offset_map.h"
+
 #include <cstring>
 
 namespace ringscan::tok {
@@ -84,6 +86,21 @@ std::string_view utf8_sanitize(std::string_view s, std::string& scratch) {
     }
   }
   return scratch;
+}
+
+std::string_view utf8_sanitize(std::string_view s, std::string& scratch, OffsetMap& map) {
+  const std::string_view out = utf8_sanitize(s, scratch);
+  if (out.data() == s.data()) {
+    map.copied(s.size());
+    return out;
+  }
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t bad = 0;
+    const std::size_t len = utf8_sequence_length(s, i, &bad);
+    if (len > 0) map.copied(len), i += len;
+    else map.rewritten(3, bad), i += bad;
+  }
+  return out;
 }
 
 char32_t utf8_decode_at(std::string_view s, std::size_t i, std::size_t* len) {

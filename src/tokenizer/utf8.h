@@ -21,6 +21,9 @@ bool utf8_is_valid(std::string_view s);
 // s itself when valid; otherwise a copy in `scratch` with each maximal
 // ill-formed subsequence replaced by U+FFFD, returned as a view of `scratch`.
 std::string_view utf8_sanitize(std::string_view s, std::string& scratch);
+class OffsetMap;
+// The same, appending to `map` where each byte of the result came from in `s`.
+std::string_view utf8_sanitize(std::string_view s, std::string& scratch, OffsetMap& map);
 
 // Decodes the code point of a well-formed sequence at s[i] (caller checked).
 char32_t utf8_decode_at(std::string_view s, std::size_t i, std::size_t* len);

@@ -1,9 +1,11 @@
 // Block-wise attention (attention_block: one block of keys folded into an
-// online-softmax state), on every backend: the fp32 kernels (cpu, cuda) and
+// online-softmax state; attention_varlen: packed sequences, each attending to
+// itself), on every backend: the fp32 kernels (cpu, cuda) and
 // the tensor-core one (cuda::attention_block_mma, fp32 or bf16 inputs, 4 or
 // 8 warps per CTA, with or without split-K workspace). One case list for all:
 // test::attention_block_cases().
 #include <cmath>
+#include <numeric>
 #include <sstream>
 
 #include "backend_ops/op_case.h"
@@ -158,6 +160,144 @@ Cases attention_block_cases_for(const PerfShapes* p) {
   return c;
 }
 
+// Packed sequences (attention_varlen): documents of the given lengths stacked
+// (a 0 is an empty document: its id is skipped, as the packed prefill numbers
+// them), folded into a fresh state in one call, against the reference run on
+// each document's rows alone (attention_block, so the expectation does not
+// share the op's own split into sequences). Lengths cross the kernels' tiles
+// (64 packed rows, 64 keys) and include length-1 documents. A query that sees
+// one key of another document moves its output by 1e-2 to 1e-1: far outside
+// every tolerance above.
+struct VarlenLayout {
+  kernels::AttentionShape s;
+  std::vector<int64_t> docs;
+  int64_t pad;
+  bool causal;
+};
+
+class VarlenCase : public OpCase {
+ public:
+  VarlenCase(VarlenLayout c, Kernel k) : c_(std::move(c)), k_(k) {
+    rows_ = std::accumulate(c_.docs.begin(), c_.docs.end(), int64_t{0});
+    for (size_t d = 0; d < c_.docs.size(); ++d) seq_.insert(seq_.end(), c_.docs[d], static_cast<int32_t>(d));
+  }
+  std::string describe() const override {
+    std::ostringstream o;
+    o << kernel_name(k_) << ", heads " << c_.s.q_heads << "/" << c_.s.kv_heads << " dim " << c_.s.head_dim
+      << " pad " << c_.pad << (c_.causal ? " causal" : " full") << ", documents";
+    for (int64_t n : c_.docs) o << " " << n;
+    return o.str();
+  }
+  bool supports(const Backend& b) const override { return !is_mma(k_) || b.is_cuda(); }
+  bool on_tensor_cores() const override { return is_mma(k_); }
+  void setup(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    scale_ = 1.f / std::sqrt(float(s.head_dim));
+    in_ = make_attention_inputs(s, rows_, rows_, c_.pad, 61);
+    if (is_mma(k_)) in_ = bf16_rounded(in_);  // the tensor cores multiply bf16 values: the reference sees them too
+    const bool b16 = k_ != Kernel::Fp32 && k_ != Kernel::MmaF32In;
+    auto put = [&](const std::vector<float>& v) -> void* {
+      return b16 ? static_cast<void*>(m.put(to_bf16(v))) : static_cast<void*>(m.put(v));
+    };
+    d_q_ = put(in_.q), d_k_ = put(in_.k), d_v_ = put(in_.v);
+    d_seq_ = m.put(seq_.empty() ? std::vector<int32_t>{0} : seq_);
+    const int64_t srows = std::max<int64_t>(rows_, 1) * s.q_heads;
+    acc_ = static_cast<float*>(m.bytes(srows * s.head_dim * 4));
+    m_ = static_cast<float*>(m.bytes(srows * 4));
+    l_ = static_cast<float*>(m.bytes(srows * 4));
+    RINGSCAN_OP(m, attention_init, s, rows_, acc_, m_, l_);
+  }
+  void run(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    if (!is_mma(k_)) {
+      RINGSCAN_OP(m, attention_varlen, s, static_cast<const float*>(d_q_), in_.ld_q, static_cast<const float*>(d_k_),
+                  in_.ld_k, static_cast<const float*>(d_v_), in_.ld_v, rows_, d_seq_, scale_, c_.causal, acc_, m_, l_);
+      return;
+    }
+#ifdef RINGSCAN_WITH_CUDA
+    kernels::cuda::set_attention_mma_warps(k_ == Kernel::MmaBf16In8Warps ? 8 : 4);
+    kernels::cuda::attention_varlen_mma(s, k_ == Kernel::MmaF32In ? DType::F32 : DType::BF16, d_q_, in_.ld_q, d_k_,
+                                        in_.ld_k, d_v_, in_.ld_v, rows_, d_seq_, scale_, c_.causal, acc_, m_, l_,
+                                        m.stream());
+    kernels::cuda::set_attention_mma_warps(4);
+#endif
+  }
+  ::testing::AssertionResult verify(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    if (rows_ == 0) return ::testing::AssertionSuccess();  // nothing to compute (the call must not fault)
+    AttentionState expect(s, rows_), got(s, rows_);
+    kernels::ref::attention_init(s, rows_, expect.acc.data(), expect.m.data(), expect.l.data());
+    int64_t r = 0;
+    for (int64_t n : c_.docs) {
+      if (n > 0)
+        kernels::ref::attention_block(s, in_.q.data() + r * in_.ld_q, in_.ld_q, n, 0, in_.k.data() + r * in_.ld_k,
+                                      in_.ld_k, in_.v.data() + r * in_.ld_v, in_.ld_v, n, 0, scale_, c_.causal,
+                                      expect.acc.data() + r * s.q_heads * s.head_dim, expect.m.data() + r * s.q_heads,
+                                      expect.l.data() + r * s.q_heads);
+      r += n;
+    }
+    got.acc = m.get(acc_, expect.acc.size());
+    got.m = m.get(m_, expect.m.size());
+    got.l = m.get(l_, expect.l.size());
+    expect_attention_states_close(s, rows_, got, expect, tolerances(k_, m.backend()));
+    if (is_mma(k_)) {
+      const std::vector<float> a = ref_finalize(s, rows_, got), b = ref_finalize(s, rows_, expect);
+      double sum = 0;
+      for (size_t i = 0; i < a.size(); ++i) sum += std::fabs(double(a[i]) - b[i]);
+      const double mean = sum / std::max<size_t>(a.size(), 1);
+      if (mean >= kMmaMeanOutTol) return ::testing::AssertionFailure() << "mean output error " << mean;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  double flops() const override {
+    double pairs = 0;
+    for (int64_t n : c_.docs) pairs += c_.causal ? 0.5 * n * (n + 1) : double(n) * n;
+    return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
+  }
+  double bytes() const override {
+    const double e = k_ == Kernel::Fp32 || k_ == Kernel::MmaF32In ? 4 : 2;
+    return e * rows_ * (c_.s.q_heads + 2.0 * c_.s.kv_heads) * c_.s.head_dim + 4.0 * rows_ +
+           8.0 * rows_ * c_.s.q_heads * (c_.s.head_dim + 2);
+  }
+
+ private:
+  VarlenLayout c_;
+  Kernel k_;
+  int64_t rows_ = 0;
+  std::vector<int32_t> seq_;
+  float scale_ = 1.f;
+  AttentionInputs in_{};
+  void *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr;
+  int32_t* d_seq_ = nullptr;
+  float *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr;
+};
+
+Cases attention_varlen_cases_for(const PerfShapes* p) {
+  Cases c;
+  if (p) {
+    // The packed prefill's shape: the block's tokens as 8 documents.
+    const kernels::AttentionShape s{p->q_heads, p->kv_heads, p->head_dim};
+    const VarlenLayout packed{s, std::vector<int64_t>(8, std::max<int64_t>(p->tokens / 8, 1)), 0, true};
+    for (Kernel k : {Kernel::Fp32, Kernel::MmaBf16In}) add<VarlenCase>(c, packed, k);
+    return c;
+  }
+  const std::vector<VarlenLayout> layouts = {
+      // Empty documents first, between and last; length-1 documents; a 70-row
+      // document over two key tiles and three query tiles (G = 2: 32 queries a tile).
+      {{4, 2, 32}, {0, 1, 5, 0, 70, 1, 37, 0}, 0, true},
+      // The model's heads (GQA 40/8, head_dim 128: 12.8 queries a tile).
+      {{40, 8, 128}, {3, 66, 1, 29}, 0, true},
+      // Odd head_dim (the unvectorised loads) and padded rows, no causal mask:
+      // each row sees its whole document.
+      {{3, 3, 7}, {1, 1, 1, 20, 45}, 5, false},
+      {{6, 2, 24}, {90}, 3, true},  // one document: attention_block over all rows
+      {{4, 2, 32}, {}, 0, true},    // no rows at all
+  };
+  for (const VarlenLayout& l : layouts)
+    for (Kernel k : {Kernel::Fp32, Kernel::MmaF32In, Kernel::MmaBf16In, Kernel::MmaBf16In8Warps}) add<VarlenCase>(c, l, k);
+  return c;
+}
+
 // Merging a partial state over other keys into a state (ring attention,
 // sharded decode): rows where either side saw no key included. The reference
 // computes a w1 + b w2 in double; the others in fp32 with fp32 exp weights
@@ -274,6 +414,7 @@ class FinalizeCase : public OpCase {
 
 void add_attention_ops(std::vector<OpFamily>& f) {
   f.push_back({"attention_block", attention_block_cases_for});
+  f.push_back({"attention_varlen", attention_varlen_cases_for});
   f.push_back({"attention_merge", [](const PerfShapes* p) {
                  Cases c;
                  if (p) {

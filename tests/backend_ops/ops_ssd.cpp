@@ -156,6 +156,44 @@ class SsdCorrectionCase : public OpCase {
   kernels::Workspace ws_;
 };
 
+// A segment's total decay (the state scan's a) against the reference: both
+// sum dt in double, so the only difference is the exponential's rounding and
+// the order of the double sum: 1e-6 relative. A decay taken from the wrong
+// head, or a row left out of the sum, is off by far more (dt >= 1e-3 per row).
+class SsdSegmentDecayCase : public OpCase {
+ public:
+  SsdSegmentDecayCase(SsdShape s, DtRange range, uint64_t seed) : s_(s), range_(range), seed_(seed) {}
+  std::string describe() const override {
+    return "len " + std::to_string(s_.len) + " heads " + std::to_string(s_.heads) +
+           (range_ == DtRange::Harsh ? " strong decay" : "");
+  }
+  void setup(Memory& m) override {
+    SsdShape gen = s_;
+    gen.chunk = 64;
+    in_ = make_ssd_inputs(gen, 1, range_, seed_);
+    d_dt_ = m.put(in_.dt), d_A_ = m.put(in_.A);
+    d_out_ = m.put(std::vector<float>(s_.heads, std::numeric_limits<float>::quiet_NaN()));
+  }
+  void run(Memory& m) override { RINGSCAN_OP(m, ssd_segment_decay, s_, d_dt_, d_A_, d_out_); }
+  ::testing::AssertionResult verify(Memory& m) override {
+    std::vector<float> want(s_.heads);
+    kernels::ref::ssd_segment_decay(s_, in_.dt.data(), in_.A.data(), want.data());
+    const std::vector<float> got = m.get(d_out_, want.size());
+    for (int64_t h = 0; h < s_.heads; ++h)
+      if (!(std::fabs(got[h] - want[h]) <= 1e-6 * std::fabs(want[h]) + 1e-30))
+        return ::testing::AssertionFailure() << "head " << h << ": got " << got[h] << ", expected " << want[h];
+    return ::testing::AssertionSuccess();
+  }
+  double bytes() const override { return 4.0 * s_.len * s_.heads; }
+
+ private:
+  SsdShape s_;
+  DtRange range_;
+  uint64_t seed_;
+  SsdInputs in_;
+  float *d_dt_ = nullptr, *d_A_ = nullptr, *d_out_ = nullptr;
+};
+
 // `steps` decode steps of a batch of s.len sequences, each with its own state
 // (its own allocation), the states carried from step to step. Each step: the
 // state update is two fp32 roundings per element, y a sum of `state` fp32
@@ -422,6 +460,21 @@ Cases ssd_state_correction_cases(const PerfShapes* p) {
   return c;
 }
 
+Cases ssd_segment_decay_cases(const PerfShapes* p) {
+  Cases c;
+  if (p) {
+    add<SsdSegmentDecayCase>(c, SsdShape{p->tokens, p->mamba_heads, p->mamba_head_dim, p->groups, p->state, 0},
+                             DtRange::Realistic, 1);
+    return c;
+  }
+  // Lengths around the block's 256 threads and its tree; one head and the model's 96.
+  for (int64_t heads : {1, 4, 96})
+    for (int64_t len : {0, 1, 7, 255, 256, 257, 1000})
+      for (DtRange r : {DtRange::Realistic, DtRange::Harsh})
+        add<SsdSegmentDecayCase>(c, SsdShape{len, heads, 2, 1, 2, 0}, r, 80 + len + heads);
+  return c;
+}
+
 Cases ssd_step_cases(const PerfShapes* p) {
   Cases c;
   if (p) {
@@ -442,6 +495,7 @@ void add_ssd_ops(std::vector<OpFamily>& f) {
   f.push_back({"ssd_scan", ssd_scan_cases});
   f.push_back({"ssd_scan_varlen", ssd_varlen_cases});
   f.push_back({"ssd_state_correction", ssd_state_correction_cases});
+  f.push_back({"ssd_segment_decay", ssd_segment_decay_cases});
   f.push_back({"ssd_step", ssd_step_cases});
 }
 

@@ -2,7 +2,7 @@
 # stops by itself, quickly, with a non-zero status, that the output contains
 # EXPECT, and that MIN_LINES..MAX_LINES (default 1..1) "ringscan: error:"
 # lines were printed (several when every rank detects the error itself).
-# Variables: MPIEXEC NP PROBE ARGS (space-separated) EXPECT [EXPECT_CODE]
+# Variables: MPIEXEC (the build's launcher script, mpiexec-tests) NP PROBE ARGS (space-separated) EXPECT [EXPECT_CODE]
 # [MIN_LINES] [MAX_LINES] [LIMIT_S].
 if(NOT DEFINED LIMIT_S)
   set(LIMIT_S 60)
@@ -16,7 +16,7 @@ endif()
 separate_arguments(args UNIX_COMMAND "${ARGS}")
 string(TIMESTAMP t0 "%s")
 execute_process(
-  COMMAND ${MPIEXEC} --oversubscribe --bind-to none -np ${NP} ${PROBE} ${args}
+  COMMAND ${MPIEXEC} -np ${NP} ${PROBE} ${args}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${LIMIT_S})
 string(TIMESTAMP t1 "%s")
 math(EXPR elapsed "${t1} - ${t0}")

@@ -7,6 +7,9 @@
 //   mpi_error      an MPI call with an invalid rank, reported through check_mpi
 //   bad_order      the state scan is given an order that is not a permutation
 //   exception      rank 1 throws out of the MpiSession's scope while others wait
+//   nccl_crowded   (builds with NCCL) an NCCL communicator on a node with more
+//                  ranks than GPUs (tools/cuda_emu/run.sh comm runs it with
+//                  fewer emulated GPUs than ranks)
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -15,6 +18,9 @@
 
 #include "comm/mpi_communicator.h"
 #include "comm/mpi_session.h"
+#ifdef RINGSCAN_HAVE_NCCL
+#include "comm/nccl_communicator.h"
+#endif
 
 using namespace ringscan::comm;
 
@@ -56,6 +62,11 @@ int main(int argc, char** argv) {
     args.state = S.data();
     args.prefix_state = H.data();
     comm->exclusive_state_scan(std::vector<int>(P, 0), args);
+#ifdef RINGSCAN_HAVE_NCCL
+  } else if (mode == "nccl_crowded") {
+    auto nccl = NcclCommunicator::create(comm->mpi_comm());
+    nccl->barrier();
+#endif
   } else {
     std::fprintf(stderr, "comm_error_probe: unknown mode '%s'\n", mode.c_str());
     return 2;

@@ -218,6 +218,36 @@ TEST(StateScan, OutputsMayOverwriteInputs) {
   EXPECT_EQ(compare(S.download(), a.download(), refs[r], false), "") << "rank " << r;
 }
 
+// next_state = decay * H + S, the inclusive result (what the next run of
+// segments takes as its carry), also when it overwrites the input state.
+TEST(StateScan, NextStateIsTheInclusiveResult) {
+  const int P = world().size(), nh = 3, r = world().rank();
+  const std::size_t se = 17;
+  for (bool with_carry : {false, true}) {
+    std::vector<Segment> seq;
+    for (int i = 0; i < P; ++i) seq.push_back(make_segment(707, i, nh, se));
+    const Segment carry = make_segment(707, -1, nh, se);
+    std::vector<Segment> one_more = seq;
+    one_more.push_back(make_segment(707, P, nh, se));  // its prefix is the last position's inclusive result
+    const auto refs = sequential_prefixes(one_more, with_carry ? &carry : nullptr, nh, se);
+    const std::vector<int> order = shuffled_order(P, 42);
+    const int pos = position_of(order, r);
+    SpaceBuffer<float> a(seq[pos].a), S(seq[pos].S), H(nh * se, -7.0f);
+    SpaceBuffer<float> ca(carry.a), cs(carry.S);
+    StateScanArgs args;
+    args.n_heads = nh;
+    args.state_elems = se;
+    args.decay = a.data();
+    args.state = S.data();
+    args.prefix_state = H.data();
+    args.next_state = S.data();
+    if (with_carry) args.carry_decay = ca.data(), args.carry_state = cs.data();
+    world().exclusive_state_scan(order, args);
+    EXPECT_EQ(compare(H.download(), {}, refs[pos], false), "") << "rank " << r << " carry " << with_carry;
+    EXPECT_EQ(compare(S.download(), {}, refs[pos + 1], false), "") << "rank " << r << " carry " << with_carry;
+  }
+}
+
 // DESIGN.md §4 zigzag: 2P chunks, rank r holds chunks r and 2P-1-r. One scan
 // up the ranks over the first halves, one down the ranks over the second
 // halves, the last rank carrying the first half's total (computed locally).

@@ -117,6 +117,27 @@ ResultFileSpec ResultFileSpec::valid(size_t n) {
   return s;
 }
 
+ResultFileSpec ResultFileSpec::valid_with_text(size_t n) {
+  ResultFileSpec s = valid(n);
+  std::vector<double> text, offset, begin, end;
+  for (size_t i = 0; i < n; ++i) {
+    for (double c : {'a', 'b', 'c'}) text.push_back(c);
+    offset.push_back(3.0 * i);
+    for (double t : {0, 1, 2}) begin.push_back(t), end.push_back(t + 1);
+  }
+  const size_t f = n > 0 ? 1 : 0;
+  s.columns.push_back(numbers("/text/utf8", ColumnType::U8, text));
+  s.columns.push_back(numbers("/documents/text_offset", ColumnType::U64, offset));
+  s.columns.push_back(numbers("/documents/text_bytes", ColumnType::U64, std::vector<double>(n, 3)));
+  s.columns.push_back(numbers("/tokens/text_begin", ColumnType::U64, begin));
+  s.columns.push_back(numbers("/tokens/text_end", ColumnType::U64, end));
+  s.columns.push_back(strings("/files/status", std::vector<std::string>(f, "ok")));
+  s.columns.push_back(strings("/files/header", std::vector<std::string>(f, "### FILE: a.py\n")));
+  s.columns.push_back(numbers("/files/text_begin", ColumnType::U64, std::vector<double>(f, 0)));
+  s.columns.push_back(numbers("/files/text_end", ColumnType::U64, std::vector<double>(f, 3)));
+  return s;
+}
+
 ColumnSpec& ResultFileSpec::column(const std::string& name) {
   for (ColumnSpec& c : columns)
     if (c.name == name) return c;

@@ -33,6 +33,9 @@ struct ResultFileSpec {
 
   // A complete file: n documents of 3 tokens each; document 0 has one /files row.
   static ResultFileSpec valid(size_t documents);
+  // valid(documents) with the text datasets: each document's text is "abc", its 3
+  // tokens one byte each; the /files row is that whole text, status ok.
+  static ResultFileSpec valid_with_text(size_t documents);
   ColumnSpec& column(const std::string& name);  // throws when absent
   void remove(const std::string& name);
   // Writes with serial HDF5; throws ringscan::Error when HDF5 refuses (e.g. a

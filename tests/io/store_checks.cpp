@@ -43,10 +43,11 @@ const Json& dataset(const Json& dump, const std::string& name, const std::string
 void expect_dump_matches_fixture(const Json& dump, uint64_t n, int64_t ranks) {
   std::vector<DocumentResult> docs;
   for (uint64_t i = 0; i < n; ++i) docs.push_back(fixture_result(i));
-  uint64_t n_tok = 0, n_files = 0;
+  uint64_t n_tok = 0, n_files = 0, n_text = 0;
   bool any_mean = false, any_last = false;
   for (const DocumentResult& d : docs) {
     n_tok += d.token_ids.size();
+    n_text += d.text.size();
     n_files += d.files.size();
     any_mean |= !d.embedding_mean.empty();
     any_last |= !d.embedding_last.empty();
@@ -87,9 +88,18 @@ void expect_dump_matches_fixture(const Json& dump, uint64_t n, int64_t ranks) {
   const Json& f_scored = dataset(dump, "/files/n_scored", "uint64", {n_files});
   const Json& f_nll = dataset(dump, "/files/nll_sum", "float64", {n_files});
   const Json& f_ppl = dataset(dump, "/files/perplexity", "float64", {n_files});
+  const Json& text = dataset(dump, "/text/utf8", "uint8", {n_text});
+  const Json& text_offset = dataset(dump, "/documents/text_offset", "uint64", {n});
+  const Json& text_bytes = dataset(dump, "/documents/text_bytes", "uint64", {n});
+  const Json& t_begin = dataset(dump, "/tokens/text_begin", "uint64", {n_tok});
+  const Json& t_end = dataset(dump, "/tokens/text_end", "uint64", {n_tok});
+  const Json& f_status = dataset(dump, "/files/status", "string", {n_files});
+  const Json& f_header = dataset(dump, "/files/header", "string", {n_files});
+  const Json& f_text_begin = dataset(dump, "/files/text_begin", "uint64", {n_files});
+  const Json& f_text_end = dataset(dump, "/files/text_end", "uint64", {n_files});
   if (::testing::Test::HasFailure()) return;  // shapes wrong: the loops below would index out of range
 
-  uint64_t tok = 0, row = 0;
+  uint64_t tok = 0, row = 0, text_at = 0;
   for (uint64_t i = 0; i < n; ++i) {
     const DocumentResult& d = docs[i];
     const std::string at = "document " + std::to_string(i);
@@ -109,8 +119,22 @@ void expect_dump_matches_fixture(const Json& dump, uint64_t n, int64_t ranks) {
       const double want = d.logprob.empty() ? std::nan("") : double(d.logprob[t]);
       expect_same_number(want, logprob[tok + t], at + " logprob " + std::to_string(t));
     }
+    EXPECT_EQ(text_offset[i], text_at) << at;
+    EXPECT_EQ(text_bytes[i], d.text.size()) << at;
+    std::string stored;
+    for (uint64_t b = 0; b < d.text.size(); ++b) stored += char(text[text_at + b].get<int>());
+    EXPECT_EQ(stored, d.text) << at;
+    text_at += d.text.size();
+    for (uint64_t t = 0; t < d.token_ids.size(); ++t) {
+      EXPECT_EQ(t_begin[tok + t], d.text_begin.empty() ? 0 : d.text_begin[t]) << at << " token " << t;
+      EXPECT_EQ(t_end[tok + t], d.text_end.empty() ? 0 : d.text_end[t]) << at << " token " << t;
+    }
     tok += d.token_ids.size();
     for (const FileResult& f : d.files) {
+      EXPECT_EQ(f_status[row], f.status);
+      EXPECT_EQ(f_header[row], f.header);
+      EXPECT_EQ(f_text_begin[row], f.text_begin);
+      EXPECT_EQ(f_text_end[row], f.text_end);
       EXPECT_EQ(f_doc[row], i);
       EXPECT_EQ(f_path[row], f.path);
       EXPECT_EQ(f_begin[row], f.token_begin);

@@ -31,6 +31,26 @@ DocumentResult fixture_result(uint64_t i) {
   }
   const uint64_t n = (i * 7) % 23 + 2;
   for (uint64_t t = 0; t < n; ++t) r.token_ids.push_back(int32_t((i * 1000 + t * 37) % 131072));
+  // The text: a leading BOS covering nothing, then a piece per token (some multi-byte),
+  // each file of a codebase document after its header.
+  const bool codebase = i % 4 == 2 && !(i % 13 == 7);
+  const uint64_t mid = n / 2;
+  const std::string paths[2] = {"f" + std::to_string(i) + "_a.py", "\xC3\xBC/f" + std::to_string(i) + "_b.py"};
+  uint64_t content_begin[2] = {0, 0}, content_end[2] = {0, 0};
+  r.text_begin.push_back(0);
+  r.text_end.push_back(0);
+  for (uint64_t t = 1; t < n; ++t) {
+    const int k = t < mid ? 0 : 1;
+    const bool file_start = codebase && (t == 1 || t == mid);
+    if (file_start) {
+      r.text += "### FILE: " + paths[k] + "\n";
+      content_begin[k] = r.text.size();
+    }
+    r.text_begin.push_back(file_start ? content_begin[k] - (11 + paths[k].size()) : r.text.size());
+    r.text += (t % 3 ? "tok" : "\xCF\x80") + std::to_string(t) + (t % 5 ? " " : "\n");
+    r.text_end.push_back(r.text.size());
+    content_end[k] = r.text.size();
+  }
   r.truncated = i % 6 == 0;
   if (i % 13 == 7) {
     r.status = doc_status::kFailed;
@@ -45,15 +65,17 @@ DocumentResult fixture_result(uint64_t i) {
     r.nll_mean = r.nll_sum / double(r.n_scored);
     r.perplexity = std::exp(r.nll_mean);
   }
-  if (i % 4 == 2) {  // a codebase document of two files
-    const uint64_t mid = n / 2;
-    const std::string paths[2] = {"f" + std::to_string(i) + "_a.py", "\xC3\xBC/f" + std::to_string(i) + "_b.py"};
+  if (codebase) {  // a codebase document of two files (the second cut; a third dropped for some)
     const uint64_t bounds[3] = {0, mid, n};
     for (int k = 0; k < 2; ++k) {
       FileResult f;
       f.path = paths[k];
       f.token_begin = bounds[k];
       f.token_end = bounds[k + 1];
+      f.header = "### FILE: " + paths[k] + "\n";
+      f.text_begin = content_begin[k];
+      f.text_end = content_end[k];
+      if (k == 1 && r.truncated) f.status = file_status::kTruncated;
       for (uint64_t t = f.token_begin; t < f.token_end; ++t)
         if (!r.logprob.empty() && !std::isnan(r.logprob[t])) {
           f.nll_sum -= double(r.logprob[t]);
@@ -61,6 +83,15 @@ DocumentResult fixture_result(uint64_t i) {
         }
       f.perplexity = f.n_scored ? std::exp(f.nll_sum / double(f.n_scored)) : std::numeric_limits<double>::quiet_NaN();
       r.files.push_back(f);
+    }
+    if (r.truncated) {
+      FileResult gone;
+      gone.path = "z" + std::to_string(i) + ".py";
+      gone.token_begin = gone.token_end = n;
+      gone.status = file_status::kDropped;
+      gone.header = "### FILE: " + gone.path + "\n";
+      gone.text_begin = gone.text_end = r.text.size();
+      r.files.push_back(gone);
     }
     if (i % 8 == 2) r.skipped_files.push_back({"cb/x.bin", skip_reason::kBinary, "NUL byte at offset 0"});
   }

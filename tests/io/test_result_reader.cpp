@@ -43,6 +43,33 @@ TEST(ResultReader, AValidFileReadsBack) {
   EXPECT_EQ(read_error(ResultFileSpec::valid(0)), "(no error)");
 }
 
+TEST(ResultReader, TextDatasetsAreReadAndCheckedWhenPresent) {
+  test::TempDir t;
+  ResultFileSpec::valid_with_text(4).write(t / "r.h5");
+  const ResultTables r = read_result_tables(t / "r.h5");
+  EXPECT_TRUE(r.has_text);
+  EXPECT_EQ(r.documents[3].text_bytes, 3u);
+  ASSERT_EQ(r.files.size(), 1u);
+  EXPECT_EQ(r.files[0].status, "ok");
+  EXPECT_FALSE(read_result_tables((ResultFileSpec::valid(2).write(t / "old.h5"), t / "old.h5")).has_text);
+
+  ResultFileSpec s = ResultFileSpec::valid_with_text(3);
+  s.remove("/files/header");
+  EXPECT_CONTAINS(read_error(s), "it has no dataset /files/header");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/tokens/text_end").dims = {8};
+  EXPECT_CONTAINS(read_error(s), "dataset /tokens/text_end has 8 rows but /tokens/ids has 9");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/text/utf8").type = ColumnType::I32;
+  EXPECT_CONTAINS(read_error(s), "dataset /text/utf8 does not hold uint8");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/documents/text_bytes").numbers = {3, 3, 4};
+  EXPECT_CONTAINS(read_error(s), "document 2 has text [6, +4) beyond the 9 bytes of /text/utf8");
+  s = ResultFileSpec::valid_with_text(3);
+  s.column("/files/text_end").numbers = {4};
+  EXPECT_CONTAINS(read_error(s), "/files row 0 (document 0, text [0, 4)) lies outside its document's text");
+}
+
 TEST(ResultReader, DatasetsOfOneGroupMustAgreeInLength) {
   ResultFileSpec s = ResultFileSpec::valid(300);
   s.column("/documents/n_tokens").dims = {1};

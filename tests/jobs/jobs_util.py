@@ -13,7 +13,11 @@ import h5py
 import numpy as np
 
 BIN = os.environ.get("RINGSCAN_BIN", "build/ringscan")
-MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
+# The build's launcher script, which ctest passes (cmake/RingscanMpi.cmake: the flags and
+# variables its MPI, Open MPI or MPICH, needs); else the one next to the binary.
+MPIRUN = [os.environ.get("RINGSCAN_MPIEXEC") or os.path.join(os.path.dirname(BIN), "mpiexec-tests")]
+# A rank's number in a shell it runs: Open MPI's variable, else MPICH's (Hydra's PMI).
+SHELL_RANK = "${OMPI_COMM_WORLD_RANK:-$PMI_RANK}"
 
 
 def run(args, np_=1, check=False, timeout=600, env=None):

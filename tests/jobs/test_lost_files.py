@@ -24,7 +24,7 @@ import sys
 import unittest
 
 import h5py
-from jobs_util import BIN, MPIRUN, DemoModelCase, docs, run, words, write
+from jobs_util import BIN, MPIRUN, SHELL_RANK, DemoModelCase, docs, run, words, write
 
 
 def run_bounded(args, np_, env, timeout=60, file_limit=None):
@@ -36,9 +36,11 @@ def run_bounded(args, np_, env, timeout=60, file_limit=None):
         # Only the ranks: mpirun's own shared memory files are larger. A write past the
         # limit then fails with EFBIG instead of killing the rank (SIGXFSZ ignored).
         limit = f"trap '' XFSZ; ulimit -f {max(1, file_limit // 1024)}; "
-        env = dict(env, OMPI_MCA_btl="self,tcp")  # no shared-memory segment files either
+        # No shared-memory segment files either: Open MPI without its shared-memory
+        # transport; MPICH without its own (NOLOCAL) and UCX's (self and TCP only).
+        env = dict(env, OMPI_MCA_btl="self,tcp", MPIR_CVAR_NOLOCAL="1", UCX_TLS="self,tcp")
     cmd = MPIRUN + ["-np", str(np_), "bash", "-c",
-                    limit + '"$0" "$@"; rc=$?; echo "rank $OMPI_COMM_WORLD_RANK exit $rc"; exit $rc', BIN] + args
+                    limit + f'"$0" "$@"; rc=$?; echo "rank {SHELL_RANK} exit $rc"; exit $rc', BIN] + args
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=True)
     try:

@@ -20,7 +20,7 @@ import unittest
 import h5py
 import numpy as np
 
-from jobs_util import BIN, MPIRUN, DemoModelCase, docs, run, set_tensor, words, write
+from jobs_util import BIN, MPIRUN, SHELL_RANK, DemoModelCase, docs, run, set_tensor, words, write
 
 
 class RunIdentity(DemoModelCase):
@@ -115,7 +115,7 @@ class RunIdentity(DemoModelCase):
         p = subprocess.run(MPIRUN + ["-np", "2", "bash", "-c",
                                      f'"{BIN}" score --model {self.model} --input {self.corpus} --out {out} '
                                      f'--mode codebase --quiet --memory-per-rank 0.004; '
-                                     f'echo "rank $OMPI_COMM_WORLD_RANK exit $?"'],
+                                     f'echo "rank {SHELL_RANK} exit $?"'],
                            capture_output=True, text=True, timeout=300, env=self.env)
         self.assertEqual(sorted(l for l in p.stdout.splitlines() if l.startswith("rank ")),
                          ["rank 0 exit 3", "rank 1 exit 3"], p.stdout + p.stderr)
@@ -129,7 +129,7 @@ class RunIdentity(DemoModelCase):
         # Nothing could be done (bad input): 1 on every rank.
         p = subprocess.run(MPIRUN + ["-np", "2", "bash", "-c",
                                      f'"{BIN}" score --model {self.model} --input {self.path("none")} '
-                                     f'--out {self.path("none.h5")}; echo "rank $OMPI_COMM_WORLD_RANK exit $?"'],
+                                     f'--out {self.path("none.h5")}; echo "rank {SHELL_RANK} exit $?"'],
                            capture_output=True, text=True, timeout=300, env=self.env)
         self.assertEqual(sorted(l for l in p.stdout.splitlines() if l.startswith("rank ")),
                          ["rank 0 exit 1", "rank 1 exit 1"], p.stdout + p.stderr)

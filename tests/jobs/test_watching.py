@@ -85,8 +85,11 @@ class Watching(DemoModelCase):
         self.assertEqual(final[3], sum(e["prompt_tokens"] + e["n_generated"] for e in extra), p.stderr)
 
     def test_an_idle_ranks_wait_is_waiting_not_writing(self):
-        # One document that stays on one rank: the other rank has nothing to do.
-        p = self.job("score", "idle.h5", [self.medium], np_=2)
+        # One document kept on one rank (--sp 1): the other rank has nothing to do. Long enough
+        # (~5000 tokens) that the compute it waits for dwarfs the write, even on a loaded machine.
+        long_doc = self.path("long.txt")
+        write(long_doc, words(3, 4000))
+        p = self.job("score", "idle.h5", [long_doc], ["--sp", "1"], np_=2)
         with h5py.File(self.path("idle.h5")) as f:
             self.assertEqual(json.loads(f["documents/extra"].asstr()[0])["route"], "data_parallel")
         m = TIMING.search(p.stderr)

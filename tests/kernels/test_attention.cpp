@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "attention.h"
@@ -183,6 +184,25 @@ TEST(Attention, CpuRejectsHeadsNotAMultipleOfKvHeads) {
   EXPECT_THROW(cpu::attention_block(s, q.data(), 20, 1, 0, k.data(), 8, v.data(), 8, 1, 0, 1.f,
                                     true, acc.data(), m.data(), l.data()),
                std::invalid_argument);
+}
+
+// Varlen's host forms split the rows into sequences by their ids: ids that go
+// back (or below 0) are not a packing, and the sentence names the row.
+TEST(Attention, VarlenRejectsDecreasingOrNegativeSequenceIds) {
+  const AttentionShape s{2, 1, 4};
+  std::vector<float> q(3 * 8), k(3 * 4), v(3 * 4), acc(3 * 8), m(6), l(6);
+  for (const std::vector<int32_t>& seq : {std::vector<int32_t>{0, 2, 1}, std::vector<int32_t>{-1, 0, 0}}) {
+    for (auto* f : {&ref::attention_varlen, &cpu::attention_varlen}) {
+      try {
+        f(s, q.data(), 8, k.data(), 4, v.data(), 4, 3, seq.data(), 1.f, true, acc.data(), m.data(), l.data());
+        ADD_FAILURE() << "no exception";
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("attention_varlen: seq_idx must be non-negative and non-decreasing (row"),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+  }
 }
 
 }  // namespace

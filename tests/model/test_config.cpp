@@ -143,3 +143,16 @@ TEST(Config, Nano4BPresetHasTheDesignedShape) {
   // DESIGN.md §1: 3.97e9 parameters.
   EXPECT_NEAR(static_cast<double>(parameter_count(c)), 3.97e9, 0.01e9);
 }
+
+TEST(Config, MaxPositionEmbeddingsIsOptional) {
+  EXPECT_EQ(parse_model_config(base(), "cfg.json").max_position_embeddings, 0);  // not given
+  Json j = base();
+  j["max_position_embeddings"] = 4096;
+  const ModelConfig c = parse_model_config(j, "cfg.json");
+  EXPECT_EQ(c.max_position_embeddings, 4096);
+  EXPECT_EQ(parse_model_config(model_config_to_json(c), "again").max_position_embeddings, 4096);
+  j["max_position_embeddings"] = -1;
+  EXPECT_NE(error_of(j).find("cfg.json: max_position_embeddings must be >= 0"), std::string::npos) << error_of(j);
+  j["max_position_embeddings"] = "long";
+  EXPECT_NE(error_of(j).find("\"max_position_embeddings\" should be an integer"), std::string::npos) << error_of(j);
+}

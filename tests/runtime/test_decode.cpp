@@ -282,8 +282,8 @@ TEST(ForwardCliGenerate, PrintsTransformersTokensAloneAndUnderMpirun) {
   };
   const auto plain = lines_of(bin);
   ASSERT_EQ(plain.size(), prompt.size());
-  const std::string mpirun = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 ") +
-                             RINGSCAN_MPIEXEC + " --oversubscribe --bind-to none -np 3 ";
+  // The build's launcher script: the flags and variables of its MPI (cmake/RingscanMpi.cmake).
+  const std::string mpirun = std::string("OMP_NUM_THREADS=1 ") + RINGSCAN_MPIEXEC + " -np 3 ";
   for (const std::string& cmd : {bin + " --generate 12", mpirun + bin + " --generate 12 --layout zigzag",
                                  mpirun + bin + " --generate 12 --layout contiguous"}) {
     const auto lines = lines_of(cmd);

@@ -10,7 +10,10 @@
 #include <filesystem>
 #include <vector>
 
+#include "model/presets.h"
+#include "model/random_checkpoint.h"
 #include "runtime/engine.h"
+#include "runtime/score_windows.h"
 #include "sp_test_models.h"
 #include "util/error.h"
 
@@ -95,6 +98,69 @@ TEST_F(EngineTest, PrefillHandsOverEveryPositionsLogitsInOrder) {
   model_->forward(doc.data(), 10, st, hidden.data());
   model_->logits(hidden.data(), 10, want.data());
   expect_near(got, want);
+}
+
+TEST(ScoreWindows, EveryTokenScoredOnceWithEnoughContext) {
+  EXPECT_EQ(score_windows(5, 8, 4).size(), 1u);  // fits: one plain window
+  for (int64_t n : {1, 7, 16, 17, 40}) {
+    for (auto [w, s] : {std::pair<int64_t, int64_t>{16, 6}, {8, 8}, {5, 1}}) {
+      std::vector<int> scored(n, 0);
+      int64_t previous_begin = -1;
+      for (const ScoreWindow& win : score_windows(n, w, s)) {
+        EXPECT_LE(win.end - win.begin, w);
+        EXPECT_GT(win.begin, previous_begin);
+        previous_begin = win.begin;
+        for (int64_t t = win.first_scored; t < win.end; ++t) {
+          ++scored[t];
+          if (win.begin > 0) {
+            EXPECT_GE(t - win.begin, w - s) << "token " << t << " lacks context";
+          }
+        }
+      }
+      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(scored[t], 1) << "n " << n << " token " << t;
+    }
+  }
+  EXPECT_THROW(score_windows(10, 4, 5), Error);
+  EXPECT_THROW(score_windows(10, 0, 0), Error);
+}
+
+// Windowed scores of the demo model against a plain loop: token t >= window is scored by
+// the model run on ids[b .. t] alone, b the first multiple of the stride with
+// b + window > t; earlier tokens by the model run on ids[0 .. t].
+TEST(ScoreWindows, WindowedScoresEqualAPlainLoopOverTheModel) {
+  const std::string dir = std::filesystem::temp_directory_path().string() + "/ringscan-test-windows";
+  std::filesystem::remove_all(dir);
+  RandomCheckpointOptions o;
+  o.seed = 5;
+  o.dtype = DType::F32;
+  write_random_checkpoint(preset_config("demo"), dir, o);
+  std::unique_ptr<Model> model = Model::load(dir, true);
+  Engine engine("cpu", "auto", 0);
+  engine.prepare(*model);
+  const int64_t V = model->config().vocab_size, D = model->config().hidden_size;
+  std::vector<int32_t> ids(37);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((11 + 97 * i) % V);
+  const int64_t window = 12, stride = 5;
+  const DocumentValues v = engine.compute_windowed(ids, window, stride);
+  ASSERT_EQ(v.logprob.size(), ids.size());
+  EXPECT_TRUE(std::isnan(v.logprob[0]));
+  for (int64_t t = 1; t < static_cast<int64_t>(ids.size()); ++t) {
+    const int64_t b = t < window ? 0 : ((t - window) / stride + 1) * stride;
+    const int64_t len = t - b;  // context tokens ids[b .. t-1]
+    std::vector<float> hidden(len * D), logits(V);
+    InferenceState st = model->new_state();
+    model->forward(ids.data() + b, len, st, hidden.data());
+    model->logits(hidden.data() + (len - 1) * D, 1, logits.data());
+    double mx = logits[0], sum = 0;
+    for (float x : logits) mx = std::max<double>(mx, x);
+    for (float x : logits) sum += std::exp(double(x) - mx);
+    const double want = double(logits[ids[t]]) - mx - std::log(sum);
+    EXPECT_NEAR(v.logprob[t], want, 1e-4 * (1 + std::fabs(want))) << "token " << t << " (context from " << b << ")";
+  }
+  // A window as long as the document is a plain run.
+  const DocumentValues whole = engine.compute_windowed(ids, 64, 64);
+  const DocumentValues plain = engine.compute(ids, WantedOutputs{true, false, false});
+  expect_near(whole.logprob, plain.logprob);
 }
 
 TEST(Engine, RefusesWorkBeforePrepare) {

@@ -14,6 +14,7 @@
 #include "comm/state_scan_schedule.h"
 #include "model/model.h"
 #include "sp_test_models.h"
+#include "sp_traffic_formulas.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
 #include "runtime/sequence_parallel.h"
@@ -24,6 +25,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using test::Variant;
+using test::expected_halo_bytes;
+using test::expected_ring_bytes;
+using test::expected_state_bytes;
 std::vector<Variant> variants() { return test::sp_variants(); }
 std::string model_dir(comm::Communicator& world, const Variant& v) { return test::sp_model_dir(world, v, "sp", 3); }
 
@@ -41,35 +45,6 @@ std::vector<int64_t> lengths(int P, int64_t chunk) {
   for (auto L : s)
     if (L >= 1) out.push_back(L);
   return out;
-}
-
-// Bytes this rank must send in one layer, from the layout alone.
-uint64_t expected_halo_bytes(const SequenceLayout& l, int me, const ModelConfig& c) {
-  uint64_t n = 0;
-  for (size_t s = 0; s + 1 < l.segments.size(); ++s)
-    if (l.segments[s].owner == me && l.segments[s + 1].owner != me)
-      n += static_cast<uint64_t>(c.conv_kernel - 1) * c.conv_dim() * 4;
-  return n;
-}
-
-uint64_t expected_state_bytes(const SequenceLayout& l, int me, const ModelConfig& c) {
-  const int P = l.ranks;
-  const uint64_t pair = static_cast<uint64_t>(c.mamba_heads) * (1 + c.mamba_head_dim * c.ssm_state) * 4;
-  uint64_t n = 0;
-  for (const auto& run : l.scan_runs())
-    for (size_t pos = 0; pos < run.size(); ++pos)
-      if (l.segments[run[pos]].owner == me)
-        for (int r = 0; r < comm::scan_schedule::rounds(P); ++r)
-          if (comm::scan_schedule::sends(static_cast<int>(pos), r, P)) n += pair;
-  return n;
-}
-
-uint64_t expected_ring_bytes(const SequenceLayout& l, int me, const ModelConfig& c) {
-  const int P = l.ranks;
-  uint64_t n = 0;
-  for (int step = 0; step + 1 < P; ++step)
-    n += static_cast<uint64_t>(l.tokens_of((me - step + P) % P)) * 2 * c.num_kv_heads * c.head_dim * 4;
-  return n;
 }
 
 // fp32 round-off differs between the two runs (the state scan and the ring

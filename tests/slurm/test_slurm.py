@@ -37,7 +37,13 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 # the tests run inside a Slurm job, or under ctest's OMPI_ALLOW_RUN_AS_ROOT) may reach
 # the jobs, so that the scripts are shown to set what they need themselves.
 FOREIGN_ENV = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_", "OMPI_", "PMIX_", "PRTE_")
-ROOT_MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1"}
+# Plain runs outside Slurm use the build's launcher script (cmake/RingscanMpi.cmake: the
+# flags and variables of its MPI, Open MPI or MPICH), which ctest passes.
+MPIEXEC = os.environ.get("RINGSCAN_MPIEXEC") or os.path.join(os.path.dirname(BIN), "mpiexec-tests")
+# The PMI plugin the scripts must choose for this build's binary: Open MPI needs pmix,
+# MPICH pmi2 (slurm/README.md, SRUN_MPI).
+MPI_FLAVOR = os.environ.get("RINGSCAN_MPI_FLAVOR", "Open MPI")
+EXPECTED_PMI = "pmi2" if MPI_FLAVOR == "MPICH" else "pmix"
 LONG_DOC_ARGS = ["--memory-per-rank", "0.03"]  # the long document exceeds one rank: sequence parallel
 
 
@@ -63,9 +69,9 @@ def tail(path, n=30):
 
 
 def mpirun(np_, args, cwd=None, timeout=600):
-    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), BIN] + args
+    cmd = [MPIEXEC, "-np", str(np_), BIN] + args
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
-    env.update(ROOT_MPI_ENV)
+    env["OMP_NUM_THREADS"] = "1"
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     if p.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
@@ -297,11 +303,12 @@ class CpuCluster(unittest.TestCase):
         self.finished_ok(job)
         log = read(self.log(job))
         self.assertIn(f"ringscan-cpu: job {job} (restart 0) on node1: 2 ranks x 1 threads", log)
+        self.assertIn(f"ringscan-cpu: srun --mpi={EXPECTED_PMI}\n", log)
         a = attrs(out)
         self.assertEqual(a.get("slurm_job_id"), job)
         self.assertEqual(a.get("slurm_nodelist"), "node1")
         self.assertNotIn("slurm_array_task_id", a)
-        self.assertEqual(int(a["ranks"]), 2)  # srun --mpi=pmix made one MPI world of 2 ranks
+        self.assertEqual(int(a["ranks"]), 2)  # srun's PMI made one MPI world of 2 ranks
         r = routes(out)
         self.assertEqual(r["long.txt"], {"route": "sequence_parallel", "ranks": 2})
         self.assertEqual(r["doc00.txt"]["route"], "data_parallel")
@@ -427,6 +434,80 @@ class FakeGpuCluster(unittest.TestCase):
         for i in inputs:
             args += ["--input", i]
         same_results(self, out, self.fx.reference("np4-sp4", 4, args))
+
+
+class PmiChoice(unittest.TestCase):
+    """Which PMI plugin each script gives srun, without a cluster: the script runs under
+    bash with a Slurm-like environment and, first on PATH, an `srun` that lists the
+    plugins it is told to and records how it was called, and (where a test needs another
+    MPI than this build's) an `ldd` that reports the libraries it is told to."""
+
+    SCRIPTS = {  # script: (its log prefix, the variables it needs besides the common ones)
+        "cpu.sbatch": ("ringscan-cpu", {}),
+        "gpu-node.sbatch": ("ringscan-gpu", {"SLURM_GPUS_ON_NODE": "2"}),
+        "multi-node.sbatch": ("ringscan-multinode", {"SLURM_GPUS_ON_NODE": "2", "SLURM_JOB_NUM_NODES": "1"}),
+        "array.sbatch": ("ringscan-array", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "7"}),
+    }
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ringscan-pmi-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bin = os.path.join(self.tmp, "bin")
+        os.makedirs(self.bin)
+        self.calls = os.path.join(self.tmp, "srun-calls")
+        write(os.path.join(self.bin, "srun"), '#!/bin/sh\n'
+              'if [ "$1" = "--mpi=list" ]; then printf "MPI plugin types are...\\n\\tnone\\n%b" "$FAKE_PLUGINS"; exit 0; fi\n'
+              'echo "$*" >>"$FAKE_SRUN_CALLS"\n')
+        os.chmod(os.path.join(self.bin, "srun"), 0o755)
+        write(os.path.join(self.tmp, "corpora.txt"), "c0\n")
+
+    def run_script(self, script, plugins, srun_mpi=None, libs=None):
+        prefix, extra = self.SCRIPTS[script]
+        if libs is not None:
+            write(os.path.join(self.bin, "ldd"), f"#!/bin/sh\necho '{libs}'\n")
+            os.chmod(os.path.join(self.bin, "ldd"), 0o755)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV) and k != "SRUN_MPI"}
+        env.update(PATH=self.bin + os.pathsep + env["PATH"], FAKE_PLUGINS=plugins, FAKE_SRUN_CALLS=self.calls,
+                   RINGSCAN=BIN, MODEL="/models/m", INPUT="/data/in", CORPORA="corpora.txt", OUT_DIR="out",
+                   SLURM_JOB_ID="42", SLURM_JOB_NODELIST="node1", SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2",
+                   SLURM_CPUS_PER_TASK="1", **extra)
+        if srun_mpi:
+            env["SRUN_MPI"] = srun_mpi
+        if os.path.exists(self.calls):
+            os.remove(self.calls)
+        p = subprocess.run(["bash", os.path.join(SLURM, script)], capture_output=True, text=True, env=env,
+                           cwd=self.tmp, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        launches = [l for l in read(self.calls).splitlines() if BIN in l]
+        self.assertEqual(len(launches), 1, read(self.calls))
+        chosen = re.findall(r"--mpi=(\S+)", launches[0])
+        self.assertIn(f"{prefix}: srun --mpi={chosen[0] if chosen else '?'}\n", p.stdout)
+        return chosen
+
+    def test_every_script_chooses_the_plugin_of_this_builds_mpi(self):
+        for script in self.SCRIPTS:
+            with self.subTest(script=script):
+                self.assertEqual(self.run_script(script, "\tpmi2\n\tpmix\n"), [EXPECTED_PMI])
+
+    def test_pmi2_where_slurm_has_no_pmix(self):
+        for script in self.SCRIPTS:
+            with self.subTest(script=script):
+                self.assertEqual(self.run_script(script, "\tpmi2\n"), ["pmi2"])
+
+    def test_pmi2_for_an_mpich_binary_pmix_for_open_mpi(self):
+        mpich = "libmpich.so.12 => /usr/lib/x86_64-linux-gnu/libmpich.so.12 (0x1)"
+        intel = "libmpi.so.12 => /opt/intel/mpi/lib/release/libmpi.so.12 (0x1)"
+        ompi = "libmpi.so.40 => /usr/lib/x86_64-linux-gnu/libmpi.so.40 (0x1)"
+        for script in self.SCRIPTS:
+            with self.subTest(script=script):
+                self.assertEqual(self.run_script(script, "\tpmi2\n\tpmix\n", libs=mpich), ["pmi2"])
+                self.assertEqual(self.run_script(script, "\tpmi2\n\tpmix\n", libs=intel), ["pmi2"])
+                self.assertEqual(self.run_script(script, "\tpmi2\n\tpmix\n", libs=ompi), ["pmix"])
+
+    def test_srun_mpi_forces_the_plugin(self):
+        for script in self.SCRIPTS:
+            with self.subTest(script=script):
+                self.assertEqual(self.run_script(script, "\tpmi2\n\tpmix\n", srun_mpi="cray_shasta"), ["cray_shasta"])
 
 
 if __name__ == "__main__":

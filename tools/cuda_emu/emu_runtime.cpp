@@ -219,6 +219,75 @@ const char* state_name(int s) {
   abort();
 }
 
+// cp.async (include/cuda_pipeline.h): each thread's queued copies and the
+// end of each committed group in that queue.
+struct AsyncQueue {
+  struct Copy {
+    void* dst;
+    const void* src;
+    size_t bytes, zfill;
+  };
+  std::vector<Copy> pending;
+  std::vector<size_t> group_end;  // pending.size() at each commit, oldest first
+};
+thread_local std::vector<AsyncQueue> g_async(kMaxThreads);
+
+AsyncQueue& my_async(const char* what) {
+  if (!g_cur) {
+    report("%s called outside a kernel", what);
+    abort();
+  }
+  return g_async[g_cur->linear];
+}
+
+// Copies left un-waited when a block ends: the GPU gives no guarantee they
+// landed (and here they would land in the next block's shared memory).
+void async_block_end(const LaunchState& s) {
+  for (int i = 0; i < s.nthreads; ++i) {
+    AsyncQueue& q = g_async[i];
+    if (!q.pending.empty())
+      report("kernel %s block (%u,%u,%u) thread %d: %zu cp.async copies never waited for (__pipeline_wait_prior)",
+             s.kernel, g_block_idx.x, g_block_idx.y, g_block_idx.z, i, q.pending.size());
+    q.pending.clear();
+    q.group_end.clear();
+  }
+}
+
+}  // namespace
+
+void async_copy(void* dst, const void* src, size_t bytes, size_t zfill) {
+  AsyncQueue& q = my_async("__pipeline_memcpy_async");
+  if ((bytes != 4 && bytes != 8 && bytes != 16) || zfill > bytes ||
+      reinterpret_cast<uintptr_t>(dst) % bytes != 0 || reinterpret_cast<uintptr_t>(src) % bytes != 0) {
+    report("__pipeline_memcpy_async: size %zu (4, 8 or 16), zfill %zu, dst %p and src %p (aligned to the size)", bytes,
+           zfill, dst, src);
+    return;
+  }
+  q.pending.push_back({dst, src, bytes, zfill});
+}
+
+void async_commit() {
+  AsyncQueue& q = my_async("__pipeline_commit");
+  q.group_end.push_back(q.pending.size());
+}
+
+// Completes every committed group but the newest `prior` ones, in order.
+void async_wait_prior(size_t prior) {
+  AsyncQueue& q = my_async("__pipeline_wait_prior");
+  if (q.group_end.size() <= prior) return;
+  const size_t groups = q.group_end.size() - prior, done = q.group_end[groups - 1];
+  for (size_t i = 0; i < done; ++i) {
+    const AsyncQueue::Copy& c = q.pending[i];
+    std::memcpy(c.dst, c.src, c.bytes - c.zfill);
+    std::memset(static_cast<char*>(c.dst) + (c.bytes - c.zfill), 0, c.zfill);
+  }
+  q.pending.erase(q.pending.begin(), q.pending.begin() + static_cast<std::ptrdiff_t>(done));
+  q.group_end.erase(q.group_end.begin(), q.group_end.begin() + static_cast<std::ptrdiff_t>(groups));
+  for (size_t& e : q.group_end) e -= done;
+}
+
+namespace {
+
 // Runs one block to completion.
 void run_block(LaunchState& s) {
   const int n = s.nthreads;
@@ -448,6 +517,7 @@ void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t sm
         s.smem_static_used = 0;
         if (smem) std::memset(s.dyn, 0xFF, smem);
         run_block(s);
+        async_block_end(s);
       }
   g_in_kernel = nullptr;
   g_cur = nullptr;
@@ -568,6 +638,10 @@ cudaError_t do_free(void* p, const char* api) {
 }
 
 }  // namespace
+bool device_range(const void* p, size_t n, const char* api, const char* which) {
+  return is_device(p) && check_device_range(p, n, api, which);
+}
+
 }  // namespace emu
 
 using namespace emu;

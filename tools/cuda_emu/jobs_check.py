@@ -9,12 +9,16 @@ and with `--device cpu`, and the results are compared:
 
   score      1 rank (packed short documents, and one over half a block that
              runs alone) and 2 ranks under mpirun with a --memory-per-rank that
-             sends the longest document sequence-parallel over both ranks;
+             sends the longest document sequence-parallel over both ranks,
+             once sharing one emulated GPU (--comm auto: mpi) and once with a
+             GPU each (auto: nccl, over emu_nccl.cpp); the `comm` attribute says which;
   embed      the same two runs;
   summarize  1 rank, greedy, --max-new-tokens 8, --batch 2 (continuous
              batching); agreement with the CPU's ids is reported, not required;
   forward    --ids on 1 rank (with --generate), and under mpirun -np 2 --sp 2
-             with the zigzag and the contiguous layout.
+             with the zigzag and the contiguous layout, over MPI and over NCCL
+             (--comm nccl, a GPU per rank); --comm nccl on 2 ranks sharing one
+             GPU must be refused with one sentence.
 
 Tolerances. The GPU engine rounds every GEMM input (activations; the demo
 checkpoint's weights are bf16 already) to bf16 (8 significant bits: at most
@@ -92,10 +96,11 @@ class Runner:
         self.env.pop("CUDA_EMU_EXPECT_ERRORS", None)  # an emulator report must fail the run
         self.timings = []
 
-    def __call__(self, args, ranks=1, expect_error=False):
+    def __call__(self, args, ranks=1, expect_error=False, gpus=None):
         cmd = [self.ringscan] + args
-        env = self.env
+        env = self.env if gpus is None else dict(self.env, CUDA_EMU_DEVICES=str(gpus))
         if ranks > 1:
+            # Open MPI's flag: the emulator's ringscan is built with Open MPI (Makefile).
             cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] + cmd
             env = dict(env, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")  # 2 ranks on 2 cores
         t0 = time.monotonic()
@@ -332,6 +337,17 @@ def main():
                                         "--memory-per-rank", sp_memory], ranks=2)
     expect_ok(compare_score(out("score_gpu2.h5"), out("score_cpu.h5"), sp, 2),
               "score --device cuda = cpu, 2 ranks (long.txt sequence-parallel on the GPU engine)")
+    # One emulated GPU for two ranks: --comm auto falls back to MPI through the host;
+    # with a GPU per rank it takes NCCL (the emulation of emu_nccl.cpp), which must agree.
+    run(["score"] + model + two_rank + ["--device", "cuda", "--out", out("score_gpu2_nccl.h5"),
+                                        "--memory-per-rank", sp_memory], ranks=2, gpus=2)
+    expect_ok(compare_score(out("score_gpu2_nccl.h5"), out("score_cpu.h5"), sp, 2),
+              "score --device cuda = cpu, 2 ranks with a GPU each (sequence parallel over NCCL)")
+    for name, want in (("score_gpu2.h5", "mpi"), ("score_gpu2_nccl.h5", "nccl")):
+        with h5py.File(out(name), "r") as h:
+            if str(h.attrs.get("comm", "")) != want:
+                fail(f"{name}: --comm auto wrote comm {h.attrs.get('comm')!r}, expected {want!r}")
+    ok("--comm auto: mpi on 2 ranks sharing a GPU, nccl with a GPU per rank (the 'comm' attribute)")
     # Control: another random model's scores (a wrong weight, layer or state) must not pass.
     run(["make-model", "--preset", "demo", "--seed", "7", "--out", out("demo7")])
     run(["score", "--model", out("demo7"), "--quiet"] + one_rank + ["--device", "cpu", "--out", out("score_cpu7.h5")])
@@ -405,6 +421,17 @@ def main():
                                      ["--device", "cuda", "--sp", "2", "--layout", layout], ranks=2))
         expect_ok(compare_forward(f"forward --sp 2 {layout}", lines, cpu_lines),
                   f"forward --device cuda --sp 2 --layout {layout} = cpu (GPU sequence parallel over MPI)")
+        lines, _ = parse_forward(run(["forward", "--model", out("demo")] + ids_arg +
+                                     ["--device", "cuda", "--comm", "nccl", "--sp", "2", "--layout", layout],
+                                     ranks=2, gpus=2))
+        expect_ok(compare_forward(f"forward --comm nccl --sp 2 {layout}", lines, cpu_lines),
+                  f"forward --device cuda --comm nccl --sp 2 --layout {layout} = cpu (GPU sequence parallel over NCCL)")
+    # --comm nccl with two ranks on one GPU: every rank stops with one sentence.
+    err = run(["forward", "--model", out("demo")] + ids_arg + ["--device", "cuda", "--comm", "nccl", "--sp", "2"],
+              ranks=2, gpus=1, expect_error=True)
+    if "--comm nccl needs one GPU per rank" not in err:
+        fail(f"forward --comm nccl on 2 ranks sharing a GPU said {err!r}")
+    ok(f"forward --comm nccl, 2 ranks on one GPU, refused: {err}")
     # Control: the second half's log-probs without the first half as context (what a
     # sequence-parallel segment that lost its incoming Mamba state and K/V would print).
     half = len(ids) // 2

@@ -2,13 +2,16 @@
 # cuda_emu: build the CUDA kernels and the GPU engine against the host
 # emulator and run the CUDA tests on the CPU. See README.md.
 #
-#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|jobs|all] [extra gtest args...]
+#   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|comm|jobs|all] [extra gtest args...]
 #
 # jobs: the `ringscan` program itself on the emulated GPU (score, embed,
 # summarize, forward; 1 and 2 ranks) against --device cpu (jobs_check.py).
 #
 # Environment: CUDA_EMU_BUILD (build dir, default /tmp/ringscan-cuda-emu),
-# JOBS (make -j, default 2), OPT (default -O2), NP (ranks for `sp`, default 2),
+# JOBS (make -j, default 2), OPT (default -O2), NP (rank counts for `sp` and
+# `comm`, default "1 2 3 4": each runs under mpirun once per count, with as many
+# emulated GPUs as ranks unless CUDA_EMU_DEVICES says otherwise, so the NCCL
+# path (emu_nccl.cpp, one GPU per rank) runs too),
 # PYTHON_H5 (a python with h5py and numpy for `jobs`; default: the venv of
 # tools/h5check/ensure_venv.sh),
 # CUDA_EMU_ABORT=1 (abort at the first emulator error report),
@@ -33,10 +36,39 @@ run_kernels() {
   "$B/test_backend_ops" "$@" || status=$?
 }
 run_model() { build model; "$B/test_device_model" "$@" || status=$?; }
+# Each rank count under mpirun, every rank on its own emulated GPU by default. Open MPI's
+# mpirun, flags and variables: the Makefile builds with Open MPI's mpicxx (--showme),
+# whichever MPI the CMake build uses.
+mpi_runs() {
+  local prog=$1 np
+  shift
+  for np in ${NP:-1 2 3 4}; do
+    echo "== $(basename "$prog"): mpirun -np $np"
+    CUDA_EMU_DEVICES=${CUDA_EMU_DEVICES:-$np} OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+      mpirun --oversubscribe -np "$np" "$prog" "$@" || status=$?
+  done
+}
+# Then bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the exposed communication per layer.
 run_sp() {
   build sp
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-    mpirun --oversubscribe -np "${NP:-2}" "$B/test_device_sp" "$@" || status=$?
+  mpi_runs "$B/test_device_sp" "$@"
+  echo "== bench_sp_gpu: mpirun -np 2 --comm nccl"
+  local out
+  out=$(CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
+    "$B/bench_sp_gpu" --model "$root/tests/fixtures/hf/swiglu" --tokens 64 --repeat 1 --comm nccl) || status=$?
+  echo "$out"
+  grep -q '"exposed_comm_ms"' <<<"$out" && grep -q '"ring_bytes"' <<<"$out" || { echo "bench_sp_gpu: no per-layer report"; status=1; }
+}
+# tests/comm over the emulated NCCL (device buffers), as test_comm_nccl runs on GPUs.
+# Then 3 ranks on 2 emulated GPUs: every rank must stop with one sentence, not hang.
+run_comm() {
+  build comm
+  mpi_runs "$B/test_comm_nccl" "$@"
+  echo "== comm_error_probe nccl_crowded: 3 ranks, 2 GPUs"
+  CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    cmake -DMPIEXEC=mpirun -DNP=3 -DPROBE="$B/comm_error_probe" -DARGS=nccl_crowded -DMAX_LINES=3 \
+      "-DEXPECT=the NCCL backend needs one GPU per rank, but this node runs 3 ranks on 2 visible GPU(s)" \
+      -P "$root/tests/comm/check_error_exit.cmake" || status=$?
 }
 # The GPU engine end to end through the real program (extra args: none; gtest
 # filters given to `all` are not for it).
@@ -53,8 +85,9 @@ case "$what" in
   kernels) run_kernels "$@" ;;
   model) run_model "$@" ;;
   sp) run_sp "$@" ;;
+  comm) run_comm "$@" ;;
   jobs) run_jobs ;;
-  all) build all selftest ringscan; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@"; run_jobs ;;
-  *) echo "usage: $0 [build|selftest|kernels|model|sp|jobs|all] [gtest args...]" >&2; exit 2 ;;
+  all) build all selftest ringscan; CUDA_EMU_EXPECT_ERRORS=1 "$B/selftest" || status=$?; run_kernels "$@"; run_model "$@"; run_sp "$@"; run_comm; run_jobs ;;
+  *) echo "usage: $0 [build|selftest|kernels|model|sp|comm|jobs|all] [gtest args...]" >&2; exit 2 ;;
 esac
 exit $status

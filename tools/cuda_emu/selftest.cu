@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_pipeline.h>
 #include <cuda_runtime.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,6 +149,24 @@ __global__ void mma_kernel(const __nv_bfloat16* A, const __nv_bfloat16* Bnk, con
 
 __global__ void graph_scale_kernel(float* x, int n, float a) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] *= a;
+}
+
+// cp.async: two commit groups of 16-byte copies into shared memory (the
+// second zero-filling its last 4 bytes); after wait_prior(1) only the first
+// has landed, after wait_prior(0) both. wait_stage: 0 = read before any wait,
+// 1 = after wait_prior(1), 2 = after wait_prior(0); 3 = never wait (an error
+// at the block's end).
+__global__ void cp_async_kernel(const float* src, float* out, int wait_stage) {
+  __shared__ __align__(16) float tile[64];
+  const int t = threadIdx.x;  // 8 threads: t < 4 copy group 0, t >= 4 group 1
+  if (t < 4) __pipeline_memcpy_async(tile + 4 * t, src + 4 * t, 16);
+  __pipeline_commit();
+  if (t >= 4) __pipeline_memcpy_async(tile + 4 * t, src + 4 * t, 16, 4);
+  __pipeline_commit();
+  if (wait_stage >= 1 && wait_stage <= 2) __pipeline_wait_prior(wait_stage == 1 ? 1 : 0);
+  __syncthreads();
+  for (int i = 0; i < 4; ++i) out[4 * t + i] = tile[4 * t + i];
+  if (wait_stage != 3) __pipeline_wait_prior(0);  // nothing left in flight at the end
 }
 
 int main() {
@@ -411,6 +430,32 @@ int main() {
     cudaFreeHost(h_in);
     cudaFreeHost(h_out);
     cudaStreamDestroy(st);
+  }
+  // cp.async (cuda_pipeline.h): copies land at the wait that covers their group.
+  {
+    std::vector<float> src(32);
+    for (int i = 0; i < 32; ++i) src[i] = float(i + 1);
+    float *d_src, *d_out;
+    cudaMalloc(&d_src, 32 * 4);
+    cudaMalloc(&d_out, 32 * 4);
+    cudaMemcpy(d_src, src.data(), 32 * 4, cudaMemcpyHostToDevice);
+    std::vector<float> out(32);
+    for (int stage : {0, 1, 2}) {
+      const int before = emu::error_count();
+      cp_async_kernel<<<1, 8>>>(d_src, d_out, stage);
+      cudaMemcpy(out.data(), d_out, 32 * 4, cudaMemcpyDeviceToHost);
+      CHECK(emu::error_count() == before);
+      for (int i = 0; i < 32; ++i) {
+        const bool landed = stage == 2 || (stage == 1 && i < 16);
+        const float want = i >= 16 && i % 4 == 3 ? 0.f : src[i];  // group 1 zero-fills each copy's last float
+        CHECK(landed ? out[i] == want : std::isnan(out[i]));       // not landed: the poisoned shared memory
+      }
+    }
+    const int before = emu::error_count();
+    cp_async_kernel<<<1, 8>>>(d_src, d_out, 3);
+    CHECK(emu::error_count() > before);
+    cudaFree(d_src);
+    cudaFree(d_out);
   }
   std::printf("cuda_emu selftest: %s (%d failure(s))\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;

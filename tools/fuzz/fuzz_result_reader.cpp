@@ -89,7 +89,9 @@ void edit(ResultFileSpec& spec, FuzzedDataProvider& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = fuzz::scratch_dir("result-reader") + "/result.h5";
   FuzzedDataProvider in(data, size);
-  ResultFileSpec spec = ResultFileSpec::valid(in.ConsumeIntegralInRange<size_t>(0, 6));
+  // A file without or with the text datasets (issue 16), whose token offsets the report reads.
+  const size_t n = in.ConsumeIntegralInRange<size_t>(0, 6);
+  ResultFileSpec spec = in.ConsumeBool() ? ResultFileSpec::valid_with_text(n) : ResultFileSpec::valid(n);
   const int edits = in.ConsumeIntegralInRange<int>(0, 8);
   for (int i = 0; i < edits && in.remaining_bytes() > 0; ++i) edit(spec, in);
   for (ColumnSpec& c : spec.columns) {
@@ -102,6 +104,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const Error&) {
     return 0;  // HDF5 refused to write it (e.g. a path under a dataset): nothing to read
   }
-  fuzz::only_ringscan_errors([&] { io::read_result_tables(path); });
+  fuzz::only_ringscan_errors([&] {
+    const io::ResultTables t = io::read_result_tables(path);
+    const io::ResultTokenReader reader(path, t);
+    for (uint64_t d = 0; d < t.documents.size(); ++d) reader.read(d);
+  });
   return 0;
 }

@@ -8,6 +8,9 @@ Writes into tests/tokenizer/fixtures/:
   corpus/*                    the test corpus (raw bytes, some invalid UTF-8)
   expected.json               HF's ids and decodes for the corpus, for the demo
                               tokenizer and for variants of it (RFC 6902 patches)
+  expected_offsets.json       HF's token offsets for the same cases, as bytes of the
+                              corpus file (`--offsets-only` rewrites just this file
+                              from the committed tokenizer and corpus)
 
 Run from the repository root:
   python3 -m venv tools/.venv-tokenizer
@@ -294,6 +297,78 @@ def decode_cases(tok, corpus, rng, vocab_size):
              "text_skip_special": tok.decode(ids, skip_special_tokens=True)} for ids in cases]
 
 
+def char_byte_ranges(raw):
+    """Per character of raw.decode("utf-8", "replace"), the bytes of `raw` it came from
+    (a U+FFFD stands for the whole ill-formed sequence it replaced)."""
+    ranges, i = [], 0
+    while i < len(raw):
+        for k in (1, 2, 3, 4):
+            try:
+                if len(raw[i:i + k].decode("utf-8")) == 1:
+                    break
+            except UnicodeDecodeError:
+                continue
+        else:
+            try:
+                raw[i:].decode("utf-8")
+            except UnicodeDecodeError as e:
+                k = e.end - e.start
+        ranges.append((i, i + k))
+        i += k
+    return ranges
+
+
+def byte_offsets(raw, char_offsets):
+    """HF's character offsets into the decoded text as [begin, end) bytes of `raw`, written
+    compactly as the pairs (begin - previous end, end - begin), flat."""
+    ranges = char_byte_ranges(raw)
+    flat, previous_end = [], 0
+    for b, e in char_offsets:
+        begin = ranges[b][0] if b < len(ranges) else len(raw)
+        end = ranges[e - 1][1] if e > b else begin
+        flat += [begin - previous_end, end - begin]
+        previous_end = end
+    return flat
+
+
+def offset_cases(tok, corpus, names):
+    cases = []
+    for name in names:
+        text = corpus[name].decode("utf-8", errors="replace")
+        case = {"file": "corpus/" + name}
+        for key, special in (("offsets", False), ("offsets_special", True)):
+            if special and name not in OFFSETS_WITH_SPECIAL:
+                continue
+            enc = tok.encode(text, add_special_tokens=special)
+            case[key] = byte_offsets(corpus[name], enc.offsets)
+        cases.append(case)
+    return cases
+
+
+# The variants whose offsets are checked (the others differ from the demo only in how
+# text is cut, which the demo's cases already follow), and the files checked with the
+# post-processor's tokens as well.
+OFFSET_VARIANTS = {"nfc", "gpt2_byte_level", "byte_level_prefix_space_after_split", "added_token_flags",
+                   "template_bos_eos", "char_level_byte_fallback", "char_level_unk_fused",
+                   "char_level_unk_unfused", "split_string_MergedWithNext", "split_regex_inverted_Contiguous"}
+OFFSETS_WITH_SPECIAL = {"mixed_small.txt", "empty.txt"}
+
+
+def write_offsets(tok_json, corpus):
+    """HF's offsets for the demo tokenizer on every corpus file, and for some variants on
+    their files (HF's ids are in expected.json)."""
+    base = json.loads(tok_json)
+    out = {"generator": "tools/tokenizer/make_fixtures.py", "tokenizers_version": tokenizers.__version__,
+           "tokenizer_sha256": sha256(tok_json.encode()),
+           "cases": offset_cases(Tokenizer.from_str(tok_json), corpus, sorted(corpus)), "variants": []}
+    for name, ops, files in variants():
+        if name not in OFFSET_VARIANTS:
+            continue
+        vtok = Tokenizer.from_str(json.dumps(apply_patch(base, ops)))
+        out["variants"].append({"name": name, "cases": offset_cases(vtok, corpus, files)})
+    write(os.path.join(OUT, "expected_offsets.json"), (json.dumps(out, separators=(",", ":")) + "\n").encode())
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -301,6 +376,15 @@ def write(path, data):
 
 
 def main():
+    if "--offsets-only" in sys.argv[1:]:
+        with open(os.path.join(OUT, "demo", "tokenizer.json"), encoding="utf-8") as f:
+            tok_json = f.read()
+        corpus = {}
+        for name in sorted(os.listdir(os.path.join(OUT, "corpus"))):
+            with open(os.path.join(OUT, "corpus", name), "rb") as f:
+                corpus[name] = f.read()
+        write_offsets(tok_json, corpus)
+        return
     tok_json = train_demo_tokenizer()
     write(os.path.join(OUT, "demo", "tokenizer.json"), tok_json.encode())
     write(os.path.join(OUT, "demo", "tokenizer_config.json"),
@@ -334,6 +418,7 @@ def main():
             "name": name, "patch": ops,
             "cases": encode_cases(vtok, corpus, files, with_special_for=small)})
     write(os.path.join(OUT, "expected.json"), (json.dumps(expected, separators=(",", ":")) + "\n").encode())
+    write_offsets(tok_json, corpus)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(OUT) for f in fs)
     print(f"fixtures written to {OUT} ({total / 1024:.0f} KiB)")
 

@@ -200,6 +200,12 @@ void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const
 
 const std::vector<float>& DeviceModel::mamba_A(int layer) const { return layers_[layer].A_host; }
 
+void DeviceModel::mamba_segment_decay(int layer, int64_t n, const MambaBuffers& b, float* d_decay) {
+  const ModelConfig& m = cfg_;
+  const kernels::SsdShape s{n, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
+  k::ssd_segment_decay(s, b.dt, static_cast<const float*>(layers_[layer].A.data), d_decay, stream_);
+}
+
 void DeviceModel::mamba_state_correction(int layer, int64_t n, const float* d_incoming, const MambaBuffers& b,
                                          const kernels::Workspace& ws) {
   const ModelConfig& m = cfg_;
@@ -254,11 +260,15 @@ void DeviceModel::mamba_block(int layer, DeviceLayerCache& c, int64_t n) {
 
 // --- Attention -----------------------------------------------------------------------
 
-void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv) {
+void DeviceModel::attention_qkv(int layer, const void* d_x, int64_t n, int64_t pos0, float* d_qkv,
+                                const int64_t* d_pos) {
   const ModelConfig& m = cfg_;
   const int64_t D = m.hidden_size, qd = m.num_heads * m.head_dim, W = qkv_dim();
   linear(d_x, act_dtype(), D, n, layers_[layer].qkv, d_qkv, DType::F32, W);
-  if (m.rope) {
+  if (m.rope && d_pos) {
+    k::rope_at(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, d_pos, m.rope_theta, stream_);
+    k::rope_at(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, d_pos, m.rope_theta, stream_);
+  } else if (m.rope) {
     k::rope(d_qkv, W, n, m.num_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta, stream_);
     k::rope(d_qkv + qd, W, n, m.num_kv_heads, m.head_dim, m.rotary_dim, pos0, m.rope_theta, stream_);
   }
@@ -320,6 +330,19 @@ void DeviceModel::attention_fold(const float* d_q, int64_t ld_q, int64_t lq, int
   else
     k::attention_block(s, d_q, ld_q, lq, q_pos0, d_k, ld_kv, d_v, ld_kv, lk, k_pos0, scale, /*causal=*/true, d_acc,
                        d_m, d_l, stream_);
+}
+
+void DeviceModel::attention_fold_varlen(const float* d_qkv, int64_t n, const int32_t* d_seq, float* d_acc,
+                                        float* d_m, float* d_l) {
+  const kernels::AttentionShape s{cfg_.num_heads, cfg_.num_kv_heads, cfg_.head_dim};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
+  const int64_t qd = cfg_.num_heads * cfg_.head_dim, kvd = cfg_.num_kv_heads * cfg_.head_dim, W = qkv_dim();
+  const float *q = d_qkv, *kk = d_qkv + qd, *v = d_qkv + qd + kvd;
+  if (gemm_ == GemmInputs::Bf16)
+    k::attention_varlen_mma(s, DType::F32, q, W, kk, W, v, W, n, d_seq, scale, /*causal=*/true, d_acc, d_m, d_l,
+                            stream_);
+  else
+    k::attention_varlen(s, q, W, kk, W, v, W, n, d_seq, scale, /*causal=*/true, d_acc, d_m, d_l, stream_);
 }
 
 // --- MLP -----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 // DeviceModel::forward_packed: short sequences stacked into one block. The
 // per-token work (norms, GEMMs, MLP) runs once over all rows; the Mamba
 // layers' conv and SSD scan run once over all rows as packed sequences
-// (varlen: a sequence index per row, each sequence from zeros); attention
-// still runs per sequence (RoPE positions and the causal mask restart).
+// (varlen: a sequence index per row, each sequence from zeros), and so does
+// attention: one Q/K/V GEMM, RoPE at each row's position in its sequence, one
+// varlen attention launch in which each row sees its own sequence's keys.
 #include <cmath>
 #include <numeric>
 
@@ -27,15 +28,22 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
   ids.reserve(N);
   for (const auto& s : seqs) ids.insert(ids.end(), s.begin(), s.end());
   embed(ids.data(), N, h_);
-  // The sequence of each row, for the packed Mamba layers.
+  // The sequence of each row (an empty sequence's id is skipped), and with
+  // RoPE its position in it.
   std::vector<int32_t> seq(N);
   for (size_t i = 0; i < seqs.size(); ++i)
     std::fill(seq.begin() + row0[i], seq.begin() + row0[i + 1], static_cast<int32_t>(i));
   // (From pageable memory: staged before the call returns, so `seq` may go.)
   cuda_check(cudaMemcpyAsync(seq_, seq.data(), N * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
              "sequence index upload");
+  std::vector<int64_t> pos;
+  if (m.rope) {
+    pos.resize(N);
+    for (size_t i = 0; i < seqs.size(); ++i) std::iota(pos.begin() + row0[i], pos.begin() + row0[i + 1], int64_t{0});
+    cuda_check(cudaMemcpyAsync(pos_, pos.data(), N * sizeof(int64_t), cudaMemcpyHostToDevice, stream_),
+               "position upload");
+  }
 
-  const int64_t qd = m.num_heads * m.head_dim, kvd = m.num_kv_heads * m.head_dim, W = qkv_dim();
   for (int layer = 0; layer < static_cast<int>(layers_.size()); ++layer) {
     norm(layer, h_, N, normed_);
     switch (layers_[layer].kind) {
@@ -49,17 +57,11 @@ void DeviceModel::forward_packed(const std::vector<std::vector<int32_t>>& seqs, 
       }
       case LayerKind::Attention: {
         const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
-        for (size_t i = 0; i < seqs.size(); ++i) {
-          const int64_t r = row0[i], n = row0[i + 1] - r;
-          if (n == 0) continue;
-          // Per sequence: RoPE restarts at position 0 for each.
-          float* qkv = qkv_ + r * W;
-          attention_qkv(layer, act_row(normed_, r, D), n, 0, qkv);
-          k::attention_init(s, n, acc_ + r * qd, m_ + r * m.num_heads, l_ + r * m.num_heads, stream_);
-          attention_fold(qkv, W, n, 0, qkv + qd, qkv + qd + kvd, W, n, 0, acc_ + r * qd, m_ + r * m.num_heads,
-                         l_ + r * m.num_heads);
-          attention_output(n, acc_ + r * qd, l_ + r * m.num_heads, act_row(static_cast<void*>(y_), r, qd));
-        }
+        attention_qkv(layer, normed_, N, 0, qkv_, m.rope ? pos_ : nullptr);
+        k::attention_init(s, N, acc_, m_, l_, stream_);
+        attention_fold_varlen(qkv_, N, seq_, acc_, m_, l_);
+        attention_output(N, acc_, l_, y_);
+        mark("attention kernel");
         attention_out(layer, N, y_, h_, /*accumulate=*/true);
         break;
       }

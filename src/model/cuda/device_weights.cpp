@@ -167,6 +167,7 @@ void DeviceModel::layout_arena() {
                         {reinterpret_cast<void**>(&targets_), uint64_t(a.targets) * 4},
                         {reinterpret_cast<void**>(&ids_), uint64_t(a.ids) * 4},
                         {reinterpret_cast<void**>(&seq_), uint64_t(a.seq) * 4},
+                        {reinterpret_cast<void**>(&pos_), uint64_t(a.pos) * 8},
                         {reinterpret_cast<void**>(&d_tables_), uint64_t(a.decode_tables)},
                         {&attn_decode_ws_.data, uint64_t(a.attn_decode_ws)},
                         {&attn_ws_.data, uint64_t(a.attn_ws)},

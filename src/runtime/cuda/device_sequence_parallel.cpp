@@ -30,24 +30,45 @@ void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 
 
 // Per piece: the Mamba phase buffers (kept across the state exchange) and the
 // queries (kept across the ring); shared: the rest, sized for the longest piece.
+// Per-piece exchange buffers (halos, decays, incoming states) let every
+// piece's exchange finish before any piece continues.
 struct DeviceSequenceParallelForward::Scratch {
   std::vector<DeviceBuffer> proj, conv, dt, y, qkv;
-  DeviceBuffer normed, up, gate, history, state, incoming, correction, acc, m, l, kv_local, kv_recv, kv_recv2;
+  DeviceBuffer normed, up, gate, history, halo_out, state, decay, incoming, correction, acc, m, l, kv_local, kv_recv,
+      kv_recv2;
+  DeviceBuffer ones, zeros, idle;  // the state scan's stand-ins for a rank idle in a run (device communicator)
+};
+
+// Timing events, allocated once per run (nothing is created in the layer loop).
+struct DeviceSequenceParallelForward::Timing {
+  std::vector<cudaEvent_t> events;
+  std::vector<std::pair<int, size_t>> marks;  // (layer, index of its begin event; end is the next)
+  size_t used = 0;
+  ~Timing() {
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
+  }
 };
 
 DeviceSequenceParallelForward::DeviceSequenceParallelForward(DeviceModel& model, comm::Communicator& comm,
-                                                             SequenceLayout layout, comm::Communicator* ring_comm)
-    : model_(model), comm_(comm), ring_comm_(ring_comm), layout_(std::move(layout)) {
+                                                             SequenceLayout layout)
+    : model_(model), comm_(comm), layout_(std::move(layout)) {
   if (layout_.ranks != comm.size())
     throw Error("sequence layout for " + std::to_string(layout_.ranks) + " ranks used on a communicator of " +
                 std::to_string(comm.size()));
-  if (comm.memory_space() != comm::MemorySpace::host)
-    throw Error("the GPU sequence-parallel runner stages its exchanges through host memory and needs an MPI "
-                "communicator (--comm mpi), not " + comm.backend_name());
-  if (ring_comm_ && (ring_comm_->memory_space() != comm::MemorySpace::cuda || ring_comm_->size() != comm.size() ||
-                     ring_comm_->rank() != comm.rank()))
-    throw Error("the K/V ring communicator must be a device-memory (NCCL) communicator over the same ranks");
   mine_ = layout_.segments_of(comm.rank());
+}
+
+void DeviceSequenceParallelForward::exposed_begin(int layer) {
+  if (!timing_) return;
+  Timing& t = *timing_;
+  if (t.used + 2 > t.events.size()) throw Error("internal: the sequence-parallel runner ran out of timing events");
+  t.marks.emplace_back(layer, t.used);
+  check(cudaEventRecord(t.events[t.used++], model_.stream()), "cudaEventRecord");
+}
+
+void DeviceSequenceParallelForward::exposed_end(int) {
+  if (!timing_) return;
+  check(cudaEventRecord(timing_->events[timing_->used++], model_.stream()), "cudaEventRecord");
 }
 
 DeviceSequenceParallelForward::~DeviceSequenceParallelForward() = default;
@@ -82,9 +103,20 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   const int64_t mlp_rows = std::min(longest, model_.block_tokens());
   S.up = f(mlp_rows * I, "MLP activations");
   S.gate = f(c.mlp == MlpKind::Relu2 ? 0 : mlp_rows * I, "MLP gates");
-  S.history = f(has_mamba ? (c.conv_kernel - 1) * c.conv_dim() : 0, "a conv halo");
-  S.state = f(state_elems * static_cast<int64_t>(mine_.size()), "segment states");
-  S.incoming = f(state_elems, "an incoming state");
+  const int64_t np = static_cast<int64_t>(mine_.size()), H = has_mamba ? c.mamba_heads : 0;
+  const int64_t halo_floats = has_mamba ? (c.conv_kernel - 1) * c.conv_dim() : 0;
+  S.history = f(halo_floats * np, "conv halos");
+  S.halo_out = f(on_device() ? halo_floats * np : 0, "outgoing conv halos");
+  S.state = f(state_elems * np, "segment states");
+  S.decay = f(H * np, "segment decays");
+  S.incoming = f(state_elems * np, "incoming states");
+  if (on_device() && has_mamba) {  // a rank idle in a scan run relays the identity (decay 1, state 0)
+    S.ones = f(H, "the state scan's unit decays");
+    S.zeros = f(state_elems, "the state scan's zero state");
+    S.idle = f(state_elems, "the state scan's idle output");
+    to_device(S.ones.as<float>(), std::vector<float>(H, 1.f).data(), H);
+    check(cudaMemset(S.zeros.get(), 0, state_elems * 4), "cudaMemset");
+  }
   // The state correction's scratch (kernels/ssd_scan.h), for the longest piece.
   const kernels::SsdShape longest_scan{longest, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state,
                                        c.chunk_size};
@@ -95,7 +127,15 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   S.l = f(my_rows * (has_attn ? c.num_heads : 0), "attention sums");
   S.kv_local = f(2 * my_rows * kvd, "this rank's K/V block");
   S.kv_recv = f(2 * widest_block * kvd, "a received K/V block");
-  S.kv_recv2 = f(ring_comm_ ? 2 * widest_block * kvd : 0, "a second received K/V block");
+  S.kv_recv2 = f(on_device() ? 2 * widest_block * kvd : 0, "a second received K/V block");
+  timing_.reset();
+  exposed_ms_.assign(c.layers.size(), 0.0);
+  if (measure_exposed_) {  // per layer: a halo and a scan per run (Mamba), P ring steps (attention)
+    timing_ = std::make_unique<Timing>();
+    const size_t per_layer = 2 * (1 + layout_.scan_runs().size() + static_cast<size_t>(comm_.size()));
+    timing_->events.resize(per_layer * c.layers.size());
+    for (auto& e : timing_->events) check(cudaEventCreate(&e), "cudaEventCreate");
+  }
 
   std::vector<DevicePiece> pieces;
   for (int s : mine_) {
@@ -122,6 +162,12 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   for (auto& p : pieces)
     if (p.seg.len) model_.norm(-1, p.d_hidden(), p.seg.len, p.hidden.as<float>());
   check(cudaDeviceSynchronize(), "the sequence-parallel forward");
+  if (timing_)
+    for (const auto& [layer, i] : timing_->marks) {
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, timing_->events[i], timing_->events[i + 1]), "cudaEventElapsedTime");
+      exposed_ms_[layer] += ms;
+    }
   return pieces;
 }
 
@@ -147,48 +193,108 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
   const int64_t K1 = c.conv_kernel - 1;
   const size_t state_elems = static_cast<size_t>(c.mamba_head_dim * c.ssm_state);
   const size_t np = pieces.size();
+  const cudaStream_t stream = model_.stream();
   auto buffers = [&](size_t i) {
     return DeviceModel::MambaBuffers{S.proj[i].as<float>(), S.conv[i].as<float>(), S.dt[i].as<float>(),
                                      S.y[i].as<float>()};
   };
-  // in_proj, and each piece's last min(len, K-1) pre-conv rows to the host for the halo exchange.
-  std::vector<std::vector<float>> tails(np);
+  float* history = S.history.as<float>();
+  float* local = S.state.as<float>();
+  float* decay = S.decay.as<float>();
+  float* incoming = S.incoming.as<float>();
+  auto tail_of = [&](size_t i) {  // the last min(len, K-1) pre-conv (xBC) rows of piece i, P floats apart
+    const int64_t n = pieces[i].seg.len;
+    return S.proj[i].as<float>() + (n - std::min(n, K1)) * P + di;
+  };
   for (size_t i = 0; i < np; ++i) {
-    const int64_t n = pieces[i].seg.len, m = std::min(n, K1);
+    const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
     model_.norm(layer, pieces[i].d_hidden(), n, S.normed.as<float>());
     model_.mamba_in_proj(layer, S.normed.as<float>(), n, buffers(i));
-    tails[i].resize(m * cd);
-    if (m > 0)
-      check(cudaMemcpy2D(tails[i].data(), cd * 4, S.proj[i].as<float>() + (n - m) * P + di, P * 4, cd * 4, m,
-                         cudaMemcpyDeviceToHost),
-            "conv tail download");
   }
-  const auto halo = exchange_conv_halo(comm_, layout_, mine_, tails, cd, K1, traffic_label(layer, "halo"));
 
-  // Local scans from a zero state; states and total decays to the host.
-  const std::vector<float>& A = model_.mamba_A(layer);
-  std::vector<std::vector<float>> local(np, std::vector<float>(H * state_elems, 0.f)), decay(np, std::vector<float>(H, 1.f));
-  std::vector<float> dt_host;
+  // 1. Conv halos.
+  const std::string halo_label = traffic_label(layer, "halo");
+  exposed_begin(layer);
+  if (on_device()) {
+    HaloBuffers hb;
+    hb.tail_pitch = P;
+    for (size_t i = 0; i < np; ++i) {
+      hb.tail.push_back(pieces[i].seg.len ? tail_of(i) : nullptr);
+      hb.halo.push_back(history + i * K1 * cd);
+      hb.outgoing.push_back(S.halo_out.as<float>() + i * K1 * cd);
+    }
+    SpaceOps ops;
+    ops.copy_rows = [&](float* dst, const float* src, int64_t pitch, int64_t rows, int64_t channels) {
+      check(cudaMemcpy2DAsync(dst, channels * 4, src, pitch * 4, channels * 4, rows, cudaMemcpyDeviceToDevice, stream),
+            "halo copy");
+    };
+    ops.zero = [&](float* dst, int64_t n) { check(cudaMemsetAsync(dst, 0, n * 4, stream), "halo zero"); };
+    exchange_conv_halo(comm_, layout_, mine_, hb, cd, K1, halo_label, ops);
+  } else {
+    std::vector<std::vector<float>> tails(np);
+    for (size_t i = 0; i < np; ++i) {
+      const int64_t m = std::min(pieces[i].seg.len, K1);
+      tails[i].resize(m * cd);
+      if (m > 0)
+        check(cudaMemcpy2D(tails[i].data(), cd * 4, tail_of(i), P * 4, cd * 4, m, cudaMemcpyDeviceToHost),
+              "conv tail download");
+    }
+    const auto halo = exchange_conv_halo(comm_, layout_, mine_, tails, cd, K1, halo_label);
+    for (size_t i = 0; i < np; ++i)
+      if (K1 > 0) to_device(history + i * K1 * cd, halo[i].data(), halo[i].size());
+  }
+  exposed_end(layer);
+
+  // 2. Local scans from a zero state, and each segment's total decay, on the device.
+  for (size_t i = 0; i < np; ++i) {
+    const int64_t n = pieces[i].seg.len;
+    if (n == 0) {  // an empty segment passes the state through: decay 1, state 0
+      if (on_device()) {
+        check(cudaMemcpyAsync(decay + i * H, S.ones.get(), H * 4, cudaMemcpyDeviceToDevice, stream), "decay fill");
+        check(cudaMemsetAsync(local + i * H * state_elems, 0, H * state_elems * 4, stream), "state fill");
+      }
+      continue;
+    }
+    model_.mamba_scan(layer, n, K1 > 0 ? history + i * K1 * cd : nullptr, nullptr, buffers(i),
+                      local + i * H * state_elems);
+    model_.mamba_segment_decay(layer, n, buffers(i), decay + i * H);
+  }
+
+  // 3. The state scan: on the device over NCCL, staged through the host over MPI.
+  const std::string state_label = traffic_label(layer, "state");
+  exposed_begin(layer);
+  if (on_device()) {
+    SegmentStateBuffers sb;
+    for (size_t i = 0; i < np; ++i) {
+      sb.decay.push_back(decay + i * H);
+      sb.state.push_back(local + i * H * state_elems);
+      sb.incoming.push_back(incoming + i * H * state_elems);
+      sb.after.push_back(local + i * H * state_elems);  // the local state is not needed after the scan
+    }
+    sb.ones = S.ones.as<float>();
+    sb.zeros = S.zeros.as<float>();
+    sb.idle_out = S.idle.as<float>();
+    scan_segment_states(comm_, layout_, mine_, sb, H, state_elems, state_label);
+  } else {
+    std::vector<std::vector<float>> local_h(np, std::vector<float>(H * state_elems, 0.f)), decay_h(np, std::vector<float>(H, 1.f));
+    for (size_t i = 0; i < np; ++i) {
+      if (pieces[i].seg.len == 0) continue;
+      to_host(local_h[i].data(), local + i * H * state_elems, local_h[i].size());
+      to_host(decay_h[i].data(), decay + i * H, H);
+    }
+    const SegmentStates states =
+        scan_segment_states(comm_, layout_, mine_, decay_h, local_h, H, state_elems, state_label);
+    for (size_t i = 0; i < np; ++i)
+      if (pieces[i].seg.len) to_device(incoming + i * H * state_elems, states.incoming[i].data(), states.incoming[i].size());
+  }
+  exposed_end(layer);
+
+  // 4. Each segment's outputs corrected for its incoming state.
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
     if (n == 0) continue;
-    if (K1 > 0) to_device(S.history.as<float>(), halo[i].data(), halo[i].size());
-    float* d_final = S.state.as<float>() + i * H * state_elems;
-    model_.mamba_scan(layer, n, K1 > 0 ? S.history.as<float>() : nullptr, nullptr, buffers(i), d_final);
-    to_host(local[i].data(), d_final, local[i].size());
-    dt_host.resize(n * H);
-    to_host(dt_host.data(), S.dt[i].as<float>(), dt_host.size());
-    decay[i] = segment_decay(dt_host.data(), n, A);
-  }
-  const SegmentStates states =
-      scan_segment_states(comm_, layout_, mine_, decay, local, H, state_elems, traffic_label(layer, "state"));
-
-  for (size_t i = 0; i < np; ++i) {
-    const int64_t n = pieces[i].seg.len;
-    if (n == 0) continue;
-    to_device(S.incoming.as<float>(), states.incoming[i].data(), states.incoming[i].size());
-    model_.mamba_state_correction(layer, n, S.incoming.as<float>(), buffers(i),
+    model_.mamba_state_correction(layer, n, incoming + i * H * state_elems, buffers(i),
                                   kernels::Workspace{S.correction.get(), S.correction.bytes()});
     model_.mamba_out(layer, n, buffers(i), pieces[i].hidden.as<float>(), /*accumulate=*/true);
   }
@@ -235,11 +341,17 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     });
   };
   const std::string label = traffic_label(layer, "ring");
-  if (ring_comm_) {
-    // NCCL: device buffers end to end. Its stream waits for the kernels queued
-    // so far before each transfer, so a buffer is overwritten only after the
-    // folds that read it.
-    ring_pass(*ring_comm_, layout_, block, S.kv_recv.as<float>(), S.kv_recv2.as<float>(), kvd, label, fold);
+  if (on_device()) {
+    // Device buffers end to end. The communicator's stream waits for the
+    // kernels queued so far before each transfer (so a buffer is overwritten
+    // only after the folds that read it); the compute stream waits for the
+    // transfer on its event, not the host.
+    ring_pass(comm_, layout_, block, S.kv_recv.as<float>(), S.kv_recv2.as<float>(), kvd, label, fold,
+              [&](comm::Request& inflight) {
+                exposed_begin(layer);
+                inflight.wait_on_stream(model_.stream());
+                exposed_end(layer);
+              });
   } else {
     std::vector<float> host_block(2 * my_rows * kvd);
     to_host(host_block.data(), block, host_block.size());

@@ -1,7 +1,7 @@
 // The GPU backend (CUDA builds): the DeviceModel (model/device_model.h), the
-// GPU sequence-parallel runner (device_sequence_parallel.h) with, for --comm
-// nccl, one NCCL communicator per group size for its K/V ring, and budgets
-// from the GPU's memory.
+// GPU sequence-parallel runner (device_sequence_parallel.h) over the group's
+// MPI communicator or, for --comm nccl, one NCCL communicator per group size
+// (all its exchanges on device buffers), and budgets from the GPU's memory.
 #include <algorithm>
 #include <map>
 
@@ -41,8 +41,8 @@ class GpuForwardedSegments final : public ForwardedSegments {
 
 class GpuBackend final : public ComputeBackend {
  public:
-  GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl_ring)
-      : gpu_(model, DeviceModelOptions{}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_ring_(nccl_ring) {}
+  GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl)
+      : gpu_(model, DeviceModelOptions{}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_(nccl) {}
 
   int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const override {
     const ModelConfig& c = gpu_.config();
@@ -85,7 +85,7 @@ class GpuBackend final : public ComputeBackend {
   std::unique_ptr<ForwardedSegments> forward_sp(comm::Communicator& group, const SequenceLayout& layout,
                                                 const SegmentIds& segment_ids, bool keep_decode_state) override {
     if (keep_decode_state) throw Error(kNoDecodeAfterSp);
-    auto pieces = DeviceSequenceParallelForward(gpu_, group, layout, ring_comm(group)).run(segment_ids);
+    auto pieces = DeviceSequenceParallelForward(gpu_, exchange_comm(group), layout).run(segment_ids);
     return std::make_unique<GpuForwardedSegments>(gpu_, std::move(pieces));
   }
 
@@ -95,19 +95,21 @@ class GpuBackend final : public ComputeBackend {
   }
 
  private:
-  // The device-memory communicator for the K/V ring of `group` (--comm nccl),
-  // made once per group size; null: the ring goes through `group` (MPI).
-  // Collective over `group`.
-  comm::Communicator* ring_comm(comm::Communicator& group) {
-    if (!nccl_ring_) return nullptr;
+  // What the sequence-parallel runner exchanges over: `group` itself (MPI),
+  // or for --comm nccl a device-memory communicator over the same ranks, made
+  // once per group size (its NCCL id bootstrapped over the group's MPI
+  // communicator) and ordered after the engine's stream. Collective over `group`.
+  comm::Communicator& exchange_comm(comm::Communicator& group) {
+    if (!nccl_) return group;
 #ifdef RINGSCAN_HAVE_NCCL
-    auto& slot = ring_comms_[group.size()];
+    auto& slot = nccl_comms_[group.size()];
     if (!slot) {
       auto* mpi = dynamic_cast<comm::MpiCommunicator*>(&group);
       if (!mpi) throw Error("--comm nccl: a sequence-parallel group must be an MPI communicator to start NCCL from");
       slot = comm::NcclCommunicator::create(mpi->mpi_comm());
+      slot->set_compute_stream(gpu_.stream());
     }
-    return slot.get();
+    return *slot;
 #else
     throw Error("--comm nccl: this ringscan was built without NCCL");
 #endif
@@ -115,15 +117,17 @@ class GpuBackend final : public ComputeBackend {
 
   DeviceModel gpu_;
   int gpus_visible_;
-  bool nccl_ring_;
-  std::map<int, std::unique_ptr<comm::Communicator>> ring_comms_;  // by group size
+  bool nccl_;
+#ifdef RINGSCAN_HAVE_NCCL
+  std::map<int, std::unique_ptr<comm::NcclCommunicator>> nccl_comms_;  // by group size
+#endif
   std::unique_ptr<DecodeEngine> decode_;
 };
 
 }  // namespace
 
-std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl_ring) {
-  return std::make_unique<GpuBackend>(model, choice, nccl_ring);
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl) {
+  return std::make_unique<GpuBackend>(model, choice, nccl);
 }
 
 }  // namespace ringscan

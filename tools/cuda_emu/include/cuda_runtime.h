@@ -95,6 +95,8 @@ void* dynamic_smem();
 // Diagnostics: real bugs the emulator saw (printed to stderr, counted).
 void report(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 int error_count();
+// Whether [p, p + n) is device memory (a range past its allocation is reported); for emu_nccl.cpp.
+bool device_range(const void* p, size_t n, const char* api, const char* which);
 
 struct FnRef {
   void* obj;
