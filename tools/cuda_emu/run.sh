@@ -65,7 +65,8 @@ run_comm() {
   build comm
   mpi_runs "$B/test_comm_nccl" "$@"
   echo "== comm_error_probe nccl_crowded: 3 ranks, 2 GPUs"
-  CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+  # More ranks than cores (CI has 2): Open MPI's oversubscription, as mpi_runs passes it.
+  CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
     cmake -DMPIEXEC=mpirun -DNP=3 -DPROBE="$B/comm_error_probe" -DARGS=nccl_crowded -DMAX_LINES=3 \
       "-DEXPECT=the NCCL backend needs one GPU per rank, but this node runs 3 ranks on 2 visible GPU(s)" \
       -P "$root/tests/comm/check_error_exit.cmake" || status=$?
