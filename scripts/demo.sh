@@ -18,3 +18,6 @@ OMP_NUM_THREADS=1 build/mpiexec-tests -np 2 build/ringscan score \
   --model "$model" --mode codebase --input src --input kernels --input comm --input jobs \
   --include '*.cpp' --include '*.h' --max-tokens 16384 --out "$out" --overwrite
 build/ringscan inspect "$out" --sort perplexity --desc
+# The same result as one offline HTML page (ranked files, heat maps over the source).
+build/ringscan report "$out" --out build/demo-report.html
+echo "report: build/demo-report.html"
