@@ -175,6 +175,11 @@ TEST(PointToPoint, SelfMessagesInSeparateCallsPairInOrder) {
   }
   EXPECT_EQ(a.download(), block_of(r, 6));
   EXPECT_EQ(b.download(), block_of(r + 100, 9));
+  // Sends first, each finished before its receive is posted: the NCCL backend's messages to
+  // self (paired device copies) promise this. MPI does not (a send to self may wait for its
+  // receive: MPICH's does, Open MPI buffers small ones), and the product posts receives
+  // first (comm/mpi_communicator.cpp).
+  if (!is_nccl()) return;
   SpaceBuffer<float> c(6, 0.0f), d(9, 0.0f);
   {
     Request sx = world().isend(x.data(), 6, r);  // sends first; x is overwritten before the receive
