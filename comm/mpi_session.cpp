@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <exception>
 #include <optional>
@@ -28,7 +30,14 @@ std::atomic<bool> g_aborting{false};
     std::fprintf(stderr, "ringscan: error: %s\n", line.c_str());
     std::fflush(stderr);
   }
-  if (mpi_running()) MPI_Abort(MPI_COMM_WORLD, code);
+  if (mpi_running()) {
+    // Let the launcher forward the sentence first: on MPI_Abort, MPICH's Hydra can stop
+    // relaying this rank's output before reading it (under load the line was lost, 3 runs in 30).
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
   std::_Exit(code);  // MPI_Abort does not return; without MPI there is nothing to stop but us
 }
 
