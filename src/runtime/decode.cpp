@@ -163,11 +163,6 @@ std::vector<GenerationResult> Decoder::step() {
   return done;
 }
 
-std::vector<GenerationResult> Decoder::run() {
-  std::vector<GenerationResult> all;
-  while (!idle())
-    for (auto& r : step()) all.push_back(std::move(r));
-  return all;
-}
+std::vector<GenerationResult> Decoder::run() { return run_until_idle(*this); }
 
 }  // namespace ringscan

@@ -94,6 +94,16 @@ class GenerationTrack {
   bool finished_ = false;
 };
 
+// Steps a decoder (Decoder, ShardedDecoder, PrefixSharedDecoder) until it is idle;
+// the results in the order they finished.
+template <class D>
+std::vector<GenerationResult> run_until_idle(D& decoder) {
+  std::vector<GenerationResult> all;
+  while (!decoder.idle())
+    for (auto& r : decoder.step()) all.push_back(std::move(r));
+  return all;
+}
+
 class Decoder {
  public:
   // At most `max_batch` documents decode together; more wait in a queue.

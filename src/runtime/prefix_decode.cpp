@@ -180,11 +180,6 @@ std::vector<GenerationResult> PrefixSharedDecoder::step() {
   return done;
 }
 
-std::vector<GenerationResult> PrefixSharedDecoder::run() {
-  std::vector<GenerationResult> all;
-  while (!idle())
-    for (auto& r : step()) all.push_back(std::move(r));
-  return all;
-}
+std::vector<GenerationResult> PrefixSharedDecoder::run() { return run_until_idle(*this); }
 
 }  // namespace ringscan

@@ -237,11 +237,6 @@ std::vector<GenerationResult> ShardedDecoder::step() {
   return done;
 }
 
-std::vector<GenerationResult> ShardedDecoder::run() {
-  std::vector<GenerationResult> all;
-  while (!idle())
-    for (auto& r : step()) all.push_back(std::move(r));
-  return all;
-}
+std::vector<GenerationResult> ShardedDecoder::run() { return run_until_idle(*this); }
 
 }  // namespace ringscan
