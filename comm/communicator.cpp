@@ -265,7 +265,7 @@ void Communicator::exclusive_state_scan(const std::vector<int>& order, const Sta
   float* tmp = ws + pair_floats;       // the partner's block
   float* excl = ws + 2 * pair_floats;  // fold of the positions before this one
 
-  local_begin();
+  local_begin(args.inputs_ready);
   local_copy(part, args.decay, nh * sizeof(float));
   local_copy(part + nh, args.state, nh * args.state_elems * sizeof(float));
   bool have_excl = false;

@@ -141,6 +141,13 @@ class [[nodiscard]] CounterScope {
 // segment. The zigzag layout uses it: scan the first halves up the ranks, then
 // the second halves down the ranks with the last rank passing, as carry, its
 // inclusive result of the first scan (a_incl, a*H + S).
+//
+// inputs_ready (device communicators only; ignored on host memory): a CUDA
+// event, recorded on the compute stream (NcclCommunicator::set_compute_stream),
+// after which decay, state and carry are complete. The scan then waits for that
+// event only, not for everything queued on the compute stream so far, so work
+// queued after the event (the rest of the layer's scan) overlaps the exchange.
+// Null: the scan orders itself after all of the compute stream's queued work.
 struct StateScanArgs {
   int n_heads = 0;
   std::size_t state_elems = 0;
@@ -151,6 +158,7 @@ struct StateScanArgs {
   float* next_state = nullptr;
   const float* carry_decay = nullptr;
   const float* carry_state = nullptr;
+  void* inputs_ready = nullptr;
 };
 
 class Communicator {
@@ -251,7 +259,9 @@ class Communicator {
   // Local operations of the state scan, in memory_space(). Packed layout of an
   // (a, S) pair: n_heads decays followed by n_heads*state_elems state values.
   virtual float* scan_workspace(std::size_t floats) = 0;  // >= floats, owned by the communicator
-  virtual void local_begin() {}  // before the scan touches its inputs (NCCL: order after the compute stream)
+  // Before the scan touches its inputs (NCCL: order after the compute stream,
+  // or after inputs_ready when given: StateScanArgs).
+  virtual void local_begin(void* inputs_ready) { (void)inputs_ready; }
   virtual void local_copy(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void local_fill_identity(float* pair, int n_heads, std::size_t state_elems) = 0;
   // out = x o y = (x.a*y.a, y.a*x.S + y.S); out may alias x or y.

@@ -436,7 +436,10 @@ float* NcclCommunicator::scan_workspace(std::size_t floats) {
   return s_->workspace;
 }
 
-void NcclCommunicator::local_begin() { order_after_compute(*s_); }
+void NcclCommunicator::local_begin(void* inputs_ready) {
+  if (!inputs_ready) return order_after_compute(*s_);
+  check_cuda(cudaStreamWaitEvent(s_->stream, static_cast<cudaEvent_t>(inputs_ready), 0), "cudaStreamWaitEvent");
+}
 
 void NcclCommunicator::local_copy(void* dst, const void* src, std::size_t bytes) {
   if (dst != src && bytes > 0)

@@ -81,7 +81,7 @@ class NcclCommunicator final : public Communicator {
   void do_barrier() override;
 
   float* scan_workspace(std::size_t floats) override;
-  void local_begin() override;
+  void local_begin(void* inputs_ready) override;
   void local_copy(void* dst, const void* src, std::size_t bytes) override;
   void local_fill_identity(float* pair, int n_heads, std::size_t state_elems) override;
   void local_combine(const float* x, const float* y, float* out, int n_heads, std::size_t state_elems) override;

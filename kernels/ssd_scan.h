@@ -166,6 +166,15 @@ void ssd_scan RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
 // states themselves stay fp32 (as mamba_ssm's chunked scan does). The CUDA
 // test states the error against the reference.
 void ssd_scan_bf16 RINGSCAN_CUDA_WS_SIG(RINGSCAN_SSD_SCAN_SIG);
+// ssd_scan (ssd_scan_bf16 with tensor_cores) that also records `final_ready`
+// (a cudaEvent_t; null: none) on the stream as soon as final_state is
+// complete: after the last pass's state passing, before its C B^T and output
+// stages. A consumer on another stream that waits for that event (the
+// sequence-parallel state scan) then runs while the outputs are computed.
+void ssd_scan_signal_final(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
+                           const float* B, int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y,
+                           int64_t ld_y, float* final_state, bool tensor_cores, void* final_ready,
+                           const Workspace& ws = {}, GpuStream stream = nullptr);
 // Packed sequences (varlen): the rows of several sequences stacked, seq_idx[t]
 // (device, [len], non-decreasing ids >= 0) the sequence of token t. Each
 // sequence is scanned from a zero state, in one set of launches for all of

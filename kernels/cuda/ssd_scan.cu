@@ -683,11 +683,14 @@ template <bool kMma>
 void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
                    const float* B, int64_t ld_b, const float* C, int64_t ld_c,
                    const float* init_state, float* y, int64_t ld_y, float* final_state, const Workspace& ws,
-                   cudaStream_t stream, const int32_t* seq_idx = nullptr) {
+                   cudaStream_t stream, const int32_t* seq_idx = nullptr, cudaEvent_t final_ready = nullptr) {
   check_shape(s, "cuda::ssd_scan");
   if (s.chunk <= 0) throw std::invalid_argument("cuda::ssd_scan: expected chunk > 0");
   const int64_t L = s.len, H = s.heads, P = s.head_dim, G = s.groups, N = s.state;
   const int64_t state_elems = H * P * N;
+  auto signal_final = [&] {
+    if (final_ready) detail::check_cuda(cudaEventRecord(final_ready, stream), "ssd_scan", "cudaEventRecord");
+  };
   if (L == 0) {  // the state passes through unchanged
     if (final_state && init_state != final_state) {
       if (init_state)
@@ -698,7 +701,7 @@ void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float*
         detail::check_cuda(cudaMemsetAsync(final_state, 0, state_elems * sizeof(float), stream),
                            "ssd_scan", "cudaMemsetAsync");
     }
-    return;
+    return signal_final();
   }
   const int64_t Q = std::min(s.chunk, L);
   const int64_t total_chunks = (L + Q - 1) / Q;
@@ -733,10 +736,14 @@ void ssd_scan_impl(const SsdShape& s, const float* x, int64_t ld_x, const float*
     float* yp = y + t0 * ld_y;
     const SsdShape ps{Lp, H, P, G, N, Q};  // this pass
     const int32_t* seqp = seq_idx ? seq_idx + t0 : nullptr;  // packed sequences
+    // The states first, then the outputs: after the last pass's state passing
+    // the final state is complete, and final_ready lets its consumer start
+    // while C B^T and the outputs (most of the work) still run.
     chunk_cumsum(ps, dtp, A, buf.cs, buf.exp_cs, buf.w, buf.decay, seqp, t0 > 0, stream);
-    chunk_cb<kMma>(ps, Bp, ld_b, Cp, ld_c, buf.cb, stream);
     chunk_state<kMma>(ps, xp, ld_x, Bp, ld_b, buf.w, buf.states, stream);
     state_passing(ps, buf.decay, pass_init, buf.states, pass_final, stream);
+    if (last) signal_final();
+    chunk_cb<kMma>(ps, Bp, ld_b, Cp, ld_c, buf.cb, stream);
     chunk_scan<kMma>(ps, xp, ld_x, dtp, Cp, ld_c, buf.cs, buf.exp_cs, buf.cb, buf.states, pass_init != nullptr, seqp,
                      yp, ld_y, stream);
   }
@@ -791,6 +798,17 @@ void ssd_scan_bf16(const SsdShape& s, const float* x, int64_t ld_x, const float*
                    int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y, int64_t ld_y,
                    float* final_state, const Workspace& ws, GpuStream stream) {
   ssd_scan_impl<true>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, init_state, y, ld_y, final_state, ws, stream);
+}
+
+void ssd_scan_signal_final(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A,
+                           const float* B, int64_t ld_b, const float* C, int64_t ld_c, const float* init_state, float* y,
+                           int64_t ld_y, float* final_state, bool tensor_cores, void* final_ready, const Workspace& ws,
+                           GpuStream stream) {
+  const auto ev = static_cast<cudaEvent_t>(final_ready);
+  if (tensor_cores)
+    ssd_scan_impl<true>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, init_state, y, ld_y, final_state, ws, stream, nullptr, ev);
+  else
+    ssd_scan_impl<false>(s, x, ld_x, dt, A, B, ld_b, C, ld_c, init_state, y, ld_y, final_state, ws, stream, nullptr, ev);
 }
 
 void ssd_scan_varlen(const SsdShape& s, const float* x, int64_t ld_x, const float* dt, const float* A, const float* B,

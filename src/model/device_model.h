@@ -180,9 +180,18 @@ class DeviceModel {
   // receives the state after the rows; d_init and d_final may be the same.
   // d_seq (device, one int32 per row; null: one sequence): the rows are packed
   // sequences, each convolved and scanned alone from zeros (history, init and
-  // final must then be null).
+  // final must then be null). Runs mamba_conv_dt, then mamba_ssd.
   void mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
                   float* d_final, const int32_t* d_seq = nullptr);
+  // The scan's two halves: the conv (into b.conv) and dt (into b.dt); then the
+  // SSD into b.y. final_ready (a cudaEvent_t, may be null) is recorded on
+  // stream() as soon as d_final is complete, before the outputs are computed
+  // (kernels/ssd_scan.h, ssd_scan_signal_final): the sequence-parallel state
+  // scan starts from it while the outputs run.
+  void mamba_conv_dt(int layer, int64_t n, const float* d_history, const MambaBuffers& b,
+                     const int32_t* d_seq = nullptr);
+  void mamba_ssd(int layer, int64_t n, const float* d_init, const MambaBuffers& b, float* d_final,
+                 const int32_t* d_seq = nullptr, void* final_ready = nullptr);
   // A = -exp(A_log) of a Mamba layer, on the host ([heads]).
   const std::vector<float>& mamba_A(int layer) const;
   // d_decay [heads] = exp(A * sum of b.dt's n rows): the segment's total decay

@@ -32,6 +32,12 @@ double ssd_flops_per_token(const ModelConfig& c, int64_t L) {
          2.0 * ssd_correction_flops_per_token(c);
 }
 
+double ssd_output_flops_per_token(const ModelConfig& c, int64_t L) {
+  const double Q = static_cast<double>(std::min<int64_t>(c.chunk_size, std::max<int64_t>(L, 1)));
+  return 2.0 * c.n_groups * c.ssm_state * Q / 2 + 2.0 * c.mamba_heads * c.mamba_head_dim * Q / 2 +
+         ssd_correction_flops_per_token(c);
+}
+
 double ssd_correction_flops_per_token(const ModelConfig& c) {
   return 2.0 * static_cast<double>(c.mamba_heads * c.mamba_head_dim * c.ssm_state);
 }

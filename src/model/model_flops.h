@@ -23,6 +23,10 @@ double ssd_flops_per_token(const ModelConfig& c, int64_t L);
 // One Mamba layer's correction of a segment's outputs by its incoming state
 // (sequence parallel only), per token.
 double ssd_correction_flops_per_token(const ModelConfig& c);
+// The part of ssd_flops_per_token after a segment's final state is known: C B^T,
+// the intra-chunk outputs and the outputs of the chunks' incoming states (what
+// the sequence-parallel state scan overlaps, kernels/ssd_scan.h).
+double ssd_output_flops_per_token(const ModelConfig& c, int64_t L);
 
 // A whole single-sequence prefill of L tokens.
 double prefill_flops(const ModelConfig& c, int64_t L);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "kernels/ssd_scan.h"
 #include "model/model_flops.h"
 #include "util/error.h"
 
@@ -118,10 +119,30 @@ PerfPrediction predict(const ModelConfig& c, const PerfQuery& q, const DeviceRat
     const double halo_bytes = static_cast<double>((c.conv_kernel - 1) * c.conv_dim()) * 4;
     add(exposed_comm_phase("conv halo", mamba * halo_msgs * message_s(link, halo_bytes),
                            mamba * halo_msgs * halo_bytes));
-    // State scan: ceil(log2 P) rounds per run of the layout, one state message each, on the critical path.
+    // State scan: ceil(log2 P) rounds per run of the layout, one state message
+    // each. It starts when a rank's final states are complete and overlaps the
+    // output stages of its last segment's last SSD pass (kernels/ssd_scan.h);
+    // what they do not cover is exposed. The rank hiding least sets it. Ranks
+    // sharing a device exchange through host memory (MPI): no overlap there.
     const double rounds = std::ceil(std::log2(static_cast<double>(P))) * static_cast<double>(layout.scan_runs().size());
     const double state_bytes = static_cast<double>(c.mamba_heads * (1 + c.mamba_head_dim * c.ssm_state)) * 4;
-    add(exposed_comm_phase("state scan", mamba * rounds * message_s(link, state_bytes), mamba * rounds * state_bytes));
+    const double scan_s = rounds * message_s(link, state_bytes);
+    double hide_s = -1;
+    for (int r = 0; r < P; ++r) {
+      int64_t last = 0;  // tokens of rank r's last non-empty segment
+      for (int s : layout.segments_of(r))
+        if (layout.segments[s].len) last = layout.segments[s].len;
+      if (last == 0 || q.ranks_per_device > 1) continue;
+      const kernels::SsdShape shape{last, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state, c.chunk_size};
+      const int64_t Q = std::min(c.chunk_size, last);
+      const int64_t pass = std::min(last, kernels::ssd_scan_chunks_per_pass(shape, kernels::kSsdPassScratchBytes) * Q);
+      const double hide = static_cast<double>(last - (last - 1) / pass * pass) *
+                          ssd_output_flops_per_token(c, last) / dev.ssd_flops;
+      hide_s = hide_s < 0 ? hide : std::min(hide_s, hide);
+    }
+    PhaseTime scan = exposed_comm_phase("state scan", mamba * scan_s, mamba * rounds * state_bytes);
+    scan.exposed_comm_s = mamba * std::max(0.0, scan_s - std::max(0.0, hide_s));  // hide_s < 0: nothing hides it
+    add(scan);
     add(compute_phase("state correction", mamba * tn * ssd_correction_flops_per_token(c) / dev.ssd_flops));
   }
 

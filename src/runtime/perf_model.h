@@ -10,7 +10,8 @@
 // What it models (docs/sequence-parallel.md's algorithm):
 // - per-token work (projections, MLP, lm_head, pointwise) on N/P tokens;
 // - the SSD scan on each rank's tokens, then the O(log P) state scan
-//   (latency + message size per round, on the critical path) and the
+//   (latency + message size per round; hidden behind the output stages of the
+//   last SSD pass of each rank's last segment, exposed past them) and the
 //   correction of each segment's outputs by its incoming state;
 // - ring attention: P steps; step s computes the visible part of one K/V
 //   block while the next block travels (hidden when the link is fast enough);

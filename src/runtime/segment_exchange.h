@@ -60,6 +60,7 @@ struct SegmentStateBuffers {
   const float* ones = nullptr;      // [heads] of 1
   const float* zeros = nullptr;     // [heads * state_elems] of 0
   float* idle_out = nullptr;        // [heads * state_elems] scratch
+  void* inputs_ready = nullptr;     // device communicators: StateScanArgs::inputs_ready
 };
 void scan_segment_states(comm::Communicator& comm, const SequenceLayout& layout, const std::vector<int>& my_segments,
                          const SegmentStateBuffers& buf, int64_t heads, size_t state_elems, const std::string& label);

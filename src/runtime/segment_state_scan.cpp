@@ -24,6 +24,7 @@ void scan_segment_states(comm::Communicator& comm, const SequenceLayout& layout,
     a.state = mine >= 0 ? buf.state[mine] : buf.zeros;
     a.prefix_state = mine >= 0 ? buf.incoming[mine] : buf.idle_out;
     a.next_state = mine >= 0 ? buf.after[mine] : nullptr;
+    a.inputs_ready = buf.inputs_ready;
     // The next run continues from this run's last segment, whose owner also
     // owns the next run's first segment: the true state after it, with no
     // further decay to track (carry decay 1).

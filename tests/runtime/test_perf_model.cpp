@@ -111,6 +111,29 @@ TEST(PerfModel, EfficiencyIsBoundedAndASlowerLinkNeverHelps) {
   EXPECT_GT(phase(short_doc, "ring attention").exposed_comm_s, 0);
 }
 
+TEST(PerfModel, StateScanHidesBehindTheLastSsdPassOutputsOnOwnDevicesOnly) {
+  const ModelConfig c = preset_config("nano-4b");
+  // 1M tokens on 8 ranks: 64K-token segments, so the last pass's outputs
+  // (thousands of tokens) cover a scan on a fast link entirely.
+  const auto fast = predict_prefill(c, query(1 << 20, 8, LayoutKind::Zigzag), unit_rates(), link(450, 3));
+  EXPECT_GT(phase(fast, "state scan").comm_s, 0);
+  EXPECT_EQ(phase(fast, "state scan").exposed_comm_s, 0);
+  // A link 10^4 times slower: the scan outlasts those outputs; what shows is
+  // the scan less the same hidden part at any link speed.
+  const auto slow = predict_prefill(c, query(1 << 20, 8, LayoutKind::Zigzag), unit_rates(), link(0.045, 3000));
+  const PhaseTime& s = phase(slow, "state scan");
+  EXPECT_GT(s.exposed_comm_s, 0);
+  EXPECT_LT(s.exposed_comm_s, s.comm_s);
+  const auto slower = predict_prefill(c, query(1 << 20, 8, LayoutKind::Zigzag), unit_rates(), link(0.02, 6000));
+  const PhaseTime& t = phase(slower, "state scan");
+  EXPECT_NEAR(t.comm_s - t.exposed_comm_s, s.comm_s - s.exposed_comm_s, 1e-9 * s.comm_s);
+  // Ranks sharing a device exchange through host memory: nothing overlaps.
+  PerfQuery shared = query(1 << 20, 8, LayoutKind::Zigzag);
+  shared.ranks_per_device = 2;
+  const auto sh = predict_prefill(c, shared, unit_rates(), link(450, 3));
+  EXPECT_DOUBLE_EQ(phase(sh, "state scan").exposed_comm_s, phase(sh, "state scan").comm_s);
+}
+
 TEST(PerfModel, RanksSharingADeviceSplitItsRates) {
   const ModelConfig c = preset_config("demo");
   PerfQuery q = query(16384, 4, LayoutKind::Zigzag);

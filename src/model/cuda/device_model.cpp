@@ -172,29 +172,39 @@ void DeviceModel::mamba_in_proj(int layer, const void* d_x, int64_t n, const Mam
 
 void DeviceModel::mamba_scan(int layer, int64_t n, const float* d_history, const float* d_init, const MambaBuffers& b,
                              float* d_final, const int32_t* d_seq) {
+  if (d_seq && (d_history || d_init || d_final))
+    throw Error("internal: a packed Mamba scan starts every sequence from zeros and keeps no state");
+  mamba_conv_dt(layer, n, d_history, b, d_seq);
+  mamba_ssd(layer, n, d_init, b, d_final, d_seq);
+}
+
+void DeviceModel::mamba_conv_dt(int layer, int64_t n, const float* d_history, const MambaBuffers& b,
+                                const int32_t* d_seq) {
   const ModelConfig& m = cfg_;
   const Layer& L = layers_[layer];
   const int64_t di = m.d_inner(), cd = m.conv_dim(), P = m.in_proj_dim(), H = m.mamba_heads;
-  const int64_t GN = m.n_groups * m.ssm_state;
-  if (d_seq && (d_history || d_init || d_final))
-    throw Error("internal: a packed Mamba scan starts every sequence from zeros and keeps no state");
   if (d_seq)
     k::causal_conv1d_varlen(b.proj + di, P, n, cd, d_seq, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
   else
     k::causal_conv1d(b.proj + di, P, n, cd, d_history, L.conv_w, L.conv_b, /*apply_silu=*/true, b.conv, stream_);
   k::dt_softplus(b.proj + di + cd, P, n, H, L.dt_bias, m.dt_min_limit, m.dt_max_limit, b.dt, stream_);
   mark("mamba conv1d + dt");
+}
+
+void DeviceModel::mamba_ssd(int layer, int64_t n, const float* d_init, const MambaBuffers& b, float* d_final,
+                            const int32_t* d_seq, void* final_ready) {
+  const ModelConfig& m = cfg_;
+  const int64_t di = m.d_inner(), cd = m.conv_dim(), H = m.mamba_heads, GN = m.n_groups * m.ssm_state;
   const kernels::SsdShape s{n, H, m.mamba_head_dim, m.n_groups, m.ssm_state, m.chunk_size};
   // bf16 GEMM inputs: the scan's GEMM stages on the tensor cores too.
   const bool tensor_cores = gemm_ == GemmInputs::Bf16;
-  const float* A = static_cast<const float*>(L.A.data);
-  if (d_seq) {
+  const float* A = static_cast<const float*>(layers_[layer].A.data);
+  if (d_seq)
     k::ssd_scan_varlen(s, b.conv, cd, b.dt, A, b.conv + di, cd, b.conv + di + GN, cd, d_seq, b.y, di, tensor_cores,
                        ssd_ws_, stream_);
-  } else {
-    const auto scan = tensor_cores ? k::ssd_scan_bf16 : k::ssd_scan;
-    scan(s, b.conv, cd, b.dt, A, b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y, di, d_final, ssd_ws_, stream_);
-  }
+  else
+    k::ssd_scan_signal_final(s, b.conv, cd, b.dt, A, b.conv + di, cd, b.conv + di + GN, cd, d_init, b.y, di, d_final,
+                             tensor_cores, final_ready, ssd_ws_, stream_);
   mark("mamba SSD scan");
 }
 

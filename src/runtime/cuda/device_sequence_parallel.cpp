@@ -37,6 +37,12 @@ struct DeviceSequenceParallelForward::Scratch {
   DeviceBuffer normed, up, gate, history, halo_out, state, decay, incoming, correction, acc, m, l, kv_local, kv_recv,
       kv_recv2;
   DeviceBuffer ones, zeros, idle;  // the state scan's stand-ins for a rank idle in a run (device communicator)
+  // Recorded when this rank's segment states and decays are complete (device
+  // communicator): the state scan starts there, while the outputs are computed.
+  cudaEvent_t states_ready = nullptr;
+  ~Scratch() {
+    if (states_ready) cudaEventDestroy(states_ready);
+  }
 };
 
 // Timing events, allocated once per run (nothing is created in the layer loop).
@@ -128,6 +134,8 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   S.kv_local = f(2 * my_rows * kvd, "this rank's K/V block");
   S.kv_recv = f(2 * widest_block * kvd, "a received K/V block");
   S.kv_recv2 = f(on_device() ? 2 * widest_block * kvd : 0, "a second received K/V block");
+  if (on_device() && has_mamba)
+    check(cudaEventCreateWithFlags(&S.states_ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   timing_.reset();
   exposed_ms_.assign(c.layers.size(), 0.0);
   if (measure_exposed_) {  // per layer: a halo and a scan per run (Mamba), P ring steps (attention)
@@ -246,7 +254,12 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
   }
   exposed_end(layer);
 
-  // 2. Local scans from a zero state, and each segment's total decay, on the device.
+  // 2. Local scans from a zero state, and each segment's total decay, on the
+  // device. The decays (from dt alone) come before any SSD, so that on a device
+  // communicator the state scan can start as soon as the last segment's final
+  // state is complete (states_ready, recorded inside its SSD) and overlap that
+  // SSD's output stages, most of its work.
+  size_t last_scanned = np;
   for (size_t i = 0; i < np; ++i) {
     const int64_t n = pieces[i].seg.len;
     if (n == 0) {  // an empty segment passes the state through: decay 1, state 0
@@ -256,10 +269,17 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
       }
       continue;
     }
-    model_.mamba_scan(layer, n, K1 > 0 ? history + i * K1 * cd : nullptr, nullptr, buffers(i),
-                      local + i * H * state_elems);
+    model_.mamba_conv_dt(layer, n, K1 > 0 ? history + i * K1 * cd : nullptr, buffers(i));
     model_.mamba_segment_decay(layer, n, buffers(i), decay + i * H);
+    last_scanned = i;
   }
+  for (size_t i = 0; i < np; ++i) {
+    if (pieces[i].seg.len == 0) continue;
+    void* ready = on_device() && i == last_scanned ? S.states_ready : nullptr;
+    model_.mamba_ssd(layer, pieces[i].seg.len, nullptr, buffers(i), local + i * H * state_elems, nullptr, ready);
+  }
+  // A rank with no tokens in this layer's segments: its inputs are the fills above.
+  if (on_device() && last_scanned == np) check(cudaEventRecord(S.states_ready, stream), "cudaEventRecord");
 
   // 3. The state scan: on the device over NCCL, staged through the host over MPI.
   const std::string state_label = traffic_label(layer, "state");
@@ -275,6 +295,7 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     sb.ones = S.ones.as<float>();
     sb.zeros = S.zeros.as<float>();
     sb.idle_out = S.idle.as<float>();
+    sb.inputs_ready = S.states_ready;
     scan_segment_states(comm_, layout_, mine_, sb, H, state_elems, state_label);
   } else {
     std::vector<std::vector<float>> local_h(np, std::vector<float>(H * state_elems, 0.f)), decay_h(np, std::vector<float>(H, 1.f));
