@@ -75,6 +75,56 @@ void expect_cuda_matches_reference(const SsdShape& s, bool with_init, DtRange ra
   EXPECT_TRUE(padding_untouched(in, got.y));
 }
 
+// ssd_scan_signal_final: the event it records marks a complete final state
+// (what the sequence-parallel state scan reads from another stream) and, under
+// the emulator's deferred streams, comes before the last pass's outputs (what
+// that scan overlaps): a stream waiting on it sees the final state and not yet
+// those outputs. Two scratch passes, both GEMM paths.
+TEST(SsdScanCuda, SignalFinalMarksTheFinalStateBeforeTheLastOutputs) {
+  const SsdShape s{96, 2, 8, 1, 16, 16};  // 6 chunks, 3 per pass (the workspace below)
+  const SsdInputs in = test::make_ssd_inputs(s, 2, DtRange::Realistic, 77);
+  const SsdOutputs want = run_ref(in, /*with_init=*/true);
+  for (bool mma : {false, true}) {
+    SCOPED_TRACE(mma ? "tensor cores" : "fp32");
+    const DeviceInputs d(in);
+    DeviceArray<float> y(std::vector<float>(static_cast<size_t>(s.len * in.ld_y), kYSentinel));
+    DeviceArray<float> fin(std::vector<float>(in.init.size(), std::numeric_limits<float>::quiet_NaN()));
+    DeviceArray<float> fin_seen(in.init.size()), y_seen(y.size());
+    DeviceArray<char> ws(ssd_scan_scratch(s, 3, /*carry=*/true).bytes);
+    cudaStream_t scan_stream, observer;
+    cudaEvent_t ready;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&scan_stream, cudaStreamNonBlocking), cudaSuccess);
+    ASSERT_EQ(cudaStreamCreateWithFlags(&observer, cudaStreamNonBlocking), cudaSuccess);
+    ASSERT_EQ(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), cudaSuccess);
+    cuda::ssd_scan_signal_final(s, d.x.get(), in.ld_x, d.dt.get(), d.A.get(), d.B.get(), in.ld_b, d.C.get(), in.ld_c,
+                                d.init.get(), y.get(), in.ld_y, fin.get(), mma, ready, Workspace{ws.get(), ws.size()},
+                                scan_stream);
+    ASSERT_EQ(cudaStreamWaitEvent(observer, ready, 0), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(fin_seen.get(), fin.get(), fin.size() * 4, cudaMemcpyDeviceToDevice, observer), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(y_seen.get(), y.get(), y.size() * 4, cudaMemcpyDeviceToDevice, observer), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(observer), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(scan_stream), cudaSuccess);
+    // The state the observer saw, and the outputs once the scan is done, within
+    // each path's tolerance (bf16 operands: test_ssd_mma_cuda's bound).
+    const SsdOutputs got{y.download(), fin_seen.download()};
+    if (mma) {
+      EXPECT_TRUE(test::ssd_bf16_scan_close(in, /*with_init=*/true, got));
+    } else {
+      EXPECT_TRUE(close_state(got.final_state, want.final_state));
+      EXPECT_TRUE(close_y(in, got.y, want.y));
+    }
+#ifdef RINGSCAN_CUDA_EMU
+    // The last pass's rows (tokens 48..95) were still the sentinel when the observer ran.
+    const std::vector<float> seen = y_seen.download();
+    EXPECT_EQ(seen[static_cast<size_t>(95 * in.ld_y)], kYSentinel);
+    EXPECT_NE(seen[0], kYSentinel);  // the first pass's had run
+#endif
+    cudaEventDestroy(ready);
+    cudaStreamDestroy(scan_stream);
+    cudaStreamDestroy(observer);
+  }
+}
+
 TEST(SsdScanCuda, SeveralScratchPassesCarryTheState) {
   // Scratch is bounded (64M floats per pass): with chunk 1 each chunk needs
   // about heads * head_dim * state = 65536 floats, so ~1000 chunks fit in a

@@ -1,7 +1,10 @@
 // cuda_emu: NCCL carried over MPI between the host processes of an mpirun, on
 // emulated device buffers (host memory the emulator knows as device memory).
-// Like the rest of the emulator every call completes before it returns (the
-// stream argument is only checked), so it checks logic, not overlap.
+// Every call completes before it returns, after running what its stream had
+// queued (deferred streams, README): a transfer reads its buffer only once
+// the work its stream waits for has run, so a send not ordered after the
+// kernel that fills its buffer sends stale or poisoned data. A receive's data
+// arrives at the call, so a consumer that forgets to wait for it is not caught.
 //
 // Rules of real NCCL enforced here, as NCCL 2.x reports them (the result code,
 // and the sentence ncclGetLastError returns):
@@ -230,8 +233,9 @@ ncclResult_t end_group() {
   return r;
 }
 
-ncclResult_t enqueue_p2p(P2p op, const char* call, ncclDataType_t t, size_t count, cudaStream_t) {
+ncclResult_t enqueue_p2p(P2p op, const char* call, ncclDataType_t t, size_t count, cudaStream_t s) {
   if (ncclResult_t r = check_comm(op.comm, call)) return r;
+  emu::stream_flush(s);  // the transfer runs now: first what its stream queued before it
   if (type_size(t) == 0) return fail(op.comm, ncclInvalidArgument, std::string(call) + " : invalid type");
   if (op.peer < 0 || op.peer >= op.comm->size)
     return fail(op.comm, ncclInvalidArgument,
@@ -437,8 +441,9 @@ ncclResult_t ncclRecv(void* buf, size_t count, ncclDataType_t t, int peer, ncclC
 }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t s) {
   if (ncclResult_t r = check_comm(comm, "ncclAllReduce")) return r;
+  emu::stream_flush(s);
   if (mpi_type(t) == MPI_DATATYPE_NULL || mpi_op(op) == MPI_OP_NULL)
     return fail(comm, ncclInvalidArgument, "ncclAllReduce : type or operation not emulated");
   const size_t bytes = count * type_size(t);
@@ -453,8 +458,9 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
 }
 
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t t, int root, ncclComm_t comm,
-                           cudaStream_t) {
+                           cudaStream_t s) {
   if (ncclResult_t r = check_comm(comm, "ncclBroadcast")) return r;
+  emu::stream_flush(s);
   if (root < 0 || root >= comm->size) return fail(comm, ncclInvalidArgument, "ncclBroadcast : invalid root");
   const size_t bytes = count * type_size(t);
   if (comm->rank == root)
@@ -468,8 +474,9 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
 }
 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t count, ncclDataType_t t, ncclComm_t comm,
-                           cudaStream_t) {
+                           cudaStream_t s) {
   if (ncclResult_t r = check_comm(comm, "ncclAllGather")) return r;
+  emu::stream_flush(s);
   const size_t bytes = count * type_size(t);
   if (ncclResult_t r = check_buffer(comm, send, bytes, "ncclAllGather", "send")) return r;
   if (ncclResult_t r = check_buffer(comm, recv, bytes * comm->size, "ncclAllGather", "recv")) return r;

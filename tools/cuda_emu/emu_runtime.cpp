@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -471,7 +474,7 @@ void* shared_site(int site, size_t bytes, size_t align) {
 
 void* dynamic_smem() { return g_ls->dyn; }
 
-void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem, FnRef body) {
+bool launch_ok(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem) {
   if (g_in_kernel) {
     report("kernel %s launched from inside kernel %s (dynamic parallelism is not emulated)", name, g_in_kernel);
     abort();
@@ -482,7 +485,7 @@ void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t sm
     report("launch of %s with grid (%u,%u,%u) block (%u,%u,%u): invalid configuration", name, grid.x, grid.y, grid.z,
            block.x, block.y, block.z);
     g_last_error = cudaErrorInvalidConfiguration;
-    return;
+    return false;
   }
   int max_dyn = 48 * 1024;
   {
@@ -495,8 +498,14 @@ void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t sm
            "MaxDynamicSharedMemorySize): the launch fails",
            name, smem, max_dyn);
     g_last_error = cudaErrorInvalidValue;
-    return;
+    return false;
   }
+  return true;
+}
+
+void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem, FnRef body) {
+  if (!launch_ok(name, fn, grid, block, smem)) return;
+  const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
   LaunchState& s = ls();
   s.nthreads = static_cast<int>(nthreads);
   s.kernel = name;
@@ -711,6 +720,91 @@ bool capturing(cudaStream_t s, const char* what) {
   return false;
 }
 void record(std::function<void()> op) { g_capture->ops.push_back(std::move(op)); }
+}  // namespace emu
+
+// ---- deferred streams ----------------------------------------------------------
+// A GPU runs a stream's work after the call that queued it, and two streams'
+// work in any order their events allow. Run eagerly, a missing
+// cudaStreamWaitEvent or synchronisation can never show. So (unless
+// CUDA_EMU_STREAMS=eager) each created stream keeps a queue, and its work runs
+// only when something needs it: a synchronisation of that stream, an event on
+// it or the device; a stream that reaches a cudaStreamWaitEvent (then the
+// event's stream runs up to the event, no further); an operation on the legacy
+// stream, a synchronous API, cudaFree or an NCCL call on it. A consumer that
+// is not ordered after its producer therefore runs first and reads stale or
+// poisoned memory, as it may on a GPU.
+struct CUstream_st {
+  std::deque<std::function<void()>> queue;
+  uint64_t queued = 0, done = 0;  // operations ever queued / ever run
+};
+struct CUevent_st {
+  CUstream_st* stream = nullptr;  // the stream of the last record (null: never recorded, or legacy)
+  uint64_t position = 0;          // complete once stream->done reaches it
+};
+
+namespace emu {
+namespace {
+std::recursive_mutex g_streams_mu;  // every queue; held while queued work runs
+std::set<CUstream_st*> g_streams;
+thread_local int g_running_queued = 0;  // > 0 while queued work runs: its own calls run at once
+
+bool deferring() {
+  static const bool on = [] {
+    const char* e = std::getenv("CUDA_EMU_STREAMS");
+    return !(e && std::string(e) == "eager");
+  }();
+  return on;
+}
+bool is_special(cudaStream_t s) { return is_legacy(s) || s == cudaStreamPerThread; }
+
+void run_until(CUstream_st* s, uint64_t position) {
+  std::lock_guard<std::recursive_mutex> lock(g_streams_mu);
+  while (s->done < position) {
+    std::function<void()> op = std::move(s->queue.front());
+    s->queue.pop_front();
+    ++s->done;
+    ++g_running_queued;
+    op();
+    --g_running_queued;
+  }
+}
+void flush_all() {
+  std::lock_guard<std::recursive_mutex> lock(g_streams_mu);
+  for (bool again = true; again;) {  // queued work may wait on other streams: repeat until all are empty
+    again = false;
+    for (CUstream_st* s : g_streams)
+      if (s->done < s->queued) {
+        run_until(s, s->queued);
+        again = true;
+      }
+  }
+}
+}  // namespace
+
+bool deferred(cudaStream_t s, const char* what) {
+  if (g_running_queued) return false;  // queued work (or a graph's node) running now
+  if (capturing(s, what)) return true;
+  if (!deferring()) return false;
+  if (is_special(s)) {  // the legacy stream waits for the others (all of them, here)
+    flush_all();
+    return false;
+  }
+  return true;
+}
+void defer(cudaStream_t s, std::function<void()> op) {
+  if (g_capture && s == g_capture->stream) return record(std::move(op));
+  std::lock_guard<std::recursive_mutex> lock(g_streams_mu);
+  s->queue.push_back(std::move(op));
+  ++s->queued;
+}
+void stream_flush(cudaStream_t s) {
+  if (g_running_queued || !deferring()) return;
+  if (is_special(s)) return flush_all();
+  run_until(s, s->queued);
+}
+void device_flush() {
+  if (!g_running_queued && deferring()) flush_all();
+}
 
 // A captured host<->device copy must use pinned host memory (a pageable
 // buffer would be read or written at capture time, not replay time).
@@ -760,7 +854,11 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned lon
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
   if (!e) return g_last_error = cudaErrorInvalidValue;
   if (emu::g_capture) return emu::refuse_in_capture("cudaGraphLaunch (a graph inside a capture is not emulated)");
-  for (auto& op : e->ops) op();
+  auto replay = [ops = e->ops] {  // the nodes as instantiated, even if e is destroyed before it runs
+    for (auto& op : ops) op();
+  };
+  if (emu::deferred(s, "cudaGraphLaunch")) emu::defer(s, std::move(replay));
+  else replay();
   return cudaSuccess;
 }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
@@ -895,6 +993,7 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
 }
 cudaError_t cudaDeviceSynchronize() {
   if (emu::g_capture) return emu::refuse_in_capture("cudaDeviceSynchronize");
+  emu::device_flush();
   return cudaSuccess;
 }
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
@@ -913,6 +1012,7 @@ cudaError_t cudaMalloc(void** p, size_t n) {
 }
 cudaError_t cudaFree(void* p) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaFree");
+  emu::device_flush();  // cudaFree synchronises the device
   return do_free(p, "cudaFree");
 }
 cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) {
@@ -920,8 +1020,12 @@ cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaMallocAsync");
   return do_malloc(p, n, "cudaMallocAsync");
 }
-cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaFreeAsync");
+  if (emu::deferred(s, "cudaFreeAsync")) {  // stream-ordered: after the work queued before it
+    emu::defer(s, [p] { do_free(p, "cudaFreeAsync"); });
+    return cudaSuccess;
+  }
   return do_free(p, "cudaFreeAsync");
 }
 cudaError_t cudaMallocHost(void** p, size_t n) {
@@ -934,6 +1038,7 @@ cudaError_t cudaMallocHost(void** p, size_t n) {
 cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) { return cudaMallocHost(p, n); }
 cudaError_t cudaFreeHost(void* p) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaFreeHost");
+  emu::device_flush();  // as cudaFree: queued copies may still use it
   {
     std::lock_guard<std::mutex> lock(g_mu);
     emu::g_pinned.erase(reinterpret_cast<uintptr_t>(p));
@@ -952,6 +1057,7 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind k) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaMemcpy (synchronous)");
+  emu::device_flush();
   const cudaError_t e = copy_check(dst, src, n, k, "cudaMemcpy");
   if (e != cudaSuccess) return e;
   if (n) std::memmove(dst, src, n);
@@ -965,12 +1071,22 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind
   }
   const cudaError_t e = copy_check(dst, src, n, k, "cudaMemcpyAsync");
   if (e != cudaSuccess) return e;
+  if (emu::deferred(s, "cudaMemcpyAsync")) {
+    // With pageable host memory the copy is synchronous in CUDA: it runs now, after the stream's queued work.
+    if ((!is_device(dst) || !is_device(src)) && !(emu::is_pinned(dst, n) || emu::is_pinned(src, n))) {
+      emu::stream_flush(s);
+    } else {
+      emu::defer(s, [=] { std::memmove(dst, src, n); });
+      return cudaSuccess;
+    }
+  }
   if (n) std::memmove(dst, src, n);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind k) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaMemcpy2D (synchronous)");
+  emu::device_flush();
   return emu_memcpy2d(dst, dpitch, src, spitch, width, height, k);
 }
 static cudaError_t emu_memcpy2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
@@ -997,10 +1113,18 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
     emu::record([=] { emu_memcpy2d(dst, dpitch, src, spitch, width, height, k); });
     return cudaSuccess;
   }
+  if (emu::deferred(s, "cudaMemcpy2DAsync")) {
+    if (is_device(dst) && is_device(src)) {
+      emu::defer(s, [=] { emu_memcpy2d(dst, dpitch, src, spitch, width, height, k); });
+      return cudaSuccess;
+    }
+    emu::stream_flush(s);  // host memory: copied now, after the stream's queued work
+  }
   return emu_memcpy2d(dst, dpitch, src, spitch, width, height, k);
 }
 cudaError_t cudaMemset(void* p, int v, size_t n) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaMemset (synchronous)");
+  emu::device_flush();
   return emu_memset(p, v, n);
 }
 static cudaError_t emu_memset(void* p, int v, size_t n) {
@@ -1012,14 +1136,15 @@ static cudaError_t emu_memset(void* p, int v, size_t n) {
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s) {
-  if (emu::capturing(s, "cudaMemsetAsync")) {
-    emu::record([=] { emu_memset(p, v, n); });
+  if (emu::deferred(s, "cudaMemsetAsync")) {
+    emu::defer(s, [=] { emu_memset(p, v, n); });
     return cudaSuccess;
   }
   return emu_memset(p, v, n);
 }
 cudaError_t cudaMemset2D(void* p, size_t pitch, int v, size_t width, size_t height) {
   if (emu::g_capture) return emu::refuse_in_capture("cudaMemset2D (synchronous)");
+  emu::device_flush();
   return emu_memset2d(p, pitch, v, width, height);
 }
 static cudaError_t emu_memset2d(void* p, size_t pitch, int v, size_t width, size_t height) {
@@ -1033,30 +1158,86 @@ static cudaError_t emu_memset2d(void* p, size_t pitch, int v, size_t width, size
   return cudaSuccess;
 }
 cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int v, size_t width, size_t height, cudaStream_t s) {
-  if (emu::capturing(s, "cudaMemset2DAsync")) {
-    emu::record([=] { emu_memset2d(p, pitch, v, width, height); });
+  if (emu::deferred(s, "cudaMemset2DAsync")) {
+    emu::defer(s, [=] { emu_memset2d(p, pitch, v, width, height); });
     return cudaSuccess;
   }
   return emu_memset2d(p, pitch, v, width, height);
 }
 
-cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = reinterpret_cast<cudaStream_t>(new char); return cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  std::lock_guard<std::recursive_mutex> lock(emu::g_streams_mu);
+  *s = new CUstream_st;
+  emu::g_streams.insert(*s);
+  return cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamDestroy(cudaStream_t s) { delete reinterpret_cast<char*>(s); return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (emu::is_special(s)) return g_last_error = cudaErrorInvalidValue;
+  emu::stream_flush(s);  // CUDA completes a destroyed stream's work
+  std::lock_guard<std::recursive_mutex> lock(emu::g_streams_mu);
+  emu::g_streams.erase(s);
+  delete s;
+  return cudaSuccess;
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   if (emu::g_capture && (s == emu::g_capture->stream || emu::is_legacy(s)))
     return emu::refuse_in_capture("cudaStreamSynchronize");
+  emu::stream_flush(s);
   return cudaSuccess;
 }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = reinterpret_cast<cudaEvent_t>(new char); return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  emu::stream_flush(s);  // "not ready" would only make the caller poll: run it
+  return cudaSuccess;
+}
+namespace {
+void event_complete(cudaEvent_t e) {
+  if (e->stream) emu::run_until(e->stream, e->position);
+}
+}  // namespace
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (!e) return g_last_error = cudaErrorInvalidResourceHandle;
+  if (!e->stream || emu::g_running_queued || !emu::deferring()) return cudaSuccess;  // complete already
+  // The event as recorded now: a later record does not change what s waits for.
+  CUstream_st* es = e->stream;
+  const uint64_t pos = e->position;
+  if (emu::is_special(s) || (emu::g_capture && s == emu::g_capture->stream)) {
+    emu::run_until(es, pos);  // cross-stream capture dependencies are not emulated: order it now
+    return cudaSuccess;
+  }
+  emu::defer(s, [es, pos] { emu::run_until(es, pos); });
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new CUevent_st; return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
-cudaError_t cudaEventDestroy(cudaEvent_t e) { delete reinterpret_cast<char*>(e); return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 0.f; return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (!e) return g_last_error = cudaErrorInvalidResourceHandle;
+  std::lock_guard<std::recursive_mutex> lock(emu::g_streams_mu);
+  if (emu::g_running_queued || !emu::deferring() || emu::is_special(s) ||
+      (emu::g_capture && s == emu::g_capture->stream)) {
+    if (emu::is_special(s)) emu::device_flush();
+    e->stream = nullptr;  // complete once what came before it is (here: now)
+    return cudaSuccess;
+  }
+  e->stream = s;
+  e->position = s->queued;
+  return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  event_complete(e);  // "not ready" would only make the caller poll: run it
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  event_complete(e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  event_complete(a);
+  event_complete(b);
+  *ms = 0.f;
+  return cudaSuccess;
+}
 
 // ---- cuBLAS ----------------------------------------------------------------
 struct cublasContext {
@@ -1115,12 +1296,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             cudaDataType Btype, int ldb, const void* beta, void* C, cudaDataType Ctype, int ldc,
                             cublasComputeType_t compute, cublasGemmAlgo_t algo) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-  if (emu::capturing(h->stream, "cublasGemmEx")) {
-    // Host-pointer mode: alpha and beta are read now, the operands at replay.
+  if (emu::deferred(h->stream, "cublasGemmEx")) {
+    // Host-pointer mode: alpha and beta are read now, the operands when it runs.
     const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
     cublasContext* hc = h;
     const cublasMath_t math = h->math;
-    emu::record([=] {
+    emu::defer(h->stream, [=] {
       cublasContext replay{math, nullptr};
       (void)hc;
       cublasGemmEx(&replay, ta, tb, m, n, k, &al, A, Atype, lda, B, Btype, ldb, &be, C, Ctype, ldc, compute, algo);

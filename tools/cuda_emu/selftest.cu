@@ -147,6 +147,12 @@ __global__ void mma_kernel(const __nv_bfloat16* A, const __nv_bfloat16* Bnk, con
     }
 }
 
+__global__ void fill_kernel(float* x, int n, float v) {
+  if (int(threadIdx.x) < n) x[threadIdx.x] = v;
+}
+__global__ void copy_kernel(const float* x, float* y, int n) {
+  if (int(threadIdx.x) < n) y[threadIdx.x] = x[threadIdx.x];
+}
 __global__ void graph_scale_kernel(float* x, int n, float a) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] *= a;
 }
@@ -430,6 +436,53 @@ int main() {
     cudaFreeHost(h_in);
     cudaFreeHost(h_out);
     cudaStreamDestroy(st);
+  }
+  // Deferred streams: a stream's work runs when something needs it, so a
+  // consumer on another stream that is not ordered after its producer reads
+  // what was there before (as it may on a GPU); waiting on the producer's
+  // event gives the product.
+  {
+    cudaStream_t a, b;
+    cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking);
+    cudaEvent_t ev;
+    cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    float *d_x, *d_y, *h;
+    cudaMalloc(&d_x, 32 * 4);
+    cudaMalloc(&d_y, 32 * 4);
+    cudaMallocHost(&h, 32 * 4);
+    cudaMemset(d_x, 0, 32 * 4);
+    auto read_on_b = [&] {  // d_x as b's copy sees it, through d_y
+      copy_kernel<<<1, 32, 0, b>>>(d_x, d_y, 32);
+      cudaMemcpyAsync(h, d_y, 32 * 4, cudaMemcpyDeviceToHost, b);
+      cudaStreamSynchronize(b);
+      return h[0];
+    };
+    fill_kernel<<<1, 32, 0, a>>>(d_x, 32, 3.f);
+    cudaEventRecord(ev, a);
+    CHECK(read_on_b() == 0.f);  // no wait: b ran before a's fill
+    cudaStreamWaitEvent(b, ev, 0);
+    CHECK(read_on_b() == 3.f);  // ordered after the event: a ran up to it
+    // A pinned copy waits for its stream's synchronisation.
+    fill_kernel<<<1, 32, 0, a>>>(d_x, 32, 5.f);
+    cudaMemcpyAsync(h, d_x, 32 * 4, cudaMemcpyDeviceToHost, a);
+    CHECK(h[0] == 3.f);
+    cudaEventRecord(ev, a);
+    cudaEventSynchronize(ev);
+    CHECK(h[0] == 5.f);
+    // An event recorded before the producer does not order after it.
+    cudaEventRecord(ev, a);
+    fill_kernel<<<1, 32, 0, a>>>(d_x, 32, 7.f);
+    cudaStreamWaitEvent(b, ev, 0);
+    CHECK(read_on_b() == 5.f);
+    cudaDeviceSynchronize();  // runs a's fill
+    CHECK(read_on_b() == 7.f);
+    cudaEventDestroy(ev);
+    cudaFree(d_x);
+    cudaFree(d_y);
+    cudaFreeHost(h);
+    cudaStreamDestroy(a);
+    cudaStreamDestroy(b);
   }
   // cp.async (cuda_pipeline.h): copies land at the wait that covers their group.
   {

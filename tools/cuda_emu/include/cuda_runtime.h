@@ -105,11 +105,21 @@ struct FnRef {
   FnRef(F& f) : obj(&f), call([](void* o) { (*static_cast<F*>(o))(); }) {}
 };
 void run_grid(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem, FnRef body);
+// Whether a launch's configuration is valid (else reported, the launch's error set).
+bool launch_ok(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem);
 // Stream capture (cuda_runtime_api_emu.h): whether an operation on stream s
 // is to be recorded into the active capture instead of run (work on the legacy
 // default stream during a capture is reported), and the recording.
 bool capturing(cudaStream_t s, const char* what);
 void record(std::function<void()> op);
+// Deferred streams (README "Streams"): whether an operation on stream s runs
+// later (captured, or queued on s), and handing it over; an operation that
+// runs now on the legacy stream first completes every queued one.
+bool deferred(cudaStream_t s, const char* what);
+void defer(cudaStream_t s, std::function<void()> op);
+// Runs what is queued on s (all streams for the legacy one); for emu_nccl.cpp,
+// whose operations run when called.
+void stream_flush(cudaStream_t s);
 
 // `kernel<<<g, b, smem, stream>>>(args)` becomes `::emu::Launch(kernel, "kernel", g, b, smem, stream)(args)`.
 template <class... P>
@@ -127,8 +137,11 @@ struct Launch {
     // Arguments are converted to the parameter types once, as a launch does;
     // every thread then gets its own copy (by-value parameters).
     std::tuple<std::decay_t<P>...> params(static_cast<std::decay_t<P>>(std::forward<A>(a))...);
-    if (capturing(stream, name)) {  // a graph's kernel node: replayed with these arguments
-      record([k = k, name = name, g = g, b = b, smem = smem, params]() mutable {
+    // A graph's kernel node, or a kernel queued on its stream: run later with
+    // these arguments; the configuration is checked now, as a launch does.
+    if (deferred(stream, name)) {
+      if (!launch_ok(name, reinterpret_cast<const void*>(k), g, b, smem)) return;
+      defer(stream, [k = k, name = name, g = g, b = b, smem = smem, params]() mutable {
         auto body = [&] { std::apply(k, params); };
         run_grid(name, reinterpret_cast<const void*>(k), g, b, smem, FnRef(body));
       });
