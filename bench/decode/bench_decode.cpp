@@ -11,7 +11,8 @@
 //   bench_decode --model DIR --mode overlap [--docs 24] [--batch 8] [--prompt 64]
 //                [--long 1024] [--steps 16] [--chunk 64]
 //     the summarize job's decoding (decode/summarize_workload.h) of a generated
-//     corpus (3 of 4 prompts up to --prompt tokens, 1 of 4 --long), with whole
+//     corpus (3 of 4 prompts up to --prompt tokens, 1 of 4 --long; --steps/2 ..
+//     --steps new tokens each), with whole
 //     prefill and then with --chunk-token chunks between steps, in one run:
 //     the stall of active documents between two tokens (max, p99, mean),
 //     time to first token, documents/s, output tokens/s, and the ratios

@@ -2,13 +2,15 @@
 // generate_data_parallel: a Decoder with continuous batching over the
 // engine), on a generated corpus, timed through a DecodeEngine wrapper:
 // bench_decode --mode overlap (CPU) and bench_gpu_summarize (GPU) share it.
-//   stall   the time between two decode steps: what every active document
-//           waits between two of its tokens (a whole prefill, or one chunk)
+//   stall   each document's time between two of its tokens (inter-token
+//           latency): one decode step, plus whatever ran before it (a whole
+//           prefill, or one chunk)
 //   ttft    from the start of the run to each document's first token
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,7 +20,8 @@
 namespace ringscan::bench {
 
 // n documents, prompt lengths a fixed mix: three of four short (short_len/2 ..
-// short_len), one in four long (long_len); each asks for max_new tokens.
+// short_len), one in four long (long_len); each asks for max_new/2 ..
+// max_new tokens (so that documents leave the batch at different steps).
 inline std::vector<GenerationRequest> generated_corpus(int64_t n, int64_t vocab, int64_t short_len, int64_t long_len,
                                                        int64_t max_new) {
   std::vector<GenerationRequest> reqs;
@@ -27,13 +30,13 @@ inline std::vector<GenerationRequest> generated_corpus(int64_t n, int64_t vocab,
     r.id = static_cast<uint64_t>(i);
     const int64_t len = i % 4 == 3 ? long_len : std::max<int64_t>(1, short_len / 2 + (i * 37) % (short_len / 2 + 1));
     r.prompt = synthetic_ids(len, vocab, i);
-    r.max_new_tokens = max_new;
+    r.max_new_tokens = std::max<int64_t>(1, max_new / 2 + (i * 7) % (max_new / 2 + 1));
     reqs.push_back(std::move(r));
   }
   return reqs;
 }
 
-// Forwards to an engine and times the gaps between steps and each first token.
+// Forwards to an engine and times each document's tokens.
 class TimedEngine final : public DecodeEngine {
  public:
   explicit TimedEngine(DecodeEngine& e) : e_(e), t0_(now()) {}
@@ -51,20 +54,26 @@ class TimedEngine final : public DecodeEngine {
   bool enable_prefill_overlap(std::string* why) override { return e_.enable_prefill_overlap(why); }
   int32_t first_token(Sequence& seq, const kernels::SamplingParams& p, uint64_t s, uint64_t k) override {
     const int32_t t = e_.first_token(seq, p, s, k);
-    ttft.push_back(now() - t0_);
+    const double at = now();
+    ttft.push_back(at - t0_);
+    last_token_[&seq] = at;
     return t;
   }
   void step(const int32_t* ids, int64_t n, Sequence* const* seqs, const kernels::SamplingParams* p,
             const uint64_t* s, const uint64_t* k, int32_t* out) override {
     e_.step(ids, n, seqs, p, s, k, out);
     const double t = now();
-    if (last_step_ > 0) gaps.push_back(t - last_step_);
-    last_step_ = t;
+    for (int64_t i = 0; i < n; ++i) {
+      double& last = last_token_[seqs[i]];
+      gaps.push_back(t - last);
+      last = t;
+    }
   }
 
  private:
   DecodeEngine& e_;
-  double t0_, last_step_ = 0;
+  double t0_;
+  std::map<const Sequence*, double> last_token_;  // a pointer freed and reused starts again at its first token
 };
 
 struct WorkloadResult {

@@ -4,7 +4,8 @@
 // counted: reading files, tokenizing, the chat template, writing HDF5, which
 // the CPU benchmarks measure), with whole prefill, with chunked prefill
 // between decode steps, and with the chunks overlapped beside the steps on
-// the second stream (no stop ids: every document generates --max-new). One JSON line each, then the ratios overlapped / whole.
+// the second stream (no stop ids: each document generates --max-new/2 .. --max-new
+// tokens). One JSON line each, then the ratios overlapped / whole.
 //   bench_gpu_summarize [--model DIR | --preset nano-4b] [--docs 64] [--batch 16]
 //                       [--prompt 512] [--long 8192] [--max-new 64] [--chunk 512]
 //   bench_gpu_summarize --tiny     the tiny preset and a small corpus (the

@@ -121,7 +121,9 @@ TEST(DeviceChunkedPrefill, OverlapEqualsSerialAndWholePrefill) {
       EXPECT_FALSE(off);
       EXPECT_TRUE(on) << name << ": overlap refused";
       EXPECT_EQ(overlapped, serial) << name << " chunk " << chunk;
-      if (chunk == 8) EXPECT_EQ(overlapped, whole) << name;
+      if (chunk == 8) {
+        EXPECT_EQ(overlapped, whole) << name;
+      }
     }
     EXPECT_GE(dev.graphs_captured(), 1) << name;
   }
