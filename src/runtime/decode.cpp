@@ -152,13 +152,18 @@ void Decoder::first_token(Sequence s, std::vector<GenerationResult>& done) {
   else active_.push_back(std::move(s));
 }
 
-// This step's chunk: up to chunk_ prompt tokens, the oldest prefilling documents first.
+// This step's chunk: up to chunk_ prompt tokens, the oldest prefilling
+// documents first. A prompt is cut only at multiples of chunk_ from its start:
+// a document that cannot finish in what is left of the budget waits for the
+// next step's whole chunk (so chunks that are whole engine blocks run exactly
+// the blocks of one forward).
 void Decoder::queue_prefill_chunks() {
   int64_t budget = chunk_;
   for (Sequence& s : prefilling_) {
-    if (budget == 0) break;
     const std::vector<int32_t>& prompt = s.track->request().prompt;
-    const int64_t n = std::min<int64_t>(budget, static_cast<int64_t>(prompt.size()) - s.prefilled);
+    const int64_t left = static_cast<int64_t>(prompt.size()) - s.prefilled;
+    if (budget < std::min(left, chunk_)) break;
+    const int64_t n = std::min(budget, left);
     engine_.prefill_chunk(*s.state, prompt.data() + s.prefilled, n, overlap_);
     s.prefilled += n;
     budget -= n;

@@ -122,9 +122,10 @@ class Decoder {
 
   // Chunked prefill, as serving engines do: an admitted document's prompt runs
   // `tokens` at a time, one chunk (at most `tokens` prompt tokens in all,
-  // taken from the documents being prefilled in admission order) per step()
-  // before its decode step, so that the active documents wait for at most a
-  // chunk instead of a whole prompt between two tokens. overlap: the chunk runs
+  // taken from the documents being prefilled in admission order; a prompt is
+  // cut only at multiples of `tokens` from its start) per step() before its
+  // decode step, so that the active documents wait for at most a chunk
+  // instead of a whole prompt between two tokens. overlap: the chunk runs
   // beside the decode step where the engine can (the GPU's second stream,
   // DecodeEngine::enable_prefill_overlap). 0 (the default): a document is
   // prefilled whole on admission. Tokens equal the whole-prefill run's on
