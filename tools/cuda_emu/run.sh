@@ -4,6 +4,8 @@
 #
 #   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|comm|jobs|all] [extra gtest args...]
 #
+# model: the GPU model tests (test_device_model), then bench_gpu_summarize --tiny
+# (whole, chunked and overlapped prefill in the summarize job's decoding).
 # jobs: the `ringscan` program itself on the emulated GPU (score, embed,
 # summarize, forward; 1 and 2 ranks) against --device cpu (jobs_check.py).
 #
