@@ -72,7 +72,7 @@ struct GenerationResult {
   std::vector<int32_t> tokens;  // the new ids, prompt excluded
   StopReason reason = StopReason::Length;
   int64_t prompt_tokens = 0;
-  double first_token_seconds = 0;  // admission to first token: prefill + lm_head + draw
+  double first_token_seconds = 0;  // admission to first token: prefill (chunked: with the steps between chunks) + lm_head + draw
   double decode_seconds = 0;       // first token to the last
 };
 
