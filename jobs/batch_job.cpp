@@ -567,6 +567,10 @@ void BatchRun::compute_values_data_parallel() {
 void BatchRun::generate_data_parallel() {
   const auto& docs = found_.documents;
   Decoder dec(engine_->decode_engine(), o_.batch);
+  dec.set_prefill_chunk(o_.prefill_chunk, o_.prefill_overlap);
+  if (!dec.prefill_overlap_refused().empty() && !o_.quiet)
+    std::cerr << "ringscan: rank " << me_ << ": --prefill-chunk " << o_.prefill_chunk
+              << ": no overlap: " << dec.prefill_overlap_refused() << "\n";
   for (auto& [d, t] : mine_) {
     if (plan_[d].route == DocRoute::TooLong) {
       store_->add(not_computed(d, docs[d], io::doc_status::kFailed, plan_[d].error, t));

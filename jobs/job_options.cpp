@@ -35,6 +35,7 @@ void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks) {
   if (!spec.want.generate) return;
   if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
   if (o.batch < 1) throw Error("--batch must be at least 1");
+  if (o.prefill_chunk < 0) throw Error("--prefill-chunk must be >= 0 tokens (0: each prompt whole), got " + std::to_string(o.prefill_chunk));
   if (!(std::isfinite(o.sampling.temperature) && o.sampling.temperature >= 0))
     throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.sampling.temperature));
   if (!(std::isfinite(o.sampling.top_p) && o.sampling.top_p > 0 && o.sampling.top_p <= 1))

@@ -29,6 +29,11 @@ struct JobOptions {
   int64_t max_new_tokens = 128;
   kernels::SamplingParams sampling;
   int batch = 16;
+  // Chunked prefill (runtime/decode.h, Decoder::set_prefill_chunk): prompt
+  // tokens per decode step (0: each prompt whole on admission); overlap: the
+  // chunk beside the decode step where the engine can (the GPU's second stream).
+  int64_t prefill_chunk = 0;
+  bool prefill_overlap = true;
   bool ignore_eos = false;
   // Recorded in the output's attributes (not part of the run identity).
   std::string command_line;

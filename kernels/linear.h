@@ -35,6 +35,13 @@ void linear_accumulate RINGSCAN_CUDA_SIG(RINGSCAN_LINEAR_SIG);
 // (gemm_bf16_workspace bytes for all rows at once; with less, the rows go in
 // as many passes as needed, never an allocation). Runs on `stream`.
 size_t gemm_bf16_workspace(DType x_dtype, int64_t rows, int64_t in_features);
+// cuBLAS's workspace for the GEMMs queued on `stream` (both functions above),
+// caller-owned: a stream whose GEMMs run at the same time as another's needs
+// its own (one cuBLAS handle serves every stream of a thread, and its default
+// workspace would be shared). kGemmWorkspaceBytes is cuBLAS's recommendation
+// for Hopper. data = null forgets the stream's (before freeing it).
+inline constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
+void set_gemm_workspace(GpuStream stream, void* data, size_t bytes);
 void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const WeightView& weight, void* y,
                DType y_dtype, int64_t ld_y, bool accumulate, const Workspace& ws, GpuStream stream);
 }  // namespace cuda

@@ -31,7 +31,11 @@
 # against its roofline: the op tests' perf mode); then the performance model
 # (`ringscan info --calibration`) from those op rates: one GPU at 4K/32K/128K
 # (to hold against the measured prefill) and the planned 1M tokens on 8 H200
-# (NVLink) and 4M on 32 (InfiniBand).
+# (NVLink) and 4M on 32 (InfiniBand). Then bench_gpu_summarize: the summarize
+# job's decoding of a generated corpus on the nano-4b shape (documents/s,
+# output tokens/s, inter-token stall, first token) with whole prefill, chunked
+# prefill between decode steps, and the chunks overlapped on a second stream
+# (RINGSCAN_GPU_SUMMARIZE_ARGS adds options).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
 # itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
@@ -135,7 +139,7 @@ cudnn_why=$(sed -nE 's/^RINGSCAN_CUDNN_WHY_OFF:INTERNAL=(.*)/\1/p' "$build/CMake
 echo "gpu-check: cuDNN attention ${cudnn_on:-OFF}${cudnn_why:+ ($cudnn_why)}; $(tail -1 "$build/gpu-check-cudnn.txt")"
 [[ $configure_only -eq 1 ]] && exit 0
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_ops ringscan \
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_gpu_summarize bench_ops ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
@@ -258,6 +262,9 @@ if [[ $status -eq 0 ]]; then
   # Every op alone at the model's shapes (the op tests' perf mode).
   "$build/bench/bench_ops" --backend cuda --preset nano-4b --tokens 4096 --min-seconds 0.1 >>"$bench_log" \
     2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_ops failed:"; tail -5 "$build/gpu-check-bench.err"; }
+  # The summarize job's decoding end to end on a generated corpus: whole, chunked and overlapped prefill.
+  "$build/bench/bench_gpu_summarize" --preset nano-4b ${RINGSCAN_GPU_SUMMARIZE_ARGS:-} >>"$bench_log" \
+    2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_gpu_summarize failed:"; tail -5 "$build/gpu-check-bench.err"; }
 else
   echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
 fi
@@ -317,6 +324,11 @@ for line in open(sys.argv[1]):
         rows.append((f"decode {r.get('mode', '')} b{r['batch']}", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ms_per_step']:.2f} ms/step, prompt {r['prompt']}, {r.get('kv_cache', '')} KV"))
     elif b == "ttft":
         rows.append((f"first token {r['tokens']//1024}K", f"{1e3*r['seconds']:.0f} ms", "prefill + lm_head + draw, one document"))
+    elif b == "gpu_summarize":
+        how = "whole prefill" if r["prefill_chunk"] == 0 else f"chunks of {r['prefill_chunk']}" + (" overlapped" if r["overlapped"] else " between steps")
+        rows.append((f"summarize {how[:12]}", f"{r['docs_per_s']:.2f} docs/s", f"{how}: {r['out_tokens_per_s']:.0f} out tok/s, stall max {r['stall_max_ms']:.0f} ms, first token mean {r['ttft_mean_s']:.2f} s ({r['docs']} docs, batch {r['batch']})"))
+    elif b == "gpu_summarize_ratio":
+        rows.append(("summarize overlap", f"{r['docs_per_s_vs_whole']:.2f}x docs/s", f"vs whole prefill; {r['docs_per_s_vs_serial_chunks']:.2f}x vs the same chunks between steps; stall max {r['stall_max_vs_whole']:.2f}x, first token {r['ttft_mean_vs_whole']:.2f}x"))
     elif b == "memory":
         rows.append(("peak GPU memory", f"{r['peak_used_gib']:.1f} GiB", f"of {r['total_gib']:.0f} GiB"))
 for name, value, note in rows:

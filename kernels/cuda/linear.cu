@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <mutex>
 #include <vector>
 
 #include "cuda/cuda_common.cuh"
@@ -59,6 +60,32 @@ DeviceState& state_for_current_device() {
     check_cublas(cublasSetMathMode(s.handle, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
   }
   return s;
+}
+
+// cuBLAS workspaces given for streams (set_gemm_workspace). The handle is
+// shared by every stream of a thread, and two streams' GEMMs may run at once
+// (the Decoder's prefill chunk beside a decode step): each such stream brings
+// its own workspace, so they never share cuBLAS's default one.
+struct StreamWorkspace {
+  GpuStream stream;
+  void* data;
+  size_t bytes;
+};
+std::mutex workspaces_mutex;
+std::vector<StreamWorkspace>& stream_workspaces() {
+  static auto* w = new std::vector<StreamWorkspace>;  // never destroyed, like the handles
+  return *w;
+}
+
+// The handle set to run on `stream` (with that stream's workspace, if one was given).
+void use_stream(DeviceState& s, GpuStream stream) {
+  check_cublas(cublasSetStream(s.handle, static_cast<cudaStream_t>(stream)), "cublasSetStream");
+  std::lock_guard<std::mutex> lock(workspaces_mutex);
+  for (const StreamWorkspace& w : stream_workspaces())
+    if (w.stream == stream) {
+      check_cublas(cublasSetWorkspace(s.handle, w.data, w.bytes), "cublasSetWorkspace");
+      return;
+    }
 }
 
 // Grows a per-device scratch; earlier GEMMs on the default stream may still
@@ -126,7 +153,7 @@ void linear_exact(const float* x, int64_t ld_x, int64_t rows, const WeightView& 
     return;
   }
   DeviceState& s = state_for_current_device();
-  check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
+  use_stream(s, stream);
   if (weight.dtype == DType::F32) {
     gemm(s.handle, weight.data, out, in, x, ld_x, CUDA_R_32F, rows, y, ld_y, CUDA_R_32F, beta);
     return;
@@ -184,7 +211,7 @@ void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const W
       throw std::invalid_argument("cuda::gemm_bf16: an F32 x needs a workspace of at least one bf16 row");
   }
   DeviceState& s = state_for_current_device();
-  check_cublas(cublasSetStream(s.handle, stream), "cublasSetStream");
+  use_stream(s, stream);
   const float beta = accumulate ? 1.f : 0.f;
   const cudaDataType yt = y_dtype == DType::F32 ? CUDA_R_32F : CUDA_R_16BF;
   for (int64_t r0 = 0; r0 < rows; r0 += pass_rows) {
@@ -203,6 +230,14 @@ void gemm_bf16(const void* x, DType x_dtype, int64_t ld_x, int64_t rows, const W
     gemm(s.handle, weight.data, out, in, xb, ldb, CUDA_R_16BF, nr, static_cast<char*>(y) + size_t(r0) * ld_y * y_elem,
          ld_y, yt, beta);
   }
+}
+
+void set_gemm_workspace(GpuStream stream, void* data, size_t bytes) {
+  std::lock_guard<std::mutex> lock(workspaces_mutex);
+  auto& ws = stream_workspaces();
+  ws.erase(std::remove_if(ws.begin(), ws.end(), [&](const StreamWorkspace& w) { return w.stream == stream; }),
+           ws.end());
+  if (data) ws.push_back({stream, data, bytes});
 }
 
 }  // namespace ringscan::kernels::cuda

@@ -54,6 +54,8 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
         ("no-chat-template", po::bool_switch(&o.prompt.no_chat_template), "the prompt file's text is the whole prompt (no chat template)")
         ("system", po::value(&o.prompt.system), "system turn of the chat template")
         ("batch", po::value(&o.batch)->default_value(16), "documents decoded together per rank")
+        ("prefill-chunk", po::value(&o.prefill_chunk)->default_value(0), "prefill admitted prompts this many tokens per decode step, so decoding documents do not stall behind a long prompt (0: each prompt whole on admission)")
+        ("no-prefill-overlap", po::bool_switch()->notifier([&o](bool off) { o.prefill_overlap = !off; }), "with --prefill-chunk: run each chunk between decode steps, not beside them on a second GPU stream")
         ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens");
   return opts;
 }

@@ -86,6 +86,16 @@ class DeviceModel {
   uint64_t weight_bytes() const { return weights_.bytes(); }
   uint64_t arena_bytes() const { return arena_.bytes(); }
 
+  // A second engine over these weights for work that runs beside this one's
+  // (the Decoder's prefill chunks beside a decode step, runtime/decode.h): the
+  // same options and block size, its own stream (a blocking one, like this
+  // model's), activation arena, pinned tables and cuBLAS workspace; it reads
+  // this model's weights, so it must not outlive it. Sequences are
+  // interchangeable between the two: one prefilled there decodes here.
+  std::unique_ptr<DeviceModel> make_sibling() const;
+  // The device bytes make_sibling() allocates: an arena like this one's and a cuBLAS workspace.
+  uint64_t sibling_bytes() const;
+
   // A fresh sequence whose KV caches hold `expected_tokens` without growing
   // (they grow by doubling past it).
   DeviceSequence new_sequence(int64_t expected_tokens) const;
@@ -243,6 +253,10 @@ class DeviceModel {
 
  private:
   struct Layer;
+  struct SiblingOf {
+    const DeviceModel* parent;
+  };
+  explicit DeviceModel(SiblingOf p);
   void upload_weights(const Model& host);  // cuda/device_weights.cpp
   void layout_arena();
   // d_y (+)= d_x W^T, d_x in x_dtype, d_y in y_dtype (kernels/linear.h; the
@@ -272,7 +286,8 @@ class DeviceModel {
   GemmInputs gemm_;
   kernels::GpuStream stream_ = nullptr;
   int64_t block_ = 0, logits_rows_ = 0;
-  DeviceBuffer weights_, arena_;
+  DeviceBuffer weights_, arena_;  // weights_: empty in a sibling (the parent's are read)
+  DeviceBuffer gemm_ws_own_;      // a sibling's cuBLAS workspace for its stream (kernels/linear.h)
   std::vector<Layer> layers_;
   WeightView embeddings_, norm_f_, lm_head_;
   // Arena views.

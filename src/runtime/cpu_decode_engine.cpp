@@ -35,6 +35,24 @@ std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::adopt(InferenceState st
   return s;
 }
 
+std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::start_prefill(int64_t) {
+  auto s = std::make_unique<CpuSequence>();
+  s->state = model_.new_state();
+  return s;
+}
+
+void CpuDecodeEngine::prefill_chunk(Sequence& seq, const int32_t* ids, int64_t n, bool) {
+  const int64_t D = model_.config().hidden_size;
+  std::vector<float> hidden(n * D);
+  model_.forward(ids, n, cpu(seq).state, hidden.data());
+  cpu(seq).last_hidden.assign(hidden.end() - D, hidden.end());
+}
+
+bool CpuDecodeEngine::enable_prefill_overlap(std::string* why) {
+  *why = "the CPU engine runs one thing at a time (prefill chunks interleave with decode steps, not beside them)";
+  return false;
+}
+
 int32_t CpuDecodeEngine::first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream,
                                      uint64_t step) {
   const int64_t V = model_.config().vocab_size;

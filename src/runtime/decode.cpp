@@ -113,33 +113,67 @@ void Decoder::submit_prefilled(GenerationRequest r, std::unique_ptr<DecodeEngine
   waiting_.push_back(std::move(s));
 }
 
-// Prefill (unless done), the first token from the prompt's last position.
+void Decoder::set_prefill_chunk(int64_t tokens, bool overlap) {
+  if (tokens < 0) throw Error("the prefill chunk must be >= 0 tokens (0: whole prompts), got " + std::to_string(tokens));
+  chunk_ = tokens;
+  overlap_ = false;
+  overlap_refused_.clear();
+  if (tokens > 0 && overlap) overlap_ = engine_.enable_prefill_overlap(&overlap_refused_);
+}
+
+// Admission: time to first token counts from here, not from submit. Whole
+// prefill (or an already prefilled document): the first token now. Chunked:
+// the document holds a slot while its prompt runs, chunk by chunk.
 void Decoder::admit(Sequence s, std::vector<GenerationResult>& done) {
   GenerationTrack& t = *s.track;
-  t.started = now_seconds();  // time to first token counts from admission, not from submit
+  t.started = now_seconds();
   if (t.finished()) {  // max_new_tokens 0
     done.push_back(std::move(t.result()));
+    return;
+  }
+  if (!s.state && chunk_ > 0) {
+    s.state = engine_.start_prefill(static_cast<int64_t>(t.request().prompt.size()));
+    prefilling_.push_back(std::move(s));
     return;
   }
   if (!s.state) {
     s.state = engine_.prefill(t.request().prompt);
     report_work(static_cast<double>(t.request().prompt.size()));
   }
+  first_token(std::move(s), done);
+}
+
+// The first token, from the prompt's last position; the document then decodes.
+void Decoder::first_token(Sequence s, std::vector<GenerationResult>& done) {
+  GenerationTrack& t = *s.track;
   const int32_t token = engine_.first_token(*s.state, t.request().sampling, t.request().id, 0);
   report_work(1);
   if (t.accept(token)) done.push_back(std::move(t.result()));
   else active_.push_back(std::move(s));
 }
 
-std::vector<GenerationResult> Decoder::step() {
-  std::vector<GenerationResult> done;
-  while (static_cast<int>(active_.size()) < max_batch_ && !waiting_.empty()) {
-    Sequence s = std::move(waiting_.front());
-    waiting_.pop_front();
-    admit(std::move(s), done);
+// This step's chunk: up to chunk_ prompt tokens, the oldest prefilling
+// documents first. A prompt is cut only at multiples of chunk_ from its start:
+// a document that cannot finish in what is left of the budget waits for the
+// next step's whole chunk (so chunks that are whole engine blocks run exactly
+// the blocks of one forward).
+void Decoder::queue_prefill_chunks() {
+  int64_t budget = chunk_;
+  for (Sequence& s : prefilling_) {
+    const std::vector<int32_t>& prompt = s.track->request().prompt;
+    const int64_t left = static_cast<int64_t>(prompt.size()) - s.prefilled;
+    if (budget < std::min(left, chunk_)) break;
+    const int64_t n = std::min(budget, left);
+    engine_.prefill_chunk(*s.state, prompt.data() + s.prefilled, n, overlap_);
+    s.prefilled += n;
+    budget -= n;
+    report_work(static_cast<double>(n));
   }
+}
+
+void Decoder::decode_active(std::vector<GenerationResult>& done) {
   const int64_t B = active_.size();
-  if (B == 0) return done;
+  if (B == 0) return;
   std::vector<int32_t> ids(B), drawn(B);
   std::vector<DecodeEngine::Sequence*> states(B);
   std::vector<kernels::SamplingParams> params(B);
@@ -160,6 +194,26 @@ std::vector<GenerationResult> Decoder::step() {
     else still.push_back(std::move(active_[b]));
   }
   active_ = std::move(still);
+}
+
+std::vector<GenerationResult> Decoder::step() {
+  std::vector<GenerationResult> done;
+  while (static_cast<int>(active_.size() + prefilling_.size()) < max_batch_ && !waiting_.empty()) {
+    Sequence s = std::move(waiting_.front());
+    waiting_.pop_front();
+    admit(std::move(s), done);
+  }
+  // The chunk is queued first so that, overlapped, it runs beside the decode
+  // step; documents whose prompt it completes draw their first token after
+  // the step and decode from the next one.
+  queue_prefill_chunks();
+  decode_active(done);
+  while (!prefilling_.empty() &&
+         prefilling_.front().prefilled == static_cast<int64_t>(prefilling_.front().track->request().prompt.size())) {
+    Sequence s = std::move(prefilling_.front());
+    prefilling_.pop_front();
+    first_token(std::move(s), done);
+  }
   return done;
 }
 

@@ -33,6 +33,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -71,7 +72,7 @@ struct GenerationResult {
   std::vector<int32_t> tokens;  // the new ids, prompt excluded
   StopReason reason = StopReason::Length;
   int64_t prompt_tokens = 0;
-  double first_token_seconds = 0;  // admission to first token: prefill + lm_head + draw
+  double first_token_seconds = 0;  // admission to first token: prefill (chunked: with the steps between chunks) + lm_head + draw
   double decode_seconds = 0;       // first token to the last
 };
 
@@ -119,27 +120,53 @@ class Decoder {
   // The same on any engine: `prefilled` is this decoder's engine's prefill() of r.prompt.
   void submit_prefilled(GenerationRequest r, std::unique_ptr<DecodeEngine::Sequence> prefilled);
 
-  // Fills free slots from the queue (prefill and first token), then runs one
-  // decode step for every active document. Returns those that finished.
+  // Chunked prefill, as serving engines do: an admitted document's prompt runs
+  // `tokens` at a time, one chunk (at most `tokens` prompt tokens in all,
+  // taken from the documents being prefilled in admission order; a prompt is
+  // cut only at multiples of `tokens` from its start) per step() before its
+  // decode step, so that the active documents wait for at most a chunk
+  // instead of a whole prompt between two tokens. overlap: the chunk runs
+  // beside the decode step where the engine can (the GPU's second stream,
+  // DecodeEngine::enable_prefill_overlap). 0 (the default): a document is
+  // prefilled whole on admission. Tokens equal the whole-prefill run's on
+  // greedy decoding (tests/runtime/test_chunked_prefill.cpp); with or without
+  // overlap they are the same. Call before the first step().
+  void set_prefill_chunk(int64_t tokens, bool overlap = true);
+  // Whether chunks run beside the decode step, and if they were asked to and do not, why.
+  bool prefill_overlapped() const { return overlap_; }
+  const std::string& prefill_overlap_refused() const { return overlap_refused_; }
+
+  // Fills free slots from the queue (prefill and first token; chunked: the
+  // next chunk), then runs one decode step for every active document. Returns
+  // those that finished.
   std::vector<GenerationResult> step();
   // step() until nothing is left; results in the order they finished.
   std::vector<GenerationResult> run();
 
-  bool idle() const { return waiting_.empty() && active_.empty(); }
+  bool idle() const { return waiting_.empty() && active_.empty() && prefilling_.empty(); }
   int active() const { return static_cast<int>(active_.size()); }
   int waiting() const { return static_cast<int>(waiting_.size()); }
+  int prefilling() const { return static_cast<int>(prefilling_.size()); }
 
  private:
   struct Sequence {
     std::unique_ptr<GenerationTrack> track;
-    std::unique_ptr<DecodeEngine::Sequence> state;  // null until prefilled
+    std::unique_ptr<DecodeEngine::Sequence> state;  // null until prefilled (or started, chunked)
+    int64_t prefilled = 0;                           // chunked: prompt tokens run so far
   };
   void admit(Sequence s, std::vector<GenerationResult>& done);
+  void first_token(Sequence s, std::vector<GenerationResult>& done);
+  void queue_prefill_chunks();
+  void decode_active(std::vector<GenerationResult>& done);
 
   std::unique_ptr<CpuDecodeEngine> own_;  // when constructed from a Model
   DecodeEngine& engine_;
   int max_batch_;
+  int64_t chunk_ = 0;
+  bool overlap_ = false;
+  std::string overlap_refused_;
   std::deque<Sequence> waiting_;
+  std::deque<Sequence> prefilling_;  // chunked: admitted, prompt not yet complete (they hold slots)
   std::vector<Sequence> active_;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <climits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/sampling.h"
@@ -28,6 +29,22 @@ class DecodeEngine {
   // draw. prompt_logits (optional): also hands it every position's logits.
   virtual std::unique_ptr<Sequence> prefill(const std::vector<int32_t>& prompt,
                                             const LogitsSink* prompt_logits = nullptr) = 0;
+  // Chunked prefill (Decoder::set_prefill_chunk): a sequence with nothing run
+  // yet, with room for `prompt_tokens` and the first new tokens; then
+  // prefill_chunk() runs the prompt's pieces in order, each continuing the
+  // state the one before left. The chunks of a prompt give what prefill() of
+  // the whole prompt gives up to summation order (chunk boundaries that fall
+  // on the engine's block boundaries change nothing; tests/runtime/
+  // test_chunked_prefill.cpp states the tolerance).
+  virtual std::unique_ptr<Sequence> start_prefill(int64_t prompt_tokens) = 0;
+  // Runs ids[0..n) after what seq holds. overlap (only after
+  // enable_prefill_overlap() returned true): the chunk may still be running
+  // when this returns, beside the next step(), which never touches `seq`;
+  // first_token(seq) and a later chunk of seq are ordered after it by the engine.
+  virtual void prefill_chunk(Sequence& seq, const int32_t* ids, int64_t n, bool overlap) = 0;
+  // Prepares prefill chunks that run concurrently with step(). False when this
+  // engine cannot, with the reason in *why (the chunks then run between steps).
+  virtual bool enable_prefill_overlap(std::string* why) = 0;
   // The first new token of a prefilled sequence (from its prompt's last position).
   virtual int32_t first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream,
                               uint64_t step) = 0;
@@ -49,6 +66,10 @@ class CpuDecodeEngine final : public DecodeEngine {
   // A sequence whose prompt the caller already ran (state after it and the
   // prompt's last final hidden row).
   std::unique_ptr<Sequence> adopt(InferenceState state, std::vector<float> last_hidden) const;
+  std::unique_ptr<Sequence> start_prefill(int64_t prompt_tokens) override;
+  void prefill_chunk(Sequence& seq, const int32_t* ids, int64_t n, bool overlap) override;
+  // One core set runs everything in turn: chunks interleave with steps, never beside them.
+  bool enable_prefill_overlap(std::string* why) override;
   int32_t first_token(Sequence& seq, const kernels::SamplingParams& params, uint64_t stream, uint64_t step) override;
   void step(const int32_t* ids, int64_t n, Sequence* const* seqs, const kernels::SamplingParams* params,
             const uint64_t* stream, const uint64_t* step, int32_t* out) override;

@@ -1251,6 +1251,12 @@ cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
   h->stream = s;
   return CUBLAS_STATUS_SUCCESS;
 }
+// The emulator's GEMMs need no workspace; a real one must be device memory of the size given.
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes) {
+  if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (bytes > 0 && !workspace) return CUBLAS_STATUS_INVALID_VALUE;
+  return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   h->math = m;

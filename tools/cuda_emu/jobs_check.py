@@ -15,6 +15,7 @@ and with `--device cpu`, and the results are compared:
   embed      the same two runs;
   summarize  1 rank, greedy, --max-new-tokens 8, --batch 2 (continuous
              batching); agreement with the CPU's ids is reported, not required;
+             with --prefill-chunk 16 overlapped and --no-prefill-overlap: equal ids;
   forward    --ids on 1 rank (with --generate), and under mpirun -np 2 --sp 2
              with the zigzag and the contiguous layout, over MPI and over NCCL
              (--comm nccl, a GPU per rank); --comm nccl on 2 ranks sharing one
@@ -387,6 +388,23 @@ def main():
               for v in summaries.values()]
     ok(f"summarize --device cuda completed {len(summaries)} documents (greedy, {MAX_NEW} new tokens, --batch 2); "
        f"generated ids equal to the CPU's for {same}/{len(summaries)} (common prefixes {prefix}; bf16 may differ)")
+
+    # Chunked prefill (--prefill-chunk): overlapped on the second stream = the same chunks
+    # between the decode steps, document for document (the same computation; greedy).
+    chunked = {}
+    for how, extra in (("overlap", []), ("serial", ["--no-prefill-overlap"])):
+        name = out(f"sum_cuda_chunk_{how}.h5")
+        run(["summarize"] + model + inputs(short) + gen + ["--prefill-chunk", "16", "--device", "cuda", "--out", name]
+            + extra)
+        with h5py.File(name, "r") as h:
+            chunked[how] = {os.path.basename(p): json.loads(e).get("generated_ids")
+                            for p, e in zip(h["documents/path"].asstr()[:], h["documents/extra"].asstr()[:])}
+    if chunked["overlap"] != chunked["serial"] or len(chunked["overlap"]) != len(summaries) or \
+            not all(chunked["overlap"].values()):
+        fail(f"summarize --device cuda --prefill-chunk 16: overlapped {chunked['overlap']} != "
+             f"between steps {chunked['serial']}")
+    ok(f"summarize --device cuda --prefill-chunk 16: {len(summaries)} documents, overlapped chunks = chunks "
+       f"between decode steps")
 
     # A document needing sequence parallelism is refused on the GPU (its sharded decode is
     # CPU-only); the --max-tokens the refusal suggests must make it fit (the prompt frame included).

@@ -47,9 +47,37 @@ DeviceModel::DeviceModel(const Model& host, const DeviceModelOptions& opt)
   if (!upload_done_->e) throw Error("CUDA: creating the engine's event failed");
 }
 
+DeviceModel::DeviceModel(SiblingOf p)
+    : cfg_(p.parent->cfg_),
+      gemm_(p.parent->gemm_),
+      block_(p.parent->block_),
+      layers_(p.parent->layers_),
+      embeddings_(p.parent->embeddings_),
+      norm_f_(p.parent->norm_f_),
+      lm_head_(p.parent->lm_head_),
+      kv_dtype_(p.parent->kv_dtype_),
+      decode_graphs_(p.parent->decode_graphs_),
+      graph_cache_(p.parent->graph_cache_) {
+  cudaStream_t s = nullptr;
+  cuda_check(cudaStreamCreate(&s), "creating a sibling engine's stream");
+  stream_ = s;
+  layout_arena();
+  gemm_ws_own_ = DeviceBuffer(kernels::cuda::kGemmWorkspaceBytes, "a sibling engine's cuBLAS workspace");
+  kernels::cuda::set_gemm_workspace(stream_, gemm_ws_own_.get(), gemm_ws_own_.bytes());
+  upload_done_ = std::make_unique<EventHandle>();
+  if (!upload_done_->e) throw Error("CUDA: creating the engine's event failed");
+}
+
+std::unique_ptr<DeviceModel> DeviceModel::make_sibling() const {
+  return std::unique_ptr<DeviceModel>(new DeviceModel(SiblingOf{this}));
+}
+
+uint64_t DeviceModel::sibling_bytes() const { return arena_.bytes() + kernels::cuda::kGemmWorkspaceBytes; }
+
 // Queued work may still use the arena, the caches and the pinned tables: drain it first.
 DeviceModel::~DeviceModel() {
   cudaStreamSynchronize(stream_);
+  if (gemm_ws_own_.get()) kernels::cuda::set_gemm_workspace(stream_, nullptr, 0);
   graphs_.clear();
   upload_done_.reset();
   if (h_tables_) cudaFreeHost(h_tables_);

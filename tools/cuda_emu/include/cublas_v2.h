@@ -44,6 +44,7 @@ typedef cublasContext* cublasHandle_t;
 cublasStatus_t cublasCreate(cublasHandle_t* h);
 cublasStatus_t cublasDestroy(cublasHandle_t h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes);
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
 cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t* m);
 const char* cublasGetStatusString(cublasStatus_t s);
