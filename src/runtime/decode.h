@@ -6,7 +6,9 @@
 //                   decoded on this rank (Model::forward, Model::decode_step).
 //   ShardedDecoder  a group of P ranks (collective): each document is
 //                   prefilled sequence-parallel over the group and decoded with
-//                   its KV cache left sharded where the prefill put it.
+//                   its KV cache left sharded where the prefill put it; on the
+//                   CPU or on GPUs (sharded_decode_engine.h: the engines do the
+//                   step below, the decoder the scheduling).
 //
 // Sharded decode step, per attention layer, for the B documents of the batch:
 // the driver (the owner of the last segment: it holds the Mamba states, so the
@@ -18,7 +20,7 @@
 // merges them in rank order (attention_merge: exact, the same result as one
 // pass over all keys up to fp32 round-off). After the step the driver
 // broadcasts the B drawn tokens, so every rank schedules identically.
-// Bytes per decode step, summed over the group (fp32; Hq query heads of
+// Bytes per decode step, summed over the group, on either engine (fp32; Hq query heads of
 // head_dim d, K/V width kvd = kv_heads*d; A attention layers):
 //   queries   A * (P-1) * B*Hq*d*4      (a binomial-tree broadcast: P-1 messages)
 //   K/V rows  A * 2*kvd*4 per document whose new row is stored off the driver

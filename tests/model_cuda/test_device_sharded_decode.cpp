@@ -236,8 +236,9 @@ TEST_P(DeviceShardedDecode, DecodeOfKeptStatesEqualsSingleRankGpu) {
       Tokens got;
       for (auto& r : d.run()) got[r.id] = std::move(r.tokens);
       ASSERT_EQ(got.size(), lens.size()) << where;
-      if (me == d.driver())
+      if (me == d.driver()) {
         for (size_t i = 0; i < lens.size(); ++i) EXPECT_EQ(got.at(i), want.at(i)) << where << " L=" << lens[i];
+      }
     }
   }
 }
