@@ -1,7 +1,9 @@
 // The GPU backend (CUDA builds): the DeviceModel (model/device_model.h), the
 // GPU sequence-parallel runner (device_sequence_parallel.h) over the group's
 // MPI communicator or, for --comm nccl, one NCCL communicator per group size
-// (all its exchanges on device buffers), and budgets from the GPU's memory.
+// (all its exchanges on device buffers) with the sharded decode after it
+// (device_sharded_decode.cpp) over the same communicator, and budgets from
+// the GPU's memory.
 #include <algorithm>
 #include <map>
 
