@@ -378,7 +378,8 @@ void BatchRun::plan_schedule() {
   si.tokenized_on = reader_;
   si.ranks = P_;
   si.forced_sp = o_.sp;
-  // Summarize on GPUs decodes data-parallel only (below): sequence parallel only where memory needs it.
+  // Summarize on GPUs decodes data-parallel documents in batches on the device, faster than
+  // a sharded decode of one document at a time: sequence parallel only where memory needs it.
   si.sp_for_speed = !(engine_->on_gpu() && spec_.want.generate);
   const int node_ranks = comm::ranks_on_this_node();  // collective: every rank calls it
   const uint64_t memory = o_.memory_gib > 0 ? static_cast<uint64_t>(o_.memory_gib * (1ull << 30)) : 0;  // 0: the engine's default
@@ -394,18 +395,6 @@ void BatchRun::plan_schedule() {
       plan_[d].rank = reader_[d];
       plan_[d].group_size = 1;
     }
-  if (engine_->on_gpu() && spec_.want.generate)
-    check_collectively(*world_, [&]() {
-      // --max-tokens truncates the document, not the prompt around it: leave room for the frame.
-      const int64_t room = budget_tokens_ - static_cast<int64_t>(frame_.before.size() + frame_.after.size());
-      for (int64_t d = 0; d < n_docs_; ++d)
-        if (counts_[d] >= 0 && plan_[d].route == DocRoute::SequenceParallel)
-          throw Error(found_.documents[d].name + " (" + std::to_string(counts_[d]) +
-                      " prompt tokens) needs sequence parallelism over " + std::to_string(plan_[d].group_size) +
-                      " ranks, and summarize decodes sequence-parallel documents on the CPU engine only in this "
-                      "version: run with --device cpu" +
-                      (room > 0 ? ", or --max-tokens " + std::to_string(room) : std::string()));
-    });
 }
 
 void BatchRun::compute_documents() {
@@ -501,7 +490,7 @@ void BatchRun::move_values_to_holder(int64_t d, DocumentValues& values) {
 int64_t BatchRun::generate_sequence_parallel(int64_t d, comm::Communicator* group, SegmentsFromHolder& segments) {
   int64_t generated = 0;
   if (group) {
-    ShardedDecoder dec(*model_, *group, layout_kind_, 1);
+    ShardedDecoder dec(engine_->sharded_decode_engine(), *group, layout_kind_, 1);
     GenerationRequest req = generation_request(d);
     req.prompt_length = counts_[d];
     req.segment_ids = [&](const Segment& s) {

@@ -14,7 +14,8 @@
 # Tests: test_kernels_cuda (every CUDA op against its plain-loop reference),
 # test_device_model (whole model against HF's logits and the CPU engine,
 # greedy generation against HF generate, batched decode), device_sp_np1/np2
-# (GPU sequence parallel = GPU single rank, two ranks sharing the GPU over
+# (GPU sequence parallel = GPU single rank, and GPU sharded decode after it =
+# single-rank GPU decode token for token; np2: two ranks sharing the GPU over
 # MPI), comm_nccl_np1/np2 (the NCCL communicator; np2 needs 2 GPUs); then the
 # jobs end to end: `score` of docs/ on the GPU against the CPU (perplexities
 # within 2%) and `summarize` on the GPU; then the real-scale check

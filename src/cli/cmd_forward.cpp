@@ -242,9 +242,9 @@ void forward_sequence_parallel(Engine& engine, Model& model, comm::Communicator&
   }
   if (npy) npy->close();
   if (o.generate == 0) return;
-  SequenceParallelDecodeState st = mine->take_decode_state();
+  std::unique_ptr<ShardedDecodeEngine::Sequence> st = mine->take_decode_sequence();
   mine.reset();  // decode needs only the kept state
-  ShardedDecoder d(model, group, layout_kind, 1);
+  ShardedDecoder d(engine.sharded_decode_engine(), group, layout_kind, 1);
   d.submit_prefilled(greedy_request(o, ids, stop_ids), std::move(st));
   auto results = d.run();  // collective; every rank gets the tokens
   if (group.rank() == 0) print_generated(results.at(0).tokens, tok);
@@ -302,9 +302,6 @@ int run_forward(int argc, char** argv) {
     }
     model = Model::load(o.model_dir, world->rank() != 0);
     engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
-    if (engine->on_gpu() && (o.sp ? o.sp : world->size()) > 1 && o.generate > 0)
-      throw Error("--generate after a sequence-parallel prefill runs on the CPU engine only in this version: "
-                  "use --device cpu, or --sp 1");
     for (size_t i = 0; i < ids.size(); ++i)
       if (ids[i] >= model->config().vocab_size)
         throw Error("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +

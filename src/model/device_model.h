@@ -130,6 +130,19 @@ class DeviceModel {
   // of each sequence alone, token by token, up to summation order.
   const float* decode_step(const int32_t* ids, int64_t n, DeviceSequence* const* seqs);
 
+  // The decode step of a sharded decode (runtime/cuda/device_sharded_decode.cpp):
+  // decode_step, except that each attention layer's attention comes from
+  // `attend` (layer, n, d_qkv: the rows' q | k | v after RoPE, ld_qkv apart;
+  // it writes the attention state acc, m, l of the n queries over the whole
+  // sharded cache), not from the sequences' caches, which it neither reads,
+  // checks nor grows (their Mamba states are the step's). Not a graph: attend
+  // exchanges with other ranks.
+  using DecodeAttention = std::function<void(int layer, int64_t n, const float* d_qkv, int64_t ld_qkv, float* d_acc,
+                                             float* d_m, float* d_l)>;
+  const float* decode_step(const int32_t* ids, int64_t n, DeviceSequence* const* seqs, const DecodeAttention& attend);
+  // Grows an attention cache to hold `rows` rows, keeping what it holds (may wait for the stream).
+  void reserve_kv(DeviceLayerCache& c, int64_t rows) const { ensure_kv_capacity(c, rows); }
+
   // decode_step and sample() in one: the next token of each of n sequences
   // into out (host). The whole step (the tables' upload, every layer, lm_head,
   // the draw, the ids' download) is one CUDA graph per padded batch size when
@@ -313,6 +326,7 @@ class DeviceModel {
   std::unique_ptr<EventHandle> upload_done_;  // the last step's table upload: the pinned tables may be rewritten
   DType kv_dtype_ = DType::F32;
   bool decode_graphs_ = true, capturing_ = false;
+  const DecodeAttention* decode_attend_ = nullptr;  // set during a sharded decode step
   int graph_cache_ = 8;
   struct Graph;
   std::vector<std::unique_ptr<Graph>> graphs_;

@@ -17,6 +17,7 @@
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
 #include "runtime/scheduler.h"
+#include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
 
@@ -38,6 +39,8 @@ class ComputeBackend {
                                                         const SegmentIds& segment_ids, bool keep_decode_state) = 0;
   // The engine a single-rank Decoder runs on; made once.
   virtual DecodeEngine& decode_engine() = 0;
+  // The engine a ShardedDecoder runs on after forward_sp; made once.
+  virtual ShardedDecodeEngine& sharded_decode_engine() = 0;
 };
 
 // model outlives the backend.

@@ -24,6 +24,9 @@ class CpuForwardedSegments final : public ForwardedSegments {
   const Segment& segment(size_t i) const override { return pieces_[i].seg; }
   const FinalHidden& hidden(size_t i) const override { return hidden_[i]; }
   SequenceParallelDecodeState take_decode_state() override { return runner_.take_decode_state(); }
+  std::unique_ptr<ShardedDecodeEngine::Sequence> take_decode_sequence() override {
+    return CpuShardedDecodeEngine::adopt(runner_.take_decode_state());
+  }
 
  private:
   SequenceParallelForward runner_;  // holds the decode state until taken
@@ -76,10 +79,12 @@ class CpuBackend final : public ComputeBackend {
   }
 
   DecodeEngine& decode_engine() override { return decode_; }
+  ShardedDecodeEngine& sharded_decode_engine() override { return sharded_; }
 
  private:
   Model& model_;
   CpuDecodeEngine decode_{model_};
+  CpuShardedDecodeEngine sharded_{model_};
 };
 
 }  // namespace

@@ -6,7 +6,9 @@
 //                   decoded on this rank (Model::forward, Model::decode_step).
 //   ShardedDecoder  a group of P ranks (collective): each document is
 //                   prefilled sequence-parallel over the group and decoded with
-//                   its KV cache left sharded where the prefill put it.
+//                   its KV cache left sharded where the prefill put it; on the
+//                   CPU or on GPUs (sharded_decode_engine.h: the engines do the
+//                   step below, the decoder the scheduling).
 //
 // Sharded decode step, per attention layer, for the B documents of the batch:
 // the driver (the owner of the last segment: it holds the Mamba states, so the
@@ -18,7 +20,7 @@
 // merges them in rank order (attention_merge: exact, the same result as one
 // pass over all keys up to fp32 round-off). After the step the driver
 // broadcasts the B drawn tokens, so every rank schedules identically.
-// Bytes per decode step, summed over the group (fp32; Hq query heads of
+// Bytes per decode step, summed over the group, on either engine (fp32; Hq query heads of
 // head_dim d, K/V width kvd = kv_heads*d; A attention layers):
 //   queries   A * (P-1) * B*Hq*d*4      (a binomial-tree broadcast: P-1 messages)
 //   K/V rows  A * 2*kvd*4 per document whose new row is stored off the driver
@@ -42,6 +44,7 @@
 #include "runtime/decode_engine.h"
 #include "runtime/layout.h"
 #include "runtime/sequence_parallel.h"
+#include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
 
@@ -177,13 +180,19 @@ class ShardedDecoder {
   // together. Requests given by segment_ids cannot be checked up front: a bad
   // id there fails on the rank that embeds it, mid-collective (the CLI's
   // error handling then aborts every rank).
+  // On the CPU engine (Model), or on any engine (sharded_decode_engine.h: the GPUs').
   ShardedDecoder(Model& model, comm::Communicator& group, LayoutKind layout, int max_batch);
+  ShardedDecoder(ShardedDecodeEngine& engine, comm::Communicator& group, LayoutKind layout, int max_batch);
 
   void submit(GenerationRequest r);
   // Queues a document the group already prefilled with a SequenceParallelForward
   // of this decoder's layout and group, run with set_keep_decode_state(true)
   // (e.g. to score the prompt and continue it): `st` is its take_decode_state().
+  // CPU engine only.
   void submit_prefilled(GenerationRequest r, SequenceParallelDecodeState st);
+  // The same on any engine: `prefilled` is this rank's part of a prefill by
+  // this decoder's engine (ForwardedSegments::take_decode_sequence()).
+  void submit_prefilled(GenerationRequest r, std::unique_ptr<ShardedDecodeEngine::Sequence> prefilled);
   // Collective. Returns the documents that finished, on every rank.
   std::vector<GenerationResult> step();
   std::vector<GenerationResult> run();
@@ -192,7 +201,9 @@ class ShardedDecoder {
   int active() const { return static_cast<int>(active_.size()); }
   int driver() const;  // the rank that draws tokens and holds the Mamba states
 
-  // Traffic labels of decode, in the group's counters.
+  // Traffic labels of decode, in the counters of the communicator the engine
+  // exchanges over (the group's; on GPUs over NCCL, the NCCL communicator's,
+  // except the tokens, which go over the group).
   static constexpr const char* kQueryLabel = "decode.query";       // query broadcast
   static constexpr const char* kKvLabel = "decode.kv";             // new K/V rows to their shard
   static constexpr const char* kPartialLabel = "decode.partials";  // partials to the driver
@@ -201,20 +212,17 @@ class ShardedDecoder {
  private:
   struct Sequence {
     std::unique_ptr<GenerationTrack> track;
-    SequenceParallelDecodeState st;
+    std::unique_ptr<ShardedDecodeEngine::Sequence> st;
     std::vector<int64_t> shard_rows;  // per rank: KV rows of this document it holds
   };
   struct Waiting {
     GenerationRequest req;
-    std::unique_ptr<SequenceParallelDecodeState> prefilled;  // null: prefill on admission
+    std::unique_ptr<ShardedDecodeEngine::Sequence> prefilled;  // null: prefill on admission
   };
   void admit(Waiting w, std::vector<GenerationResult>& done);
-  // The attention of one decode step, on every rank (the driver's part is
-  // Model::DecodeAttention; the others call it with q = null and receive it).
-  void attend(int layer, int64_t n, const float* q, const float* k, const float* v, float* y,
-              const std::vector<int>& target);
 
-  Model& model_;
+  std::unique_ptr<CpuShardedDecodeEngine> own_;  // when constructed from a Model
+  ShardedDecodeEngine& engine_;
   comm::Communicator& group_;
   LayoutKind layout_;
   int max_batch_;

@@ -19,11 +19,11 @@
 
 #include "comm/communicator.h"
 #include "model/device_buffer.h"
+#include "model/device_model.h"
 #include "runtime/layout.h"
+#include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
-
-class DeviceModel;
 
 // One of this rank's segments and its residual stream on the device.
 struct DevicePiece {
@@ -31,6 +31,23 @@ struct DevicePiece {
   Segment seg;
   DeviceBuffer hidden;  // [seg.len, hidden_size] (final hidden states after run())
   const float* d_hidden() const { return hidden.as<float>(); }
+};
+
+// What decoding the sequence further needs (sequence_parallel.h's
+// SequenceParallelDecodeState, kept on the device), as this rank holds it:
+//  - every rank: per attention layer, its shard of the KV cache (the K rows,
+//    rotated when RoPE is on, and V rows of its own segments) in seq's
+//    DeviceLayerCache k / v / kv_rows, in the decode cache's dtype
+//    (DeviceModel::kv_cache_dtype()); their positions are not kept.
+//  - the driver (the owner of the last segment): per Mamba layer, the conv
+//    history and SSM state after the whole sequence in seq's caches, and the
+//    last position's final hidden row (after norm_f).
+// On a device communicator (NCCL) nothing of it passes through the host.
+struct DeviceSequenceParallelDecodeState {
+  int driver = 0;
+  int64_t length = 0;
+  DeviceSequence seq;        // seq.position = length
+  DeviceBuffer last_hidden;  // [hidden], on the driver only
 };
 
 class DeviceSequenceParallelForward {
@@ -46,6 +63,11 @@ class DeviceSequenceParallelForward {
 
   const SequenceLayout& layout() const { return layout_; }
 
+  // Before run(): also keep what decoding needs (off by default).
+  void set_keep_decode_state(bool keep) { keep_decode_ = keep; }
+  // After run() with keep on: this rank's part, moved out.
+  DeviceSequenceParallelDecodeState take_decode_state();
+
   // Exposed communication: the time the compute stream had nothing to run
   // because it waited for an exchange, per layer (ms, summed over that layer's
   // exchanges), measured with timing events on the compute stream around each
@@ -58,6 +80,14 @@ class DeviceSequenceParallelForward {
   void mamba_layer(int layer, std::vector<DevicePiece>& pieces);
   void attention_layer(int layer, std::vector<DevicePiece>& pieces);
   void mlp_layer(int layer, std::vector<DevicePiece>& pieces);
+
+  // Keeping the decode state (device_sp_decode_state.cpp).
+  void keep_begin();
+  void keep_kv(int layer, const float* d_block, int64_t rows);
+  // The driver's conv history: the last K-1 rows of [halo (K-1 rows) ; m rows of tail, pitch floats apart].
+  void keep_conv_history(int layer, const float* d_halo, const float* d_tail, int64_t m, int64_t pitch);
+  void keep_ssm_state(int layer, const float* state, bool on_host);
+  void keep_last_hidden(const std::vector<DevicePiece>& pieces);
 
   struct Timing;
   // Marks the start / end of a wait of the compute stream for layer's exchange.
@@ -73,6 +103,12 @@ class DeviceSequenceParallelForward {
   std::unique_ptr<Timing> timing_;
   std::vector<int> mine_;             // this rank's segment indices
   std::unique_ptr<Scratch> scratch_;  // device buffers sized for this rank's segments
+  bool keep_decode_ = false;
+  DeviceSequenceParallelDecodeState decode_;
 };
+
+// The GPU ShardedDecodeEngine's sequence (runtime/cuda/device_sharded_decode.cpp)
+// from a state the caller's prefill kept.
+std::unique_ptr<ShardedDecodeEngine::Sequence> adopt_device_decode_state(DeviceSequenceParallelDecodeState st);
 
 }  // namespace ringscan

@@ -21,6 +21,7 @@
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
 #include "runtime/scheduler.h"
+#include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
 
@@ -83,13 +84,17 @@ class Engine {
   // The forward of compute_sp alone, for callers that read the final hidden
   // states themselves (`forward` prints each position's logits). segment_ids(s):
   // segment s's ids only. keep_decode_state: also keep what a ShardedDecoder
-  // continues from (CPU backend only: an Error on the GPU).
+  // continues from (ForwardedSegments::take_decode_sequence(); take_decode_state(),
+  // the host form, on the CPU backend only).
   std::unique_ptr<ForwardedSegments> forward_sp(comm::Communicator& group, const SequenceLayout& layout,
                                                 const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
                                                 bool keep_decode_state);
   // The engine a single-rank Decoder runs on; its prefill also gives a
   // prompt's logits (`forward`).
   DecodeEngine& decode_engine();
+  // The engine a ShardedDecoder (decode.h) runs on over a sequence-parallel
+  // group, after forward_sp with keep_decode_state or by its own prefills.
+  ShardedDecodeEngine& sharded_decode_engine();
 
  private:
   ComputeBackend& backend() const;

@@ -2,10 +2,12 @@
 // with their final hidden states on whichever backend ran it.
 #pragma once
 #include <cstddef>
+#include <memory>
 
 #include "runtime/final_hidden.h"
 #include "runtime/layout.h"
 #include "runtime/sequence_parallel.h"
+#include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
 
@@ -18,9 +20,12 @@ class ForwardedSegments {
   // Segment i's final hidden states, [segment(i).len, hidden].
   virtual const FinalHidden& hidden(size_t i) const = 0;
   // What a ShardedDecoder continues the sequence from (runtime/decode.h),
-  // moved out; only after a forward_sp that kept it, on the CPU engine (an
-  // Error says so otherwise).
+  // as host memory, moved out; only after a forward_sp that kept it, on the
+  // CPU engine (an Error says so otherwise).
   virtual SequenceParallelDecodeState take_decode_state() = 0;
+  // The same as the engine keeps it (host or device), for a ShardedDecoder on
+  // Engine::sharded_decode_engine(); only after a forward_sp that kept it.
+  virtual std::unique_ptr<ShardedDecodeEngine::Sequence> take_decode_sequence() = 0;
 };
 
 }  // namespace ringscan

@@ -26,16 +26,18 @@
 #include "model/model.h"
 #include "runtime/device_sequence_parallel.h"
 #include "runtime/segment_exchange.h"
+#include "model_cuda/device_sp_test.h"
 #include "runtime/sp_traffic_formulas.h"
 
 using namespace ringscan;
+using ringscan::test::g_nccl;
+
+// The NCCL communicator over all ranks (null when some node has fewer GPUs than ranks).
+comm::NcclCommunicator* ringscan::test::g_nccl = nullptr;
 
 namespace {
 
 std::string fixture(const char* name) { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
-
-// The NCCL communicator over all ranks (null when some node has fewer GPUs than ranks).
-comm::NcclCommunicator* g_nccl = nullptr;
 
 struct Case {
   const char* fixture;

@@ -49,7 +49,7 @@ void DeviceModel::prepare_decode(const int32_t* ids, int64_t n, int64_t rows, De
         throw Error("decode step: sequence " + std::to_string(i) + " is also sequence " + std::to_string(j) +
                     " of the same batch");
     init_caches(*seqs[i]);
-    for (size_t li = 0; li < layers_.size(); ++li) {
+    for (size_t li = 0; li < layers_.size() && !decode_attend_; ++li) {
       DeviceLayerCache& c = seqs[i]->layers[li];
       if (layers_[li].kind != LayerKind::Attention) continue;
       if (c.kv_rows > 0 && c.kv_pos0 + c.kv_rows != seqs[i]->position)
@@ -78,6 +78,7 @@ void DeviceModel::prepare_decode(const int32_t* ids, int64_t n, int64_t rows, De
         table<float*>(tables_.ssm_state, mi, false)[r] = c ? c->ssm_state.as<float>() : nullptr;
         ++mi;
       } else if (layers_[li].kind == LayerKind::Attention) {
+        if (decode_attend_) c = nullptr;  // the attention hook owns the caches
         if (c && c->kv_rows == 0) c->kv_pos0 = seqs[r]->position;
         table<void*>(tables_.kv_k, ai, false)[r] = c ? c->k.get() : nullptr;
         table<void*>(tables_.kv_v, ai, false)[r] = c ? c->v.get() : nullptr;
@@ -135,6 +136,22 @@ const float* DeviceModel::decode_step(const int32_t* ids, int64_t n, DeviceSeque
   enqueue_decode(n, /*sample=*/false);
   cuda_check(cudaEventRecord(upload_done_->e, stream_), "recording the table upload");
   finish_decode(n, seqs);
+  return h_;
+}
+
+const float* DeviceModel::decode_step(const int32_t* ids, int64_t n, DeviceSequence* const* seqs,
+                                      const DecodeAttention& attend) {
+  decode_attend_ = &attend;
+  try {
+    prepare_decode(ids, n, n, seqs);
+    enqueue_decode(n, /*sample=*/false);
+  } catch (...) {
+    decode_attend_ = nullptr;
+    throw;
+  }
+  decode_attend_ = nullptr;
+  cuda_check(cudaEventRecord(upload_done_->e, stream_), "recording the table upload");
+  for (int64_t i = 0; i < n; ++i) ++seqs[i]->position;
   return h_;
 }
 
@@ -216,14 +233,18 @@ void DeviceModel::attention_decode(int layer, int attn_index, int64_t rows) {
     k::rope_at(qkv_, W, rows, m.num_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta, stream_);
     k::rope_at(qkv_ + qd, W, rows, m.num_kv_heads, m.head_dim, m.rotary_dim, pos, m.rope_theta, stream_);
   }
-  void* const* kc = table<void*>(tables_.kv_k, attn_index);
-  void* const* vc = table<void*>(tables_.kv_v, attn_index);
-  k::kv_append(qkv_ + qd, qkv_ + qd + kvd, W, rows, kvd, kc, vc, table<int32_t>(tables_.kv_row, attn_index), kv_dtype_,
-               stream_);
-  const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
-  k::attention_decode(s, qkv_, W, rows, kc, vc, kv_dtype_, table<int32_t>(tables_.kv_len, attn_index), scale, acc_, m_,
-                      l_, attn_decode_ws_, stream_);
+  if (decode_attend_) {
+    (*decode_attend_)(layer, rows, qkv_, W, acc_, m_, l_);
+  } else {
+    void* const* kc = table<void*>(tables_.kv_k, attn_index);
+    void* const* vc = table<void*>(tables_.kv_v, attn_index);
+    k::kv_append(qkv_ + qd, qkv_ + qd + kvd, W, rows, kvd, kc, vc, table<int32_t>(tables_.kv_row, attn_index),
+                 kv_dtype_, stream_);
+    const kernels::AttentionShape s{m.num_heads, m.num_kv_heads, m.head_dim};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(m.head_dim));
+    k::attention_decode(s, qkv_, W, rows, kc, vc, kv_dtype_, table<int32_t>(tables_.kv_len, attn_index), scale, acc_,
+                        m_, l_, attn_decode_ws_, stream_);
+  }
   attention_output(rows, acc_, l_, y_);
   attention_out(layer, rows, y_, h_, /*accumulate=*/true);
 }

@@ -145,6 +145,7 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
     for (auto& e : timing_->events) check(cudaEventCreate(&e), "cudaEventCreate");
   }
 
+  if (keep_decode_) keep_begin();
   std::vector<DevicePiece> pieces;
   for (int s : mine_) {
     DevicePiece p;
@@ -169,6 +170,7 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   }
   for (auto& p : pieces)
     if (p.seg.len) model_.norm(-1, p.d_hidden(), p.seg.len, p.hidden.as<float>());
+  if (keep_decode_) keep_last_hidden(pieces);
   check(cudaDeviceSynchronize(), "the sequence-parallel forward");
   if (timing_)
     for (const auto& [layer, i] : timing_->marks) {
@@ -253,6 +255,11 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
       if (K1 > 0) to_device(history + i * K1 * cd, halo[i].data(), halo[i].size());
   }
   exposed_end(layer);
+  const int last_segment = static_cast<int>(layout_.segments.size()) - 1;
+  if (keep_decode_)  // the driver: the conv history after the sequence
+    for (size_t i = 0; i < np; ++i)
+      if (pieces[i].segment == last_segment)
+        keep_conv_history(layer, history + i * K1 * cd, tail_of(i), std::min(pieces[i].seg.len, K1), P);
 
   // 2. Local scans from a zero state, and each segment's total decay, on the
   // device. The decays (from dt alone) come before any SSD, so that on a device
@@ -297,6 +304,9 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     sb.idle_out = S.idle.as<float>();
     sb.inputs_ready = S.states_ready;
     scan_segment_states(comm_, layout_, mine_, sb, H, state_elems, state_label);
+    if (keep_decode_)
+      for (size_t i = 0; i < np; ++i)
+        if (pieces[i].segment == last_segment) keep_ssm_state(layer, local + i * H * state_elems, /*on_host=*/false);
   } else {
     std::vector<std::vector<float>> local_h(np, std::vector<float>(H * state_elems, 0.f)), decay_h(np, std::vector<float>(H, 1.f));
     for (size_t i = 0; i < np; ++i) {
@@ -308,6 +318,7 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
         scan_segment_states(comm_, layout_, mine_, decay_h, local_h, H, state_elems, state_label);
     for (size_t i = 0; i < np; ++i)
       if (pieces[i].seg.len) to_device(incoming + i * H * state_elems, states.incoming[i].data(), states.incoming[i].size());
+    if (keep_decode_ && !states.final_state.empty()) keep_ssm_state(layer, states.final_state.data(), /*on_host=*/true);
   }
   exposed_end(layer);
 
@@ -349,6 +360,7 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
     }
     r += n;
   }
+  if (keep_decode_) keep_kv(layer, block, my_rows);
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   float *acc = S.acc.as<float>(), *m = S.m.as<float>(), *l = S.l.as<float>();
   kernels::cuda::attention_init(shape, my_rows, acc, m, l, model_.stream());

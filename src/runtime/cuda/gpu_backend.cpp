@@ -1,7 +1,9 @@
 // The GPU backend (CUDA builds): the DeviceModel (model/device_model.h), the
 // GPU sequence-parallel runner (device_sequence_parallel.h) over the group's
 // MPI communicator or, for --comm nccl, one NCCL communicator per group size
-// (all its exchanges on device buffers), and budgets from the GPU's memory.
+// (all its exchanges on device buffers) with the sharded decode after it
+// (device_sharded_decode.cpp) over the same communicator, and budgets from
+// the GPU's memory.
 #include <algorithm>
 #include <map>
 
@@ -21,22 +23,31 @@ namespace ringscan {
 
 namespace {
 
-constexpr const char* kNoDecodeAfterSp =
-    "decoding after a sequence-parallel prefill runs on the CPU engine only in this version";
-
 class GpuForwardedSegments final : public ForwardedSegments {
  public:
-  GpuForwardedSegments(DeviceModel& model, std::vector<DevicePiece> pieces) : pieces_(std::move(pieces)) {
+  GpuForwardedSegments(DeviceModel& model, comm::Communicator& exchange, const SequenceLayout& layout,
+                       const SegmentIds& segment_ids, bool keep_decode_state) {
+    DeviceSequenceParallelForward runner(model, exchange, layout);
+    runner.set_keep_decode_state(keep_decode_state);
+    pieces_ = runner.run(segment_ids);
+    if (keep_decode_state) decode_ = adopt_device_decode_state(runner.take_decode_state());
     for (const DevicePiece& p : pieces_) hidden_.emplace_back(model, p.d_hidden(), p.seg.len);
   }
   size_t size() const override { return pieces_.size(); }
   const Segment& segment(size_t i) const override { return pieces_[i].seg; }
   const FinalHidden& hidden(size_t i) const override { return hidden_[i]; }
-  SequenceParallelDecodeState take_decode_state() override { throw Error(kNoDecodeAfterSp); }
+  SequenceParallelDecodeState take_decode_state() override {
+    throw Error("a host copy of the decode state comes from the CPU engine only in this version (--device cpu)");
+  }
+  std::unique_ptr<ShardedDecodeEngine::Sequence> take_decode_sequence() override {
+    if (!decode_) throw Error("take_decode_sequence: the forward did not keep the decode state");
+    return std::move(decode_);
+  }
 
  private:
   std::vector<DevicePiece> pieces_;
   std::vector<DeviceFinalHidden> hidden_;  // views of pieces_
+  std::unique_ptr<ShardedDecodeEngine::Sequence> decode_;
 };
 
 class GpuBackend final : public ComputeBackend {
@@ -84,14 +95,20 @@ class GpuBackend final : public ComputeBackend {
 
   std::unique_ptr<ForwardedSegments> forward_sp(comm::Communicator& group, const SequenceLayout& layout,
                                                 const SegmentIds& segment_ids, bool keep_decode_state) override {
-    if (keep_decode_state) throw Error(kNoDecodeAfterSp);
-    auto pieces = DeviceSequenceParallelForward(gpu_, exchange_comm(group), layout).run(segment_ids);
-    return std::make_unique<GpuForwardedSegments>(gpu_, std::move(pieces));
+    return std::make_unique<GpuForwardedSegments>(gpu_, exchange_comm(group), layout, segment_ids, keep_decode_state);
   }
 
   DecodeEngine& decode_engine() override {
     if (!decode_) decode_ = make_device_decode_engine(gpu_);
     return *decode_;
+  }
+
+  ShardedDecodeEngine& sharded_decode_engine() override {
+    if (!sharded_)
+      sharded_ = make_device_sharded_decode_engine(gpu_, [this](comm::Communicator& g) -> comm::Communicator& {
+        return exchange_comm(g);
+      });
+    return *sharded_;
   }
 
  private:
@@ -122,6 +139,7 @@ class GpuBackend final : public ComputeBackend {
   std::map<int, std::unique_ptr<comm::NcclCommunicator>> nccl_comms_;  // by group size
 #endif
   std::unique_ptr<DecodeEngine> decode_;
+  std::unique_ptr<ShardedDecodeEngine> sharded_;
 };
 
 }  // namespace
