@@ -152,6 +152,10 @@ class AskState(DemoModelCase):
         p = run(["summarize", "--state", state, "--out", self.path("no.h5"), "--prompt-template", "Summarize."],
                 np_=1, env=self.env)
         self.assertIn("has no \"{file}\"", p.stderr)
+        p = run(["summarize", "--model", self.model, "--input", self.repo, "--out", self.path("no.h5"),
+                 "--prompt-template", "About {file}"], np_=1, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--prompt-template applies with --state only", p.stderr)
 
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
         """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); loading widens
