@@ -299,10 +299,10 @@ std::uint64_t NcclCommunicator::post_self(const void* sbuf, std::size_t sbytes, 
 }
 
 std::uint64_t NcclCommunicator::post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
-                                     int src) {
+                                     int src, bool after_compute) {
   check_device_pointer(dest != no_peer ? sbuf : nullptr, "send");
   check_device_pointer(src != no_peer ? rbuf : nullptr, "receive");
-  order_after_compute(*s_);
+  if (after_compute) order_after_compute(*s_);
   const std::uint64_t waiting = post_self(sbuf, sbytes, dest == rank(), rbuf, rbytes, src == rank());
   const bool send = dest != no_peer && dest != rank(), recv = src != no_peer && src != rank();
   if (!send && !recv) return waiting;
@@ -314,8 +314,8 @@ std::uint64_t NcclCommunicator::post(const void* sbuf, std::size_t sbytes, int d
 }
 
 void NcclCommunicator::do_sendrecv(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes,
-                                   int src, Channel) {
-  if (post(sbuf, sbytes, dest, rbuf, rbytes, src))
+                                   int src, Channel ch) {
+  if (post(sbuf, sbytes, dest, rbuf, rbytes, src, ch != Channel::state_scan))
     fail_here("nccl communicator: a blocking receive from self with no send to self posted before it would never "
               "complete");
   sync_stream(*s_);

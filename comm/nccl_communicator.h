@@ -90,7 +90,12 @@ class NcclCommunicator final : public Communicator {
  private:
   NcclCommunicator(std::unique_ptr<State> state, int rank, int size);
   // Returns the id of a receive from self still waiting for its send, else 0.
-  std::uint64_t post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes, int src);
+  // after_compute: order the transfer after everything queued on the compute
+  // stream (the caller's buffers); the state scan's rounds send the
+  // communicator's own workspace, ordered once by local_begin, and skip it so
+  // that the compute stream's later work overlaps them.
+  std::uint64_t post(const void* sbuf, std::size_t sbytes, int dest, void* rbuf, std::size_t rbytes, int src,
+                     bool after_compute = true);
   std::uint64_t post_self(const void* sbuf, std::size_t sbytes, bool send, void* rbuf, std::size_t rbytes, bool recv);
 
   std::unique_ptr<State> s_;
