@@ -35,6 +35,10 @@ struct JobOptions {
   int64_t prefill_chunk = 0;
   bool prefill_overlap = true;
   bool ignore_eos = false;
+  // summarize --state (jobs/summarize_state.h): a saved prefill state instead of
+  // --input, and the per-file prompt ({file}: each file's path).
+  std::string state;
+  std::string prompt_template = "Summarize {file} in the context of this repository.";
   // Recorded in the output's attributes (not part of the run identity).
   std::string command_line;
 };

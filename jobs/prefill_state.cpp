@@ -10,6 +10,7 @@
 #include "jobs/document_tokens.h"
 #include "jobs/prompt.h"
 #include "jobs/run_identity.h"
+#include "jobs/state_session.h"
 #include "kernels/blas_runtime.h"
 #include "runtime/engine.h"
 #include "runtime/forwarded_segments.h"
@@ -84,6 +85,8 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
     if (o.out.empty()) throw Error("prefill needs --out DIR (where the state goes)");
     if (o.inputs.empty()) throw Error("prefill needs --input PATH");
     kind = parse_layout(o.layout);
+    if (o.kv_dtype != "fp32" && o.kv_dtype != "bf16")
+      throw Error("--kv-dtype must be fp32 or bf16, got \"" + o.kv_dtype + "\"");
     if (o.threads > 0) set_compute_threads(o.threads);
     model = Model::load(o.model_dir, me != 0);
     engine = std::make_unique<Engine>(o.device, "auto", local_rank);
@@ -103,6 +106,7 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
   world.broadcast(weights.data(), weights.size(), 0);
 
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
   const SequenceLayout layout = make_layout(static_cast<int64_t>(prefix.ids.size()), P, kind);
   // Not inside check_collectively: a failure mid-exchange aborts every rank (cli/main.cpp).
   std::unique_ptr<ForwardedSegments> mine = engine->forward_sp(
@@ -112,6 +116,7 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
   SequenceParallelDecodeState st = mine->take_decode_state();
   mine.reset();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu_seconds = process_cpu_seconds() - cpu0;
 
   const Json about = {{"model_dir", o.model_dir},
                       {"weights_sha256", weights},
@@ -125,18 +130,20 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
                       {"chat_template", !o.no_chat_template},
                       {"question_template", prefix.question_template},
                       {"prefill_seconds", seconds},
+                      {"prefill_cpu_seconds", cpu_seconds},  // rank 0's process, all its threads
                       {"command_line", o.command_line}};
-  save_state(world, o.out, layout, model->config(), st, prefix.ids, about, o.overwrite);
+  save_state(world, o.out, layout, model->config(), st, prefix.ids, about, o.overwrite,
+             o.kv_dtype == "bf16" ? DType::BF16 : DType::F32);
   if (me == 0 && !o.quiet) {
     const StateSizes sz = state_sizes(read_state_manifest(o.out));
     uint64_t total = sz.driver + sz.ids;
     for (uint64_t b : sz.kv_per_rank) total += b;
     std::fprintf(stderr,
                  "ringscan prefill: %s: %zu tokens (%zu file(s)%s) on %d rank(s), %s layout, in %.2fs (%.0f tokens/s); "
-                 "state %.1f MiB saved to %s\n",
+                 "state %.1f MiB (K/V %s) saved to %s\n",
                  prefix.document.c_str(), prefix.ids.size(), prefix.files.size(),
                  prefix.truncated ? ", truncated by --max-tokens" : "", P, layout_name(kind), seconds,
-                 prefix.ids.size() / std::max(seconds, 1e-9), total / 1048576.0, o.out.c_str());
+                 prefix.ids.size() / std::max(seconds, 1e-9), total / 1048576.0, o.kv_dtype.c_str(), o.out.c_str());
   }
   return 0;
 }

@@ -22,6 +22,7 @@ struct PrefillStateOptions {
   bool no_gitignore = false, overwrite = false, quiet = false, no_chat_template = false;
   int threads = 0;
   int64_t max_tokens = 0;
+  std::string kv_dtype = "fp32";  // how the state stores K/V rows: fp32 or bf16
   std::string instruction = "Answer the questions that follow about this document.";
   std::string system;
   std::string command_line;

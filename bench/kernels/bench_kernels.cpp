@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -69,11 +70,12 @@ void LinearArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Linear)->Apply(LinearArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Args: lq, lk, causal (query block at the end of the keys, as the diagonal
-// block of causal attention). Nemotron-H attention: 40 q heads, 8 kv heads, 128.
+// block of causal attention), shape (0: Nemotron-H attention, 40 q heads, 8 kv
+// heads, 128; 1: the demo model's, 8 / 2 / 32).
 void BM_AttentionBlock(benchmark::State& state) {
   const int64_t lq = state.range(0), lk = state.range(1);
   const bool causal = state.range(2) != 0;
-  const kernels::AttentionShape s{40, 8, 128};
+  const kernels::AttentionShape s = state.range(3) ? kernels::AttentionShape{8, 2, 32} : kernels::AttentionShape{40, 8, 128};
   const int64_t qw = s.q_heads * s.head_dim, kw = s.kv_heads * s.head_dim;
   const std::vector<float> q = random_floats(lq * qw, 1), k = random_floats(lk * kw, 2),
                            v = random_floats(lk * kw, 3);
@@ -83,7 +85,8 @@ void BM_AttentionBlock(benchmark::State& state) {
   for (auto _ : state) {
     kernels::cpu::attention_init(s, lq, acc.data(), m.data(), l.data());
     kernels::cpu::attention_block(s, q.data(), qw, lq, q_pos0, k.data(), kw, v.data(), kw, lk, 0,
-                                  0.0883883f, causal, acc.data(), m.data(), l.data());
+                                  1.f / std::sqrt(static_cast<float>(s.head_dim)), causal, acc.data(), m.data(),
+                                  l.data());
     benchmark::DoNotOptimize(acc.data());
     benchmark::ClobberMemory();
   }
@@ -93,10 +96,11 @@ void BM_AttentionBlock(benchmark::State& state) {
       4.0 * pairs * s.q_heads * s.head_dim * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AttentionBlock)
-    ->Args({1, 4096, 0})    // decode: one query against a KV shard
-    ->Args({512, 512, 1})   // diagonal block
-    ->Args({512, 4096, 0})  // off-diagonal ring block
-    ->Args({2048, 2048, 1})
+    ->Args({1, 4096, 0, 0})    // decode: one query against a KV shard
+    ->Args({512, 512, 1, 0})   // diagonal block
+    ->Args({512, 4096, 0, 0})  // off-diagonal ring block
+    ->Args({2048, 2048, 1, 0})
+    ->Args({256, 16384, 0, 1})  // ringscan ask, demo model: 256 questions' queries over a 16K prefix
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

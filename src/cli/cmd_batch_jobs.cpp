@@ -6,6 +6,8 @@
 
 #include "cli/command.h"
 #include "jobs/batch_job.h"
+#include "jobs/summarize_state.h"
+#include "util/error.h"
 #include "runtime/mpi_context.h"
 
 namespace po = boost::program_options;
@@ -17,8 +19,11 @@ namespace {
 po::options_description job_options_description(const JobSpec& spec, JobOptions& o) {
   po::options_description opts(spec.help_title);
   opts.add_options()("help,h", "this help")
-      ("model", po::value(&o.model_dir)->required(), "model folder (config.json, safetensors, tokenizer.json)")
-      ("input", po::value(&o.inputs)->required()->composing(), "files, directories, @list.txt, or - for stdin (repeatable)")
+      ("model", spec.want.generate ? po::value(&o.model_dir) : po::value(&o.model_dir)->required(),
+       spec.want.generate ? "model folder (config.json, safetensors, tokenizer.json); with --state: default the state's"
+                          : "model folder (config.json, safetensors, tokenizer.json)")
+      ("input", spec.want.generate ? po::value(&o.inputs)->composing() : po::value(&o.inputs)->required()->composing(),
+       "files, directories, @list.txt, or - for stdin (repeatable)")
       ("input-format", po::value(&o.input_format)->default_value("auto"), "auto (*.jsonl files are JSONL), text, or jsonl (files and stdin)")
       ("jsonl-id", po::value(&o.jsonl_id)->default_value("id"), "JSONL: the field naming a document (absent: FILE:LINE)")
       ("jsonl-text", po::value(&o.jsonl_text)->default_value("text"), "JSONL: the field holding a document's text")
@@ -53,9 +58,11 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
         ("question", po::value(&o.prompt.question), "text for the prompt file's {question}")
         ("no-chat-template", po::bool_switch(&o.prompt.no_chat_template), "the prompt file's text is the whole prompt (no chat template)")
         ("system", po::value(&o.prompt.system), "system turn of the chat template")
-        ("batch", po::value(&o.batch)->default_value(16), "documents decoded together per rank")
+        ("batch", po::value(&o.batch)->default_value(16), "documents decoded together per rank (with --state: files decoded together)")
         ("prefill-chunk", po::value(&o.prefill_chunk)->default_value(0), "prefill admitted prompts this many tokens per decode step, so decoding documents do not stall behind a long prompt (0: each prompt whole on admission)")
         ("no-prefill-overlap", po::bool_switch()->notifier([&o](bool off) { o.prefill_overlap = !off; }), "with --prefill-chunk: run each chunk between decode steps, not beside them on a second GPU stream")
+        ("state", po::value(&o.state), "a saved prefill state (ringscan prefill --out) instead of --input: one summary per file of its codebase, each a question forking the state")
+        ("prompt-template", po::value(&o.prompt_template)->default_value(o.prompt_template), "with --state: each file's prompt, {file} replaced by its path")
         ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens");
   return opts;
 }
@@ -88,6 +95,17 @@ int run_job_command(const JobSpec& spec, int argc, char** argv) {
   }
   o.command_line = command_line(argc, argv);
   if (o.window > 0 && o.stride == 0) o.stride = std::max<int64_t>(1, o.window / 2);
+  if (spec.want.generate) {
+    auto world = comm::MpiCommunicator::create();
+    check_collectively(*world, [&]() {
+      if (!o.state.empty()) return;
+      if (vm["prompt-template"].defaulted() == false)
+        throw Error("--prompt-template applies with --state only (a per-file prompt against a saved state)");
+      if (o.model_dir.empty()) throw Error("the option '--model' is required but missing");
+      if (o.inputs.empty()) throw Error("the option '--input' is required but missing (or give --state DIR)");
+    });
+    if (!o.state.empty()) return run_summarize_state(o);
+  }
   return run_batch_job(spec, o);
 }
 

@@ -22,12 +22,22 @@ constexpr int32_t kNoDraw = -2;
 }  // namespace
 
 PrefixSharedDecoder::PrefixSharedDecoder(Model& model, comm::Communicator& group, SequenceParallelDecodeState prefix,
-                                         int max_batch)
-    : model_(model), group_(group), prefix_(std::move(prefix)), max_batch_(max_batch) {
+                                         int max_batch, PrefixKV kv)
+    : model_(model), group_(group), prefix_(std::move(prefix)), kv_(std::move(kv)), max_batch_(max_batch) {
   if (max_batch < 1) throw Error("decoder batch size must be at least 1, got " + std::to_string(max_batch));
-  if (prefix_.state.layers.size() != model.config().layers.size())
+  const size_t n = model.config().layers.size();
+  if (prefix_.state.layers.size() != n)
     throw Error("the prefix state has " + std::to_string(prefix_.state.layers.size()) + " layers, the model " +
-                std::to_string(model.config().layers.size()));
+                std::to_string(n));
+  if (kv_.layers.empty()) {  // views of prefix_'s own vectors (moved in above: their data stay put)
+    kv_.layers.resize(n);
+    for (size_t li = 0; li < n; ++li) {
+      const LayerCache& lc = prefix_.state.layers[li];
+      kv_.layers[li] = {lc.k.data(), lc.v.data(), lc.kv_rows};
+    }
+  }
+  if (kv_.layers.size() != n)
+    throw Error("the prefix K/V has " + std::to_string(kv_.layers.size()) + " layers, the model " + std::to_string(n));
 }
 
 void PrefixSharedDecoder::submit(GenerationRequest r) {
@@ -59,9 +69,9 @@ void PrefixSharedDecoder::attend(int layer, int64_t n, const float* q, const flo
   std::vector<float> part(n * (qd + 2 * Hq));  // [acc (n*qd) | m (n*Hq) | l (n*Hq)]
   float *acc = part.data(), *m = acc + n * qd, *l = m + n * Hq;
   k::attention_init(shape, n, acc, m, l);
-  const LayerCache& shard = prefix_.state.layers[layer];
-  k::attention_block(shape, queries.data(), qd, n, 0, shard.k.data(), kvd, shard.v.data(), kvd, shard.kv_rows, 0,
-                     scale, /*causal=*/false, acc, m, l);
+  const PrefixKV::Layer& shard = kv_.layers[layer];
+  k::attention_block(shape, queries.data(), qd, n, 0, shard.k, kvd, shard.v, kvd, shard.rows, 0, scale,
+                     /*causal=*/false, acc, m, l);
   if (me != drv) {
     auto _ = group_.counter_scope(kPartialLabel);
     group_.send(part.data(), part.size(), drv);

@@ -29,12 +29,29 @@
 
 namespace ringscan {
 
+// This rank's shard of the prefix K/V, per model layer (attention layers set):
+// fp32 rows [rows, kv_heads*head_dim], read-only. `keep` owns the memory: the
+// loader's converted rows or a read-only mapping of a state's shard file
+// (runtime/saved_state.h).
+struct PrefixKV {
+  struct Layer {
+    const float* k = nullptr;
+    const float* v = nullptr;
+    int64_t rows = 0;
+  };
+  std::vector<Layer> layers;
+  std::shared_ptr<const void> keep;
+};
+
 class PrefixSharedDecoder {
  public:
   // Collective over `group`: every rank constructs it with its part of the
   // prefix state, submits the same requests in the same order and calls step()
   // together. A request's `prompt` is its own ids (appended to the prefix).
-  PrefixSharedDecoder(Model& model, comm::Communicator& group, SequenceParallelDecodeState prefix, int max_batch);
+  // The prefix K/V are `kv` when given (a loaded state's), else the K/V vectors
+  // of prefix.state.
+  PrefixSharedDecoder(Model& model, comm::Communicator& group, SequenceParallelDecodeState prefix, int max_batch,
+                      PrefixKV kv = {});
 
   void submit(GenerationRequest r);
   std::vector<GenerationResult> step();  // collective; the finished requests, on every rank
@@ -59,6 +76,7 @@ class PrefixSharedDecoder {
   Model& model_;
   comm::Communicator& group_;
   SequenceParallelDecodeState prefix_;
+  PrefixKV kv_;
   int max_batch_;
   std::deque<std::unique_ptr<GenerationTrack>> waiting_;
   std::vector<Sequence> active_;

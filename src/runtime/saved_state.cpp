@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model/safetensors.h"
 #include "runtime/mpi_context.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -64,6 +65,16 @@ std::vector<int> attention_layers(const ModelConfig& c) {
   return out;
 }
 
+const char* kv_dtype_name(DType d) { return d == DType::BF16 ? "bfloat16" : "float32"; }
+
+// K or V rows as stored: fp32 as they are, bf16 rounded to nearest even.
+void append_kv(std::string& out, const std::vector<float>& v, DType d) {
+  if (d == DType::F32) return append(out, v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_bf16(v[i]);
+  append(out, h);
+}
+
 int64_t conv_history_elems(const ModelConfig& c) { return (c.conv_kernel - 1) * c.conv_dim(); }
 int64_t ssm_state_elems(const ModelConfig& c) { return c.mamba_heads * c.mamba_head_dim * c.ssm_state; }
 
@@ -89,11 +100,36 @@ std::string read_checked(const std::string& dir, const Json& entry) {
   return bytes;
 }
 
+// A shard file mapped read-only, checked like read_checked over the mapping (no copy).
+std::shared_ptr<const MappedFile> map_checked(const std::string& dir, const Json& entry) {
+  const std::string path = (fs::path(dir) / entry.at("file").get<std::string>()).string();
+  if (!fs::is_regular_file(path)) throw Error("cannot open " + path + " (a file of the saved state)");
+  auto f = std::make_shared<const MappedFile>(path);
+  if (f->size() != entry.at("bytes").get<uint64_t>())
+    throw Error(path + " has " + std::to_string(f->size()) + " bytes but manifest.json says " +
+                std::to_string(entry.at("bytes").get<uint64_t>()) + ": the state is damaged, run prefill again");
+  return f;
+}
+
+void check_sha256(const MappedFile& f, const Json& entry) {
+  const std::string_view bytes(reinterpret_cast<const char*>(f.data()), f.size());
+  if (sha256_hex(bytes) != entry.at("sha256").get<std::string>())
+    throw Error(f.path() + ": its SHA-256 differs from manifest.json's: the state is damaged, run prefill again");
+}
+
+// K/V rows read out of the shards (re-sharded, or widened from bf16): owned here,
+// viewed by PrefixKV.
+struct OwnedKV {
+  std::vector<std::vector<float>> k, v;  // per model layer
+};
+
 }  // namespace
 
 void save_state(comm::Communicator& group, const std::string& dir, const SequenceLayout& layout,
                 const ModelConfig& c, const SequenceParallelDecodeState& st, const std::vector<int32_t>& ids,
-                const Json& about, bool overwrite) {
+                const Json& about, bool overwrite, DType kv_dtype) {
+  if (kv_dtype != DType::F32 && kv_dtype != DType::BF16)
+    throw Error(std::string("save_state: K/V are stored as F32 or BF16, not ") + dtype_name(kv_dtype));
   const int me = group.rank(), P = group.size();
   const std::string partial = dir + ".partial";
   check_collectively(group, [&]() {
@@ -115,8 +151,8 @@ void save_state(comm::Communicator& group, const std::string& dir, const Sequenc
       if (lc.kv_rows != rows || static_cast<int64_t>(lc.k.size()) != rows * kvd)
         throw Error("save_state: rank " + std::to_string(me) + " holds " + std::to_string(lc.kv_rows) +
                     " K/V rows of layer " + std::to_string(li) + ", expected " + std::to_string(rows));
-      append(kv, lc.k);
-      append(kv, lc.v);
+      append_kv(kv, lc.k, kv_dtype);
+      append_kv(kv, lc.v, kv_dtype);
     }
     write_durably((fs::path(partial) / kv_file_name(me)).string(), kv);
     mine = file_entry(kv_file_name(me), kv);
@@ -162,6 +198,7 @@ void save_state(comm::Communicator& group, const std::string& dir, const Sequenc
     Json m = {{"format", kFormat},
               {"format_version", kStateFormatVersion},
               {"dtype", "float32"},
+              {"kv_dtype", kv_dtype_name(kv_dtype)},
               {"n_tokens", layout.length},
               {"layout", layout_name(layout.kind)},
               {"ranks", P},
@@ -197,10 +234,19 @@ Json read_state_manifest(const std::string& dir) {
   Json m = read_json_file(path);
   if (!m.is_object() || m.value("format", "") != kFormat)
     throw Error(path + ": \"format\" is not \"" + std::string(kFormat) + "\"");
-  if (m.value("format_version", -1) != kStateFormatVersion)
-    throw Error(path + ": format_version " + m.value("format_version", Json(-1)).dump() + ", this ringscan reads " +
+  const int version = m.value("format_version", -1);
+  if (version != 1 && version != kStateFormatVersion)
+    throw Error(path + ": format_version " + m.value("format_version", Json(-1)).dump() + ", this ringscan reads 1 to " +
                 std::to_string(kStateFormatVersion));
+  state_kv_dtype(m);
   return m;
+}
+
+DType state_kv_dtype(const Json& m) {
+  const std::string d = m.value("kv_dtype", "float32");
+  if (d == "float32") return DType::F32;
+  if (d == "bfloat16") return DType::BF16;
+  throw Error("manifest.json: kv_dtype \"" + d + "\" is neither \"float32\" nor \"bfloat16\"");
 }
 
 LoadedState load_state(comm::Communicator& group, const std::string& dir, const ModelConfig& c) {
@@ -226,7 +272,7 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
     if (static_cast<int>(shards.size()) != out.saved_ranks)
       throw Error(where + ": " + std::to_string(shards.size()) + " kv_shards for " + std::to_string(out.saved_ranks) +
                   " ranks");
-    for (int r = me; r < out.saved_ranks; r += P) read_checked(dir, shards.at(r));
+    out.kv_dtype = kv_dtype_name(state_kv_dtype(m));
     ids_bytes = read_checked(dir, m.at("ids_file"));
     out.ids.resize(ids_bytes.size() / sizeof(int32_t));
     std::memcpy(out.ids.data(), ids_bytes.data(), out.ids.size() * sizeof(int32_t));
@@ -243,6 +289,9 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
   st.state.layers.resize(c.layers.size());
   check_collectively(group, [&]() {
     const Json& m = out.manifest;
+    const Json& shards = m.at("kv_shards");
+    const DType dtype = state_kv_dtype(m);
+    const int esize = dtype_size(dtype);
     // Where each saved segment's rows sit in its owner's file.
     std::vector<Segment> saved;
     for (const Json& s : m.at("segments")) saved.push_back(Segment{s.at(0), s.at(1), s.at(2).get<int>()});
@@ -251,13 +300,45 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
       row_in_file[i] = rows_of.at(saved[i].owner);
       rows_of[saved[i].owner] += saved[i].len;
     }
-    std::vector<std::ifstream> files(out.saved_ranks);
-    for (int li : atts) {
-      LayerCache& lc = st.state.layers[li];
-      lc.kv_rows = out.layout.tokens_of(me);
-      lc.k.resize(lc.kv_rows * kvd);
-      lc.v.resize(lc.kv_rows * kvd);
+    // Every shard is verified by one rank (over its mapping); a rank maps the shards it reads.
+    std::vector<std::shared_ptr<const MappedFile>> files(out.saved_ranks);
+    auto file_of = [&](int owner) -> const MappedFile& {
+      if (!files[owner]) files[owner] = map_checked(dir, shards.at(owner));
+      const uint64_t need = static_cast<uint64_t>(atts.size()) * 2 * rows_of[owner] * kvd * esize;
+      if (files[owner]->size() != need)
+        throw Error(files[owner]->path() + " has " + std::to_string(files[owner]->size()) + " bytes, but " +
+                    std::to_string(rows_of[owner]) + " K/V rows of " + std::to_string(atts.size()) +
+                    " attention layers in " + out.kv_dtype + " need " + std::to_string(need));
+      return *files[owner];
+    };
+    for (int r = me; r < out.saved_ranks; r += P) check_sha256(file_of(r), shards.at(r));
+
+    PrefixKV& kv = out.prefix_kv;
+    kv.layers.assign(c.layers.size(), {});
+    const int64_t rows = out.layout.tokens_of(me);
+    for (int li : atts) st.state.layers[li].kv_rows = rows;
+    // This rank's rows are exactly its own saved file's when the state was saved on
+    // as many ranks with the same segments: map them in place (fp32 only).
+    bool same_segments = out.saved_ranks == P && saved.size() == out.layout.segments.size();
+    for (size_t i = 0; same_segments && i < saved.size(); ++i) {
+      const Segment& n = out.layout.segments[i];
+      same_segments = saved[i].begin == n.begin && saved[i].len == n.len && saved[i].owner == n.owner;
     }
+    if (dtype == DType::F32 && same_segments && rows == rows_of[me]) {
+      const MappedFile& f = file_of(me);
+      const float* base = reinterpret_cast<const float*>(f.data());
+      for (size_t a = 0; a < atts.size(); ++a) {
+        const float* k = base + static_cast<int64_t>(a) * 2 * rows * kvd;
+        kv.layers[atts[a]] = {k, k + rows * kvd, rows};
+      }
+      kv.keep = files[me];
+      out.kv_mapped = true;
+      return;
+    }
+    auto owned = std::make_shared<OwnedKV>();
+    owned->k.resize(c.layers.size());
+    owned->v.resize(c.layers.size());
+    for (int li : atts) owned->k[li].resize(rows * kvd), owned->v[li].resize(rows * kvd);
     int64_t row = 0;  // in this rank's new shard
     for (int si : out.layout.segments_of(me)) {
       const Segment& want = out.layout.segments[si];
@@ -265,23 +346,24 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
         const int64_t b = std::max(want.begin, saved[i].begin), e = std::min(want.end(), saved[i].end());
         if (b >= e) continue;
         const int owner = saved[i].owner;
-        std::ifstream& f = files[owner];
-        const std::string path = (fs::path(dir) / kv_file_name(owner)).string();
-        if (!f.is_open()) f.open(path, std::ios::binary);
-        if (!f) throw Error("cannot read " + path + " (a file of the saved state)");
+        const MappedFile& f = file_of(owner);
         const int64_t first = row_in_file[i] + (b - saved[i].begin), n = e - b;
         for (size_t a = 0; a < atts.size(); ++a) {
-          LayerCache& lc = st.state.layers[atts[a]];
           const int64_t layer0 = static_cast<int64_t>(a) * 2 * rows_of[owner] * kvd;  // K block, then V block
-          for (int kv = 0; kv < 2; ++kv) {
-            f.seekg((layer0 + kv * rows_of[owner] * kvd + first * kvd) * 4);
-            f.read(reinterpret_cast<char*>((kv ? lc.v : lc.k).data() + row * kvd), n * kvd * 4);
-            if (!f) throw Error(path + " ends before the K/V rows manifest.json places in it");
+          for (int which = 0; which < 2; ++which) {
+            const int64_t at = layer0 + which * rows_of[owner] * kvd + first * kvd;  // elements
+            float* dst = (which ? owned->v : owned->k)[atts[a]].data() + row * kvd;
+            WeightView{dtype, f.data() + at * esize, n, kvd}.to_f32(0, n * kvd, dst);
           }
         }
         row += n;
       }
     }
+    for (int li : atts) kv.layers[li] = {owned->k[li].data(), owned->v[li].data(), rows};
+    kv.keep = owned;
+  });
+  check_collectively(group, [&]() {
+    const Json& m = out.manifest;
     if (me == st.driver) {
       driver_bytes = read_checked(dir, m.at("driver_file"));
       const char* p = driver_bytes.data();

@@ -8,7 +8,7 @@
 //   driver.bin           per Mamba layer conv history then SSM state, then the
 //                        last position's final hidden row (fp32): the driver's part
 //   kv-rank-NNNN.bin     per attention layer K rows then V rows of the segments that
-//                        rank held (fp32, [rows, kv_heads*head_dim] each)
+//                        rank held ([rows, kv_heads*head_dim] each, fp32 or bf16: kv_dtype)
 // Saved crash-safely: every rank writes into `<dir>.partial/`, rank 0 writes the
 // manifest last and renames the directory into place; a crash leaves no `<dir>`
 // (or the previous one), never a half-written one.
@@ -18,22 +18,30 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "kernels/weight_view.h"
 #include "model/config.h"
 #include "runtime/layout.h"
+#include "runtime/prefix_decode.h"
 #include "runtime/sequence_parallel.h"
 #include "util/json_util.h"
 
 namespace ringscan {
 
-inline constexpr int kStateFormatVersion = 1;
+// 2 added kv_dtype (bf16 K/V); version 1 states (fp32 K/V) still load.
+inline constexpr int kStateFormatVersion = 2;
 
 // Collective over `group` (the ranks of the prefill, which ran with `layout`).
 // `st` is this rank's take_decode_state(); `ids` the prefix's ids (read on rank 0);
 // `about` free JSON the job adds to the manifest (model identity, files, prompt).
-// An existing `dir` is an Error unless `overwrite`.
+// `kv_dtype` F32 or BF16: how the K/V rows are stored (BF16 rounds to nearest even,
+// half the bytes). An existing `dir` is an Error unless `overwrite`.
 void save_state(comm::Communicator& group, const std::string& dir, const SequenceLayout& layout,
                 const ModelConfig& c, const SequenceParallelDecodeState& st, const std::vector<int32_t>& ids,
-                const Json& about, bool overwrite);
+                const Json& about, bool overwrite, DType kv_dtype = DType::F32);
+
+// The manifest's kv_dtype as a DType ("float32" when a version-1 state has none);
+// Error on another value.
+DType state_kv_dtype(const Json& manifest);
 
 // manifest.json of a state directory, checked for format and version (Error otherwise).
 Json read_state_manifest(const std::string& dir);
@@ -42,7 +50,16 @@ struct LoadedState {
   Json manifest;
   SequenceLayout layout;            // on this group's ranks
   int saved_ranks = 0;              // the ranks that saved it
-  SequenceParallelDecodeState st;   // this rank's part (re-sharded when saved_ranks != group size)
+  // This rank's part: the driver's Mamba states and last hidden row; the
+  // attention layers' kv_rows, but their K/V are in prefix_kv, not st.
+  SequenceParallelDecodeState st;
+  // This rank's prefix K/V rows (re-sharded when saved_ranks != group size), fp32:
+  // a read-only mapping of its own shard file when the state is fp32 and this
+  // rank's rows are that file's (same ranks and layout as the prefill), else
+  // read from the shards (bf16 widened) into memory.
+  PrefixKV prefix_kv;
+  bool kv_mapped = false;           // prefix_kv maps the shard file
+  std::string kv_dtype;             // the file's: "float32" or "bfloat16"
   std::vector<int32_t> ids;         // the prefix's ids, on every rank
   bool resharded() const { return saved_ranks != layout.ranks; }
 };

@@ -96,6 +96,118 @@ class AskState(DemoModelCase):
                 self.assertEqual({r["id"]: r["answer"] for r in rows}, want)
                 self.assertEqual(attrs["ranks"], np_)
 
+    def summaries(self, path):
+        """summarize's rows: path -> its /documents/extra (the generation)."""
+        with h5py.File(path) as f:
+            d = f["documents"]
+            return {d["path"].asstr()[i]: dict(json.loads(d["extra"].asstr()[i]), status=d["status"].asstr()[i])
+                    for i in range(len(d["path"]))}
+
+    def test_summarize_state_equals_forward_generate_per_file(self):
+        """summarize --state: each file's prompt forks the state; its greedy summary equals
+        forward --generate over prefix + the prompt's ids, for P = 1 and 2."""
+        template = "Summarize {file} briefly."
+        want = {}
+        for np_ in (1, 2):
+            with self.subTest(np=np_):
+                state = self.prefill(np_, "zigzag", f"s-sum-{np_}")
+                with open(os.path.join(state, "manifest.json")) as f:
+                    files = [e["path"] for e in json.load(f)["about"]["files"]]
+                self.assertEqual(files, ["src/f0.c", "src/f1.c", "src/f2.c"])
+                out = self.path(f"sum-{np_}.h5")
+                p = run(["summarize", "--state", state, "--out", out, "--prompt-template", template,
+                         "--max-new-tokens", str(NEW), "--ignore-eos", "--threads", "1", "--batch", "2"],
+                        np_=np_, check=True, env=self.env)
+                self.assertIn("prefill tokens avoided", p.stderr)
+                rows = self.summaries(out)
+                self.assertEqual(list(rows), files)
+                if not want:  # the prompts' own ids through ask (same template), then forward --generate
+                    qfile = self.path("file-prompts.jsonl")
+                    write(qfile, "".join(json.dumps({"question": template.replace("{file}", f), "id": f}) + "\n"
+                                         for f in files[:2]))
+                    ask_out = self.path("file-prompts.h5")
+                    run(["ask", "--state", state, "--questions", qfile, "--out", ask_out, "--max-new-tokens", "1",
+                         "--threads", "1", "--overwrite"], np_=1, check=True, env=self.env)
+                    with h5py.File(ask_out) as f:
+                        a = f["answers"]
+                        qo, qn = a["question_token_offset"][:], a["question_n_tokens"][:]
+                        own = {a["id"].asstr()[i]: f["tokens/question_ids"][qo[i]:qo[i] + qn[i]].tolist()
+                               for i in range(len(qo))}
+                    prefix = self.prefix_ids(state)
+                    want = {f: self.forward_generate(prefix + own[f]) for f in files[:2]}
+                for f in files[:2]:
+                    self.assertEqual(rows[f]["status"], "ok")
+                    self.assertEqual(rows[f]["generated_ids"], want[f], (np_, f))
+                    self.assertEqual(rows[f]["prompt"], template.replace("{file}", f))
+                    self.assertEqual(rows[f]["finish_reason"], "length")
+                # A rerun of the same command finds the file complete; --input with --state is refused.
+                p = run(["summarize", "--state", state, "--out", out, "--prompt-template", template,
+                         "--max-new-tokens", str(NEW), "--ignore-eos", "--threads", "1", "--batch", "2"],
+                        np_=np_, check=True, env=self.env)
+                self.assertIn("already complete", p.stderr)
+        p = run(["summarize", "--state", state, "--input", self.repo, "--out", self.path("no.h5")], np_=1,
+                env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--input does not apply with --state", p.stderr)
+        p = run(["summarize", "--state", state, "--out", self.path("no.h5"), "--prompt-template", "Summarize."],
+                np_=1, env=self.env)
+        self.assertIn("has no \"{file}\"", p.stderr)
+        p = run(["summarize", "--model", self.model, "--input", self.repo, "--out", self.path("no.h5"),
+                 "--prompt-template", "About {file}"], np_=1, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--prompt-template applies with --state only", p.stderr)
+
+    def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
+        """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); loading widens
+        them to fp32. On this fixture the greedy answers equal the fp32 state's (bf16 K/V move
+        the attention's inputs by <= 2^-9 relative, far below the demo model's logit margins
+        here); a fp32 state loaded on as many ranks is memory-mapped, a bf16 one is not."""
+        fp32 = self.prefill(2, "zigzag", "s-f32")
+        out = self.path("s-bf16")
+        run(["prefill", "--model", self.model, "--input", self.repo, "--out", out, "--kv-dtype", "bf16",
+             "--threads", "1", "--overwrite"], np_=2, check=True, env=self.env)
+        with open(os.path.join(out, "manifest.json")) as f:
+            m16 = json.load(f)
+        with open(os.path.join(fp32, "manifest.json")) as f:
+            m32 = json.load(f)
+        self.assertEqual((m16["kv_dtype"], m32["kv_dtype"], m16["format_version"]), ("bfloat16", "float32", 2))
+        for a, b in zip(m16["kv_shards"], m32["kv_shards"]):
+            self.assertEqual(2 * a["bytes"], b["bytes"])
+            self.assertEqual(os.path.getsize(os.path.join(out, a["file"])), a["bytes"])
+        info = run(["info", "--state", out], np_=0, check=True).stdout
+        self.assertIn("bfloat16 in the file", info)
+        self.assertIn("as float32", info)
+        # The file's K rows are the fp32 state's rounded to bf16 (nearest even).
+        k32 = np.fromfile(os.path.join(fp32, "kv-rank-0000.bin"), dtype="<f4")
+        k16 = np.fromfile(os.path.join(out, "kv-rank-0000.bin"), dtype="<u2")
+        b = k32.view("<u4").astype(np.uint64)
+        rounded = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype("<u2")
+        self.assertTrue(np.array_equal(k16, rounded))
+        want, _, log32 = self.ask(2, fp32, "a-f32.h5")
+        self.assertIn("K/V float32 (memory-mapped)", log32)
+        for np_ in (2, 1):
+            with self.subTest(np=np_):
+                rows, _, log = self.ask(np_, out, f"a-bf16-{np_}.h5")
+                self.assertIn("K/V bfloat16,", log)
+                self.assertNotIn("memory-mapped", log)
+                self.assertEqual({r["id"]: r["answer"] for r in rows}, {r["id"]: r["answer"] for r in want})
+        _, _, log = self.ask(1, fp32, "a-f32-on-1.h5")  # re-sharded: read, not mapped
+        self.assertIn("K/V float32, loaded", log)
+        # A format-1 state (no kv_dtype: fp32) still loads; an unknown kv_dtype is named.
+        v1 = self.path("s-v1")
+        shutil.copytree(fp32, v1)
+        del m32["kv_dtype"]
+        m32["format_version"] = 1
+        write(os.path.join(v1, "manifest.json"), json.dumps(m32))
+        rows, _, _ = self.ask(2, v1, "a-v1.h5")
+        self.assertEqual({r["id"]: r["answer"] for r in rows}, {r["id"]: r["answer"] for r in want})
+        m32["kv_dtype"] = "float16"
+        write(os.path.join(v1, "manifest.json"), json.dumps(m32))
+        p = run(["ask", "--state", v1, "--questions", self.questions, "--out", self.path("v1-bad.h5")], np_=1,
+                env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('kv_dtype "float16" is neither "float32" nor "bfloat16"', p.stderr)
+
     def test_info_prints_size_per_rank(self):
         state = self.prefill(3, "contiguous", "s-info")
         p = run(["info", "--state", state], np_=0, check=True)

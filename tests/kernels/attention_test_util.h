@@ -97,6 +97,9 @@ inline std::vector<AttentionBlockCase> attention_block_cases() {
     {{6, 2, 32}, 20, 33, 0, 0, 100, true},       // every key in the future: nothing changes
     {{6, 2, 32}, 20, 30, 0, 90, 100, true},      // the first rows see nothing, later rows some
     {{6, 2, 32}, 20, 2000, 0, 90, 100, true},    // same with a split
+    // ringscan ask's prefix attention (demo shape): 160 questions' queries over a
+    // shard of 600 prefix keys, all visible: 640 packed rows per KV head (2 row tiles).
+    {{8, 2, 32}, 160, 600, 0, 5000, 0, false},
   };
 }
 
