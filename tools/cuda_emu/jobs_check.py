@@ -28,7 +28,8 @@ and with `--device cpu`, and the results are compared:
              driver.bin within TOL_STATE_FP32; the CPU `ask` of each GPU state gives the
              CPU state's greedy answers, equal to `forward --generate` over prefix +
              question. The bf16 engine with --kv-dtype bf16 on 2 ranks: within
-             TOL_STATE_BF16, and its CPU `ask` completes. (`--only states` runs this alone.)
+             TOL_STATE_BF16, and its CPU `ask` completes; `ask --device cuda` is refused
+             with one sentence (not built yet). (`--only states` runs this part alone.)
 
 Tolerances. The GPU engine rounds every GEMM input (activations; the demo
 checkpoint's weights are bf16 already) to bf16 (8 significant bits: at most
@@ -290,6 +291,12 @@ def check_states(run, out, work):
         fail(f"ask --device cpu of state_gpu2_bf16 gave {got}")
     same = sum(got[q][1] == cpu_answers[q][1] for q in got)
     ok(f"ask --device cpu of state_gpu2_bf16: {same}/{len(got)} answers equal the fp32 CPU state's (bf16: reported)")
+    # ask on the GPU engine is not built yet: one sentence, every rank, no hang.
+    err = run(["ask", "--state", out("state_gpu1"), "--questions", questions, "--out", out("answers_cuda.h5"),
+               "--device", "cuda"], ranks=2, gpus=1, expect_error=True)
+    if "runs on the CPU engine only" not in err or "--device cpu" not in err:
+        fail(f"ask --device cuda said {err!r}")
+    ok(f"ask --device cuda refused: {err}")
 
 def compare_logprobs(name, gpu, cpu):
     gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
