@@ -89,9 +89,8 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
       throw Error("--kv-dtype must be fp32 or bf16, got \"" + o.kv_dtype + "\"");
     if (o.threads > 0) set_compute_threads(o.threads);
     model = Model::load(o.model_dir, me != 0);
-    engine = std::make_unique<Engine>(o.device, "auto", local_rank);
-    if (engine->on_gpu())
-      throw Error("prefill saves states from the CPU engine only in this version: give --device cpu");
+    engine = std::make_unique<Engine>(o.device, o.comm, local_rank);
+    engine->set_gemm_inputs(o.gemm_inputs);
     tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model_dir));
     prefix = build_prefix(o, *tok);
     if (prefix.ids.empty()) throw Error(prefix.document + " gives no tokens to prefill");
@@ -122,7 +121,10 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
                       {"weights_sha256", weights},
                       {"tokenizer_sha256", tok->hash()},
                       {"model_config", model->config().raw},
-                      {"engine", "cpu"},
+                      {"engine", engine->on_gpu() ? "cuda" : "cpu"},
+                      {"device", engine->label()},
+                      {"comm", engine->comm_backend()},
+                      {"gemm_inputs", engine->gemm_inputs()},
                       {"document", prefix.document},
                       {"mode", o.mode},
                       {"files", prefix.files},
@@ -139,10 +141,10 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
     uint64_t total = sz.driver + sz.ids;
     for (uint64_t b : sz.kv_per_rank) total += b;
     std::fprintf(stderr,
-                 "ringscan prefill: %s: %zu tokens (%zu file(s)%s) on %d rank(s), %s layout, in %.2fs (%.0f tokens/s); "
+                 "ringscan prefill: %s: %zu tokens (%zu file(s)%s) on %d rank(s) (%s), %s layout, in %.2fs (%.0f tokens/s); "
                  "state %.1f MiB (K/V %s) saved to %s\n",
                  prefix.document.c_str(), prefix.ids.size(), prefix.files.size(),
-                 prefix.truncated ? ", truncated by --max-tokens" : "", P, layout_name(kind), seconds,
+                 prefix.truncated ? ", truncated by --max-tokens" : "", P, engine->label().c_str(), layout_name(kind), seconds,
                  prefix.ids.size() / std::max(seconds, 1e-9), total / 1048576.0, o.kv_dtype.c_str(), o.out.c_str());
   }
   return 0;

@@ -17,7 +17,8 @@
 namespace ringscan {
 
 struct PrefillStateOptions {
-  std::string model_dir, out, mode = "codebase", layout = "zigzag", device = "auto";
+  std::string model_dir, out, mode = "codebase", layout = "zigzag", device = "auto", comm = "auto";
+  std::string gemm_inputs = "bf16";  // the GPU engine's (Engine::set_gemm_inputs); the CPU multiplies fp32
   std::vector<std::string> inputs, include, exclude;
   bool no_gitignore = false, overwrite = false, quiet = false, no_chat_template = false;
   int threads = 0;

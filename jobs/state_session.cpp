@@ -18,8 +18,8 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
   StateSession s;
   check_collectively(world, [&]() {
     if (o.device != "auto" && o.device != "cpu")
-      throw Error(o.job + " against a saved state runs on the CPU engine only in this version: give --device cpu "
-                          "(or leave --device out)");
+      throw Error(o.job + " against a saved state runs on the CPU engine only in this version (a state prefilled on "
+                          "GPUs loads there too): give --device cpu (or leave --device out)");
     if (o.threads > 0) set_compute_threads(o.threads);
     s.manifest = read_state_manifest(o.state);
     s.about = s.manifest.at("about");

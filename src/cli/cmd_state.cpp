@@ -55,7 +55,9 @@ int run_prefill(int argc, char** argv) {
       ("system", po::value(&o.system), "system turn of the chat template")
       ("no-chat-template", po::bool_switch(&o.no_chat_template), "BOS + document; questions as \"Question: ... Answer:\"")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else every core)")
-      ("device", po::value(&o.device)->default_value("auto"), "auto or cpu (the CPU engine saves states)")
+      ("device", po::value(&o.device)->default_value("auto"), "auto, cpu or cuda (either engine saves the same format)")
+      ("comm", po::value(&o.comm)->default_value("auto"), "how GPU ranks exchange: auto, mpi (through the host; ranks may share a GPU) or nccl (one GPU per rank)")
+      ("gemm-inputs", po::value(&o.gemm_inputs)->default_value("bf16"), "GPU engine: bf16 (fast; K/V kept in bf16) or fp32 (the CPU engine's results to round-off)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing state directory")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;

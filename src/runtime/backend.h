@@ -47,6 +47,8 @@ class ComputeBackend {
 std::unique_ptr<ComputeBackend> make_cpu_backend(Model& model);
 // Uploads the weights to the GPU `choice` made current. nccl: sequence-parallel
 // groups exchange over NCCL on device buffers (--comm nccl, or auto with a GPU per rank).
-std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl);
+// fp32_gemm: fp32 GEMM inputs and KV cache (Engine::set_gemm_inputs), else bf16.
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl,
+                                                 bool fp32_gemm);
 
 }  // namespace ringscan

@@ -21,6 +21,7 @@
 #include "model/device_buffer.h"
 #include "model/device_model.h"
 #include "runtime/layout.h"
+#include "runtime/sequence_parallel.h"
 #include "runtime/sharded_decode_engine.h"
 
 namespace ringscan {
@@ -110,5 +111,11 @@ class DeviceSequenceParallelForward {
 // The GPU ShardedDecodeEngine's sequence (runtime/cuda/device_sharded_decode.cpp)
 // from a state the caller's prefill kept.
 std::unique_ptr<ShardedDecodeEngine::Sequence> adopt_device_decode_state(DeviceSequenceParallelDecodeState st);
+
+// The same state downloaded into the CPU engine's host form
+// (SequenceParallelDecodeState: K/V rows widened to fp32, the driver's Mamba
+// and conv states and last hidden row), for save_state (runtime/saved_state.h:
+// `prefill --device cuda`). Waits for model's stream (device_saved_state.cpp).
+SequenceParallelDecodeState download_decode_state(DeviceModel& model, const DeviceSequenceParallelDecodeState& st);
 
 }  // namespace ringscan

@@ -41,9 +41,15 @@ Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 
+void Engine::set_gemm_inputs(const std::string& g) {
+  if (g != "bf16" && g != "fp32") throw Error("--gemm-inputs must be bf16 or fp32, got \"" + g + "\"");
+  gemm_ = g;
+}
+
 void Engine::prepare(Model& model) {
   model_ = &model;
-  backend_ = on_gpu() ? make_gpu_backend(model, choice_, comm_backend() == "nccl") : make_cpu_backend(model);
+  backend_ = on_gpu() ? make_gpu_backend(model, choice_, comm_backend() == "nccl", gemm_ == "fp32")
+                      : make_cpu_backend(model);
 }
 
 ComputeBackend& Engine::backend() const {

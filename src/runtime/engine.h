@@ -54,8 +54,14 @@ class Engine {
   // "cpu" or "cuda:0 (NVIDIA H200)" (this rank's), and why not a GPU (auto on the CPU).
   const std::string& label() const { return choice_.label; }
   const std::string& why_cpu() const { return choice_.why_cpu; }
-  // "fp32" on the CPU; "bf16" (inputs; fp32 accumulation) on the GPU.
-  std::string gemm_inputs() const { return on_gpu() ? "bf16" : "fp32"; }
+  // "fp32" on the CPU; on the GPU "bf16" (inputs; fp32 accumulation) unless
+  // set_gemm_inputs("fp32") before prepare().
+  std::string gemm_inputs() const { return on_gpu() ? gemm_ : "fp32"; }
+  // --gemm-inputs bf16|fp32: what the GPU engine rounds GEMM inputs to (fp32:
+  // slower, and agrees with the CPU engine to round-off; its KV cache is then
+  // fp32 too). Before prepare(); no effect on the CPU, which multiplies fp32.
+  // Throws Error on another value.
+  void set_gemm_inputs(const std::string& g);
 
   // Binds the engine to `model` (which must outlive it) and, on the GPU,
   // uploads its weights. Everything below needs it first.
@@ -85,7 +91,7 @@ class Engine {
   // states themselves (`forward` prints each position's logits). segment_ids(s):
   // segment s's ids only. keep_decode_state: also keep what a ShardedDecoder
   // continues from (ForwardedSegments::take_decode_sequence(); take_decode_state(),
-  // the host form, on the CPU backend only).
+  // the host form, downloaded from the GPU engine).
   std::unique_ptr<ForwardedSegments> forward_sp(comm::Communicator& group, const SequenceLayout& layout,
                                                 const std::function<std::vector<int32_t>(const Segment&)>& segment_ids,
                                                 bool keep_decode_state);
@@ -102,6 +108,7 @@ class Engine {
   DeviceChoice choice_;
   std::string comm_;
   std::string resolved_comm_;
+  std::string gemm_ = "bf16";
   const Model* model_ = nullptr;
   std::unique_ptr<ComputeBackend> backend_;
 };

@@ -20,8 +20,9 @@ class ForwardedSegments {
   // Segment i's final hidden states, [segment(i).len, hidden].
   virtual const FinalHidden& hidden(size_t i) const = 0;
   // What a ShardedDecoder continues the sequence from (runtime/decode.h),
-  // as host memory, moved out; only after a forward_sp that kept it, on the
-  // CPU engine (an Error says so otherwise).
+  // as host memory (fp32), moved out (the GPU engine downloads it); only after
+  // a forward_sp that kept it (an Error says so otherwise). One of this and
+  // take_decode_sequence(), once.
   virtual SequenceParallelDecodeState take_decode_state() = 0;
   // The same as the engine keeps it (host or device), for a ShardedDecoder on
   // Engine::sharded_decode_engine(); only after a forward_sp that kept it.

@@ -246,6 +246,12 @@ class AskState(DemoModelCase):
         p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", state], np_=1, env=self.env)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("already exists: give --overwrite", p.stderr)
+        # A --gemm-inputs the GPU engine does not have: one sentence on every rank, nothing written.
+        p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", self.path("s-gemm"),
+                 "--gemm-inputs", "fp16"], np_=2, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('--gemm-inputs must be bf16 or fp32, got "fp16"', p.stderr)
+        self.assertFalse(os.path.exists(self.path("s-gemm")))
         # A question file with a line that is not a question, and inputs that are not one document.
         qbad = self.path("bad.jsonl")
         write(qbad, '{"question": "a"}\nnot json\n')

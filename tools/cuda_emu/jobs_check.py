@@ -20,6 +20,16 @@ and with `--device cpu`, and the results are compared:
              with the zigzag and the contiguous layout, over MPI and over NCCL
              (--comm nccl, a GPU per rank); --comm nccl on 2 ranks sharing one
              GPU must be refused with one sentence.
+  prefill    (saved states, docs/state-files.md) a small codebase prefilled with
+             --device cuda --gemm-inputs fp32 on 1 rank, on 2 ranks sharing one GPU
+             (--comm mpi) and on 2 ranks with a GPU each (--comm nccl), against
+             `prefill --device cpu` on as many ranks: the same manifest (segments,
+             driver, rows per shard, ids.bin byte for byte) and every K/V shard and
+             driver.bin within TOL_STATE_FP32; the CPU `ask` of each GPU state gives the
+             CPU state's greedy answers, equal to `forward --generate` over prefix +
+             question. The bf16 engine with --kv-dtype bf16 on 2 ranks: within
+             TOL_STATE_BF16, and its CPU `ask` completes; `ask --device cuda` is refused
+             with one sentence (not built yet). (`--only states` runs this part alone.)
 
 Tolerances. The GPU engine rounds every GEMM input (activations; the demo
 checkpoint's weights are bf16 already) to bf16 (8 significant bits: at most
@@ -63,6 +73,14 @@ import numpy as np
 TOL_LOGPROB = 0.1
 TOL_PPL = 0.02
 TOL_EMBEDDING = 0.03
+# Saved states, max |gpu - cpu| over a file against its largest |cpu| element. fp32 GEMM
+# inputs on both sides: fp32 round-off in other summation orders (test_device_saved_state
+# measures ~1e-6, and test_device_sp bounds the GPU's SP prefill by 2e-5): 1e-4. bf16
+# engine and bf16 file: the estimate above (~1.2%) plus the file's rounding (2^-9): 5e-2.
+# A control shifts the K/V rows by one (an off-by-one shard offset) and must fail.
+TOL_STATE_FP32 = 1e-4
+TOL_STATE_BF16 = 5e-2
+STATE_NEW = 5  # greedy tokens per answer
 # The demo model prefills blocks of 2048 tokens (model.cpp: 2048 / chunk 64 * 64);
 # batch jobs pack documents of at most half a block, longer ones run alone.
 HALF_BLOCK = 1024
@@ -163,6 +181,122 @@ def write_inputs(d):
 
 
 # --- comparisons: each returns a list of problems (empty: close) -----------------------
+
+def state_arrays(d):
+    """A state directory's manifest and its data files as float arrays (bf16 widened)."""
+    with open(os.path.join(d, "manifest.json")) as fh:
+        m = json.load(fh)
+    def floats(name, dtype):
+        raw = np.fromfile(os.path.join(d, name), dtype="<u2" if dtype == "bfloat16" else "<f4")
+        return (raw.astype(np.uint32) << 16).view(np.float32) if dtype == "bfloat16" else raw
+    files = {s["file"]: floats(s["file"], m.get("kv_dtype", "float32")) for s in m["kv_shards"]}
+    files["driver.bin"] = floats("driver.bin", "float32")
+    return m, files
+
+
+def compare_states(gpu_dir, cpu_dir, tol, shift_kv=False):
+    """Problems between a GPU-saved and a CPU-saved state of the same prefix and ranks.
+    shift_kv: the GPU's K/V rows moved by one row (the negative control)."""
+    g, gf = state_arrays(gpu_dir)
+    c, cf = state_arrays(cpu_dir)
+    problems = []
+    for key in ("n_tokens", "layout", "ranks", "segments", "driver", "shape", "kv_dtype"):
+        if g.get(key) != c.get(key):
+            problems.append(f"manifest {key}: {g.get(key)!r} vs {c.get(key)!r}")
+    if [s["kv_rows"] for s in g["kv_shards"]] != [s["kv_rows"] for s in c["kv_shards"]]:
+        problems.append("kv_rows per shard differ")
+    with open(os.path.join(gpu_dir, "ids.bin"), "rb") as a, open(os.path.join(cpu_dir, "ids.bin"), "rb") as b:
+        if a.read() != b.read():
+            problems.append("ids.bin differs")
+    worst = 0.0
+    kvw = g["shape"]["kv_width"]
+    for name, want in cf.items():
+        got = gf.get(name)
+        if got is None or got.shape != want.shape:
+            problems.append(f"{name}: {None if got is None else got.shape} vs {want.shape}")
+            continue
+        if shift_kv and name != "driver.bin":
+            got = np.roll(got.reshape(-1, kvw), 1, axis=0).reshape(-1)
+        r = float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-6)) if want.size else 0.0
+        worst = max(worst, r)
+        if not r <= tol:
+            problems.append(f"{name}: max |gpu - cpu| = {r:.2e} of its scale, over {tol:.0e}")
+    return problems, worst
+
+
+def ask_answers(run, state, questions, name, out):
+    """`ask --device cpu` of a state: {id: (question_ids, answer_ids)}."""
+    run(["ask", "--state", state, "--questions", questions, "--out", out(name), "--max-new-tokens", str(STATE_NEW),
+         "--ignore-eos", "--device", "cpu", "--quiet"])
+    with h5py.File(out(name), "r") as f:
+        a = f["answers"]
+        qo, qn, ao, an = (a[k][:] for k in ("question_token_offset", "question_n_tokens", "token_offset", "n_tokens"))
+        return {a["id"].asstr()[i]: (f["tokens/question_ids"][qo[i]:qo[i] + qn[i]].tolist(),
+                                     f["tokens/answer_ids"][ao[i]:ao[i] + an[i]].tolist()) for i in range(len(qo))}
+
+
+def check_states(run, out, work):
+    """prefill --device cuda = prefill --device cpu (docs above), and the CPU ask of GPU states."""
+    repo = os.path.join(work, "repo")
+    os.makedirs(os.path.join(repo, "src"), exist_ok=True)
+    r = random.Random(7)
+    for i, n in enumerate((30, 45)):
+        with open(os.path.join(repo, "src", f"f{i}.py"), "w") as fh:
+            fh.write(" ".join(r.choice(WORDS) for _ in range(n)) + "\n")
+    questions = out("q.jsonl")
+    with open(questions, "w") as fh:
+        for i, q in enumerate(("What does f0 compute?", "Where is data returned?", "x")):
+            fh.write(json.dumps({"question": q, "id": f"q{i}"}) + "\n")
+    prefill = lambda extra, name, **kw: run(["prefill", "--model", out("demo"), "--input", repo, "--out", out(name),
+                                             "--overwrite", "--quiet"] + extra, **kw)
+    prefill(["--device", "cpu"], "state_cpu1")
+    prefill(["--device", "cpu"], "state_cpu2", ranks=2)
+    prefill(["--device", "cpu", "--kv-dtype", "bf16"], "state_cpu2_bf16", ranks=2)
+    cpu_answers = ask_answers(run, out("state_cpu1"), questions, "answers_cpu.h5", out)
+    # The reference: one forward --generate over prefix + question on the CPU, per question.
+    prefix = np.fromfile(out("state_cpu1/ids.bin"), dtype="<i4").tolist()
+    for qid, (qids, answer) in cpu_answers.items():
+        with open(out("ids.txt"), "w") as fh:
+            fh.write(",".join(map(str, prefix + qids)))
+        gen = [json.loads(l) for l in run(["forward", "--model", out("demo"), "--ids-file", out("ids.txt"), "--generate",
+                                           str(STATE_NEW), "--top-k", "0", "--device", "cpu"]).splitlines()
+               if '"generated"' in l][0]["generated"]
+        if gen != answer:
+            fail(f"ask of the CPU state, {qid}: {answer} but forward --generate gives {gen}")
+    runs = (("state_gpu1", [], 1, 1, "state_cpu1"),
+            ("state_gpu2_mpi", ["--comm", "mpi"], 2, 1, "state_cpu2"),
+            ("state_gpu2_nccl", ["--comm", "nccl"], 2, 2, "state_cpu2"))
+    for name, extra, ranks, gpus, cpu in runs:
+        prefill(["--device", "cuda", "--gemm-inputs", "fp32"] + extra, name, ranks=ranks, gpus=gpus)
+        with open(out(name + "/manifest.json")) as fh:
+            about = json.load(fh)["about"]
+        if about.get("engine") != "cuda" or about.get("gemm_inputs") != "fp32" or not about.get("device", "").startswith("cuda"):
+            fail(f"{name}: manifest about says engine {about.get('engine')!r}, device {about.get('device')!r}, "
+                 f"gemm_inputs {about.get('gemm_inputs')!r}")
+        problems, worst = compare_states(out(name), out(cpu), TOL_STATE_FP32)
+        expect_ok(problems, f"{name} (prefill --device cuda --gemm-inputs fp32 on {ranks} rank(s), {gpus} GPU(s), "
+                            f"comm {about.get('comm')}) = {cpu}: worst {worst:.1e} of scale")
+        got = ask_answers(run, out(name), questions, f"answers_{name}.h5", out)
+        if got != cpu_answers:
+            fail(f"ask --device cpu of {name}: {got} but the CPU state gives {cpu_answers}")
+        ok(f"ask --device cpu of {name}: the CPU state's answers = forward --generate over prefix + question")
+    problems, _ = compare_states(out("state_gpu2_mpi"), out("state_cpu2"), TOL_STATE_FP32, shift_kv=True)
+    expect_caught(problems, "a GPU state whose K/V rows are shifted by one")
+    # The bf16 engine, bf16 file: close to the CPU's bf16 state, and it answers on the CPU.
+    prefill(["--device", "cuda", "--kv-dtype", "bf16"], "state_gpu2_bf16", ranks=2, gpus=1)
+    problems, worst = compare_states(out("state_gpu2_bf16"), out("state_cpu2_bf16"), TOL_STATE_BF16)
+    expect_ok(problems, f"state_gpu2_bf16 (bf16 engine, --kv-dtype bf16) = state_cpu2_bf16: worst {worst:.1e} of scale")
+    got = ask_answers(run, out("state_gpu2_bf16"), questions, "answers_gpu_bf16.h5", out)
+    if sorted(got) != sorted(cpu_answers) or any(len(a) != STATE_NEW for _, a in got.values()):
+        fail(f"ask --device cpu of state_gpu2_bf16 gave {got}")
+    same = sum(got[q][1] == cpu_answers[q][1] for q in got)
+    ok(f"ask --device cpu of state_gpu2_bf16: {same}/{len(got)} answers equal the fp32 CPU state's (bf16: reported)")
+    # ask on the GPU engine is not built yet: one sentence, every rank, no hang.
+    err = run(["ask", "--state", out("state_gpu1"), "--questions", questions, "--out", out("answers_cuda.h5"),
+               "--device", "cuda"], ranks=2, gpus=1, expect_error=True)
+    if "runs on the CPU engine only" not in err or "--device cpu" not in err:
+        fail(f"ask --device cuda said {err!r}")
+    ok(f"ask --device cuda refused: {err}")
 
 def compare_logprobs(name, gpu, cpu):
     gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)
@@ -305,6 +439,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ringscan", required=True, help="the ringscan executable built against the emulator")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--only", choices=["states"], help="run only these checks (saved states)")
     a = ap.parse_args()
     t_start = time.monotonic()
     global WORKDIR
@@ -319,6 +454,10 @@ def main():
     if not os.path.exists(out("demo/tokenizer.json")):
         fail("make-model --preset demo wrote no tokenizer.json")
     model = ["--model", out("demo"), "--quiet"]
+    if a.only == "states":
+        check_states(run, out, work)
+        finish(a, run, work, t_start)
+        return
     sp_memory = sp_memory_gib(run, out("demo"))
     one_rank = inputs(short + [f["long.txt"], f["mid.txt"]])
     two_rank = inputs(short + [f["long.txt"]])
@@ -467,6 +606,11 @@ def main():
     expect_caught(compare_logprobs("second half", lp(cpu_lines[half:]), lp(tail_lines)),
                   "the second half's log-probs without the first half")
 
+    check_states(run, out, work)
+    finish(a, run, work, t_start)
+
+
+def finish(a, run, work, t_start):
     total = time.monotonic() - t_start
     slowest = ", ".join(f"{label} {dt:.1f}s" for dt, label in sorted(run.timings, reverse=True)[:5])
     ok(f"all checks passed in {total:.0f}s ({len(run.timings)} runs; slowest: {slowest})")

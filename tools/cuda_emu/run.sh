@@ -60,15 +60,15 @@ mpi_runs() {
       mpirun --oversubscribe -np "$np" "$prog" "$@" || status=$?
   done
 }
-# Then the GPU sharded decode on 2 ranks sharing one emulated GPU (the MPI communicator, host-staged;
-# its NCCL cases skip there), and bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the
+# Then the GPU sharded decode and the saved decode state on 2 ranks sharing one emulated GPU (the MPI
+# communicator, host-staged; their NCCL cases skip there), and bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the
 # exposed communication per layer.
 run_sp() {
   build sp
   mpi_runs "$B/test_device_sp" "$@"
-  echo "== test_device_sp (sharded decode): mpirun -np 2, one emulated GPU shared"
+  echo "== test_device_sp (sharded decode, saved state): mpirun -np 2, one emulated GPU shared"
   CUDA_EMU_DEVICES=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
-    "$B/test_device_sp" --gtest_filter='*ShardedDecode*' || status=$?
+    "$B/test_device_sp" --gtest_filter='*ShardedDecode*:*DeviceSavedState*' || status=$?
   echo "== bench_sp_gpu: mpirun -np 2 --comm nccl"
   local out
   out=$(CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \

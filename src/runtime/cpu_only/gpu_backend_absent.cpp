@@ -6,7 +6,7 @@
 
 namespace ringscan {
 
-std::unique_ptr<ComputeBackend> make_gpu_backend(const Model&, const DeviceChoice&, bool) {
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model&, const DeviceChoice&, bool, bool) {
   throw Error("the GPU engine was asked for, but this ringscan was built without CUDA "
               "(configure with -DRINGSCAN_WITH_CUDA=ON where nvcc is installed)");
 }

@@ -26,34 +26,42 @@ namespace {
 class GpuForwardedSegments final : public ForwardedSegments {
  public:
   GpuForwardedSegments(DeviceModel& model, comm::Communicator& exchange, const SequenceLayout& layout,
-                       const SegmentIds& segment_ids, bool keep_decode_state) {
+                       const SegmentIds& segment_ids, bool keep_decode_state)
+      : model_(model) {
     DeviceSequenceParallelForward runner(model, exchange, layout);
     runner.set_keep_decode_state(keep_decode_state);
     pieces_ = runner.run(segment_ids);
-    if (keep_decode_state) decode_ = adopt_device_decode_state(runner.take_decode_state());
+    if (keep_decode_state) decode_ = std::make_unique<DeviceSequenceParallelDecodeState>(runner.take_decode_state());
     for (const DevicePiece& p : pieces_) hidden_.emplace_back(model, p.d_hidden(), p.seg.len);
   }
   size_t size() const override { return pieces_.size(); }
   const Segment& segment(size_t i) const override { return pieces_[i].seg; }
   const FinalHidden& hidden(size_t i) const override { return hidden_[i]; }
+  // Downloaded (device_saved_state.cpp), and the device copy freed.
   SequenceParallelDecodeState take_decode_state() override {
-    throw Error("a host copy of the decode state comes from the CPU engine only in this version (--device cpu)");
+    if (!decode_) throw Error("take_decode_state: the forward did not keep the decode state");
+    SequenceParallelDecodeState host = download_decode_state(model_, *decode_);
+    decode_.reset();
+    return host;
   }
   std::unique_ptr<ShardedDecodeEngine::Sequence> take_decode_sequence() override {
     if (!decode_) throw Error("take_decode_sequence: the forward did not keep the decode state");
-    return std::move(decode_);
+    auto seq = adopt_device_decode_state(std::move(*decode_));
+    decode_.reset();
+    return seq;
   }
 
  private:
+  DeviceModel& model_;
   std::vector<DevicePiece> pieces_;
   std::vector<DeviceFinalHidden> hidden_;  // views of pieces_
-  std::unique_ptr<ShardedDecodeEngine::Sequence> decode_;
+  std::unique_ptr<DeviceSequenceParallelDecodeState> decode_;  // kept, until taken in one form
 };
 
 class GpuBackend final : public ComputeBackend {
  public:
-  GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl)
-      : gpu_(model, DeviceModelOptions{}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_(nccl) {}
+  GpuBackend(const Model& model, const DeviceChoice& choice, bool nccl, bool fp32_gemm)
+      : gpu_(model, DeviceModelOptions{fp32_gemm ? GemmInputs::Fp32 : GemmInputs::Bf16}), gpus_visible_(std::max(1, choice.gpus_visible)), nccl_(nccl) {}
 
   int64_t token_budget(uint64_t memory_bytes, int ranks_on_node, MemoryCost* cost) const override {
     const ModelConfig& c = gpu_.config();
@@ -144,8 +152,9 @@ class GpuBackend final : public ComputeBackend {
 
 }  // namespace
 
-std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl) {
-  return std::make_unique<GpuBackend>(model, choice, nccl);
+std::unique_ptr<ComputeBackend> make_gpu_backend(const Model& model, const DeviceChoice& choice, bool nccl,
+                                                 bool fp32_gemm) {
+  return std::make_unique<GpuBackend>(model, choice, nccl, fp32_gemm);
 }
 
 }  // namespace ringscan
