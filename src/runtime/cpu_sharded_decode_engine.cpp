@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "runtime/attention_partials.h"
 #include "runtime/decode.h"
 #include "runtime/sharded_decode_engine.h"
 #include "util/error.h"
@@ -141,23 +142,9 @@ void CpuShardedDecodeEngine::attend(comm::Communicator& group, int drv, int laye
   }
 
   // 4. The driver merges every rank's partials, in rank order.
-  if (me != drv) {
-    auto _ = group.counter_scope(ShardedDecoder::kPartialLabel);
-    group.send(part.data(), part.size(), drv);
-  } else {
-    std::vector<float> total(part.size()), theirs(part.size());
-    float *tacc = total.data(), *tm = tacc + n * qd, *tl = tm + n * Hq;
-    k::attention_init(shape, n, tacc, tm, tl);
-    for (int r = 0; r < P; ++r) {
-      const float* src = part.data();
-      if (r != me) {
-        auto _ = group.counter_scope(ShardedDecoder::kPartialLabel);
-        group.recv(theirs.data(), theirs.size(), r);
-        src = theirs.data();
-      }
-      k::attention_merge(shape, n, src, src + n * qd, src + n * qd + n * Hq, tacc, tm, tl);
-    }
-    k::attention_finalize(shape, n, tacc, tl, y, qd);
+  const std::vector<float> total = merge_partials_on_driver(group, drv, shape, n, part, ShardedDecoder::kPartialLabel);
+  if (me == drv) {
+    k::attention_finalize(shape, n, total.data(), total.data() + n * qd + n * Hq, y, qd);
     auto _ = group.counter_scope(ShardedDecoder::kKvLabel);
     comm::wait_all(sends);
   }

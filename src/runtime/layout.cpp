@@ -49,4 +49,11 @@ std::vector<std::vector<int>> SequenceLayout::scan_runs() const {
   return runs;
 }
 
+int SequenceLayout::last_position_owner() const {
+  int holder = -1;
+  for (const auto& s : segments)
+    if (s.len > 0 && s.end() == length) holder = s.owner;
+  return holder;
+}
+
 }  // namespace ringscan

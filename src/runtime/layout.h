@@ -36,6 +36,11 @@ struct SequenceLayout {
   // then P-1..0), the second continuing from the first's last segment, which
   // is on the same rank as its own first.
   std::vector<std::vector<int>> scan_runs() const;
+
+  // The rank holding the sequence's last position (its final hidden row, what
+  // decode draws the first new token from); -1 for an empty sequence. Not the
+  // owner of the last segment when the last segments are empty (length < 2P).
+  int last_position_owner() const;
 };
 
 SequenceLayout make_layout(int64_t length, int ranks, LayoutKind kind);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "runtime/attention_partials.h"
 #include "runtime/work_progress.h"
 #include "util/error.h"
 
@@ -72,26 +73,11 @@ void PrefixSharedDecoder::attend(int layer, int64_t n, const float* q, const flo
   const PrefixKV::Layer& shard = kv_.layers[layer];
   k::attention_block(shape, queries.data(), qd, n, 0, shard.k, kvd, shard.v, kvd, shard.rows, 0, scale,
                      /*causal=*/false, acc, m, l);
-  if (me != drv) {
-    auto _ = group_.counter_scope(kPartialLabel);
-    group_.send(part.data(), part.size(), drv);
-    return;
-  }
-
   // The driver: every rank's prefix partials in rank order, then each
   // request's own suffix (its new row appended first: a token sees itself).
-  std::vector<float> total(part.size()), theirs(part.size());
+  std::vector<float> total = merge_partials_on_driver(group_, drv, shape, n, part, kPartialLabel);
+  if (me != drv) return;
   float *tacc = total.data(), *tm = tacc + n * qd, *tl = tm + n * Hq;
-  k::attention_init(shape, n, tacc, tm, tl);
-  for (int r = 0; r < P; ++r) {
-    const float* src = part.data();
-    if (r != me) {
-      auto _ = group_.counter_scope(kPartialLabel);
-      group_.recv(theirs.data(), theirs.size(), r);
-      src = theirs.data();
-    }
-    k::attention_merge(shape, n, src, src + n * qd, src + n * qd + n * Hq, tacc, tm, tl);
-  }
   std::vector<float> own(part.size());
   float *oacc = own.data(), *om = oacc + n * qd, *ol = om + n * Hq;
   k::attention_init(shape, n, oacc, om, ol);

@@ -74,9 +74,7 @@ std::vector<Piece> SequenceParallelForward::run(
 void SequenceParallelForward::hand_last_hidden_to_driver(const std::vector<Piece>& pieces) {
   const int64_t D = model_.config().hidden_size, L = layout_.length;
   if (L == 0) return;
-  int holder = -1;
-  for (const auto& s : layout_.segments)
-    if (s.len > 0 && s.end() == L) holder = s.owner;
+  const int holder = layout_.last_position_owner();
   const int me = comm_.rank(), driver = decode_.driver;
   if (me != holder && me != driver) return;
   std::vector<float> row(D);
