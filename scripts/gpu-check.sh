@@ -36,7 +36,10 @@
 # job's decoding of a generated corpus on the nano-4b shape (documents/s,
 # output tokens/s, inter-token stall, first token) with whole prefill, chunked
 # prefill between decode steps, and the chunks overlapped on a second stream
-# (RINGSCAN_GPU_SUMMARIZE_ARGS adds options).
+# (RINGSCAN_GPU_SUMMARIZE_ARGS adds options). Then bench_sp_gpu on 2 ranks
+# sharing the GPU (MPI), demo model: a 16K-token sequence-parallel prefill
+# with its exposed communication per layer, then 4 such documents decoded 32
+# tokens each with their KV caches sharded (decode tokens/s, bytes per step).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
 # itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
@@ -140,7 +143,7 @@ cudnn_why=$(sed -nE 's/^RINGSCAN_CUDNN_WHY_OFF:INTERNAL=(.*)/\1/p' "$build/CMake
 echo "gpu-check: cuDNN attention ${cudnn_on:-OFF}${cudnn_why:+ ($cudnn_why)}; $(tail -1 "$build/gpu-check-cudnn.txt")"
 [[ $configure_only -eq 1 ]] && exit 0
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_gpu_summarize bench_ops ringscan \
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_gpu_summarize bench_sp_gpu bench_ops ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
@@ -266,6 +269,11 @@ if [[ $status -eq 0 ]]; then
   # The summarize job's decoding end to end on a generated corpus: whole, chunked and overlapped prefill.
   "$build/bench/bench_gpu_summarize" --preset nano-4b ${RINGSCAN_GPU_SUMMARIZE_ARGS:-} >>"$bench_log" \
     2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_gpu_summarize failed:"; tail -5 "$build/gpu-check-bench.err"; }
+  # Sharded decode after a GPU sequence-parallel prefill: 2 ranks sharing the GPU over MPI.
+  { "$build/ringscan" make-model --preset demo --out "$build/gpu-check-demo" >/dev/null &&
+    "$build/mpiexec-tests" -np 2 "$build/bench/bench_sp_gpu" --model "$build/gpu-check-demo" --tokens 16384 \
+      --comm mpi --repeat 2 --generate 32 --docs 4 >>"$bench_log"; } 2>>"$build/gpu-check-bench.err" ||
+    { status=1; echo "bench_sp_gpu failed:"; tail -5 "$build/gpu-check-bench.err"; }
 else
   echo "gpu-check: tests failed, benchmarks not run" >"$bench_log"
 fi

@@ -62,7 +62,7 @@ mpi_runs() {
 }
 # Then the GPU sharded decode and the saved decode state on 2 ranks sharing one emulated GPU (the MPI
 # communicator, host-staged; their NCCL cases skip there), and bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the
-# exposed communication per layer.
+# exposed communication per layer and, with --generate, the sharded decode's tokens/s and bytes per step.
 run_sp() {
   build sp
   mpi_runs "$B/test_device_sp" "$@"
@@ -72,9 +72,11 @@ run_sp() {
   echo "== bench_sp_gpu: mpirun -np 2 --comm nccl"
   local out
   out=$(CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
-    "$B/bench_sp_gpu" --model "$root/tests/fixtures/hf/swiglu" --tokens 64 --repeat 1 --comm nccl) || status=$?
+    "$B/bench_sp_gpu" --model "$root/tests/fixtures/hf/swiglu" --tokens 64 --repeat 1 --comm nccl \
+    --generate 4 --docs 2) || status=$?
   echo "$out"
   grep -q '"exposed_comm_ms"' <<<"$out" && grep -q '"ring_bytes"' <<<"$out" || { echo "bench_sp_gpu: no per-layer report"; status=1; }
+  grep -q '"decode_tokens_per_s"' <<<"$out" || { echo "bench_sp_gpu: no decode report"; status=1; }
 }
 # tests/comm over the emulated NCCL (device buffers), as test_comm_nccl runs on GPUs.
 # Then 3 ranks on 2 emulated GPUs: every rank must stop with one sentence, not hang.
