@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_gpu_model.h"
 #include "bench_util.h"
 #include "kernels/activations.h"
 #include "kernels/attention.h"
@@ -51,8 +52,6 @@
 #include "model/device_model.h"
 #include "model/device_profiler.h"
 #include "model/model.h"
-#include "model/presets.h"
-#include "model/random_checkpoint.h"
 #include "model/model_flops.h"
 #include "runtime/decode_engine.h"
 
@@ -365,26 +364,14 @@ int main(int argc, char** argv) {
     else if (a == "--bandwidth-tbs") pk.tbs = std::atof(next().c_str());
     else { std::fprintf(stderr, "bench_gpu: unknown option %s\n", a.c_str()); return 2; }
   }
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::fprintf(stderr, "bench_gpu: no GPU: nothing to measure\n");
-    return 2;
-  }
-  cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, 0);
+  const std::string gpu = bench::gpu_name_or_exit("bench_gpu");
   const double t_load = now();
-  std::unique_ptr<Model> model;
-  if (!dir.empty()) {
-    model = Model::load(dir, true);
-  } else {
-    const ModelConfig c = preset_config(preset);
-    model = Model::from_checkpoint(c, random_checkpoint_in_memory(c, RandomCheckpointOptions{}));
-  }
+  const std::unique_ptr<Model> model = bench::checkpoint_or_preset(dir, preset);
   DeviceModel dev(*model, DeviceModelOptions{});
   device_sync();
   std::printf("{\"bench\": \"setup\", \"gpu\": \"%s\", \"model\": \"%s\", \"weights_gib\": %.2f, "
               "\"arena_gib\": %.2f, \"seconds\": %.1f}\n",
-              prop.name, dir.empty() ? preset.c_str() : dir.c_str(), dev.weight_bytes() / double(1 << 30),
+              gpu.c_str(), dir.empty() ? preset.c_str() : dir.c_str(), dev.weight_bytes() / double(1 << 30),
               dev.arena_bytes() / double(1 << 30), now() - t_load);
   std::fflush(stdout);
   for (int64_t L : lengths) bench_prefill(dev, L, pk);

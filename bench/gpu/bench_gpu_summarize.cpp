@@ -17,12 +17,11 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench_gpu_model.h"
 #include "bench_util.h"
 #include "decode/summarize_workload.h"
 #include "model/device_model.h"
 #include "model/model.h"
-#include "model/presets.h"
-#include "model/random_checkpoint.h"
 #include "runtime/decode_engine.h"
 
 using namespace ringscan;
@@ -47,24 +46,12 @@ int main(int argc, char** argv) {
     else if (a == "--tiny") preset = "tiny", docs = 8, batch = 3, prompt = 12, long_len = 40, max_new = 4, chunk = 8;
     else { std::fprintf(stderr, "bench_gpu_summarize: unknown option %s\n", a.c_str()); return 2; }
   }
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::fprintf(stderr, "bench_gpu_summarize: no GPU: nothing to measure\n");
-    return 2;
-  }
-  cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, 0);
-  std::unique_ptr<Model> model;
-  if (!dir.empty()) {
-    model = Model::load(dir, true);
-  } else {
-    const ModelConfig c = preset_config(preset);
-    model = Model::from_checkpoint(c, random_checkpoint_in_memory(c, RandomCheckpointOptions{}));
-  }
+  const std::string gpu = bench::gpu_name_or_exit("bench_gpu_summarize");
+  const std::unique_ptr<Model> model = bench::checkpoint_or_preset(dir, preset);
   DeviceModel dev(*model, DeviceModelOptions{});
   auto engine = make_device_decode_engine(dev);
   const auto reqs = bench::generated_corpus(docs, model->config().vocab_size, prompt, long_len, max_new);
-  const std::string extra = std::string("\"gpu\": \"") + prop.name + "\", \"model\": \"" +
+  const std::string extra = "\"gpu\": \"" + gpu + "\", \"model\": \"" +
                             (dir.empty() ? preset : dir) + "\", \"batch\": " + std::to_string(batch) +
                             ", \"prompt\": " + std::to_string(prompt) + ", \"long\": " + std::to_string(long_len) +
                             ", \"max_new\": " + std::to_string(max_new) + ", ";
