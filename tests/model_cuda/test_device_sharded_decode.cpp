@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/decode_test_util.h"
 #include "comm/mpi_communicator.h"
 #include "model/device_model.h"
 #include "model/model.h"
@@ -33,22 +34,10 @@
 using namespace ringscan;
 
 namespace {
+using test::prompt_of;
+using test::request;
 
 std::string fixture(const char* name) { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
-
-std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 31) % vocab);
-  return ids;
-}
-
-GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64_t max_new) {
-  GenerationRequest r;
-  r.id = id;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = max_new;
-  return r;
-}
 
 using Tokens = std::map<uint64_t, std::vector<int32_t>>;
 

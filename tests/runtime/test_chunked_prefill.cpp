@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 
+#include "decode_test_util.h"
 #include "model/model.h"
 #include "runtime/decode.h"
 #include "sp_test_models.h"
@@ -20,26 +21,13 @@ using namespace ringscan;
 namespace fs = std::filesystem;
 
 namespace {
+using test::prompt_of;
+using test::request;
 
 std::unique_ptr<Model> variant_model(const test::Variant& v) {
   const std::string dir = fs::temp_directory_path().string() + "/ringscan-test-chunked-" + v.name;
   test::write_variant_model(v.name, v.overrides, dir, 11);
   return Model::load(dir, true);
-}
-
-std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 31) % vocab);
-  return ids;
-}
-
-GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64_t max_new, kernels::SamplingParams sp = {}) {
-  GenerationRequest r;
-  r.id = id;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = max_new;
-  r.sampling = sp;
-  return r;
 }
 
 std::map<uint64_t, std::vector<int32_t>> tokens_by_id(std::vector<GenerationResult> rs) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 
+#include "decode_test_util.h"
 #include "model/model.h"
 #include "model/presets.h"
 #include "model/random_checkpoint.h"
@@ -24,6 +25,8 @@ using namespace ringscan;
 namespace fs = std::filesystem;
 
 namespace {
+using test::prompt_of;
+using test::request;
 
 std::string fixtures_root() { return test::hf_fixtures_root(); }
 std::vector<std::string> generate_fixtures() { return test::hf_fixture_names("generate.json"); }
@@ -39,22 +42,6 @@ std::string random_model(const std::string& name, const Json& overrides) {
 const std::vector<test::Variant>& variants() {
   static const std::vector<test::Variant> v = {test::sp_variants()[0], test::sp_variants()[1]};
   return v;
-}
-
-std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 31) % vocab);
-  return ids;
-}
-
-GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64_t max_new,
-                          kernels::SamplingParams sp = {}) {
-  GenerationRequest r;
-  r.id = id;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = max_new;
-  r.sampling = sp;
-  return r;
 }
 
 std::map<uint64_t, GenerationResult> by_id(std::vector<GenerationResult> rs) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "decode_test_util.h"
 #include "comm/mpi_communicator.h"
 #include "model/model.h"
 #include "sp_test_models.h"
@@ -25,31 +26,18 @@ using namespace ringscan;
 namespace fs = std::filesystem;
 
 namespace {
+using test::prompt_of;
+using test::request;
 
 using test::Variant;
 std::vector<Variant> variants() { return test::sp_variants(); }
 std::string model_dir(comm::Communicator& world, const Variant& v) { return test::sp_model_dir(world, v, "sdecode", 4); }
-
-std::vector<int32_t> prompt_of(int64_t n, int64_t vocab, uint64_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729 + 31) % vocab);
-  return ids;
-}
 
 std::vector<int64_t> lengths(int P, int64_t chunk) {
   std::set<int64_t> s = {1, 2, static_cast<int64_t>(P) + 1, 2 * static_cast<int64_t>(P) + 1, chunk + 1,
                          3 * chunk + 5, 41};
   if (P > 1) s.insert(P - 1);
   return {s.begin(), s.end()};
-}
-
-GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64_t max_new, kernels::SamplingParams sp = {}) {
-  GenerationRequest r;
-  r.id = id;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = max_new;
-  r.sampling = sp;
-  return r;
 }
 
 std::map<uint64_t, std::vector<int32_t>> single_rank(Model& m, const std::vector<GenerationRequest>& reqs) {
