@@ -13,17 +13,22 @@ struct CpuSequence : DecodeEngine::Sequence {
 
 CpuSequence& cpu(DecodeEngine::Sequence& s) { return static_cast<CpuSequence&>(s); }
 
+// n ids after what s holds (a whole prompt or one chunk of it); the last row's
+// final hidden state kept for the first token.
+void run(Model& model, CpuSequence& s, const int32_t* ids, int64_t n, const LogitsSink* logits) {
+  const int64_t D = model.config().hidden_size;
+  std::vector<float> hidden(n * D);
+  model.forward(ids, n, s.state, hidden.data());
+  if (logits) logits->feed(0, HostFinalHidden(model, hidden.data(), n));
+  s.last_hidden.assign(hidden.end() - D, hidden.end());
+}
+
 }  // namespace
 
 std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::prefill(const std::vector<int32_t>& prompt,
                                                                  const LogitsSink* prompt_logits) {
-  const int64_t L = prompt.size(), D = model_.config().hidden_size;
-  auto s = std::make_unique<CpuSequence>();
-  std::vector<float> hidden(L * D);
-  s->state = model_.new_state();
-  model_.forward(prompt.data(), L, s->state, hidden.data());
-  if (prompt_logits) prompt_logits->feed(0, HostFinalHidden(model_, hidden.data(), L));
-  s->last_hidden.assign(hidden.end() - D, hidden.end());
+  auto s = start_prefill(static_cast<int64_t>(prompt.size()));
+  run(model_, cpu(*s), prompt.data(), static_cast<int64_t>(prompt.size()), prompt_logits);
   return s;
 }
 
@@ -42,10 +47,7 @@ std::unique_ptr<DecodeEngine::Sequence> CpuDecodeEngine::start_prefill(int64_t) 
 }
 
 void CpuDecodeEngine::prefill_chunk(Sequence& seq, const int32_t* ids, int64_t n, bool) {
-  const int64_t D = model_.config().hidden_size;
-  std::vector<float> hidden(n * D);
-  model_.forward(ids, n, cpu(seq).state, hidden.data());
-  cpu(seq).last_hidden.assign(hidden.end() - D, hidden.end());
+  run(model_, cpu(seq), ids, n, nullptr);
 }
 
 bool CpuDecodeEngine::enable_prefill_overlap(std::string* why) {
