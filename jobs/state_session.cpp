@@ -60,7 +60,8 @@ std::vector<int32_t> question_ids(const StateSession& s, const std::string& text
 
 std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicator& world,
                                                const std::vector<std::vector<int32_t>>& own,
-                                               const QuestionDecodeOptions& o, DecodeTiming* timing) {
+                                               const QuestionDecodeOptions& o, DecodeTiming* timing,
+                                               const FinishedQuestions& finished) {
   PrefixSharedDecoder decoder(*s.model, world, std::move(s.loaded.st), o.batch, std::move(s.loaded.prefix_kv));
   check_collectively(world, [&]() {
     for (size_t i = 0; i < own.size(); ++i) {
@@ -76,7 +77,13 @@ std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicat
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
   // Not inside check_collectively: a failure mid-step aborts every rank (cli/main.cpp).
-  std::vector<GenerationResult> results = decoder.run();
+  std::vector<GenerationResult> results;
+  while (!decoder.idle()) {
+    std::vector<GenerationResult> done = decoder.step();
+    if (done.empty()) continue;
+    if (finished) finished(done);
+    for (GenerationResult& r : done) results.push_back(std::move(r));
+  }
   timing->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   timing->cpu_seconds = process_cpu_seconds() - cpu0;
   return results;

@@ -4,6 +4,7 @@
 // the state's question template, and all questions decoded together against
 // the shared prefix (runtime/prefix_decode.h).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,12 +58,17 @@ struct DecodeTiming {
 // This process's CPU time so far (CLOCK_PROCESS_CPUTIME_ID), in seconds.
 double process_cpu_seconds();
 
+// Called on every rank after each decode step that finished questions, with
+// those results: a job stores them as they come, so that a killed run keeps them.
+using FinishedQuestions = std::function<void(const std::vector<GenerationResult>&)>;
+
 // Collective over `world`: every question (its own ids; request id = its index)
 // forks the state and generates, all decoding together. Returns the results in
-// the order they finished (on every rank) and the decode's timing in *timing.
-// Consumes s.loaded.st and s.loaded.prefix_kv.
+// the order they finished (on every rank) and the decode's timing in *timing;
+// `finished` (if set) sees them step by step. Consumes s.loaded.st and s.loaded.prefix_kv.
 std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicator& world,
                                                const std::vector<std::vector<int32_t>>& own,
-                                               const QuestionDecodeOptions& o, DecodeTiming* timing);
+                                               const QuestionDecodeOptions& o, DecodeTiming* timing,
+                                               const FinishedQuestions& finished = {});
 
 }  // namespace ringscan

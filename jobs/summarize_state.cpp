@@ -98,16 +98,15 @@ int run_summarize_state(const JobOptions& o) {
   });
   DecodeTiming timing;
   const int64_t L = s.loaded.layout.length;
-  std::vector<GenerationResult> results =
-      decode_questions(s, *world, own, {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos}, &timing);
-  const double seconds = timing.seconds;
-
   int64_t generated = 0;
-  check_collectively(*world, [&]() {
+  // Rank 0 stores each summary as its question finishes (one part file per step
+  // that finished any): a run killed mid-decode keeps them, and its rerun asks
+  // only the rest. A failure here aborts every rank (cli/main.cpp), as a step's would.
+  auto store_finished = [&](const std::vector<GenerationResult>& results) {
     for (const GenerationResult& g : results) {
       const int64_t d = todo.at(g.id);
       generated += static_cast<int64_t>(g.tokens.size());
-      if (me != 0) continue;  // rank 0 stores every row
+      if (me != 0) continue;
       io::Document doc;
       doc.name = names[d];
       io::DocumentResult r = generation_result(d, doc, s.about.value("truncated", false), g, *s.tok);
@@ -117,8 +116,11 @@ int run_summarize_state(const JobOptions& o) {
       r.extra["ranks"] = P;
       store->add(std::move(r));
     }
-    store->flush();
-  });
+    if (me == 0) store->flush();
+  };
+  decode_questions(s, *world, own, {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos}, &timing, store_finished);
+  const double seconds = timing.seconds;
+
   const Json attributes = {{"job", "summarize"},
                            {"command_line", o.command_line},
                            {"ranks", P},

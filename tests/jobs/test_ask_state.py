@@ -157,6 +157,31 @@ class AskState(DemoModelCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--prompt-template applies with --state only", p.stderr)
 
+    def test_summarize_state_killed_mid_decode_keeps_what_finished(self):
+        """summarize --state stores each summary when its question finishes: a run killed after
+        its first part file (the io crash point) keeps that summary, the rerun decodes only the
+        other files, and the final file equals an uninterrupted run's."""
+        state = self.prefill(1, "zigzag", "s-kill")
+        template = "Summarize {file} briefly."
+        cmd = ["summarize", "--state", state, "--prompt-template", template, "--max-new-tokens", str(NEW),
+               "--ignore-eos", "--threads", "1", "--batch", "1"]
+        ref = self.path("kill-ref.h5")
+        run(cmd + ["--out", ref], np_=1, check=True, env=self.env)
+        out = self.path("kill.h5")
+        # Batch 1: one question finishes per step; after the parts folder's run.json, the
+        # second atomic rename is the first summary's part file.
+        p = run(cmd + ["--out", out], np_=1, env=dict(self.env, RINGSCAN_IO_TEST_CRASH="atomic_renamed:2"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertFalse(os.path.exists(out))
+        p = run(cmd + ["--out", out], np_=1, check=True, env=self.env)
+        self.assertIn(f"resuming {out}: 1 of 3", p.stderr)
+        self.assertIn("2 file(s) against the state", p.stderr)
+        got, want = self.summaries(out), self.summaries(ref)
+        self.assertEqual(list(got), list(want))
+        for f in want:
+            self.assertEqual(got[f]["generated_ids"], want[f]["generated_ids"], f)
+            self.assertEqual(got[f]["status"], "ok")
+
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
         """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); loading widens
         them to fp32. On this fixture the greedy answers equal the fp32 state's (bf16 K/V move
