@@ -1,27 +1,21 @@
 // ringscan ask (jobs/ask.h).
 #include "jobs/ask.h"
 
-#include <chrono>
-#include <cstdio>
+#include <map>
 #include <sstream>
 
-#include "jobs/ask_output.h"
-#include "jobs/state_session.h"
+#include "jobs/state_answers.h"
 #include "runtime/mpi_context.h"
-#include "util/build_info.h"
 #include "util/error.h"
 
 namespace ringscan {
 
 namespace {
 
-struct Question {
-  std::string id, text;
-};
-
-std::vector<Question> read_questions(const std::string& path) {
+std::vector<StateQuestion> read_questions(const std::string& path) {
   std::istringstream in(read_text_file(path));
-  std::vector<Question> out;
+  std::vector<StateQuestion> out;
+  std::map<std::string, int64_t> line_of;  // id -> the line that named it first
   std::string line;
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -35,7 +29,13 @@ std::vector<Question> read_questions(const std::string& path) {
     if (!j.is_object() || !j.contains("question") || !j["question"].is_string())
       throw Error(where + " has no \"question\" string (each line: {\"question\": \"...\", \"id\": \"...\"})");
     if (j.contains("id") && !j["id"].is_string()) throw Error(where + ": \"id\" must be a string");
-    out.push_back({j.value("id", std::to_string(n)), j["question"].get<std::string>()});
+    const std::string id = j.value("id", std::to_string(n));
+    // The id names the answer's row (and what a rerun resumes): two rows of one name
+    // could not be told apart.
+    if (auto [it, fresh] = line_of.emplace(id, n); !fresh)
+      throw Error(where + " repeats the id \"" + id + "\" of line " + std::to_string(it->second) +
+                  " (each question needs its own id)");
+    out.push_back({id, j["question"].get<std::string>()});
   }
   if (out.empty()) throw Error(path + " holds no questions (one JSON object per line)");
   return out;
@@ -44,8 +44,7 @@ std::vector<Question> read_questions(const std::string& path) {
 }  // namespace
 
 int run_ask(const AskOptions& o, comm::Communicator& world) {
-  const int me = world.rank(), P = world.size();
-  std::vector<Question> questions;
+  std::vector<StateQuestion> questions;
   check_collectively(world, [&]() {
     if (o.state.empty() || o.questions.empty() || o.out.empty())
       throw Error("ask needs --state DIR, --questions FILE.jsonl and --out FILE.h5");
@@ -54,71 +53,18 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
     questions = read_questions(o.questions);
   });
   StateSession session = open_state_session({"ask", o.state, o.model_dir, o.device, o.threads, o.quiet}, world);
-  const Json& about = session.about;
-  const std::string& model_dir = session.model_dir;
-  const std::string& weights = session.weights_sha256;
-  Tokenizer* tok = session.tok.get();
-  const int64_t L = session.loaded.layout.length;
-  const int saved_ranks = session.loaded.saved_ranks;
-
-  std::vector<std::vector<int32_t>> own(questions.size());
-  check_collectively(world, [&]() {
-    for (size_t i = 0; i < questions.size(); ++i) own[i] = question_ids(session, questions[i].text);
-  });
-  DecodeTiming timing;
-  std::vector<GenerationResult> results =
-      decode_questions(session, world, own, {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos}, &timing);
-  const double seconds = timing.seconds;
-
-  int64_t generated = 0, own_tokens = 0;
-  std::vector<AnswerRow> rows(questions.size());
-  for (GenerationResult& r : results) {
-    AnswerRow& a = rows.at(r.id);
-    a.id = questions[r.id].id;
-    a.question = questions[r.id].text;
-    a.question_ids = own[r.id];
-    a.answer_ids = r.tokens;
-    a.text = tok->decode(r.tokens, /*skip_special=*/true);
-    a.finish_reason = r.reason == StopReason::StopId ? "stop" : stop_reason_name(r.reason);
-    a.first_token_seconds = r.first_token_seconds;
-    a.decode_seconds = r.decode_seconds;
-    generated += r.tokens.size();
-    own_tokens += own[r.id].size();
-  }
-  const int64_t avoided = L * static_cast<int64_t>(questions.size() - 1);
-  check_collectively(world, [&]() {
-    if (me != 0) return;
-    const Json attributes = {{"format_version", 1},
-                             {"job", "ask"},
-                             {"ringscan_version", ringscan_version()},
-                             {"state", o.state},
-                             {"state_about", about},
-                             {"prefix_tokens", L},
-                             {"state_ranks", saved_ranks},
-                             {"ranks", P},
-                             {"device", "cpu"},
-                             {"gemm_inputs", "fp32"},
-                             {"model_dir", model_dir},
-                             {"weights_sha256", weights},
-                             {"tokenizer_hash", tok->hash()},
-                             {"max_new_tokens", o.max_new_tokens},
-                             {"temperature", o.sampling.temperature},
-                             {"seed", static_cast<int64_t>(o.sampling.seed)},
-                             {"batch", o.batch},
-                             {"seconds", seconds},
-                             {"command_line", o.command_line}};
-    write_answers_file(o.out, rows, attributes, o.overwrite);
-    if (!o.quiet)
-      std::fprintf(stderr,
-                   "ringscan ask: %zu question(s), %lld own + %lld generated tokens in %.2fs (cpu %.2fs on rank 0, "
-                   "%.1f tokens/s); "
-                   "the %lld-token prefix was run once instead of %zu times: %lld prefill tokens avoided; "
-                   "answers in %s\n",
-                   questions.size(), (long long)own_tokens, (long long)generated, seconds, timing.cpu_seconds,
-                   (own_tokens + generated) / std::max(seconds, 1e-9), (long long)L, questions.size(),
-                   (long long)avoided, o.out.c_str());
-  });
-  return 0;
+  StateAnswersOptions a;
+  a.job = "ask";
+  a.noun = "question(s)";
+  a.text_key = "question";
+  a.out = o.out;
+  a.command_line = o.command_line;
+  a.overwrite = o.overwrite;
+  a.repair = o.repair;
+  a.quiet = o.quiet;
+  a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
+  a.attributes_extra = {{"questions", o.questions}};
+  return answer_into_store(session, world, questions, a);
 }
 
 }  // namespace ringscan

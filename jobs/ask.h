@@ -1,8 +1,9 @@
 // ringscan ask: questions against a saved prefill state (jobs/prefill_state.h).
 // Every question forks the state, appends its own ids (the state's question
 // template around its text) and generates; all questions decode together
-// (runtime/prefix_decode.h), and the answers go to one HDF5 file
-// (docs/hdf5-schema.md, "ringscan ask").
+// (runtime/prefix_decode.h), and the answers go to a resumable result file,
+// one /documents row per question (jobs/state_answers.h; docs/hdf5-schema.md,
+// "ringscan ask").
 //
 // Questions: JSONL, one object per line with "question" (text) and optionally
 // "id" (a string naming it; default: its line number).
@@ -20,7 +21,7 @@ struct AskOptions {
   int batch = 64;
   int threads = 0;
   kernels::SamplingParams sampling;
-  bool ignore_eos = false, overwrite = false, quiet = false;
+  bool ignore_eos = false, overwrite = false, repair = false, quiet = false;
   std::string command_line;
 };
 

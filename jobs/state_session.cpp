@@ -21,6 +21,7 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
       throw Error(o.job + " against a saved state runs on the CPU engine only in this version (a state prefilled on "
                           "GPUs loads there too): give --device cpu (or leave --device out)");
     if (o.threads > 0) set_compute_threads(o.threads);
+    s.state_dir = o.state;
     s.manifest = read_state_manifest(o.state);
     s.about = s.manifest.at("about");
     s.model_dir = o.model_dir.empty() ? s.about.at("model_dir").get<std::string>() : o.model_dir;

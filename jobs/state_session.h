@@ -26,6 +26,7 @@ struct StateSessionOptions {
 };
 
 struct StateSession {
+  std::string state_dir;
   Json manifest, about;  // manifest.json and its "about"
   std::string model_dir, weights_sha256;
   std::unique_ptr<Model> model;

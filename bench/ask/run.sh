@@ -57,6 +57,7 @@ echo "prefix $prefix tokens, $np rank(s) x $threads thread(s), answers of $new t
 echo "prefill         ${t[prefill-long]} s (cpu ${c[prefill-long]} s)"
 for q in "${qs[@]}"; do
   for name in long short; do
+    rm -rf "$work/a-$name-$q.h5" "$work/a-$name-$q.h5.parts"  # a complete answers file would be kept, not recomputed
     run ask --state "$work/$name.state" --questions "$work/q$q.jsonl" --out "$work/a-$name-$q.h5" \
       --max-new-tokens "$new" --ignore-eos --batch 256 --overwrite 2>"$work/log-ask-$name-$q.txt"
     t[ask-$name-$q]=$(sed -n 's/.* tokens in \([0-9.]*\)s .*/\1/p' "$work/log-ask-$name-$q.txt")

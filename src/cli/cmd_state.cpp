@@ -84,7 +84,8 @@ int run_ask_command(int argc, char** argv) {
       ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else every core)")
       ("device", po::value(&o.device)->default_value("auto"), "auto or cpu (ask runs on the CPU engine)")
-      ("overwrite", po::bool_switch(&o.overwrite), "replace an existing answers file")
+      ("overwrite", po::bool_switch(&o.overwrite), "replace the answers of another run (other state, questions or options) at --out; a rerun of the same command resumes without it")
+      ("repair", po::bool_switch(&o.repair), "drop damaged part files of an interrupted run (their questions are asked again)")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;
   o.command_line = joined(argc, argv);

@@ -40,14 +40,13 @@ class AskState(DemoModelCase):
         out = self.path(name)
         p = run(["ask", "--state", state, "--questions", self.questions, "--out", out, "--max-new-tokens", str(NEW),
                  "--ignore-eos", "--threads", "1", "--overwrite", *extra], np_=np_, check=True, env=self.env)
-        with h5py.File(out) as f:
-            a = f["answers"]
-            qo, qn = a["question_token_offset"][:], a["question_n_tokens"][:]
-            ao, an = a["token_offset"][:], a["n_tokens"][:]
-            rows = [dict(id=a["id"].asstr()[i], question=a["question"].asstr()[i],
-                         question_ids=f["tokens/question_ids"][qo[i]:qo[i] + qn[i]].tolist(),
-                         answer=f["tokens/answer_ids"][ao[i]:ao[i] + an[i]].tolist(),
-                         text=a["text"].asstr()[i]) for i in range(len(a["id"]))]
+        with h5py.File(out) as f:  # one /documents row per question, named by its id
+            d = f["documents"]
+            rows = []
+            for i in range(len(d["path"])):
+                e = json.loads(d["extra"].asstr()[i])
+                rows.append(dict(id=d["path"].asstr()[i], question=e["question"], question_ids=e["question_ids"],
+                                 answer=e["generated_ids"], text=e["text"], status=d["status"].asstr()[i]))
             attrs = dict(f.attrs)
         return rows, attrs, p.stderr
 
@@ -121,20 +120,9 @@ class AskState(DemoModelCase):
                 self.assertIn("prefill tokens avoided", p.stderr)
                 rows = self.summaries(out)
                 self.assertEqual(list(rows), files)
-                if not want:  # the prompts' own ids through ask (same template), then forward --generate
-                    qfile = self.path("file-prompts.jsonl")
-                    write(qfile, "".join(json.dumps({"question": template.replace("{file}", f), "id": f}) + "\n"
-                                         for f in files[:2]))
-                    ask_out = self.path("file-prompts.h5")
-                    run(["ask", "--state", state, "--questions", qfile, "--out", ask_out, "--max-new-tokens", "1",
-                         "--threads", "1", "--overwrite"], np_=1, check=True, env=self.env)
-                    with h5py.File(ask_out) as f:
-                        a = f["answers"]
-                        qo, qn = a["question_token_offset"][:], a["question_n_tokens"][:]
-                        own = {a["id"].asstr()[i]: f["tokens/question_ids"][qo[i]:qo[i] + qn[i]].tolist()
-                               for i in range(len(qo))}
+                if not want:  # forward --generate over prefix + the prompt's own ids (the state's template)
                     prefix = self.prefix_ids(state)
-                    want = {f: self.forward_generate(prefix + own[f]) for f in files[:2]}
+                    want = {f: self.forward_generate(prefix + rows[f]["question_ids"]) for f in files[:2]}
                 for f in files[:2]:
                     self.assertEqual(rows[f]["status"], "ok")
                     self.assertEqual(rows[f]["generated_ids"], want[f], (np_, f))
@@ -157,30 +145,41 @@ class AskState(DemoModelCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--prompt-template applies with --state only", p.stderr)
 
-    def test_summarize_state_killed_mid_decode_keeps_what_finished(self):
-        """summarize --state stores each summary when its question finishes: a run killed after
-        its first part file (the io crash point) keeps that summary, the rerun decodes only the
-        other files, and the final file equals an uninterrupted run's."""
+    def test_killed_mid_decode_keeps_what_finished(self):
+        """ask and summarize --state store each answer when its question finishes: a run killed
+        after its first part file (the io crash point) keeps that answer, the rerun decodes only
+        the other questions, and the final file equals an uninterrupted run's."""
         state = self.prefill(1, "zigzag", "s-kill")
-        template = "Summarize {file} briefly."
-        cmd = ["summarize", "--state", state, "--prompt-template", template, "--max-new-tokens", str(NEW),
-               "--ignore-eos", "--threads", "1", "--batch", "1"]
-        ref = self.path("kill-ref.h5")
-        run(cmd + ["--out", ref], np_=1, check=True, env=self.env)
-        out = self.path("kill.h5")
-        # Batch 1: one question finishes per step; after the parts folder's run.json, the
-        # second atomic rename is the first summary's part file.
-        p = run(cmd + ["--out", out], np_=1, env=dict(self.env, RINGSCAN_IO_TEST_CRASH="atomic_renamed:2"))
-        self.assertNotEqual(p.returncode, 0)
-        self.assertFalse(os.path.exists(out))
-        p = run(cmd + ["--out", out], np_=1, check=True, env=self.env)
-        self.assertIn(f"resuming {out}: 1 of 3", p.stderr)
-        self.assertIn("2 file(s) against the state", p.stderr)
-        got, want = self.summaries(out), self.summaries(ref)
-        self.assertEqual(list(got), list(want))
-        for f in want:
-            self.assertEqual(got[f]["generated_ids"], want[f]["generated_ids"], f)
-            self.assertEqual(got[f]["status"], "ok")
+        common = ["--max-new-tokens", str(NEW), "--ignore-eos", "--threads", "1", "--batch", "1"]
+        for job, cmd, n, noun in (
+                ("ask", ["ask", "--state", state, "--questions", self.questions], len(QUESTIONS), "question(s)"),
+                ("summarize", ["summarize", "--state", state, "--prompt-template", "Summarize {file} briefly."], 3,
+                 "file(s)")):
+            with self.subTest(job=job):
+                ref = self.path(f"kill-ref-{job}.h5")
+                run(cmd + common + ["--out", ref], np_=1, check=True, env=self.env)
+                out = self.path(f"kill-{job}.h5")
+                # Batch 1: one question finishes per step; after the parts folder's run.json,
+                # the second atomic rename is the first answer's part file.
+                p = run(cmd + common + ["--out", out], np_=1,
+                        env=dict(self.env, RINGSCAN_IO_TEST_CRASH="atomic_renamed:2"))
+                self.assertNotEqual(p.returncode, 0)
+                self.assertFalse(os.path.exists(out))
+                p = run(cmd + common + ["--out", out], np_=1, check=True, env=self.env)
+                self.assertIn(f"resuming {out}: 1 of {n}", p.stderr)
+                self.assertIn(f"{n - 1} {noun} against the state", p.stderr)
+                got, want = self.summaries(out), self.summaries(ref)
+                self.assertEqual(list(got), list(want))
+                for q in want:
+                    self.assertEqual(got[q]["generated_ids"], want[q]["generated_ids"], q)
+                    self.assertEqual(got[q]["status"], "ok")
+                # The same command again: complete, nothing asked; other options: refused, not replaced.
+                p = run(cmd + common + ["--out", out], np_=1, check=True, env=self.env)
+                self.assertIn("already complete", p.stderr)
+                p = run(cmd + ["--max-new-tokens", "2", "--threads", "1", "--out", out], np_=1, env=self.env)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("--overwrite", p.stderr)
+                self.assertEqual(self.summaries(out), got)
 
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
         """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); loading widens
@@ -283,6 +282,10 @@ class AskState(DemoModelCase):
         p = run(["ask", "--state", state, "--questions", qbad, "--out", self.path("w.h5")], np_=2, env=self.env)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("bad.jsonl line 2 is not a JSON object", p.stderr)
+        write(qbad, '{"question": "a", "id": "x"}\n\n{"question": "b", "id": "x"}\n')
+        p = run(["ask", "--state", state, "--questions", qbad, "--out", self.path("w.h5")], np_=2, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('bad.jsonl line 3 repeats the id "x" of line 1', p.stderr)
         p = run(["prefill", "--model", self.model, "--input", os.path.join(self.repo, "src"), "--mode", "file",
                  "--out", self.path("two.state")], np_=1, env=self.env)
         self.assertIn("prefill saves the state of one document, but the inputs make 3", p.stderr)

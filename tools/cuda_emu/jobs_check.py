@@ -228,11 +228,10 @@ def ask_answers(run, state, questions, name, out):
     """`ask --device cpu` of a state: {id: (question_ids, answer_ids)}."""
     run(["ask", "--state", state, "--questions", questions, "--out", out(name), "--max-new-tokens", str(STATE_NEW),
          "--ignore-eos", "--device", "cpu", "--quiet"])
-    with h5py.File(out(name), "r") as f:
-        a = f["answers"]
-        qo, qn, ao, an = (a[k][:] for k in ("question_token_offset", "question_n_tokens", "token_offset", "n_tokens"))
-        return {a["id"].asstr()[i]: (f["tokens/question_ids"][qo[i]:qo[i] + qn[i]].tolist(),
-                                     f["tokens/answer_ids"][ao[i]:ao[i] + an[i]].tolist()) for i in range(len(qo))}
+    with h5py.File(out(name), "r") as f:  # one /documents row per question, named by its id
+        d = f["documents"]
+        extra = [json.loads(e) for e in d["extra"].asstr()[:]]
+        return {d["path"].asstr()[i]: (e["question_ids"], e["generated_ids"]) for i, e in enumerate(extra)}
 
 
 def check_states(run, out, work):
