@@ -65,7 +65,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
       own.push_back(question_ids(s, questions[i].text));
     }
   });
-  const int64_t L = s.loaded.layout.length;
+  const int64_t L = s.prefix_tokens();
   const bool truncated = s.about.value("truncated", false);
   int64_t generated = 0, own_tokens = 0;
   for (const auto& ids : own) own_tokens += static_cast<int64_t>(ids.size());
@@ -105,7 +105,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                      {"state", s.state_dir},
                      {"state_about", s.about},
                      {"prefix_tokens", L},
-                     {"state_ranks", s.loaded.saved_ranks},
+                     {"state_ranks", s.saved_ranks()},
                      {"batch", d.batch},
                      {"decode_seconds", timing.seconds}};
   attributes.update(o.attributes_extra);

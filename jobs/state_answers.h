@@ -35,7 +35,7 @@ struct StateAnswersOptions {
 // Collective over `world`: opens (or resumes) the store at o.out, asks the
 // questions not done yet, finalizes the file and logs tokens/s and the prefill
 // avoided. Returns the exit status (kExitSomeDocumentsNotOk when an answer
-// failed, e.g. non-finite logits). Consumes the session's loaded state.
+// failed, e.g. non-finite logits). Loads the state only when questions are left.
 int answer_into_store(StateSession& s, comm::Communicator& world, const std::vector<StateQuestion>& questions,
                       const StateAnswersOptions& o);
 

@@ -14,7 +14,7 @@
 namespace ringscan {
 
 StateSession open_state_session(const StateSessionOptions& o, comm::Communicator& world) {
-  const int me = world.rank(), P = world.size();
+  const int me = world.rank();
   StateSession s;
   check_collectively(world, [&]() {
     if (o.device != "auto" && o.device != "cpu")
@@ -39,15 +39,21 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
                   " was prefilled with (weights_sha256 differs): prefill again with this model");
   });
 
+  s.job = o.job;
+  s.quiet = o.quiet;
+  return s;
+}
+
+void load_session_state(StateSession& s, comm::Communicator& world) {
+  const int P = world.size();
   const auto t0 = std::chrono::steady_clock::now();
-  s.loaded = load_state(world, o.state, s.model->config());
+  s.loaded = load_state(world, s.state_dir, s.model->config());
   s.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (me == 0 && !o.quiet)
+  if (world.rank() == 0 && !s.quiet)
     std::fprintf(stderr, "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs\n",
-                 o.job.c_str(), o.state.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
+                 s.job.c_str(), s.state_dir.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
                  s.loaded.resharded() ? (", re-sharded onto " + std::to_string(P) + " rank(s)").c_str() : "",
                  s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds);
-  return s;
 }
 
 std::vector<int32_t> question_ids(const StateSession& s, const std::string& text) {
@@ -63,6 +69,7 @@ std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicat
                                                const std::vector<std::vector<int32_t>>& own,
                                                const QuestionDecodeOptions& o, DecodeTiming* timing,
                                                const FinishedQuestions& finished) {
+  load_session_state(s, world);
   PrefixSharedDecoder decoder(*s.model, world, std::move(s.loaded.st), o.batch, std::move(s.loaded.prefix_kv));
   check_collectively(world, [&]() {
     for (size_t i = 0; i < own.size(); ++i) {

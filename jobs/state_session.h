@@ -31,13 +31,24 @@ struct StateSession {
   std::string model_dir, weights_sha256;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
-  LoadedState loaded;  // its st is moved into the decoder by decode_questions
+  // Loaded by decode_questions (load_session_state), not by open_state_session: a
+  // rerun that finds its answers complete reads no shard. Its st is moved into the decoder.
+  LoadedState loaded;
   double load_seconds = 0;
+  int64_t prefix_tokens() const { return manifest.at("n_tokens").get<int64_t>(); }
+  int saved_ranks() const { return manifest.at("ranks").get<int>(); }
+  std::string job;  // for log lines
+  bool quiet = false;
 };
 
-// Collective over `world`. Errors (one sentence, on every rank): not a state,
-// another tokenizer or other weights than the state's, a device other than the CPU.
+// Collective over `world`: the manifest, model and tokenizer (the state's data files
+// are not read yet). Errors (one sentence, on every rank): not a state, another
+// tokenizer or other weights than the state's, a device other than the CPU.
 StateSession open_state_session(const StateSessionOptions& o, comm::Communicator& world);
+
+// Collective over `world`: this rank's part of the state into s.loaded (checked,
+// re-sharded when saved on another number of ranks); logs what it loaded.
+void load_session_state(StateSession& s, comm::Communicator& world);
 
 // A question's own ids, appended to the prefix: the state's question template
 // (docs/state-files.md) around `text`.
@@ -66,7 +77,8 @@ using FinishedQuestions = std::function<void(const std::vector<GenerationResult>
 // Collective over `world`: every question (its own ids; request id = its index)
 // forks the state and generates, all decoding together. Returns the results in
 // the order they finished (on every rank) and the decode's timing in *timing;
-// `finished` (if set) sees them step by step. Consumes s.loaded.st and s.loaded.prefix_kv.
+// `finished` (if set) sees them step by step. Loads the state (load_session_state)
+// and consumes it.
 std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicator& world,
                                                const std::vector<std::vector<int32_t>>& own,
                                                const QuestionDecodeOptions& o, DecodeTiming* timing,

@@ -176,6 +176,7 @@ class AskState(DemoModelCase):
                 # The same command again: complete, nothing asked; other options: refused, not replaced.
                 p = run(cmd + common + ["--out", out], np_=1, check=True, env=self.env)
                 self.assertIn("already complete", p.stderr)
+                self.assertNotIn("loaded in", p.stderr)  # no shard read for a complete file
                 p = run(cmd + ["--max-new-tokens", "2", "--threads", "1", "--out", out], np_=1, env=self.env)
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn("--overwrite", p.stderr)
