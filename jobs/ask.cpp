@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "jobs/job_options.h"
 #include "jobs/state_answers.h"
 #include "runtime/mpi_context.h"
 #include "util/error.h"
@@ -48,8 +49,9 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
   check_collectively(world, [&]() {
     if (o.state.empty() || o.questions.empty() || o.out.empty())
       throw Error("ask needs --state DIR, --questions FILE.jsonl and --out FILE.h5");
-    if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be >= 1");
-    if (o.batch < 1) throw Error("--batch must be >= 1");
+    check_decode_options(o.max_new_tokens, o.batch, o.sampling);
+    check_progress_interval(o.progress_interval);
+    if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
     questions = read_questions(o.questions);
   });
   StateSession session = open_state_session({"ask", o.state, o.model_dir, o.device, o.threads, o.quiet}, world);
@@ -62,6 +64,7 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
   a.overwrite = o.overwrite;
   a.repair = o.repair;
   a.quiet = o.quiet;
+  a.progress_interval = o.progress_interval;
   a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
   a.attributes_extra = {{"questions", o.questions}};
   return answer_into_store(session, world, questions, a);

@@ -20,6 +20,7 @@ struct AskOptions {
   int64_t max_new_tokens = 128;
   int batch = 64;
   int threads = 0;
+  double progress_interval = 10;
   kernels::SamplingParams sampling;
   bool ignore_eos = false, overwrite = false, repair = false, quiet = false;
   std::string command_line;

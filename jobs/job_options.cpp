@@ -30,17 +30,26 @@ void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks) {
   // Comparisons written so that NaN fails them: a NaN option would pass "< 0" checks.
   if (!(std::isfinite(o.memory_gib) && o.memory_gib >= 0))
     throw Error("--memory-per-rank must be a finite number of GiB >= 0 (0: the default), got " + number_text(o.memory_gib));
-  if (!(std::isfinite(o.progress_interval) && o.progress_interval > 0))
-    throw Error("--progress-interval must be a finite number of seconds > 0, got " + number_text(o.progress_interval));
+  check_progress_interval(o.progress_interval);
   if (!spec.want.generate) return;
-  if (o.max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
-  if (o.batch < 1) throw Error("--batch must be at least 1");
   if (o.prefill_chunk < 0) throw Error("--prefill-chunk must be >= 0 tokens (0: each prompt whole), got " + std::to_string(o.prefill_chunk));
-  if (!(std::isfinite(o.sampling.temperature) && o.sampling.temperature >= 0))
-    throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.sampling.temperature));
-  if (!(std::isfinite(o.sampling.top_p) && o.sampling.top_p > 0 && o.sampling.top_p <= 1))
-    throw Error("--top-p must be a number in (0, 1] (1: no limit), got " + number_text(o.sampling.top_p));
-  if (o.sampling.top_k < 0) throw Error("--top-k must be >= 0 (0: no limit)");
+  check_decode_options(o.max_new_tokens, o.batch, o.sampling);
+}
+
+void check_progress_interval(double seconds) {
+  if (!(std::isfinite(seconds) && seconds > 0))
+    throw Error("--progress-interval must be a finite number of seconds > 0, got " + number_text(seconds));
+}
+
+void check_decode_options(int64_t max_new_tokens, int batch, const kernels::SamplingParams& sampling) {
+  if (max_new_tokens < 1) throw Error("--max-new-tokens must be at least 1");
+  if (batch < 1) throw Error("--batch must be at least 1");
+  const kernels::SamplingParams& o = sampling;
+  if (!(std::isfinite(o.temperature) && o.temperature >= 0))
+    throw Error("--temperature must be a finite number >= 0 (0: greedy), got " + number_text(o.temperature));
+  if (!(std::isfinite(o.top_p) && o.top_p > 0 && o.top_p <= 1))
+    throw Error("--top-p must be a number in (0, 1] (1: no limit), got " + number_text(o.top_p));
+  if (o.top_k < 0) throw Error("--top-k must be >= 0 (0: no limit)");
 }
 
 }  // namespace ringscan

@@ -46,5 +46,8 @@ struct JobOptions {
 // Throws ringscan::Error naming the first option out of range for a run on `ranks` ranks
 // (values only: files and the model are checked when they are read).
 void check_job_options(const JobSpec& spec, const JobOptions& o, int ranks);
+// Its parts that `ask` shares (its own options): generation and progress lines.
+void check_decode_options(int64_t max_new_tokens, int batch, const kernels::SamplingParams& sampling);
+void check_progress_interval(double seconds);
 
 }  // namespace ringscan

@@ -8,8 +8,10 @@
 #include "comm/mpi_communicator.h"
 #include "io/result_store.h"
 #include "jobs/batch_job.h"
+#include "jobs/progress.h"
 #include "jobs/result_rows.h"
 #include "runtime/mpi_context.h"
+#include "runtime/work_progress.h"
 #include "util/build_info.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -69,11 +71,27 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
   const bool truncated = s.about.value("truncated", false);
   int64_t generated = 0, own_tokens = 0;
   for (const auto& ids : own) own_tokens += static_cast<int64_t>(ids.size());
+  // Progress in token positions (jobs/progress.h): each question's own ids and
+  // up to --max-new-tokens; the decoder reports each step's rows as they run.
+  const int64_t n = static_cast<int64_t>(todo.size());
+  Progress progress(o.job, n, own_tokens + n * d.max_new_tokens, me == 0 && !o.quiet, o.progress_interval);
+  ProgressCounts done;
+  double in_flight = 0;  // positions run for questions not finished yet
+  ScopedWorkListener listen([&](double positions) {
+    in_flight += positions;
+    progress.update({done.docs, done.positions + static_cast<int64_t>(in_flight), done.unused});
+  });
   // Rank 0 stores each answer as its question finishes (one part file per step
   // that finished any). A failure here aborts every rank (cli/main.cpp), as a step's would.
   auto store_finished = [&](const std::vector<GenerationResult>& results) {
     for (const GenerationResult& g : results) {
-      generated += static_cast<int64_t>(g.tokens.size());
+      const int64_t answer = static_cast<int64_t>(g.tokens.size()), mine = static_cast<int64_t>(own[g.id].size());
+      generated += answer;
+      // The decoder ran a question's own ids and all its tokens but the last.
+      in_flight = std::max(0.0, in_flight - static_cast<double>(mine + answer - 1));
+      done.docs += 1;
+      done.positions += mine + answer;
+      done.unused += d.max_new_tokens - answer;
       if (me != 0) continue;
       const int64_t q = todo.at(g.id);
       io::Document doc;
@@ -91,6 +109,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
   };
   DecodeTiming timing;
   decode_questions(s, world, own, d, &timing, store_finished);
+  progress.finish(done);
 
   Json attributes = {{"job", o.job},
                      {"command_line", o.command_line},
@@ -110,7 +129,6 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                      {"decode_seconds", timing.seconds}};
   attributes.update(o.attributes_extra);
   check_collectively(world, [&]() { store->finalize(attributes); });
-  const int64_t n = static_cast<int64_t>(todo.size());
   if (me == 0 && !o.quiet)
     std::fprintf(stderr,
                  "ringscan %s: %lld %s against the state's %lld-token prefix: %lld own + %lld generated tokens in "

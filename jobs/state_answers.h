@@ -27,6 +27,7 @@ struct StateAnswersOptions {
   std::string text_key;   // the key of the question's text in /documents/extra
   std::string out, command_line;
   bool overwrite = false, repair = false, quiet = false;
+  double progress_interval = 10;  // seconds between progress lines (not on a terminal)
   QuestionDecodeOptions decode;
   Json identity_extra = Json::object();    // the job's own options that change results
   Json attributes_extra = Json::object();  // the job's own root attributes

@@ -65,6 +65,7 @@ int run_summarize_state(const JobOptions& o) {
   a.overwrite = o.overwrite;
   a.repair = o.repair;
   a.quiet = o.quiet;
+  a.progress_interval = o.progress_interval;
   a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
   a.identity_extra = {{"prompt_template", o.prompt_template}};
   a.attributes_extra = {{"prompt_template", o.prompt_template}};

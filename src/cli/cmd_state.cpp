@@ -86,6 +86,7 @@ int run_ask_command(int argc, char** argv) {
       ("device", po::value(&o.device)->default_value("auto"), "auto or cpu (ask runs on the CPU engine)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace the answers of another run (other state, questions or options) at --out; a rerun of the same command resumes without it")
       ("repair", po::bool_switch(&o.repair), "drop damaged part files of an interrupted run (their questions are asked again)")
+      ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;
   o.command_line = joined(argc, argv);

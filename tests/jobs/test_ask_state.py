@@ -165,9 +165,13 @@ class AskState(DemoModelCase):
                         env=dict(self.env, RINGSCAN_IO_TEST_CRASH="atomic_renamed:2"))
                 self.assertNotEqual(p.returncode, 0)
                 self.assertFalse(os.path.exists(out))
-                p = run(cmd + common + ["--out", out], np_=1, check=True, env=self.env)
+                p = run(cmd + common + ["--out", out, "--progress-interval", "0.001"], np_=1, check=True,
+                        env=self.env)
                 self.assertIn(f"resuming {out}: 1 of {n}", p.stderr)
                 self.assertIn(f"{n - 1} {noun} against the state", p.stderr)
+                # Progress lines (not a terminal: one per interval), the last one complete.
+                self.assertRegex(p.stderr, rf"ringscan {job}: 1/{n - 1} documents, \d+/\d+ tokens")
+                self.assertRegex(p.stderr, rf"ringscan {job}: {n - 1}/{n - 1} documents, (\d+)/\1 tokens \(100%\).* took")
                 got, want = self.summaries(out), self.summaries(ref)
                 self.assertEqual(list(got), list(want))
                 for q in want:
