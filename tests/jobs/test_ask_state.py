@@ -179,8 +179,8 @@ class AskState(DemoModelCase):
             self.assertEqual(2 * a["bytes"], b["bytes"])
             self.assertEqual(os.path.getsize(os.path.join(out, a["file"])), a["bytes"])
         info = run(["info", "--state", out], np_=0, check=True).stdout
-        self.assertIn("bfloat16 in the file", info)
-        self.assertIn("as float32", info)
+        self.assertIn("bfloat16 in the file; ask maps them read-only", info)
+        self.assertNotIn("as float32", info)  # no widened copy any more
         # The file's K rows are the fp32 state's rounded to bf16 (nearest even).
         k32 = np.fromfile(os.path.join(fp32, "kv-rank-0000.bin"), dtype="<f4")
         k16 = np.fromfile(os.path.join(out, "kv-rank-0000.bin"), dtype="<u2")
