@@ -35,6 +35,16 @@ struct AttentionShape {
   (const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq, int64_t q_pos0,   \
    const float* k, int64_t ld_k, const float* v, int64_t ld_v, int64_t lk, int64_t k_pos0, \
    float scale, bool causal, float* acc, float* m, float* l)
+// attention_block with K and V stored as kv_dtype (F32 or BF16, both alike;
+// ld_k and ld_v in elements): bf16 rows (a saved state's K/V used in place,
+// runtime/saved_state.h) are widened to fp32 inside the kernel, key tile by key
+// tile. Widening is exact, so the result equals attention_block on the widened
+// rows; the cpu form's bit for bit (the same tiles and products), F32 the same
+// call as attention_block.
+#define RINGSCAN_ATTENTION_BLOCK_KV_SIG                                                  \
+  (const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq, int64_t q_pos0,   \
+   DType kv_dtype, const void* k, int64_t ld_k, const void* v, int64_t ld_v, int64_t lk, \
+   int64_t k_pos0, float scale, bool causal, float* acc, float* m, float* l)
 // Merges another partial state (acc2, m2, l2) over disjoint keys into (acc, m, l).
 #define RINGSCAN_ATTENTION_MERGE_SIG                                                    \
   (const AttentionShape& s, int64_t lq, const float* acc2, const float* m2, const float* l2, \
@@ -57,6 +67,7 @@ struct AttentionShape {
 namespace ref {
 void attention_init RINGSCAN_ATTENTION_INIT_SIG;
 void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
+void attention_block_kv RINGSCAN_ATTENTION_BLOCK_KV_SIG;
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
 // seq_idx on the host; a decreasing or negative id throws std::invalid_argument.
@@ -65,6 +76,7 @@ void attention_varlen RINGSCAN_ATTENTION_VARLEN_SIG;
 namespace cpu {
 void attention_init RINGSCAN_ATTENTION_INIT_SIG;
 void attention_block RINGSCAN_ATTENTION_BLOCK_SIG;
+void attention_block_kv RINGSCAN_ATTENTION_BLOCK_KV_SIG;  // cpu only: the GPU has attention_block_mma
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
 void attention_varlen RINGSCAN_ATTENTION_VARLEN_SIG;

@@ -14,6 +14,7 @@
 #include "cpu/vec_exp.h"
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace ringscan::kernels::cpu {
@@ -25,6 +26,16 @@ namespace {
 // K/V tile once per task; key tiles of 256..1024 made little difference.
 constexpr int64_t kPackedRows = 512;  // query rows x group heads per task (at most)
 constexpr int64_t kKeyTile = 512;     // keys per score tile: 512 x 512 fp32 = 1 MB
+
+// rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
+void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* a = src + r * ld;
+    float* b = dst + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) b[c] = bf16_to_f32(a[c]);
+  }
+}
 
 }  // namespace
 
@@ -39,8 +50,22 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
                      int64_t q_pos0, const float* k, int64_t ld_k, const float* v, int64_t ld_v,
                      int64_t lk, int64_t k_pos0, float scale, bool causal, float* acc, float* m,
                      float* l) {
+  attention_block_kv(s, q, ld_q, lq, q_pos0, DType::F32, k, ld_k, v, ld_v, lk, k_pos0, scale, causal, acc, m, l);
+}
+
+// K/V of bf16: each task widens its KV head's columns of a key tile into a
+// buffer of its own (nk x head_dim, packed) before the two sgemm; fp32 K/V go
+// to sgemm where they lie, as before. The products and tiles are the same
+// either way, so a bf16 block gives the bits of its widened fp32 copy.
+void attention_block_kv(const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq, int64_t q_pos0,
+                        DType kv_dtype, const void* k_in, int64_t ld_k, const void* v_in, int64_t ld_v, int64_t lk,
+                        int64_t k_pos0, float scale, bool causal, float* acc, float* m, float* l) {
   if (s.kv_heads <= 0 || s.q_heads % s.kv_heads != 0)
     throw std::invalid_argument("attention_block: q_heads must be a multiple of kv_heads");
+  if (kv_dtype != DType::F32 && kv_dtype != DType::BF16)
+    throw std::invalid_argument(std::string("attention_block_kv: K/V must be F32 or BF16, not ") +
+                                dtype_name(kv_dtype));
+  const bool wide = kv_dtype == DType::F32;
   if (lq <= 0 || lk <= 0) return;
   const int64_t D = s.head_dim, H = s.q_heads, G = H / s.kv_heads;
   // Query rows per task: as many as kPackedRows allows, but enough tiles that
@@ -60,6 +85,7 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
     std::vector<float> sc(static_cast<size_t>(T * G * kKeyTile));  // scores, then weights
     std::vector<float> pv(static_cast<size_t>(T * G * D));         // weights x V
     std::vector<float> rescale(static_cast<size_t>(T * G));
+    std::vector<float> kt(wide ? 0 : static_cast<size_t>(kKeyTile * D)), vt(kt.size());  // widened bf16 tiles
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < s.kv_heads * n_tiles; ++task) {
       const int64_t g = task % s.kv_heads, i0 = (task / s.kv_heads) * T;
@@ -72,8 +98,18 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
 
       for (int64_t j0 = 0; j0 < keys; j0 += kKeyTile) {
         const int64_t nk = std::min(kKeyTile, keys - j0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, qp.data(), D,
-                    k + j0 * ld_k + g * D, ld_k, 0.f, sc.data(), nk);
+        const float *kj = nullptr, *vj = nullptr;  // this tile's K and V columns of KV head g
+        int64_t ldk = ld_k, ldv = ld_v;
+        if (wide) {
+          kj = static_cast<const float*>(k_in) + j0 * ld_k + g * D;
+          vj = static_cast<const float*>(v_in) + j0 * ld_v + g * D;
+        } else {
+          widen_bf16(static_cast<const uint16_t*>(k_in) + j0 * ld_k + g * D, ld_k, nk, D, kt.data());
+          widen_bf16(static_cast<const uint16_t*>(v_in) + j0 * ld_v + g * D, ld_v, nk, D, vt.data());
+          kj = kt.data(), vj = vt.data(), ldk = ldv = D;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nk, D, scale, qp.data(), D, kj, ldk, 0.f,
+                    sc.data(), nk);
         for (int64_t r = 0; r < M; ++r) {
           const int64_t i = r / G, state = (i0 + i) * H + g * G + r % G;
           float* p = &sc[r * nk];
@@ -99,8 +135,8 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
           l[state] = l[state] * corr + sum;
           m[state] = m_new;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.f, sc.data(), nk,
-                    v + j0 * ld_v + g * D, ld_v, 0.f, pv.data(), D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, nk, 1.f, sc.data(), nk, vj, ldv, 0.f,
+                    pv.data(), D);
         for (int64_t r = 0; r < M; ++r) {
           float* a = acc + ((i0 + r / G) * H + g * G + r % G) * D;
           const float c = rescale[r];

@@ -2,6 +2,7 @@
 #include "sequence_runs.h"
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace ringscan::kernels::ref {
@@ -61,6 +62,23 @@ void attention_block(const AttentionShape& s, const float* q, int64_t ld_q, int6
       for (int64_t d = 0; d < D; ++d) ai[d] = static_cast<float>(out[d]);
     }
   }
+}
+
+// K/V widened element by element into fp32 copies, then the block above.
+void attention_block_kv(const AttentionShape& s, const float* q, int64_t ld_q, int64_t lq, int64_t q_pos0,
+                        DType kv_dtype, const void* k, int64_t ld_k, const void* v, int64_t ld_v, int64_t lk,
+                        int64_t k_pos0, float scale, bool causal, float* acc, float* m, float* l) {
+  if (kv_dtype != DType::F32 && kv_dtype != DType::BF16)
+    throw std::invalid_argument("ref::attention_block_kv: K/V must be F32 or BF16");
+  auto widened = [&](const void* x, int64_t ld) {
+    std::vector<float> out(static_cast<size_t>(lk * ld));
+    for (int64_t i = 0; i < lk * ld; ++i)
+      out[i] = kv_dtype == DType::BF16 ? bf16_to_f32(static_cast<const uint16_t*>(x)[i])
+                                       : static_cast<const float*>(x)[i];
+    return out;
+  };
+  const std::vector<float> kf = widened(k, ld_k), vf = widened(v, ld_v);
+  attention_block(s, q, ld_q, lq, q_pos0, kf.data(), ld_k, vf.data(), ld_v, lk, k_pos0, scale, causal, acc, m, l);
 }
 
 void attention_merge(const AttentionShape& s, int64_t lq, const float* acc2, const float* m2,

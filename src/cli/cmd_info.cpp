@@ -54,16 +54,15 @@ int print_state_info(const std::string& dir) {
               about.value("weights_sha256", "").substr(0, 16).c_str());
   std::printf("saved on     %d rank(s), %s layout; driver rank %d\n", m.at("ranks").get<int>(),
               m.at("layout").get<std::string>().c_str(), m.at("driver").get<int>());
-  // ask holds K/V in fp32: a bf16 file's rows take twice their bytes once loaded.
+  // ask uses the rows where they lie in the mapped file, in its dtype: a rank's K/V
+  // memory is its part of the files (page cache), bf16 or fp32 alike.
   const DType kv = state_kv_dtype(m);
-  const uint64_t widen = 4 / dtype_size(kv);
-  std::printf("K/V rows     %s in the file%s\n", kv == DType::BF16 ? "bfloat16" : "float32",
-              kv == DType::BF16 ? "; ask widens them to float32 on load" : "; ask maps them read-only");
+  std::printf("K/V rows     %s in the file; ask maps them read-only%s\n", kv == DType::BF16 ? "bfloat16" : "float32",
+              kv == DType::BF16 ? " (its attention widens them to float32 tile by tile)" : "");
   uint64_t total = sz.driver + sz.ids;
   for (size_t r = 0; r < sz.kv_per_rank.size(); ++r) {
     const uint64_t own = sz.kv_per_rank[r] + (static_cast<int>(r) == m.at("driver").get<int>() ? sz.driver : 0);
-    std::printf("  rank %-4zu  %s  (K/V %s%s%s)\n", r, human_bytes(own).c_str(), human_bytes(sz.kv_per_rank[r]).c_str(),
-                widen > 1 ? (", " + human_bytes(sz.kv_per_rank[r] * widen) + " as float32").c_str() : "",
+    std::printf("  rank %-4zu  %s  (K/V %s%s)\n", r, human_bytes(own).c_str(), human_bytes(sz.kv_per_rank[r]).c_str(),
                 static_cast<int>(r) == m.at("driver").get<int>() ? (", Mamba/conv states " + human_bytes(sz.driver)).c_str()
                                                                  : "");
     total += sz.kv_per_rank[r];

@@ -50,7 +50,7 @@ int run_prefill(int argc, char** argv) {
       ("no-gitignore", po::bool_switch(&o.no_gitignore), "do not apply .gitignore files")
       ("max-tokens", po::value(&o.max_tokens)->default_value(0), "cut the document to this many tokens (0: no limit)")
       ("layout", po::value(&o.layout)->default_value("zigzag"), "segment layout: zigzag or contiguous")
-      ("kv-dtype", po::value(&o.kv_dtype)->default_value("fp32"), "how the state stores the attention K/V rows: fp32 (mapped as they are by ask) or bf16 (half the bytes; widened on load)")
+      ("kv-dtype", po::value(&o.kv_dtype)->default_value("fp32"), "how the state stores the attention K/V rows: fp32 or bf16 (half the bytes, on disk and in memory); ask maps either as it is")
       ("instruction", po::value(&o.instruction)->default_value(o.instruction), "the user turn's text before the document")
       ("system", po::value(&o.system), "system turn of the chat template")
       ("no-chat-template", po::bool_switch(&o.no_chat_template), "BOS + document; questions as \"Question: ... Answer:\"")

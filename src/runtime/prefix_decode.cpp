@@ -34,7 +34,7 @@ PrefixSharedDecoder::PrefixSharedDecoder(Model& model, comm::Communicator& group
     kv_.layers.resize(n);
     for (size_t li = 0; li < n; ++li) {
       const LayerCache& lc = prefix_.state.layers[li];
-      kv_.layers[li] = {lc.k.data(), lc.v.data(), lc.kv_rows};
+      kv_.layers[li].pieces = {{lc.k.data(), lc.v.data(), lc.kv_rows}};
     }
   }
   if (kv_.layers.size() != n)
@@ -70,9 +70,11 @@ void PrefixSharedDecoder::attend(int layer, int64_t n, const float* q, const flo
   std::vector<float> part(n * (qd + 2 * Hq));  // [acc (n*qd) | m (n*Hq) | l (n*Hq)]
   float *acc = part.data(), *m = acc + n * qd, *l = m + n * Hq;
   k::attention_init(shape, n, acc, m, l);
-  const PrefixKV::Layer& shard = kv_.layers[layer];
-  k::attention_block(shape, queries.data(), qd, n, 0, shard.k, kvd, shard.v, kvd, shard.rows, 0, scale,
-                     /*causal=*/false, acc, m, l);
+  // A re-sharded state's shard is several pieces (ranges of saved shard files):
+  // folded one after the other into the same state, one call each.
+  for (const PrefixKV::Piece& piece : kv_.layers[layer].pieces)
+    k::attention_block_kv(shape, queries.data(), qd, n, 0, kv_.dtype, piece.k, kvd, piece.v, kvd, piece.rows, 0,
+                          scale, /*causal=*/false, acc, m, l);
   // The driver: every rank's prefix partials in rank order, then each
   // request's own suffix (its new row appended first: a token sees itself).
   std::vector<float> total = merge_partials_on_driver(group_, drv, shape, n, part, kPartialLabel);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "kernels/weight_view.h"
 #include "model/model.h"
 #include "runtime/decode.h"
 #include "runtime/sequence_parallel.h"
@@ -30,15 +31,27 @@
 namespace ringscan {
 
 // This rank's shard of the prefix K/V, per model layer (attention layers set):
-// fp32 rows [rows, kv_heads*head_dim], read-only. `keep` owns the memory: the
-// loader's converted rows or a read-only mapping of a state's shard file
-// (runtime/saved_state.h).
+// rows [rows, kv_heads*head_dim] of `dtype` (F32 or BF16), read-only, as one or
+// more pieces whose rows together are the shard (their order is the fold order
+// only: attention over the prefix needs no positions). A loaded state's pieces
+// point into its shard files, mapped read-only (runtime/saved_state.h): one
+// piece when the rank's rows are one saved rank's, several when re-sharded.
+// `keep` owns the memory (the mappings, or the vectors the rows live in).
 struct PrefixKV {
-  struct Layer {
-    const float* k = nullptr;
-    const float* v = nullptr;
+  struct Piece {
+    const void* k = nullptr;
+    const void* v = nullptr;
     int64_t rows = 0;
   };
+  struct Layer {
+    std::vector<Piece> pieces;
+    int64_t rows() const {
+      int64_t n = 0;
+      for (const Piece& p : pieces) n += p.rows;
+      return n;
+    }
+  };
+  DType dtype = DType::F32;
   std::vector<Layer> layers;
   std::shared_ptr<const void> keep;
 };

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -117,11 +118,6 @@ void check_sha256(const MappedFile& f, const Json& entry) {
     throw Error(f.path() + ": its SHA-256 differs from manifest.json's: the state is damaged, run prefill again");
 }
 
-// K/V rows read out of the shards (re-sharded, or widened from bf16): owned here,
-// viewed by PrefixKV.
-struct OwnedKV {
-  std::vector<std::vector<float>> k, v;  // per model layer
-};
 
 }  // namespace
 
@@ -313,54 +309,49 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
     };
     for (int r = me; r < out.saved_ranks; r += P) check_sha256(file_of(r), shards.at(r));
 
+    // Every row is used where it lies, in the read-only mapping of the file that
+    // holds it: this rank's new segments are ranges of one or more saved shards
+    // (one whole shard when loaded as saved), K and V alike. Nothing needs a
+    // copy: a mapping starts on a page boundary and every row at a multiple of
+    // its element size from it (the file is whole layers of whole rows), so the
+    // rows are always aligned for their type; bf16 rows are widened by the
+    // attention kernel, tile by tile (kernels::cpu::attention_block_kv).
     PrefixKV& kv = out.prefix_kv;
+    kv.dtype = dtype;
     kv.layers.assign(c.layers.size(), {});
-    const int64_t rows = out.layout.tokens_of(me);
+    const int64_t rows = out.layout.tokens_of(me), row_bytes = kvd * esize;
     for (int li : atts) st.state.layers[li].kv_rows = rows;
-    // This rank's rows are exactly its own saved file's when the state was saved on
-    // as many ranks with the same segments: map them in place (fp32 only).
-    bool same_segments = out.saved_ranks == P && saved.size() == out.layout.segments.size();
-    for (size_t i = 0; same_segments && i < saved.size(); ++i) {
-      const Segment& n = out.layout.segments[i];
-      same_segments = saved[i].begin == n.begin && saved[i].len == n.len && saved[i].owner == n.owner;
-    }
-    if (dtype == DType::F32 && same_segments && rows == rows_of[me]) {
-      const MappedFile& f = file_of(me);
-      const float* base = reinterpret_cast<const float*>(f.data());
-      for (size_t a = 0; a < atts.size(); ++a) {
-        const float* k = base + static_cast<int64_t>(a) * 2 * rows * kvd;
-        kv.layers[atts[a]] = {k, k + rows * kvd, rows};
-      }
-      kv.keep = files[me];
-      out.kv_mapped = true;
-      return;
-    }
-    auto owned = std::make_shared<OwnedKV>();
-    owned->k.resize(c.layers.size());
-    owned->v.resize(c.layers.size());
-    for (int li : atts) owned->k[li].resize(rows * kvd), owned->v[li].resize(rows * kvd);
-    int64_t row = 0;  // in this rank's new shard
+    auto mapped = std::make_shared<std::vector<std::shared_ptr<const MappedFile>>>();  // the files the pieces use
     for (int si : out.layout.segments_of(me)) {
       const Segment& want = out.layout.segments[si];
       for (size_t i = 0; i < saved.size(); ++i) {
         const int64_t b = std::max(want.begin, saved[i].begin), e = std::min(want.end(), saved[i].end());
         if (b >= e) continue;
         const int owner = saved[i].owner;
-        const MappedFile& f = file_of(owner);
+        const uint8_t* base = file_of(owner).data();
+        if (std::find(mapped->begin(), mapped->end(), files[owner]) == mapped->end()) mapped->push_back(files[owner]);
         const int64_t first = row_in_file[i] + (b - saved[i].begin), n = e - b;
         for (size_t a = 0; a < atts.size(); ++a) {
-          const int64_t layer0 = static_cast<int64_t>(a) * 2 * rows_of[owner] * kvd;  // K block, then V block
-          for (int which = 0; which < 2; ++which) {
-            const int64_t at = layer0 + which * rows_of[owner] * kvd + first * kvd;  // elements
-            float* dst = (which ? owned->v : owned->k)[atts[a]].data() + row * kvd;
-            WeightView{dtype, f.data() + at * esize, n, kvd}.to_f32(0, n * kvd, dst);
-          }
+          const uint8_t* k = base + (static_cast<int64_t>(a) * 2 * rows_of[owner] + first) * row_bytes;  // K block,
+          const uint8_t* v = k + rows_of[owner] * row_bytes;                                               // then V
+          std::vector<PrefixKV::Piece>& pieces = kv.layers[atts[a]].pieces;
+          // Rows that continue the previous piece in the same file (a segment split
+          // at a chunk boundary) extend it: one kernel call per contiguous range.
+          if (!pieces.empty() && static_cast<const uint8_t*>(pieces.back().k) + pieces.back().rows * row_bytes == k &&
+              static_cast<const uint8_t*>(pieces.back().v) + pieces.back().rows * row_bytes == v)
+            pieces.back().rows += n;
+          else
+            pieces.push_back({k, v, n});
         }
-        row += n;
       }
     }
-    for (int li : atts) kv.layers[li] = {owned->k[li].data(), owned->v[li].data(), rows};
-    kv.keep = owned;
+    for (int li : atts)
+      if (kv.layers[li].rows() != rows)
+        throw Error((fs::path(dir) / "manifest.json").string() + ": its segments give rank " + std::to_string(me) +
+                    " " + std::to_string(kv.layers[li].rows()) + " K/V rows, its part of the layout is " +
+                    std::to_string(rows));
+    kv.keep = mapped;
+    out.kv_mapped = true;
   });
   check_collectively(group, [&]() {
     const Json& m = out.manifest;

@@ -53,12 +53,15 @@ struct LoadedState {
   // This rank's part: the driver's Mamba states and last hidden row; the
   // attention layers' kv_rows, but their K/V are in prefix_kv, not st.
   SequenceParallelDecodeState st;
-  // This rank's prefix K/V rows (re-sharded when saved_ranks != group size), fp32:
-  // a read-only mapping of its own shard file when the state is fp32 and this
-  // rank's rows are that file's (same ranks and layout as the prefill), else
-  // read from the shards (bf16 widened) into memory.
+  // This rank's prefix K/V rows (re-sharded when saved_ranks != group size), in
+  // the file's dtype, used in place: pieces of the read-only mappings of the
+  // shard files that hold them (its own file's when loaded as saved; ranges of
+  // one or more files when re-sharded; several ranks may map one file).
   PrefixKV prefix_kv;
-  bool kv_mapped = false;           // prefix_kv maps the shard file
+  // prefix_kv points into the mapped shard files (no private copy). The loader
+  // always maps (rows are always aligned for their type: see load_state); a
+  // loader that has to copy says false.
+  bool kv_mapped = false;
   std::string kv_dtype;             // the file's: "float32" or "bfloat16"
   std::vector<int32_t> ids;         // the prefix's ids, on every rank
   bool resharded() const { return saved_ranks != layout.ranks; }
@@ -66,7 +69,7 @@ struct LoadedState {
 
 // Collective over `group`. Checks every data file's size and SHA-256 (each by one
 // rank), and that the state fits `c` (layer pattern and shapes); the KV rows of
-// each new segment are read from whichever saved shards hold them.
+// each new segment are mapped from whichever saved shards hold them.
 LoadedState load_state(comm::Communicator& group, const std::string& dir, const ModelConfig& c);
 
 // Bytes of a state's data files, per saving rank (rank 0..P-1) plus the driver file:

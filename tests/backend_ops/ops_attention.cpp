@@ -160,6 +160,84 @@ Cases attention_block_cases_for(const PerfShapes* p) {
   return c;
 }
 
+// attention_block_kv (cpu only: the GPU reads bf16 K/V through attention_block_mma):
+// K and V stored as bf16 (a saved state's rows used in place), against
+// ref::attention_block_kv on the same bf16 rows; as BlockCase, the block folds
+// into a state that already holds 5 keys. Tolerances: the fp32 cpu kernel's
+// (the rows are widened exactly, so the arithmetic is attention_block's).
+class BlockKvCase : public OpCase {
+ public:
+  BlockKvCase(const AttentionBlockCase& c, bool perf = false) : c_(c), perf_(perf) {}
+  std::string describe() const override { return "bf16 K/V, " + test::describe(c_); }
+  bool supports(const Backend& b) const override { return !b.is_cuda(); }
+  void setup(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    scale_ = 1.f / std::sqrt(float(s.head_dim));
+    in_ = make_attention_inputs(s, c_.lq, c_.lk, c_.pad, 4);
+    prev_ = make_attention_inputs(s, c_.lq, perf_ ? 0 : 5, c_.pad, 1);
+    k16_ = to_bf16(in_.k), v16_ = to_bf16(in_.v), pk16_ = to_bf16(prev_.k), pv16_ = to_bf16(prev_.v);
+    d_q_ = m.put(in_.q), d_k_ = m.put(k16_), d_v_ = m.put(v16_);
+    if (!perf_) d_pk_ = m.put(pk16_), d_pv_ = m.put(pv16_);
+    const int64_t rows = c_.lq * s.q_heads;
+    acc_ = static_cast<float*>(m.bytes(rows * s.head_dim * 4));
+    m_ = static_cast<float*>(m.bytes(rows * 4));
+    l_ = static_cast<float*>(m.bytes(rows * 4));
+    kernels::cpu::attention_init(s, c_.lq, acc_, m_, l_);
+    if (!perf_) fold(kernels::cpu::attention_block_kv, d_pk_, d_pv_, 5, c_.k_pos0 - 5, acc_, m_, l_);
+  }
+  void run(Memory&) override { fold(kernels::cpu::attention_block_kv, d_k_, d_v_, c_.lk, c_.k_pos0, acc_, m_, l_); }
+  ::testing::AssertionResult verify(Memory& m) override {
+    const kernels::AttentionShape& s = c_.s;
+    AttentionState expect(s, c_.lq), got(s, c_.lq);
+    kernels::ref::attention_init(s, c_.lq, expect.acc.data(), expect.m.data(), expect.l.data());
+    fold(kernels::ref::attention_block_kv, pk16_.data(), pv16_.data(), 5, c_.k_pos0 - 5, expect.acc.data(),
+         expect.m.data(), expect.l.data());
+    fold(kernels::ref::attention_block_kv, k16_.data(), v16_.data(), c_.lk, c_.k_pos0, expect.acc.data(),
+         expect.m.data(), expect.l.data());
+    got.acc = m.get(acc_, expect.acc.size());
+    got.m = m.get(m_, expect.m.size());
+    got.l = m.get(l_, expect.l.size());
+    expect_attention_states_close(s, c_.lq, got, expect, tolerances(Kernel::Fp32, m.backend()));
+    return ::testing::AssertionSuccess();
+  }
+  double flops() const override {
+    double pairs = 0;
+    for (int64_t i = 0; i < c_.lq; ++i)
+      pairs += c_.causal ? std::clamp<double>(c_.q_pos0 + i - c_.k_pos0 + 1, 0, c_.lk) : c_.lk;
+    return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
+  }
+  double bytes() const override {
+    return 4.0 * c_.lq * c_.s.q_heads * c_.s.head_dim + 2.0 * 2 * c_.lk * c_.s.kv_heads * c_.s.head_dim +
+           8.0 * c_.lq * c_.s.q_heads * (c_.s.head_dim + 2);
+  }
+
+ private:
+  template <class Fn>
+  void fold(Fn block, const void* k, const void* v, int64_t lk, int64_t k_pos0, float* acc, float* m, float* l) {
+    block(c_.s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0, DType::BF16, k,
+          in_.ld_k, v, in_.ld_v, lk, k_pos0, scale_, c_.causal, acc, m, l);
+  }
+
+  AttentionBlockCase c_;
+  bool perf_;
+  float scale_ = 1.f;
+  AttentionInputs in_{}, prev_{};
+  std::vector<uint16_t> k16_, v16_, pk16_, pv16_;
+  const void *d_q_ = nullptr, *d_k_ = nullptr, *d_v_ = nullptr, *d_pk_ = nullptr, *d_pv_ = nullptr;
+  float *acc_ = nullptr, *m_ = nullptr, *l_ = nullptr;
+};
+
+Cases attention_block_kv_cases_for(const PerfShapes* p) {
+  Cases c;
+  if (p) {
+    add<BlockKvCase>(c, AttentionBlockCase{{p->q_heads, p->kv_heads, p->head_dim}, p->tokens, p->tokens, 0, 0, 0, true},
+                     true);
+    return c;
+  }
+  for (const AttentionBlockCase& a : attention_block_cases()) add<BlockKvCase>(c, a);
+  return c;
+}
+
 // Packed sequences (attention_varlen): documents of the given lengths stacked
 // (a 0 is an empty document: its id is skipped, as the packed prefill numbers
 // them), folded into a fresh state in one call, against the reference run on
@@ -414,6 +492,7 @@ class FinalizeCase : public OpCase {
 
 void add_attention_ops(std::vector<OpFamily>& f) {
   f.push_back({"attention_block", attention_block_cases_for});
+  f.push_back({"attention_block_kv", attention_block_kv_cases_for});
   f.push_back({"attention_varlen", attention_varlen_cases_for});
   f.push_back({"attention_merge", [](const PerfShapes* p) {
                  Cases c;

@@ -3,6 +3,7 @@ against it with prefix-shared batched decoding. The greedy answer equals, token 
 token, one `forward --generate` over prefix + question ids (P = 1..4, both layouts); a
 state saved on 4 ranks answers the same on 2 and 1; damaged or mismatched states fail
 with one sentence."""
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +93,7 @@ class AskState(DemoModelCase):
             with self.subTest(np=np_):
                 rows, attrs, log = self.ask(np_, state, f"four-on-{np_}.h5")
                 self.assertIn(f"saved on 4 rank(s), re-sharded onto {np_} rank(s)", log)
+                self.assertIn("K/V float32 (memory-mapped)", log)  # pieces of several shard files, no copy
                 self.assertEqual({r["id"]: r["answer"] for r in rows}, want)
                 self.assertEqual(attrs["ranks"], np_)
 
@@ -187,10 +189,12 @@ class AskState(DemoModelCase):
                 self.assertEqual(self.summaries(out), got)
 
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
-        """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); loading widens
-        them to fp32. On this fixture the greedy answers equal the fp32 state's (bf16 K/V move
+        """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); ask uses them in
+        place (memory-mapped, widened by the attention kernel), as saved and re-sharded, and
+        answers exactly as the same rows widened to fp32 do (the state converted to a float32
+        one). On this fixture the greedy answers also equal the fp32 state's (bf16 K/V move
         the attention's inputs by <= 2^-9 relative, far below the demo model's logit margins
-        here); a fp32 state loaded on as many ranks is memory-mapped, a bf16 one is not."""
+        here)."""
         fp32 = self.prefill(2, "zigzag", "s-f32")
         out = self.path("s-bf16")
         run(["prefill", "--model", self.model, "--input", self.repo, "--out", out, "--kv-dtype", "bf16",
@@ -204,8 +208,8 @@ class AskState(DemoModelCase):
             self.assertEqual(2 * a["bytes"], b["bytes"])
             self.assertEqual(os.path.getsize(os.path.join(out, a["file"])), a["bytes"])
         info = run(["info", "--state", out], np_=0, check=True).stdout
-        self.assertIn("bfloat16 in the file", info)
-        self.assertIn("as float32", info)
+        self.assertIn("bfloat16 in the file; ask maps them read-only", info)
+        self.assertNotIn("as float32", info)  # no widened copy any more
         # The file's K rows are the fp32 state's rounded to bf16 (nearest even).
         k32 = np.fromfile(os.path.join(fp32, "kv-rank-0000.bin"), dtype="<f4")
         k16 = np.fromfile(os.path.join(out, "kv-rank-0000.bin"), dtype="<u2")
@@ -214,14 +218,27 @@ class AskState(DemoModelCase):
         self.assertTrue(np.array_equal(k16, rounded))
         want, _, log32 = self.ask(2, fp32, "a-f32.h5")
         self.assertIn("K/V float32 (memory-mapped)", log32)
+        # The bf16 rows widened to fp32 (exact) as a float32 state: what loading used to
+        # hold in memory. Widening inside the kernel gives the same bits, so the same answers.
+        widened = self.path("s-bf16-widened")
+        shutil.copytree(out, widened, dirs_exist_ok=True)
+        mw = json.loads(json.dumps(m16))
+        mw["kv_dtype"] = "float32"
+        for e in mw["kv_shards"]:
+            f32 = (np.fromfile(os.path.join(out, e["file"]), dtype="<u2").astype("<u4") << 16).view("<f4")
+            f32.tofile(os.path.join(widened, e["file"]))
+            e["bytes"], e["sha256"] = f32.nbytes, hashlib.sha256(f32.tobytes()).hexdigest()
+        write(os.path.join(widened, "manifest.json"), json.dumps(mw))
         for np_ in (2, 1):
             with self.subTest(np=np_):
                 rows, _, log = self.ask(np_, out, f"a-bf16-{np_}.h5")
-                self.assertIn("K/V bfloat16,", log)
-                self.assertNotIn("memory-mapped", log)
+                self.assertIn("K/V bfloat16 (memory-mapped)", log)
                 self.assertEqual({r["id"]: r["answer"] for r in rows}, {r["id"]: r["answer"] for r in want})
-        _, _, log = self.ask(1, fp32, "a-f32-on-1.h5")  # re-sharded: read, not mapped
-        self.assertIn("K/V float32, loaded", log)
+                wide, _, log = self.ask(np_, widened, f"a-bf16-widened-{np_}.h5")
+                self.assertIn("K/V float32 (memory-mapped)", log)
+                self.assertEqual([(r["answer"], r["text"]) for r in rows], [(r["answer"], r["text"]) for r in wide])
+        _, _, log = self.ask(1, fp32, "a-f32-on-1.h5")  # re-sharded: in place too
+        self.assertIn("saved on 2 rank(s), re-sharded onto 1 rank(s), K/V float32 (memory-mapped)", log)
         # A format-1 state (no kv_dtype: fp32) still loads; an unknown kv_dtype is named.
         v1 = self.path("s-v1")
         shutil.copytree(fp32, v1)

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "attention.h"
@@ -176,6 +178,41 @@ TEST(Attention, QuerySegmentsAndDecodeShards) {
   cpu::attention_finalize(s, 1, dec.acc.data(), dec.l.data(), out1.data(), W + 9);
   EXPECT_TRUE(test::all_close(out1.data(), W, naive.data() + 149 * W, W, 1, W, kOutAtol, 0));
   EXPECT_TRUE(test::padding_untouched(out1.data(), W + 9, 1, W, -7.f));
+}
+
+// bf16 K/V used in place (a saved state's shard, runtime/saved_state.h) give the
+// very bits of their widened fp32 copy through the fp32 kernel: ringscan ask's
+// answers from a mapped bf16 state equal those from the state widened in memory.
+// Every block case (strided rows, several key tiles, GQA 1..8), folded into a
+// state that already holds 5 keys. The reference's bf16 form: the same, to its own bits.
+TEST(Attention, Bf16KvEqualsWidenedFp32BitForBit) {
+  auto same_bits = [](const State& a, const State& b) {
+    return std::memcmp(a.acc.data(), b.acc.data(), a.acc.size() * 4) == 0 &&
+           std::memcmp(a.m.data(), b.m.data(), a.m.size() * 4) == 0 &&
+           std::memcmp(a.l.data(), b.l.data(), a.l.size() * 4) == 0;
+  };
+  for (const test::AttentionBlockCase& c : test::attention_block_cases()) {
+    SCOPED_TRACE(test::describe(c));
+    const float scale = 1.f / std::sqrt(float(c.s.head_dim));
+    const Inputs in = test::bf16_rounded(make_attention_inputs(c.s, c.lq, c.lk, c.pad, 4));
+    const Inputs prev = test::bf16_rounded(make_attention_inputs(c.s, c.lq, 5, c.pad, 1));
+    const std::vector<uint16_t> k16 = test::to_bf16(in.k), v16 = test::to_bf16(in.v);
+    const std::vector<uint16_t> pk16 = test::to_bf16(prev.k), pv16 = test::to_bf16(prev.v);
+    for (int backend = 0; backend < 2; ++backend) {
+      auto block = backend ? cpu::attention_block : ref::attention_block;
+      auto block_kv = backend ? cpu::attention_block_kv : ref::attention_block_kv;
+      State wide(c.s, c.lq), in_place(c.s, c.lq);
+      for (State* st : {&wide, &in_place}) cpu::attention_init(c.s, c.lq, st->acc.data(), st->m.data(), st->l.data());
+      for (const auto& [x, k, v, lk, k_pos0] :
+           {std::tuple{&prev, &pk16, &pv16, int64_t{5}, c.k_pos0 - 5}, std::tuple{&in, &k16, &v16, c.lk, c.k_pos0}}) {
+        block(c.s, in.q.data(), in.ld_q, c.lq, c.q_pos0, x->k.data(), in.ld_k, x->v.data(), in.ld_v, lk, k_pos0,
+              scale, c.causal, wide.acc.data(), wide.m.data(), wide.l.data());
+        block_kv(c.s, in.q.data(), in.ld_q, c.lq, c.q_pos0, DType::BF16, k->data(), in.ld_k, v->data(), in.ld_v, lk,
+                 k_pos0, scale, c.causal, in_place.acc.data(), in_place.m.data(), in_place.l.data());
+      }
+      EXPECT_TRUE(same_bits(wide, in_place)) << (backend ? "cpu" : "ref");
+    }
+  }
 }
 
 TEST(Attention, CpuRejectsHeadsNotAMultipleOfKvHeads) {
