@@ -53,7 +53,9 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
     if (o.batch < 1) throw Error("--batch must be >= 1");
     questions = read_questions(o.questions);
   });
-  StateSession session = open_state_session({"ask", o.state, o.model_dir, o.device, o.threads, o.quiet}, world);
+  StateSession session = open_state_session(
+      {"ask", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, world);
+  const Engine& engine = *session.engine;
   const Json& about = session.about;
   const std::string& model_dir = session.model_dir;
   const std::string& weights = session.weights_sha256;
@@ -96,8 +98,9 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
                              {"prefix_tokens", L},
                              {"state_ranks", saved_ranks},
                              {"ranks", P},
-                             {"device", "cpu"},
-                             {"gemm_inputs", "fp32"},
+                             {"device", engine.label()},
+                             {"gemm_inputs", engine.gemm_inputs()},
+                             {"comm", engine.comm_backend()},
                              {"model_dir", model_dir},
                              {"weights_sha256", weights},
                              {"tokenizer_hash", tok->hash()},
@@ -110,11 +113,12 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
     write_answers_file(o.out, rows, attributes, o.overwrite);
     if (!o.quiet)
       std::fprintf(stderr,
-                   "ringscan ask: %zu question(s), %lld own + %lld generated tokens in %.2fs (cpu %.2fs on rank 0, "
-                   "%.1f tokens/s); "
+                   "ringscan ask: %zu question(s), %lld own + %lld generated tokens in %.2fs on %s (cpu %.2fs on "
+                   "rank 0, %.1f tokens/s); "
                    "the %lld-token prefix was run once instead of %zu times: %lld prefill tokens avoided; "
                    "answers in %s\n",
-                   questions.size(), (long long)own_tokens, (long long)generated, seconds, timing.cpu_seconds,
+                   questions.size(), (long long)own_tokens, (long long)generated, seconds, engine.label().c_str(),
+                   timing.cpu_seconds,
                    (own_tokens + generated) / std::max(seconds, 1e-9), (long long)L, questions.size(),
                    (long long)avoided, o.out.c_str());
   });

@@ -1,8 +1,9 @@
 // What `ringscan ask` and `ringscan summarize --state` share: a saved prefill
 // state (jobs/prefill_state.h) opened with its model and tokenizer (both
-// checked against the state's identity), each question's own ids built from
-// the state's question template, and all questions decoded together against
-// the shared prefix (runtime/prefix_decode.h).
+// checked against the state's identity) on the engine --device picks (the CPU
+// or the GPUs, runtime/engine.h, whichever engine prefilled the state), each
+// question's own ids built from the state's question template, and all
+// questions decoded together against the shared prefix (runtime/prefix_decode.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "kernels/sampling.h"
 #include "model/model.h"
 #include "runtime/decode.h"
+#include "runtime/engine.h"
 #include "runtime/saved_state.h"
 #include "tokenizer/tokenizer.h"
 
@@ -20,6 +22,7 @@ namespace ringscan {
 struct StateSessionOptions {
   std::string job;  // for log lines and messages: "ask", "summarize"
   std::string state, model_dir, device = "auto";  // model_dir "": the one the state names
+  std::string comm = "auto", gemm_inputs = "bf16";  // Engine's --comm and --gemm-inputs (GPU engine)
   int threads = 0;
   bool quiet = false;
 };
@@ -29,12 +32,14 @@ struct StateSession {
   std::string model_dir, weights_sha256;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Engine> engine;  // prepared with model: what decodes
   LoadedState loaded;  // its st is moved into the decoder by decode_questions
   double load_seconds = 0;
 };
 
 // Collective over `world`. Errors (one sentence, on every rank): not a state,
-// another tokenizer or other weights than the state's, a device other than the CPU.
+// another tokenizer or other weights than the state's, a device or --comm this
+// run cannot have (Engine's messages), a bad --gemm-inputs.
 StateSession open_state_session(const StateSessionOptions& o, comm::Communicator& world);
 
 // A question's own ids, appended to the prefix: the state's question template

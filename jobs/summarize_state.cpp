@@ -52,19 +52,21 @@ int run_summarize_state(const JobOptions& o) {
     check_job_options(spec, o, P);
     check_state_options(o);
   });
-  StateSession s = open_state_session({"summarize", o.state, o.model_dir, o.device, o.threads, o.quiet}, *world);
+  StateSession s = open_state_session(
+      {"summarize", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, *world);
+  const Engine& engine = *s.engine;
 
   // One document per file of the state, in the state's order, named by its path.
   const Json& files = s.about.at("files");
   std::vector<std::string> names;
   for (const Json& f : files) names.push_back(f.at("path").get<std::string>());
   // What makes results differ: the state (its prefix ids and weights), the prompt, the sampling.
-  const Json identity = {{"job", "summarize"},
+  Json identity = {{"job", "summarize"},
                          {"state_ids_sha256", s.manifest.at("ids_file").at("sha256")},
                          {"weights_sha256", s.about.at("weights_sha256")},
                          {"tokenizer_sha256", s.about.at("tokenizer_sha256")},
                          {"model_config", s.model->config().raw},
-                         {"engine", "cpu"},
+                         {"engine", engine.on_gpu() ? "cuda" : "cpu"},
                          {"question_template", s.about.at("question_template")},
                          {"generation",
                           {{"prompt_template", o.prompt_template},
@@ -74,6 +76,8 @@ int run_summarize_state(const JobOptions& o) {
                            {"top_p", o.sampling.top_p},
                            {"seed", o.sampling.seed},
                            {"ignore_eos", o.ignore_eos}}}};
+  // The GPU engine's GEMM inputs change the results; only set there, so a CPU run's identity is what it was.
+  if (engine.on_gpu()) identity["gemm_inputs"] = engine.gemm_inputs();
   std::unique_ptr<io::ResultStore> store;
   check_collectively(*world, [&]() {
     store = io::ResultStore::open(o.out, identity, o.overwrite, names, MPI_COMM_WORLD, {},
@@ -122,8 +126,9 @@ int run_summarize_state(const JobOptions& o) {
   const Json attributes = {{"job", "summarize"},
                            {"command_line", o.command_line},
                            {"ranks", P},
-                           {"device", "cpu"},
-                           {"gemm_inputs", "fp32"},
+                           {"device", engine.label()},
+                           {"gemm_inputs", engine.gemm_inputs()},
+                           {"comm", engine.comm_backend()},
                            {"model_dir", s.model_dir},
                            {"model_config", s.model->config().raw.dump()},
                            {"tokenizer_hash", s.tok->hash()},
@@ -137,8 +142,9 @@ int run_summarize_state(const JobOptions& o) {
   if (me == 0 && !o.quiet)
     std::fprintf(stderr,
                  "ringscan summarize: %zu file(s) against the state's %lld-token prefix, %lld tokens generated in "
-                 "%.2fs (%.1f tokens/s); %lld prefill tokens avoided; %s\n",
-                 todo.size(), (long long)L, (long long)generated, seconds, generated / std::max(seconds, 1e-9),
+                 "%.2fs on %s (%.1f tokens/s); %lld prefill tokens avoided; %s\n",
+                 todo.size(), (long long)L, (long long)generated, seconds, engine.label().c_str(),
+                 generated / std::max(seconds, 1e-9),
                  (long long)(L * std::max<int64_t>(0, static_cast<int64_t>(todo.size()) - 1)),
                  store->summary().c_str());
   const io::ResultStore::StatusCounts& n = store->status_counts();

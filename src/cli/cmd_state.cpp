@@ -83,7 +83,9 @@ int run_ask_command(int argc, char** argv) {
       ("seed", po::value(&o.sampling.seed)->default_value(0), "sampling seed (per question: its row)")
       ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens")
       ("threads", po::value(&o.threads)->default_value(0), "CPU threads per rank (0: OMP_NUM_THREADS, else every core)")
-      ("device", po::value(&o.device)->default_value("auto"), "auto or cpu (ask runs on the CPU engine)")
+      ("device", po::value(&o.device)->default_value("auto"), "auto (GPUs when every rank has one, else the CPU), cpu or cuda (either engine answers from any state)")
+      ("comm", po::value(&o.comm)->default_value("auto"), "how GPU ranks exchange: auto, mpi (through the host; ranks may share a GPU) or nccl (one GPU per rank)")
+      ("gemm-inputs", po::value(&o.gemm_inputs)->default_value("bf16"), "GPU engine: bf16 (fast; K/V kept in bf16) or fp32 (the CPU engine's answers to round-off)")
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing answers file")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;
