@@ -44,10 +44,14 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
   s.loaded = load_state(world, o.state, s.model->config());
   s.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (me == 0 && !o.quiet)
-    std::fprintf(stderr, "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs\n",
+    std::fprintf(stderr,
+                 "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs; "
+                 "device %s%s, comm %s\n",
                  o.job.c_str(), o.state.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
                  s.loaded.resharded() ? (", re-sharded onto " + std::to_string(P) + " rank(s)").c_str() : "",
-                 s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds);
+                 s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds,
+                 s.engine->label().c_str(), s.engine->why_cpu().empty() ? "" : (" (" + s.engine->why_cpu() + ")").c_str(),
+                 s.engine->comm_backend().c_str());
   return s;
 }
 
