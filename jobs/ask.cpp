@@ -54,7 +54,8 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
     if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
     questions = read_questions(o.questions);
   });
-  StateSession session = open_state_session({"ask", o.state, o.model_dir, o.device, o.threads, o.quiet}, world);
+  StateSession session = open_state_session(
+      {"ask", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, world);
   StateAnswersOptions a;
   a.job = "ask";
   a.noun = "question(s)";

@@ -1,7 +1,8 @@
 // ringscan ask: questions against a saved prefill state (jobs/prefill_state.h).
 // Every question forks the state, appends its own ids (the state's question
 // template around its text) and generates; all questions decode together
-// (runtime/prefix_decode.h), and the answers go to a resumable result file,
+// (runtime/prefix_decode.h) on the engine --device picks (the GPU by default
+// where every rank has one), and the answers go to a resumable result file,
 // one /documents row per question (jobs/state_answers.h; docs/hdf5-schema.md,
 // "ringscan ask").
 //
@@ -17,6 +18,7 @@ namespace ringscan {
 
 struct AskOptions {
   std::string state, questions, out, model_dir, device = "auto";  // model_dir "": the one the state names
+  std::string comm = "auto", gemm_inputs = "bf16";  // the GPU engine's (runtime/engine.h)
   int64_t max_new_tokens = 128;
   int batch = 64;
   int threads = 0;

@@ -39,6 +39,8 @@ struct JobOptions {
   // --input, and the per-file prompt ({file}: each file's path).
   std::string state;
   std::string prompt_template = "Summarize {file} in the context of this repository.";
+  // With --state: the GPU engine's GEMM inputs (runtime/engine.h, set_gemm_inputs).
+  std::string gemm_inputs = "bf16";
   // Recorded in the output's attributes (not part of the run identity).
   std::string command_line;
 };

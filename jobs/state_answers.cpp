@@ -34,7 +34,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                    {"weights_sha256", s.about.at("weights_sha256")},
                    {"tokenizer_sha256", s.about.at("tokenizer_sha256")},
                    {"model_config", s.model->config().raw},
-                   {"engine", "cpu"},
+                   {"engine", s.engine->on_gpu() ? "cuda" : "cpu"},
                    {"question_template", s.about.at("question_template")},
                    {"generation",
                     {{"max_new_tokens", d.max_new_tokens},
@@ -43,6 +43,8 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                      {"top_p", d.sampling.top_p},
                      {"seed", d.sampling.seed},
                      {"ignore_eos", d.ignore_eos}}}};
+  // The GPU engine's GEMM inputs change the answers; only set there, so a CPU run's identity is what it was.
+  if (s.engine->on_gpu()) identity["gemm_inputs"] = s.engine->gemm_inputs();
   identity.update(o.identity_extra);
   std::unique_ptr<io::ResultStore> store;
   check_collectively(world, [&]() {
@@ -114,8 +116,9 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
   Json attributes = {{"job", o.job},
                      {"command_line", o.command_line},
                      {"ranks", P},
-                     {"device", "cpu"},
-                     {"gemm_inputs", "fp32"},
+                     {"device", s.engine->label()},
+                     {"gemm_inputs", s.engine->gemm_inputs()},
+                     {"comm", s.engine->comm_backend()},
                      {"model_dir", s.model_dir},
                      {"model_config", s.model->config().raw.dump()},
                      {"weights_sha256", s.weights_sha256},
@@ -132,10 +135,11 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
   if (me == 0 && !o.quiet)
     std::fprintf(stderr,
                  "ringscan %s: %lld %s against the state's %lld-token prefix: %lld own + %lld generated tokens in "
-                 "%.2fs (cpu %.2fs on rank 0, %.1f tokens/s); the prefix was run once instead of %lld times: %lld "
+                 "%.2fs on %s (cpu %.2fs on rank 0, %.1f tokens/s); the prefix was run once instead of %lld times: %lld "
                  "prefill tokens avoided; %s\n",
                  job, (long long)n, o.noun.c_str(), (long long)L, (long long)own_tokens, (long long)generated,
-                 timing.seconds, timing.cpu_seconds, (own_tokens + generated) / std::max(timing.seconds, 1e-9),
+                 timing.seconds, s.engine->label().c_str(), timing.cpu_seconds,
+                 (own_tokens + generated) / std::max(timing.seconds, 1e-9),
                  (long long)n, (long long)(L * std::max<int64_t>(0, n - 1)), store->summary().c_str());
   return exit_status();
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "comm/mpi_session.h"
 #include "jobs/run_identity.h"
 #include "kernels/blas_runtime.h"
 #include "runtime/mpi_context.h"
@@ -17,11 +18,10 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
   const int me = world.rank();
   StateSession s;
   check_collectively(world, [&]() {
-    if (o.device != "auto" && o.device != "cpu")
-      throw Error(o.job + " against a saved state runs on the CPU engine only in this version (a state prefilled on "
-                          "GPUs loads there too): give --device cpu (or leave --device out)");
     if (o.threads > 0) set_compute_threads(o.threads);
     s.state_dir = o.state;
+    s.engine = std::make_unique<Engine>(o.device, o.comm, comm::local_rank());
+    s.engine->set_gemm_inputs(o.gemm_inputs);
     s.manifest = read_state_manifest(o.state);
     s.about = s.manifest.at("about");
     s.model_dir = o.model_dir.empty() ? s.about.at("model_dir").get<std::string>() : o.model_dir;
@@ -31,6 +31,8 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
       throw Error(s.model_dir + "/tokenizer.json is not the tokenizer the state " + o.state +
                   " was prefilled with (its SHA-256 differs)");
   });
+  check_collectively(world, [&]() { s.engine->agree(world); });
+  check_collectively(world, [&]() { s.engine->prepare(*s.model); });
   check_collectively(world, [&]() {
     if (me != 0) return;
     s.weights_sha256 = weights_sha256(*s.model, o.quiet, o.job);
@@ -50,10 +52,14 @@ void load_session_state(StateSession& s, comm::Communicator& world) {
   s.loaded = load_state(world, s.state_dir, s.model->config());
   s.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (world.rank() == 0 && !s.quiet)
-    std::fprintf(stderr, "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs\n",
+    std::fprintf(stderr,
+                 "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs; "
+                 "device %s%s, comm %s\n",
                  s.job.c_str(), s.state_dir.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
                  s.loaded.resharded() ? (", re-sharded onto " + std::to_string(P) + " rank(s)").c_str() : "",
-                 s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds);
+                 s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds,
+                 s.engine->label().c_str(), s.engine->why_cpu().empty() ? "" : (" (" + s.engine->why_cpu() + ")").c_str(),
+                 s.engine->comm_backend().c_str());
 }
 
 std::vector<int32_t> question_ids(const StateSession& s, const std::string& text) {
@@ -70,7 +76,12 @@ std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicat
                                                const QuestionDecodeOptions& o, DecodeTiming* timing,
                                                const FinishedQuestions& finished) {
   load_session_state(s, world);
-  PrefixSharedDecoder decoder(*s.model, world, std::move(s.loaded.st), o.batch, std::move(s.loaded.prefix_kv));
+  std::unique_ptr<PrefixSharedDecoder> decoder;
+  // The GPU engine uploads the prefix here (each rank its shard, the driver its Mamba states).
+  check_collectively(world, [&]() {
+    decoder = std::make_unique<PrefixSharedDecoder>(s.engine->prefix_decode_engine(), world, std::move(s.loaded.st),
+                                                    o.batch, std::move(s.loaded.prefix_kv));
+  });
   check_collectively(world, [&]() {
     for (size_t i = 0; i < own.size(); ++i) {
       GenerationRequest r;
@@ -79,15 +90,15 @@ std::vector<GenerationResult> decode_questions(StateSession& s, comm::Communicat
       r.max_new_tokens = o.max_new_tokens;
       r.sampling = o.sampling;
       if (!o.ignore_eos) r.stop_ids = s.tok->eos_ids();
-      decoder.submit(std::move(r));
+      decoder->submit(std::move(r));
     }
   });
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
   // Not inside check_collectively: a failure mid-step aborts every rank (cli/main.cpp).
   std::vector<GenerationResult> results;
-  while (!decoder.idle()) {
-    std::vector<GenerationResult> done = decoder.step();
+  while (!decoder->idle()) {
+    std::vector<GenerationResult> done = decoder->step();
     if (done.empty()) continue;
     if (finished) finished(done);
     for (GenerationResult& r : done) results.push_back(std::move(r));

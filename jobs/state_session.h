@@ -1,8 +1,9 @@
 // What `ringscan ask` and `ringscan summarize --state` share: a saved prefill
 // state (jobs/prefill_state.h) opened with its model and tokenizer (both
-// checked against the state's identity), each question's own ids built from
-// the state's question template, and all questions decoded together against
-// the shared prefix (runtime/prefix_decode.h).
+// checked against the state's identity) on the engine --device picks (the CPU
+// or the GPUs, runtime/engine.h, whichever engine prefilled the state), each
+// question's own ids built from the state's question template, and all
+// questions decoded together against the shared prefix (runtime/prefix_decode.h).
 #pragma once
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "kernels/sampling.h"
 #include "model/model.h"
 #include "runtime/decode.h"
+#include "runtime/engine.h"
 #include "runtime/saved_state.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,6 +23,7 @@ namespace ringscan {
 struct StateSessionOptions {
   std::string job;  // for log lines and messages: "ask", "summarize"
   std::string state, model_dir, device = "auto";  // model_dir "": the one the state names
+  std::string comm = "auto", gemm_inputs = "bf16";  // Engine's --comm and --gemm-inputs (GPU engine)
   int threads = 0;
   bool quiet = false;
 };
@@ -31,6 +34,7 @@ struct StateSession {
   std::string model_dir, weights_sha256;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Engine> engine;  // prepared with model: what decodes
   // Loaded by decode_questions (load_session_state), not by open_state_session: a
   // rerun that finds its answers complete reads no shard. Its st is moved into the decoder.
   LoadedState loaded;
@@ -43,7 +47,8 @@ struct StateSession {
 
 // Collective over `world`: the manifest, model and tokenizer (the state's data files
 // are not read yet). Errors (one sentence, on every rank): not a state, another
-// tokenizer or other weights than the state's, a device other than the CPU.
+// tokenizer or other weights than the state's, a device or --comm this run cannot
+// have (Engine's messages), a bad --gemm-inputs.
 StateSession open_state_session(const StateSessionOptions& o, comm::Communicator& world);
 
 // Collective over `world`: this rank's part of the state into s.loaded (checked,

@@ -49,7 +49,8 @@ int run_summarize_state(const JobOptions& o) {
     check_job_options(spec, o, P);
     check_state_options(o);
   });
-  StateSession s = open_state_session({"summarize", o.state, o.model_dir, o.device, o.threads, o.quiet}, *world);
+  StateSession s = open_state_session(
+      {"summarize", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, *world);
   // One question per file of the state, in the state's order, named by its path.
   std::vector<StateQuestion> questions;
   for (const Json& f : s.about.at("files")) {

@@ -63,6 +63,7 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
         ("no-prefill-overlap", po::bool_switch()->notifier([&o](bool off) { o.prefill_overlap = !off; }), "with --prefill-chunk: run each chunk between decode steps, not beside them on a second GPU stream")
         ("state", po::value(&o.state), "a saved prefill state (ringscan prefill --out) instead of --input: one summary per file of its codebase, each a question forking the state")
         ("prompt-template", po::value(&o.prompt_template)->default_value(o.prompt_template), "with --state: each file's prompt, {file} replaced by its path")
+        ("gemm-inputs", po::value(&o.gemm_inputs)->default_value("bf16"), "with --state, GPU engine: bf16 (fast; K/V kept in bf16) or fp32 (the CPU engine's results to round-off)")
         ("ignore-eos", po::bool_switch(&o.ignore_eos), "always generate --max-new-tokens");
   return opts;
 }
@@ -101,6 +102,8 @@ int run_job_command(const JobSpec& spec, int argc, char** argv) {
       if (!o.state.empty()) return;
       if (vm["prompt-template"].defaulted() == false)
         throw Error("--prompt-template applies with --state only (a per-file prompt against a saved state)");
+      if (vm["gemm-inputs"].defaulted() == false)
+        throw Error("--gemm-inputs applies with --state only (summarize of documents runs the GPU engine in bf16)");
       if (o.model_dir.empty()) throw Error("the option '--model' is required but missing");
       if (o.inputs.empty()) throw Error("the option '--input' is required but missing (or give --state DIR)");
     });

@@ -16,6 +16,7 @@
 #include "runtime/document_values.h"
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
+#include "runtime/prefix_decode_engine.h"
 #include "runtime/scheduler.h"
 #include "runtime/sharded_decode_engine.h"
 
@@ -41,6 +42,8 @@ class ComputeBackend {
   virtual DecodeEngine& decode_engine() = 0;
   // The engine a ShardedDecoder runs on after forward_sp; made once.
   virtual ShardedDecodeEngine& sharded_decode_engine() = 0;
+  // The engine a PrefixSharedDecoder (prefix_decode.h) runs on; made once.
+  virtual PrefixDecodeEngine& prefix_decode_engine() = 0;
 };
 
 // model outlives the backend.

@@ -80,11 +80,13 @@ class CpuBackend final : public ComputeBackend {
 
   DecodeEngine& decode_engine() override { return decode_; }
   ShardedDecodeEngine& sharded_decode_engine() override { return sharded_; }
+  PrefixDecodeEngine& prefix_decode_engine() override { return prefix_; }
 
  private:
   Model& model_;
   CpuDecodeEngine decode_{model_};
   CpuShardedDecodeEngine sharded_{model_};
+  CpuPrefixDecodeEngine prefix_{model_};
 };
 
 }  // namespace

@@ -100,5 +100,6 @@ DocumentValues Engine::compute_sp(comm::Communicator& group, const SequenceLayou
 
 DecodeEngine& Engine::decode_engine() { return backend().decode_engine(); }
 ShardedDecodeEngine& Engine::sharded_decode_engine() { return backend().sharded_decode_engine(); }
+PrefixDecodeEngine& Engine::prefix_decode_engine() { return backend().prefix_decode_engine(); }
 
 }  // namespace ringscan

@@ -20,6 +20,7 @@
 #include "runtime/document_values.h"
 #include "runtime/forwarded_segments.h"
 #include "runtime/layout.h"
+#include "runtime/prefix_decode_engine.h"
 #include "runtime/scheduler.h"
 #include "runtime/sharded_decode_engine.h"
 
@@ -101,6 +102,9 @@ class Engine {
   // The engine a ShardedDecoder (decode.h) runs on over a sequence-parallel
   // group, after forward_sp with keep_decode_state or by its own prefills.
   ShardedDecodeEngine& sharded_decode_engine();
+  // The engine a PrefixSharedDecoder (prefix_decode.h: `ask`, `summarize
+  // --state`) runs on over a group, from a saved or kept prefix state.
+  PrefixDecodeEngine& prefix_decode_engine();
 
  private:
   ComputeBackend& backend() const;

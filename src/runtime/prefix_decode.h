@@ -17,44 +17,23 @@
 //     private on the driver (the prefix shards never change).
 // Bytes per step are those of ShardedDecoder (runtime/decode.h) without the
 // K/V rows: queries A*(P-1)*B*Hq*d*4, partials A*(P-1)*B*Hq*(d+2)*4, tokens (P-1)*B*4.
+//
+// The scheduling here runs on any engine (prefix_decode_engine.h): the CPU's
+// (Model; host shards) or the GPUs' (DeviceModel; each rank's prefix shard
+// uploaded once, the B queries' prefix partials from one block-attention call,
+// each request's suffix K/V on the driver's device).
 #pragma once
 #include <deque>
 #include <memory>
 #include <vector>
 
 #include "comm/communicator.h"
-#include "kernels/weight_view.h"
 #include "model/model.h"
 #include "runtime/decode.h"
+#include "runtime/prefix_decode_engine.h"
 #include "runtime/sequence_parallel.h"
 
 namespace ringscan {
-
-// This rank's shard of the prefix K/V, per model layer (attention layers set):
-// rows [rows, kv_heads*head_dim] of `dtype` (F32 or BF16), read-only, as one or
-// more pieces whose rows together are the shard (their order is the fold order
-// only: attention over the prefix needs no positions). A loaded state's pieces
-// point into its shard files, mapped read-only (runtime/saved_state.h): one
-// piece when the rank's rows are one saved rank's, several when re-sharded.
-// `keep` owns the memory (the mappings, or the vectors the rows live in).
-struct PrefixKV {
-  struct Piece {
-    const void* k = nullptr;
-    const void* v = nullptr;
-    int64_t rows = 0;
-  };
-  struct Layer {
-    std::vector<Piece> pieces;
-    int64_t rows() const {
-      int64_t n = 0;
-      for (const Piece& p : pieces) n += p.rows;
-      return n;
-    }
-  };
-  DType dtype = DType::F32;
-  std::vector<Layer> layers;
-  std::shared_ptr<const void> keep;
-};
 
 class PrefixSharedDecoder {
  public:
@@ -62,17 +41,20 @@ class PrefixSharedDecoder {
   // prefix state, submits the same requests in the same order and calls step()
   // together. A request's `prompt` is its own ids (appended to the prefix).
   // The prefix K/V are `kv` when given (a loaded state's), else the K/V vectors
-  // of prefix.state.
+  // of prefix.state. On the CPU engine (Model), or on any engine (the GPU's:
+  // Engine::prefix_decode_engine(), runtime/engine.h), which outlives the decoder.
   PrefixSharedDecoder(Model& model, comm::Communicator& group, SequenceParallelDecodeState prefix, int max_batch,
                       PrefixKV kv = {});
+  PrefixSharedDecoder(PrefixDecodeEngine& engine, comm::Communicator& group, SequenceParallelDecodeState prefix,
+                      int max_batch, PrefixKV kv = {});
 
   void submit(GenerationRequest r);
   std::vector<GenerationResult> step();  // collective; the finished requests, on every rank
   std::vector<GenerationResult> run();
 
   bool idle() const { return waiting_.empty() && active_.empty(); }
-  int driver() const { return prefix_.driver; }
-  int64_t prefix_length() const { return prefix_.length; }
+  int driver() const { return prefix_->driver; }
+  int64_t prefix_length() const { return prefix_->length; }
 
   static constexpr const char* kQueryLabel = "ask.query";
   static constexpr const char* kPartialLabel = "ask.partials";
@@ -81,15 +63,14 @@ class PrefixSharedDecoder {
  private:
   struct Sequence {
     std::unique_ptr<GenerationTrack> track;
-    InferenceState st;  // driver: the forked Mamba states and the private suffix K/V
-    size_t fed = 0;     // own ids already run
+    std::unique_ptr<PrefixDecodeEngine::Fork> fork;  // the driver's: forked Mamba states, private suffix K/V
+    size_t fed = 0;                                  // own ids already run
   };
-  void attend(int layer, int64_t n, const float* q, const float* k, const float* v, float* y);
 
-  Model& model_;
+  std::unique_ptr<PrefixDecodeEngine> own_;  // the CPU engine of the Model constructor
+  PrefixDecodeEngine& engine_;
   comm::Communicator& group_;
-  SequenceParallelDecodeState prefix_;
-  PrefixKV kv_;
+  std::unique_ptr<PrefixDecodeEngine::Prefix> prefix_;
   int max_batch_;
   std::deque<std::unique_ptr<GenerationTrack>> waiting_;
   std::vector<Sequence> active_;

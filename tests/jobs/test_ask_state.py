@@ -2,7 +2,9 @@
 against it with prefix-shared batched decoding. The greedy answer equals, token for
 token, one `forward --generate` over prefix + question ids (P = 1..4, both layouts); a
 state saved on 4 ranks answers the same on 2 and 1; damaged or mismatched states fail
-with one sentence."""
+with one sentence; the engine is chosen (--device, --comm, --gemm-inputs) and recorded;
+ask and summarize --state resume after a kill. The GPU engine's answers against the
+CPU's: tools/cuda_emu/jobs_check.py and tests/model_cuda/test_device_prefix_decode.cpp."""
 import hashlib
 import json
 import os
@@ -187,6 +189,43 @@ class AskState(DemoModelCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn("--overwrite", p.stderr)
                 self.assertEqual(self.summaries(out), got)
+
+    def test_engine_is_chosen_recorded_and_cuda_without_a_gpu_fails_clearly(self):
+        """ask and summarize --state pick the engine like the batch jobs (--device, --comm,
+        --gemm-inputs): the answers file and the summaries record the device that ran."""
+        state = self.prefill(2, "zigzag", "s-engine")
+        rows, attrs, log = self.ask(2, state, "engine-cpu.h5", extra=("--device", "cpu"))
+        self.assertEqual((attrs["device"], attrs["gemm_inputs"], attrs["comm"]), ("cpu", "fp32", "mpi"))
+        self.assertIn("s on cpu (cpu ", log)
+        _, auto, _ = self.ask(2, state, "engine-auto.h5")
+        if str(auto["device"]).startswith("cuda:"):  # a machine with a GPU: auto took it, fp32 gives the CPU's answers
+            got, a, _ = self.ask(2, state, "engine-cuda.h5", extra=("--device", "cuda", "--gemm-inputs", "fp32"))
+            self.assertEqual(a["gemm_inputs"], "fp32")
+            self.assertEqual([r["answer"] for r in got], [r["answer"] for r in rows])
+        else:  # no GPU: --device cuda is refused by one sentence on every rank, before any answer
+            self.assertEqual(auto["device"], "cpu")
+            for job in (["ask", "--questions", self.questions], ["summarize"]):
+                out = self.path("engine-no-gpu.h5")
+                p = run(job + ["--state", state, "--out", out, "--device", "cuda"], np_=2, env=self.env)
+                self.assertNotEqual(p.returncode, 0, job)
+                self.assertIn("--device cuda: no usable GPU", p.stderr)
+                self.assertNotIn("runs on the CPU engine only", p.stderr)
+                self.assertFalse(os.path.exists(out))
+        p = run(["ask", "--state", state, "--questions", self.questions, "--out", self.path("engine-gemm.h5"),
+                 "--gemm-inputs", "fp16"], np_=2, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('--gemm-inputs must be bf16 or fp32, got "fp16"', p.stderr)
+        # summarize --state records its engine too; --gemm-inputs belongs to --state.
+        out = self.path("engine-sum.h5")
+        p = run(["summarize", "--state", state, "--out", out, "--max-new-tokens", "2", "--threads", "1",
+                 "--device", "cpu", "--gemm-inputs", "fp32"], np_=2, check=True, env=self.env)
+        self.assertIn("s on cpu (", p.stderr)
+        with h5py.File(out) as f:
+            self.assertEqual((f.attrs["device"], f.attrs["gemm_inputs"], f.attrs["comm"]), ("cpu", "fp32", "mpi"))
+        p = run(["summarize", "--model", self.model, "--input", self.repo, "--out", self.path("no-state.h5"),
+                 "--gemm-inputs", "fp32"], np_=1, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--gemm-inputs applies with --state only", p.stderr)
 
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
         """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); ask uses them in

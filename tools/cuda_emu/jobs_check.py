@@ -28,8 +28,14 @@ and with `--device cpu`, and the results are compared:
              driver.bin within TOL_STATE_FP32; the CPU `ask` of each GPU state gives the
              CPU state's greedy answers, equal to `forward --generate` over prefix +
              question. The bf16 engine with --kv-dtype bf16 on 2 ranks: within
-             TOL_STATE_BF16, and its CPU `ask` completes; `ask --device cuda` is refused
-             with one sentence (not built yet). (`--only states` runs this part alone.)
+             TOL_STATE_BF16, and its CPU `ask` completes.
+  ask        (the GPU prefix-shared decode) `ask --device cuda --gemm-inputs fp32` of the
+             1-rank state on 1 rank and of the 2-rank state on 2 ranks sharing one GPU:
+             the same answer ids as `ask --device cpu` (and the `device`, `gemm_inputs`
+             attributes say so; the bf16 engine's ask is test_device_prefix_decode's);
+             `summarize --state --device cuda --gemm-inputs fp32`
+             on 1 rank: the same generated ids as `summarize --state --device cpu`.
+             (`--only states` runs the prefill and ask parts alone.)
 
 Tolerances. The GPU engine rounds every GEMM input (activations; the demo
 checkpoint's weights are bf16 already) to bf16 (8 significant bits: at most
@@ -224,11 +230,14 @@ def compare_states(gpu_dir, cpu_dir, tol, shift_kv=False):
     return problems, worst
 
 
-def ask_answers(run, state, questions, name, out):
-    """`ask --device cpu` of a state: {id: (question_ids, answer_ids)}."""
+def ask_answers(run, state, questions, name, out, device=("--device", "cpu"), ranks=1, gpus=None, attrs=None):
+    """`ask` of a state (--device cpu unless `device`): {id: (question_ids, answer_ids)};
+    the file's attributes into `attrs` (a dict) when given."""
     run(["ask", "--state", state, "--questions", questions, "--out", out(name), "--max-new-tokens", str(STATE_NEW),
-         "--ignore-eos", "--device", "cpu", "--quiet"])
+         "--ignore-eos", "--quiet"] + list(device), ranks=ranks, gpus=gpus)
     with h5py.File(out(name), "r") as f:  # one /documents row per question, named by its id
+        if attrs is not None:
+            attrs.update({k: f.attrs[k] for k in f.attrs})
         d = f["documents"]
         extra = [json.loads(e) for e in d["extra"].asstr()[:]]
         return {d["path"].asstr()[i]: (e["question_ids"], e["generated_ids"]) for i, e in enumerate(extra)}
@@ -290,12 +299,37 @@ def check_states(run, out, work):
         fail(f"ask --device cpu of state_gpu2_bf16 gave {got}")
     same = sum(got[q][1] == cpu_answers[q][1] for q in got)
     ok(f"ask --device cpu of state_gpu2_bf16: {same}/{len(got)} answers equal the fp32 CPU state's (bf16: reported)")
-    # ask on the GPU engine is not built yet: one sentence, every rank, no hang.
-    err = run(["ask", "--state", out("state_gpu1"), "--questions", questions, "--out", out("answers_cuda.h5"),
-               "--device", "cuda"], ranks=2, gpus=1, expect_error=True)
-    if "runs on the CPU engine only" not in err or "--device cpu" not in err:
-        fail(f"ask --device cuda said {err!r}")
-    ok(f"ask --device cuda refused: {err}")
+    check_gpu_ask(run, out, questions, cpu_answers)
+
+
+def check_gpu_ask(run, out, questions, cpu_answers):
+    """ask and summarize --state on the GPU engine = on the CPU (docs above)."""
+    fp32 = ("--device", "cuda", "--gemm-inputs", "fp32")
+    for state, ranks, gpus in (("state_cpu1", 1, 1), ("state_cpu2", 2, 1)):
+        attrs = {}
+        got = ask_answers(run, out(state), questions, f"answers_cuda_{state}.h5", out, fp32, ranks, gpus, attrs)
+        if not str(attrs.get("device", "")).startswith("cuda") or attrs.get("gemm_inputs") != "fp32":
+            fail(f"ask --device cuda of {state} wrote device {attrs.get('device')!r}, gemm_inputs {attrs.get('gemm_inputs')!r}")
+        if got != cpu_answers:
+            fail(f"ask --device cuda --gemm-inputs fp32 of {state} on {ranks} rank(s): {got} but ask --device cpu gives "
+                 f"{cpu_answers}")
+        ok(f"ask --device cuda --gemm-inputs fp32 of {state} on {ranks} rank(s), {gpus} GPU: the CPU's answer ids")
+    # summarize --state: one question per file of the state (a short prompt: emulated time), the same
+    # generated ids on either engine.
+    gen = {}
+    for dev, extra in (("cpu", ["--device", "cpu"]), ("cuda", list(fp32))):
+        name = out(f"sum_state_{dev}.h5")
+        run(["summarize", "--state", out("state_cpu1"), "--out", name, "--max-new-tokens", str(STATE_NEW),
+             "--ignore-eos", "--batch", "2", "--prompt-template", "{file}?", "--quiet", "--overwrite"] + extra, gpus=1)
+        with h5py.File(name, "r") as h:
+            if dev == "cuda" and not (str(h.attrs["device"]).startswith("cuda") and h.attrs["gemm_inputs"] == "fp32"):
+                fail(f"summarize --state --device cuda wrote device {h.attrs['device']!r}, gemm_inputs {h.attrs['gemm_inputs']!r}")
+            gen[dev] = {p: json.loads(e).get("generated_ids") for p, e in
+                        zip(h["documents/path"].asstr()[:], h["documents/extra"].asstr()[:])}
+    if not gen["cpu"] or any(len(v or []) != STATE_NEW for v in gen["cpu"].values()) or gen["cuda"] != gen["cpu"]:
+        fail(f"summarize --state --device cuda --gemm-inputs fp32: {gen['cuda']} but --device cpu gives {gen['cpu']}")
+    ok(f"summarize --state --device cuda --gemm-inputs fp32: the CPU's generated ids for {len(gen['cpu'])} file(s)")
+
 
 def compare_logprobs(name, gpu, cpu):
     gpu, cpu = np.asarray(gpu, np.float64), np.asarray(cpu, np.float64)

@@ -60,15 +60,15 @@ mpi_runs() {
       mpirun --oversubscribe -np "$np" "$prog" "$@" || status=$?
   done
 }
-# Then the GPU sharded decode and the saved decode state on 2 ranks sharing one emulated GPU (the MPI
+# Then the GPU sharded decode, the saved decode state and the prefix-shared decode (ask) on 2 ranks sharing one emulated GPU (the MPI
 # communicator, host-staged; their NCCL cases skip there), and bench_sp_gpu once over NCCL on 2 ranks: its JSON must report the
 # exposed communication per layer and, with --generate, the sharded decode's tokens/s and bytes per step.
 run_sp() {
   build sp
   mpi_runs "$B/test_device_sp" "$@"
-  echo "== test_device_sp (sharded decode, saved state): mpirun -np 2, one emulated GPU shared"
+  echo "== test_device_sp (sharded decode, saved state, prefix decode): mpirun -np 2, one emulated GPU shared"
   CUDA_EMU_DEVICES=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \
-    "$B/test_device_sp" --gtest_filter='*ShardedDecode*:*DeviceSavedState*' || status=$?
+    "$B/test_device_sp" --gtest_filter='*ShardedDecode*:*DeviceSavedState*:*PrefixDecode*' || status=$?
   echo "== bench_sp_gpu: mpirun -np 2 --comm nccl"
   local out
   out=$(CUDA_EMU_DEVICES=2 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np 2 \

@@ -2,7 +2,8 @@
 // GPU sequence-parallel runner (device_sequence_parallel.h) over the group's
 // MPI communicator or, for --comm nccl, one NCCL communicator per group size
 // (all its exchanges on device buffers) with the sharded decode after it
-// (device_sharded_decode.cpp) over the same communicator, and budgets from
+// (device_sharded_decode.cpp) and the prefix-shared decode of saved states
+// (device_prefix_decode.cpp) over the same communicator, and budgets from
 // the GPU's memory.
 #include <algorithm>
 #include <map>
@@ -119,6 +120,14 @@ class GpuBackend final : public ComputeBackend {
     return *sharded_;
   }
 
+  PrefixDecodeEngine& prefix_decode_engine() override {
+    if (!prefix_)
+      prefix_ = make_device_prefix_decode_engine(gpu_, [this](comm::Communicator& g) -> comm::Communicator& {
+        return exchange_comm(g);
+      });
+    return *prefix_;
+  }
+
  private:
   // What the sequence-parallel runner exchanges over: `group` itself (MPI),
   // or for --comm nccl a device-memory communicator over the same ranks, made
@@ -148,6 +157,7 @@ class GpuBackend final : public ComputeBackend {
 #endif
   std::unique_ptr<DecodeEngine> decode_;
   std::unique_ptr<ShardedDecodeEngine> sharded_;
+  std::unique_ptr<PrefixDecodeEngine> prefix_;
 };
 
 }  // namespace
