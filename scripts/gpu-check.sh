@@ -40,6 +40,8 @@
 # sharing the GPU (MPI), demo model: a 16K-token sequence-parallel prefill
 # with its exposed communication per layer, then 4 such documents decoded 32
 # tokens each with their KV caches sharded (decode tokens/s, bytes per step).
+# Then bench_gpu_ask: prefill once, ask many on the nano-4b shape (a 64K-token
+# prefix, 1/16/256 questions of 200 tokens; RINGSCAN_GPU_ASK_ARGS adds options).
 #
 # Honest by design: no visible GPU is an error (exit 2); a GPU test that skips
 # itself although a GPU is visible counts as a failure (only comm_nccl_np2 may
@@ -143,7 +145,7 @@ cudnn_why=$(sed -nE 's/^RINGSCAN_CUDNN_WHY_OFF:INTERNAL=(.*)/\1/p' "$build/CMake
 echo "gpu-check: cuDNN attention ${cudnn_on:-OFF}${cudnn_why:+ ($cudnn_why)}; $(tail -1 "$build/gpu-check-cudnn.txt")"
 [[ $configure_only -eq 1 ]] && exit 0
 t1=$(date +%s)
-cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_gpu_summarize bench_sp_gpu bench_ops ringscan \
+cmake --build "$build" -j"$jobs" --target test_kernels_cuda test_backend_ops test_device_model test_device_sp test_comm_nccl bench_gpu bench_gpu_summarize bench_gpu_ask bench_sp_gpu bench_ops ringscan \
   >"$build/gpu-check-build.log" 2>&1 || { grep -E "error|Error" "$build/gpu-check-build.log" | head -30; die "build failed (log: $build/gpu-check-build.log)"; }
 t2=$(date +%s)
 echo "gpu-check: configure $((t1 - t0)) s, build $((t2 - t1)) s"
@@ -269,6 +271,9 @@ if [[ $status -eq 0 ]]; then
   # The summarize job's decoding end to end on a generated corpus: whole, chunked and overlapped prefill.
   "$build/bench/bench_gpu_summarize" --preset nano-4b ${RINGSCAN_GPU_SUMMARIZE_ARGS:-} >>"$bench_log" \
     2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_gpu_summarize failed:"; tail -5 "$build/gpu-check-bench.err"; }
+  # Prefill once, ask many (issue 18): a 64K-token prefix, 1, 16 and 256 questions of 200 tokens.
+  "$build/bench/bench_gpu_ask" --preset nano-4b ${RINGSCAN_GPU_ASK_ARGS:-} >>"$bench_log" \
+    2>>"$build/gpu-check-bench.err" || { status=1; echo "bench_gpu_ask failed:"; tail -5 "$build/gpu-check-bench.err"; }
   # Sharded decode after a GPU sequence-parallel prefill: 2 ranks sharing the GPU over MPI.
   { "$build/ringscan" make-model --preset demo --out "$build/gpu-check-demo" >/dev/null &&
     "$build/mpiexec-tests" -np 2 "$build/bench/bench_sp_gpu" --model "$build/gpu-check-demo" --tokens 16384 \
@@ -338,6 +343,10 @@ for line in open(sys.argv[1]):
         rows.append((f"summarize {how[:12]}", f"{r['docs_per_s']:.2f} docs/s", f"{how}: {r['out_tokens_per_s']:.0f} out tok/s, stall max {r['stall_max_ms']:.0f} ms, first token mean {r['ttft_mean_s']:.2f} s ({r['docs']} docs, batch {r['batch']})"))
     elif b == "gpu_summarize_ratio":
         rows.append(("summarize overlap", f"{r['docs_per_s_vs_whole']:.2f}x docs/s", f"vs whole prefill; {r['docs_per_s_vs_serial_chunks']:.2f}x vs the same chunks between steps; stall max {r['stall_max_vs_whole']:.2f}x, first token {r['ttft_mean_vs_whole']:.2f}x"))
+    elif b == "gpu_ask_prefill":
+        rows.append((f"ask prefill {r['prefix']//1024}K", f"{r['tokens_per_s']:.0f} tok/s", f"{r['prefill_s']:.2f} s; re-prefill per question {r['reprefill_per_question_s']:.2f} s"))
+    elif b == "gpu_ask":
+        rows.append((f"ask {r['questions']} questions", f"{r['tokens_per_s']:.0f} tok/s", f"{r['ask_s']:.2f} s ({r['seconds_per_question']*1e3:.1f} ms/question) over {r['prefix']//1024}K; (prefill+ask)/(prefill+independent) {r['ask_vs_independent']:.2f} [target < 2 at 256], {r['saving_vs_reprefill']:.1f}x less than re-prefilling"))
     elif b == "memory":
         rows.append(("peak GPU memory", f"{r['peak_used_gib']:.1f} GiB", f"of {r['total_gib']:.0f} GiB"))
 for name, value, note in rows:

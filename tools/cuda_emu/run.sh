@@ -4,7 +4,7 @@
 #
 #   tools/cuda_emu/run.sh [build|selftest|kernels|model|sp|comm|jobs|all] [extra gtest args...]
 #
-# model: the GPU model tests (test_device_model), then bench_gpu_summarize --tiny
+# model: the GPU model tests (test_device_model), then bench_gpu_summarize --tiny and bench_gpu_ask --tiny
 # (whole, chunked and overlapped prefill in the summarize job's decoding).
 # jobs: the `ringscan` program itself on the emulated GPU (score, embed,
 # summarize, forward; 1 and 2 ranks) against --device cpu (jobs_check.py).
@@ -37,7 +37,8 @@ run_kernels() {
   "$B/test_kernels_cuda" "$@" || status=$?
   "$B/test_backend_ops" "$@" || status=$?
 }
-# Then bench_gpu_summarize --tiny: whole, chunked and overlapped prefill must each report, the overlap taken.
+# Then bench_gpu_summarize --tiny: whole, chunked and overlapped prefill must each report, the overlap taken;
+# and bench_gpu_ask --tiny: the prefill and each question count must report.
 run_model() {
   build model
   "$B/test_device_model" "$@" || status=$?
@@ -47,6 +48,11 @@ run_model() {
   echo "$out"
   [[ $(grep -c '"bench": "gpu_summarize"' <<<"$out") -eq 3 ]] && grep -q '"overlapped": true' <<<"$out" ||
     { echo "bench_gpu_summarize: not three runs with the overlap taken"; status=1; }
+  echo "== bench_gpu_ask --tiny"
+  out=$("$B/bench_gpu_ask" --tiny) || status=$?
+  echo "$out"
+  [[ $(grep -c '"bench": "gpu_ask"' <<<"$out") -eq 2 ]] && grep -q '"bench": "gpu_ask_prefill"' <<<"$out" ||
+    { echo "bench_gpu_ask: not a prefill line and two ask lines"; status=1; }
 }
 # Each rank count under mpirun, every rank on its own emulated GPU by default. Open MPI's
 # mpirun, flags and variables: the Makefile builds with Open MPI's mpicxx (--showme),
