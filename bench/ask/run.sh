@@ -61,18 +61,18 @@ for q in "${qs[@]}"; do
     run ask --state "$work/$name.state" --questions "$work/q$q.jsonl" --out "$work/a-$name-$q.h5" \
       --max-new-tokens "$new" --ignore-eos --batch 256 --overwrite 2>"$work/log-ask-$name-$q.txt"
     t[ask-$name-$q]=$(sed -n 's/.* tokens in \([0-9.]*\)s .*/\1/p' "$work/log-ask-$name-$q.txt")
-    c[ask-$name-$q]=$(sed -n 's/.* tokens in [0-9.]*s (cpu \([0-9.]*\)s .*/\1/p' "$work/log-ask-$name-$q.txt")
+    c[ask-$name-$q]=$(sed -n 's/.* tokens in [0-9.]*s on .* (cpu \([0-9.]*\)s on rank 0.*/\1/p' "$work/log-ask-$name-$q.txt")
   done
   echo "ask $q: ${t[ask-long-$q]} s (cpu ${c[ask-long-$q]} s)   short prefix: ${t[ask-short-$q]} s (cpu ${c[ask-short-$q]} s)"
 done
 # One question re-prefilled: the prefix ids + its own ids through forward --generate
 # (wall time less that of a 1-token forward: process start and model load).
 "$(tools/h5check/ensure_venv.sh)" - "$work" <<'PY'
-import sys, h5py, numpy as np
+import json, sys, h5py, numpy as np
 work = sys.argv[1]
 prefix = np.fromfile(f"{work}/long.state/ids.bin", dtype="<i4")
-with h5py.File(f"{work}/a-long-1.h5") as f:
-    own = f["tokens/question_ids"][:]
+with h5py.File(f"{work}/a-long-1.h5") as f:  # the first question's own ids
+    own = np.array(json.loads(f["documents/extra"].asstr()[0])["question_ids"], dtype="<i4")
 open(f"{work}/reprefill-ids.txt", "w").write(",".join(map(str, np.concatenate([prefix, own]))))
 PY
 # "wall user sys" of mpirun and the rank it waited for.
