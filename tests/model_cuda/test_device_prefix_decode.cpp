@@ -50,20 +50,11 @@ using namespace ringscan;
 namespace {
 using test::prompt_of;
 using test::request;
-using Tokens = std::map<uint64_t, std::vector<int32_t>>;
-
-std::string fixture(const char* name) { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
+using test::fixture;
+using test::Tokens;
+using Case = test::CommCase;
 
 constexpr double kBf16Agreement = 0.75;
-
-struct Case {
-  const char* comm;  // "mpi" or "nccl"
-  GemmInputs gemm;
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.comm << (c.gemm == GemmInputs::Fp32 ? " fp32" : " bf16"); }
-std::string case_name(const ::testing::TestParamInfo<Case>& i) {
-  return std::string(i.param.comm) + (i.param.gemm == GemmInputs::Fp32 ? "_fp32" : "_bf16");
-}
 
 // A prefix state as `ask` loads it: the K/V rows in a PrefixKV of their own, st
 // without them; each layer's rows as two pieces (a re-sharded state's shape: ranges
@@ -108,24 +99,13 @@ LoadedPrefix as_loaded(SequenceParallelDecodeState st, DType dtype = DType::F32)
   return p;
 }
 
-Tokens run(PrefixSharedDecoder& d, const std::vector<GenerationRequest>& reqs) {
-  for (const auto& r : reqs) d.submit(r);
-  Tokens out;
-  for (auto& r : d.run()) out[r.id] = std::move(r.tokens);
-  return out;
-}
+Tokens run(PrefixSharedDecoder& d, const std::vector<GenerationRequest>& reqs) { return test::run_requests(d, reqs); }
 
-class DevicePrefixDecode : public ::testing::TestWithParam<Case> {
+class DevicePrefixDecode : public test::CommCaseTest {
  protected:
-  void SetUp() override {
-    world_ = comm::MpiCommunicator::create();
-    nccl_ = std::string(GetParam().comm) == "nccl";
-    if (nccl_ && !test::g_nccl) GTEST_SKIP() << "NCCL needs one GPU per rank on every node";
-  }
-  comm::Communicator& exchange() { return nccl_ ? static_cast<comm::Communicator&>(*test::g_nccl) : *world_; }
   std::unique_ptr<PrefixDecodeEngine> engine(DeviceModel& dev) {
-    if (nccl_) test::g_nccl->set_compute_stream(dev.stream());
-    return make_device_prefix_decode_engine(dev, [this](comm::Communicator&) -> comm::Communicator& { return exchange(); });
+    comm::Communicator& x = exchange_for(dev);
+    return make_device_prefix_decode_engine(dev, [&x](comm::Communicator&) -> comm::Communicator& { return x; });
   }
   // Bytes sent under each of prefix_decode.h's labels, over the exchange
   // communicator and the group (the tokens go over the group), summed over ranks.
@@ -149,8 +129,6 @@ class DevicePrefixDecode : public ::testing::TestWithParam<Case> {
     world_->reset_counters();
     exchange().reset_counters();
   }
-  std::unique_ptr<comm::MpiCommunicator> world_;
-  bool nccl_ = false;
 };
 
 // The questions: own lengths 1..9, budgets 2..6, more than the 2 slots.
@@ -247,6 +225,6 @@ TEST_P(DevicePrefixDecode, AnswersEqualTheCpuAndTheSingleRankDecoder) {
 INSTANTIATE_TEST_SUITE_P(Comms, DevicePrefixDecode,
                          ::testing::Values(Case{"mpi", GemmInputs::Fp32}, Case{"nccl", GemmInputs::Fp32},
                                            Case{"mpi", GemmInputs::Bf16}),
-                         case_name);
+                         test::comm_case_name);
 
 }  // namespace

@@ -32,16 +32,8 @@ using namespace ringscan;
 
 namespace {
 
-std::string fixture(const char* name) { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
-
-struct Case {
-  const char* comm;  // "mpi" or "nccl"
-  GemmInputs gemm;
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.comm << (c.gemm == GemmInputs::Fp32 ? " fp32" : " bf16"); }
-std::string case_name(const ::testing::TestParamInfo<Case>& i) {
-  return std::string(i.param.comm) + (i.param.gemm == GemmInputs::Fp32 ? "_fp32" : "_bf16");
-}
+using test::fixture;
+using Case = test::CommCase;
 
 // max |got - want| / (largest |want|), and a size mismatch as infinity.
 double relative_worst(const std::vector<float>& got, const std::vector<float>& want) {
@@ -119,6 +111,6 @@ TEST_P(DeviceSavedState, DownloadedStateEqualsTheCpuPrefills) {
 INSTANTIATE_TEST_SUITE_P(Comms, DeviceSavedState,
                          ::testing::Values(Case{"mpi", GemmInputs::Fp32}, Case{"nccl", GemmInputs::Fp32},
                                            Case{"mpi", GemmInputs::Bf16}),
-                         case_name);
+                         test::comm_case_name);
 
 }  // namespace

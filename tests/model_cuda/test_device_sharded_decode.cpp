@@ -37,16 +37,10 @@ namespace {
 using test::prompt_of;
 using test::request;
 
-std::string fixture(const char* name) { return std::string(RINGSCAN_SOURCE_DIR) + "/tests/fixtures/hf/" + name; }
-
-using Tokens = std::map<uint64_t, std::vector<int32_t>>;
-
-Tokens run(auto& decoder, const std::vector<GenerationRequest>& reqs) {
-  for (const auto& r : reqs) decoder.submit(r);
-  Tokens out;
-  for (auto& r : decoder.run()) out[r.id] = std::move(r.tokens);
-  return out;
-}
+using test::fixture;
+using test::Tokens;
+using Case = test::CommCase;
+Tokens run(auto& decoder, const std::vector<GenerationRequest>& reqs) { return test::run_requests(decoder, reqs); }
 
 // Each document alone on this rank's GPU.
 Tokens single_gpu(DeviceModel& dev, const std::vector<GenerationRequest>& reqs) {
@@ -59,30 +53,13 @@ Tokens single_gpu(DeviceModel& dev, const std::vector<GenerationRequest>& reqs) 
   return out;
 }
 
-struct Case {
-  const char* comm;  // "mpi" or "nccl"
-  GemmInputs gemm;   // Fp32: fp32 KV cache, compared with the CPU too; Bf16: the bf16 cache
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.comm << (c.gemm == GemmInputs::Fp32 ? " fp32" : " bf16"); }
-std::string case_name(const ::testing::TestParamInfo<Case>& i) {
-  return std::string(i.param.comm) + (i.param.gemm == GemmInputs::Fp32 ? "_fp32" : "_bf16");
-}
-
-class DeviceShardedDecode : public ::testing::TestWithParam<Case> {
+// Fp32: fp32 KV cache, compared with the CPU too; Bf16: the bf16 cache.
+class DeviceShardedDecode : public test::CommCaseTest {
  protected:
-  void SetUp() override {
-    world_ = comm::MpiCommunicator::create();
-    nccl_ = std::string(GetParam().comm) == "nccl";
-    if (nccl_ && !test::g_nccl) GTEST_SKIP() << "NCCL needs one GPU per rank on every node";
-  }
-  // The exchange communicator the GPU engine uses for the world group.
-  comm::Communicator& exchange() { return nccl_ ? static_cast<comm::Communicator&>(*test::g_nccl) : *world_; }
   std::unique_ptr<ShardedDecodeEngine> engine(DeviceModel& dev) {
-    if (nccl_) test::g_nccl->set_compute_stream(dev.stream());
-    return make_device_sharded_decode_engine(dev, [this](comm::Communicator&) -> comm::Communicator& { return exchange(); });
+    comm::Communicator& x = exchange_for(dev);
+    return make_device_sharded_decode_engine(dev, [&x](comm::Communicator&) -> comm::Communicator& { return x; });
   }
-  std::unique_ptr<comm::MpiCommunicator> world_;
-  bool nccl_ = false;
 };
 
 // fp32 only (see the top): against the single-rank GPU decode and the CPU.
@@ -295,10 +272,10 @@ TEST_P(DeviceShardedDecode, BytesMatchFormulas) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fp32, DeviceShardedDecodeExact,
-                         ::testing::Values(Case{"mpi", GemmInputs::Fp32}, Case{"nccl", GemmInputs::Fp32}), case_name);
+                         ::testing::Values(Case{"mpi", GemmInputs::Fp32}, Case{"nccl", GemmInputs::Fp32}), test::comm_case_name);
 INSTANTIATE_TEST_SUITE_P(Comms, DeviceShardedDecode,
                          ::testing::Values(Case{"mpi", GemmInputs::Fp32}, Case{"mpi", GemmInputs::Bf16},
                                            Case{"nccl", GemmInputs::Fp32}, Case{"nccl", GemmInputs::Bf16}),
-                         case_name);
+                         test::comm_case_name);
 
 }  // namespace

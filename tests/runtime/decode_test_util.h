@@ -1,7 +1,8 @@
-// Shared by the decode tests (CPU and GPU decoders): synthetic prompts and
-// generation requests.
+// Shared by the decode tests (CPU and GPU decoders): synthetic prompts,
+// generation requests and the tokens a decoder gives them.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,19 @@ inline GenerationRequest request(uint64_t id, std::vector<int32_t> prompt, int64
   r.max_new_tokens = max_new;
   r.sampling = sp;
   return r;
+}
+
+// Generated tokens by request id.
+using Tokens = std::map<uint64_t, std::vector<int32_t>>;
+
+// Submits every request to `decoder` (Decoder, ShardedDecoder, PrefixSharedDecoder)
+// and runs it until idle.
+template <class D>
+Tokens run_requests(D& decoder, const std::vector<GenerationRequest>& reqs) {
+  for (const auto& r : reqs) decoder.submit(r);
+  Tokens out;
+  for (auto& r : decoder.run()) out[r.id] = std::move(r.tokens);
+  return out;
 }
 
 }  // namespace ringscan::test
