@@ -51,6 +51,13 @@ AttentionTolerances tolerances(Kernel k, const Backend& b) {
 }
 constexpr double kMmaMeanOutTol = 5e-4;
 
+// 4 flops (2 for q.k, 2 for p.v) per visible (query, key) pair, head and channel.
+double block_flops(const AttentionBlockCase& c) {
+  double pairs = 0;
+  for (int64_t i = 0; i < c.lq; ++i) pairs += c.causal ? std::clamp<double>(c.q_pos0 + i - c.k_pos0 + 1, 0, c.lk) : c.lk;
+  return 4.0 * pairs * c.s.q_heads * c.s.head_dim;
+}
+
 // One block of keys folded into a state that already holds an earlier block
 // of 5 keys (so a loaded state is rescaled); the perf cases fold one causal
 // L x L block into a fresh state.
@@ -105,13 +112,7 @@ class BlockCase : public OpCase {
     }
     return ::testing::AssertionSuccess();
   }
-  // 4 flops (2 for q.k, 2 for p.v) per visible (query, key) pair, head and channel.
-  double flops() const override {
-    double pairs = 0;
-    for (int64_t i = 0; i < c_.lq; ++i)
-      pairs += c_.causal ? std::clamp<double>(c_.q_pos0 + i - c_.k_pos0 + 1, 0, c_.lk) : c_.lk;
-    return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
-  }
+  double flops() const override { return block_flops(c_); }
   double bytes() const override {
     const double e = k_ == Kernel::Fp32 || k_ == Kernel::MmaF32In ? 4 : 2;
     return e * (c_.lq * c_.s.q_heads + 2.0 * c_.lk * c_.s.kv_heads) * c_.s.head_dim +
@@ -200,12 +201,7 @@ class BlockKvCase : public OpCase {
     expect_attention_states_close(s, c_.lq, got, expect, tolerances(Kernel::Fp32, m.backend()));
     return ::testing::AssertionSuccess();
   }
-  double flops() const override {
-    double pairs = 0;
-    for (int64_t i = 0; i < c_.lq; ++i)
-      pairs += c_.causal ? std::clamp<double>(c_.q_pos0 + i - c_.k_pos0 + 1, 0, c_.lk) : c_.lk;
-    return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
-  }
+  double flops() const override { return block_flops(c_); }
   double bytes() const override {
     return 4.0 * c_.lq * c_.s.q_heads * c_.s.head_dim + 2.0 * 2 * c_.lk * c_.s.kv_heads * c_.s.head_dim +
            8.0 * c_.lq * c_.s.q_heads * (c_.s.head_dim + 2);
