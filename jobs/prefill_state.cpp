@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "comm/mpi_session.h"
 #include "io/discovery.h"
@@ -20,6 +21,8 @@
 #include "util/error.h"
 
 namespace ringscan {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -71,6 +74,26 @@ Prefix build_prefix(const PrefillStateOptions& o, const Tokenizer& tok) {
   return p;
 }
 
+// Why the state at `dir` is not this prefill ("" when it is): the prefix ids, the model
+// and tokenizer, the engine and its GEMM inputs, the K/V dtype and the question
+// template. Ranks and layout do not count: ask re-shards a state onto any number of ranks.
+std::string other_prefill(const std::string& dir, const Json& want) {
+  const Json m = read_state_manifest(dir);
+  const Json& about = m.at("about");
+  const Json have = {{"ids", m.at("ids_file").at("sha256")},
+                     {"weights_sha256", about.at("weights_sha256")},
+                     {"tokenizer_sha256", about.at("tokenizer_sha256")},
+                     {"engine", about.value("engine", "cpu")},
+                     {"gemm_inputs", about.value("gemm_inputs", "fp32")},
+                     {"kv_dtype", state_kv_dtype(m) == DType::BF16 ? "bf16" : "fp32"},
+                     {"question_template", about.at("question_template")}};
+  for (const auto& [key, value] : want.items())
+    if (have.at(key) != value)
+      return key == "ids" ? "its prefix ids differ (other inputs, --max-tokens, --instruction or chat template)"
+                          : "its " + key + " is " + have.at(key).dump() + ", not " + value.dump();
+  return "";
+}
+
 }  // namespace
 
 int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
@@ -103,6 +126,33 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
   });
   weights.resize(64);
   world.broadcast(weights.data(), weights.size(), 0);
+
+  // A state of this very prefill already at --out: nothing to do, so that a pipeline
+  // or a requeued job may run `prefill` again before `ask`. Another prefill there is
+  // refused now, not after the prefill (--overwrite replaces it).
+  int32_t done = 0;
+  check_collectively(world, [&]() {
+    if (me != 0 || o.overwrite || !fs::exists(o.out)) return;
+    const Json want = {{"ids", state_ids_sha256(prefix.ids)},
+                       {"weights_sha256", weights},
+                       {"tokenizer_sha256", tok->hash()},
+                       {"engine", engine->on_gpu() ? "cuda" : "cpu"},
+                       {"gemm_inputs", engine->gemm_inputs()},
+                       {"kv_dtype", o.kv_dtype},
+                       {"question_template", prefix.question_template}};
+    const std::string why = other_prefill(o.out, want);
+    if (!why.empty())
+      throw Error(o.out + " already holds another prefill (" + why + "): give --overwrite to replace it");
+    done = 1;
+  });
+  world.broadcast(&done, 1, 0);
+  if (done) {
+    if (me == 0 && !o.quiet)
+      std::fprintf(stderr, "ringscan prefill: %s already holds this prefill (%zu tokens, same model, engine and K/V "
+                           "dtype): nothing to do (--overwrite prefills again)\n",
+                   o.out.c_str(), prefix.ids.size());
+    return 0;
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();

@@ -121,6 +121,12 @@ void check_sha256(const MappedFile& f, const Json& entry) {
 
 }  // namespace
 
+std::string state_ids_sha256(const std::vector<int32_t>& ids) {
+  std::string bytes;
+  append(bytes, ids);
+  return sha256_hex(bytes);
+}
+
 void save_state(comm::Communicator& group, const std::string& dir, const SequenceLayout& layout,
                 const ModelConfig& c, const SequenceParallelDecodeState& st, const std::vector<int32_t>& ids,
                 const Json& about, bool overwrite, DType kv_dtype) {

@@ -39,6 +39,10 @@ void save_state(comm::Communicator& group, const std::string& dir, const Sequenc
                 const ModelConfig& c, const SequenceParallelDecodeState& st, const std::vector<int32_t>& ids,
                 const Json& about, bool overwrite, DType kv_dtype = DType::F32);
 
+// The SHA-256 that manifest.json's ids_file records for a prefix of these ids
+// (ids.bin: int32 little-endian): what tells whether a state holds this prefix.
+std::string state_ids_sha256(const std::vector<int32_t>& ids);
+
 // The manifest's kv_dtype as a DType ("float32" when a version-1 state has none);
 // Error on another value.
 DType state_kv_dtype(const Json& manifest);

@@ -20,6 +20,11 @@ NEW = 6  # tokens per answer (--ignore-eos: every answer has them all)
 QUESTIONS = ["What does the first file compute?", "Where is data returned?", "x", "Which value is the largest one?"]
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class AskState(DemoModelCase):
     @classmethod
     def setUpClass(cls):
@@ -327,10 +332,25 @@ class AskState(DemoModelCase):
                  self.path("y.h5")], np_=1, env=self.env)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("are not those the state", p.stderr)
-        # An existing state is not replaced without --overwrite, and a half-written one is not a state.
-        p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", state], np_=1, env=self.env)
+        # The same prefill again (here on 1 rank: ranks do not count) finds its state and does
+        # nothing, leaving it as it was; another prefill (other K/V dtype, other inputs) is
+        # refused before it runs, without --overwrite.
+        manifest = os.path.join(state, "manifest.json")
+        before = (os.stat(manifest).st_mtime_ns, read_bytes(manifest))
+        p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", state], np_=1, check=True,
+                env=self.env)
+        self.assertIn(f"{state} already holds this prefill", p.stderr)
+        self.assertEqual((os.stat(manifest).st_mtime_ns, read_bytes(manifest)), before)
+        p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", state, "--kv-dtype", "bf16"],
+                np_=2, env=self.env)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("already exists: give --overwrite", p.stderr)
+        self.assertIn(f"{state} already holds another prefill (its kv_dtype is \"fp32\", not \"bf16\"): give "
+                      "--overwrite to replace it", p.stderr)
+        p = run(["prefill", "--model", self.model, "--input", os.path.join(self.repo, "src"), "--mode", "codebase",
+                 "--out", state], np_=1, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("already holds another prefill (its prefix ids differ", p.stderr)
+        self.assertEqual((os.stat(manifest).st_mtime_ns, read_bytes(manifest)), before)
         # A --gemm-inputs the GPU engine does not have: one sentence on every rank, nothing written.
         p = run(["prefill", "--model", self.model, "--input", self.repo, "--out", self.path("s-gemm"),
                  "--gemm-inputs", "fp16"], np_=2, env=self.env)
