@@ -646,12 +646,7 @@ void BatchRun::write_result_file() {
                      {"model_config", model_->config().raw.dump()},
                      {"tokenizer_hash", tok_->hash()},
                      {"ringscan_version", ringscan_version()}};
-  // Which Slurm job wrote the file (recorded only: not part of the run identity, so a
-  // resubmitted job, which gets a new id, still resumes).
-  for (const auto& [key, var] : {std::pair{"slurm_job_id", "SLURM_JOB_ID"},
-                                 std::pair{"slurm_array_task_id", "SLURM_ARRAY_TASK_ID"},
-                                 std::pair{"slurm_nodelist", "SLURM_JOB_NODELIST"}})
-    if (const char* v = std::getenv(var)) attributes[key] = v;
+  add_slurm_job(attributes);  // which Slurm job wrote the file (not part of the run identity)
   check_collectively(*world_, [&]() { store_->finalize(attributes, found_.skipped); });
   t_write_ = seconds_since(t) + t_flush_;
   if (me_ == 0) {

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <utility>
 
 #include "io/file_digest.h"
 
@@ -42,6 +44,13 @@ std::string weights_sha256(const Model& model, bool quiet, const std::string& jo
                  digest.cache_written.empty() ? "no writable cache, they will be hashed again next time"
                                               : ("cached in " + digest.cache_written).c_str());
   return digest.sha256;
+}
+
+void add_slurm_job(Json& attributes) {
+  for (const auto& [key, var] : {std::pair{"slurm_job_id", "SLURM_JOB_ID"},
+                                 std::pair{"slurm_array_task_id", "SLURM_ARRAY_TASK_ID"},
+                                 std::pair{"slurm_nodelist", "SLURM_JOB_NODELIST"}})
+    if (const char* v = std::getenv(var)) attributes[key] = v;
 }
 
 }  // namespace ringscan

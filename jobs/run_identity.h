@@ -19,6 +19,11 @@ namespace ringscan {
 Json run_identity(const JobSpec& spec, const JobOptions& o, const ModelConfig& c, const Tokenizer& tok,
                   const Engine& engine, const std::string& weights_sha256);
 
+// Which Slurm job wrote a result file (slurm_job_id, slurm_array_task_id,
+// slurm_nodelist from the environment, where set) added to its attributes: recorded
+// only, never part of the run identity, so a resubmitted job (a new id) still resumes.
+void add_slurm_job(Json& attributes);
+
 // SHA-256 over the checkpoint's safetensors files, each file's digest cached by its
 // size and mtime (io/file_digest.h): a checkpoint is read in full once.
 std::string weights_sha256(const Model& model, bool quiet, const std::string& job);

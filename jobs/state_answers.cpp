@@ -10,6 +10,7 @@
 #include "jobs/batch_job.h"
 #include "jobs/progress.h"
 #include "jobs/result_rows.h"
+#include "jobs/run_identity.h"
 #include "runtime/mpi_context.h"
 #include "runtime/work_progress.h"
 #include "util/build_info.h"
@@ -131,6 +132,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                      {"batch", d.batch},
                      {"decode_seconds", timing.seconds}};
   attributes.update(o.attributes_extra);
+  add_slurm_job(attributes);
   check_collectively(world, [&]() { store->finalize(attributes); });
   if (me == 0 && !o.quiet)
     std::fprintf(stderr,

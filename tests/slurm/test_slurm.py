@@ -105,6 +105,11 @@ class Fixtures:
         for c, n in cls.array_corpora.items():
             for i in range(n):
                 write(os.path.join(cls.tmp, "corpora", c, f"f{i}.txt"), words(100 + 10 * len(c) + i, 150))
+        # Questions for ask.sbatch (enough, answered one at a time, that the job is still
+        # asking when it gets requeued).
+        cls.questions = os.path.join(cls.tmp, "questions.jsonl")
+        write(cls.questions, "".join(json.dumps({"question": f"What does doc{i:02d}.txt return for x = {i}?",
+                                                 "id": f"q{i:02d}"}) + "\n" for i in range(30)))
         cls.refs = {}
         return cls
 
@@ -263,17 +268,17 @@ class CpuCluster(unittest.TestCase):
             RINGSCAN=BIN, MODEL=self.fx.model, INPUT=self.fx.corpus, OUT=out,
             RINGSCAN_ARGS=" ".join(LONG_DOC_ARGS)), cwd=self.work)
 
-    def log(self, job_id):
-        return os.path.join(self.work, f"ringscan-cpu-{job_id}.log")
+    def log(self, job_id, name="ringscan-cpu"):
+        return os.path.join(self.work, f"{name}-{job_id}.log")
 
-    def finished_ok(self, job_id):
-        recs = self.cluster.wait(job_id, logs=[self.log(job_id)])
+    def finished_ok(self, job_id, name="ringscan-cpu"):
+        recs = self.cluster.wait(job_id, logs=[self.log(job_id, name)])
         self.assertEqual(len(recs), 1)
         self.assertEqual((recs[0]["JobState"], recs[0]["ExitCode"]), ("COMPLETED", "0:0"),
-                         self.cluster.diagnostics([self.log(job_id)]))
+                         self.cluster.diagnostics([self.log(job_id, name)]))
         return recs[0]
 
-    def wait_for_progress(self, job_id, out):
+    def wait_for_progress(self, job_id, out, name="ringscan-cpu"):
         """Waits until the running job has stored some documents (part files) but not
         all (no output yet), so stopping it now interrupts it mid-run."""
         parts = out + ".parts"
@@ -286,9 +291,10 @@ class CpuCluster(unittest.TestCase):
             recs = self.cluster.jobs(job_id)
             if recs and recs[0].get("JobState") in FINAL_STATES:
                 self.fail(f"job {job_id} ended ({recs[0]['JobState']}) before storing any document\n"
-                          + self.cluster.diagnostics([self.log(job_id)]))
+                          + self.cluster.diagnostics([self.log(job_id, name)]))
             time.sleep(0.1)
-        self.fail(f"job {job_id} stored no document within {JOB_TIMEOUT}s\n" + self.cluster.diagnostics([self.log(job_id)]))
+        self.fail(f"job {job_id} stored no document within {JOB_TIMEOUT}s\n"
+                  + self.cluster.diagnostics([self.log(job_id, name)]))
 
     def assert_resumed(self, log_text, out):
         m = re.search(r"resuming " + re.escape(out) + r": (\d+) of (\d+) documents already done", log_text)
@@ -343,6 +349,48 @@ class CpuCluster(unittest.TestCase):
         self.assert_resumed(read(self.log(second)), out)
         self.assertEqual(attrs(out).get("slurm_job_id"), second)
         same_results(self, out, self.fx.reference("np2", 2, self.score_args))
+
+    ASK_ARGS = "--max-new-tokens 12 --ignore-eos --batch 1"
+
+    def answers(self, path):
+        """ask's rows: question id -> what answers it (not its timing)."""
+        with h5py.File(path) as f:
+            d = f["documents"]
+            rows = {}
+            for p, st, e in zip(d["path"].asstr()[:], d["status"].asstr()[:], d["extra"].asstr()[:]):
+                e = json.loads(e)
+                rows[p] = (st, e["question_ids"], e["generated_ids"], e["text"], e["finish_reason"])
+            return rows
+
+    def test_ask_job_prefills_once_and_resumes_its_answers_after_requeue(self):
+        state, out = os.path.join(self.work, "ask.state"), os.path.join(self.work, "ask.h5")
+        job = self.cluster.sbatch("ask.sbatch", self.OPTIONS, dict(
+            RINGSCAN=BIN, MODEL=self.fx.model, INPUT=self.fx.corpus, STATE=state, QUESTIONS=self.fx.questions,
+            OUT=out, ASK_ARGS=self.ASK_ARGS), cwd=self.work)
+        self.wait_for_progress(job, out, "ringscan-ask")
+        self.cluster.cmd(["scontrol", "requeue", job])
+        rec = self.finished_ok(job, "ringscan-ask")
+        self.assertEqual(rec["Restarts"], "1")
+        log = read(self.log(job, "ringscan-ask"))  # both attempts' lines
+        self.assertIn(f"ringscan-ask: job {job} (restart 1)", log)
+        self.assertIn(f"ringscan-ask: srun --mpi={EXPECTED_PMI}\n", log)
+        # The second attempt found its state and asked only what the first had not stored.
+        self.assertIn(f"{state} already holds this prefill", log)
+        m = re.search(re.escape(f"resuming {out}: ") + r"(\d+) of 30 documents already done", log)
+        self.assertIsNotNone(m, log)
+        self.assertTrue(0 < int(m.group(1)) < 30, m.group(0))
+        a = attrs(out)
+        self.assertEqual((a.get("slurm_job_id"), int(a["ranks"]), a["job"]), (job, 2, "ask"))
+        # The same pipeline under plain mpirun, uninterrupted.
+        ref_state, ref = os.path.join(self.fx.tmp, "ref", "ask.state"), os.path.join(self.fx.tmp, "ref", "ask.h5")
+        os.makedirs(os.path.dirname(ref), exist_ok=True)
+        mpirun(2, ["prefill", "--model", self.fx.model, "--input", self.fx.corpus, "--mode", "codebase", "--out",
+                   ref_state, "--quiet"])
+        mpirun(2, ["ask", "--state", ref_state, "--questions", self.fx.questions, "--out", ref, "--quiet"]
+               + self.ASK_ARGS.split())
+        got, want = self.answers(out), self.answers(ref)
+        self.assertEqual(sorted(got), [f"q{i:02d}" for i in range(30)])
+        self.assertEqual(got, want)
 
     def test_array_job_writes_one_output_per_corpus(self):
         work = os.path.join(self.fx.tmp, "corpora")
@@ -447,7 +495,9 @@ class PmiChoice(unittest.TestCase):
         "gpu-node.sbatch": ("ringscan-gpu", {"SLURM_GPUS_ON_NODE": "2"}),
         "multi-node.sbatch": ("ringscan-multinode", {"SLURM_GPUS_ON_NODE": "2", "SLURM_JOB_NUM_NODES": "1"}),
         "array.sbatch": ("ringscan-array", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "7"}),
+        "ask.sbatch": ("ringscan-ask", {"STATE": "s.state", "QUESTIONS": "q.jsonl"}),
     }
+    LAUNCHES = {"ask.sbatch": 2}  # prefill, then ask; every other script launches ringscan once
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ringscan-pmi-")
@@ -479,10 +529,11 @@ class PmiChoice(unittest.TestCase):
                            cwd=self.tmp, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         launches = [l for l in read(self.calls).splitlines() if BIN in l]
-        self.assertEqual(len(launches), 1, read(self.calls))
-        chosen = re.findall(r"--mpi=(\S+)", launches[0])
-        self.assertIn(f"{prefix}: srun --mpi={chosen[0] if chosen else '?'}\n", p.stdout)
-        return chosen
+        self.assertEqual(len(launches), self.LAUNCHES.get(script, 1), read(self.calls))
+        chosen = [re.findall(r"--mpi=(\S+)", l) for l in launches]
+        self.assertTrue(all(c == chosen[0] for c in chosen), launches)  # every launch with the same plugin
+        self.assertIn(f"{prefix}: srun --mpi={chosen[0][0] if chosen[0] else '?'}\n", p.stdout)
+        return chosen[0]
 
     def test_every_script_chooses_the_plugin_of_this_builds_mpi(self):
         for script in self.SCRIPTS:
