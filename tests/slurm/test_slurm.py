@@ -9,7 +9,8 @@ after a requeue, or a broken PMIx launch shows up as a difference.
 
 - CPU cluster (1 node, 4 slots): cpu.sbatch uninterrupted; requeued mid-run
   (`scontrol requeue`); cancelled mid-run and submitted again (a new job id, as after
-  a time limit); array.sbatch over two corpora.
+  a time limit); array.sbatch over two corpora; ask.sbatch (prefill, then ask) requeued
+  mid-ask: the prefill is not run again and the answers equal plain mpirun's.
 - Fake-GPU cluster (2 simulated nodes with 2 fake GPUs each; programs see no GPU and
   ringscan runs on CPU): gpu-node.sbatch and multi-node.sbatch, whose sequence-parallel
   group spans both nodes.
