@@ -30,9 +30,11 @@ and with `--device cpu`, and the results are compared:
              question. The bf16 engine with --kv-dtype bf16 on 2 ranks: within
              TOL_STATE_BF16, and its CPU `ask` completes.
   ask        (the GPU prefix-shared decode) `ask --device cuda --gemm-inputs fp32` of the
-             1-rank state on 1 rank and of the 2-rank state on 2 ranks sharing one GPU:
-             the same answer ids as `ask --device cpu` (and the `device`, `gemm_inputs`
-             attributes say so; the bf16 engine's ask is test_device_prefix_decode's);
+             1-rank state on 1 rank and of the 2-rank state on 2 ranks sharing one GPU
+             (--comm mpi) and with a GPU each (--comm nccl): the same answer ids as
+             `ask --device cpu` (and the `device`, `gemm_inputs`, `comm` attributes say
+             so); the bf16 engine's ask of the bf16 state completes, its agreement with
+             the fp32 answers reported (test_device_prefix_decode bounds it);
              `summarize --state --device cuda --gemm-inputs fp32`
              on 1 rank: the same generated ids as `summarize --state --device cpu`.
              (`--only states` runs the prefill and ask parts alone.)
@@ -305,15 +307,27 @@ def check_states(run, out, work):
 def check_gpu_ask(run, out, questions, cpu_answers):
     """ask and summarize --state on the GPU engine = on the CPU (docs above)."""
     fp32 = ("--device", "cuda", "--gemm-inputs", "fp32")
-    for state, ranks, gpus in (("state_cpu1", 1, 1), ("state_cpu2", 2, 1)):
+    # 1 rank; 2 ranks sharing a GPU (MPI through host memory); 2 ranks with a GPU each (NCCL).
+    for state, ranks, gpus, comm in (("state_cpu1", 1, 1, "mpi"), ("state_cpu2", 2, 1, "mpi"),
+                                     ("state_cpu2", 2, 2, "nccl")):
         attrs = {}
-        got = ask_answers(run, out(state), questions, f"answers_cuda_{state}.h5", out, fp32, ranks, gpus, attrs)
-        if not str(attrs.get("device", "")).startswith("cuda") or attrs.get("gemm_inputs") != "fp32":
-            fail(f"ask --device cuda of {state} wrote device {attrs.get('device')!r}, gemm_inputs {attrs.get('gemm_inputs')!r}")
+        got = ask_answers(run, out(state), questions, f"answers_cuda_{state}_{comm}.h5", out,
+                          fp32 + ("--comm", comm), ranks, gpus, attrs)
+        if not str(attrs.get("device", "")).startswith("cuda") or (attrs.get("gemm_inputs"), attrs.get("comm")) != ("fp32", comm):
+            fail(f"ask --device cuda of {state} wrote device {attrs.get('device')!r}, gemm_inputs "
+                 f"{attrs.get('gemm_inputs')!r}, comm {attrs.get('comm')!r}")
         if got != cpu_answers:
-            fail(f"ask --device cuda --gemm-inputs fp32 of {state} on {ranks} rank(s): {got} but ask --device cpu gives "
-                 f"{cpu_answers}")
-        ok(f"ask --device cuda --gemm-inputs fp32 of {state} on {ranks} rank(s), {gpus} GPU: the CPU's answer ids")
+            fail(f"ask --device cuda --gemm-inputs fp32 --comm {comm} of {state} on {ranks} rank(s): {got} but ask "
+                 f"--device cpu gives {cpu_answers}")
+        ok(f"ask --device cuda --gemm-inputs fp32 --comm {comm} of {state} on {ranks} rank(s), {gpus} GPU(s): the "
+           "CPU's answer ids")
+    # A bf16 state on the bf16 engine (its rows uploaded as they are): every answer complete;
+    # how many equal the fp32 CPU answers is reported (bf16 round-off may flip a near tie).
+    got = ask_answers(run, out("state_cpu2_bf16"), questions, "answers_cuda_bf16.h5", out, ("--device", "cuda"), 2, 1)
+    if sorted(got) != sorted(cpu_answers) or any(len(a) != STATE_NEW for _, a in got.values()):
+        fail(f"ask --device cuda (bf16) of state_cpu2_bf16 gave {got}")
+    same = sum(got[q][1] == cpu_answers[q][1] for q in got)
+    ok(f"ask --device cuda (bf16 engine) of state_cpu2_bf16: {same}/{len(got)} answers equal the fp32 CPU's (reported)")
     # summarize --state: one question per file of the state (a short prompt: emulated time), the same
     # generated ids on either engine.
     gen = {}
