@@ -189,6 +189,7 @@ int run_inspect(int argc, char** argv) {
       Json j = {{"kind", "document"}, {"path", d.path}, {"tokens", d.n_tokens},
                 {"perplexity", json_number_or_null(d.perplexity)}, {"status", d.status}, {"error", d.error},
                 {"truncated", d.truncated}};
+      if (!d.question.empty()) j["question"] = d.question;
       if (!d.summary.empty()) j["summary"] = d.summary;
       line(j);
       if (!no_files)
@@ -225,15 +226,21 @@ int run_inspect(int argc, char** argv) {
     const auto& d = t.documents[i];
     row("", d.path, d.n_tokens, d.perplexity,
         d.status + (d.truncated ? " (truncated)" : "") + (d.error.empty() ? "" : ": " + d.error));
-    // A summary under its document, each of its paragraphs wrapped to the table.
-    bool first = true;
-    for (size_t at = 0; !d.summary.empty() && at <= d.summary.size();) {
-      size_t nl = d.summary.find('\n', at);
-      if (nl == std::string::npos) nl = d.summary.size();
-      for (const std::string& l : wrap(one_line(d.summary.substr(at, nl - at)), width - 13))
-        std::printf("  %s%s\n", first ? "summary: " : "         ", l.c_str()), first = false;
-      at = nl + 1;
-    }
+    // A summary (ask: the question, then its answer) under its document, each of its
+    // paragraphs wrapped to the table.
+    auto paragraphs = [&](const std::string& label, const std::string& text) {
+      bool first = true;
+      for (size_t at = 0; !text.empty() && at <= text.size();) {
+        size_t nl = text.find('\n', at);
+        if (nl == std::string::npos) nl = text.size();
+        for (const std::string& l : wrap(one_line(text.substr(at, nl - at)), width - 13))
+          std::printf("  %s%s\n", first ? label.c_str() : std::string(label.size(), ' ').c_str(), l.c_str()),
+              first = false;
+        at = nl + 1;
+      }
+    };
+    paragraphs("question: ", d.question);
+    paragraphs(d.question.empty() ? "summary: " : "answer: ", d.summary);
     if (no_files) continue;
     for (size_t f : files_of[i]) {
       const auto& r = t.files[f];

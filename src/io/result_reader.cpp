@@ -135,9 +135,10 @@ std::vector<std::string> read_strings(const Column& c, const std::string& path) 
 
 // The generated text of a summarize result ("" for other documents). extra is free-form
 // JSON: what is not an object with a string "text" has no summary.
-std::string summary_of(const std::string& extra) {
+// A string member of extra's JSON text; "" when there is none.
+std::string extra_string(const std::string& extra, const char* key) {
   const Json j = Json::parse(extra, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("text") && j["text"].is_string()) return j["text"].get<std::string>();
+  if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
   return "";
 }
 
@@ -254,7 +255,8 @@ ResultTables read_result_tables(const std::string& path) {
       throw Error(path + ": document " + std::to_string(i) + " has text [" + std::to_string(text_offset[i]) + ", +" +
                   std::to_string(text_bytes[i]) + ") beyond the " + std::to_string(total_text) + " bytes of /text/utf8");
     t.documents.push_back({paths[i], status[i], error[i], n_tokens[i], ppl[i], trunc[i] != 0, offset[i], scored[i],
-                           nll[i], extra[i], summary_of(extra[i]), text_offset[i], text_bytes[i]});
+                           nll[i], extra[i], extra_string(extra[i], "text"),
+                           extra_string(extra[i], "question"), text_offset[i], text_bytes[i]});
   }
   auto fdoc = read_numbers<uint64_t>(column(files, "/files/document"), H5T_NATIVE_UINT64, path);
   auto fpath = read_strings(column(files, "/files/path"), path);
@@ -317,7 +319,8 @@ ResultTables read_parts_tables(const std::string& dir) {
     d.path = r.path, d.status = r.status, d.error = r.error, d.truncated = r.truncated;
     d.n_tokens = r.token_ids.size(), d.perplexity = r.perplexity, d.n_scored = r.n_scored, d.nll_sum = r.nll_sum;
     d.extra = r.extra.dump(-1, ' ', false, Json::error_handler_t::replace);
-    d.summary = summary_of(d.extra);
+    d.summary = extra_string(d.extra, "text");
+    d.question = extra_string(d.extra, "question");
     for (const FileResult& f : r.files) {
       FileRow row;
       row.document = t.documents.size(), row.path = f.path, row.token_begin = f.token_begin, row.token_end = f.token_end;

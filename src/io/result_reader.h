@@ -19,6 +19,7 @@ struct DocumentRow {
   double nll_sum = 0;
   std::string extra;    // JSON text (summarize: the generation)
   std::string summary;  // summarize's generated text (extra's "text"); "" when none
+  std::string question;  // ask's question (extra's "question"): summary is its answer; "" when none
   // Where the document's text is in /text/utf8 (ResultTables::has_text only).
   uint64_t text_offset = 0, text_bytes = 0;
 };

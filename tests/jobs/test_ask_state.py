@@ -232,6 +232,16 @@ class AskState(DemoModelCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--gemm-inputs applies with --state only", p.stderr)
 
+    def test_inspect_shows_each_question_and_its_answer(self):
+        state = self.prefill(1, "zigzag", "s-inspect")
+        rows, _, _ = self.ask(1, state, "inspect.h5")
+        out = self.path("inspect.h5")
+        lines = [json.loads(l) for l in run(["inspect", out, "--format", "jsonl"], np_=0, check=True).stdout.splitlines()]
+        self.assertEqual([(l["path"], l["question"], l["summary"]) for l in lines],
+                         [(r["id"], r["question"], r["text"]) for r in rows])
+        table = run(["inspect", out], np_=0, check=True).stdout
+        self.assertIn(f"  question: {QUESTIONS[0]}\n  answer: ", table)
+
     def test_bf16_state_half_the_kv_bytes_and_its_answers(self):
         """--kv-dtype bf16: the K/V shards take half the bytes (manifest, info); ask uses them in
         place (memory-mapped, widened by the attention kernel), as saved and re-sharded, and
