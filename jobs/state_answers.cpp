@@ -111,7 +111,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
     if (me == 0) store->flush();
   };
   DecodeTiming timing;
-  decode_questions(s, world, own, d, &timing, store_finished);
+  if (n > 0) decode_questions(s, world, own, d, &timing, store_finished);  // none left: no shard to read
   progress.finish(done);
 
   Json attributes = {{"job", o.job},
