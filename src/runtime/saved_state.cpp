@@ -118,7 +118,6 @@ void check_sha256(const MappedFile& f, const Json& entry) {
     throw Error(f.path() + ": its SHA-256 differs from manifest.json's: the state is damaged, run prefill again");
 }
 
-
 }  // namespace
 
 std::string state_ids_sha256(const std::vector<int32_t>& ids) {
