@@ -82,13 +82,13 @@ std::vector<Entry> entries(const ResultTables& t) {
     const std::string& summary = d.summary;
     if (files_of[i].empty()) {
       const std::string status = d.status == "ok" && d.truncated ? "truncated" : d.status;
-      out.push_back({i, -1, d.path, status, d.n_tokens, d.n_scored, d.nll_sum, d.perplexity, summary});
+      out.push_back({i, -1, d.path, status, d.n_tokens, d.n_scored, d.nll_sum, d.perplexity, summary, d.question});
       continue;
     }
     for (size_t f : files_of[i]) {
       const FileRow& r = t.files[f];
       out.push_back({i, int64_t(f), join_path(d.path, r.path), d.status == "ok" ? r.status : d.status,
-                     r.token_end - r.token_begin, r.n_scored, r.nll_sum, r.perplexity, summary});
+                     r.token_end - r.token_begin, r.n_scored, r.nll_sum, r.perplexity, summary, d.question});
     }
   }
   return out;
@@ -256,6 +256,7 @@ PageStats write_page(const std::string& results, const std::string& out) {
     cols["ppl"].push_back(std::isfinite(e.perplexity) ? Json(e.perplexity) : Json());
     cols["dir"].push_back(tree.entry_directory[i]);
     cols["summary"].push_back(e.summary);
+    cols["question"].push_back(e.question);
     cols["text"].push_back(has_payload[i]);
   }
   Json dirs = {{"path", Json::array()}, {"parent", Json::array()}, {"files", Json::array()},

@@ -25,6 +25,7 @@ struct Entry {
   uint64_t n_tokens = 0, n_scored = 0;
   double nll_sum = 0, perplexity = 0;
   std::string summary;  // summarize's generated text ("" when none)
+  std::string question;  // ask's question, whose answer summary is ("" when none)
 };
 std::vector<Entry> entries(const ResultTables& t);
 

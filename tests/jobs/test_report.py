@@ -270,6 +270,14 @@ class Report(DemoModelCase):
         self.assertFalse(hidden(dom.by_id("view-summary")))
         self.assertIn("it returns the value.", dom.by_id("view-summary").text())
 
+    def test_an_ask_files_question_above_its_answer(self):
+        h5 = self.make("ask.h5", "--files", "3", "--mode", "file", "--summaries", "--questions", "--no-text")
+        dom, console = render(self.report(h5, "ask.html"), "#file=1")
+        self.assertEqual(console, [])
+        text = dom.by_id("view-summary").text()
+        path = dom.by_id("view-title").text()
+        self.assertIn(f"Question\n\nWhat does {path} return?\n\nAnswer\n\nSummary of {path}: it returns", text)
+
     def test_paths_are_text_never_markup(self):
         h5 = self.make("evil.h5", "--files", "3")
         evil = "</script><script>document.title='owned'</script><img src=x onerror=alert(1)>.py"

@@ -7,7 +7,7 @@ Text: generated code-like lines with some multi-byte characters; tokens: words, 
 and punctuation (a regex), with a 4-byte character split over two byte-fallback tokens
 now and then; log-probs: random. Needs h5py and numpy (tools/h5check/ensure_venv.sh).
 
-  make_result.py OUT.h5 --files 10000 [--mode codebase|file] [--no-text] [--summaries]
+  make_result.py OUT.h5 --files 10000 [--mode codebase|file] [--no-text] [--summaries [--questions]]
                  [--dropped K] [--seed S]
 """
 import argparse
@@ -105,6 +105,8 @@ def build(args):
         extra = {"route": "data_parallel"}
         if args.summaries:
             extra.update(text=f"Summary of {d['path']}: it returns the value.", finish_reason="stop")
+        if args.questions:
+            extra.update(question=f"What does {d['path']} return?")
         cols["extra"].append(json.dumps(extra)); cols["content_sha256"].append("")
         cols["text_offset"].append(len(utf8)); cols["text_bytes"].append(len(d["text"].encode()))
         utf8 += d["text"].encode()
@@ -154,6 +156,7 @@ def main():
     p.add_argument("--dropped", type=int, default=0, help="the last K files are dropped (beyond --max-tokens)")
     p.add_argument("--no-text", action="store_true", help="without issue 16's datasets (an older file)")
     p.add_argument("--summaries", action="store_true", help="a summary in /documents/extra (as summarize writes)")
+    p.add_argument("--questions", action="store_true", help="with --summaries: a question too (as ask writes)")
     p.add_argument("--seed", type=int, default=1)
     build(p.parse_args())
 
