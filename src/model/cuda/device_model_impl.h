@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/cuda/cuda_check.h"
 #include "model/device_model.h"
 #include "util/error.h"
 
@@ -49,11 +50,6 @@ struct DeviceModel::Graph {
 template <class T>
 T* DeviceModel::table(uint64_t offset, int index, bool device) const {
   return reinterpret_cast<T*>((device ? d_tables_ : h_tables_) + offset) + int64_t{index} * tables_.rows;
-}
-
-// A failed CUDA call in the engine: a broken device or a bug, named.
-inline void cuda_check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
 }
 
 }  // namespace ringscan

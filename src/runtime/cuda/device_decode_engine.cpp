@@ -1,5 +1,6 @@
 #include <cuda_runtime.h>
 
+#include "model/cuda/cuda_check.h"
 #include "model/device_model.h"
 #include "runtime/cuda/device_final_hidden.h"
 #include "runtime/decode_engine.h"
@@ -21,9 +22,6 @@ struct GpuSequence : DecodeEngine::Sequence {
   }
 };
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
 
 // The prefill overlap's second engine takes at most this share of the free
 // device memory, so that the rest stays for the batch's KV caches and states.
@@ -62,8 +60,8 @@ class DeviceDecodeEngine final : public DecodeEngine {
     if (g.chunk_pending && !overlap) wait_for_chunk(g);
     run(m, g, ids, n, nullptr);
     if (overlap) {
-      if (!g.chunk_done) check(cudaEventCreateWithFlags(&g.chunk_done, cudaEventDisableTiming), "creating an event");
-      check(cudaEventRecord(g.chunk_done, m.stream()), "recording a prefill chunk's end");
+      if (!g.chunk_done) cuda_check(cudaEventCreateWithFlags(&g.chunk_done, cudaEventDisableTiming), "creating an event");
+      cuda_check(cudaEventRecord(g.chunk_done, m.stream()), "recording a prefill chunk's end");
       g.chunk_pending = true;
     }
   }
@@ -80,7 +78,7 @@ class DeviceDecodeEngine final : public DecodeEngine {
       return false;
     }
     size_t free_b = 0, total_b = 0;
-    check(cudaMemGetInfo(&free_b, &total_b), "reading the free device memory");
+    cuda_check(cudaMemGetInfo(&free_b, &total_b), "reading the free device memory");
     const uint64_t need = model_.sibling_bytes();
     if (static_cast<double>(need) > kSiblingShareOfFree * static_cast<double>(free_b)) {
       *why = "the second activation arena for overlapped prefill needs " + std::to_string(need >> 20) +
@@ -115,14 +113,14 @@ class DeviceDecodeEngine final : public DecodeEngine {
     const int64_t D = m.config().hidden_size;
     m.forward(ids, n, g.seq, [&](int64_t row0, int64_t rows, const float* d_hidden) {
       if (logits) logits->feed(row0, DeviceFinalHidden(m, d_hidden, rows));
-      check(cudaMemcpyAsync(g.last_hidden.get(), d_hidden + (rows - 1) * D, D * 4, cudaMemcpyDeviceToDevice,
+      cuda_check(cudaMemcpyAsync(g.last_hidden.get(), d_hidden + (rows - 1) * D, D * 4, cudaMemcpyDeviceToDevice,
                             m.stream()),
             "last hidden row copy");
     });
   }
   // The engine's stream waits (on the device) for the sibling's chunk of g.
   void wait_for_chunk(GpuSequence& g) {
-    check(cudaStreamWaitEvent(model_.stream(), g.chunk_done, 0), "waiting for a prefill chunk");
+    cuda_check(cudaStreamWaitEvent(model_.stream(), g.chunk_done, 0), "waiting for a prefill chunk");
     g.chunk_pending = false;
   }
 

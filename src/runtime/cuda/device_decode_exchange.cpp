@@ -2,18 +2,12 @@
 #include "runtime/cuda/device_decode_exchange.h"
 
 #include <algorithm>
-#include <string>
 
-#include "util/error.h"
+#include "model/cuda/cuda_check.h"
 
 namespace ringscan {
 
-namespace {
 namespace kc = kernels::cuda;
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
-}  // namespace
 
 DecodeKvTables::DecodeKvTables(const ModelConfig& c) {
   for (size_t i = 0; i < c.layers.size(); ++i)
@@ -53,14 +47,14 @@ void DecodeKvTables::fill(const DeviceModel& model, int me, int driver, int64_t 
     }
   }
   // A pageable copy: it waits for the previous step's kernels that read the tables.
-  check(cudaMemcpy(d_.get(), host_.data(), host_.size(), cudaMemcpyHostToDevice), "decode tables upload");
+  cuda_check(cudaMemcpy(d_.get(), host_.data(), host_.size(), cudaMemcpyHostToDevice), "decode tables upload");
 }
 
 void DecodeExchange::broadcast_queries(comm::Communicator& x, int drv, const float* d_qkv, int64_t ld, int64_t n,
                                        int64_t qd, float* d_q, cudaStream_t s, const char* label) {
   const int me = x.rank();
   if (me == drv)
-    check(cudaMemcpy2DAsync(d_q, qd * 4, d_qkv, ld * 4, qd * 4, n, cudaMemcpyDeviceToDevice, s), "query copy");
+    cuda_check(cudaMemcpy2DAsync(d_q, qd * 4, d_qkv, ld * 4, qd * 4, n, cudaMemcpyDeviceToDevice, s), "query copy");
   if (x.size() == 1) return;
   auto _ = x.counter_scope(label);
   if (x.memory_space() == comm::MemorySpace::cuda) {
@@ -68,9 +62,9 @@ void DecodeExchange::broadcast_queries(comm::Communicator& x, int drv, const flo
     return;
   }
   h_q_.resize(n * qd);
-  if (me == drv) check(cudaMemcpy(h_q_.data(), d_q, n * qd * 4, cudaMemcpyDeviceToHost), "query download");
+  if (me == drv) cuda_check(cudaMemcpy(h_q_.data(), d_q, n * qd * 4, cudaMemcpyDeviceToHost), "query download");
   x.broadcast(h_q_.data(), h_q_.size(), drv);
-  if (me != drv) check(cudaMemcpy(d_q, h_q_.data(), n * qd * 4, cudaMemcpyHostToDevice), "query upload");
+  if (me != drv) cuda_check(cudaMemcpy(d_q, h_q_.data(), n * qd * 4, cudaMemcpyHostToDevice), "query upload");
 }
 
 void DecodeExchange::merge_partials(comm::Communicator& x, int drv, const kernels::AttentionShape& shape, int64_t n,
@@ -85,7 +79,7 @@ void DecodeExchange::merge_partials(comm::Communicator& x, int drv, const kernel
       x.send(d_part, part, drv);
     } else {
       h_part_.resize(part);
-      check(cudaMemcpy(h_part_.data(), d_part, part * 4, cudaMemcpyDeviceToHost), "partials download");
+      cuda_check(cudaMemcpy(h_part_.data(), d_part, part * 4, cudaMemcpyDeviceToHost), "partials download");
       x.send(h_part_.data(), part, drv);
     }
     return;
@@ -101,7 +95,7 @@ void DecodeExchange::merge_partials(comm::Communicator& x, int drv, const kernel
         h_part_.resize(part);
         x.recv(h_part_.data(), part, r);
         // A pageable upload: it waits for the merge still reading the previous rank's partials.
-        check(cudaMemcpy(d_theirs, h_part_.data(), part * 4, cudaMemcpyHostToDevice), "partials upload");
+        cuda_check(cudaMemcpy(d_theirs, h_part_.data(), part * 4, cudaMemcpyHostToDevice), "partials upload");
       }
       src = d_theirs;
     }

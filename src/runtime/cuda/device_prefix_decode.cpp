@@ -25,6 +25,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
 #include "kernels/kv_append.h"
+#include "model/cuda/cuda_check.h"
 #include "model/device_model.h"
 #include "runtime/cuda/device_decode_exchange.h"
 #include "runtime/prefix_decode.h"
@@ -37,9 +38,6 @@ namespace {
 
 namespace kc = kernels::cuda;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
 
 struct GpuPrefix : PrefixDecodeEngine::Prefix {
   struct Shard {
@@ -58,7 +56,7 @@ GpuFork& gpu(PrefixDecodeEngine::Fork* f) { return static_cast<GpuFork&>(*f); }
 // Host fp32 rows to a device buffer of fp32 (the Mamba states).
 DeviceBuffer upload_floats(const float* host, int64_t n, const char* what) {
   DeviceBuffer d(uint64_t(std::max<int64_t>(n, 1)) * 4, what);
-  if (n) check(cudaMemcpy(d.get(), host, n * 4, cudaMemcpyHostToDevice), what);
+  if (n) cuda_check(cudaMemcpy(d.get(), host, n * 4, cudaMemcpyHostToDevice), what);
   return d;
 }
 
@@ -80,7 +78,7 @@ DeviceBuffer upload_pieces(const std::vector<PrefixKV::Piece>& pieces, bool valu
     const void* src = values ? p.v : p.k;
     const int64_t n = p.rows * kvd;
     if (from == to) {
-      if (n) check(cudaMemcpy(dst, src, n * dtype_size(to), cudaMemcpyHostToDevice), what);
+      if (n) cuda_check(cudaMemcpy(dst, src, n * dtype_size(to), cudaMemcpyHostToDevice), what);
     } else {
       for (int64_t i0 = 0; i0 < n; i0 += kSlice) {
         const int64_t m = std::min(kSlice, n - i0);
@@ -96,7 +94,7 @@ DeviceBuffer upload_pieces(const std::vector<PrefixKV::Piece>& pieces, bool valu
           for (int64_t i = 0; i < m; ++i) h32[i] = bf16_to_f32(b[i]);
           out = h32.data();
         }
-        check(cudaMemcpy(dst + i0 * dtype_size(to), out, m * dtype_size(to), cudaMemcpyHostToDevice), what);
+        cuda_check(cudaMemcpy(dst + i0 * dtype_size(to), out, m * dtype_size(to), cudaMemcpyHostToDevice), what);
       }
     }
     dst += n * dtype_size(to);
@@ -184,10 +182,10 @@ std::unique_ptr<PrefixDecodeEngine::Fork> DevicePrefixDecodeEngine::fork(const P
     if (c.layers[li] != LayerKind::Mamba) continue;
     l.conv_history = DeviceBuffer(p.conv[li].bytes(), "a forked conv history");
     l.ssm_state = DeviceBuffer(p.ssm[li].bytes(), "a forked SSM state");
-    check(cudaMemcpyAsync(l.conv_history.get(), p.conv[li].get(), p.conv[li].bytes(), cudaMemcpyDeviceToDevice,
+    cuda_check(cudaMemcpyAsync(l.conv_history.get(), p.conv[li].get(), p.conv[li].bytes(), cudaMemcpyDeviceToDevice,
                           model_.stream()),
           "conv history fork");
-    check(cudaMemcpyAsync(l.ssm_state.get(), p.ssm[li].get(), p.ssm[li].bytes(), cudaMemcpyDeviceToDevice,
+    cuda_check(cudaMemcpyAsync(l.ssm_state.get(), p.ssm[li].get(), p.ssm[li].bytes(), cudaMemcpyDeviceToDevice,
                           model_.stream()),
           "SSM state fork");
   }
@@ -243,7 +241,7 @@ void DevicePrefixDecodeEngine::step(comm::Communicator& group, const Prefix& pre
   if (n_draw < n) {  // the drawing rows, gathered
     const int64_t D = c.hidden_size;
     for (int64_t i = 0; i < n_draw; ++i)
-      check(cudaMemcpyAsync(d_rows_.as<float>() + i * D, h + drawing[i] * D, D * 4, cudaMemcpyDeviceToDevice,
+      cuda_check(cudaMemcpyAsync(d_rows_.as<float>() + i * D, h + drawing[i] * D, D * 4, cudaMemcpyDeviceToDevice,
                             model_.stream()),
             "drawing row copy");
     rows = d_rows_.as<float>();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/weight_view.h"
+#include "model/cuda/cuda_check.h"
 #include "runtime/device_sequence_parallel.h"
 #include "util/error.h"
 
@@ -18,13 +19,10 @@ namespace ringscan {
 
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
 
 std::vector<float> download_floats(const void* d, int64_t n, const char* what) {
   std::vector<float> h(static_cast<size_t>(n));
-  if (n > 0) check(cudaMemcpy(h.data(), d, n * 4, cudaMemcpyDeviceToHost), what);
+  if (n > 0) cuda_check(cudaMemcpy(h.data(), d, n * 4, cudaMemcpyDeviceToHost), what);
   return h;
 }
 
@@ -34,7 +32,7 @@ std::vector<float> download_kv(const DeviceBuffer& d, DType dtype, int64_t rows,
   if (dtype == DType::F32) return download_floats(d.get(), n, "K/V download");
   if (dtype != DType::BF16) throw Error(std::string("download_decode_state: a KV cache in ") + dtype_name(dtype));
   std::vector<uint16_t> raw(static_cast<size_t>(n));
-  if (n > 0) check(cudaMemcpy(raw.data(), d.get(), n * 2, cudaMemcpyDeviceToHost), "K/V download");
+  if (n > 0) cuda_check(cudaMemcpy(raw.data(), d.get(), n * 2, cudaMemcpyDeviceToHost), "K/V download");
   std::vector<float> h(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) h[i] = bf16_to_f32(raw[i]);
   return h;
@@ -46,7 +44,7 @@ SequenceParallelDecodeState download_decode_state(DeviceModel& model, const Devi
   const ModelConfig& c = model.config();
   // The keep copies were queued on the engine's stream; a synchronous copy
   // is not ordered after a non-blocking stream.
-  check(cudaStreamSynchronize(model.stream()), "the prefill's stream");
+  cuda_check(cudaStreamSynchronize(model.stream()), "the prefill's stream");
   SequenceParallelDecodeState out;
   out.driver = st.driver;
   out.length = st.length;

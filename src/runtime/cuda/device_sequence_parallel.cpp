@@ -10,6 +10,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/ssd_scan.h"
+#include "model/cuda/cuda_check.h"
 #include "model/device_model.h"
 #include "runtime/segment_exchange.h"
 #include "runtime/sequence_parallel.h"
@@ -20,11 +21,8 @@ namespace ringscan {
 
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
-void to_host(float* h, const float* d, size_t n) { check(cudaMemcpy(h, d, n * 4, cudaMemcpyDeviceToHost), "download"); }
-void to_device(float* d, const float* h, size_t n) { check(cudaMemcpy(d, h, n * 4, cudaMemcpyHostToDevice), "upload"); }
+void to_host(float* h, const float* d, size_t n) { cuda_check(cudaMemcpy(h, d, n * 4, cudaMemcpyDeviceToHost), "download"); }
+void to_device(float* d, const float* h, size_t n) { cuda_check(cudaMemcpy(d, h, n * 4, cudaMemcpyHostToDevice), "upload"); }
 
 }  // namespace
 
@@ -69,12 +67,12 @@ void DeviceSequenceParallelForward::exposed_begin(int layer) {
   Timing& t = *timing_;
   if (t.used + 2 > t.events.size()) throw Error("internal: the sequence-parallel runner ran out of timing events");
   t.marks.emplace_back(layer, t.used);
-  check(cudaEventRecord(t.events[t.used++], model_.stream()), "cudaEventRecord");
+  cuda_check(cudaEventRecord(t.events[t.used++], model_.stream()), "cudaEventRecord");
 }
 
 void DeviceSequenceParallelForward::exposed_end(int) {
   if (!timing_) return;
-  check(cudaEventRecord(timing_->events[timing_->used++], model_.stream()), "cudaEventRecord");
+  cuda_check(cudaEventRecord(timing_->events[timing_->used++], model_.stream()), "cudaEventRecord");
 }
 
 DeviceSequenceParallelForward::~DeviceSequenceParallelForward() = default;
@@ -121,7 +119,7 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
     S.zeros = f(state_elems, "the state scan's zero state");
     S.idle = f(state_elems, "the state scan's idle output");
     to_device(S.ones.as<float>(), std::vector<float>(H, 1.f).data(), H);
-    check(cudaMemset(S.zeros.get(), 0, state_elems * 4), "cudaMemset");
+    cuda_check(cudaMemset(S.zeros.get(), 0, state_elems * 4), "cudaMemset");
   }
   // The state correction's scratch (kernels/ssd_scan.h), for the longest piece.
   const kernels::SsdShape longest_scan{longest, c.mamba_heads, c.mamba_head_dim, c.n_groups, c.ssm_state,
@@ -135,14 +133,14 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   S.kv_recv = f(2 * widest_block * kvd, "a received K/V block");
   S.kv_recv2 = f(on_device() ? 2 * widest_block * kvd : 0, "a second received K/V block");
   if (on_device() && has_mamba)
-    check(cudaEventCreateWithFlags(&S.states_ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    cuda_check(cudaEventCreateWithFlags(&S.states_ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   timing_.reset();
   exposed_ms_.assign(c.layers.size(), 0.0);
   if (measure_exposed_) {  // per layer: a halo and a scan per run (Mamba), P ring steps (attention)
     timing_ = std::make_unique<Timing>();
     const size_t per_layer = 2 * (1 + layout_.scan_runs().size() + static_cast<size_t>(comm_.size()));
     timing_->events.resize(per_layer * c.layers.size());
-    for (auto& e : timing_->events) check(cudaEventCreate(&e), "cudaEventCreate");
+    for (auto& e : timing_->events) cuda_check(cudaEventCreate(&e), "cudaEventCreate");
   }
 
   if (keep_decode_) keep_begin();
@@ -171,11 +169,11 @@ std::vector<DevicePiece> DeviceSequenceParallelForward::run(
   for (auto& p : pieces)
     if (p.seg.len) model_.norm(-1, p.d_hidden(), p.seg.len, p.hidden.as<float>());
   if (keep_decode_) keep_last_hidden(pieces);
-  check(cudaDeviceSynchronize(), "the sequence-parallel forward");
+  cuda_check(cudaDeviceSynchronize(), "the sequence-parallel forward");
   if (timing_)
     for (const auto& [layer, i] : timing_->marks) {
       float ms = 0;
-      check(cudaEventElapsedTime(&ms, timing_->events[i], timing_->events[i + 1]), "cudaEventElapsedTime");
+      cuda_check(cudaEventElapsedTime(&ms, timing_->events[i], timing_->events[i + 1]), "cudaEventElapsedTime");
       exposed_ms_[layer] += ms;
     }
   return pieces;
@@ -236,10 +234,10 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     }
     SpaceOps ops;
     ops.copy_rows = [&](float* dst, const float* src, int64_t pitch, int64_t rows, int64_t channels) {
-      check(cudaMemcpy2DAsync(dst, channels * 4, src, pitch * 4, channels * 4, rows, cudaMemcpyDeviceToDevice, stream),
+      cuda_check(cudaMemcpy2DAsync(dst, channels * 4, src, pitch * 4, channels * 4, rows, cudaMemcpyDeviceToDevice, stream),
             "halo copy");
     };
-    ops.zero = [&](float* dst, int64_t n) { check(cudaMemsetAsync(dst, 0, n * 4, stream), "halo zero"); };
+    ops.zero = [&](float* dst, int64_t n) { cuda_check(cudaMemsetAsync(dst, 0, n * 4, stream), "halo zero"); };
     exchange_conv_halo(comm_, layout_, mine_, hb, cd, K1, halo_label, ops);
   } else {
     std::vector<std::vector<float>> tails(np);
@@ -247,7 +245,7 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
       const int64_t m = std::min(pieces[i].seg.len, K1);
       tails[i].resize(m * cd);
       if (m > 0)
-        check(cudaMemcpy2D(tails[i].data(), cd * 4, tail_of(i), P * 4, cd * 4, m, cudaMemcpyDeviceToHost),
+        cuda_check(cudaMemcpy2D(tails[i].data(), cd * 4, tail_of(i), P * 4, cd * 4, m, cudaMemcpyDeviceToHost),
               "conv tail download");
     }
     const auto halo = exchange_conv_halo(comm_, layout_, mine_, tails, cd, K1, halo_label);
@@ -271,8 +269,8 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     const int64_t n = pieces[i].seg.len;
     if (n == 0) {  // an empty segment passes the state through: decay 1, state 0
       if (on_device()) {
-        check(cudaMemcpyAsync(decay + i * H, S.ones.get(), H * 4, cudaMemcpyDeviceToDevice, stream), "decay fill");
-        check(cudaMemsetAsync(local + i * H * state_elems, 0, H * state_elems * 4, stream), "state fill");
+        cuda_check(cudaMemcpyAsync(decay + i * H, S.ones.get(), H * 4, cudaMemcpyDeviceToDevice, stream), "decay fill");
+        cuda_check(cudaMemsetAsync(local + i * H * state_elems, 0, H * state_elems * 4, stream), "state fill");
       }
       continue;
     }
@@ -286,7 +284,7 @@ void DeviceSequenceParallelForward::mamba_layer(int layer, std::vector<DevicePie
     model_.mamba_ssd(layer, pieces[i].seg.len, nullptr, buffers(i), local + i * H * state_elems, nullptr, ready);
   }
   // A rank with no tokens in this layer's segments: its inputs are the fills above.
-  if (on_device() && last_scanned == np) check(cudaEventRecord(S.states_ready, stream), "cudaEventRecord");
+  if (on_device() && last_scanned == np) cuda_check(cudaEventRecord(S.states_ready, stream), "cudaEventRecord");
 
   // 3. The state scan: on the device over NCCL, staged through the host over MPI.
   const std::string state_label = traffic_label(layer, "state");
@@ -353,8 +351,8 @@ void DeviceSequenceParallelForward::attention_layer(int layer, std::vector<Devic
       float* qkv = S.qkv[i].as<float>();
       model_.attention_qkv(layer, S.normed.as<float>(), n, pieces[i].seg.begin, qkv);
       const size_t row = kvd * sizeof(float), pitch = W * sizeof(float);
-      check(cudaMemcpy2DAsync(block + r * kvd, row, qkv + qd, pitch, row, n, cudaMemcpyDeviceToDevice, model_.stream()), "K copy");
-      check(cudaMemcpy2DAsync(block + (my_rows + r) * kvd, row, qkv + qd + kvd, pitch, row, n,
+      cuda_check(cudaMemcpy2DAsync(block + r * kvd, row, qkv + qd, pitch, row, n, cudaMemcpyDeviceToDevice, model_.stream()), "K copy");
+      cuda_check(cudaMemcpy2DAsync(block + (my_rows + r) * kvd, row, qkv + qd + kvd, pitch, row, n,
                               cudaMemcpyDeviceToDevice, model_.stream()),
             "V copy");
     }

@@ -17,6 +17,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
 #include "kernels/kv_append.h"
+#include "model/cuda/cuda_check.h"
 #include "model/device_model.h"
 #include "runtime/decode.h"
 #include "runtime/cuda/device_decode_exchange.h"
@@ -30,9 +31,6 @@ namespace {
 
 namespace kc = kernels::cuda;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
 
 struct GpuShardedSequence : ShardedDecodeEngine::Sequence {
   DeviceSequenceParallelDecodeState st;
@@ -162,13 +160,13 @@ void DeviceShardedDecodeEngine::attend(comm::Communicator& x, int drv, int a, in
     float* outgoing = d_kv_out_.as<float>();
     for (int64_t b = 0; b < n; ++b)  // k and v are adjacent in a q | k | v row
       if (target[b] != me)
-        check(cudaMemcpyAsync(outgoing + next[target[b]]++ * 2 * kvd, d_qkv + b * ld + qd, 2 * kvd * 4,
+        cuda_check(cudaMemcpyAsync(outgoing + next[target[b]]++ * 2 * kvd, d_qkv + b * ld + qd, 2 * kvd * 4,
                               cudaMemcpyDeviceToDevice, s),
               "K/V row copy");
     const float* src = outgoing;
     if (!dev && first[P] > 0) {
       h_kv_out_.resize(first[P] * 2 * kvd);
-      check(cudaMemcpy(h_kv_out_.data(), outgoing, h_kv_out_.size() * 4, cudaMemcpyDeviceToHost), "K/V rows download");
+      cuda_check(cudaMemcpy(h_kv_out_.data(), outgoing, h_kv_out_.size() * 4, cudaMemcpyDeviceToHost), "K/V rows download");
       src = h_kv_out_.data();
     }
     auto _ = x.counter_scope(ShardedDecoder::kKvLabel);
@@ -187,7 +185,7 @@ void DeviceShardedDecodeEngine::attend(comm::Communicator& x, int drv, int a, in
         } else {
           h_kv_in_.resize(mine * 2 * kvd);
           x.recv(h_kv_in_.data(), h_kv_in_.size(), drv);
-          check(cudaMemcpy(rows, h_kv_in_.data(), h_kv_in_.size() * 4, cudaMemcpyHostToDevice), "K/V rows upload");
+          cuda_check(cudaMemcpy(rows, h_kv_in_.data(), h_kv_in_.size() * 4, cudaMemcpyHostToDevice), "K/V rows upload");
         }
       }
       kc::kv_append(rows, rows + kvd, 2 * kvd, mine, kvd, tables_.dev_ptr(a, Tab::AppendK),

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/kv_append.h"
+#include "model/cuda/cuda_check.h"
 #include "runtime/device_sequence_parallel.h"
 #include "runtime/decode.h"
 #include "util/error.h"
@@ -15,9 +16,6 @@
 namespace ringscan {
 
 namespace {
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + " failed: " + cudaGetErrorString(e));
-}
 // Room for the new rows decode appends before a cache grows (a rank stores
 // about 1/P of them; growing is a copy outside the step's launches).
 constexpr int64_t kDecodeHeadroom = 64;
@@ -62,20 +60,20 @@ void DeviceSequenceParallelForward::keep_conv_history(int layer, const float* d_
   const int64_t K1 = c.conv_kernel - 1, cd = c.conv_dim();
   float* hist = decode_.seq.layers[layer].conv_history.as<float>();
   if (K1 > m)
-    check(cudaMemcpyAsync(hist, d_halo + m * cd, (K1 - m) * cd * 4, cudaMemcpyDeviceToDevice, model_.stream()),
+    cuda_check(cudaMemcpyAsync(hist, d_halo + m * cd, (K1 - m) * cd * 4, cudaMemcpyDeviceToDevice, model_.stream()),
           "conv history copy");
   if (m > 0)
-    check(cudaMemcpy2DAsync(hist + (K1 - m) * cd, cd * 4, d_tail, pitch * 4, cd * 4, m, cudaMemcpyDeviceToDevice,
+    cuda_check(cudaMemcpy2DAsync(hist + (K1 - m) * cd, cd * 4, d_tail, pitch * 4, cd * 4, m, cudaMemcpyDeviceToDevice,
                             model_.stream()),
           "conv history copy");
 }
 
 void DeviceSequenceParallelForward::keep_ssm_state(int layer, const float* state, bool on_host) {
   DeviceBuffer& s = decode_.seq.layers[layer].ssm_state;
-  check(cudaMemcpyAsync(s.get(), state, s.bytes(), on_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice,
+  cuda_check(cudaMemcpyAsync(s.get(), state, s.bytes(), on_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice,
                         model_.stream()),
         "SSM state copy");
-  if (on_host) check(cudaStreamSynchronize(model_.stream()), "SSM state copy");  // the host vector goes away
+  if (on_host) cuda_check(cudaStreamSynchronize(model_.stream()), "SSM state copy");  // the host vector goes away
 }
 
 // The last position's final hidden row goes to the driver, which draws the
@@ -91,7 +89,7 @@ void DeviceSequenceParallelForward::keep_last_hidden(const std::vector<DevicePie
     if (p.seg.len > 0 && p.seg.end() == L) row = p.d_hidden() + (p.seg.len - 1) * D;
   float* dst = me == driver ? decode_.last_hidden.as<float>() : nullptr;
   if (holder == driver) {
-    check(cudaMemcpyAsync(dst, row, D * 4, cudaMemcpyDeviceToDevice, model_.stream()), "last hidden row copy");
+    cuda_check(cudaMemcpyAsync(dst, row, D * 4, cudaMemcpyDeviceToDevice, model_.stream()), "last hidden row copy");
     return;
   }
   auto _ = comm_.counter_scope("decode.handoff");
@@ -102,11 +100,11 @@ void DeviceSequenceParallelForward::keep_last_hidden(const std::vector<DevicePie
   }
   std::vector<float> host(D);
   if (me == holder) {
-    check(cudaMemcpy(host.data(), row, D * 4, cudaMemcpyDeviceToHost), "last hidden row download");
+    cuda_check(cudaMemcpy(host.data(), row, D * 4, cudaMemcpyDeviceToHost), "last hidden row download");
     comm_.send(host.data(), D, driver);
   } else {
     comm_.recv(host.data(), D, holder);
-    check(cudaMemcpy(dst, host.data(), D * 4, cudaMemcpyHostToDevice), "last hidden row upload");
+    cuda_check(cudaMemcpy(dst, host.data(), D * 4, cudaMemcpyHostToDevice), "last hidden row upload");
   }
 }
 
