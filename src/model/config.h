@@ -59,6 +59,10 @@ struct ModelConfig {
   int64_t d_inner() const { return mamba_heads * mamba_head_dim; }
   int64_t conv_dim() const { return d_inner() + 2 * n_groups * ssm_state; }
   int64_t in_proj_dim() const { return d_inner() + conv_dim() + mamba_heads; }  // z | xBC | dt
+  // A Mamba layer's decode state: its conv history (the last conv_kernel - 1 xBC
+  // rows) and its SSM state [heads, head_dim, ssm_state], in floats.
+  int64_t conv_history_elems() const { return (conv_kernel - 1) * conv_dim(); }
+  int64_t ssm_state_elems() const { return mamba_heads * mamba_head_dim * ssm_state; }
   int64_t count(LayerKind k) const;
   std::string pattern() const;  // e.g. "M-M*-"
 };

@@ -65,9 +65,9 @@ void mamba_next_history(const ModelConfig& c, const float* proj, int64_t n, std:
 
 void mamba_mixer(const ModelConfig& c, const MambaWeights& w, const float* x, int64_t n, LayerCache& cache,
                  Workspace& ws, float* out) {
-  const int64_t state_elems = c.mamba_heads * c.mamba_head_dim * c.ssm_state;
+  const int64_t state_elems = c.ssm_state_elems();
   if (cache.ssm_state.empty()) cache.ssm_state.assign(state_elems, 0.f);
-  if (cache.conv_history.empty()) cache.conv_history.assign((c.conv_kernel - 1) * c.conv_dim(), 0.f);
+  if (cache.conv_history.empty()) cache.conv_history.assign(c.conv_history_elems(), 0.f);
   float* proj = mamba_in_proj(c, w, x, n, ws);
   // ssd_scan does not promise that init_state and final_state may alias.
   std::vector<float> init = cache.ssm_state;

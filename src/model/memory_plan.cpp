@@ -14,7 +14,7 @@ uint64_t kv_bytes_per_token(const ModelConfig& c, int elem_bytes) {
 }
 
 uint64_t ssm_state_bytes_per_layer(const ModelConfig& c) {
-  return static_cast<uint64_t>(c.mamba_heads * c.mamba_head_dim * c.ssm_state + (c.conv_kernel - 1) * c.conv_dim()) * 4;
+  return static_cast<uint64_t>(c.ssm_state_elems() + c.conv_history_elems()) * 4;
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, uint64_t weight_bytes, int64_t tokens, int ranks, int64_t block_tokens) {

@@ -76,9 +76,6 @@ void append_kv(std::string& out, const std::vector<float>& v, DType d) {
   append(out, h);
 }
 
-int64_t conv_history_elems(const ModelConfig& c) { return (c.conv_kernel - 1) * c.conv_dim(); }
-int64_t ssm_state_elems(const ModelConfig& c) { return c.mamba_heads * c.mamba_head_dim * c.ssm_state; }
-
 Json file_entry(const std::string& name, const std::string& bytes) {
   return Json{{"file", name}, {"bytes", bytes.size()}, {"sha256", sha256_hex(bytes)}};
 }
@@ -164,8 +161,8 @@ void save_state(comm::Communicator& group, const std::string& dir, const Sequenc
       for (size_t li = 0; li < c.layers.size(); ++li) {
         if (c.layers[li] != LayerKind::Mamba) continue;
         const LayerCache& lc = st.state.layers.at(li);
-        if (static_cast<int64_t>(lc.conv_history.size()) != conv_history_elems(c) ||
-            static_cast<int64_t>(lc.ssm_state.size()) != ssm_state_elems(c))
+        if (static_cast<int64_t>(lc.conv_history.size()) != c.conv_history_elems() ||
+            static_cast<int64_t>(lc.ssm_state.size()) != c.ssm_state_elems())
           throw Error("save_state: the driver holds no Mamba state for layer " + std::to_string(li));
         append(drv, lc.conv_history);
         append(drv, lc.ssm_state);
@@ -208,8 +205,8 @@ void save_state(comm::Communicator& group, const std::string& dir, const Sequenc
               {"shape",
                {{"layers", c.pattern()},
                 {"kv_width", kvd},
-                {"conv_history", conv_history_elems(c)},
-                {"ssm_state", ssm_state_elems(c)},
+                {"conv_history", c.conv_history_elems()},
+                {"ssm_state", c.ssm_state_elems()},
                 {"hidden", c.hidden_size}}},
               {"kv_shards", shards},
               {"driver_file", driver_file},
@@ -262,8 +259,8 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
     const Json& shape = m.at("shape");
     const std::string where = (fs::path(dir) / "manifest.json").string();
     if (shape.at("layers").get<std::string>() != c.pattern() || shape.at("kv_width").get<int64_t>() != kvd ||
-        shape.at("conv_history").get<int64_t>() != conv_history_elems(c) ||
-        shape.at("ssm_state").get<int64_t>() != ssm_state_elems(c) ||
+        shape.at("conv_history").get<int64_t>() != c.conv_history_elems() ||
+        shape.at("ssm_state").get<int64_t>() != c.ssm_state_elems() ||
         shape.at("hidden").get<int64_t>() != c.hidden_size)
       throw Error(where + ": the state's shape " + shape.dump() + " is not this model's (layers " + c.pattern() + ")");
     out.saved_ranks = m.at("ranks").get<int>();
@@ -364,7 +361,7 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
       driver_bytes = read_checked(dir, m.at("driver_file"));
       const char* p = driver_bytes.data();
       const int64_t need =
-          (c.count(LayerKind::Mamba) * (conv_history_elems(c) + ssm_state_elems(c)) + c.hidden_size) * 4;
+          (c.count(LayerKind::Mamba) * (c.conv_history_elems() + c.ssm_state_elems()) + c.hidden_size) * 4;
       if (static_cast<int64_t>(driver_bytes.size()) != need)
         throw Error((fs::path(dir) / "driver.bin").string() + " has " + std::to_string(driver_bytes.size()) +
                     " bytes, this model's state needs " + std::to_string(need));
@@ -375,8 +372,8 @@ LoadedState load_state(comm::Communicator& group, const std::string& dir, const 
       };
       for (size_t li = 0; li < c.layers.size(); ++li) {
         if (c.layers[li] != LayerKind::Mamba) continue;
-        take(st.state.layers[li].conv_history, conv_history_elems(c));
-        take(st.state.layers[li].ssm_state, ssm_state_elems(c));
+        take(st.state.layers[li].conv_history, c.conv_history_elems());
+        take(st.state.layers[li].ssm_state, c.ssm_state_elems());
       }
       take(st.last_hidden, c.hidden_size);
     }

@@ -110,7 +110,7 @@ void DeviceModel::init_caches(DeviceSequence& seq) const {
     if (cfg_.layers[i] != LayerKind::Mamba) continue;
     const int64_t K1 = cfg_.conv_kernel - 1;
     c.conv_history = DeviceBuffer(uint64_t(std::max<int64_t>(K1, 1)) * cfg_.conv_dim() * 4, "a conv history");
-    c.ssm_state = DeviceBuffer(uint64_t(cfg_.mamba_heads) * cfg_.mamba_head_dim * cfg_.ssm_state * 4, "an SSM state");
+    c.ssm_state = DeviceBuffer(uint64_t(cfg_.ssm_state_elems()) * 4, "an SSM state");
     c.conv_history.zero();
     c.ssm_state.zero();
   }

@@ -144,7 +144,7 @@ std::unique_ptr<PrefixDecodeEngine::Prefix> DevicePrefixDecodeEngine::load_prefi
   p->length = st.length;
   p->on_driver = group.rank() == st.driver;
   const int64_t kvd = c.num_kv_heads * c.head_dim;
-  const int64_t conv = (c.conv_kernel - 1) * c.conv_dim(), ssm = int64_t(c.mamba_heads) * c.mamba_head_dim * c.ssm_state;
+  const int64_t conv = c.conv_history_elems(), ssm = c.ssm_state_elems();
   const DType dtype = model_.kv_cache_dtype();
   p->kv.resize(c.layers.size());
   p->conv.resize(c.layers.size());

@@ -51,7 +51,7 @@ SequenceParallelDecodeState download_decode_state(DeviceModel& model, const Devi
   out.state.position = st.seq.position;
   out.state.layers.resize(st.seq.layers.size());
   const int64_t kvd = c.num_kv_heads * c.head_dim;
-  const int64_t conv = (c.conv_kernel - 1) * c.conv_dim(), ssm = int64_t(c.mamba_heads) * c.mamba_head_dim * c.ssm_state;
+  const int64_t conv = c.conv_history_elems(), ssm = c.ssm_state_elems();
   for (size_t i = 0; i < st.seq.layers.size(); ++i) {
     const DeviceLayerCache& d = st.seq.layers[i];
     LayerCache& h = out.state.layers[i];

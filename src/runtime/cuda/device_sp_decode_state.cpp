@@ -37,7 +37,7 @@ void DeviceSequenceParallelForward::keep_begin() {
       model_.reserve_kv(l, layout_.tokens_of(comm_.rank()) + kDecodeHeadroom);
     } else if (c.layers[i] == LayerKind::Mamba && driver) {  // only the driver steps the Mamba layers
       l.conv_history = DeviceBuffer(uint64_t(std::max<int64_t>(K1, 1)) * c.conv_dim() * 4, "a conv history");
-      l.ssm_state = DeviceBuffer(uint64_t(c.mamba_heads) * c.mamba_head_dim * c.ssm_state * 4, "an SSM state");
+      l.ssm_state = DeviceBuffer(uint64_t(c.ssm_state_elems()) * 4, "an SSM state");
     }
   }
   if (driver) decode_.last_hidden = DeviceBuffer(uint64_t(c.hidden_size) * 4, "the prompt's last hidden row");
