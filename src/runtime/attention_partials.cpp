@@ -1,8 +1,21 @@
 #include "runtime/attention_partials.h"
 
+#include <algorithm>
+
 namespace ringscan {
 
 namespace k = kernels::cpu;
+
+std::vector<float> queries_from_driver(comm::Communicator& group, int driver, const float* q, int64_t n, int64_t qd,
+                                       const char* label) {
+  std::vector<float> queries(n * qd);
+  if (group.rank() == driver) std::copy(q, q + n * qd, queries.begin());
+  if (group.size() > 1) {
+    auto _ = group.counter_scope(label);
+    group.broadcast(queries.data(), queries.size(), driver);
+  }
+  return queries;
+}
 
 std::vector<float> merge_partials_on_driver(comm::Communicator& group, int driver, const kernels::AttentionShape& shape,
                                             int64_t n, const std::vector<float>& part, const char* label) {

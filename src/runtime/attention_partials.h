@@ -12,6 +12,11 @@
 
 namespace ringscan {
 
+// Collective over `group`: the driver's n queries (q: n rows of qd floats; null on
+// the other ranks) on every rank, broadcast under `label` (nothing sent on one rank).
+std::vector<float> queries_from_driver(comm::Communicator& group, int driver, const float* q, int64_t n, int64_t qd,
+                                       const char* label);
+
 // Collective over `group`: a rank other than `driver` sends its partials `part`
 // (booked under `label`) and gets an empty vector back; the driver receives the
 // others' and returns the merge of all of them, its own included, in rank order.

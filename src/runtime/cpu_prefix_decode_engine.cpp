@@ -103,16 +103,11 @@ void CpuPrefixDecodeEngine::attend(comm::Communicator& group, const Prefix& pref
                                    Fork* const* forks, const float* q, const float* kk, const float* v, float* y) {
   const ModelConfig& c = model_.config();
   const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim, Hq = c.num_heads;
-  const int P = group.size(), me = group.rank(), drv = prefix.driver;
+  const int me = group.rank(), drv = prefix.driver;
   kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
-  std::vector<float> queries(n * qd);
-  if (me == drv) std::copy(q, q + n * qd, queries.begin());
-  if (P > 1) {
-    auto _ = group.counter_scope(PrefixSharedDecoder::kQueryLabel);
-    group.broadcast(queries.data(), queries.size(), drv);
-  }
+  const std::vector<float> queries = queries_from_driver(group, drv, q, n, qd, PrefixSharedDecoder::kQueryLabel);
 
   // All n queries over this rank's whole prefix shard in one call: the kernel
   // tiles the keys itself and loads each K/V tile once per tile of query rows,

@@ -80,12 +80,7 @@ void CpuShardedDecodeEngine::attend(comm::Communicator& group, int drv, int laye
   const int P = group.size(), me = group.rank();
 
   // 1. Every rank gets the queries.
-  std::vector<float> queries(n * qd);
-  if (me == drv) std::copy(q, q + n * qd, queries.begin());
-  {
-    auto _ = group.counter_scope(ShardedDecoder::kQueryLabel);
-    group.broadcast(queries.data(), queries.size(), drv);
-  }
+  const std::vector<float> queries = queries_from_driver(group, drv, q, n, qd, ShardedDecoder::kQueryLabel);
 
   // 2. Each new K/V row to the rank that stores it: one message per rank, rows in batch order.
   auto append = [&](int64_t b, const float* krow, const float* vrow) {
