@@ -119,7 +119,6 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
     if (prefix.ids.empty()) throw Error(prefix.document + " gives no tokens to prefill");
   });
   check_collectively(world, [&]() { engine->agree(world); });
-  check_collectively(world, [&]() { engine->prepare(*model); });
   std::string weights;
   check_collectively(world, [&]() {
     if (me == 0) weights = weights_sha256(*model, o.quiet, "prefill");
@@ -153,6 +152,7 @@ int run_prefill_state(const PrefillStateOptions& o, comm::Communicator& world) {
                    o.out.c_str(), prefix.ids.size());
     return 0;
   }
+  check_collectively(world, [&]() { engine->prepare(*model); });  // on GPUs the weights' upload: only when prefilling
 
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = process_cpu_seconds();
