@@ -54,19 +54,8 @@ int run_ask(const AskOptions& o, comm::Communicator& world) {
     if (o.threads < 0) throw Error("--threads must be >= 0 (0: OMP_NUM_THREADS, else every core)");
     questions = read_questions(o.questions);
   });
-  StateSession session = open_state_session(
-      {"ask", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, world);
-  StateAnswersOptions a;
-  a.job = "ask";
-  a.noun = "question(s)";
-  a.text_key = "question";
-  a.out = o.out;
-  a.command_line = o.command_line;
-  a.overwrite = o.overwrite;
-  a.repair = o.repair;
-  a.quiet = o.quiet;
-  a.progress_interval = o.progress_interval;
-  a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
+  StateSession session = open_state_session(session_options(o, "ask"), world);
+  StateAnswersOptions a = answers_options(o, "ask", "question(s)", "question");
   a.attributes_extra = {{"questions", o.questions}};
   return answer_into_store(session, world, questions, a);
 }

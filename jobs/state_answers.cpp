@@ -50,7 +50,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
   std::unique_ptr<io::ResultStore> store;
   check_collectively(world, [&]() {
     store = io::ResultStore::open(o.out, identity, o.overwrite, names, MPI_COMM_WORLD, digests,
-                                  Json{{"model_dir", s.model_dir}, {"state", s.state_dir}}, o.repair);
+                                  Json{{"model_dir", s.model_dir}, {"state", s.options.state}}, o.repair);
   });
   const char* job = o.job.c_str();
   if (me == 0 && !o.quiet) std::fprintf(stderr, "ringscan %s: %s\n", job, store->summary().c_str());
@@ -125,7 +125,7 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
                      {"weights_sha256", s.weights_sha256},
                      {"tokenizer_hash", s.tok->hash()},
                      {"ringscan_version", ringscan_version()},
-                     {"state", s.state_dir},
+                     {"state", s.options.state},
                      {"state_about", s.about},
                      {"prefix_tokens", L},
                      {"state_ranks", s.saved_ranks()},

@@ -8,6 +8,7 @@
 // final file equals an uninterrupted run's.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -32,6 +33,24 @@ struct StateAnswersOptions {
   Json identity_extra = Json::object();    // the job's own options that change results
   Json attributes_extra = Json::object();  // the job's own root attributes
 };
+
+// The options both jobs take alike, from either's own (AskOptions, JobOptions:
+// the same member names), for `job` with its log noun and extra key.
+template <class Options>
+StateAnswersOptions answers_options(const Options& o, std::string job, std::string noun, std::string text_key) {
+  StateAnswersOptions a;
+  a.job = std::move(job);
+  a.noun = std::move(noun);
+  a.text_key = std::move(text_key);
+  a.out = o.out;
+  a.command_line = o.command_line;
+  a.overwrite = o.overwrite;
+  a.repair = o.repair;
+  a.quiet = o.quiet;
+  a.progress_interval = o.progress_interval;
+  a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
+  return a;
+}
 
 // Collective over `world`: opens (or resumes) the store at o.out, asks the
 // questions not done yet, finalizes the file and logs tokens/s and the prefill

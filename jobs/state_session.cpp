@@ -19,7 +19,7 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
   StateSession s;
   check_collectively(world, [&]() {
     if (o.threads > 0) set_compute_threads(o.threads);
-    s.state_dir = o.state;
+    s.options = o;
     s.engine = std::make_unique<Engine>(o.device, o.comm, comm::local_rank());
     s.engine->set_gemm_inputs(o.gemm_inputs);
     s.manifest = read_state_manifest(o.state);
@@ -32,7 +32,6 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
                   " was prefilled with (its SHA-256 differs)");
   });
   check_collectively(world, [&]() { s.engine->agree(world); });
-  check_collectively(world, [&]() { s.engine->prepare(*s.model); });
   check_collectively(world, [&]() {
     if (me != 0) return;
     s.weights_sha256 = weights_sha256(*s.model, o.quiet, o.job);
@@ -41,21 +40,22 @@ StateSession open_state_session(const StateSessionOptions& o, comm::Communicator
                   " was prefilled with (weights_sha256 differs): prefill again with this model");
   });
 
-  s.job = o.job;
-  s.quiet = o.quiet;
   return s;
 }
 
 void load_session_state(StateSession& s, comm::Communicator& world) {
   const int P = world.size();
+  // The engine (on a GPU: the weights' upload) only now: a rerun that finds every
+  // answer stored needs neither it nor the shards.
+  check_collectively(world, [&]() { s.engine->prepare(*s.model); });
   const auto t0 = std::chrono::steady_clock::now();
-  s.loaded = load_state(world, s.state_dir, s.model->config());
+  s.loaded = load_state(world, s.options.state, s.model->config());
   s.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (world.rank() == 0 && !s.quiet)
+  if (world.rank() == 0 && !s.options.quiet)
     std::fprintf(stderr,
                  "ringscan %s: state %s: %lld prefix tokens saved on %d rank(s)%s, K/V %s%s, loaded in %.2fs; "
                  "device %s%s, comm %s\n",
-                 s.job.c_str(), s.state_dir.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
+                 s.options.job.c_str(), s.options.state.c_str(), (long long)s.loaded.layout.length, s.loaded.saved_ranks,
                  s.loaded.resharded() ? (", re-sharded onto " + std::to_string(P) + " rank(s)").c_str() : "",
                  s.loaded.kv_dtype.c_str(), s.loaded.kv_mapped ? " (memory-mapped)" : "", s.load_seconds,
                  s.engine->label().c_str(), s.engine->why_cpu().empty() ? "" : (" (" + s.engine->why_cpu() + ")").c_str(),

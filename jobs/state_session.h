@@ -28,21 +28,25 @@ struct StateSessionOptions {
   bool quiet = false;
 };
 
+// The session options of a job's own (AskOptions, JobOptions: the same member names).
+template <class Options>
+StateSessionOptions session_options(const Options& o, const std::string& job) {
+  return {job, o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet};
+}
+
 struct StateSession {
-  std::string state_dir;
+  StateSessionOptions options;  // what it was opened with (the state, the job's name for logs)
   Json manifest, about;  // manifest.json and its "about"
   std::string model_dir, weights_sha256;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<Engine> engine;  // prepared with model: what decodes
+  std::unique_ptr<Engine> engine;  // what decodes (agreed on; prepared by load_session_state)
   // Loaded by decode_questions (load_session_state), not by open_state_session: a
   // rerun that finds its answers complete reads no shard. Its st is moved into the decoder.
   LoadedState loaded;
   double load_seconds = 0;
   int64_t prefix_tokens() const { return manifest.at("n_tokens").get<int64_t>(); }
   int saved_ranks() const { return manifest.at("ranks").get<int>(); }
-  std::string job;  // for log lines
-  bool quiet = false;
 };
 
 // Collective over `world`: the manifest, model and tokenizer (the state's data files
@@ -51,8 +55,9 @@ struct StateSession {
 // have (Engine's messages), a bad --gemm-inputs.
 StateSession open_state_session(const StateSessionOptions& o, comm::Communicator& world);
 
-// Collective over `world`: this rank's part of the state into s.loaded (checked,
-// re-sharded when saved on another number of ranks); logs what it loaded.
+// Collective over `world`: prepares the engine (on GPUs: uploads the weights) and
+// loads this rank's part of the state into s.loaded (checked, re-sharded when
+// saved on another number of ranks); logs what it loaded.
 void load_session_state(StateSession& s, comm::Communicator& world);
 
 // A question's own ids, appended to the prefix: the state's question template

@@ -49,25 +49,14 @@ int run_summarize_state(const JobOptions& o) {
     check_job_options(spec, o, P);
     check_state_options(o);
   });
-  StateSession s = open_state_session(
-      {"summarize", o.state, o.model_dir, o.device, o.comm, o.gemm_inputs, o.threads, o.quiet}, *world);
+  StateSession s = open_state_session(session_options(o, "summarize"), *world);
   // One question per file of the state, in the state's order, named by its path.
   std::vector<StateQuestion> questions;
   for (const Json& f : s.about.at("files")) {
     const std::string path = f.at("path").get<std::string>();
     questions.push_back({path, file_prompt(o.prompt_template, path)});
   }
-  StateAnswersOptions a;
-  a.job = "summarize";
-  a.noun = "file(s)";
-  a.text_key = "prompt";
-  a.out = o.out;
-  a.command_line = o.command_line;
-  a.overwrite = o.overwrite;
-  a.repair = o.repair;
-  a.quiet = o.quiet;
-  a.progress_interval = o.progress_interval;
-  a.decode = {o.max_new_tokens, o.batch, o.sampling, o.ignore_eos};
+  StateAnswersOptions a = answers_options(o, "summarize", "file(s)", "prompt");
   a.identity_extra = {{"prompt_template", o.prompt_template}};
   a.attributes_extra = {{"prompt_template", o.prompt_template}};
   return answer_into_store(s, *world, questions, a);
