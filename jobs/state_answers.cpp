@@ -2,8 +2,10 @@
 #include "jobs/state_answers.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "comm/mpi_communicator.h"
 #include "io/result_store.h"
@@ -84,8 +86,13 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
     in_flight += positions;
     progress.update({done.docs, done.positions + static_cast<int64_t>(in_flight), done.unused});
   });
-  // Rank 0 stores each answer as its question finishes (one part file per step
-  // that finished any). A failure here aborts every rank (cli/main.cpp), as a step's would.
+  // Rank 0 stores each answer as its question finishes, writing a part file (an
+  // fsync) at most once a second: a step is milliseconds on a GPU and questions
+  // finish a few at a time, so a part per step would put a disk sync in most steps
+  // of the decode loop; a killed run loses at most the last second's answers
+  // (finalize writes the rest). A failure here aborts every rank (cli/main.cpp), as
+  // a step's would.
+  std::optional<std::chrono::steady_clock::time_point> last_flush;
   auto store_finished = [&](const std::vector<GenerationResult>& results) {
     for (const GenerationResult& g : results) {
       const int64_t answer = static_cast<int64_t>(g.tokens.size()), mine = static_cast<int64_t>(own[g.id].size());
@@ -108,7 +115,8 @@ int answer_into_store(StateSession& s, comm::Communicator& world, const std::vec
       r.extra["ranks"] = P;
       store->add(std::move(r));
     }
-    if (me == 0) store->flush();
+    const auto now = std::chrono::steady_clock::now();
+    if (me == 0 && (!last_flush || now - *last_flush >= std::chrono::seconds(1))) store->flush(), last_flush = now;
   };
   DecodeTiming timing;
   if (n > 0) decode_questions(s, world, own, d, &timing, store_finished);  // none left: no shard to read
