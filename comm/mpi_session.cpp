@@ -1,5 +1,7 @@
 #include "comm/mpi_session.h"
 
+#include "comm/mpi_io_choice.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -70,6 +72,7 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) return;
+  prefer_romio_before_mpi_init();
   int provided = 0;
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     std::fprintf(stderr, "ringscan: error: MPI_Init_thread failed\n");

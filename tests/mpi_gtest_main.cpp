@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "comm/mpi_io_choice.h"
 #include "kernels/blas_runtime.h"
 
 namespace {
@@ -36,6 +37,7 @@ class RankListener : public ::testing::EmptyTestEventListener {
 
 int main(int argc, char** argv) {
   ringscan::reexec_with_fast_blas_if_needed(argv);
+  ringscan::comm::prefer_romio_before_mpi_init();  // as ringscan does (comm/mpi_io_choice.h)
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   ::testing::InitGoogleTest(&argc, argv);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "comm/mpi_io_choice.h"
 #include "io/result_store.h"
 #include "store_fixture.h"
 #include "util/error.h"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: io_store_probe OUT N SLEEP_US\n");
     return 2;
   }
+  ringscan::comm::prefer_romio_before_mpi_init();  // as ringscan does (comm/mpi_io_choice.h)
   MPI_Init(&argc, &argv);
   int rc = 0;
   try {
