@@ -65,7 +65,7 @@ struct SourceFile {
   uint64_t bytes = 0;    // size when discovered
   // The contents when they came with the input (stdin, a JSONL record): then abs_path is
   // "" and the text is checked as a file's would be, not read again.
-  std::shared_ptr<const std::string> text;
+  std::shared_ptr<const std::string> text{};
 };
 
 struct Document {

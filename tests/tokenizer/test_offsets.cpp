@@ -92,7 +92,9 @@ void check_case(const Tokenizer& tok, const std::string& variant, const json& c,
     const Tokenizer::Encoding e = tok.encode_with_offsets(text, special);
     // The same ids as encode(), which test_hf_fixtures holds to HF's.
     ASSERT_EQ(e.ids, tok.encode(text, special)) << key;
-    if (!special) ASSERT_EQ(e.ids, (*ids)["ids"].get<std::vector<std::int32_t>>());
+    if (!special) {
+      ASSERT_EQ(e.ids, (*ids)["ids"].get<std::vector<std::int32_t>>());
+    }
     const std::vector<Range> hf = hf_ranges(c[key]);
     ASSERT_EQ(e.begin.size(), e.ids.size());
     ASSERT_EQ(e.end.size(), e.ids.size());
@@ -185,7 +187,9 @@ TEST(TokenizerOffsets, InvalidUtf8MapsToTheBytesReplaced) {
   // Every byte is covered, and no token ends inside a replaced sequence.
   for (std::size_t k = 0; k < e.ids.size(); ++k) {
     EXPECT_NE(e.end[k], 6u) << k;  // inside \xE2\x82
-    if (k) EXPECT_LE(e.begin[k], e.end[k - 1]) << k;
+    if (k) {
+      EXPECT_LE(e.begin[k], e.end[k - 1]) << k;
+    }
   }
 }
 
