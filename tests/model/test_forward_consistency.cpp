@@ -90,7 +90,10 @@ TEST(ForwardCli, LogitsOutMatchesInProcess) {
   std::string dir = make_model("cli", preset_config("tiny"));
   const auto ids = ids_for(40, 512);
   std::string ids_arg;
-  for (auto id : ids) ids_arg += (ids_arg.empty() ? "" : ",") + std::to_string(id);
+  for (auto id : ids) {
+    if (!ids_arg.empty()) ids_arg += ',';
+    ids_arg += std::to_string(id);
+  }
   std::string npy = dir + "/logits.npy";
   std::string cmd = std::string(RINGSCAN_BINARY_DIR) + "/ringscan forward --model " + dir + " --ids " + ids_arg +
                     " --top-k 2 --logits-out " + npy + " > " + dir + "/out.jsonl";
