@@ -68,15 +68,6 @@ po::options_description job_options_description(const JobSpec& spec, JobOptions&
   return opts;
 }
 
-std::string command_line(int argc, char** argv) {
-  std::string s;
-  for (int i = 0; i < argc; ++i) {
-    if (i) s += ' ';
-    s += argv[i];
-  }
-  return s;
-}
-
 // Parsed on every rank, a bad option reported once (check_collectively); --help on rank 0.
 int run_job_command(const JobSpec& spec, int argc, char** argv) {
   start_mpi(&argc, &argv);

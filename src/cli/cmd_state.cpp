@@ -15,15 +15,6 @@ namespace ringscan::cli {
 
 namespace {
 
-std::string joined(int argc, char** argv) {
-  std::string s;
-  for (int i = 0; i < argc; ++i) {
-    if (i) s += ' ';
-    s += argv[i];
-  }
-  return s;
-}
-
 // Parsed on every rank, a bad option reported once; --help on rank 0. False: --help was printed.
 bool parse_everywhere(comm::Communicator& world, int argc, char** argv, const po::options_description& opts) {
   po::variables_map vm;
@@ -64,7 +55,7 @@ int run_prefill(int argc, char** argv) {
       ("overwrite", po::bool_switch(&o.overwrite), "replace an existing state directory")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;
-  o.command_line = joined(argc, argv);
+  o.command_line = command_line(argc, argv);
   return run_prefill_state(o, *world);
 }
 
@@ -94,7 +85,7 @@ int run_ask_command(int argc, char** argv) {
       ("progress-interval", po::value(&o.progress_interval)->default_value(10), "seconds between progress lines when not on a terminal")
       ("quiet", po::bool_switch(&o.quiet), "no log lines");
   if (!parse_everywhere(*world, argc, argv, opts)) return 0;
-  o.command_line = joined(argc, argv);
+  o.command_line = command_line(argc, argv);
   return run_ask(o, *world);
 }
 

@@ -40,6 +40,10 @@ bool parse_options(int argc, char** argv, const boost::program_options::options_
                    boost::program_options::variables_map& vm,
                    const boost::program_options::positional_options_description* positional = nullptr);
 
+// The command as typed ("ringscan <name>" and its arguments, space-separated), for the
+// run records of the jobs and of prefill / ask.
+std::string command_line(int argc, char** argv);
+
 }  // namespace ringscan::cli
 
 #define RINGSCAN_COMMAND_CAT2(a, b) a##b

@@ -30,6 +30,15 @@ bool parse_options(int argc, char** argv, const boost::program_options::options_
   po::notify(vm);
   return true;
 }
+
+std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i) s += ' ';
+    s += argv[i];
+  }
+  return s;
+}
 }  // namespace ringscan::cli
 
 namespace {
