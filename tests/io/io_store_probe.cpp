@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "comm/mpi_io_choice.h"
+#include "comm/mpi_session.h"
 #include "io/result_store.h"
 #include "store_fixture.h"
 #include "util/error.h"
@@ -20,8 +20,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: io_store_probe OUT N SLEEP_US\n");
     return 2;
   }
-  ringscan::comm::prefer_romio_before_mpi_init();  // as ringscan does (comm/mpi_io_choice.h)
-  MPI_Init(&argc, &argv);
+  ringscan::comm::MpiSession mpi(&argc, &argv);  // as ringscan's (its MPI-IO choice: comm/mpi_io_choice.h)
   int rc = 0;
   try {
     using namespace ringscan::io;
@@ -51,6 +50,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringscan: error: %s\n", e.what());
     rc = 3;
   }
-  MPI_Finalize();
   return rc;
 }
