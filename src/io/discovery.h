@@ -64,7 +64,8 @@ struct SourceFile {
   std::string abs_path;  // absolute path to open (not resolved through symbolic links)
   uint64_t bytes = 0;    // size when discovered
   // The contents when they came with the input (stdin, a JSONL record): then abs_path is
-  // "" and the text is checked as a file's would be, not read again.
+  // "" and the text is checked as a file's would be, not read again. ({}: aggregate
+  // initialisers may leave it out without -Wmissing-field-initializers.)
   std::shared_ptr<const std::string> text{};
 };
 

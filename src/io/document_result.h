@@ -38,7 +38,7 @@ struct FileResult {
   uint64_t n_scored = 0;  // tokens of the range that have a log-prob (not NaN)
   double perplexity = std::numeric_limits<double>::quiet_NaN();  // exp(nll_sum / n_scored)
   std::string status = file_status::kOk;
-  std::string header{};  // the exact header text inserted before the file's content
+  std::string header{};  // the exact header text inserted before the file's content ({}: see SourceFile::text)
   // The file's own content (header excluded) in the document's text; begin == end for
   // a dropped file (its content is not in the text).
   uint64_t text_begin = 0, text_end = 0;
