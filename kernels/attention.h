@@ -80,6 +80,16 @@ void attention_block_kv RINGSCAN_ATTENTION_BLOCK_KV_SIG;  // cpu only: the GPU h
 void attention_merge RINGSCAN_ATTENTION_MERGE_SIG;
 void attention_finalize RINGSCAN_ATTENTION_FINALIZE_SIG;
 void attention_varlen RINGSCAN_ATTENTION_VARLEN_SIG;
+// How cpu::attention_block(_kv) computes (process-wide; for tests and
+// benchmarks, which compare the two): Auto, the default, takes the fused
+// AVX-512 kernel (cpu/attention_avx512.h) on CPUs that have AVX-512F for
+// tasks of at least 16 packed query rows and the portable sgemm-tile kernel
+// otherwise; Portable always the latter; Avx512 always the former (throws
+// std::runtime_error where the CPU lacks it). Both are fp32 with the same
+// semantics and differ by round-off (the kernel tests' tolerances).
+enum class CpuAttentionPath { Auto, Portable, Avx512 };
+void set_attention_path(CpuAttentionPath path);
+bool attention_avx512_available();
 }  // namespace cpu
 #ifdef RINGSCAN_WITH_CUDA
 // Device pointers for q, k, v, acc, m, l, acc2, m2, l2 and out (see

@@ -71,11 +71,19 @@ BENCHMARK(BM_Linear)->Apply(LinearArgs)->Unit(benchmark::kMillisecond)->UseRealT
 
 // Args: lq, lk, causal (query block at the end of the keys, as the diagonal
 // block of causal attention), shape (0: Nemotron-H attention, 40 q heads, 8 kv
-// heads, 128; 1: the demo model's, 8 / 2 / 32).
+// heads, 128; 1: the demo model's, 8 / 2 / 32), path (0: the default, the fused
+// AVX-512 kernel where the CPU has it; 1: the portable sgemm-tile kernel).
 void BM_AttentionBlock(benchmark::State& state) {
   const int64_t lq = state.range(0), lk = state.range(1);
   const bool causal = state.range(2) != 0;
   const kernels::AttentionShape s = state.range(3) ? kernels::AttentionShape{8, 2, 32} : kernels::AttentionShape{40, 8, 128};
+  const bool portable = state.range(4) != 0;
+  if (!portable && !kernels::cpu::attention_avx512_available()) {
+    state.SkipWithError("this CPU has no AVX-512F: the default path is the portable one (path 1)");
+    return;
+  }
+  kernels::cpu::set_attention_path(portable ? kernels::cpu::CpuAttentionPath::Portable
+                                            : kernels::cpu::CpuAttentionPath::Auto);
   const int64_t qw = s.q_heads * s.head_dim, kw = s.kv_heads * s.head_dim;
   const std::vector<float> q = random_floats(lq * qw, 1), k = random_floats(lk * kw, 2),
                            v = random_floats(lk * kw, 3);
@@ -90,19 +98,23 @@ void BM_AttentionBlock(benchmark::State& state) {
     benchmark::DoNotOptimize(acc.data());
     benchmark::ClobberMemory();
   }
+  kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Auto);
   double pairs = 0;  // visible (query, key) pairs
   for (int64_t i = 0; i < lq; ++i) pairs += causal ? std::min(lk, q_pos0 + i + 1) : lk;
   state.counters["GFLOP/s"] = benchmark::Counter(
       4.0 * pairs * s.q_heads * s.head_dim * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_AttentionBlock)
-    ->Args({1, 4096, 0, 0})    // decode: one query against a KV shard
-    ->Args({512, 512, 1, 0})   // diagonal block
-    ->Args({512, 4096, 0, 0})  // off-diagonal ring block
-    ->Args({2048, 2048, 1, 0})
-    ->Args({256, 16384, 0, 1})  // ringscan ask, demo model: 256 questions' queries over a 16K prefix
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+void AttentionArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t path : {0, 1}) {
+    b->Args({1, 4096, 0, 0, path});     // decode: one query against a KV shard
+    b->Args({512, 512, 1, 0, path});    // diagonal block
+    b->Args({512, 4096, 0, 0, path});   // off-diagonal ring block
+    b->Args({2048, 2048, 1, 0, path});
+    b->Args({256, 16384, 0, 1, path});  // ringscan ask, demo model: 256 questions' queries over a 16K prefix
+    b->Args({4096, 4096, 1, 1, path});  // the demo model's causal prefill of 4K tokens
+  }
+}
+BENCHMARK(BM_AttentionBlock)->Apply(AttentionArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

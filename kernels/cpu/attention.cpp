@@ -1,7 +1,11 @@
 // Block-wise GQA attention with the online softmax. Work is split into tasks of
 // (KV head, tile of query rows); a task packs the query rows of all heads
-// sharing that KV head into one matrix, so each key/value tile is read once per
-// group: scores are one sgemm, probabilities times V another.
+// sharing that KV head, so each key/value tile is read once per group. Two
+// implementations of a task: on CPUs with AVX-512 a fused kernel with the
+// packed rows in SIMD lanes (cpu/attention_avx512.h), elsewhere (and for
+// tasks of fewer than 16 packed rows, e.g. a one-question decode step) the
+// portable one below: scores are one sgemm per key tile, probabilities
+// times V another.
 #include "attention.h"
 #include "sequence_runs.h"
 
@@ -9,8 +13,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
 #include <cmath>
 
+#include "cpu/attention_avx512.h"
 #include "cpu/vec_exp.h"
 #include <cstring>
 #include <stdexcept>
@@ -26,6 +33,10 @@ namespace {
 // K/V tile once per task; key tiles of 256..1024 made little difference.
 constexpr int64_t kPackedRows = 512;  // query rows x group heads per task (at most)
 constexpr int64_t kKeyTile = 512;     // keys per score tile: 512 x 512 fp32 = 1 MB
+// Fewer packed rows than this fill too few of the AVX-512 kernel's 32 lanes.
+constexpr int64_t kMinAvx512Rows = 16;
+
+std::atomic<CpuAttentionPath> g_path{CpuAttentionPath::Auto};
 
 // rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
 void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
@@ -38,6 +49,14 @@ void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, flo
 }
 
 }  // namespace
+
+bool attention_avx512_available() { return avx512::available(); }
+
+void set_attention_path(CpuAttentionPath path) {
+  if (path == CpuAttentionPath::Avx512 && !avx512::available())
+    throw std::runtime_error("cpu::set_attention_path: this CPU has no AVX-512F");
+  g_path = path;
+}
 
 void attention_init(const AttentionShape& s, int64_t lq, float* acc, float* m, float* l) {
   const int64_t rows = lq * s.q_heads;
@@ -79,19 +98,50 @@ void attention_block_kv(const AttentionShape& s, const float* q, int64_t ld_q, i
     return causal ? std::clamp<int64_t>(q_pos0 + i - k_pos0 + 1, 0, lk) : lk;
   };
 
+  const CpuAttentionPath path = g_path;
+  const bool fused = path != CpuAttentionPath::Portable && avx512::available() && lk <= INT32_MAX &&
+                     (path == CpuAttentionPath::Avx512 || T * G >= kMinAvx512Rows);
+
 #pragma omp parallel if (lq * lk * H * D > (int64_t{1} << 16))
   {
-    std::vector<float> qp(static_cast<size_t>(T * G * D));         // packed queries
-    std::vector<float> sc(static_cast<size_t>(T * G * kKeyTile));  // scores, then weights
-    std::vector<float> pv(static_cast<size_t>(T * G * D));         // weights x V
-    std::vector<float> rescale(static_cast<size_t>(T * G));
-    std::vector<float> kt(wide ? 0 : static_cast<size_t>(kKeyTile * D)), vt(kt.size());  // widened bf16 tiles
+    // The fused path's scratch, or the portable path's buffers.
+    std::vector<float> fused_f(fused ? avx512::scratch_floats(T, G, D) : 0);
+    std::vector<int32_t> fused_i(fused ? avx512::scratch_ints(T, G) : 0);
+    std::vector<int64_t> fused_visible(fused ? T : 0);
+    const int64_t portable_rows = fused ? 0 : T * G;
+    std::vector<float> qp(static_cast<size_t>(portable_rows * D));         // packed queries
+    std::vector<float> sc(static_cast<size_t>(portable_rows * kKeyTile));  // scores, then weights
+    std::vector<float> pv(static_cast<size_t>(portable_rows * D));         // weights x V
+    std::vector<float> rescale(static_cast<size_t>(portable_rows));
+    std::vector<float> kt(wide || fused ? 0 : static_cast<size_t>(kKeyTile * D)), vt(kt.size());  // widened bf16 tiles
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < s.kv_heads * n_tiles; ++task) {
       const int64_t g = task % s.kv_heads, i0 = (task / s.kv_heads) * T;
       const int64_t nt = std::min(T, lq - i0), M = nt * G;
       const int64_t keys = visible(i0 + nt - 1);  // the tile's last row sees the most
       if (keys == 0) continue;
+      if (fused) {
+        for (int64_t i = 0; i < nt; ++i) fused_visible[i] = visible(i0 + i);
+        const size_t elem = wide ? sizeof(float) : sizeof(uint16_t);
+        const avx512::RowsTask t{D,
+                                 G,
+                                 H,
+                                 nt,
+                                 q + i0 * ld_q + g * G * D,
+                                 ld_q,
+                                 fused_visible.data(),
+                                 !wide,
+                                 static_cast<const char*>(k_in) + g * D * elem,
+                                 ld_k,
+                                 static_cast<const char*>(v_in) + g * D * elem,
+                                 ld_v,
+                                 scale,
+                                 acc + (i0 * H + g * G) * D,
+                                 m + i0 * H + g * G,
+                                 l + i0 * H + g * G};
+        avx512::attention_rows(t, fused_f.data(), fused_i.data());
+        continue;
+      }
       // Packed row r = i * G + hh is query row i0 + i of head g * G + hh.
       for (int64_t i = 0; i < nt; ++i)
         std::memcpy(&qp[i * G * D], q + (i0 + i) * ld_q + g * G * D, G * D * sizeof(float));

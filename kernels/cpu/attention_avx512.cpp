@@ -1,0 +1,251 @@
+// The AVX-512 path of cpu::attention_block_kv: see attention_avx512.h for the
+// layout. Only functions marked RINGSCAN_AVX512 use AVX-512 instructions (the
+// attribute, not a file-wide flag, so that no inline function of a shared
+// header is compiled for AVX-512 and picked by the linker for every caller);
+// attention.cpp calls attention_rows only when available() says the CPU has it.
+#include "cpu/attention_avx512.h"
+
+#include <immintrin.h>
+
+// GCC 12's AVX-512 intrinsics (max, min, shifts) read an `undefined` vector
+// that -Wuninitialized reports at every use (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#define RINGSCAN_AVX512 __attribute__((target("avx512f,fma")))
+
+namespace ringscan::kernels::cpu::avx512 {
+
+bool available() {
+  static const bool yes = __builtin_cpu_supports("avx512f");  // libgcc checks the OS saves ZMM state too
+  return yes;
+}
+
+size_t scratch_floats(int64_t max_rows, int64_t group, int64_t head_dim) {
+  const int64_t blocks = (max_rows * group + kRowBlock - 1) / kRowBlock;
+  // queries and accumulators (transposed), m and l, one score tile, one widened K and V tile
+  return static_cast<size_t>(2 * blocks * head_dim * kRowBlock + 2 * blocks * kRowBlock + kKeyBlock * kRowBlock +
+                             2 * kKeyBlock * head_dim);
+}
+
+size_t scratch_ints(int64_t max_rows, int64_t group) {
+  return static_cast<size_t>((max_rows * group + kRowBlock - 1) / kRowBlock * kRowBlock);
+}
+
+namespace {
+
+// vec_exp.h's exp_vec, 16 lanes: the same range reduction and polynomial,
+// 0 below -87 (so exp(-inf) = 0), +inf above 88, NaN kept.
+RINGSCAN_AVX512 inline __m512 exp16(__m512 x) {
+  const __m512 magic = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23: rounds to an integer in the low bits
+  // max/min return their second operand for a NaN: NaN becomes a finite value for the bit work.
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
+  const __m512 n = _mm512_sub_ps(t, magic);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __m512i e = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+  __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(127)), 23)));
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ), _mm512_setzero_ps());
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// Scores of KC keys for the block's rows: s[c][lane] = sum_d qt[d][lane] * k[c][d],
+// the head dim in order. KC x RV accumulators stay in registers; each key
+// element is broadcast once and meets RV vectors of query rows.
+template <int RV, int KC>
+RINGSCAN_AVX512 inline void scores(const float* qt, int64_t D, const float* k, int64_t ld_k, float* s) {
+  __m512 a[KC][RV];
+  #pragma GCC unroll 16
+  for (int c = 0; c < KC; ++c)
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) a[c][r] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < D; ++d) {
+    __m512 q[RV];
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) q[r] = _mm512_loadu_ps(qt + d * kRowBlock + 16 * r);
+    #pragma GCC unroll 16
+    for (int c = 0; c < KC; ++c) {
+      const __m512 kb = _mm512_set1_ps(k[c * ld_k + d]);
+      #pragma GCC unroll 16
+      for (int r = 0; r < RV; ++r) a[c][r] = _mm512_fmadd_ps(kb, q[r], a[c][r]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < KC; ++c)
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) _mm512_storeu_ps(s + c * kRowBlock + 16 * r, a[c][r]);
+}
+
+// o[c][lane] = o[c][lane] * alpha[lane] + sum_j p[j][lane] * v[j][c] for DC
+// dims c of the head: the keys in order, DC x RV accumulators in registers.
+template <int RV, int DC>
+RINGSCAN_AVX512 inline void weighted_values(const float* p, int64_t n, const float* v, int64_t ld_v, float* o,
+                                            const __m512* alpha) {
+  __m512 a[DC][RV];
+  #pragma GCC unroll 16
+  for (int c = 0; c < DC; ++c)
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) a[c][r] = _mm512_mul_ps(_mm512_loadu_ps(o + c * kRowBlock + 16 * r), alpha[r]);
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 w[RV];
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) w[r] = _mm512_loadu_ps(p + j * kRowBlock + 16 * r);
+    #pragma GCC unroll 16
+    for (int c = 0; c < DC; ++c) {
+      const __m512 vb = _mm512_set1_ps(v[j * ld_v + c]);
+      #pragma GCC unroll 16
+      for (int r = 0; r < RV; ++r) a[c][r] = _mm512_fmadd_ps(vb, w[r], a[c][r]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < DC; ++c)
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) _mm512_storeu_ps(o + c * kRowBlock + 16 * r, a[c][r]);
+}
+
+// One row block (RV vectors of rows) folds keys [0, n) of the tile at key
+// index j0: keys [0, all) are seen by every lane, the rest by the lanes whose
+// visible count exceeds their index.
+template <int RV>
+RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt, const int32_t* vis, int64_t D,
+                               const float* k, int64_t ld_k, const float* v, int64_t ld_v, int64_t n, int64_t all,
+                               int64_t j0, float* sc) {
+  int64_t c = 0;
+  for (; c + 12 <= n; c += 12) scores<RV, 12>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
+  for (; c + 4 <= n; c += 4) scores<RV, 4>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
+  for (; c < n; ++c) scores<RV, 1>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
+
+  const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+  #pragma GCC unroll 16
+  for (int r = 0; r < RV; ++r) {
+    const __m512i seen = _mm512_loadu_si512(vis + 16 * r);
+    for (int64_t j = all; j < n; ++j) {
+      float* s = sc + j * kRowBlock + 16 * r;
+      const __mmask16 in = _mm512_cmpgt_epi32_mask(seen, _mm512_set1_epi32(static_cast<int32_t>(j0 + j)));
+      _mm512_storeu_ps(s, _mm512_mask_blend_ps(in, neg_inf, _mm512_loadu_ps(s)));
+    }
+  }
+
+  // Online softmax, lane-wise: a lane that has seen no key yet (m = -inf)
+  // subtracts 0 instead, so its weights are exp(-inf) = 0 and nothing changes.
+  __m512 alpha[RV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < RV; ++r) {
+    __m512 mx = neg_inf;
+    for (int64_t j = 0; j < n; ++j) mx = _mm512_max_ps(mx, _mm512_loadu_ps(sc + j * kRowBlock + 16 * r));
+    const __m512 m_old = _mm512_loadu_ps(mt + 16 * r), m_new = _mm512_max_ps(m_old, mx);
+    const __m512 m_sub =
+        _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_EQ_OQ), _mm512_setzero_ps());
+    alpha[r] = exp16(_mm512_sub_ps(m_old, m_sub));  // 0 when m_old == -inf
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      float* s = sc + j * kRowBlock + 16 * r;
+      const __m512 p = exp16(_mm512_sub_ps(_mm512_loadu_ps(s), m_sub));
+      _mm512_storeu_ps(s, p);
+      sum = _mm512_add_ps(sum, p);
+    }
+    _mm512_storeu_ps(lt + 16 * r, _mm512_fmadd_ps(_mm512_loadu_ps(lt + 16 * r), alpha[r], sum));
+    _mm512_storeu_ps(mt + 16 * r, m_new);
+  }
+
+  int64_t d = 0;
+  for (; d + 12 <= D; d += 12) weighted_values<RV, 12>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d + 4 <= D; d += 4) weighted_values<RV, 4>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d < D; ++d) weighted_values<RV, 1>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+}
+
+// rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
+RINGSCAN_AVX512 void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint32_t bits = static_cast<uint32_t>(src[i * ld + c]) << 16;
+      std::memcpy(dst + i * cols + c, &bits, 4);
+    }
+}
+
+RINGSCAN_AVX512 void rows_avx512(const RowsTask& t, float* f, int32_t* vis) {
+  const int64_t D = t.head_dim, G = t.group, H = t.q_heads, R = t.rows * G;
+  const int64_t blocks = (R + kRowBlock - 1) / kRowBlock, lanes = blocks * kRowBlock;
+  float* qt = f;                        // [block][d][lane]: scaled queries
+  float* ot = qt + blocks * D * kRowBlock;  // [block][d][lane]: acc
+  float* mt = ot + blocks * D * kRowBlock;  // [lane]
+  float* lt = mt + lanes;
+  float* sc = lt + lanes;  // [key][lane]: a score tile, then its weights
+  float* kw = sc + kKeyBlock * kRowBlock;
+  float* vw = kw + kKeyBlock * D;
+
+  // Lanes past the task's rows (the last block's) get zero queries and an
+  // empty state; what they compute is never written back.
+  for (int64_t r = 0; r < lanes; ++r) {
+    float* qd = qt + (r / kRowBlock) * D * kRowBlock + r % kRowBlock;
+    float* od = ot + (r / kRowBlock) * D * kRowBlock + r % kRowBlock;
+    if (r < R) {
+      const int64_t i = r / G, hh = r % G, state = i * H + hh;
+      const float* qr = t.q + i * t.ld_q + hh * D;
+      const float* ar = t.acc + state * D;
+      for (int64_t d = 0; d < D; ++d) qd[d * kRowBlock] = qr[d] * t.scale, od[d * kRowBlock] = ar[d];
+      mt[r] = t.m[state], lt[r] = t.l[state], vis[r] = static_cast<int32_t>(t.visible[i]);
+    } else {
+      for (int64_t d = 0; d < D; ++d) qd[d * kRowBlock] = 0.f, od[d * kRowBlock] = 0.f;
+      mt[r] = -INFINITY, lt[r] = 0.f, vis[r] = 0;
+    }
+  }
+
+  const int64_t keys = t.visible[t.rows - 1];
+  for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
+    const int64_t nk = std::min(kKeyBlock, keys - j0);
+    const float *kj, *vj;
+    int64_t ld_k = t.ld_k, ld_v = t.ld_v;
+    if (t.bf16) {
+      widen_bf16(static_cast<const uint16_t*>(t.k) + j0 * t.ld_k, t.ld_k, nk, D, kw);
+      widen_bf16(static_cast<const uint16_t*>(t.v) + j0 * t.ld_v, t.ld_v, nk, D, vw);
+      kj = kw, vj = vw, ld_k = ld_v = D;
+    } else {
+      kj = static_cast<const float*>(t.k) + j0 * t.ld_k;
+      vj = static_cast<const float*>(t.v) + j0 * t.ld_v;
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kRowBlock, live = std::min(kRowBlock, R - r0);
+      // Visible counts rise with the row, so the block's last live row sees the
+      // most and its first the fewest (padding lanes do not count).
+      const int64_t n = std::clamp<int64_t>(vis[r0 + live - 1] - j0, 0, nk);
+      if (n == 0) continue;
+      const int64_t all = std::clamp<int64_t>(vis[r0] - j0, 0, n);
+      float* qb = qt + b * D * kRowBlock;
+      float* ob = ot + b * D * kRowBlock;
+      if (live > 16)
+        fold_tile<2>(qb, ob, mt + r0, lt + r0, vis + r0, D, kj, ld_k, vj, ld_v, n, all, j0, sc);
+      else
+        fold_tile<1>(qb, ob, mt + r0, lt + r0, vis + r0, D, kj, ld_k, vj, ld_v, n, all, j0, sc);
+    }
+  }
+
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t state = (r / G) * H + r % G;
+    const float* od = ot + (r / kRowBlock) * D * kRowBlock + r % kRowBlock;
+    float* ar = t.acc + state * D;
+    for (int64_t d = 0; d < D; ++d) ar[d] = od[d * kRowBlock];
+    t.m[state] = mt[r], t.l[state] = lt[r];
+  }
+}
+
+}  // namespace
+
+void attention_rows(const RowsTask& t, float* scratch_f, int32_t* scratch_i) { rows_avx512(t, scratch_f, scratch_i); }
+
+}  // namespace ringscan::kernels::cpu::avx512
