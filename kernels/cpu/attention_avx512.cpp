@@ -40,14 +40,15 @@ size_t scratch_ints(int64_t max_rows, int64_t group) {
 
 namespace {
 
-// vec_exp.h's exp_vec, 16 lanes: the same range reduction and polynomial,
-// 0 below -87 (so exp(-inf) = 0), +inf above 88, NaN kept.
-RINGSCAN_AVX512 inline __m512 exp16(__m512 x) {
+// exp(x) for x <= 0, 16 lanes: what the online softmax takes (score - max,
+// old max - new max). vec_exp.h's exp_vec: the same range reduction,
+// polynomial and 2^n (by vscalefps, exact as exp_vec's exponent bits), so the
+// same values; 0 below -87 (so exp(-inf) = 0), NaN kept.
+RINGSCAN_AVX512 inline __m512 exp16_nonpositive(__m512 x) {
   const __m512 magic = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23: rounds to an integer in the low bits
-  // max/min return their second operand for a NaN: NaN becomes a finite value for the bit work.
-  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
-  const __m512 n = _mm512_sub_ps(t, magic);
+  // max returns its second operand for a NaN: NaN becomes a finite value here.
+  const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic), magic);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
   r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
   __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -57,10 +58,8 @@ RINGSCAN_AVX512 inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
-  __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(127)), 23)));
+  __m512 y = _mm512_scalef_ps(p, n);
   y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ), _mm512_setzero_ps());
-  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
@@ -151,11 +150,11 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
     const __m512 m_old = _mm512_loadu_ps(mt + 16 * r), m_new = _mm512_max_ps(m_old, mx);
     const __m512 m_sub =
         _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_EQ_OQ), _mm512_setzero_ps());
-    alpha[r] = exp16(_mm512_sub_ps(m_old, m_sub));  // 0 when m_old == -inf
+    alpha[r] = exp16_nonpositive(_mm512_sub_ps(m_old, m_sub));  // 0 when m_old == -inf
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; ++j) {
       float* s = sc + j * kRowBlock + 16 * r;
-      const __m512 p = exp16(_mm512_sub_ps(_mm512_loadu_ps(s), m_sub));
+      const __m512 p = exp16_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s), m_sub));
       _mm512_storeu_ps(s, p);
       sum = _mm512_add_ps(sum, p);
     }
@@ -164,6 +163,8 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
   }
 
   int64_t d = 0;
+  if (D % 12 != 0)
+    for (; d + 8 <= D; d += 8) weighted_values<RV, 8>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d + 12 <= D; d += 12) weighted_values<RV, 12>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d + 4 <= D; d += 4) weighted_values<RV, 4>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d < D; ++d) weighted_values<RV, 1>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
