@@ -1,6 +1,7 @@
 // Block-wise attention (attention_block: one block of keys folded into an
 // online-softmax state; attention_varlen: packed sequences, each attending to
-// itself), on every backend: the fp32 kernels (cpu, cuda) and
+// itself), on every backend: the fp32 kernels (cpu, cuda; on cpu also each of
+// its two implementations forced: portable and AVX-512) and
 // the tensor-core one (cuda::attention_block_mma, fp32 or bf16 inputs, 4 or
 // 8 warps per CTA, with or without split-K workspace). One case list for all:
 // test::attention_block_cases().
@@ -15,11 +16,14 @@
 namespace ringscan::test::ops {
 namespace {
 
-enum class Kernel { Fp32, MmaF32In, MmaBf16In, MmaBf16In8Warps, MmaNoWorkspace };
-bool is_mma(Kernel k) { return k != Kernel::Fp32; }
+enum class Kernel { Fp32, CpuPortable, CpuAvx512, MmaF32In, MmaBf16In, MmaBf16In8Warps, MmaNoWorkspace };
+bool is_mma(Kernel k) { return k != Kernel::Fp32 && k != Kernel::CpuPortable && k != Kernel::CpuAvx512; }
+bool fp32_inputs(Kernel k) { return !is_mma(k) || k == Kernel::MmaF32In; }
 const char* kernel_name(Kernel k) {
   switch (k) {
     case Kernel::Fp32: return "fp32";
+    case Kernel::CpuPortable: return "fp32, portable cpu kernel";
+    case Kernel::CpuAvx512: return "fp32, AVX-512 cpu kernel";
     case Kernel::MmaF32In: return "mma, f32 in";
     case Kernel::MmaBf16In: return "mma, bf16 in";
     case Kernel::MmaBf16In8Warps: return "mma, bf16 in, 8 warps";
@@ -27,6 +31,26 @@ const char* kernel_name(Kernel k) {
   }
   return "?";
 }
+// Fp32 runs what the backend picks (on cpu: the AVX-512 kernel where the CPU
+// has it, for tasks of >= 16 packed rows); CpuPortable and CpuAvx512 force one
+// of the two cpu kernels for every shape (kernels/attention.h,
+// CpuAttentionPath). A CPU without AVX-512F cannot run the latter: not applicable there.
+bool kernel_runs_on(Kernel k, const Backend& b) {
+  if (k == Kernel::CpuPortable) return !b.is_cuda();
+  if (k == Kernel::CpuAvx512) return !b.is_cuda() && kernels::cpu::attention_avx512_available();
+  return !is_mma(k) || b.is_cuda();
+}
+// Sets the cpu kernel a Cpu* case forces, for one call.
+struct CpuPathScope {
+  explicit CpuPathScope(Kernel k) {
+    if (k == Kernel::CpuPortable) kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Portable);
+    if (k == Kernel::CpuAvx512) kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Avx512);
+  }
+  ~CpuPathScope() { kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Auto); }
+  CpuPathScope(const CpuPathScope&) = delete;
+  CpuPathScope& operator=(const CpuPathScope&) = delete;
+};
+constexpr Kernel kCpuKernels[] = {Kernel::CpuPortable, Kernel::CpuAvx512};
 
 // Tolerances (AttentionTolerances: outputs absolute, the running max absolute,
 // l relative at the same max).
@@ -65,7 +89,7 @@ class BlockCase : public OpCase {
  public:
   BlockCase(const AttentionBlockCase& c, Kernel k, bool perf = false) : c_(c), k_(k), perf_(perf) {}
   std::string describe() const override { return std::string(kernel_name(k_)) + ", " + test::describe(c_); }
-  bool supports(const Backend& b) const override { return !is_mma(k_) || b.is_cuda(); }
+  bool supports(const Backend& b) const override { return kernel_runs_on(k_, b); }
   bool on_tensor_cores() const override { return is_mma(k_); }
   void setup(Memory& m) override {
     const kernels::AttentionShape& s = c_.s;
@@ -74,7 +98,7 @@ class BlockCase : public OpCase {
     in_ = make_attention_inputs(s, c_.lq, c_.lk, c_.pad, 4);
     if (!perf_) prev_ = make_attention_inputs(s, c_.lq, 5, c_.pad, 1);
     if (round) in_ = bf16_rounded(in_), prev_ = bf16_rounded(prev_);
-    const bool b16 = k_ != Kernel::Fp32 && k_ != Kernel::MmaF32In;
+    const bool b16 = !fp32_inputs(k_);
     auto put = [&](const std::vector<float>& v) -> void* {
       return b16 ? static_cast<void*>(m.put(to_bf16(v))) : static_cast<void*>(m.put(v));
     };
@@ -114,7 +138,7 @@ class BlockCase : public OpCase {
   }
   double flops() const override { return block_flops(c_); }
   double bytes() const override {
-    const double e = k_ == Kernel::Fp32 || k_ == Kernel::MmaF32In ? 4 : 2;
+    const double e = fp32_inputs(k_) ? 4 : 2;
     return e * (c_.lq * c_.s.q_heads + 2.0 * c_.lk * c_.s.kv_heads) * c_.s.head_dim +
            8.0 * c_.lq * c_.s.q_heads * (c_.s.head_dim + 2);
   }
@@ -123,6 +147,7 @@ class BlockCase : public OpCase {
   void fold(Memory& m, const void* k, const void* v, int64_t lk, int64_t k_pos0) {
     const kernels::AttentionShape& s = c_.s;
     if (!is_mma(k_)) {
+      const CpuPathScope path(k_);
       RINGSCAN_OP(m, attention_block, s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0,
                   static_cast<const float*>(k), in_.ld_k, static_cast<const float*>(v), in_.ld_v, lk, k_pos0, scale_,
                   c_.causal, acc_, m_, l_);
@@ -156,6 +181,7 @@ Cases attention_block_cases_for(const PerfShapes* p) {
   }
   for (const AttentionBlockCase& a : attention_block_cases()) {
     for (Kernel k : {Kernel::Fp32, Kernel::MmaF32In, Kernel::MmaBf16In, Kernel::MmaBf16In8Warps}) add<BlockCase>(c, a, k);
+    for (Kernel k : kCpuKernels) add<BlockCase>(c, a, k);
     if (a.lq == 1) add<BlockCase>(c, a, Kernel::MmaNoWorkspace);  // only short queries split
   }
   return c;
@@ -168,9 +194,9 @@ Cases attention_block_cases_for(const PerfShapes* p) {
 // (the rows are widened exactly, so the arithmetic is attention_block's).
 class BlockKvCase : public OpCase {
  public:
-  BlockKvCase(const AttentionBlockCase& c, bool perf = false) : c_(c), perf_(perf) {}
-  std::string describe() const override { return "bf16 K/V, " + test::describe(c_); }
-  bool supports(const Backend& b) const override { return !b.is_cuda(); }
+  BlockKvCase(const AttentionBlockCase& c, Kernel k, bool perf = false) : c_(c), k_(k), perf_(perf) {}
+  std::string describe() const override { return std::string("bf16 K/V, ") + kernel_name(k_) + ", " + test::describe(c_); }
+  bool supports(const Backend& b) const override { return !b.is_cuda() && kernel_runs_on(k_, b); }
   void setup(Memory& m) override {
     const kernels::AttentionShape& s = c_.s;
     scale_ = 1.f / std::sqrt(float(s.head_dim));
@@ -210,11 +236,13 @@ class BlockKvCase : public OpCase {
  private:
   template <class Fn>
   void fold(Fn block, const void* k, const void* v, int64_t lk, int64_t k_pos0, float* acc, float* m, float* l) {
+    const CpuPathScope path(k_);
     block(c_.s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0, DType::BF16, k,
           in_.ld_k, v, in_.ld_v, lk, k_pos0, scale_, c_.causal, acc, m, l);
   }
 
   AttentionBlockCase c_;
+  Kernel k_;
   bool perf_;
   float scale_ = 1.f;
   AttentionInputs in_{}, prev_{};
@@ -227,10 +255,11 @@ Cases attention_block_kv_cases_for(const PerfShapes* p) {
   Cases c;
   if (p) {
     add<BlockKvCase>(c, AttentionBlockCase{{p->q_heads, p->kv_heads, p->head_dim}, p->tokens, p->tokens, 0, 0, 0, true},
-                     true);
+                     Kernel::Fp32, true);
     return c;
   }
-  for (const AttentionBlockCase& a : attention_block_cases()) add<BlockKvCase>(c, a);
+  for (const AttentionBlockCase& a : attention_block_cases())
+    for (Kernel k : {Kernel::Fp32, Kernel::CpuPortable, Kernel::CpuAvx512}) add<BlockKvCase>(c, a, k);
   return c;
 }
 
@@ -262,14 +291,14 @@ class VarlenCase : public OpCase {
     for (int64_t n : c_.docs) o << " " << n;
     return o.str();
   }
-  bool supports(const Backend& b) const override { return !is_mma(k_) || b.is_cuda(); }
+  bool supports(const Backend& b) const override { return kernel_runs_on(k_, b); }
   bool on_tensor_cores() const override { return is_mma(k_); }
   void setup(Memory& m) override {
     const kernels::AttentionShape& s = c_.s;
     scale_ = 1.f / std::sqrt(float(s.head_dim));
     in_ = make_attention_inputs(s, rows_, rows_, c_.pad, 61);
     if (is_mma(k_)) in_ = bf16_rounded(in_);  // the tensor cores multiply bf16 values: the reference sees them too
-    const bool b16 = k_ != Kernel::Fp32 && k_ != Kernel::MmaF32In;
+    const bool b16 = !fp32_inputs(k_);
     auto put = [&](const std::vector<float>& v) -> void* {
       return b16 ? static_cast<void*>(m.put(to_bf16(v))) : static_cast<void*>(m.put(v));
     };
@@ -284,6 +313,7 @@ class VarlenCase : public OpCase {
   void run(Memory& m) override {
     const kernels::AttentionShape& s = c_.s;
     if (!is_mma(k_)) {
+      const CpuPathScope path(k_);
       RINGSCAN_OP(m, attention_varlen, s, static_cast<const float*>(d_q_), in_.ld_q, static_cast<const float*>(d_k_),
                   in_.ld_k, static_cast<const float*>(d_v_), in_.ld_v, rows_, d_seq_, scale_, c_.causal, acc_, m_, l_);
       return;
@@ -329,7 +359,7 @@ class VarlenCase : public OpCase {
     return 4.0 * pairs * c_.s.q_heads * c_.s.head_dim;
   }
   double bytes() const override {
-    const double e = k_ == Kernel::Fp32 || k_ == Kernel::MmaF32In ? 4 : 2;
+    const double e = fp32_inputs(k_) ? 4 : 2;
     return e * rows_ * (c_.s.q_heads + 2.0 * c_.s.kv_heads) * c_.s.head_dim + 4.0 * rows_ +
            8.0 * rows_ * c_.s.q_heads * (c_.s.head_dim + 2);
   }
@@ -367,8 +397,10 @@ Cases attention_varlen_cases_for(const PerfShapes* p) {
       {{6, 2, 24}, {90}, 3, true},  // one document: attention_block over all rows
       {{4, 2, 32}, {}, 0, true},    // no rows at all
   };
-  for (const VarlenLayout& l : layouts)
+  for (const VarlenLayout& l : layouts) {
     for (Kernel k : {Kernel::Fp32, Kernel::MmaF32In, Kernel::MmaBf16In, Kernel::MmaBf16In8Warps}) add<VarlenCase>(c, l, k);
+    for (Kernel k : kCpuKernels) add<VarlenCase>(c, l, k);
+  }
   return c;
 }
 

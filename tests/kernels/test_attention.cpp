@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "attention.h"
@@ -34,6 +36,25 @@ using test::make_attention_inputs;
 using test::naive_attention;
 using test::ref_finalize;
 
+// The tests below that call cpu:: run once per implementation of its block
+// kernel (kernels/attention.h, CpuAttentionPath): the portable sgemm-tile one
+// and the fused AVX-512 one, each forced for every shape (so the AVX-512 one
+// meets tasks of 1..15 packed rows too, which Auto leaves to the portable one).
+class AttentionPaths : public ::testing::TestWithParam<cpu::CpuAttentionPath> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == cpu::CpuAttentionPath::Avx512 && !cpu::attention_avx512_available())
+      GTEST_SKIP() << "this CPU has no AVX-512F: the AVX-512 attention kernel cannot run (nor would it be used) here";
+    cpu::set_attention_path(GetParam());
+  }
+  void TearDown() override { cpu::set_attention_path(cpu::CpuAttentionPath::Auto); }
+};
+INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths,
+                         ::testing::Values(cpu::CpuAttentionPath::Portable, cpu::CpuAttentionPath::Avx512),
+                         [](const auto& info) {
+                           return info.param == cpu::CpuAttentionPath::Portable ? "Portable" : "Avx512";
+                         });
+
 // Folds keys [j0, j1) of `in` (positions k_pos0 + j0 ...) into st.
 template <class BlockFn>
 void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j1, int64_t k_pos0,
@@ -45,7 +66,7 @@ void fold(BlockFn block, const Inputs& in, int64_t q_pos0, int64_t j0, int64_t j
 
 // Rows that see no key at all keep m = -inf, l = 0, finalize to zeros, and
 // merging such a state in either direction is harmless (no NaN).
-TEST(Attention, FullyMaskedRowsAndMerges) {
+TEST_P(AttentionPaths, FullyMaskedRowsAndMerges) {
   const AttentionShape s{4, 2, 8};
   const int64_t lq = 3, lk = 4;
   const Inputs in = make_attention_inputs(s, lq, lk, 0, 7);
@@ -90,7 +111,7 @@ TEST(Attention, FullyMaskedRowsAndMerges) {
 // (a) the keys folded in several blocks, in any block sizes, and (b) partial
 // states over disjoint key ranges computed independently and merged in any
 // order; and the reference's one-block result equals naive softmax attention.
-TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
+TEST_P(AttentionPaths, BlocksAndMergedPartialsEqualWholeSoftmax) {
   const AttentionShape s{6, 2, 32};
   const int64_t L = 150;
   const float scale = 1.f / std::sqrt(32.f);
@@ -137,7 +158,7 @@ TEST(Attention, BlocksAndMergedPartialsEqualWholeSoftmax) {
 // meets key segments [0, 50), [50, 100), [100, 150) (the last wholly in its
 // future); the merged result equals rows 50..99 of whole-sequence attention.
 // Decode: one query at the last position over three KV shards.
-TEST(Attention, QuerySegmentsAndDecodeShards) {
+TEST_P(AttentionPaths, QuerySegmentsAndDecodeShards) {
   const AttentionShape s{8, 4, 16};
   const int64_t L = 150;
   const float scale = 0.25f;
@@ -185,7 +206,7 @@ TEST(Attention, QuerySegmentsAndDecodeShards) {
 // answers from a mapped bf16 state equal those from the state widened in memory.
 // Every block case (strided rows, several key tiles, GQA 1..8), folded into a
 // state that already holds 5 keys. The reference's bf16 form: the same, to its own bits.
-TEST(Attention, Bf16KvEqualsWidenedFp32BitForBit) {
+TEST_P(AttentionPaths, Bf16KvEqualsWidenedFp32BitForBit) {
   auto same_bits = [](const State& a, const State& b) {
     return std::memcmp(a.acc.data(), b.acc.data(), a.acc.size() * 4) == 0 &&
            std::memcmp(a.m.data(), b.m.data(), a.m.size() * 4) == 0 &&
@@ -212,6 +233,46 @@ TEST(Attention, Bf16KvEqualsWidenedFp32BitForBit) {
       }
       EXPECT_TRUE(same_bits(wide, in_place)) << (backend ? "cpu" : "ref");
     }
+  }
+}
+
+// The fused AVX-512 kernel computes each packed query row in a SIMD lane of
+// its own, so a row's result is the same bits whichever other rows share its
+// call, i.e. whatever the thread count (which sets the rows per task). Rows
+// 0..149 folded at once, then in calls of 1, 7, 64 and 150 rows with 1 or 2
+// threads. (Not so on the portable path: OpenBLAS's sgemm sums differently for
+// different row counts.)
+TEST(Attention, Avx512RowsGiveTheSameBitsInAnyGrouping) {
+  if (!cpu::attention_avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512F";
+  cpu::set_attention_path(cpu::CpuAttentionPath::Avx512);
+  struct Restore {
+    ~Restore() { cpu::set_attention_path(cpu::CpuAttentionPath::Auto); }
+  } restore;
+  const AttentionShape s{8, 2, 32};
+  const int64_t L = 150;
+  const float scale = 1.f / std::sqrt(32.f);
+  const Inputs in = make_attention_inputs(s, L, L, 1, 5);
+  auto fold_rows = [&](int64_t per_call, int threads) {
+    State st(s, L);
+    cpu::attention_init(s, L, st.acc.data(), st.m.data(), st.l.data());
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    for (int64_t i0 = 0; i0 < L; i0 += per_call) {
+      const int64_t n = std::min(per_call, L - i0), H = s.q_heads;
+      cpu::attention_block(s, in.q.data() + i0 * in.ld_q, in.ld_q, n, i0, in.k.data(), in.ld_k, in.v.data(), in.ld_v,
+                           L, 0, scale, true, st.acc.data() + i0 * H * s.head_dim, st.m.data() + i0 * H,
+                           st.l.data() + i0 * H);
+    }
+    omp_set_num_threads(before);
+    return st;
+  };
+  const State all = fold_rows(L, 1);
+  EXPECT_TRUE(test::all_close(ref_finalize(s, L, all), naive_attention(in, 0, 0, scale, true), kOutAtol, 0));
+  for (const auto& [per_call, threads] : {std::pair{int64_t{1}, 1}, {7, 2}, {64, 2}, {L, 2}}) {
+    const State part = fold_rows(per_call, threads);
+    EXPECT_EQ(std::memcmp(part.acc.data(), all.acc.data(), all.acc.size() * 4), 0) << per_call << " rows per call";
+    EXPECT_EQ(std::memcmp(part.m.data(), all.m.data(), all.m.size() * 4), 0) << per_call << " rows per call";
+    EXPECT_EQ(std::memcmp(part.l.data(), all.l.data(), all.l.size() * 4), 0) << per_call << " rows per call";
   }
 }
 
