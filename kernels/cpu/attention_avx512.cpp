@@ -5,6 +5,9 @@
 // attention.cpp calls attention_rows only when available() says the CPU has it.
 #include "cpu/attention_avx512.h"
 
+#include <stdexcept>
+
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 // GCC 12's AVX-512 intrinsics (max, min, shifts) read an `undefined` vector
@@ -250,3 +253,16 @@ RINGSCAN_AVX512 void rows_avx512(const RowsTask& t, float* f, int32_t* vis) {
 void attention_rows(const RowsTask& t, float* scratch_f, int32_t* scratch_i) { rows_avx512(t, scratch_f, scratch_i); }
 
 }  // namespace ringscan::kernels::cpu::avx512
+
+#else  // not x86-64 (e.g. a Grace CPU): the portable kernel only
+
+namespace ringscan::kernels::cpu::avx512 {
+bool available() { return false; }
+size_t scratch_floats(int64_t, int64_t, int64_t) { return 0; }
+size_t scratch_ints(int64_t, int64_t) { return 0; }
+void attention_rows(const RowsTask&, float*, int32_t*) {
+  throw std::logic_error("cpu::avx512::attention_rows: not an x86-64 build");
+}
+}  // namespace ringscan::kernels::cpu::avx512
+
+#endif
