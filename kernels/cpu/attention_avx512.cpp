@@ -166,9 +166,8 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
   }
 
   int64_t d = 0;
-  if (D % 12 != 0)
-    for (; d + 8 <= D; d += 8) weighted_values<RV, 8>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d + 12 <= D; d += 12) weighted_values<RV, 12>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d + 8 <= D; d += 8) weighted_values<RV, 8>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d + 4 <= D; d += 4) weighted_values<RV, 4>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d < D; ++d) weighted_values<RV, 1>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
 }
