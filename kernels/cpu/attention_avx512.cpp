@@ -145,25 +145,29 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
 
   // Online softmax, lane-wise: a lane that has seen no key yet (m = -inf)
   // subtracts 0 instead, so its weights are exp(-inf) = 0 and nothing changes.
-  __m512 alpha[RV];
+  __m512 alpha[RV], m_sub[RV], sum[RV];
   #pragma GCC unroll 16
   for (int r = 0; r < RV; ++r) {
     __m512 mx = neg_inf;
     for (int64_t j = 0; j < n; ++j) mx = _mm512_max_ps(mx, _mm512_loadu_ps(sc + j * kRowBlock + 16 * r));
     const __m512 m_old = _mm512_loadu_ps(mt + 16 * r), m_new = _mm512_max_ps(m_old, mx);
-    const __m512 m_sub =
-        _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_EQ_OQ), _mm512_setzero_ps());
-    alpha[r] = exp16_nonpositive(_mm512_sub_ps(m_old, m_sub));  // 0 when m_old == -inf
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      float* s = sc + j * kRowBlock + 16 * r;
-      const __m512 p = exp16_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s), m_sub));
-      _mm512_storeu_ps(s, p);
-      sum = _mm512_add_ps(sum, p);
-    }
-    _mm512_storeu_ps(lt + 16 * r, _mm512_fmadd_ps(_mm512_loadu_ps(lt + 16 * r), alpha[r], sum));
+    m_sub[r] = _mm512_mask_mov_ps(m_new, _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_EQ_OQ), _mm512_setzero_ps());
+    alpha[r] = exp16_nonpositive(_mm512_sub_ps(m_old, m_sub[r]));  // 0 when m_old == -inf
+    sum[r] = _mm512_setzero_ps();
     _mm512_storeu_ps(mt + 16 * r, m_new);
   }
+  for (int64_t j = 0; j < n; ++j) {
+    #pragma GCC unroll 16
+    for (int r = 0; r < RV; ++r) {
+      float* s = sc + j * kRowBlock + 16 * r;
+      const __m512 p = exp16_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(s), m_sub[r]));
+      _mm512_storeu_ps(s, p);
+      sum[r] = _mm512_add_ps(sum[r], p);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < RV; ++r)
+    _mm512_storeu_ps(lt + 16 * r, _mm512_fmadd_ps(_mm512_loadu_ps(lt + 16 * r), alpha[r], sum[r]));
 
   int64_t d = 0;
   for (; d + 12 <= D; d += 12) weighted_values<RV, 12>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
