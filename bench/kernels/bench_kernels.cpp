@@ -112,6 +112,7 @@ void AttentionArgs(benchmark::internal::Benchmark* b) {
     b->Args({2048, 2048, 1, 0, path});
     b->Args({256, 16384, 0, 1, path});  // ringscan ask, demo model: 256 questions' queries over a 16K prefix
     b->Args({4096, 4096, 1, 1, path});  // the demo model's causal prefill of 4K tokens
+    b->Args({256, 65536, 0, 1, path});  // ask against a 64K prefix: K/V (32 MiB) past the L3
   }
 }
 BENCHMARK(BM_AttentionBlock)->Apply(AttentionArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
