@@ -22,6 +22,11 @@
 #include <cstring>
 
 #define RINGSCAN_AVX512 __attribute__((target("avx512f,fma")))
+// The register-blocked loops stay functions of their own: inlined into their
+// caller, whether GCC 12 keeps all their accumulators in registers depends on
+// the caller's other live values (an extra vector there once spilled the query
+// vectors to the stack: 1.4x slower); called, they always get the registers.
+#define RINGSCAN_AVX512_BLOCK __attribute__((target("avx512f,fma"), noinline))
 
 namespace ringscan::kernels::cpu::avx512 {
 
@@ -70,7 +75,7 @@ RINGSCAN_AVX512 inline __m512 exp16_nonpositive(__m512 x) {
 // the head dim in order. KC x RV accumulators stay in registers; each key
 // element is broadcast once and meets RV vectors of query rows.
 template <int RV, int KC>
-RINGSCAN_AVX512 inline void scores(const float* qt, int64_t D, const float* k, int64_t ld_k, float* s) {
+RINGSCAN_AVX512_BLOCK void scores(const float* qt, int64_t D, const float* k, int64_t ld_k, float* s) {
   __m512 a[KC][RV];
   #pragma GCC unroll 16
   for (int c = 0; c < KC; ++c)
@@ -96,7 +101,7 @@ RINGSCAN_AVX512 inline void scores(const float* qt, int64_t D, const float* k, i
 // o[c][lane] = o[c][lane] * alpha[lane] + sum_j p[j][lane] * v[j][c] for DC
 // dims c of the head: the keys in order, DC x RV accumulators in registers.
 template <int RV, int DC>
-RINGSCAN_AVX512 inline void weighted_values(const float* p, int64_t n, const float* v, int64_t ld_v, float* o,
+RINGSCAN_AVX512_BLOCK void weighted_values(const float* p, int64_t n, const float* v, int64_t ld_v, float* o,
                                             const __m512* alpha) {
   __m512 a[DC][RV];
   #pragma GCC unroll 16
