@@ -123,22 +123,22 @@ void attention_block_kv(const AttentionShape& s, const float* q, int64_t ld_q, i
       if (fused) {
         for (int64_t i = 0; i < nt; ++i) fused_visible[i] = visible(i0 + i);
         const size_t elem = wide ? sizeof(float) : sizeof(uint16_t);
-        const avx512::RowsTask t{D,
-                                 G,
-                                 H,
-                                 nt,
-                                 q + i0 * ld_q + g * G * D,
-                                 ld_q,
-                                 fused_visible.data(),
-                                 !wide,
-                                 static_cast<const char*>(k_in) + g * D * elem,
-                                 ld_k,
-                                 static_cast<const char*>(v_in) + g * D * elem,
-                                 ld_v,
-                                 scale,
-                                 acc + (i0 * H + g * G) * D,
-                                 m + i0 * H + g * G,
-                                 l + i0 * H + g * G};
+        const avx512::RowsTask t{.head_dim = D,
+                                 .group = G,
+                                 .q_heads = H,
+                                 .rows = nt,
+                                 .q = q + i0 * ld_q + g * G * D,
+                                 .ld_q = ld_q,
+                                 .visible = fused_visible.data(),
+                                 .bf16 = !wide,
+                                 .k = static_cast<const char*>(k_in) + g * D * elem,
+                                 .ld_k = ld_k,
+                                 .v = static_cast<const char*>(v_in) + g * D * elem,
+                                 .ld_v = ld_v,
+                                 .scale = scale,
+                                 .acc = acc + (i0 * H + g * G) * D,
+                                 .m = m + i0 * H + g * G,
+                                 .l = l + i0 * H + g * G};
         avx512::attention_rows(t, fused_f.data(), fused_i.data());
         continue;
       }

@@ -49,9 +49,10 @@ size_t scratch_ints(int64_t max_rows, int64_t group) {
 namespace {
 
 // exp(x) for x <= 0, 16 lanes: what the online softmax takes (score - max,
-// old max - new max). vec_exp.h's exp_vec: the same range reduction,
-// polynomial and 2^n (by vscalefps, exact as exp_vec's exponent bits), so the
-// same values; 0 below -87 (so exp(-inf) = 0), NaN kept.
+// old max - new max). vec_exp.h's exp_vec's range reduction and polynomial,
+// here in fused multiply-adds (so within about an ulp of it, not always its
+// bits), and 2^n by vscalefps (exact, as exp_vec's exponent bits); 0 below -87
+// (so exp(-inf) = 0), NaN kept.
 RINGSCAN_AVX512 inline __m512 exp16_nonpositive(__m512 x) {
   const __m512 magic = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23: rounds to an integer in the low bits
   // max returns its second operand for a NaN: NaN becomes a finite value here.
@@ -71,58 +72,41 @@ RINGSCAN_AVX512 inline __m512 exp16_nonpositive(__m512 x) {
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
-// Scores of KC keys for the block's rows: s[c][lane] = sum_d qt[d][lane] * k[c][d],
-// the head dim in order. KC x RV accumulators stay in registers; each key
-// element is broadcast once and meets RV vectors of query rows.
-template <int RV, int KC>
-RINGSCAN_AVX512_BLOCK void scores(const float* qt, int64_t D, const float* k, int64_t ld_k, float* s) {
-  __m512 a[KC][RV];
+// The register block both products use: NC x RV accumulators (NC columns c,
+// RV vectors of rows) take rank-1 updates over i < n in order,
+//   acc[c][lane] += a[i][lane] * b(i, c),
+// each b(i, c) broadcast once to meet RV vectors of a (kRowBlock floats a row).
+//  - scores (kWeightedValues false): a = the block's queries [d][lane], i = the
+//    head dim, b(i, c) = key c's element i = b[c * ld_b + i]; acc starts at 0;
+//  - weighted values (true): a = the weights [key][lane], i = the key, b(i, c) =
+//    dim c of value row i = b[i * ld_b + c]; acc starts at out * alpha (the
+//    online softmax's rescaling).
+// out[c][lane] (kRowBlock floats a row) receives acc.
+template <int RV, int NC, bool kWeightedValues>
+RINGSCAN_AVX512_BLOCK void fma_block(const float* a, int64_t n, const float* b, int64_t ld_b, float* out,
+                                     const __m512* alpha) {
+  __m512 acc[NC][RV];
   #pragma GCC unroll 16
-  for (int c = 0; c < KC; ++c)
+  for (int c = 0; c < NC; ++c)
     #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) a[c][r] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    __m512 q[RV];
+    for (int r = 0; r < RV; ++r)
+      acc[c][r] = kWeightedValues ? _mm512_mul_ps(_mm512_loadu_ps(out + c * kRowBlock + 16 * r), alpha[r])
+                                  : _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    __m512 x[RV];
     #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) q[r] = _mm512_loadu_ps(qt + d * kRowBlock + 16 * r);
+    for (int r = 0; r < RV; ++r) x[r] = _mm512_loadu_ps(a + i * kRowBlock + 16 * r);
     #pragma GCC unroll 16
-    for (int c = 0; c < KC; ++c) {
-      const __m512 kb = _mm512_set1_ps(k[c * ld_k + d]);
+    for (int c = 0; c < NC; ++c) {
+      const __m512 y = _mm512_set1_ps(kWeightedValues ? b[i * ld_b + c] : b[c * ld_b + i]);
       #pragma GCC unroll 16
-      for (int r = 0; r < RV; ++r) a[c][r] = _mm512_fmadd_ps(kb, q[r], a[c][r]);
+      for (int r = 0; r < RV; ++r) acc[c][r] = _mm512_fmadd_ps(y, x[r], acc[c][r]);
     }
   }
   #pragma GCC unroll 16
-  for (int c = 0; c < KC; ++c)
+  for (int c = 0; c < NC; ++c)
     #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) _mm512_storeu_ps(s + c * kRowBlock + 16 * r, a[c][r]);
-}
-
-// o[c][lane] = o[c][lane] * alpha[lane] + sum_j p[j][lane] * v[j][c] for DC
-// dims c of the head: the keys in order, DC x RV accumulators in registers.
-template <int RV, int DC>
-RINGSCAN_AVX512_BLOCK void weighted_values(const float* p, int64_t n, const float* v, int64_t ld_v, float* o,
-                                            const __m512* alpha) {
-  __m512 a[DC][RV];
-  #pragma GCC unroll 16
-  for (int c = 0; c < DC; ++c)
-    #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) a[c][r] = _mm512_mul_ps(_mm512_loadu_ps(o + c * kRowBlock + 16 * r), alpha[r]);
-  for (int64_t j = 0; j < n; ++j) {
-    __m512 w[RV];
-    #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) w[r] = _mm512_loadu_ps(p + j * kRowBlock + 16 * r);
-    #pragma GCC unroll 16
-    for (int c = 0; c < DC; ++c) {
-      const __m512 vb = _mm512_set1_ps(v[j * ld_v + c]);
-      #pragma GCC unroll 16
-      for (int r = 0; r < RV; ++r) a[c][r] = _mm512_fmadd_ps(vb, w[r], a[c][r]);
-    }
-  }
-  #pragma GCC unroll 16
-  for (int c = 0; c < DC; ++c)
-    #pragma GCC unroll 16
-    for (int r = 0; r < RV; ++r) _mm512_storeu_ps(o + c * kRowBlock + 16 * r, a[c][r]);
+    for (int r = 0; r < RV; ++r) _mm512_storeu_ps(out + c * kRowBlock + 16 * r, acc[c][r]);
 }
 
 // One row block (RV vectors of rows) folds keys [0, n) of the tile at key
@@ -133,9 +117,10 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
                                const float* k, int64_t ld_k, const float* v, int64_t ld_v, int64_t n, int64_t all,
                                int64_t j0, float* sc) {
   int64_t c = 0;
-  for (; c + 12 <= n; c += 12) scores<RV, 12>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
-  for (; c + 4 <= n; c += 4) scores<RV, 4>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
-  for (; c < n; ++c) scores<RV, 1>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock);
+  // Scores: keys c.. of the tile, 12 at a time.
+  for (; c + 12 <= n; c += 12) fma_block<RV, 12, false>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock, nullptr);
+  for (; c + 4 <= n; c += 4) fma_block<RV, 4, false>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock, nullptr);
+  for (; c < n; ++c) fma_block<RV, 1, false>(qt, D, k + c * ld_k, ld_k, sc + c * kRowBlock, nullptr);
 
   const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
   #pragma GCC unroll 16
@@ -174,11 +159,12 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
   for (int r = 0; r < RV; ++r)
     _mm512_storeu_ps(lt + 16 * r, _mm512_fmadd_ps(_mm512_loadu_ps(lt + 16 * r), alpha[r], sum[r]));
 
+  // Weights x V: head dims d.., 12 at a time (D = 32: 12 + 12 + 8).
   int64_t d = 0;
-  for (; d + 12 <= D; d += 12) weighted_values<RV, 12>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
-  for (; d + 8 <= D; d += 8) weighted_values<RV, 8>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
-  for (; d + 4 <= D; d += 4) weighted_values<RV, 4>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
-  for (; d < D; ++d) weighted_values<RV, 1>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d + 12 <= D; d += 12) fma_block<RV, 12, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d + 8 <= D; d += 8) fma_block<RV, 8, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d + 4 <= D; d += 4) fma_block<RV, 4, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
+  for (; d < D; ++d) fma_block<RV, 1, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
 }
 
 // rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
