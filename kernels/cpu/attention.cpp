@@ -87,20 +87,21 @@ void attention_block_kv(const AttentionShape& s, const float* q, int64_t ld_q, i
   const bool wide = kv_dtype == DType::F32;
   if (lq <= 0 || lk <= 0) return;
   const int64_t D = s.head_dim, H = s.q_heads, G = H / s.kv_heads;
-  // Query rows per task: as many as kPackedRows allows, but enough tiles that
-  // every thread has a task.
+  const CpuAttentionPath path = g_path;
+  const bool avx512_here = path != CpuAttentionPath::Portable && avx512::available() && lk <= INT32_MAX;
+  // Query rows per task: as many as the kernel's packed-row limit allows, but
+  // enough tiles that every thread has a task.
   const int64_t min_tiles = (omp_get_max_threads() + s.kv_heads - 1) / s.kv_heads;
-  const int64_t T = std::clamp<int64_t>((lq + min_tiles - 1) / min_tiles, 1,
-                                        std::max<int64_t>(1, kPackedRows / G));
+  const int64_t max_packed = avx512_here ? avx512::kMaxPackedRows : kPackedRows;
+  const int64_t T = std::clamp<int64_t>((lq + min_tiles - 1) / min_tiles, 1, std::max<int64_t>(1, max_packed / G));
   const int64_t n_tiles = (lq + T - 1) / T;
   // Keys visible to query row i form a prefix of the block: [0, visible(i)).
   auto visible = [&](int64_t i) -> int64_t {
     return causal ? std::clamp<int64_t>(q_pos0 + i - k_pos0 + 1, 0, lk) : lk;
   };
 
-  const CpuAttentionPath path = g_path;
-  const bool fused = path != CpuAttentionPath::Portable && avx512::available() && lk <= INT32_MAX &&
-                     (path == CpuAttentionPath::Avx512 || T * G >= kMinAvx512Rows);
+  // Tasks this small have T set by lq, not by either kernel's row limit.
+  const bool fused = avx512_here && (path == CpuAttentionPath::Avx512 || T * G >= kMinAvx512Rows);
 
 #pragma omp parallel if (lq * lk * H * D > (int64_t{1} << 16))
   {

@@ -28,6 +28,12 @@ bool available();
 // queries and accumulators).
 inline constexpr int64_t kRowBlock = 32;
 inline constexpr int64_t kKeyBlock = 128;
+// Packed rows per task at most (attention.cpp splits the query rows into
+// tasks): each key tile is loaded once per task and used by all its row blocks.
+// 1 024 rather than the portable kernel's 512 (bench_kernels, one thread,
+// alternated runs): ask at 256 queries x 65 536 keys 109 -> 103 ms, x 16 384
+// 26 -> 25 ms; nano-4b's heads (40/8 x 128) 512 x 4096 keys 224-229 -> 214-217.
+inline constexpr int64_t kMaxPackedRows = 1024;
 
 struct RowsTask {
   int64_t head_dim, group, q_heads;  // D, G (query heads per KV head), H
