@@ -58,7 +58,9 @@ constexpr Kernel kCpuKernels[] = {Kernel::CpuPortable, Kernel::CpuAvx512};
 //    [-2, 2] scaled by 1/sqrt(head_dim): rounding ~sqrt(128) 2^-24 |q k| scale
 //    ~ 1e-6 (worst ~10x); a weight exp(s - m) inherits it as a relative error
 //    (plus ~2 ulp of the vectorised exp); outputs are weighted means of values
-//    in [-1, 1]: 1e-5.
+//    in [-1, 1]: 1e-5. Both cpu kernels: the AVX-512 one scales the queries
+//    before the products (one more rounding, 2^-24 of a score) and sums each
+//    score over the head dim in order; the portable one as OpenBLAS does.
 //  - fp32, cuda: the same as FMA chains over head_dim <= 256 and fp32 sums over
 //    key tiles and split partials: 2e-5.
 //  - mma: the reference runs on the bf16-rounded inputs, so the score products
