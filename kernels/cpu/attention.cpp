@@ -19,6 +19,7 @@
 
 #include "cpu/attention_avx512.h"
 #include "cpu/vec_exp.h"
+#include "cpu/widen_bf16.h"
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -37,16 +38,6 @@ constexpr int64_t kKeyTile = 512;     // keys per score tile: 512 x 512 fp32 = 1
 constexpr int64_t kMinAvx512Rows = 16;
 
 std::atomic<CpuAttentionPath> g_path{CpuAttentionPath::Auto};
-
-// rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
-void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint16_t* a = src + r * ld;
-    float* b = dst + r * cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) b[c] = bf16_to_f32(a[c]);
-  }
-}
 
 }  // namespace
 

@@ -7,6 +7,8 @@
 
 #include <stdexcept>
 
+#include "cpu/widen_bf16.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -19,7 +21,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #define RINGSCAN_AVX512 __attribute__((target("avx512f,fma")))
 // The register-blocked loops stay functions of their own: inlined into their
@@ -165,15 +166,6 @@ RINGSCAN_AVX512 void fold_tile(const float* qt, float* ot, float* mt, float* lt,
   for (; d + 8 <= D; d += 8) fma_block<RV, 8, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d + 4 <= D; d += 4) fma_block<RV, 4, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
   for (; d < D; ++d) fma_block<RV, 1, true>(sc, n, v + d, ld_v, ot + d * kRowBlock, alpha);
-}
-
-// rows x cols bf16 (row stride ld) to packed fp32: exact (a shift into the high half).
-RINGSCAN_AVX512 void widen_bf16(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t c = 0; c < cols; ++c) {
-      const uint32_t bits = static_cast<uint32_t>(src[i * ld + c]) << 16;
-      std::memcpy(dst + i * cols + c, &bits, 4);
-    }
 }
 
 RINGSCAN_AVX512 void rows_avx512(const RowsTask& t, float* f, int32_t* vis) {
