@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 
+#include "cpu/vec_exp.h"
 #include "cpu/widen_bf16.h"
 
 #if defined(__x86_64__)
@@ -52,24 +53,25 @@ namespace {
 // exp(x) for x <= 0, 16 lanes: what the online softmax takes (score - max,
 // old max - new max). vec_exp.h's exp_vec's range reduction and polynomial,
 // here in fused multiply-adds (so within about an ulp of it, not always its
-// bits), and 2^n by vscalefps (exact, as exp_vec's exponent bits); 0 below -87
-// (so exp(-inf) = 0), NaN kept.
+// bits; its constants: exp_const), and 2^n by vscalefps (exact, as exp_vec's
+// exponent bits); 0 below kMin = -87 (so exp(-inf) = 0), NaN kept.
 RINGSCAN_AVX512 inline __m512 exp16_nonpositive(__m512 x) {
-  const __m512 magic = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23: rounds to an integer in the low bits
+  using namespace exp_const;
+  const __m512 round = _mm512_set1_ps(kRound), lo = _mm512_set1_ps(kMin);
   // max returns its second operand for a NaN: NaN becomes a finite value here.
-  const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic), magic);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 xc = _mm512_max_ps(x, lo);
+  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(kLog2e), round), round);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), xc);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kP0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
   __m512 y = _mm512_scalef_ps(p, n);
-  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ), _mm512_setzero_ps());
+  y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps());
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
 }
 
