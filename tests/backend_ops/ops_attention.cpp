@@ -40,16 +40,12 @@ bool kernel_runs_on(Kernel k, const Backend& b) {
   if (k == Kernel::CpuAvx512) return !b.is_cuda() && kernels::cpu::attention_avx512_available();
   return !is_mma(k) || b.is_cuda();
 }
-// Sets the cpu kernel a Cpu* case forces, for one call.
-struct CpuPathScope {
-  explicit CpuPathScope(Kernel k) {
-    if (k == Kernel::CpuPortable) kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Portable);
-    if (k == Kernel::CpuAvx512) kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Avx512);
-  }
-  ~CpuPathScope() { kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Auto); }
-  CpuPathScope(const CpuPathScope&) = delete;
-  CpuPathScope& operator=(const CpuPathScope&) = delete;
-};
+// The cpu kernel a case runs (Auto: the backend's choice).
+kernels::cpu::CpuAttentionPath cpu_path(Kernel k) {
+  if (k == Kernel::CpuPortable) return kernels::cpu::CpuAttentionPath::Portable;
+  if (k == Kernel::CpuAvx512) return kernels::cpu::CpuAttentionPath::Avx512;
+  return kernels::cpu::CpuAttentionPath::Auto;
+}
 constexpr Kernel kCpuKernels[] = {Kernel::CpuPortable, Kernel::CpuAvx512};
 
 // Tolerances (AttentionTolerances: outputs absolute, the running max absolute,
@@ -149,7 +145,7 @@ class BlockCase : public OpCase {
   void fold(Memory& m, const void* k, const void* v, int64_t lk, int64_t k_pos0) {
     const kernels::AttentionShape& s = c_.s;
     if (!is_mma(k_)) {
-      const CpuPathScope path(k_);
+      const CpuAttentionPathGuard path(cpu_path(k_));
       RINGSCAN_OP(m, attention_block, s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0,
                   static_cast<const float*>(k), in_.ld_k, static_cast<const float*>(v), in_.ld_v, lk, k_pos0, scale_,
                   c_.causal, acc_, m_, l_);
@@ -238,7 +234,7 @@ class BlockKvCase : public OpCase {
  private:
   template <class Fn>
   void fold(Fn block, const void* k, const void* v, int64_t lk, int64_t k_pos0, float* acc, float* m, float* l) {
-    const CpuPathScope path(k_);
+    const CpuAttentionPathGuard path(cpu_path(k_));
     block(c_.s, static_cast<const float*>(d_q_), in_.ld_q, c_.lq, c_.q_pos0, DType::BF16, k,
           in_.ld_k, v, in_.ld_v, lk, k_pos0, scale_, c_.causal, acc, m, l);
   }
@@ -315,7 +311,7 @@ class VarlenCase : public OpCase {
   void run(Memory& m) override {
     const kernels::AttentionShape& s = c_.s;
     if (!is_mma(k_)) {
-      const CpuPathScope path(k_);
+      const CpuAttentionPathGuard path(cpu_path(k_));
       RINGSCAN_OP(m, attention_varlen, s, static_cast<const float*>(d_q_), in_.ld_q, static_cast<const float*>(d_k_),
                   in_.ld_k, static_cast<const float*>(d_v_), in_.ld_v, rows_, d_seq_, scale_, c_.causal, acc_, m_, l_);
       return;

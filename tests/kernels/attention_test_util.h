@@ -105,6 +105,16 @@ inline std::vector<AttentionBlockCase> attention_block_cases() {
   };
 }
 
+// Forces the cpu attention kernel (kernels/attention.h, CpuAttentionPath) for
+// its lifetime, then gives the choice back to Auto.
+class CpuAttentionPathGuard {
+ public:
+  explicit CpuAttentionPathGuard(kernels::cpu::CpuAttentionPath path) { kernels::cpu::set_attention_path(path); }
+  ~CpuAttentionPathGuard() { kernels::cpu::set_attention_path(kernels::cpu::CpuAttentionPath::Auto); }
+  CpuAttentionPathGuard(const CpuAttentionPathGuard&) = delete;
+  CpuAttentionPathGuard& operator=(const CpuAttentionPathGuard&) = delete;
+};
+
 // An online-softmax state on the host: acc [lq * q_heads, head_dim], running
 // max m and sum l [lq * q_heads]. Zero-filled, not initialised: a test calls
 // the attention_init it means to exercise.

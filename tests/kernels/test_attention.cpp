@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -45,9 +46,9 @@ class AttentionPaths : public ::testing::TestWithParam<cpu::CpuAttentionPath> {
   void SetUp() override {
     if (GetParam() == cpu::CpuAttentionPath::Avx512 && !cpu::attention_avx512_available())
       GTEST_SKIP() << "this CPU has no AVX-512F: the AVX-512 attention kernel cannot run (nor would it be used) here";
-    cpu::set_attention_path(GetParam());
+    path_.emplace(GetParam());
   }
-  void TearDown() override { cpu::set_attention_path(cpu::CpuAttentionPath::Auto); }
+  std::optional<test::CpuAttentionPathGuard> path_;
 };
 INSTANTIATE_TEST_SUITE_P(Cpu, AttentionPaths,
                          ::testing::Values(cpu::CpuAttentionPath::Portable, cpu::CpuAttentionPath::Avx512),
@@ -244,10 +245,7 @@ TEST_P(AttentionPaths, Bf16KvEqualsWidenedFp32BitForBit) {
 // different row counts.)
 TEST(Attention, Avx512RowsGiveTheSameBitsInAnyGrouping) {
   if (!cpu::attention_avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512F";
-  cpu::set_attention_path(cpu::CpuAttentionPath::Avx512);
-  struct Restore {
-    ~Restore() { cpu::set_attention_path(cpu::CpuAttentionPath::Auto); }
-  } restore;
+  const test::CpuAttentionPathGuard path(cpu::CpuAttentionPath::Avx512);
   const AttentionShape s{8, 2, 32};
   const int64_t L = 150;
   const float scale = 1.f / std::sqrt(32.f);
